@@ -1,0 +1,318 @@
+/*
+ * walls.h - one task API over threads, processes, or both.
+ *
+ * A pool runs task functions (walls_fn) on workers. The placement decides
+ * where the workers live: threads of this program (fast, no isolation) or
+ * worker processes (a crash, an exit() or a kill fails only the task that
+ * caused it). The same task function runs unchanged in every placement.
+ *
+ * Conventions, for every call below:
+ *  - A call that can fail returns 0 or a negative errno from the closed set
+ *    listed with it. errno is never used to report.
+ *  - Objects come back through out-parameters. An all-zero options struct,
+ *    or NULL, means all defaults. Unknown flags and non-zero reserved fields
+ *    give -EINVAL.
+ *  - walls_pool_destroy(NULL) and walls_task_free(NULL) do nothing.
+ *  - Timeouts are relative milliseconds: -1 waits forever, 0 polls.
+ *  - Handles are checked: a handle that was destroyed or freed is detected
+ *    and refused with -EBADF (or ignored by the *_free calls), never
+ *    dereferenced as freed memory.
+ *  - The library never prints, never exits or aborts on the caller's
+ *    behalf, and installs no signal handler in the calling process.
+ *
+ * Thread safety: every call may be made from any thread. One task handle
+ * may be waited on by several threads at once; freeing a task while another
+ * thread still uses it is the caller's race to avoid.
+ */
+#ifndef WALLS_H
+#define WALLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WALLS_STATIC)
+#define WALLS_API
+#elif defined(WALLS_BUILDING)
+#define WALLS_API __attribute__((visibility("default")))
+#else
+#define WALLS_API
+#endif
+
+#define WALLS_VERSION_MAJOR 0
+#define WALLS_VERSION_MINOR 1
+#define WALLS_VERSION_PATCH 0
+#define WALLS_VERSION_STRING "0.1.0"
+
+/*
+ * Inputs and outputs up to WALLS_INLINE_MAX bytes travel inline in the
+ * workers' rings. A larger input is refused with -E2BIG; max_output may not
+ * exceed it.
+ */
+#define WALLS_INLINE_MAX 480
+
+typedef struct walls_pool walls_pool; /* opaque */
+typedef struct walls_task walls_task; /* opaque: one submitted task */
+
+enum walls_placement {
+    WALLS_AUTO = 0,  /* chosen from opts.needs and opts.workload */
+    WALLS_THREADS,   /* threads of the host: fastest, no isolation */
+    WALLS_PROCESSES, /* worker processes, one task at a time each */
+    WALLS_HYBRID,    /* worker processes, each with a thread pool */
+};
+
+enum walls_workload { WALLS_CPU_BOUND = 0, WALLS_IO_BOUND };
+
+/* What the work needs; WALLS_AUTO turns these into a placement. */
+#define WALLS_NEED_CRASH_ISOLATION (1u << 0) /* a crash fails only its task */
+#define WALLS_NEED_UNTRUSTED (1u << 1)       /* input may be hostile: sandbox */
+
+/*
+ * Pool options. Zero everywhere means: AUTO placement, CPU-bound work, no
+ * needs, sizes chosen from walls_cpu_count(), no time limit, outputs up to
+ * WALLS_INLINE_MAX bytes.
+ */
+struct walls_pool_opts {
+    enum walls_placement placement;
+    enum walls_workload workload;
+    unsigned needs;           /* WALLS_NEED_* */
+    unsigned processes;       /* process workers; 0 = auto; at most 256 */
+    unsigned threads;         /* threads (THREADS) or per process (HYBRID); 0 = auto; at most 1024 */
+    int64_t task_timeout_ms;  /* default per-task limit; 0 = none (see walls_pool_create) */
+    size_t max_output;        /* output bytes per task; 0 = WALLS_INLINE_MAX */
+    uint64_t reserved[8];     /* must be zero */
+};
+
+/*
+ * What a task sees. in/in_len is a copy of the submitted input; the task
+ * may write up to out_cap bytes to out and set out_len. Both buffers belong
+ * to walls and are valid only during the call.
+ */
+struct walls_call {
+    const void *in;
+    size_t in_len;
+    void *out;
+    size_t out_cap;
+    size_t out_len;
+};
+
+/* A task function: 0 = success, any other value is an application code. */
+typedef int walls_fn(struct walls_call *call);
+
+/*
+ * A task's outcome. Outcomes are values, never library errors.
+ *
+ * Which signals count as a crash: a process killed by SIGSEGV, SIGBUS,
+ * SIGILL, SIGFPE, SIGABRT, SIGTRAP or SIGSYS died of its own fault and ends
+ * as WALLS_CRASHED. Any other signal (SIGKILL, SIGTERM, ...) ends it as
+ * WALLS_KILLED: the kernel does not say who sent it, so a task that raises
+ * SIGKILL on itself is reported as killed.
+ */
+enum walls_status {
+    WALLS_OK,        /* fn returned 0; code = 0 */
+    WALLS_FAILED,    /* fn returned non-zero; code = that value */
+    WALLS_CRASHED,   /* killed by a signal it raised; code = signal */
+    WALLS_EXITED,    /* called exit(); code = exit status */
+    WALLS_TIMEOUT,   /* overran its time limit */
+    WALLS_KILLED,    /* killed from outside (memory limit, operator); code = signal */
+    WALLS_VIOLATION, /* sandbox stopped it; code = syscall number */
+    WALLS_LOST,      /* its process died running another task (hybrid) */
+    WALLS_CANCELLED, /* cancelled before or while running */
+    WALLS_PROTOCOL,  /* its worker broke the mailbox protocol and was killed */
+    WALLS_BROKEN,    /* the pool stopped restarting workers (crash loop) */
+};
+
+struct walls_result {
+    enum walls_status status;
+    int code;          /* see enum walls_status */
+    const void *out;   /* borrowed: valid until walls_task_free() */
+    size_t out_len;
+};
+
+/* Flags for walls_pool_destroy(). */
+#define WALLS_CANCEL (1u << 0) /* cancel queued tasks, kill running process tasks */
+
+/*
+ * walls_init - start the fork server now.
+ *
+ * Process workers are forked from a small single-threaded fork server, so
+ * that starting a worker never forks a multi-threaded program. Call this at
+ * the top of main(), before the program starts threads: the fork server is
+ * then a copy of the program as it is at that moment (cheap, and workers see
+ * the globals set so far). Without it, the first process pool starts the
+ * fork server itself: by forking if the program is still single-threaded,
+ * otherwise by re-executing the program (/proc/self/exe) in fork-server
+ * mode, before main() runs; task functions are then located by (module,
+ * offset) and work all the same.
+ *
+ * The fork server started here stays until walls_fini(); one started by a
+ * pool goes away with the last process pool.
+ *
+ * Returns 0, or -EAGAIN/-ENOMEM (no process or memory for it), -ENOSYS (the
+ * kernel lacks pidfds), -ECHILD (the fork server died while starting).
+ * Calling it again while a fork server runs takes one more reference.
+ */
+WALLS_API int walls_init(void);
+
+/*
+ * walls_fini - drop the reference walls_init() took. When no process pool
+ * uses the fork server either, it is stopped and reaped before this
+ * returns. Without a matching walls_init() it does nothing. Never fails.
+ */
+WALLS_API void walls_fini(void);
+
+/*
+ * walls_cpu_count - usable CPUs: the CPUs in this thread's affinity mask,
+ * capped by a cgroup v2 (cpu.max) or v1 (cpu.cfs_quota_us) CPU quota,
+ * rounded up. Always at least 1.
+ */
+WALLS_API int walls_cpu_count(void);
+
+/*
+ * walls_cpu_source - where walls_cpu_count()'s figure came from: writes a
+ * short text ("affinity mask", "cgroup v2 cpu.max quota", ...) to buf,
+ * truncating to len - 1 bytes. Returns the count, or -EINVAL if buf is NULL
+ * or len is 0.
+ */
+WALLS_API int walls_cpu_source(char *buf, size_t len);
+
+/*
+ * walls_pool_create - start a pool of workers.
+ * @pool: out; the new pool.
+ * @opts: borrowed; NULL means all defaults.
+ *
+ * Placement WALLS_AUTO picks WALLS_PROCESSES when opts->needs asks for
+ * crash isolation and WALLS_THREADS when it asks for nothing. Sizes of 0 mean
+ * one worker per usable CPU for CPU-bound work and four per CPU for IO-bound
+ * threads. All workers are running when this returns: a worker that cannot
+ * start makes the call fail with the reason it reported.
+ *
+ * Errors: -EINVAL (pool NULL, unknown placement, workload or needs bits, a
+ * size above its maximum, max_output above WALLS_INLINE_MAX, a negative
+ * timeout, reserved fields not zero); -ENOTSUP (WALLS_HYBRID, a time limit,
+ * or WALLS_NEED_UNTRUSTED, none of which is built yet: the pool would not
+ * honour them, so it is refused); -ENOMEM; -EAGAIN (no threads or processes
+ * left); -EMFILE/-ENFILE (out of descriptors); -ECHILD (a worker died while
+ * starting); -ENOEXEC (the fork server could not be started by re-executing
+ * the program); any negative errno a worker reported while starting.
+ */
+WALLS_API int walls_pool_create(walls_pool **pool, const struct walls_pool_opts *opts);
+
+/*
+ * walls_pool_destroy - stop a pool and everything it started.
+ * @flags: 0 drains: every submitted task runs to its end first.
+ *         WALLS_CANCEL: queued tasks end as WALLS_CANCELLED, running process
+ *         tasks are killed and end as WALLS_CANCELLED; running thread tasks
+ *         cannot be stopped and are waited for.
+ *
+ * When it returns, every worker thread is joined, every worker process is
+ * reaped, and the pool's descriptors and mappings are closed. Task handles
+ * stay valid: wait on them for their results, then free them.
+ *
+ * Returns 0 (also for NULL); -EINVAL (unknown flags); -EBADF (pool already
+ * destroyed, or being destroyed by another thread); -EDEADLK (called from
+ * one of the pool's own worker threads).
+ */
+WALLS_API int walls_pool_destroy(walls_pool *pool, unsigned flags);
+
+/*
+ * walls_pool_fd - a descriptor that becomes readable when a task of the
+ * pool completes. It is an eventfd owned by the pool (do not close it);
+ * reading it resets it. Returns the descriptor, or -EINVAL (NULL), -EBADF
+ * (destroyed pool).
+ */
+WALLS_API int walls_pool_fd(walls_pool *pool);
+
+/*
+ * walls_pool_explain - one line saying which placement and sizes the pool
+ * has and why, with the CPU count and where it came from. Truncates to
+ * len - 1 bytes. Returns the length of the full line, or -EINVAL (NULL
+ * pool or buf, len 0), -EBADF (destroyed pool).
+ */
+WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
+
+/*
+ * walls_submit - queue one call of fn with a copy of in.
+ * @fn: the task function; in process placement it must live in the main
+ *      program or in a shared library with a path (loaded at start or by
+ *      dlopen() later: the worker loads it too).
+ * @in: copied before the call returns; may be NULL when in_len is 0.
+ * @task: out; the task handle, owned by the caller until walls_task_free().
+ *
+ * Errors: -EINVAL (pool, fn or task NULL; in NULL with in_len > 0);
+ * -E2BIG (in_len above WALLS_INLINE_MAX); -EBADF (destroyed pool);
+ * -ESHUTDOWN (the pool is being destroyed); -ENOMEM; -ENOENT (process
+ * placement: fn lies in no loaded module); -ENAMETOOLONG (its module's path
+ * does not fit a ring slot).
+ */
+WALLS_API int walls_submit(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
+                           walls_task **task);
+
+/*
+ * walls_wait - wait for a task's result.
+ * @res: out; filled when the call returns 0. res->out is borrowed from the
+ *       task and valid until walls_task_free().
+ * Waiting again on a finished task returns the same result.
+ *
+ * Errors: -EINVAL (task or res NULL, timeout below -1); -EBADF (freed
+ * task); -ETIMEDOUT (not finished within timeout_ms; 0 polls).
+ */
+WALLS_API int walls_wait(walls_task *task, int64_t timeout_ms, struct walls_result *res);
+
+/*
+ * walls_wait_any - wait until one of n tasks is finished.
+ * @index: out; the lowest index among the finished tasks.
+ * Tasks may belong to different pools. Errors: -EINVAL (tasks or index
+ * NULL, n 0, an element NULL, timeout below -1); -EBADF (an element freed);
+ * -ETIMEDOUT.
+ */
+WALLS_API int walls_wait_any(walls_task **tasks, size_t n, int64_t timeout_ms, size_t *index);
+
+/*
+ * walls_cancel - cancel a task that has not started. It ends as
+ * WALLS_CANCELLED at once.
+ * Errors: -EINVAL (NULL); -EBADF (freed task); -EALREADY (finished
+ * already); -EBUSY (running: it cannot be cancelled yet).
+ */
+WALLS_API int walls_cancel(walls_task *task);
+
+/*
+ * walls_task_free - release a task handle, cancelling the task if it has
+ * not started. A running task finishes in the background and its result is
+ * dropped. Freeing NULL, or a handle already freed, does nothing.
+ */
+WALLS_API void walls_task_free(walls_task *task);
+
+struct walls_stats {
+    enum walls_placement placement;
+    unsigned processes, threads;
+    uint64_t submitted, completed, by_status[WALLS_BROKEN + 1];
+    uint64_t restarts;
+    uint64_t in_flight, queued;
+    uint64_t latency_p50_ns, latency_p99_ns; /* submit to completion */
+};
+
+/*
+ * walls_pool_stats - a consistent snapshot of the pool's counters. Latency
+ * percentiles come from a log-scale histogram and are exact to within 1/16
+ * (6.25%). Errors: -EINVAL (NULL), -EBADF (destroyed pool).
+ */
+WALLS_API int walls_pool_stats(walls_pool *pool, struct walls_stats *stats);
+
+/* "ok", "failed", "crashed", ...; "unknown" for values outside the enum. */
+WALLS_API const char *walls_status_name(enum walls_status status);
+
+/* A description of a negative errno returned by walls; never NULL. */
+WALLS_API const char *walls_strerror(int err);
+
+/* The library's version, e.g. "0.1.0". */
+WALLS_API const char *walls_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WALLS_H */

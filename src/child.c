@@ -1,0 +1,73 @@
+/*
+ * child.c - what runs in a new child before its own main loop.
+ *
+ * Three children start here: a worker forked by the fork server, the fork
+ * server forked from a still single-threaded host, and the fork server
+ * re-executed from a host that already has threads. Only async-signal-safe
+ * calls happen in this file; the last child makes raw system calls only.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "internal.h"
+#include "worker.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* Move fd a to 3 and fd b to 4 (b may be -1), closing everything above. */
+static int settle_fds(int a, int b)
+{
+    int ha = fcntl(a, F_DUPFD_CLOEXEC, 10);
+    int hb = b >= 0 ? fcntl(b, F_DUPFD_CLOEXEC, 10) : -1;
+    if (ha < 0 || (b >= 0 && hb < 0))
+        return -1;
+    if (dup3(ha, 3, O_CLOEXEC) < 0)
+        return -1;
+    if (hb >= 0 && dup3(hb, 4, O_CLOEXEC) < 0)
+        return -1;
+    close_range(hb >= 0 ? 5 : 4, ~0U, 0);
+    return 0;
+}
+
+_Noreturn void walls__worker_child(int mailbox_fd, int doorbell_fd, pid_t parent)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Die with the fork server, and catch the race where it died before
+     * the request took effect. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        _exit(errno);
+    if (getppid() != parent)
+        _exit(ESRCH);
+    if (settle_fds(mailbox_fd, doorbell_fd) != 0)
+        _exit(errno ? errno : EBADF);
+    _exit(walls__worker_process_main(3, 4));
+}
+
+_Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start)
+{
+    if (settle_fds(start->ctl, -1) != 0)
+        _exit(errno ? errno : EBADF);
+    walls__forkserver_main(3);
+}
+
+/* Raw system calls only, so that nothing between fork and execve depends
+ * on a lock another thread of the host held. */
+_Noreturn void walls__forkserver_exec_child(struct walls__fs_start *start)
+{
+    /* Everything but the control socket closes at execve. */
+    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    syscall(SYS_fcntl, start->ctl, F_SETFD, 0);
+    syscall(SYS_execve, "/proc/self/exe", start->argv, start->envp);
+    syscall(SYS_exit_group, 127);
+    __builtin_unreachable();
+}

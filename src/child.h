@@ -1,0 +1,20 @@
+/*
+ * child.h - entry points of the children started in child.c.
+ */
+#ifndef WALLS_CHILD_H
+#define WALLS_CHILD_H
+
+/* What the host hands the child that becomes the fork server. */
+struct walls__fs_start {
+    int ctl;          /* the fork server's end of the control socket */
+    char **argv;      /* exec mode: prepared before the clone */
+    char **envp;
+};
+
+/* Fork mode: becomes the fork server. */
+_Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start);
+/* Exec mode: re-executes the program as the fork server; exits 127 if
+ * execve fails. */
+_Noreturn void walls__forkserver_exec_child(struct walls__fs_start *start);
+
+#endif

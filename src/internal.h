@@ -1,0 +1,232 @@
+/*
+ * internal.h - the host-side objects shared by the files of libwalls.
+ *
+ * Lock order: a pool's lock, then the task table's lock. The fork server's
+ * lock is never held together with a pool's lock.
+ *
+ * The pool lock guards the pending queue, every worker's host-side ring
+ * state (the private indices and the in-flight table), the statistics and
+ * the pool's state. Tasks are completed under it; their waiters are woken
+ * after it is dropped.
+ */
+#ifndef WALLS_INTERNAL_H
+#define WALLS_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "handle.h"
+#include "mailbox.h"
+#include "walls.h"
+
+#define WALLS__MAX_PROCESSES 256u
+#define WALLS__MAX_THREADS 1024u
+#define WALLS__MAX_MODULES 256u
+#define WALLS__TASK_SMALL 64u /* input and output bytes kept inside the task */
+
+/* How long each side spins before it sleeps. */
+#define WALLS__WORKER_SPIN_NS 50000
+#define WALLS__HOST_SPIN_NS 50000
+
+/* Task flag bits (struct walls__task.flags). */
+#define WALLS__TASK_DONE 1u
+#define WALLS__TASK_FREED 2u
+
+enum walls__task_where { WALLS__AT_PENDING = 1, WALLS__AT_WORKER, WALLS__AT_DONE };
+
+struct walls__pool;
+
+struct walls__task {
+    struct walls__handle_hdr hdr;
+    uint32_t flags; /* WALLS__TASK_*: atomic */
+    struct walls__pool *pool;
+    walls_fn *fn;
+    uint64_t offset;
+    uint16_t module;
+    uint8_t where; /* enum walls__task_where, under the pool lock */
+    int worker;    /* while AT_WORKER */
+    uint32_t seq;  /* while AT_WORKER */
+    int64_t submit_ns;
+    struct walls__task *next; /* pending queue */
+    struct walls__task *prev;
+    /* Result, written before DONE is set with release order. */
+    enum walls_status status;
+    int code;
+    uint32_t out_len;
+    uint32_t in_len;
+    unsigned char *in;  /* small_in or heap */
+    unsigned char *out; /* small_out or heap */
+    unsigned char small_in[WALLS__TASK_SMALL];
+    unsigned char small_out[WALLS__TASK_SMALL];
+};
+
+enum walls__worker_run {
+    WALLS__W_DOWN = 0, /* not running; may be respawned */
+    WALLS__W_STARTING, /* spawn requested, not ready yet */
+    WALLS__W_UP,       /* serving */
+    WALLS__W_STOPPING, /* told to stop */
+    WALLS__W_STOPPED,  /* gone for good */
+};
+
+struct walls__inflight {
+    struct walls__task *task; /* NULL for control requests and cancelled tasks */
+    uint32_t tag;
+    uint8_t kind;     /* enum walls__req_kind */
+    uint8_t retired;  /* its completion was consumed */
+    uint8_t cancelled;
+};
+
+struct walls__worker {
+    struct walls__pool *pool;
+    unsigned index;
+    struct walls__mailbox *mb;
+    int state; /* enum walls__worker_run */
+    /* Host-private ring state: never read back from the mailbox. */
+    uint32_t rq_tail;   /* next request index to publish */
+    uint32_t oldest;    /* oldest request not yet retired */
+    uint32_t cq_head;   /* next completion to consume */
+    uint32_t next_tag;
+    uint32_t modules_sent;
+    struct walls__inflight inflight[WALLS__RING_SLOTS];
+    bool broke;         /* broke the protocol: killed, its tasks end PROTOCOL */
+    bool cancel_kill;   /* killed by walls_pool_destroy(WALLS_CANCEL) */
+    /* Threads. */
+    pthread_t thread;
+    unsigned unharvested; /* touched by the worker thread only */
+    bool thread_started;
+    /* Processes. */
+    int memfd;
+    int doorbell;
+    int pidfd;
+    pid_t pid;
+    int start_error;    /* set when it failed before READY */
+    int64_t died_ns;    /* when its death was seen; for restart timing */
+};
+
+struct walls__module {
+    char *path; /* "" for the main program */
+};
+
+struct walls__fn_cache {
+    walls_fn *fn;
+    uint64_t offset;
+    uint16_t module;
+};
+
+enum walls__pool_state { WALLS__POOL_ALIVE = 1, WALLS__POOL_CLOSING, WALLS__POOL_DEAD };
+
+#define WALLS__HIST_BUCKETS (64 * 16)
+
+struct walls__pool {
+    struct walls__handle_hdr hdr;
+    pthread_mutex_t lock; /* initialised once per entry, never destroyed */
+    int state;            /* enum walls__pool_state */
+    enum walls_placement placement;
+    enum walls_workload workload;
+    unsigned needs;
+    unsigned nworkers;
+    unsigned threads_per; /* threads of a thread pool */
+    size_t max_output;
+    char explain[320];
+    struct walls__worker *workers;
+    unsigned rr; /* where the next dispatch starts looking */
+    /* Pending queue: submitted, not yet in any ring. */
+    struct walls__task *pend_head, *pend_tail;
+    uint64_t npending;
+    uint64_t in_rings; /* tasks in rings, not done */
+    /* Completion signalling to host waiters (private futex). */
+    uint32_t done_seq;
+    uint32_t done_waiters;
+    uint32_t unsignalled; /* completions not yet counted on event_fd */
+    int event_fd;
+    bool fd_armed;
+    bool doorbells_armed;
+    bool refill_armed;
+    /* Statistics. */
+    uint64_t submitted, completed, by_status[WALLS_BROKEN + 1], restarts;
+    uint64_t hist[WALLS__HIST_BUCKETS];
+    /* Process placement. */
+    struct walls__module modules[WALLS__MAX_MODULES];
+    unsigned nmodules;
+    struct walls__fn_cache fn_cache[64];
+    int sock;        /* to the fork server */
+    int epfd;
+    int cmd_fd;      /* eventfd: wakes the supervisor */
+    pthread_t supervisor;
+    bool supervisor_started;
+    unsigned starting; /* workers not yet ready at creation */
+    int start_error;
+    bool creating;
+};
+
+/* pool.c: the core shared by the backends. All take the pool lock held. */
+void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w);
+void walls__pool_dispatch(struct walls__pool *pool);
+void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
+                          enum walls_status status, int code, const void *out, uint32_t out_len);
+void walls__pool_requeue_front(struct walls__pool *pool, struct walls__task *task);
+void walls__pool_signal(struct walls__pool *pool); /* lock NOT held: wake waiters */
+void walls__ring_reset(struct walls__worker *w);
+void walls__ring_push_stop(struct walls__worker *w);
+
+/* thread_backend.c */
+int walls__threads_start(struct walls__pool *pool);
+void walls__threads_stop(struct walls__pool *pool);
+bool walls__threads_is_worker(struct walls__pool *pool);
+
+/* proc_backend.c */
+int walls__procs_start(struct walls__pool *pool);
+void walls__procs_stop(struct walls__pool *pool, bool cancel);
+void walls__procs_kill(struct walls__worker *w);
+/* Lock held. every: ring after each completion; refill: ring when a
+ * worker's ring runs dry. Fences after a change. */
+void walls__procs_arm(struct walls__pool *pool, bool every, bool refill);
+int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
+                        uint64_t *offset);
+
+/* forkserver.c (host side) */
+int walls__forkserver_acquire(bool explicit_init);
+void walls__forkserver_release(bool explicit_init);
+int walls__forkserver_open_pool(int *sock);
+
+/* fork server protocol over SOCK_SEQPACKET. */
+enum walls__fs_type {
+    WALLS__FS_HELLO = 1, /* fork server -> host: started */
+    WALLS__FS_ADD_POOL,  /* host -> fs, on the control socket, with the pool's socket */
+    WALLS__FS_SPAWN,     /* host -> fs, with mailbox and doorbell descriptors */
+    WALLS__FS_SPAWNED,   /* fs -> host, with a pidfd; err != 0 if it failed */
+    WALLS__FS_EXIT,      /* fs -> host: a worker was reaped */
+};
+
+struct walls__fs_msg {
+    uint32_t type;
+    uint32_t worker;
+    int32_t pid;
+    int32_t err;
+    int32_t exit_how;    /* CLD_EXITED, CLD_KILLED, CLD_DUMPED */
+    int32_t exit_status; /* exit code or signal */
+};
+
+/* Send one message with up to two descriptors; MSG_NOSIGNAL, so a closed
+ * peer gives -EPIPE rather than SIGPIPE. Returns 0 or -errno. */
+int walls__fs_send(int sock, const struct walls__fs_msg *msg, const int *fds, int nfds);
+/* Receive one message and up to *nfds descriptors (close-on-exec).
+ * Returns 0, -EAGAIN when nothing is there (block = false), -EPIPE at end
+ * of stream, -EPROTO for a malformed message, or -errno. */
+int walls__fs_recv(int sock, struct walls__fs_msg *msg, int *fds, int *nfds, bool block);
+/* The fork server's loop, on control socket ctl. Never returns. */
+_Noreturn void walls__forkserver_main(int ctl);
+
+/* child.c: code run in a child between its creation and its main loop. */
+_Noreturn void walls__worker_child(int mailbox_fd, int doorbell_fd, pid_t parent);
+
+/* thread_backend.c */
+void walls__block_async_signals(sigset_t *old);
+
+/* sizing.c */
+int walls__cpu_count_source(const char **source);
+
+#endif

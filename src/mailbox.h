@@ -1,0 +1,126 @@
+/*
+ * mailbox.h - the memory one worker shares with the host.
+ *
+ * Each worker, thread or process, owns one mailbox: a request ring the host
+ * produces into and the worker consumes, and a completion ring the worker
+ * produces into and the host consumes. Both are single-producer,
+ * single-consumer rings of fixed slots with free-running 32-bit head and
+ * tail indices, masked on access. A producer fills a slot, then publishes it
+ * by storing the tail with release order; the consumer reads the tail with
+ * acquire order before it reads the slot, and hands the slot back by
+ * storing the head with release order.
+ *
+ * The same layout and code serve threads and processes; for a process
+ * worker the mailbox is a memfd mapped by both sides, so it holds only
+ * indices, lengths and bytes, never a pointer. The host treats everything a
+ * worker can write as hostile: it keeps its own copy of every index it owns
+ * and bounds-checks every index and length it reads from here.
+ *
+ * Sleeping: the consumer of the request ring spins briefly, then sleeps on
+ * the tail word after counting itself in tail_waiters; the producer wakes
+ * only when that count is non-zero. The host learns of completions either by
+ * looking (while it spins) or by an eventfd the worker writes after
+ * publishing: after every completion when the host set doorbell_armed
+ * (somebody sleeps on a result), or when the request ring ran dry when it
+ * set refill_armed (tasks wait in the host's queue).
+ */
+#ifndef WALLS_MAILBOX_H
+#define WALLS_MAILBOX_H
+
+#include <stdint.h>
+
+#include "walls.h"
+
+#define WALLS__MAILBOX_MAGIC 0x57414c4cu /* "WALL" */
+#define WALLS__MAILBOX_VERSION 1u
+
+#define WALLS__RING_SLOTS 32u /* power of two */
+#define WALLS__SLOT_SIZE 512u
+#define WALLS__SLOT_HEADER 32u
+#define WALLS__SLOT_DATA (WALLS__SLOT_SIZE - WALLS__SLOT_HEADER)
+
+_Static_assert(WALLS__SLOT_DATA == WALLS_INLINE_MAX, "inline size must match the slot");
+_Static_assert((WALLS__RING_SLOTS & (WALLS__RING_SLOTS - 1)) == 0, "ring size is a power of two");
+
+/* What a request slot asks for. */
+enum walls__req_kind {
+    WALLS__REQ_TASK = 1,   /* run fn(in) */
+    WALLS__REQ_MODULE = 2, /* data holds the path of module number `module` */
+    WALLS__REQ_STOP = 3,   /* leave the loop after acknowledging */
+};
+
+/* The life of a request slot's task, moved by compare-and-swap on both
+ * sides so that a cancel and a start cannot both win. */
+enum walls__slot_state {
+    WALLS__SLOT_QUEUED = 1,
+    WALLS__SLOT_RUNNING = 2,
+    WALLS__SLOT_CANCELLED = 3,
+};
+
+/* What a completion says. */
+enum walls__cqe_kind {
+    WALLS__CQE_DONE = 1,    /* the task ran; status says how it ended */
+    WALLS__CQE_ACK = 2,     /* a control request or cancelled task was consumed */
+    WALLS__CQE_NOFN = 3,    /* the function could not be located; code = -errno */
+};
+
+/* The module number that means "offset is the function's address": used by
+ * thread workers, which share the host's address space. */
+#define WALLS__MODULE_RAW 0xffffu
+
+struct walls__req {
+    uint32_t seq;    /* ring index of this request, echoed in its completion */
+    uint32_t tag;    /* host's check value for this dispatch, echoed */
+    uint32_t state;  /* enum walls__slot_state */
+    uint16_t kind;   /* enum walls__req_kind */
+    uint16_t module; /* module number, or WALLS__MODULE_RAW */
+    uint64_t offset; /* function offset within the module */
+    uint32_t in_len;
+    uint32_t out_cap;
+    unsigned char data[WALLS__SLOT_DATA];
+};
+
+struct walls__cqe {
+    uint32_t seq;
+    uint32_t tag;
+    uint16_t kind;   /* enum walls__cqe_kind */
+    uint16_t status; /* WALLS_OK or WALLS_FAILED for CQE_DONE */
+    int32_t code;
+    uint32_t out_len;
+    uint32_t reserved[3];
+    unsigned char data[WALLS__SLOT_DATA];
+};
+
+_Static_assert(sizeof(struct walls__req) == WALLS__SLOT_SIZE, "request slot size");
+_Static_assert(sizeof(struct walls__cqe) == WALLS__SLOT_SIZE, "completion slot size");
+
+struct walls__ring_idx {
+    _Alignas(64) uint32_t tail;  /* producer publishes */
+    uint32_t tail_waiters;       /* consumers asleep on tail */
+    _Alignas(64) uint32_t head;  /* consumer hands back */
+};
+
+/* Worker start-up states. */
+enum walls__worker_state {
+    WALLS__WORKER_STARTING = 0,
+    WALLS__WORKER_READY = 1,
+    WALLS__WORKER_FAILED = 2,
+};
+
+struct walls__mailbox {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t worker_state;   /* written by the worker: enum walls__worker_state */
+    int32_t start_error;     /* written by the worker: negative errno when FAILED */
+    uint32_t doorbell_armed; /* written by the host: ring after every completion */
+    uint32_t refill_armed;   /* written by the host: ring when the request ring runs dry */
+    uint32_t worker_pid;     /* written by the worker; informative only */
+    struct walls__ring_idx rq;
+    struct walls__ring_idx cq;
+    _Alignas(64) struct walls__req rq_slots[WALLS__RING_SLOTS];
+    struct walls__cqe cq_slots[WALLS__RING_SLOTS];
+};
+
+#define WALLS__MAILBOX_SIZE ((sizeof(struct walls__mailbox) + 4095u) & ~(size_t)4095u)
+
+#endif

@@ -1,0 +1,909 @@
+/*
+ * pool.c - the public task API and the host side of every mailbox.
+ *
+ * A submitted task waits in the pool's pending queue until a worker's
+ * request ring has room; dispatch copies it into a ring slot and records,
+ * in that worker's in-flight table, which task went to which slot. That
+ * record, not anything the worker says, is what ties a crash to its task.
+ *
+ * Completions are consumed ("harvested") by whoever gets there first: a
+ * thread worker right after it publishes, a host thread spinning in
+ * walls_wait(), or a process pool's supervisor when a doorbell rings. Each
+ * completion is checked against the in-flight table before it is believed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "futex.h"
+#include "internal.h"
+
+#define MASK (WALLS__RING_SLOTS - 1)
+
+static void pool_entry_init(void *entry)
+{
+    struct walls__pool *pool = entry;
+    pthread_mutex_init(&pool->lock, NULL);
+}
+
+static struct walls__handles task_table = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .entry_size = sizeof(struct walls__task),
+    .chunk_entries = 4096,
+};
+
+static struct walls__handles pool_table = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .entry_size = sizeof(struct walls__pool),
+    .chunk_entries = 16,
+    .init_entry = pool_entry_init,
+};
+
+static struct walls__pool *pool_get(walls_pool *handle)
+{
+    return walls__handle_get(&pool_table, (uint64_t)(uintptr_t)handle);
+}
+
+static struct walls__task *task_get(walls_task *handle)
+{
+    return walls__handle_get(&task_table, (uint64_t)(uintptr_t)handle);
+}
+
+static bool task_done(struct walls__task *task)
+{
+    /* Acquire: the result fields are written before DONE is set. */
+    return walls__load_acquire(&task->flags) & WALLS__TASK_DONE;
+}
+
+static void task_recycle(struct walls__task *task)
+{
+    if (task->in != task->small_in)
+        free(task->in);
+    if (task->out != task->small_out)
+        free(task->out);
+    task->in = task->out = NULL;
+    walls__handle_release(&task_table, task);
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+static unsigned hist_bucket(uint64_t ns)
+{
+    if (ns < 16)
+        return (unsigned)ns;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
+    unsigned sub = (unsigned)(ns >> (msb - 4)) & 15u;
+    return (msb - 3) * 16 + sub;
+}
+
+static uint64_t hist_value(unsigned bucket)
+{
+    if (bucket < 16)
+        return bucket;
+    unsigned msb = bucket / 16 + 3, sub = bucket % 16;
+    uint64_t low = (uint64_t)(16 + sub) << (msb - 4);
+    return low + ((uint64_t)1 << (msb - 4)) / 2;
+}
+
+static uint64_t hist_percentile(const uint64_t *hist, uint64_t total, unsigned pct)
+{
+    if (total == 0)
+        return 0;
+    uint64_t rank = (total * pct + 99) / 100, seen = 0;
+    for (unsigned b = 0; b < WALLS__HIST_BUCKETS; b++) {
+        seen += hist[b];
+        if (seen >= rank)
+            return hist_value(b);
+    }
+    return 0;
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+static void pool_bump(struct walls__pool *pool)
+{
+    walls__fetch_add(&pool->done_seq, 1);
+}
+
+static void pending_unlink(struct walls__pool *pool, struct walls__task *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        pool->pend_head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        pool->pend_tail = task->prev;
+    task->next = task->prev = NULL;
+    pool->npending--;
+}
+
+void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
+                          enum walls_status status, int code, const void *out, uint32_t out_len)
+{
+    if (task->where == WALLS__AT_PENDING)
+        pending_unlink(pool, task);
+    else if (task->where == WALLS__AT_WORKER)
+        pool->in_rings--;
+    task->where = WALLS__AT_DONE;
+    task->status = status;
+    task->code = code;
+    task->out_len = 0;
+    if (out && out_len) {
+        memcpy(task->out, out, out_len);
+        task->out_len = out_len;
+    }
+    pool->completed++;
+    pool->by_status[status]++;
+    int64_t lat = walls__now_ns() - task->submit_ns;
+    pool->hist[hist_bucket(lat > 0 ? (uint64_t)lat : 0)]++;
+    pool_bump(pool);
+    walls__fetch_add(&pool->unsignalled, 1);
+    /* Release: the result above is visible to whoever sees DONE. */
+    uint32_t old = walls__fetch_or(&task->flags, WALLS__TASK_DONE);
+    if (old & WALLS__TASK_FREED)
+        task_recycle(task);
+}
+
+void walls__pool_signal(struct walls__pool *pool)
+{
+    /* Seq-cst read of the sleeper count, after the seq-cst bump of
+     * done_seq: a waiter counts itself, then re-reads done_seq. */
+    if (walls__fetch_add(&pool->done_waiters, 0) > 0)
+        walls__futex_wake(&pool->done_seq, INT_MAX, false);
+    uint32_t completed = __atomic_exchange_n(&pool->unsignalled, 0, __ATOMIC_ACQ_REL);
+    if (completed && walls__load_relaxed(&pool->fd_armed)) {
+        uint64_t count = completed;
+        ssize_t rc = write(pool->event_fd, &count, sizeof count);
+        (void)rc;
+    }
+}
+
+void walls__pool_requeue_front(struct walls__pool *pool, struct walls__task *task)
+{
+    if (task->where == WALLS__AT_WORKER)
+        pool->in_rings--;
+    task->where = WALLS__AT_PENDING;
+    task->prev = NULL;
+    task->next = pool->pend_head;
+    if (pool->pend_head)
+        pool->pend_head->prev = task;
+    else
+        pool->pend_tail = task;
+    pool->pend_head = task;
+    pool->npending++;
+}
+
+/* ---- rings, host side ----------------------------------------------------- */
+
+void walls__ring_reset(struct walls__worker *w)
+{
+    struct walls__mailbox *mb = w->mb;
+    memset(&mb->rq, 0, sizeof mb->rq);
+    memset(&mb->cq, 0, sizeof mb->cq);
+    mb->magic = WALLS__MAILBOX_MAGIC;
+    mb->version = WALLS__MAILBOX_VERSION;
+    mb->worker_state = WALLS__WORKER_STARTING;
+    mb->start_error = 0;
+    mb->worker_pid = 0;
+    w->rq_tail = w->oldest = w->cq_head = 0;
+    w->modules_sent = 0;
+    memset(w->inflight, 0, sizeof w->inflight);
+    w->broke = false;
+    w->cancel_kill = false;
+}
+
+static unsigned ring_free(const struct walls__worker *w)
+{
+    return WALLS__RING_SLOTS - (w->rq_tail - w->oldest);
+}
+
+static void ring_push(struct walls__worker *w, uint16_t kind, uint16_t module, uint64_t offset,
+                      const void *data, uint32_t len, uint32_t out_cap, struct walls__task *task)
+{
+    uint32_t seq = w->rq_tail;
+    struct walls__req *req = &w->mb->rq_slots[seq & MASK];
+    struct walls__inflight *e = &w->inflight[seq & MASK];
+    uint32_t tag = ++w->next_tag;
+    req->seq = seq;
+    req->tag = tag;
+    req->kind = kind;
+    req->module = module;
+    req->offset = offset;
+    req->in_len = len;
+    req->out_cap = out_cap;
+    if (len)
+        memcpy(req->data, data, len);
+    walls__store_relaxed(&req->state, WALLS__SLOT_QUEUED);
+    e->task = task;
+    e->tag = tag;
+    e->kind = (uint8_t)kind;
+    e->retired = 0;
+    e->cancelled = 0;
+    w->rq_tail = seq + 1;
+    if (task) {
+        task->where = WALLS__AT_WORKER;
+        task->worker = (int)w->index;
+        task->seq = seq;
+    }
+}
+
+static void ring_publish(struct walls__worker *w)
+{
+    struct walls__mailbox *mb = w->mb;
+    /* Release: the slots written above are visible before the new tail. */
+    walls__store_release(&mb->rq.tail, w->rq_tail);
+    /* Full fence: the tail is stored before we read the sleeper count,
+     * mirroring the worker's count-then-read in wait_for_request(). */
+    walls__fence();
+    if (walls__load_relaxed(&mb->rq.tail_waiters))
+        walls__futex_wake(&mb->rq.tail, 1, w->pool->placement != WALLS_THREADS);
+}
+
+void walls__ring_push_stop(struct walls__worker *w)
+{
+    ring_push(w, WALLS__REQ_STOP, 0, 0, NULL, 0, 0, NULL);
+    ring_publish(w);
+}
+
+static unsigned modules_needed(const struct walls__worker *w, const struct walls__task *task)
+{
+    if (task->module == WALLS__MODULE_RAW || task->module < w->modules_sent)
+        return 0;
+    return task->module + 1u - w->modules_sent;
+}
+
+/* The running worker with the most room for task, or NULL. */
+static struct walls__worker *pick_worker(struct walls__pool *pool, const struct walls__task *task)
+{
+    struct walls__worker *best = NULL;
+    unsigned best_free = 0;
+    for (unsigned k = 0; k < pool->nworkers; k++) {
+        struct walls__worker *w = &pool->workers[(pool->rr + k) % pool->nworkers];
+        if (w->state != WALLS__W_UP)
+            continue;
+        unsigned room = ring_free(w);
+        if (room >= 1 + modules_needed(w, task) && room > best_free) {
+            best = w;
+            best_free = room;
+            if (room == WALLS__RING_SLOTS)
+                break;
+        }
+    }
+    /* Ties go to the worker used last: it is the one most likely awake,
+     * and the others may sleep instead of spinning for nothing. */
+    if (best)
+        pool->rr = best->index;
+    return best;
+}
+
+void walls__pool_dispatch(struct walls__pool *pool)
+{
+    while (pool->pend_head) {
+        struct walls__task *task = pool->pend_head;
+        struct walls__worker *w = pick_worker(pool, task);
+        if (!w)
+            break;
+        pending_unlink(pool, task);
+        while (modules_needed(w, task)) {
+            const char *path = pool->modules[w->modules_sent].path;
+            ring_push(w, WALLS__REQ_MODULE, (uint16_t)w->modules_sent, 0, path,
+                      (uint32_t)strlen(path), 0, NULL);
+            w->modules_sent++;
+        }
+        ring_push(w, WALLS__REQ_TASK, task->module, task->offset, task->in, task->in_len,
+                  (uint32_t)pool->max_output, task);
+        pool->in_rings++;
+        ring_publish(w);
+    }
+}
+
+/* A worker wrote something the protocol does not allow. A process worker
+ * is killed and its tasks end as WALLS_PROTOCOL when it is reaped; a
+ * thread worker cannot be killed, so only the task named is failed. */
+static void worker_broke(struct walls__pool *pool, struct walls__worker *w,
+                         struct walls__inflight *e)
+{
+    if (pool->placement == WALLS_THREADS) {
+        if (e && e->task) {
+            walls__pool_complete(pool, e->task, WALLS_PROTOCOL, 0, NULL, 0);
+            e->task = NULL;
+        }
+        if (e)
+            e->retired = 1;
+        return;
+    }
+    if (!w->broke) {
+        w->broke = true;
+        walls__procs_kill(w);
+    }
+}
+
+void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
+{
+    if (w->broke || (w->state != WALLS__W_UP && w->state != WALLS__W_STOPPING))
+        return;
+    struct walls__mailbox *mb = w->mb;
+    /* Acquire: completion bytes are read only after the tail that
+     * published them. */
+    uint32_t tail = walls__load_acquire(&mb->cq.tail);
+    uint32_t avail = tail - w->cq_head;
+    if (avail > w->rq_tail - w->cq_head) {
+        worker_broke(pool, w, NULL);
+        return;
+    }
+    while (w->cq_head != tail) {
+        struct walls__cqe *cqe = &mb->cq_slots[w->cq_head & MASK];
+        struct walls__cqe h;
+        /* One snapshot of the header: the worker may still be writing. */
+        memcpy(&h, cqe, WALLS__SLOT_HEADER);
+        bool ok = (uint32_t)(h.seq - w->oldest) < (uint32_t)(w->rq_tail - w->oldest);
+        struct walls__inflight *e = &w->inflight[h.seq & MASK];
+        ok = ok && !e->retired && e->tag == h.tag;
+        if (!ok) {
+            worker_broke(pool, w, NULL);
+            return;
+        }
+        if (e->kind != WALLS__REQ_TASK || e->cancelled) {
+            if (h.kind != WALLS__CQE_ACK) {
+                worker_broke(pool, w, e);
+                return;
+            }
+        } else if (h.kind == WALLS__CQE_DONE) {
+            if ((h.status != WALLS_OK && h.status != WALLS_FAILED) ||
+                h.out_len > pool->max_output) {
+                worker_broke(pool, w, e);
+                if (w->broke)
+                    return;
+                w->cq_head++;
+                continue;
+            }
+            walls__pool_complete(pool, e->task, (enum walls_status)h.status, h.code, cqe->data,
+                                 h.out_len);
+        } else if (h.kind == WALLS__CQE_NOFN) {
+            walls__pool_complete(pool, e->task, WALLS_FAILED, h.code < 0 ? h.code : -ENOENT, NULL,
+                                 0);
+        } else {
+            worker_broke(pool, w, e);
+            if (w->broke)
+                return;
+            w->cq_head++;
+            continue;
+        }
+        e->task = NULL;
+        e->retired = 1;
+        w->cq_head++;
+    }
+    /* Release: we are done reading the consumed completion slots. */
+    walls__store_release(&mb->cq.head, w->cq_head);
+    while (w->oldest != w->rq_tail && w->inflight[w->oldest & MASK].retired)
+        w->oldest++;
+}
+
+/* Harvest every worker if nobody else is at it. */
+static void pool_progress(struct walls__pool *pool)
+{
+    if (pthread_mutex_trylock(&pool->lock) != 0)
+        return;
+    if (pool->state != WALLS__POOL_DEAD && pool->workers) {
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            walls__pool_harvest(pool, &pool->workers[i]);
+        walls__pool_dispatch(pool);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
+}
+
+/* ---- waiting ---------------------------------------------------------------- */
+
+/* Sleep until the pool's done_seq moves past seq or timeout_ns passes. A
+ * process pool is asked to ring its doorbells first, so that completions
+ * reach the supervisor while nobody spins. */
+static void pool_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_ns)
+{
+    walls__fetch_add(&pool->done_waiters, 1);
+    if (walls__load_relaxed(&pool->placement) != WALLS_THREADS) {
+        pthread_mutex_lock(&pool->lock);
+        if (pool->state != WALLS__POOL_DEAD && pool->workers)
+            walls__procs_arm(pool, true, pool->refill_armed);
+        pthread_mutex_unlock(&pool->lock);
+        /* procs_arm() fenced after arming; look once more before sleeping. */
+        pool_progress(pool);
+    }
+    if (walls__load_acquire(&pool->done_seq) == seq)
+        walls__futex_wait(&pool->done_seq, seq, timeout_ns, false);
+    walls__fetch_add(&pool->done_waiters, (uint32_t)-1);
+}
+
+static int64_t deadline_of(int64_t timeout_ms)
+{
+    if (timeout_ms < 0)
+        return INT64_MAX;
+    return walls__now_ns() + timeout_ms * 1000000;
+}
+
+static void fill_result(const struct walls__task *task, struct walls_result *res)
+{
+    res->status = task->status;
+    res->code = task->code;
+    res->out = task->out;
+    res->out_len = task->out_len;
+}
+
+int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
+{
+    if (!handle || !res || timeout_ms < -1)
+        return -EINVAL;
+    struct walls__task *task = task_get(handle);
+    if (!task)
+        return -EBADF;
+    struct walls__pool *pool = task->pool;
+    int64_t deadline = deadline_of(timeout_ms);
+    int64_t spin_until = walls__now_ns() + WALLS__HOST_SPIN_NS;
+    for (;;) {
+        uint32_t seq = walls__load_acquire(&pool->done_seq);
+        if (task_done(task))
+            break;
+        pool_progress(pool);
+        if (task_done(task))
+            break;
+        int64_t now = walls__now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        if (now < spin_until) {
+            for (int i = 0; i < 16; i++)
+                walls__cpu_relax();
+            continue;
+        }
+        int64_t left = deadline - now;
+        pool_sleep(pool, seq, left > 1000000000 ? 1000000000 : left);
+    }
+    fill_result(task, res);
+    return 0;
+}
+
+int walls_wait_any(walls_task **handles, size_t n, int64_t timeout_ms, size_t *index)
+{
+    if (!handles || n == 0 || !index || timeout_ms < -1)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!handles[i])
+            return -EINVAL;
+        if (!task_get(handles[i]))
+            return -EBADF;
+    }
+    int64_t deadline = deadline_of(timeout_ms);
+    int64_t spin_until = walls__now_ns() + WALLS__HOST_SPIN_NS;
+    for (;;) {
+        struct walls__pool *first = NULL;
+        bool mixed = false;
+        uint32_t seq = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct walls__task *task = task_get(handles[i]);
+            if (!task)
+                return -EBADF;
+            if (!first) {
+                first = task->pool;
+                seq = walls__load_acquire(&first->done_seq);
+            } else if (task->pool != first) {
+                mixed = true;
+            }
+            if (task_done(task)) {
+                *index = i;
+                return 0;
+            }
+        }
+        struct walls__pool *last = NULL;
+        for (size_t i = 0; i < n; i++) {
+            struct walls__task *task = task_get(handles[i]);
+            if (task && task->pool != last) {
+                last = task->pool;
+                pool_progress(last);
+            }
+        }
+        int64_t now = walls__now_ns();
+        bool any = false;
+        for (size_t i = 0; i < n && !any; i++) {
+            struct walls__task *task = task_get(handles[i]);
+            if (task && task_done(task)) {
+                *index = i;
+                return 0;
+            }
+        }
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        if (now < spin_until) {
+            for (int i = 0; i < 16; i++)
+                walls__cpu_relax();
+            continue;
+        }
+        int64_t left = deadline - now;
+        int64_t cap = mixed ? 1000000 : 1000000000;
+        pool_sleep(first, seq, left > cap ? cap : left);
+    }
+}
+
+/* ---- tasks ---------------------------------------------------------------- */
+
+int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
+                 walls_task **out_task)
+{
+    if (!handle || !fn || !out_task || (in_len > 0 && !in))
+        return -EINVAL;
+    if (in_len > WALLS_INLINE_MAX)
+        return -E2BIG;
+    struct walls__pool *pool = pool_get(handle);
+    if (!pool)
+        return -EBADF;
+    struct walls__task *task = walls__handle_alloc(&task_table);
+    if (!task)
+        return -ENOMEM;
+    task->flags = 0;
+    task->pool = pool;
+    task->fn = fn;
+    task->next = task->prev = NULL;
+    task->status = WALLS_OK;
+    task->code = 0;
+    task->out_len = 0;
+    task->in_len = (uint32_t)in_len;
+    task->in = in_len <= WALLS__TASK_SMALL ? task->small_in : malloc(in_len);
+    task->out = task->small_out;
+    if (!task->in) {
+        task->in = task->small_in;
+        task_recycle(task);
+        return -ENOMEM;
+    }
+    if (in_len)
+        memcpy(task->in, in, in_len);
+
+    pthread_mutex_lock(&pool->lock);
+    int rc = 0;
+    if (pool->state != WALLS__POOL_ALIVE) {
+        rc = pool->state == WALLS__POOL_CLOSING ? -ESHUTDOWN : -EBADF;
+    } else if (pool->max_output > WALLS__TASK_SMALL &&
+               !(task->out = malloc(pool->max_output))) {
+        task->out = task->small_out;
+        rc = -ENOMEM;
+    } else if (pool->placement == WALLS_THREADS) {
+        task->module = WALLS__MODULE_RAW;
+        task->offset = (uint64_t)(uintptr_t)fn;
+    } else {
+        rc = walls__procs_locate(pool, fn, &task->module, &task->offset);
+    }
+    if (rc != 0) {
+        pthread_mutex_unlock(&pool->lock);
+        task_recycle(task);
+        return rc;
+    }
+    task->submit_ns = walls__now_ns();
+    pool->submitted++;
+    task->where = WALLS__AT_PENDING;
+    task->prev = pool->pend_tail;
+    if (pool->pend_tail)
+        pool->pend_tail->next = task;
+    else
+        pool->pend_head = task;
+    pool->pend_tail = task;
+    pool->npending++;
+    walls__pool_dispatch(pool);
+    if (pool->npending && pool->placement != WALLS_THREADS)
+        walls__procs_arm(pool, pool->doorbells_armed, true);
+    *out_task = (walls_task *)(uintptr_t)walls__handle_of(task);
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}
+
+/* Cancels a task that has not started. Pool lock held. */
+static int cancel_locked(struct walls__pool *pool, struct walls__task *task)
+{
+    if (task->where == WALLS__AT_DONE)
+        return -EALREADY;
+    if (task->where == WALLS__AT_PENDING) {
+        walls__pool_complete(pool, task, WALLS_CANCELLED, 0, NULL, 0);
+        return 0;
+    }
+    struct walls__worker *w = &pool->workers[task->worker];
+    struct walls__req *req = &w->mb->rq_slots[task->seq & MASK];
+    uint32_t expected = WALLS__SLOT_QUEUED;
+    if (!walls__cas(&req->state, &expected, WALLS__SLOT_CANCELLED))
+        return -EBUSY;
+    struct walls__inflight *e = &w->inflight[task->seq & MASK];
+    e->cancelled = 1;
+    e->task = NULL;
+    walls__pool_complete(pool, task, WALLS_CANCELLED, 0, NULL, 0);
+    return 0;
+}
+
+int walls_cancel(walls_task *handle)
+{
+    if (!handle)
+        return -EINVAL;
+    struct walls__task *task = task_get(handle);
+    if (!task)
+        return -EBADF;
+    if (task_done(task))
+        return -EALREADY;
+    struct walls__pool *pool = task->pool;
+    pthread_mutex_lock(&pool->lock);
+    int rc = task_done(task) ? -EALREADY : cancel_locked(pool, task);
+    pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
+    return rc;
+}
+
+void walls_task_free(walls_task *handle)
+{
+    if (!handle)
+        return;
+    struct walls__task *task = task_get(handle);
+    if (!task)
+        return;
+    if (!task_done(task)) {
+        struct walls__pool *pool = task->pool;
+        pthread_mutex_lock(&pool->lock);
+        if (!task_done(task))
+            cancel_locked(pool, task);
+        pthread_mutex_unlock(&pool->lock);
+        walls__pool_signal(pool);
+    }
+    /* From here on the handle is dead, even while the task still runs. */
+    walls__handle_retire(task);
+    uint32_t old = walls__fetch_or(&task->flags, WALLS__TASK_FREED);
+    if ((old & (WALLS__TASK_DONE | WALLS__TASK_FREED)) == WALLS__TASK_DONE)
+        task_recycle(task);
+}
+
+/* ---- pools ------------------------------------------------------------------ */
+
+static int check_opts(const struct walls_pool_opts *o)
+{
+    if ((unsigned)o->placement > WALLS_HYBRID || (unsigned)o->workload > WALLS_IO_BOUND)
+        return -EINVAL;
+    if (o->needs & ~(WALLS_NEED_CRASH_ISOLATION | WALLS_NEED_UNTRUSTED))
+        return -EINVAL;
+    if (o->processes > WALLS__MAX_PROCESSES || o->threads > WALLS__MAX_THREADS)
+        return -EINVAL;
+    if (o->task_timeout_ms < 0 || o->max_output > WALLS_INLINE_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+        if (o->reserved[i])
+            return -EINVAL;
+    if (o->placement == WALLS_HYBRID || o->task_timeout_ms > 0 ||
+        (o->needs & WALLS_NEED_UNTRUSTED))
+        return -ENOTSUP;
+    return 0;
+}
+
+static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, int cpus,
+                    const char *source)
+{
+    const char *why;
+    if (o->placement == WALLS_AUTO)
+        why = (o->needs & WALLS_NEED_CRASH_ISOLATION)
+                  ? "AUTO: crash isolation asked for, so worker processes"
+                  : "AUTO: no isolation asked for, so threads of this process";
+    else
+        why = "placement given by the program";
+    const char *kind = pool->placement == WALLS_THREADS ? "threads" : "processes";
+    const char *sizing;
+    if ((pool->placement == WALLS_THREADS ? o->threads : o->processes) != 0)
+        sizing = "size given by the program";
+    else if (pool->placement == WALLS_THREADS && o->workload == WALLS_IO_BOUND)
+        sizing = "IO-bound: four per usable CPU";
+    else
+        sizing = "CPU-bound: one per usable CPU";
+    snprintf(pool->explain, sizeof pool->explain, "%s, %u %s (%s); %s; %d usable CPUs from %s",
+             kind, pool->nworkers, kind, sizing, why, cpus, source);
+}
+
+int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
+{
+    if (!out)
+        return -EINVAL;
+    struct walls_pool_opts o;
+    memset(&o, 0, sizeof o);
+    if (opts_in)
+        o = *opts_in;
+    int rc = check_opts(&o);
+    if (rc)
+        return rc;
+    enum walls_placement placement = o.placement;
+    if (placement == WALLS_AUTO)
+        placement = (o.needs & WALLS_NEED_CRASH_ISOLATION) ? WALLS_PROCESSES : WALLS_THREADS;
+    const char *source = "affinity mask";
+    int cpus = walls__cpu_count_source(&source);
+    unsigned n;
+    if (placement == WALLS_THREADS)
+        n = o.threads ? o.threads
+                      : (unsigned)cpus * (o.workload == WALLS_IO_BOUND ? 4u : 1u);
+    else
+        n = o.processes ? o.processes : (unsigned)cpus;
+    if (placement == WALLS_THREADS && n > WALLS__MAX_THREADS)
+        n = WALLS__MAX_THREADS;
+    if (placement == WALLS_PROCESSES && n > WALLS__MAX_PROCESSES)
+        n = WALLS__MAX_PROCESSES;
+
+    struct walls__pool *pool = walls__handle_alloc(&pool_table);
+    if (!pool)
+        return -ENOMEM;
+    size_t keep = offsetof(struct walls__pool, state);
+    memset((char *)pool + keep, 0, sizeof *pool - keep);
+    pool->placement = placement;
+    pool->workload = o.workload;
+    pool->needs = o.needs;
+    pool->nworkers = n;
+    pool->max_output = o.max_output ? o.max_output : WALLS_INLINE_MAX;
+    pool->sock = pool->epfd = pool->cmd_fd = -1;
+    explain(pool, &o, cpus, source);
+    pool->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pool->workers = calloc(n, sizeof *pool->workers);
+    if (pool->event_fd < 0 || !pool->workers) {
+        rc = pool->event_fd < 0 ? -errno : -ENOMEM;
+        goto fail;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        pool->workers[i].pool = pool;
+        pool->workers[i].index = i;
+        pool->workers[i].memfd = pool->workers[i].doorbell = pool->workers[i].pidfd = -1;
+    }
+    pool->state = WALLS__POOL_ALIVE;
+    rc = placement == WALLS_THREADS ? walls__threads_start(pool) : walls__procs_start(pool);
+    if (rc)
+        goto fail;
+    *out = (walls_pool *)(uintptr_t)walls__handle_of(pool);
+    return 0;
+fail:
+    pool->state = WALLS__POOL_DEAD;
+    if (pool->event_fd >= 0)
+        close(pool->event_fd);
+    free(pool->workers);
+    pool->workers = NULL;
+    walls__handle_release(&pool_table, pool);
+    return rc;
+}
+
+static bool pool_idle(struct walls__pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool idle = pool->npending == 0 && pool->in_rings == 0;
+    pthread_mutex_unlock(&pool->lock);
+    return idle;
+}
+
+int walls_pool_destroy(walls_pool *handle, unsigned flags)
+{
+    if (!handle)
+        return 0;
+    if (flags & ~WALLS_CANCEL)
+        return -EINVAL;
+    struct walls__pool *pool = pool_get(handle);
+    if (!pool)
+        return -EBADF;
+    pthread_mutex_lock(&pool->lock);
+    if (pool->state != WALLS__POOL_ALIVE) {
+        pthread_mutex_unlock(&pool->lock);
+        return -EBADF;
+    }
+    if (pool->placement == WALLS_THREADS && walls__threads_is_worker(pool)) {
+        pthread_mutex_unlock(&pool->lock);
+        return -EDEADLK;
+    }
+    pool->state = WALLS__POOL_CLOSING;
+    if (flags & WALLS_CANCEL) {
+        while (pool->pend_head)
+            walls__pool_complete(pool, pool->pend_head, WALLS_CANCELLED, 0, NULL, 0);
+        for (unsigned i = 0; i < pool->nworkers; i++) {
+            struct walls__worker *w = &pool->workers[i];
+            bool running = false;
+            for (uint32_t s = w->oldest; s != w->rq_tail; s++) {
+                struct walls__inflight *e = &w->inflight[s & MASK];
+                if (e->retired || !e->task)
+                    continue;
+                if (cancel_locked(pool, e->task) == -EBUSY)
+                    running = true;
+            }
+            if (running && pool->placement != WALLS_THREADS) {
+                w->cancel_kill = true;
+                walls__procs_kill(w);
+            }
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
+
+    /* Drain: every task submitted before this call reaches its end. */
+    for (;;) {
+        uint32_t seq = walls__load_acquire(&pool->done_seq);
+        pool_progress(pool);
+        if (pool_idle(pool))
+            break;
+        pool_sleep(pool, seq, 100000000);
+    }
+    if (pool->placement == WALLS_THREADS)
+        walls__threads_stop(pool);
+    else
+        walls__procs_stop(pool, (flags & WALLS_CANCEL) != 0);
+
+    pthread_mutex_lock(&pool->lock);
+    pool->state = WALLS__POOL_DEAD;
+    free(pool->workers);
+    pool->workers = NULL;
+    for (unsigned i = 0; i < pool->nmodules; i++)
+        free(pool->modules[i].path);
+    pool->nmodules = 0;
+    close(pool->event_fd);
+    pool->event_fd = -1;
+    pthread_mutex_unlock(&pool->lock);
+    walls__handle_release(&pool_table, pool);
+    return 0;
+}
+
+int walls_pool_fd(walls_pool *handle)
+{
+    if (!handle)
+        return -EINVAL;
+    struct walls__pool *pool = pool_get(handle);
+    if (!pool)
+        return -EBADF;
+    pthread_mutex_lock(&pool->lock);
+    int fd = -EBADF;
+    if (pool->state == WALLS__POOL_ALIVE || pool->state == WALLS__POOL_CLOSING) {
+        walls__store_relaxed(&pool->fd_armed, true);
+        if (pool->placement != WALLS_THREADS)
+            walls__procs_arm(pool, true, pool->refill_armed);
+        fd = pool->event_fd;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return fd;
+}
+
+int walls_pool_explain(walls_pool *handle, char *buf, size_t len)
+{
+    if (!handle || !buf || len == 0)
+        return -EINVAL;
+    struct walls__pool *pool = pool_get(handle);
+    if (!pool)
+        return -EBADF;
+    pthread_mutex_lock(&pool->lock);
+    int n = -EBADF;
+    if (pool->state != WALLS__POOL_DEAD)
+        n = snprintf(buf, len, "%s", pool->explain);
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}
+
+int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
+{
+    if (!handle || !st)
+        return -EINVAL;
+    struct walls__pool *pool = pool_get(handle);
+    if (!pool)
+        return -EBADF;
+    pthread_mutex_lock(&pool->lock);
+    if (pool->state == WALLS__POOL_DEAD) {
+        pthread_mutex_unlock(&pool->lock);
+        return -EBADF;
+    }
+    memset(st, 0, sizeof *st);
+    st->placement = pool->placement;
+    st->processes = pool->placement == WALLS_THREADS ? 0 : pool->nworkers;
+    st->threads = pool->placement == WALLS_THREADS ? pool->nworkers : 0;
+    st->submitted = pool->submitted;
+    st->completed = pool->completed;
+    memcpy(st->by_status, pool->by_status, sizeof st->by_status);
+    st->restarts = pool->restarts;
+    st->queued = pool->npending;
+    st->in_flight = pool->in_rings;
+    st->latency_p50_ns = hist_percentile(pool->hist, pool->completed, 50);
+    st->latency_p99_ns = hist_percentile(pool->hist, pool->completed, 99);
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}

@@ -1,0 +1,506 @@
+/*
+ * proc_backend.c - the host side of process workers: mailboxes, the
+ * supervisor thread, deaths and replacements.
+ *
+ * Each worker gets a memfd mailbox and an eventfd doorbell, made once and
+ * reused by every replacement. The fork server forks the workers and reaps
+ * them; the pool talks to it over its own socket, so the fork server kills
+ * the pool's workers the moment that socket closes, however the host went
+ * away.
+ *
+ * The supervisor is a small loop over epoll: the pool socket (spawned,
+ * exited), one doorbell per worker (a completion while somebody sleeps, or a
+ * worker that became ready), and a command eventfd. A death is settled from
+ * the host's own records: the task the worker had taken (its slot says
+ * RUNNING) ends with the cause of death, tasks it had not taken go back to
+ * the front of the queue, and the worker is replaced.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <link.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "futex.h"
+#include "internal.h"
+
+#define MASK (WALLS__RING_SLOTS - 1)
+
+enum { EV_SOCK = 1, EV_CMD = 2, EV_DOORBELL = 16 };
+
+static int pidfd_kill(int pidfd, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+void walls__procs_kill(struct walls__worker *w)
+{
+    if (w->pidfd >= 0)
+        pidfd_kill(w->pidfd, SIGKILL);
+}
+
+void walls__procs_arm(struct walls__pool *pool, bool every, bool refill)
+{
+    if (pool->doorbells_armed == every && pool->refill_armed == refill)
+        return;
+    pool->doorbells_armed = every;
+    pool->refill_armed = refill;
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__mailbox *mb = pool->workers[i].mb;
+        if (!mb)
+            continue;
+        walls__store_relaxed(&mb->doorbell_armed, every ? 1u : 0u);
+        walls__store_relaxed(&mb->refill_armed, refill ? 1u : 0u);
+    }
+    /* Full fence: the flag is stored before the caller looks at the
+     * completion rings again (the worker fences between its tail store and
+     * its read of the flag). */
+    walls__fence();
+}
+
+/* Which module fn lives in, and where in it. Pool lock held. */
+int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
+                        uint64_t *offset)
+{
+    unsigned slot = (unsigned)(((uintptr_t)fn >> 4) & 63u);
+    struct walls__fn_cache *c = &pool->fn_cache[slot];
+    if (c->fn == fn) {
+        *module = c->module;
+        *offset = c->offset;
+        return 0;
+    }
+    Dl_info info;
+    struct link_map *lm = NULL;
+    if (!dladdr1((void *)fn, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+        return -ENOENT;
+    char resolved[PATH_MAX];
+    const char *path = lm->l_name ? lm->l_name : "";
+    if (path[0] && realpath(path, resolved))
+        path = resolved;
+    if (strlen(path) >= WALLS__SLOT_DATA)
+        return -ENAMETOOLONG;
+    unsigned m;
+    for (m = 0; m < pool->nmodules; m++)
+        if (strcmp(pool->modules[m].path, path) == 0)
+            break;
+    if (m == pool->nmodules) {
+        if (m == WALLS__MAX_MODULES)
+            return -ENOMEM;
+        char *copy = strdup(path);
+        if (!copy)
+            return -ENOMEM;
+        pool->modules[m].path = copy;
+        pool->nmodules++;
+    }
+    c->fn = fn;
+    c->module = (uint16_t)m;
+    c->offset = (uint64_t)((uintptr_t)fn - (uintptr_t)lm->l_addr);
+    *module = c->module;
+    *offset = c->offset;
+    return 0;
+}
+
+static int spawn(struct walls__pool *pool, struct walls__worker *w)
+{
+    walls__ring_reset(w);
+    walls__store_relaxed(&w->mb->doorbell_armed, pool->doorbells_armed ? 1u : 0u);
+    walls__store_relaxed(&w->mb->refill_armed, pool->refill_armed ? 1u : 0u);
+    w->state = WALLS__W_STARTING;
+    struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = w->index};
+    int fds[2] = {w->memfd, w->doorbell};
+    return walls__fs_send(pool->sock, &msg, fds, 2);
+}
+
+static enum walls_status death_status(int how, int sigstat, int *code)
+{
+    *code = sigstat;
+    if (how == CLD_EXITED)
+        return WALLS_EXITED;
+    switch (sigstat) {
+    case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGABRT: case SIGTRAP:
+    case SIGSYS:
+        return WALLS_CRASHED;
+    default:
+        return WALLS_KILLED;
+    }
+}
+
+/* A worker is gone. Pool lock held. */
+static void settle_death(struct walls__pool *pool, struct walls__worker *w, int how,
+                         int sigstat)
+{
+    if (w->pidfd >= 0)
+        close(w->pidfd);
+    w->pidfd = -1;
+    w->pid = 0;
+    if (w->state == WALLS__W_STARTING) {
+        /* Died before it was ready: a start-up failure. */
+        int err = -ECHILD;
+        if (walls__load_acquire(&w->mb->worker_state) == WALLS__WORKER_FAILED &&
+            w->mb->start_error < 0)
+            err = w->mb->start_error;
+        else if (how == CLD_EXITED && sigstat > 0 && sigstat < 126)
+            err = -sigstat;
+        w->start_error = err;
+        w->state = WALLS__W_DOWN;
+        if (pool->creating && !pool->start_error)
+            pool->start_error = err;
+        return;
+    }
+    walls__pool_harvest(pool, w);
+    int code;
+    enum walls_status status = death_status(how, sigstat, &code);
+    if (w->broke) {
+        status = WALLS_PROTOCOL;
+        code = 0;
+    } else if (w->cancel_kill) {
+        status = WALLS_CANCELLED;
+        code = 0;
+    }
+    struct walls__task *requeue[WALLS__RING_SLOTS];
+    unsigned nrequeue = 0;
+    for (uint32_t s = w->oldest; s != w->rq_tail; s++) {
+        struct walls__inflight *e = &w->inflight[s & MASK];
+        if (e->retired || e->kind != WALLS__REQ_TASK || !e->task)
+            continue;
+        uint32_t st = walls__load_relaxed(&w->mb->rq_slots[s & MASK].state);
+        if (st == WALLS__SLOT_QUEUED && !w->broke)
+            requeue[nrequeue++] = e->task;
+        else
+            walls__pool_complete(pool, e->task, status, code, NULL, 0);
+        e->task = NULL;
+    }
+    while (nrequeue > 0)
+        walls__pool_requeue_front(pool, requeue[--nrequeue]);
+    w->died_ns = walls__now_ns();
+    if (w->state == WALLS__W_STOPPING || pool->state == WALLS__POOL_DEAD) {
+        w->state = WALLS__W_STOPPED;
+        walls__ring_reset(w);
+        return;
+    }
+    pool->restarts++;
+    if (spawn(pool, w) != 0)
+        w->state = WALLS__W_DOWN;
+}
+
+static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg, int fd)
+{
+    if (msg->worker >= pool->nworkers) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct walls__worker *w = &pool->workers[msg->worker];
+    if (msg->type == WALLS__FS_SPAWNED) {
+        if (msg->err || fd < 0) {
+            if (fd >= 0)
+                close(fd);
+            w->state = WALLS__W_DOWN;
+            w->start_error = msg->err ? msg->err : -ECHILD;
+            if (pool->creating && !pool->start_error)
+                pool->start_error = w->start_error;
+            return;
+        }
+        w->pidfd = fd;
+        w->pid = msg->pid;
+        if (w->state == WALLS__W_STOPPING)
+            walls__procs_kill(w);
+    } else if (msg->type == WALLS__FS_EXIT) {
+        if (fd >= 0)
+            close(fd);
+        settle_death(pool, w, msg->exit_how, msg->exit_status);
+    } else if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* The fork server is gone: its workers died with it (they hold it as
+ * parent-death target). Pool lock held. */
+static void fork_server_lost(struct walls__pool *pool)
+{
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__worker *w = &pool->workers[i];
+        if (w->state == WALLS__W_STOPPED || w->state == WALLS__W_DOWN)
+            continue;
+        if (w->state == WALLS__W_UP || w->state == WALLS__W_STOPPING) {
+            w->state = WALLS__W_STOPPING;
+            settle_death(pool, w, CLD_KILLED, SIGKILL);
+        } else {
+            settle_death(pool, w, CLD_KILLED, SIGKILL);
+            w->state = WALLS__W_STOPPED;
+        }
+    }
+    /* Nothing can run the rest. */
+    while (pool->pend_head)
+        walls__pool_complete(pool, pool->pend_head, WALLS_BROKEN, 0, NULL, 0);
+    if (pool->creating && !pool->start_error)
+        pool->start_error = -ECHILD;
+}
+
+static void read_socket(struct walls__pool *pool, bool *lost)
+{
+    for (;;) {
+        struct walls__fs_msg msg;
+        int fd = -1, nfds = 1;
+        int rc = walls__fs_recv(pool->sock, &msg, &fd, &nfds, false);
+        if (rc == -EAGAIN)
+            return;
+        if (rc < 0) {
+            *lost = true;
+            return;
+        }
+        on_message(pool, &msg, nfds > 0 ? fd : -1);
+    }
+}
+
+static bool all_stopped(struct walls__pool *pool)
+{
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].state != WALLS__W_STOPPED && pool->workers[i].state != WALLS__W_DOWN)
+            return false;
+    return true;
+}
+
+static void *supervisor_main(void *arg)
+{
+    struct walls__pool *pool = arg;
+    bool lost = false;
+    for (;;) {
+        struct epoll_event evs[32];
+        int n = epoll_wait(pool->epfd, evs, 32, lost ? 100 : -1);
+        pthread_mutex_lock(&pool->lock);
+        bool quit = false;
+        for (int i = 0; i < n; i++) {
+            uint64_t what = evs[i].data.u64;
+            if (what == EV_SOCK) {
+                if (!lost) {
+                    read_socket(pool, &lost);
+                    if (!lost && (evs[i].events & (EPOLLHUP | EPOLLERR)))
+                        lost = true;
+                    if (lost) {
+                        epoll_ctl(pool->epfd, EPOLL_CTL_DEL, pool->sock, NULL);
+                        fork_server_lost(pool);
+                    }
+                }
+            } else if (what == EV_CMD) {
+                uint64_t v;
+                ssize_t rc = read(pool->cmd_fd, &v, sizeof v);
+                (void)rc;
+                if (pool->state == WALLS__POOL_DEAD)
+                    quit = true;
+            } else if (what >= EV_DOORBELL && what - EV_DOORBELL < pool->nworkers) {
+                struct walls__worker *w = &pool->workers[what - EV_DOORBELL];
+                uint64_t v;
+                ssize_t rc = read(w->doorbell, &v, sizeof v);
+                (void)rc;
+                if (w->state == WALLS__W_STARTING &&
+                    walls__load_acquire(&w->mb->worker_state) == WALLS__WORKER_READY) {
+                    w->state = WALLS__W_UP;
+                    if (pool->creating && pool->starting > 0)
+                        pool->starting--;
+                    walls__fetch_add(&pool->done_seq, 1);
+                }
+            }
+        }
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            walls__pool_harvest(pool, &pool->workers[i]);
+        walls__pool_dispatch(pool);
+        bool every = walls__load_relaxed(&pool->done_waiters) > 0 ||
+                     walls__load_relaxed(&pool->fd_armed);
+        bool refill = pool->npending > 0;
+        walls__procs_arm(pool, every, refill);
+        if (every || refill) {
+            /* Armed and fenced: completions published before the arming are
+             * caught here, later ones ring. */
+            for (unsigned i = 0; i < pool->nworkers; i++)
+                walls__pool_harvest(pool, &pool->workers[i]);
+            walls__pool_dispatch(pool);
+        }
+        walls__fetch_add(&pool->done_seq, 1);
+        pthread_mutex_unlock(&pool->lock);
+        walls__pool_signal(pool);
+        if (quit)
+            return NULL;
+    }
+}
+
+static int make_mailbox(struct walls__worker *w)
+{
+    w->memfd = memfd_create("walls-mailbox", MFD_CLOEXEC);
+    if (w->memfd < 0)
+        return -errno;
+    if (ftruncate(w->memfd, WALLS__MAILBOX_SIZE) != 0)
+        return -errno;
+    void *map = mmap(NULL, WALLS__MAILBOX_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, w->memfd, 0);
+    if (map == MAP_FAILED)
+        return -errno;
+    w->mb = map;
+    memset(w->mb, 0, WALLS__MAILBOX_SIZE); /* touch every page now, not per task */
+    walls__ring_reset(w);
+    w->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->doorbell < 0)
+        return -errno;
+    return 0;
+}
+
+static int epoll_add(int epfd, int fd, uint64_t what)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = what};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+static void close_all(struct walls__pool *pool)
+{
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__worker *w = &pool->workers[i];
+        if (w->mb)
+            munmap(w->mb, WALLS__MAILBOX_SIZE);
+        w->mb = NULL;
+        if (w->memfd >= 0)
+            close(w->memfd);
+        if (w->doorbell >= 0)
+            close(w->doorbell);
+        if (w->pidfd >= 0)
+            close(w->pidfd);
+        w->memfd = w->doorbell = w->pidfd = -1;
+    }
+    if (pool->sock >= 0)
+        close(pool->sock);
+    if (pool->epfd >= 0)
+        close(pool->epfd);
+    if (pool->cmd_fd >= 0)
+        close(pool->cmd_fd);
+    pool->sock = pool->epfd = pool->cmd_fd = -1;
+}
+
+/* Wait on done_seq until cond holds, up to timeout_ns (-1: forever).
+ * Returns whether it held. */
+static bool wait_until(struct walls__pool *pool, bool (*cond)(struct walls__pool *),
+                       int64_t timeout_ns)
+{
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : walls__now_ns() + timeout_ns;
+    for (;;) {
+        uint32_t seq = walls__load_acquire(&pool->done_seq);
+        pthread_mutex_lock(&pool->lock);
+        bool ok = cond(pool);
+        pthread_mutex_unlock(&pool->lock);
+        if (ok)
+            return true;
+        int64_t left = deadline - walls__now_ns();
+        if (left <= 0)
+            return false;
+        walls__fetch_add(&pool->done_waiters, 1);
+        walls__futex_wait(&pool->done_seq, seq, left > 50000000 ? 50000000 : left, false);
+        walls__fetch_add(&pool->done_waiters, (uint32_t)-1);
+    }
+}
+
+static bool started(struct walls__pool *pool)
+{
+    return pool->starting == 0 || pool->start_error != 0;
+}
+
+int walls__procs_start(struct walls__pool *pool)
+{
+    int rc = walls__forkserver_acquire(false);
+    if (rc)
+        return rc;
+    rc = walls__forkserver_open_pool(&pool->sock);
+    if (rc)
+        goto fail;
+    pool->epfd = epoll_create1(EPOLL_CLOEXEC);
+    pool->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (pool->epfd < 0 || pool->cmd_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((rc = epoll_add(pool->epfd, pool->sock, EV_SOCK)) ||
+        (rc = epoll_add(pool->epfd, pool->cmd_fd, EV_CMD)))
+        goto fail;
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__worker *w = &pool->workers[i];
+        if ((rc = make_mailbox(w)) || (rc = epoll_add(pool->epfd, w->doorbell, EV_DOORBELL + i)))
+            goto fail;
+    }
+    pool->creating = true;
+    pool->starting = pool->nworkers;
+    pthread_mutex_lock(&pool->lock);
+    for (unsigned i = 0; i < pool->nworkers && !rc; i++)
+        rc = spawn(pool, &pool->workers[i]);
+    pthread_mutex_unlock(&pool->lock);
+    if (rc)
+        pool->start_error = rc;
+    sigset_t old;
+    walls__block_async_signals(&old);
+    int err = pthread_create(&pool->supervisor, NULL, supervisor_main, pool);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) {
+        rc = -err;
+        pthread_mutex_lock(&pool->lock);
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            pool->workers[i].state = WALLS__W_STOPPED;
+        pthread_mutex_unlock(&pool->lock);
+        goto fail; /* closing the socket makes the fork server kill them */
+    }
+    pool->supervisor_started = true;
+    wait_until(pool, started, -1);
+    pthread_mutex_lock(&pool->lock);
+    pool->creating = false;
+    rc = pool->start_error;
+    pthread_mutex_unlock(&pool->lock);
+    if (rc) {
+        walls__procs_stop(pool, true);
+        return rc;
+    }
+    return 0;
+fail:
+    close_all(pool);
+    walls__forkserver_release(false);
+    return rc;
+}
+
+void walls__procs_stop(struct walls__pool *pool, bool cancel)
+{
+    pthread_mutex_lock(&pool->lock);
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__worker *w = &pool->workers[i];
+        if (w->state == WALLS__W_UP && !cancel) {
+            w->state = WALLS__W_STOPPING;
+            walls__ring_push_stop(w);
+        } else if (w->state == WALLS__W_UP || w->state == WALLS__W_STARTING) {
+            w->state = WALLS__W_STOPPING;
+            walls__procs_kill(w);
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    /* Workers that ignore STOP for two seconds are killed. */
+    if (!wait_until(pool, all_stopped, 2000000000)) {
+        pthread_mutex_lock(&pool->lock);
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            walls__procs_kill(&pool->workers[i]);
+        pthread_mutex_unlock(&pool->lock);
+        wait_until(pool, all_stopped, 5000000000);
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->state = WALLS__POOL_DEAD;
+    pthread_mutex_unlock(&pool->lock);
+    if (pool->supervisor_started) {
+        uint64_t one = 1;
+        ssize_t rc = write(pool->cmd_fd, &one, sizeof one);
+        (void)rc;
+        pthread_join(pool->supervisor, NULL);
+        pool->supervisor_started = false;
+    }
+    close_all(pool);
+    walls__forkserver_release(false);
+}

@@ -1,0 +1,133 @@
+/*
+ * thread_backend.c - workers that are threads of the host.
+ *
+ * A thread worker runs the same loop over the same mailbox as a process
+ * worker; the mailbox is just private memory. Because it lives in the host,
+ * it harvests its own completion right after publishing it, and refills its
+ * ring from the pending queue, so no supervisor is needed.
+ *
+ * What threads cannot do (DESIGN.md, invariant 6): a task that crashes
+ * takes the whole program with it, and a running task cannot be stopped.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic.h"
+#include "internal.h"
+#include "worker.h"
+
+static walls_fn *raw_resolve(void *ctx, uint16_t module, uint64_t offset, int *err)
+{
+    (void)ctx;
+    if (module != WALLS__MODULE_RAW) {
+        *err = -ENOENT;
+        return NULL;
+    }
+    return (walls_fn *)(uintptr_t)offset;
+}
+
+/* A thread worker consumes its own completions when its ring runs dry,
+ * when somebody sleeps on a result, or every few tasks; host threads that
+ * spin in walls_wait() consume them sooner. */
+static void thread_published(void *ctx, bool more)
+{
+    struct walls__worker *w = ctx;
+    struct walls__pool *pool = w->pool;
+    if (more && ++w->unharvested < 16 && walls__load_relaxed(&pool->done_waiters) == 0 &&
+        !walls__load_relaxed(&pool->fd_armed))
+        return;
+    w->unharvested = 0;
+    pthread_mutex_lock(&pool->lock);
+    walls__pool_harvest(pool, w);
+    walls__pool_dispatch(pool);
+    pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
+}
+
+static void *thread_main(void *arg)
+{
+    struct walls__worker *w = arg;
+    struct walls__worker_hooks hooks = {
+        .resolve = raw_resolve,
+        .published = thread_published,
+        .ctx = w,
+    };
+    walls__worker_loop(w->mb, &hooks, false);
+    return NULL;
+}
+
+/* Worker threads (and the supervisor) block asynchronous signals, so those
+ * keep going to the program's own threads; faults still kill. */
+void walls__block_async_signals(sigset_t *old)
+{
+    sigset_t set;
+    sigfillset(&set);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&set, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+int walls__threads_start(struct walls__pool *pool)
+{
+    sigset_t old;
+    walls__block_async_signals(&old);
+    int rc = 0;
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__worker *w = &pool->workers[i];
+        w->mb = aligned_alloc(4096, WALLS__MAILBOX_SIZE);
+        if (!w->mb) {
+            rc = -ENOMEM;
+            break;
+        }
+        memset(w->mb, 0, WALLS__MAILBOX_SIZE);
+        walls__ring_reset(w);
+        w->mb->worker_state = WALLS__WORKER_READY;
+        w->state = WALLS__W_UP;
+        int err = pthread_create(&w->thread, NULL, thread_main, w);
+        if (err) {
+            rc = -err;
+            w->state = WALLS__W_STOPPED;
+            break;
+        }
+        w->thread_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc)
+        walls__threads_stop(pool);
+    return rc;
+}
+
+void walls__threads_stop(struct walls__pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__worker *w = &pool->workers[i];
+        if (w->thread_started && w->state == WALLS__W_UP) {
+            w->state = WALLS__W_STOPPING;
+            walls__ring_push_stop(w);
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__worker *w = &pool->workers[i];
+        if (w->thread_started)
+            pthread_join(w->thread, NULL);
+        w->thread_started = false;
+        w->state = WALLS__W_STOPPED;
+        free(w->mb);
+        w->mb = NULL;
+    }
+}
+
+bool walls__threads_is_worker(struct walls__pool *pool)
+{
+    pthread_t self = pthread_self();
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].thread_started && pthread_equal(pool->workers[i].thread, self))
+            return true;
+    return false;
+}

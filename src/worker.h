@@ -1,0 +1,40 @@
+/*
+ * worker.h - the loop that runs tasks out of a mailbox, in a thread of the
+ * host or in a worker process. It is the consumer of the request ring and
+ * the producer of the completion ring; everything else about a worker
+ * (how it started, how it tells the host) comes in through the hooks.
+ */
+#ifndef WALLS_WORKER_H
+#define WALLS_WORKER_H
+
+#include <stdbool.h>
+
+#include "mailbox.h"
+
+struct walls__worker_hooks {
+    /* Locates the function for (module, offset); NULL with *err set when it
+     * cannot. */
+    walls_fn *(*resolve)(void *ctx, uint16_t module, uint64_t offset, int *err);
+    /* Records the path of module number `module`. Returns 0 or -errno. */
+    int (*define_module)(void *ctx, uint16_t module, const char *path);
+    /* Called after each published completion; more: requests are waiting
+     * in the ring. */
+    void (*published)(void *ctx, bool more);
+    void *ctx;
+};
+
+/* Runs until a STOP request. Never returns an error: a bad request is
+ * answered with a completion that says so. shared: the mailbox is shared
+ * with another process (futexes must not be private). */
+void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_hooks *hooks,
+                        bool shared);
+
+/* Process workers: the main of a worker process whose mailbox is mapped
+ * from mailbox_fd and whose doorbell is doorbell_fd. Returns the exit code. */
+int walls__worker_process_main(int mailbox_fd, int doorbell_fd);
+
+/* Process workers: locate and record modules (worker side). */
+walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int *err);
+int walls__module_define(void *ctx, uint16_t module, const char *path);
+
+#endif

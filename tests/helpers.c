@@ -1,0 +1,199 @@
+/*
+ * helpers.c - see helpers.h.
+ */
+#define _GNU_SOURCE
+#include "helpers.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int t_echo(struct walls_call *call)
+{
+    size_t n = call->in_len < call->out_cap ? call->in_len : call->out_cap;
+    memcpy(call->out, call->in, n);
+    call->out_len = n;
+    return 0;
+}
+
+int t_add(struct walls_call *call)
+{
+    int v[2];
+    if (call->in_len != sizeof v || call->out_cap < sizeof(int))
+        return 22;
+    memcpy(v, call->in, sizeof v);
+    int sum = v[0] + v[1];
+    memcpy(call->out, &sum, sizeof sum);
+    call->out_len = sizeof sum;
+    return 0;
+}
+
+int t_fail(struct walls_call *call)
+{
+    (void)call;
+    return 7;
+}
+
+static volatile int *volatile nowhere;
+
+__attribute__((no_sanitize("undefined", "address"))) int t_segv(struct walls_call *call)
+{
+    (void)call;
+    *nowhere = 1;
+    return 0;
+}
+
+int t_abort(struct walls_call *call)
+{
+    (void)call;
+    abort();
+}
+
+int t_exit3(struct walls_call *call)
+{
+    (void)call;
+    exit(3);
+}
+
+static volatile int forever = 1;
+
+static int recurse(volatile char *prev, int depth)
+{
+    volatile char buf[4096];
+    buf[0] = (char)depth;
+    buf[4095] = prev ? prev[0] : 0;
+    if (!forever)
+        return buf[0];
+    return recurse(buf, depth + 1) + buf[100];
+}
+
+int t_stack(struct walls_call *call)
+{
+    (void)call;
+    return recurse(NULL, 0);
+}
+
+int t_sigkill(struct walls_call *call)
+{
+    (void)call;
+    raise(SIGKILL);
+    return 0;
+}
+
+int t_sleep_ms(struct walls_call *call)
+{
+    int ms = 0;
+    if (call->in_len == sizeof ms)
+        memcpy(&ms, call->in, sizeof ms);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    return 0;
+}
+
+int t_pid(struct walls_call *call)
+{
+    int pid = getpid();
+    memcpy(call->out, &pid, sizeof pid);
+    call->out_len = sizeof pid;
+    return 0;
+}
+
+int t_fds(struct walls_call *call)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 1;
+    int self = dirfd(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd == self)
+            continue;
+        if ((n + 1) * sizeof(int) > call->out_cap)
+            break;
+        memcpy((char *)call->out + n * sizeof(int), &fd, sizeof fd);
+        n++;
+    }
+    closedir(d);
+    call->out_len = n * sizeof(int);
+    return 0;
+}
+
+int t_overclaim(struct walls_call *call)
+{
+    call->out_len = call->out_cap + 1;
+    return 0;
+}
+
+int count_children(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", getpid());
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char cpath[400];
+        snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", getpid(), e->d_name);
+        FILE *f = fopen(cpath, "r");
+        if (!f)
+            continue;
+        int pid;
+        while (fscanf(f, "%d", &pid) == 1)
+            total++;
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+int wait_no_children(int ms)
+{
+    int n = count_children();
+    for (int i = 0; i < ms && n != 0; i++) {
+        usleep(1000);
+        n = count_children();
+    }
+    return n;
+}
+
+static int count_dir(const char *path, const char *needle)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && (!needle || strstr(e->d_name, needle)))
+            n++;
+    closedir(d);
+    return n;
+}
+
+int count_fds(void)
+{
+    return count_dir("/proc/self/fd", NULL) - 1; /* minus the directory's own */
+}
+
+int count_shm(void)
+{
+    return count_dir("/dev/shm", "walls");
+}
+
+int count_threads(void)
+{
+    return count_dir("/proc/self/task", NULL);
+}

@@ -1,0 +1,37 @@
+/*
+ * helpers.h - what several walls tests need: task functions and checks on
+ * the process's children, descriptors and shared-memory names.
+ */
+#ifndef WALLS_TEST_HELPERS_H
+#define WALLS_TEST_HELPERS_H
+
+#include <stddef.h>
+
+#include "walls.h"
+
+/* Task functions. */
+int t_echo(struct walls_call *call);      /* out = in */
+int t_add(struct walls_call *call);       /* in: two ints; out: their sum */
+int t_fail(struct walls_call *call);      /* returns 7 */
+int t_segv(struct walls_call *call);
+int t_abort(struct walls_call *call);
+int t_exit3(struct walls_call *call);
+int t_stack(struct walls_call *call);     /* overflows its stack */
+int t_sigkill(struct walls_call *call);
+int t_sleep_ms(struct walls_call *call);  /* in: an int of milliseconds */
+int t_pid(struct walls_call *call);       /* out: the worker's pid */
+int t_fds(struct walls_call *call);       /* out: the worker's open descriptors, as ints */
+int t_overclaim(struct walls_call *call); /* claims more output than out_cap */
+
+/* Children of this process (from /proc), or -1. */
+int count_children(void);
+/* Wait up to ms for this process to have no children left; returns count. */
+int wait_no_children(int ms);
+/* Open descriptors of this process. */
+int count_fds(void);
+/* Entries in /dev/shm whose name contains "walls". */
+int count_shm(void);
+/* Threads of this process. */
+int count_threads(void);
+
+#endif

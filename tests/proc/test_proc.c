@@ -1,0 +1,284 @@
+/*
+ * test_proc.c - process placement: crashes fail only their own task, the
+ * pool replaces the worker and keeps serving, functions from dlopen()ed
+ * libraries run, and nothing is left behind after destroy.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "walls.h"
+
+#ifndef PLUGIN_PATH
+#error "PLUGIN_PATH must name the test plugin"
+#endif
+
+static walls_pool *proc_pool(unsigned n)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = n};
+    walls_pool *pool = NULL;
+    int rc = walls_pool_create(&pool, &o);
+    ck_assert_msg(rc == 0, "walls_pool_create: %d (%s)", rc, walls_strerror(rc));
+    return pool;
+}
+
+struct crash_kind {
+    walls_fn *fn;
+    enum walls_status status;
+    int code;
+};
+
+START_TEST(test_thousand_with_ten_crashes)
+{
+    static const struct crash_kind kinds[] = {
+        {t_segv, WALLS_CRASHED, SIGSEGV},  {t_abort, WALLS_CRASHED, SIGABRT},
+        {t_exit3, WALLS_EXITED, 3},        {t_stack, WALLS_CRASHED, SIGSEGV},
+        {t_sigkill, WALLS_KILLED, SIGKILL},
+    };
+    walls_pool *pool = proc_pool(2);
+    enum { N = 1000 };
+    static walls_task *tasks[N];
+    int expect_kind[N];
+    for (int i = 0; i < N; i++) {
+        expect_kind[i] = -1;
+        walls_fn *fn = t_add;
+        if (i % 100 == 37) {
+            expect_kind[i] = (i / 100) % 5;
+            fn = kinds[expect_kind[i]].fn;
+        }
+        int v[2] = {i, 1};
+        ck_assert_int_eq(walls_submit(pool, fn, v, sizeof v, &tasks[i]), 0);
+    }
+    int ok = 0, crashed = 0;
+    for (int i = 0; i < N; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(tasks[i], -1, &r), 0);
+        if (expect_kind[i] < 0) {
+            ck_assert_msg(r.status == WALLS_OK, "task %d: %s/%d", i, walls_status_name(r.status),
+                          r.code);
+            int sum;
+            memcpy(&sum, r.out, sizeof sum);
+            ck_assert_int_eq(sum, i + 1);
+            ok++;
+        } else {
+            const struct crash_kind *k = &kinds[expect_kind[i]];
+            ck_assert_msg(r.status == k->status && r.code == k->code,
+                          "task %d: got %s/%d, want %s/%d", i, walls_status_name(r.status), r.code,
+                          walls_status_name(k->status), k->code);
+            crashed++;
+        }
+        walls_task_free(tasks[i]);
+    }
+    ck_assert_int_eq(ok, 990);
+    ck_assert_int_eq(crashed, 10);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.restarts, 10);
+    ck_assert_uint_eq(st.by_status[WALLS_OK], 990);
+    /* And it keeps serving. */
+    for (int i = 0; i < 100; i++) {
+        int v[2] = {i, 2};
+        ck_assert_int_eq(walls_submit(pool, t_add, v, sizeof v, &tasks[i]), 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(tasks[i], -1, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(tasks[i]);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_outside_kill_and_replacement)
+{
+    walls_pool *pool = proc_pool(1);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    int first;
+    memcpy(&first, r.out, sizeof first);
+    walls_task_free(t);
+    int ms = 5000;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t), 0);
+    usleep(100000);
+    ck_assert_int_eq(kill(first, SIGTERM), 0);
+    ck_assert_int_eq(walls_wait(t, 10000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_KILLED);
+    ck_assert_int_eq(r.code, SIGTERM);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    int second;
+    memcpy(&second, r.out, sizeof second);
+    ck_assert_int_ne(first, second);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_queued_behind_crash_survive)
+{
+    /* One worker, a crash in the middle of its ring: the tasks queued behind
+     * it were never taken and must run on the replacement. */
+    walls_pool *pool = proc_pool(1);
+    walls_task *t[20];
+    for (int i = 0; i < 20; i++) {
+        int v[2] = {i, 0};
+        ck_assert_int_eq(walls_submit(pool, i == 5 ? t_segv : t_add, v, sizeof v, &t[i]), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+        if (i == 5) {
+            ck_assert_int_eq(r.status, WALLS_CRASHED);
+            ck_assert_int_eq(r.code, SIGSEGV);
+        } else {
+            ck_assert_msg(r.status == WALLS_OK, "task %d: %s", i, walls_status_name(r.status));
+        }
+        walls_task_free(t[i]);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_dlopen_after_start)
+{
+    walls_pool *pool = proc_pool(2);
+    /* Loaded after the fork server and the workers started. */
+    void *lib = dlopen(PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(lib != NULL, "dlopen: %s", dlerror());
+    walls_fn *triple = (walls_fn *)(uintptr_t)dlsym(lib, "plugin_triple");
+    ck_assert_ptr_nonnull((void *)(uintptr_t)triple);
+    walls_task *t[10];
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(walls_submit(pool, triple, &i, sizeof i, &t[i]), 0);
+    for (int i = 0; i < 10; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+        ck_assert_msg(r.status == WALLS_OK, "status %s code %d", walls_status_name(r.status),
+                      r.code);
+        int v;
+        memcpy(&v, r.out, sizeof v);
+        ck_assert_int_eq(v, 3 * i + 1);
+        walls_task_free(t[i]);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    dlclose(lib);
+}
+END_TEST
+
+START_TEST(test_worker_descriptors)
+{
+    walls_pool *pool = proc_pool(1);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_fds, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    size_t n = r.out_len / sizeof(int);
+    /* The standard streams, the mailbox and the doorbell; nothing else. */
+    for (size_t i = 0; i < n; i++) {
+        int fd;
+        memcpy(&fd, (const char *)r.out + i * sizeof fd, sizeof fd);
+        ck_assert_msg(fd <= 4, "worker holds descriptor %d", fd);
+    }
+    ck_assert_uint_le(n, 5);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_nothing_left_behind)
+{
+    int fds = count_fds();
+    int shm = count_shm();
+    ck_assert_int_eq(count_children(), 0);
+    for (int round = 0; round < 3; round++) {
+        walls_pool *pool = proc_pool(3);
+        walls_task *t[30];
+        for (int i = 0; i < 30; i++)
+            ck_assert_int_eq(walls_submit(pool, i == 10 ? t_abort : t_echo, "a", 1, &t[i]), 0);
+        ck_assert_int_ge(count_children(), 1);
+        for (int i = 0; i < 30; i++) {
+            struct walls_result r;
+            ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+            walls_task_free(t[i]);
+        }
+        ck_assert_int_eq(walls_pool_destroy(pool, round == 1 ? WALLS_CANCEL : 0), 0);
+        /* Destroy returns after reaping: no child, no descriptor, no name. */
+        ck_assert_int_eq(count_children(), 0);
+        ck_assert_int_eq(count_fds(), fds);
+        ck_assert_int_eq(count_shm(), shm);
+    }
+}
+END_TEST
+
+START_TEST(test_init_keeps_fork_server)
+{
+    ck_assert_int_eq(walls_init(), 0);
+    ck_assert_int_eq(count_children(), 1); /* the fork server */
+    walls_pool *pool = proc_pool(2);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(count_children(), 1);
+    walls_fini();
+    ck_assert_int_eq(count_children(), 0);
+    walls_fini(); /* unmatched: nothing */
+    ck_assert_int_eq(count_children(), 0);
+}
+END_TEST
+
+START_TEST(test_many_pools_at_once)
+{
+    walls_pool *pools[6];
+    for (int i = 0; i < 6; i++)
+        pools[i] = proc_pool(1);
+    walls_task *t[6];
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(walls_submit(pools[i], i == 2 ? t_segv : t_pid, NULL, 0, &t[i]), 0);
+    for (int i = 0; i < 6; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+        ck_assert_int_eq(r.status, i == 2 ? WALLS_CRASHED : WALLS_OK);
+        walls_task_free(t[i]);
+    }
+    for (int i = 5; i >= 0; i--)
+        ck_assert_int_eq(walls_pool_destroy(pools[i], 0), 0);
+    ck_assert_int_eq(count_children(), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("proc");
+    TCase *tc = tcase_create("processes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_thousand_with_ten_crashes);
+    tcase_add_test(tc, test_outside_kill_and_replacement);
+    tcase_add_test(tc, test_queued_behind_crash_survive);
+    tcase_add_test(tc, test_dlopen_after_start);
+    tcase_add_test(tc, test_worker_descriptors);
+    tcase_add_test(tc, test_nothing_left_behind);
+    tcase_add_test(tc, test_init_keeps_fork_server);
+    tcase_add_test(tc, test_many_pools_at_once);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,609 @@
+/*
+ * test_api.c - the contract of every public call: results, and each kind of
+ * bad input (NULL, zero, oversized, unknown flags, stale handles), in both
+ * placements. Loop tests run once per placement: _i = 0 threads, 1 processes.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <sched.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "sizing.h"
+#include "walls.h"
+
+static const enum walls_placement placements[] = {WALLS_THREADS, WALLS_PROCESSES};
+
+static walls_pool *make_pool(enum walls_placement placement, unsigned workers)
+{
+    struct walls_pool_opts o = {.placement = placement};
+    if (placement == WALLS_THREADS)
+        o.threads = workers;
+    else
+        o.processes = workers;
+    walls_pool *pool = NULL;
+    int rc = walls_pool_create(&pool, &o);
+    ck_assert_msg(rc == 0, "walls_pool_create: %d (%s)", rc, walls_strerror(rc));
+    return pool;
+}
+
+START_TEST(test_add_both)
+{
+    walls_pool *pool = make_pool(placements[_i], 2);
+    walls_task *tasks[50];
+    for (int i = 0; i < 50; i++) {
+        int v[2] = {i, 1000};
+        ck_assert_int_eq(walls_submit(pool, t_add, v, sizeof v, &tasks[i]), 0);
+    }
+    for (int i = 0; i < 50; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(tasks[i], -1, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        ck_assert_uint_eq(r.out_len, sizeof(int));
+        int sum;
+        memcpy(&sum, r.out, sizeof sum);
+        ck_assert_int_eq(sum, i + 1000);
+        walls_task_free(tasks[i]);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_failed_code)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_fail, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_FAILED);
+    ck_assert_int_eq(r.code, 7);
+    /* Waiting again gives the same result. */
+    struct walls_result again;
+    ck_assert_int_eq(walls_wait(t, 0, &again), 0);
+    ck_assert_int_eq(again.status, WALLS_FAILED);
+    ck_assert_int_eq(again.code, 7);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_inline_max)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    unsigned char big[WALLS_INLINE_MAX + 1];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 7);
+    walls_task *t = NULL;
+    ck_assert_int_eq(walls_submit(pool, t_echo, big, sizeof big, &t), -E2BIG);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(walls_submit(pool, t_echo, big, WALLS_INLINE_MAX, &t), 0);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_uint_eq(r.out_len, WALLS_INLINE_MAX);
+    ck_assert_int_eq(memcmp(r.out, big, WALLS_INLINE_MAX), 0);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_overclaimed_output)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_overclaim, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    ck_assert_msg(r.status == WALLS_PROTOCOL, "status %s", walls_status_name(r.status));
+    walls_task_free(t);
+    /* The pool still serves. */
+    ck_assert_int_eq(walls_submit(pool, t_echo, "x", 1, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_bad_create)
+{
+    walls_pool *pool = NULL;
+    struct walls_pool_opts o;
+    ck_assert_int_eq(walls_pool_create(NULL, NULL), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.placement = (enum walls_placement)17;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.workload = (enum walls_workload)9;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.needs = 1u << 7;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.threads = 1u << 30;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.processes = 100000;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.task_timeout_ms = -5;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.max_output = WALLS_INLINE_MAX + 1;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.reserved[3] = 1;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    /* Asked for, not built: refused rather than silently ignored. */
+    memset(&o, 0, sizeof o);
+    o.placement = WALLS_HYBRID;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
+    memset(&o, 0, sizeof o);
+    o.needs = WALLS_NEED_UNTRUSTED;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
+    memset(&o, 0, sizeof o);
+    o.task_timeout_ms = 100;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
+    ck_assert_ptr_null(pool);
+}
+END_TEST
+
+START_TEST(test_defaults_and_auto)
+{
+    walls_pool *pool;
+    struct walls_stats st;
+    char line[400];
+    ck_assert_int_eq(walls_pool_create(&pool, NULL), 0);
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_int_eq(st.placement, WALLS_THREADS);
+    ck_assert_uint_eq(st.threads, (unsigned)walls_cpu_count());
+    ck_assert_int_gt(walls_pool_explain(pool, line, sizeof line), 0);
+    ck_assert_ptr_nonnull(strstr(line, "threads"));
+    ck_assert_ptr_nonnull(strstr(line, "usable CPU"));
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+
+    struct walls_pool_opts o = {.needs = WALLS_NEED_CRASH_ISOLATION};
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_int_eq(st.placement, WALLS_PROCESSES);
+    ck_assert_uint_eq(st.processes, (unsigned)walls_cpu_count());
+    ck_assert_int_gt(walls_pool_explain(pool, line, sizeof line), 0);
+    ck_assert_ptr_nonnull(strstr(line, "crash isolation"));
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+
+    o = (struct walls_pool_opts){.workload = WALLS_IO_BOUND};
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.threads, 4u * (unsigned)walls_cpu_count());
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_bad_submit_wait)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    walls_task *t = NULL;
+    struct walls_result r;
+    size_t idx;
+    ck_assert_int_eq(walls_submit(NULL, t_echo, NULL, 0, &t), -EINVAL);
+    ck_assert_int_eq(walls_submit(pool, NULL, NULL, 0, &t), -EINVAL);
+    ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 0, NULL), -EINVAL);
+    ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 5, &t), -EINVAL);
+    ck_assert_int_eq(walls_submit(pool, t_echo, "x", (size_t)-1, &t), -E2BIG);
+    ck_assert_int_eq(walls_submit((walls_pool *)(uintptr_t)0xdeadbeef, t_echo, NULL, 0, &t),
+                     -EBADF);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(walls_wait(NULL, -1, &r), -EINVAL);
+    ck_assert_int_eq(walls_submit(pool, t_echo, "ab", 2, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, NULL), -EINVAL);
+    ck_assert_int_eq(walls_wait(t, -2, &r), -EINVAL);
+    ck_assert_int_eq(walls_wait_any(NULL, 1, -1, &idx), -EINVAL);
+    ck_assert_int_eq(walls_wait_any(&t, 0, -1, &idx), -EINVAL);
+    ck_assert_int_eq(walls_wait_any(&t, 1, -1, NULL), -EINVAL);
+    walls_task *with_null[2] = {t, NULL};
+    ck_assert_int_eq(walls_wait_any(with_null, 2, -1, &idx), -EINVAL);
+    ck_assert_int_eq(walls_cancel(NULL), -EINVAL);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    ck_assert_int_eq(walls_cancel(t), -EALREADY);
+    walls_task_free(t);
+    /* Stale task handle: refused, never touched. */
+    ck_assert_int_eq(walls_wait(t, -1, &r), -EBADF);
+    ck_assert_int_eq(walls_cancel(t), -EBADF);
+    ck_assert_int_eq(walls_wait_any(&t, 1, 0, &idx), -EBADF);
+    walls_task_free(t); /* freeing twice: nothing */
+    walls_task_free(NULL);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_use_after_destroy)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    walls_task *t;
+    struct walls_result r;
+    struct walls_stats st;
+    char buf[64];
+    ck_assert_int_eq(walls_submit(pool, t_echo, "z", 1, &t), 0);
+    ck_assert_int_eq(walls_pool_destroy(pool, 7), -EINVAL); /* unknown flag */
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    /* The drained task's result outlives the pool. */
+    ck_assert_int_eq(walls_wait(t, 0, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_uint_eq(r.out_len, 1);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 0, &t), -EBADF);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), -EBADF);
+    ck_assert_int_eq(walls_pool_stats(pool, &st), -EBADF);
+    ck_assert_int_eq(walls_pool_fd(pool), -EBADF);
+    ck_assert_int_eq(walls_pool_explain(pool, buf, sizeof buf), -EBADF);
+    ck_assert_int_eq(walls_pool_destroy(NULL, 0), 0);
+    ck_assert_int_eq(walls_pool_stats(NULL, &st), -EINVAL);
+    ck_assert_int_eq(walls_pool_fd(NULL), -EINVAL);
+    ck_assert_int_eq(walls_pool_explain(NULL, buf, sizeof buf), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_explain_args)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    char small[8];
+    ck_assert_int_eq(walls_pool_explain(pool, NULL, 10), -EINVAL);
+    ck_assert_int_eq(walls_pool_explain(pool, small, 0), -EINVAL);
+    int full = walls_pool_explain(pool, small, sizeof small);
+    ck_assert_int_gt(full, (int)sizeof small);
+    ck_assert_uint_eq(strlen(small), sizeof small - 1); /* truncated, terminated */
+    ck_assert_int_eq(walls_pool_stats(pool, NULL), -EINVAL);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_cancel_pending)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    int ms = 300;
+    walls_task *slow, *queued[40];
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &slow), 0);
+    /* 40 behind it: some wait in the worker's ring, the rest in the queue. */
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(walls_submit(pool, t_echo, "q", 1, &queued[i]), 0);
+    usleep(50000); /* let the slow one start */
+    ck_assert_int_eq(walls_cancel(slow), -EBUSY);
+    for (int i = 0; i < 40; i++) {
+        ck_assert_int_eq(walls_cancel(queued[i]), 0);
+        ck_assert_int_eq(walls_wait(queued[i], 0, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_CANCELLED);
+        ck_assert_int_eq(walls_cancel(queued[i]), -EALREADY);
+        walls_task_free(queued[i]);
+    }
+    ck_assert_int_eq(walls_wait(slow, -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(slow);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.by_status[WALLS_CANCELLED], 40);
+    ck_assert_uint_eq(st.by_status[WALLS_OK], 1);
+    ck_assert_uint_eq(st.completed, 41);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_wait_timeout_and_any)
+{
+    walls_pool *pool = make_pool(placements[_i], 2);
+    int slow_ms = 400, fast_ms = 20;
+    walls_task *t[2];
+    struct walls_result r;
+    size_t idx = 99;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &slow_ms, sizeof slow_ms, &t[0]), 0);
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &fast_ms, sizeof fast_ms, &t[1]), 0);
+    ck_assert_int_eq(walls_wait(t[0], 0, &r), -ETIMEDOUT);
+    ck_assert_int_eq(walls_wait(t[0], 10, &r), -ETIMEDOUT);
+    ck_assert_int_eq(walls_wait_any(t, 2, -1, &idx), 0);
+    ck_assert_uint_eq(idx, 1);
+    ck_assert_int_eq(walls_wait(t[0], -1, &r), 0);
+    ck_assert_int_eq(walls_wait_any(t, 2, 0, &idx), 0);
+    ck_assert_uint_eq(idx, 0);
+    walls_task_free(t[0]);
+    walls_task_free(t[1]);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_free_running_task)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    int ms = 100;
+    walls_task *t, *u;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t), 0);
+    usleep(20000);
+    walls_task_free(t); /* runs on; its result is dropped */
+    ck_assert_int_eq(walls_wait(t, 0, &r), -EBADF);
+    ck_assert_int_eq(walls_submit(pool, t_echo, "k", 1, &u), 0);
+    ck_assert_int_eq(walls_wait(u, -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(u);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_destroy_cancel)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    int ms = 200;
+    walls_task *t[10];
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t[i]), 0);
+    usleep(30000);
+    ck_assert_int_eq(walls_pool_destroy(pool, WALLS_CANCEL), 0);
+    int cancelled = 0, ok = 0;
+    for (int i = 0; i < 10; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 0, &r), 0);
+        cancelled += r.status == WALLS_CANCELLED;
+        ok += r.status == WALLS_OK;
+        walls_task_free(t[i]);
+    }
+    /* The running one finishes on a thread (it cannot be stopped) and is
+     * killed in a process; everything queued is cancelled. */
+    if (placements[_i] == WALLS_THREADS) {
+        ck_assert_int_eq(ok, 1);
+        ck_assert_int_eq(cancelled, 9);
+    } else {
+        ck_assert_int_eq(ok, 0);
+        ck_assert_int_eq(cancelled, 10);
+    }
+}
+END_TEST
+
+static int destroy_rc = -1;
+
+static void *destroy_thread(void *pool)
+{
+    destroy_rc = walls_pool_destroy(pool, 0);
+    return NULL;
+}
+
+START_TEST(test_submit_while_destroying)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    int ms = 200;
+    walls_task *t;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t), 0);
+    /* A second thread destroys while this one submits. */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, destroy_thread, pool), 0);
+    int refused = 0;
+    for (int i = 0; i < 2000 && !refused; i++) {
+        walls_task *u;
+        int rc = walls_submit(pool, t_echo, NULL, 0, &u);
+        if (rc == 0)
+            walls_task_free(u);
+        else if (rc == -ESHUTDOWN || rc == -EBADF)
+            refused = 1;
+        else
+            ck_abort_msg("submit during destroy: %d", rc);
+        usleep(1000);
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(refused, 1);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(destroy_rc, 0);
+}
+END_TEST
+
+static walls_pool *self_pool;
+
+static int destroy_own_pool(struct walls_call *call)
+{
+    int rc = walls_pool_destroy(self_pool, 0);
+    memcpy(call->out, &rc, sizeof rc);
+    call->out_len = sizeof rc;
+    return 0;
+}
+
+START_TEST(test_destroy_from_worker)
+{
+    self_pool = make_pool(WALLS_THREADS, 1);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(self_pool, destroy_own_pool, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    int rc;
+    memcpy(&rc, r.out, sizeof rc);
+    ck_assert_int_eq(rc, -EDEADLK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(self_pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_pool_fd)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    int fd = walls_pool_fd(pool);
+    ck_assert_int_ge(fd, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 0), 0);
+    int ms = 50;
+    walls_task *t;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t), 0);
+    ck_assert_int_eq(poll(&p, 1, 5000), 1); /* readable once it completes */
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(t, 0, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_stats_exact)
+{
+    walls_pool *pool = make_pool(placements[_i], 2);
+    walls_task *t[300];
+    for (int i = 0; i < 300; i++)
+        ck_assert_int_eq(walls_submit(pool, i % 3 ? t_echo : t_fail, "s", 1, &t[i]), 0);
+    for (int i = 0; i < 300; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+        walls_task_free(t[i]);
+    }
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.submitted, 300);
+    ck_assert_uint_eq(st.completed, 300);
+    ck_assert_uint_eq(st.by_status[WALLS_OK], 200);
+    ck_assert_uint_eq(st.by_status[WALLS_FAILED], 100);
+    ck_assert_uint_eq(st.in_flight, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_gt(st.latency_p50_ns, 0);
+    ck_assert_uint_ge(st.latency_p99_ns, st.latency_p50_ns);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    ck_assert_str_eq(walls_status_name(WALLS_OK), "ok");
+    ck_assert_str_eq(walls_status_name(WALLS_CRASHED), "crashed");
+    ck_assert_str_eq(walls_status_name(WALLS_BROKEN), "broken");
+    ck_assert_str_eq(walls_status_name((enum walls_status)99), "unknown");
+    ck_assert_str_eq(walls_status_name((enum walls_status)-1), "unknown");
+    ck_assert_ptr_nonnull(strstr(walls_strerror(-EBADF), "stale"));
+    ck_assert_str_eq(walls_strerror(-ENOMEM), "Cannot allocate memory");
+    ck_assert_str_eq(walls_strerror(12345), "unknown error");
+    ck_assert_str_eq(walls_strerror(-99999), "unknown error");
+    ck_assert_str_eq(walls_version(), WALLS_VERSION_STRING);
+}
+END_TEST
+
+START_TEST(test_cpu_count)
+{
+    int n = walls_cpu_count();
+    ck_assert_int_ge(n, 1);
+    ck_assert_int_le(n, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    char src[64];
+    ck_assert_int_eq(walls_cpu_source(src, sizeof src), n);
+    ck_assert_int_gt((int)strlen(src), 0);
+    ck_assert_int_eq(walls_cpu_source(NULL, 4), -EINVAL);
+    /* Pinned to one CPU: the count follows the affinity mask. */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    ck_assert_int_eq(walls_cpu_count(), 1);
+}
+END_TEST
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(test_cgroup_quota)
+{
+    char root[] = "/tmp/walls-cg-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    char path[512], self[512];
+    const char *source = NULL;
+    /* v2: 150000/100000 at the leaf, 300000/100000 above: 2 CPUs. */
+    snprintf(path, sizeof path, "%s/a", root);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/a/b", root);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/a/b/cpu.max", root);
+    write_file(path, "150000 100000\n");
+    snprintf(path, sizeof path, "%s/a/cpu.max", root);
+    write_file(path, "300000 100000\n");
+    snprintf(self, sizeof self, "%s/self", root);
+    write_file(self, "0::/a/b\n");
+    ck_assert_int_eq(walls__cgroup_cpus(self, root, &source), 2);
+    ck_assert_str_eq(source, "cgroup v2 cpu.max quota");
+    /* The tighter parent wins. */
+    snprintf(path, sizeof path, "%s/a/cpu.max", root);
+    write_file(path, "50000 100000\n");
+    ck_assert_int_eq(walls__cgroup_cpus(self, root, &source), 1);
+    /* No limit. */
+    snprintf(path, sizeof path, "%s/a/b/cpu.max", root);
+    write_file(path, "max 100000\n");
+    snprintf(path, sizeof path, "%s/a/cpu.max", root);
+    write_file(path, "max 100000\n");
+    ck_assert_int_eq(walls__cgroup_cpus(self, root, &source), 0);
+    /* v1: 250000/100000 rounds up to 3. */
+    snprintf(path, sizeof path, "%s/cpu,cpuacct", root);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job", root);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job/cpu.cfs_quota_us", root);
+    write_file(path, "250000\n");
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job/cpu.cfs_period_us", root);
+    write_file(path, "100000\n");
+    write_file(self, "4:cpu,cpuacct:/job\n3:memory:/job\n");
+    ck_assert_int_eq(walls__cgroup_cpus(self, root, &source), 3);
+    ck_assert_str_eq(source, "cgroup v1 cpu.cfs_quota_us");
+    /* v1 without a quota (-1). */
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job/cpu.cfs_quota_us", root);
+    write_file(path, "-1\n");
+    ck_assert_int_eq(walls__cgroup_cpus(self, root, &source), 0);
+    /* Missing file: no limit. */
+    ck_assert_int_eq(walls__cgroup_cpus("/nonexistent/cgroup", root, &source), 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("api");
+    TCase *both = tcase_create("both placements");
+    tcase_set_timeout(both, 60);
+    tcase_add_loop_test(both, test_add_both, 0, 2);
+    tcase_add_loop_test(both, test_failed_code, 0, 2);
+    tcase_add_loop_test(both, test_inline_max, 0, 2);
+    tcase_add_loop_test(both, test_overclaimed_output, 0, 2);
+    tcase_add_loop_test(both, test_bad_submit_wait, 0, 2);
+    tcase_add_loop_test(both, test_use_after_destroy, 0, 2);
+    tcase_add_loop_test(both, test_explain_args, 0, 2);
+    tcase_add_loop_test(both, test_cancel_pending, 0, 2);
+    tcase_add_loop_test(both, test_wait_timeout_and_any, 0, 2);
+    tcase_add_loop_test(both, test_free_running_task, 0, 2);
+    tcase_add_loop_test(both, test_destroy_cancel, 0, 2);
+    tcase_add_loop_test(both, test_submit_while_destroying, 0, 2);
+    tcase_add_loop_test(both, test_pool_fd, 0, 2);
+    tcase_add_loop_test(both, test_stats_exact, 0, 2);
+    suite_add_tcase(s, both);
+    TCase *misc = tcase_create("misc");
+    tcase_set_timeout(misc, 60);
+    tcase_add_test(misc, test_bad_create);
+    tcase_add_test(misc, test_defaults_and_auto);
+    tcase_add_test(misc, test_destroy_from_worker);
+    tcase_add_test(misc, test_names);
+    tcase_add_test(misc, test_cpu_count);
+    tcase_add_test(misc, test_cgroup_quota);
+    suite_add_tcase(s, misc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
