@@ -31,6 +31,11 @@
 #define WALLS__WORKER_SPIN_NS 50000
 #define WALLS__HOST_SPIN_NS 50000
 
+/* Dispatch packs onto the last worker used while its backlog stays under
+ * this and it completed something this recently (pick_worker()). */
+#define WALLS__PACK_BACKLOG 8u
+#define WALLS__PACK_RECENT_NS 20000
+
 /* Task flag bits (struct walls__task.flags). */
 #define WALLS__TASK_DONE 1u
 #define WALLS__TASK_FREED 2u
@@ -90,12 +95,13 @@ struct walls__worker {
     uint32_t cq_head;   /* next completion to consume */
     uint32_t next_tag;
     uint32_t modules_sent;
+    uint32_t seen_done;  /* its completion tail when last looked at */
+    int64_t seen_ns;     /* when that tail last moved */
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;         /* broke the protocol: killed, its tasks end PROTOCOL */
     bool cancel_kill;   /* killed by walls_pool_destroy(WALLS_CANCEL) */
     /* Threads. */
     pthread_t thread;
-    unsigned unharvested; /* touched by the worker thread only */
     bool thread_started;
     /* Processes. */
     int memfd;
@@ -169,6 +175,10 @@ void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
                           enum walls_status status, int code, const void *out, uint32_t out_len);
 void walls__pool_requeue_front(struct walls__pool *pool, struct walls__task *task);
 void walls__pool_signal(struct walls__pool *pool); /* lock NOT held: wake waiters */
+/* Lock held. every: workers report each completion (somebody sleeps);
+ * refill: they report a ring run dry (tasks wait in the queue). Fences
+ * after a change. */
+void walls__pool_arm(struct walls__pool *pool, bool every, bool refill);
 void walls__ring_reset(struct walls__worker *w);
 void walls__ring_push_stop(struct walls__worker *w);
 
@@ -181,9 +191,7 @@ bool walls__threads_is_worker(struct walls__pool *pool);
 int walls__procs_start(struct walls__pool *pool);
 void walls__procs_stop(struct walls__pool *pool, bool cancel);
 void walls__procs_kill(struct walls__worker *w);
-/* Lock held. every: ring after each completion; refill: ring when a
- * worker's ring runs dry. Fences after a change. */
-void walls__procs_arm(struct walls__pool *pool, bool every, bool refill);
+
 int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
                         uint64_t *offset);
 

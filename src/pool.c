@@ -261,9 +261,59 @@ static unsigned modules_needed(const struct walls__worker *w, const struct walls
     return task->module + 1u - w->modules_sent;
 }
 
-/* The running worker with the most room for task, or NULL. */
-static struct walls__worker *pick_worker(struct walls__pool *pool, const struct walls__task *task)
+void walls__pool_arm(struct walls__pool *pool, bool every, bool refill)
 {
+    if (pool->doorbells_armed == every && pool->refill_armed == refill)
+        return;
+    walls__store_relaxed(&pool->doorbells_armed, every);
+    walls__store_relaxed(&pool->refill_armed, refill);
+    if (pool->placement != WALLS_THREADS) {
+        for (unsigned i = 0; i < pool->nworkers; i++) {
+            struct walls__mailbox *mb = pool->workers[i].mb;
+            if (!mb)
+                continue;
+            walls__store_relaxed(&mb->doorbell_armed, every ? 1u : 0u);
+            walls__store_relaxed(&mb->refill_armed, refill ? 1u : 0u);
+        }
+    }
+    /* Full fence: the flags are stored before the caller looks at the
+     * completion rings again (a worker fences between publishing and
+     * reading the flags). */
+    walls__fence();
+}
+
+/* Whether w keeps up with what it is given: awake, and either idle or
+ * finishing tasks every few microseconds with a short backlog. Packing
+ * short tasks onto such a worker lets the others sleep instead of
+ * spinning against the submitting thread for the CPUs; a worker busy with
+ * a long task has not completed anything lately and is passed over. The
+ * mailbox words read here are hints: a lie only misplaces the liar's own
+ * tasks. */
+static bool keeps_up(struct walls__worker *w, int64_t now)
+{
+    struct walls__mailbox *mb = w->mb;
+    uint32_t done = walls__load_relaxed(&mb->cq.tail);
+    if (done != w->seen_done) {
+        w->seen_done = done;
+        w->seen_ns = now;
+    }
+    if (walls__load_relaxed(&mb->rq.tail_waiters))
+        return false;
+    uint32_t outstanding = w->rq_tail - done;
+    if (outstanding == 0)
+        return true;
+    return outstanding < WALLS__PACK_BACKLOG && now - w->seen_ns < WALLS__PACK_RECENT_NS;
+}
+
+/* The worker for task: the last one used if it keeps up, else the running
+ * worker with the most room; NULL when every ring is full. */
+static struct walls__worker *pick_worker(struct walls__pool *pool, const struct walls__task *task,
+                                         int64_t now)
+{
+    struct walls__worker *last = &pool->workers[pool->rr % pool->nworkers];
+    if (last->state == WALLS__W_UP && ring_free(last) >= 1 + modules_needed(last, task) &&
+        keeps_up(last, now))
+        return last;
     struct walls__worker *best = NULL;
     unsigned best_free = 0;
     for (unsigned k = 0; k < pool->nworkers; k++) {
@@ -278,8 +328,7 @@ static struct walls__worker *pick_worker(struct walls__pool *pool, const struct 
                 break;
         }
     }
-    /* Ties go to the worker used last: it is the one most likely awake,
-     * and the others may sleep instead of spinning for nothing. */
+    /* Ties go to the worker used last: it is the one most likely awake. */
     if (best)
         pool->rr = best->index;
     return best;
@@ -287,9 +336,12 @@ static struct walls__worker *pick_worker(struct walls__pool *pool, const struct 
 
 void walls__pool_dispatch(struct walls__pool *pool)
 {
+    if (!pool->pend_head)
+        return;
+    int64_t now = walls__now_ns();
     while (pool->pend_head) {
         struct walls__task *task = pool->pend_head;
-        struct walls__worker *w = pick_worker(pool, task);
+        struct walls__worker *w = pick_worker(pool, task, now);
         if (!w)
             break;
         pending_unlink(pool, task);
@@ -304,6 +356,8 @@ void walls__pool_dispatch(struct walls__pool *pool)
         pool->in_rings++;
         ring_publish(w);
     }
+    if (!pool->pend_head && pool->refill_armed)
+        walls__pool_arm(pool, pool->doorbells_armed, false);
 }
 
 /* A worker wrote something the protocol does not allow. A process worker
@@ -413,11 +467,13 @@ static void pool_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_n
     if (walls__load_relaxed(&pool->placement) != WALLS_THREADS) {
         pthread_mutex_lock(&pool->lock);
         if (pool->state != WALLS__POOL_DEAD && pool->workers)
-            walls__procs_arm(pool, true, pool->refill_armed);
+            walls__pool_arm(pool, true, pool->refill_armed);
         pthread_mutex_unlock(&pool->lock);
-        /* procs_arm() fenced after arming; look once more before sleeping. */
-        pool_progress(pool);
     }
+    /* Thread workers read done_waiters (seq-cst above) after they publish;
+     * process workers read the flag armed above. Look once more before
+     * sleeping. */
+    pool_progress(pool);
     if (walls__load_acquire(&pool->done_seq) == seq)
         walls__futex_wait(&pool->done_seq, seq, timeout_ns, false);
     walls__fetch_add(&pool->done_waiters, (uint32_t)-1);
@@ -459,7 +515,7 @@ int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
         if (now >= deadline)
             return -ETIMEDOUT;
         if (now < spin_until) {
-            for (int i = 0; i < 16; i++)
+            for (int i = 0; i < 64; i++)
                 walls__cpu_relax();
             continue;
         }
@@ -594,8 +650,8 @@ int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len
     pool->pend_tail = task;
     pool->npending++;
     walls__pool_dispatch(pool);
-    if (pool->npending && pool->placement != WALLS_THREADS)
-        walls__procs_arm(pool, pool->doorbells_armed, true);
+    if (pool->npending)
+        walls__pool_arm(pool, pool->doorbells_armed, true);
     *out_task = (walls_task *)(uintptr_t)walls__handle_of(task);
     pthread_mutex_unlock(&pool->lock);
     return 0;
@@ -857,8 +913,7 @@ int walls_pool_fd(walls_pool *handle)
     int fd = -EBADF;
     if (pool->state == WALLS__POOL_ALIVE || pool->state == WALLS__POOL_CLOSING) {
         walls__store_relaxed(&pool->fd_armed, true);
-        if (pool->placement != WALLS_THREADS)
-            walls__procs_arm(pool, true, pool->refill_armed);
+        walls__pool_arm(pool, true, pool->refill_armed);
         fd = pool->event_fd;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -892,6 +947,10 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
         pthread_mutex_unlock(&pool->lock);
         return -EBADF;
     }
+    /* Count what workers finished but nobody consumed yet. */
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        walls__pool_harvest(pool, &pool->workers[i]);
+    walls__pool_dispatch(pool);
     memset(st, 0, sizeof *st);
     st->placement = pool->placement;
     st->processes = pool->placement == WALLS_THREADS ? 0 : pool->nworkers;
@@ -905,5 +964,6 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
     st->latency_p50_ns = hist_percentile(pool->hist, pool->completed, 50);
     st->latency_p99_ns = hist_percentile(pool->hist, pool->completed, 99);
     pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
     return 0;
 }

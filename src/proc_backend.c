@@ -49,25 +49,6 @@ void walls__procs_kill(struct walls__worker *w)
         pidfd_kill(w->pidfd, SIGKILL);
 }
 
-void walls__procs_arm(struct walls__pool *pool, bool every, bool refill)
-{
-    if (pool->doorbells_armed == every && pool->refill_armed == refill)
-        return;
-    pool->doorbells_armed = every;
-    pool->refill_armed = refill;
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct walls__mailbox *mb = pool->workers[i].mb;
-        if (!mb)
-            continue;
-        walls__store_relaxed(&mb->doorbell_armed, every ? 1u : 0u);
-        walls__store_relaxed(&mb->refill_armed, refill ? 1u : 0u);
-    }
-    /* Full fence: the flag is stored before the caller looks at the
-     * completion rings again (the worker fences between its tail store and
-     * its read of the flag). */
-    walls__fence();
-}
-
 /* Which module fn lives in, and where in it. Pool lock held. */
 int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
                         uint64_t *offset)
@@ -115,6 +96,7 @@ static int spawn(struct walls__pool *pool, struct walls__worker *w)
     walls__ring_reset(w);
     walls__store_relaxed(&w->mb->doorbell_armed, pool->doorbells_armed ? 1u : 0u);
     walls__store_relaxed(&w->mb->refill_armed, pool->refill_armed ? 1u : 0u);
+    walls__fence(); /* as in walls__pool_arm() */
     w->state = WALLS__W_STARTING;
     struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = w->index};
     int fds[2] = {w->memfd, w->doorbell};
@@ -318,7 +300,7 @@ static void *supervisor_main(void *arg)
         bool every = walls__load_relaxed(&pool->done_waiters) > 0 ||
                      walls__load_relaxed(&pool->fd_armed);
         bool refill = pool->npending > 0;
-        walls__procs_arm(pool, every, refill);
+        walls__pool_arm(pool, every, refill);
         if (every || refill) {
             /* Armed and fenced: completions published before the arming are
              * caught here, later ones ring. */

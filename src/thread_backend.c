@@ -29,17 +29,21 @@ static walls_fn *raw_resolve(void *ctx, uint16_t module, uint64_t offset, int *e
     return (walls_fn *)(uintptr_t)offset;
 }
 
-/* A thread worker consumes its own completions when its ring runs dry,
- * when somebody sleeps on a result, or every few tasks; host threads that
- * spin in walls_wait() consume them sooner. */
+/* A thread worker consumes its own completions when a process worker would
+ * ring its doorbell: somebody sleeps on a result (or watches the pool's
+ * descriptor), or its ring ran dry while tasks wait in the queue. Host
+ * threads spinning in walls_wait() consume them otherwise. */
 static void thread_published(void *ctx, bool more)
 {
     struct walls__worker *w = ctx;
     struct walls__pool *pool = w->pool;
-    if (more && ++w->unharvested < 16 && walls__load_relaxed(&pool->done_waiters) == 0 &&
-        !walls__load_relaxed(&pool->fd_armed))
+    /* Full fence: our completion tail is stored before we read the flags;
+     * a waiter counts itself before it looks at our ring. */
+    walls__fence();
+    if (walls__load_relaxed(&pool->done_waiters) == 0 &&
+        !walls__load_relaxed(&pool->doorbells_armed) &&
+        !(!more && walls__load_relaxed(&pool->refill_armed)))
         return;
-    w->unharvested = 0;
     pthread_mutex_lock(&pool->lock);
     walls__pool_harvest(pool, w);
     walls__pool_dispatch(pool);
