@@ -149,17 +149,24 @@ static void settle_death(struct walls__pool *pool, struct walls__worker *w, int 
         status = WALLS_CANCELLED;
         code = 0;
     }
+    /* A process worker takes requests in ring order, one at a time: the
+     * first task it had not finished is the one it died in (unless it
+     * never took it). The slot states are the worker's word and count
+     * only for the tasks behind that one: untaken ones run elsewhere. */
     struct walls__task *requeue[WALLS__RING_SLOTS];
     unsigned nrequeue = 0;
+    bool first = true;
     for (uint32_t s = w->oldest; s != w->rq_tail; s++) {
         struct walls__inflight *e = &w->inflight[s & MASK];
         if (e->retired || e->kind != WALLS__REQ_TASK || !e->task)
             continue;
         uint32_t st = walls__load_relaxed(&w->mb->rq_slots[s & MASK].state);
-        if (st == WALLS__SLOT_QUEUED && !w->broke)
-            requeue[nrequeue++] = e->task;
-        else
+        bool victim = st != WALLS__SLOT_QUEUED || (first && w->broke);
+        first = false;
+        if (victim)
             walls__pool_complete(pool, e->task, status, code, NULL, 0);
+        else
+            requeue[nrequeue++] = e->task;
         e->task = NULL;
     }
     while (nrequeue > 0)

@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "mailbox.h"
 #include "walls.h"
 
 #ifndef PLUGIN_PATH
@@ -257,6 +259,143 @@ START_TEST(test_many_pools_at_once)
 }
 END_TEST
 
+/* Hostile tasks: they find their own worker's mailbox in /proc/self/maps
+ * and break the protocol, then ring the doorbell (descriptor 4) so the host
+ * looks, and hang. The host must kill the worker and fail the task with
+ * WALLS_PROTOCOL. */
+static struct walls__mailbox *own_mailbox(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return NULL;
+    char line[512];
+    void *at = NULL;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "walls-mailbox")) {
+            unsigned long start;
+            if (sscanf(line, "%lx-", &start) == 1)
+                at = (void *)start;
+            break;
+        }
+    fclose(f);
+    return at;
+}
+
+static void ring_and_hang(void)
+{
+    uint64_t one = 1;
+    if (write(4, &one, sizeof one) != sizeof one)
+        _exit(99);
+    sleep(30);
+}
+
+static int hostile_tail(struct walls_call *call)
+{
+    (void)call;
+    struct walls__mailbox *mb = own_mailbox();
+    if (!mb)
+        return 1;
+    __atomic_store_n(&mb->cq.tail, mb->cq.tail + 1000, __ATOMIC_RELEASE);
+    ring_and_hang();
+    return 0;
+}
+
+static int hostile_tag(struct walls_call *call)
+{
+    (void)call;
+    struct walls__mailbox *mb = own_mailbox();
+    if (!mb)
+        return 1;
+    uint32_t tail = mb->cq.tail;
+    struct walls__cqe *cqe = &mb->cq_slots[tail % WALLS__RING_SLOTS];
+    cqe->seq = mb->rq.head; /* the request being run: a plausible index */
+    cqe->tag = 0xbad;       /* but not the host's tag */
+    cqe->kind = WALLS__CQE_DONE;
+    cqe->status = WALLS_OK;
+    cqe->out_len = 0;
+    __atomic_store_n(&mb->cq.tail, tail + 1, __ATOMIC_RELEASE);
+    ring_and_hang();
+    return 0;
+}
+
+static int hostile_length(struct walls_call *call)
+{
+    (void)call;
+    struct walls__mailbox *mb = own_mailbox();
+    if (!mb)
+        return 1;
+    uint32_t tail = mb->cq.tail;
+    struct walls__cqe *cqe = &mb->cq_slots[tail % WALLS__RING_SLOTS];
+    const struct walls__req *req = &mb->rq_slots[mb->rq.head % WALLS__RING_SLOTS];
+    cqe->seq = req->seq;
+    cqe->tag = req->tag; /* right tag, absurd length */
+    cqe->kind = WALLS__CQE_DONE;
+    cqe->status = WALLS_OK;
+    cqe->out_len = 0x7fffffff;
+    __atomic_store_n(&mb->cq.tail, tail + 1, __ATOMIC_RELEASE);
+    ring_and_hang();
+    return 0;
+}
+
+START_TEST(test_protocol_breakers_are_killed)
+{
+    walls_fn *attacks[] = {hostile_tail, hostile_tag, hostile_length};
+    walls_pool *pool = proc_pool(2);
+    for (size_t a = 0; a < sizeof attacks / sizeof attacks[0]; a++) {
+        walls_task *bad, *good[10];
+        ck_assert_int_eq(walls_submit(pool, attacks[a], NULL, 0, &bad), 0);
+        for (int i = 0; i < 10; i++) {
+            int v[2] = {i, 5};
+            ck_assert_int_eq(walls_submit(pool, t_add, v, sizeof v, &good[i]), 0);
+        }
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(bad, 20000, &r), 0);
+        ck_assert_msg(r.status == WALLS_PROTOCOL, "attack %zu: %s/%d", a,
+                      walls_status_name(r.status), r.code);
+        walls_task_free(bad);
+        for (int i = 0; i < 10; i++) {
+            ck_assert_int_eq(walls_wait(good[i], 20000, &r), 0);
+            ck_assert_msg(r.status == WALLS_OK, "attack %zu, task %d: %s", a, i,
+                          walls_status_name(r.status));
+            walls_task_free(good[i]);
+        }
+    }
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.by_status[WALLS_PROTOCOL], 3);
+    ck_assert_uint_ge(st.restarts, 3);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_worker_start_failure)
+{
+    /* A fork server whose address space is capped: its workers cannot map
+     * their mailbox, and the pool must fail with that reason, leaving
+     * nothing behind. */
+    int fds = count_fds();
+    ck_assert_int_eq(walls_init(), 0);
+    ck_assert_int_eq(count_children(), 1);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", getpid(), getpid());
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int fs_pid = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &fs_pid), 1);
+    fclose(f);
+    struct rlimit tiny = {1 << 20, 1 << 20};
+    ck_assert_int_eq(prlimit(fs_pid, RLIMIT_AS, &tiny, NULL), 0);
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 2};
+    walls_pool *pool = NULL;
+    int rc = walls_pool_create(&pool, &o);
+    ck_assert_msg(rc == -ENOMEM, "create: %d (%s)", rc, walls_strerror(rc));
+    ck_assert_ptr_null(pool);
+    walls_fini();
+    ck_assert_int_eq(wait_no_children(1000), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("proc");
@@ -270,6 +409,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_nothing_left_behind);
     tcase_add_test(tc, test_init_keeps_fork_server);
     tcase_add_test(tc, test_many_pools_at_once);
+    tcase_add_test(tc, test_protocol_breakers_are_killed);
+    tcase_add_test(tc, test_worker_start_failure);
     suite_add_tcase(s, tc);
     return s;
 }

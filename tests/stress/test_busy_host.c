@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,43 @@ START_TEST(test_init_before_threads)
 }
 END_TEST
 
+START_TEST(test_dlopen_in_reexec_fork_server)
+{
+    /* A thread first, so the fork server is a fresh execution of this
+     * program; then a library loaded after it: workers must load it too. */
+    pthread_t thread;
+    __atomic_store_n(&stop_busy, 0, __ATOMIC_RELAXED);
+    ck_assert_int_eq(pthread_create(&thread, NULL, busy, (void *)(uintptr_t)9), 0);
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 2};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    void *lib = dlopen(PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(lib != NULL, "dlopen: %s", dlerror());
+    walls_fn *triple = (walls_fn *)(uintptr_t)dlsym(lib, "plugin_triple");
+    ck_assert_ptr_nonnull((void *)(uintptr_t)triple);
+    for (int i = 0; i < 20; i++) {
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, i % 2 ? triple : t_add, &i, sizeof i, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        if (i % 2) {
+            ck_assert_int_eq(r.status, WALLS_OK);
+            int v;
+            memcpy(&v, r.out, sizeof v);
+            ck_assert_int_eq(v, 3 * i + 1);
+        } else {
+            ck_assert_int_eq(r.status, WALLS_FAILED); /* t_add wants two ints */
+            ck_assert_int_eq(r.code, 22);
+        }
+        walls_task_free(t);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    dlclose(lib);
+    __atomic_store_n(&stop_busy, 1, __ATOMIC_RELAXED);
+    pthread_join(thread, NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("busy host");
@@ -90,6 +128,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_reexec_fork_server);
     tcase_add_test(tc, test_init_before_threads);
+    tcase_add_test(tc, test_dlopen_in_reexec_fork_server);
     suite_add_tcase(s, tc);
     return s;
 }
