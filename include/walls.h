@@ -81,7 +81,7 @@ struct walls_pool_opts {
     unsigned needs;           /* WALLS_NEED_* */
     unsigned processes;       /* process workers; 0 = auto; at most 256 */
     unsigned threads;         /* threads (THREADS) or per process (HYBRID); 0 = auto; at most 1024 */
-    int64_t task_timeout_ms;  /* default per-task limit; 0 = none (see walls_pool_create) */
+    int64_t task_timeout_ms;  /* default per-task limit from when it starts running; 0 = none */
     size_t max_output;        /* output bytes per task; 0 = WALLS_INLINE_MAX */
     uint64_t reserved[8];     /* must be zero */
 };
@@ -192,8 +192,8 @@ WALLS_API int walls_cpu_source(char *buf, size_t len);
  *
  * Errors: -EINVAL (pool NULL, unknown placement, workload or needs bits, a
  * size above its maximum, max_output above WALLS_INLINE_MAX, a negative
- * timeout, reserved fields not zero); -ENOTSUP (WALLS_HYBRID, a time limit,
- * or WALLS_NEED_UNTRUSTED, none of which is built yet: the pool would not
+ * timeout, reserved fields not zero); -ENOTSUP (WALLS_HYBRID or
+ * WALLS_NEED_UNTRUSTED, neither of which is built yet: the pool would not
  * honour them, so it is refused); -ENOMEM; -EAGAIN (no threads or processes
  * left); -EMFILE/-ENFILE (out of descriptors); -ECHILD (a worker died while
  * starting); -ENOEXEC (the fork server could not be started by re-executing
@@ -251,6 +251,29 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
 WALLS_API int walls_submit(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
                            walls_task **task);
 
+/* Per-task options for walls_submit_ex(). All zero: the pool's defaults. */
+struct walls_task_opts {
+    int64_t timeout_ms;    /* 0: the pool's task_timeout_ms; -1: no limit; else the limit */
+    uint64_t reserved[4];  /* must be zero */
+};
+
+/*
+ * walls_submit_ex - walls_submit() with per-task options (NULL: defaults).
+ *
+ * Time limits count from the moment the task starts running in a worker.
+ * A process task that overruns has its worker killed and replaced and ends
+ * as WALLS_TIMEOUT a few milliseconds after its deadline. A thread task
+ * cannot be stopped: at its deadline it ends as WALLS_TIMEOUT for its
+ * waiters, but its thread keeps running it until it returns, and that
+ * thread takes no other task meanwhile (the tasks queued behind it move to
+ * other threads).
+ *
+ * Errors: those of walls_submit(), and -EINVAL for a timeout below -1 or
+ * reserved fields not zero.
+ */
+WALLS_API int walls_submit_ex(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
+                              const struct walls_task_opts *opts, walls_task **task);
+
 /*
  * walls_wait - wait for a task's result.
  * @res: out; filled when the call returns 0. res->out is borrowed from the
@@ -272,10 +295,12 @@ WALLS_API int walls_wait(walls_task *task, int64_t timeout_ms, struct walls_resu
 WALLS_API int walls_wait_any(walls_task **tasks, size_t n, int64_t timeout_ms, size_t *index);
 
 /*
- * walls_cancel - cancel a task that has not started. It ends as
- * WALLS_CANCELLED at once.
+ * walls_cancel - cancel a task. One that has not started ends as
+ * WALLS_CANCELLED at once. A running process task has its worker killed
+ * (and replaced) and ends as WALLS_CANCELLED when the worker is reaped,
+ * within milliseconds. A running thread task cannot be stopped: -EBUSY.
  * Errors: -EINVAL (NULL); -EBADF (freed task); -EALREADY (finished
- * already); -EBUSY (running: it cannot be cancelled yet).
+ * already); -EBUSY (running in a thread).
  */
 WALLS_API int walls_cancel(walls_task *task);
 

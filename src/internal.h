@@ -36,6 +36,10 @@
 #define WALLS__PACK_BACKLOG 8u
 #define WALLS__PACK_RECENT_NS 20000
 
+/* While tasks with time limits are out, deadlines are looked at at least
+ * this often (a task's start is not announced). */
+#define WALLS__DEADLINE_TICK_NS 2000000
+
 /* Task flag bits (struct walls__task.flags). */
 #define WALLS__TASK_DONE 1u
 #define WALLS__TASK_FREED 2u
@@ -55,6 +59,8 @@ struct walls__task {
     int worker;    /* while AT_WORKER */
     uint32_t seq;  /* while AT_WORKER */
     int64_t submit_ns;
+    int64_t dispatch_ns;
+    int64_t limit_ns;         /* time limit; 0 = none */
     struct walls__task *next; /* pending queue */
     struct walls__task *prev;
     /* Result, written before DONE is set with release order. */
@@ -82,6 +88,7 @@ struct walls__inflight {
     uint8_t kind;     /* enum walls__req_kind */
     uint8_t retired;  /* its completion was consumed */
     uint8_t cancelled;
+    uint8_t abandoned; /* its task ended (timed out) while a thread still runs it */
 };
 
 struct walls__worker {
@@ -99,7 +106,10 @@ struct walls__worker {
     int64_t seen_ns;     /* when that tail last moved */
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;         /* broke the protocol: killed, its tasks end PROTOCOL */
-    bool cancel_kill;   /* killed by walls_pool_destroy(WALLS_CANCEL) */
+    bool cancel_kill;   /* killed to cancel its task */
+    bool timeout_kill;  /* killed because its task overran */
+    bool stuck;         /* a thread still running a timed-out task */
+    int64_t retire_ns;  /* when the host last retired one of its requests */
     /* Threads. */
     pthread_t thread;
     bool thread_started;
@@ -151,6 +161,13 @@ struct walls__pool {
     bool fd_armed;
     bool doorbells_armed;
     bool refill_armed;
+    /* Time limits. */
+    int64_t default_limit_ns;
+    uint64_t ntimed;     /* unfinished tasks with a limit */
+    uint32_t timer_word; /* thread pools: wakes the timer thread */
+    pthread_t timer;
+    bool timer_started;
+    bool timer_stop;
     /* Statistics. */
     uint64_t submitted, completed, by_status[WALLS_BROKEN + 1], restarts;
     uint64_t hist[WALLS__HIST_BUCKETS];
@@ -179,6 +196,9 @@ void walls__pool_signal(struct walls__pool *pool); /* lock NOT held: wake waiter
  * refill: they report a ring run dry (tasks wait in the queue). Fences
  * after a change. */
 void walls__pool_arm(struct walls__pool *pool, bool every, bool refill);
+/* Lock held: ends overrun tasks; returns when to look again (INT64_MAX:
+ * no limit pending). */
+int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now);
 void walls__ring_reset(struct walls__worker *w);
 void walls__ring_push_stop(struct walls__worker *w);
 
@@ -186,6 +206,7 @@ void walls__ring_push_stop(struct walls__worker *w);
 int walls__threads_start(struct walls__pool *pool);
 void walls__threads_stop(struct walls__pool *pool);
 bool walls__threads_is_worker(struct walls__pool *pool);
+int walls__threads_start_timer(struct walls__pool *pool); /* lock NOT held */
 
 /* proc_backend.c */
 int walls__procs_start(struct walls__pool *pool);

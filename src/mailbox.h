@@ -115,6 +115,8 @@ struct walls__mailbox {
     uint32_t doorbell_armed; /* written by the host: ring after every completion */
     uint32_t refill_armed;   /* written by the host: ring when the request ring runs dry */
     uint32_t worker_pid;     /* written by the worker; informative only */
+    uint32_t current_seq;    /* written by the worker: the request it runs now */
+    uint64_t current_start_ns; /* and when it started it (CLOCK_MONOTONIC) */
     struct walls__ring_idx rq;
     struct walls__ring_idx cq;
     _Alignas(64) struct walls__req rq_slots[WALLS__RING_SLOTS];

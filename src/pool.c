@@ -46,6 +46,8 @@ static struct walls__handles pool_table = {
     .init_entry = pool_entry_init,
 };
 
+static void wake_timekeeper(struct walls__pool *pool);
+
 static struct walls__pool *pool_get(walls_pool *handle)
 {
     return walls__handle_get(&pool_table, (uint64_t)(uintptr_t)handle);
@@ -133,6 +135,8 @@ void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
         pending_unlink(pool, task);
     else if (task->where == WALLS__AT_WORKER)
         pool->in_rings--;
+    if (task->limit_ns)
+        pool->ntimed--;
     task->where = WALLS__AT_DONE;
     task->status = status;
     task->code = code;
@@ -199,6 +203,8 @@ void walls__ring_reset(struct walls__worker *w)
     memset(w->inflight, 0, sizeof w->inflight);
     w->broke = false;
     w->cancel_kill = false;
+    w->timeout_kill = false;
+    w->stuck = false;
 }
 
 static unsigned ring_free(const struct walls__worker *w)
@@ -311,14 +317,14 @@ static struct walls__worker *pick_worker(struct walls__pool *pool, const struct 
                                          int64_t now)
 {
     struct walls__worker *last = &pool->workers[pool->rr % pool->nworkers];
-    if (last->state == WALLS__W_UP && ring_free(last) >= 1 + modules_needed(last, task) &&
-        keeps_up(last, now))
+    if (last->state == WALLS__W_UP && !last->stuck &&
+        ring_free(last) >= 1 + modules_needed(last, task) && keeps_up(last, now))
         return last;
     struct walls__worker *best = NULL;
     unsigned best_free = 0;
     for (unsigned k = 0; k < pool->nworkers; k++) {
         struct walls__worker *w = &pool->workers[(pool->rr + k) % pool->nworkers];
-        if (w->state != WALLS__W_UP)
+        if (w->state != WALLS__W_UP || w->stuck)
             continue;
         unsigned room = ring_free(w);
         if (room >= 1 + modules_needed(w, task) && room > best_free) {
@@ -351,6 +357,7 @@ void walls__pool_dispatch(struct walls__pool *pool)
                       (uint32_t)strlen(path), 0, NULL);
             w->modules_sent++;
         }
+        task->dispatch_ns = now;
         ring_push(w, WALLS__REQ_TASK, task->module, task->offset, task->in, task->in_len,
                   (uint32_t)pool->max_output, task);
         pool->in_rings++;
@@ -411,6 +418,9 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
                 worker_broke(pool, w, e);
                 return;
             }
+        } else if (e->abandoned) {
+            /* A thread finally returned from a task that timed out. */
+            w->stuck = false;
         } else if (h.kind == WALLS__CQE_DONE) {
             if ((h.status != WALLS_OK && h.status != WALLS_FAILED) ||
                 h.out_len > pool->max_output) {
@@ -438,8 +448,89 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
     }
     /* Release: we are done reading the consumed completion slots. */
     walls__store_release(&mb->cq.head, w->cq_head);
+    uint32_t was = w->oldest;
     while (w->oldest != w->rq_tail && w->inflight[w->oldest & MASK].retired)
         w->oldest++;
+    if (w->oldest != was && pool->ntimed)
+        w->retire_ns = walls__now_ns();
+}
+
+/* The first request of w the worker has not finished, if it is a live
+ * task: the one a process worker is running (or about to). */
+static struct walls__inflight *first_task(struct walls__worker *w, uint32_t *seq)
+{
+    for (uint32_t s = w->oldest; s != w->rq_tail; s++) {
+        struct walls__inflight *e = &w->inflight[s & MASK];
+        if (e->retired || e->kind != WALLS__REQ_TASK || e->cancelled)
+            continue;
+        if (e->abandoned || !e->task)
+            return NULL;
+        *seq = s;
+        return e;
+    }
+    return NULL;
+}
+
+/* A thread task overran: it ends now, its thread runs on, and the tasks
+ * queued behind it go to other threads. */
+static void abandon(struct walls__pool *pool, struct walls__worker *w, struct walls__inflight *e,
+                    uint32_t seq)
+{
+    walls__pool_complete(pool, e->task, WALLS_TIMEOUT, 0, NULL, 0);
+    e->task = NULL;
+    e->abandoned = 1;
+    w->stuck = true;
+    struct walls__task *requeue[WALLS__RING_SLOTS];
+    unsigned n = 0;
+    for (uint32_t s = seq + 1; s != w->rq_tail; s++) {
+        struct walls__inflight *b = &w->inflight[s & MASK];
+        if (b->retired || b->kind != WALLS__REQ_TASK || b->cancelled || !b->task)
+            continue;
+        uint32_t expected = WALLS__SLOT_QUEUED;
+        if (!walls__cas(&w->mb->rq_slots[s & MASK].state, &expected, WALLS__SLOT_CANCELLED))
+            continue;
+        b->cancelled = 1;
+        requeue[n++] = b->task;
+        b->task = NULL;
+    }
+    while (n > 0)
+        walls__pool_requeue_front(pool, requeue[--n]);
+}
+
+int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now)
+{
+    if (pool->ntimed == 0 || !pool->workers)
+        return INT64_MAX;
+    int64_t next = now + WALLS__DEADLINE_TICK_NS;
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct walls__worker *w = &pool->workers[i];
+        uint32_t seq;
+        struct walls__inflight *e;
+        if (w->state != WALLS__W_UP || w->timeout_kill || !(e = first_task(w, &seq)) ||
+            !e->task->limit_ns)
+            continue;
+        /* It cannot have started before it was dispatched, nor (one task at
+         * a time) before the one ahead of it was retired; within those
+         * bounds, believe the worker's own clock. */
+        int64_t start = e->task->dispatch_ns > w->retire_ns ? e->task->dispatch_ns : w->retire_ns;
+        if (walls__load_acquire(&w->mb->current_seq) == seq) {
+            int64_t claimed = (int64_t)walls__load_relaxed(&w->mb->current_start_ns);
+            if (claimed >= e->task->dispatch_ns && claimed < start)
+                start = claimed;
+        }
+        int64_t deadline = start + e->task->limit_ns;
+        if (now < deadline) {
+            if (deadline < next)
+                next = deadline;
+        } else if (pool->placement == WALLS_THREADS) {
+            abandon(pool, w, e, seq);
+        } else {
+            w->timeout_kill = true;
+            walls__procs_kill(w);
+        }
+    }
+    walls__pool_dispatch(pool);
+    return next;
 }
 
 /* Harvest every worker if nobody else is at it. */
@@ -592,8 +683,21 @@ int walls_wait_any(walls_task **handles, size_t n, int64_t timeout_ms, size_t *i
 int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
                  walls_task **out_task)
 {
+    return walls_submit_ex(handle, fn, in, in_len, NULL, out_task);
+}
+
+int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
+                    const struct walls_task_opts *opts, walls_task **out_task)
+{
     if (!handle || !fn || !out_task || (in_len > 0 && !in))
         return -EINVAL;
+    if (opts) {
+        if (opts->timeout_ms < -1)
+            return -EINVAL;
+        for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
+            if (opts->reserved[i])
+                return -EINVAL;
+    }
     if (in_len > WALLS_INLINE_MAX)
         return -E2BIG;
     struct walls__pool *pool = pool_get(handle);
@@ -640,6 +744,17 @@ int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len
         return rc;
     }
     task->submit_ns = walls__now_ns();
+    task->limit_ns = pool->default_limit_ns;
+    if (opts && opts->timeout_ms == -1)
+        task->limit_ns = 0;
+    else if (opts && opts->timeout_ms > 0)
+        task->limit_ns = opts->timeout_ms > INT64_MAX / 1000000 ? INT64_MAX / 4
+                                                                 : opts->timeout_ms * 1000000;
+    bool first_timed = false;
+    if (task->limit_ns) {
+        first_timed = pool->ntimed == 0;
+        pool->ntimed++;
+    }
     pool->submitted++;
     task->where = WALLS__AT_PENDING;
     task->prev = pool->pend_tail;
@@ -653,8 +768,27 @@ int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len
     if (pool->npending)
         walls__pool_arm(pool, pool->doorbells_armed, true);
     *out_task = (walls_task *)(uintptr_t)walls__handle_of(task);
+    bool need_timer = task->limit_ns && pool->placement == WALLS_THREADS && !pool->timer_started;
     pthread_mutex_unlock(&pool->lock);
+    if (need_timer)
+        walls__threads_start_timer(pool);
+    if (first_timed)
+        wake_timekeeper(pool);
     return 0;
+}
+
+/* The thread that watches deadlines may be asleep with no deadline to
+ * wait for: tell it there is one now. */
+static void wake_timekeeper(struct walls__pool *pool)
+{
+    if (pool->placement == WALLS_THREADS) {
+        walls__fetch_add(&pool->timer_word, 1);
+        walls__futex_wake(&pool->timer_word, 1, false);
+    } else {
+        uint64_t one = 1;
+        ssize_t rc = write(pool->cmd_fd, &one, sizeof one);
+        (void)rc;
+    }
 }
 
 /* Cancels a task that has not started. Pool lock held. */
@@ -690,6 +824,13 @@ int walls_cancel(walls_task *handle)
     struct walls__pool *pool = task->pool;
     pthread_mutex_lock(&pool->lock);
     int rc = task_done(task) ? -EALREADY : cancel_locked(pool, task);
+    if (rc == -EBUSY && pool->placement != WALLS_THREADS) {
+        /* Running in a process: that process goes, and the task with it. */
+        struct walls__worker *w = &pool->workers[task->worker];
+        w->cancel_kill = true;
+        walls__procs_kill(w);
+        rc = 0;
+    }
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
     return rc;
@@ -732,8 +873,7 @@ static int check_opts(const struct walls_pool_opts *o)
     for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i])
             return -EINVAL;
-    if (o->placement == WALLS_HYBRID || o->task_timeout_ms > 0 ||
-        (o->needs & WALLS_NEED_UNTRUSTED))
+    if (o->placement == WALLS_HYBRID || (o->needs & WALLS_NEED_UNTRUSTED))
         return -ENOTSUP;
     return 0;
 }
@@ -797,6 +937,9 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->needs = o.needs;
     pool->nworkers = n;
     pool->max_output = o.max_output ? o.max_output : WALLS_INLINE_MAX;
+    pool->default_limit_ns = o.task_timeout_ms > INT64_MAX / 1000000
+                                 ? INT64_MAX / 4
+                                 : o.task_timeout_ms * 1000000;
     pool->sock = pool->epfd = pool->cmd_fd = -1;
     explain(pool, &o, cpus, source);
     pool->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -814,6 +957,11 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     rc = placement == WALLS_THREADS ? walls__threads_start(pool) : walls__procs_start(pool);
     if (rc)
         goto fail;
+    if (placement == WALLS_THREADS && pool->default_limit_ns &&
+        (rc = walls__threads_start_timer(pool)) != 0) {
+        walls__threads_stop(pool);
+        goto fail;
+    }
     *out = (walls_pool *)(uintptr_t)walls__handle_of(pool);
     return 0;
 fail:

@@ -145,6 +145,9 @@ static void settle_death(struct walls__pool *pool, struct walls__worker *w, int 
     if (w->broke) {
         status = WALLS_PROTOCOL;
         code = 0;
+    } else if (w->timeout_kill) {
+        status = WALLS_TIMEOUT;
+        code = 0;
     } else if (w->cancel_kill) {
         status = WALLS_CANCELLED;
         code = 0;
@@ -264,9 +267,10 @@ static void *supervisor_main(void *arg)
 {
     struct walls__pool *pool = arg;
     bool lost = false;
+    int timeout_ms = -1;
     for (;;) {
         struct epoll_event evs[32];
-        int n = epoll_wait(pool->epfd, evs, 32, lost ? 100 : -1);
+        int n = epoll_wait(pool->epfd, evs, 32, lost ? 100 : timeout_ms);
         pthread_mutex_lock(&pool->lock);
         bool quit = false;
         for (int i = 0; i < n; i++) {
@@ -315,6 +319,10 @@ static void *supervisor_main(void *arg)
                 walls__pool_harvest(pool, &pool->workers[i]);
             walls__pool_dispatch(pool);
         }
+        int64_t now = walls__now_ns();
+        int64_t next = walls__pool_check_deadlines(pool, now);
+        /* Round up: waking a little late is the lesser evil than spinning. */
+        timeout_ms = next == INT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
         walls__fetch_add(&pool->done_seq, 1);
         pthread_mutex_unlock(&pool->lock);
         walls__pool_signal(pool);

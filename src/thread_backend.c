@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "atomic.h"
+#include "futex.h"
 #include "internal.h"
 #include "worker.h"
 
@@ -105,8 +106,57 @@ int walls__threads_start(struct walls__pool *pool)
     return rc;
 }
 
+/* Thread pools with time limits: a thread that ends overrun tasks at their
+ * deadlines, sleeping until the next one (or a tick, since a task's start
+ * is not announced), or until a first limit appears. */
+static void *timer_main(void *arg)
+{
+    struct walls__pool *pool = arg;
+    pthread_mutex_lock(&pool->lock);
+    while (!pool->timer_stop) {
+        uint32_t word = walls__load_acquire(&pool->timer_word);
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            walls__pool_harvest(pool, &pool->workers[i]);
+        int64_t now = walls__now_ns();
+        int64_t next = walls__pool_check_deadlines(pool, now);
+        pthread_mutex_unlock(&pool->lock);
+        walls__pool_signal(pool);
+        walls__futex_wait(&pool->timer_word, word, next == INT64_MAX ? -1 : next - now, false);
+        pthread_mutex_lock(&pool->lock);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+int walls__threads_start_timer(struct walls__pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    int rc = 0;
+    if (!pool->timer_started && pool->state == WALLS__POOL_ALIVE) {
+        sigset_t old;
+        walls__block_async_signals(&old);
+        rc = -pthread_create(&pool->timer, NULL, timer_main, pool);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pool->timer_started = rc == 0;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return rc;
+}
+
 void walls__threads_stop(struct walls__pool *pool)
 {
+    pthread_mutex_lock(&pool->lock);
+    bool timer = pool->timer_started;
+    pool->timer_started = false;
+    pthread_mutex_unlock(&pool->lock);
+    if (timer) {
+        pthread_mutex_lock(&pool->lock);
+        pool->timer_stop = true;
+        pthread_mutex_unlock(&pool->lock);
+        walls__fetch_add(&pool->timer_word, 1);
+        walls__futex_wake(&pool->timer_word, 1, false);
+        pthread_join(pool->timer, NULL);
+    }
     pthread_mutex_lock(&pool->lock);
     for (unsigned i = 0; i < pool->nworkers; i++) {
         struct walls__worker *w = &pool->workers[i];

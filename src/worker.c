@@ -61,7 +61,7 @@ static uint32_t wait_for_request(struct walls__mailbox *mb, uint32_t head, bool 
     }
 }
 
-static void run_task(struct walls__req *req, struct walls__cqe *cqe,
+static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct walls__cqe *cqe,
                      const struct walls__worker_hooks *hooks)
 {
     uint32_t expected = WALLS__SLOT_QUEUED;
@@ -71,6 +71,10 @@ static void run_task(struct walls__req *req, struct walls__cqe *cqe,
     }
     int err = 0;
     walls_fn *fn = hooks->resolve(hooks->ctx, req->module, req->offset, &err);
+    /* When the clock of a time limit starts; the host bounds this claim by
+     * what it saw itself. */
+    walls__store_relaxed(&mb->current_start_ns, (uint64_t)walls__now_ns());
+    walls__store_release(&mb->current_seq, req->seq);
     if (!fn) {
         cqe->kind = WALLS__CQE_NOFN;
         cqe->code = err;
@@ -106,7 +110,7 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
             cqe->out_len = 0;
             switch (req->kind) {
             case WALLS__REQ_TASK:
-                run_task(req, cqe, hooks);
+                run_task(mb, req, cqe, hooks);
                 break;
             case WALLS__REQ_MODULE: {
                 char path[WALLS__SLOT_DATA];

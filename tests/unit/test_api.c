@@ -7,12 +7,14 @@
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -149,9 +151,6 @@ START_TEST(test_bad_create)
     memset(&o, 0, sizeof o);
     o.needs = WALLS_NEED_UNTRUSTED;
     ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
-    memset(&o, 0, sizeof o);
-    o.task_timeout_ms = 100;
-    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
     ck_assert_ptr_null(pool);
 }
 END_TEST
@@ -276,7 +275,9 @@ START_TEST(test_cancel_pending)
     for (int i = 0; i < 40; i++)
         ck_assert_int_eq(walls_submit(pool, t_echo, "q", 1, &queued[i]), 0);
     usleep(50000); /* let the slow one start */
-    ck_assert_int_eq(walls_cancel(slow), -EBUSY);
+    /* Running: a thread cannot be stopped; a process is killed for it. */
+    bool threads = placements[_i] == WALLS_THREADS;
+    ck_assert_int_eq(walls_cancel(slow), threads ? -EBUSY : 0);
     for (int i = 0; i < 40; i++) {
         ck_assert_int_eq(walls_cancel(queued[i]), 0);
         ck_assert_int_eq(walls_wait(queued[i], 0, &r), 0);
@@ -285,12 +286,12 @@ START_TEST(test_cancel_pending)
         walls_task_free(queued[i]);
     }
     ck_assert_int_eq(walls_wait(slow, -1, &r), 0);
-    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_int_eq(r.status, threads ? WALLS_OK : WALLS_CANCELLED);
     walls_task_free(slow);
     struct walls_stats st;
     ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
-    ck_assert_uint_eq(st.by_status[WALLS_CANCELLED], 40);
-    ck_assert_uint_eq(st.by_status[WALLS_OK], 1);
+    ck_assert_uint_eq(st.by_status[WALLS_CANCELLED], threads ? 40 : 41);
+    ck_assert_uint_eq(st.by_status[WALLS_OK], threads ? 1 : 0);
     ck_assert_uint_eq(st.completed, 41);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
@@ -401,6 +402,71 @@ START_TEST(test_submit_while_destroying)
     ck_assert_int_eq(r.status, WALLS_OK);
     walls_task_free(t);
     ck_assert_int_eq(destroy_rc, 0);
+}
+END_TEST
+
+static int spin_forever(struct walls_call *call)
+{
+    (void)call;
+    for (volatile unsigned long i = 0;; i++) {
+    }
+    return 0;
+}
+
+START_TEST(test_timeout_process)
+{
+    /* A task looping forever with a 200 ms limit ends as WALLS_TIMEOUT,
+     * and the pool serves the next task. */
+    walls_pool *pool = make_pool(WALLS_PROCESSES, 1);
+    struct walls_task_opts to = {.timeout_ms = 200};
+    walls_task *t, *next;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit_ex(pool, spin_forever, NULL, 0, &to, &t), 0);
+    ck_assert_int_eq(walls_submit(pool, t_echo, "n", 1, &next), 0);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    ck_assert_msg(r.status == WALLS_TIMEOUT, "status %s", walls_status_name(r.status));
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    ck_assert_int_ge(ms, 190); /* never before its limit */
+    ck_assert_int_eq(walls_wait(next, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    walls_task_free(next);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_timeout_default_and_override)
+{
+    struct walls_pool_opts o = {.placement = placements[_i], .processes = 2, .threads = 2,
+                                .task_timeout_ms = 150};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    int ms = 600;
+    walls_task *limited, *unlimited, *quick;
+    struct walls_task_opts none = {.timeout_ms = -1};
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &limited), 0);
+    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &ms, sizeof ms, &none, &unlimited), 0);
+    ck_assert_int_eq(walls_wait(limited, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_TIMEOUT, "status %s", walls_status_name(r.status));
+    /* The pool keeps serving, also while a timed-out thread still sleeps. */
+    ck_assert_int_eq(walls_submit(pool, t_echo, "q", 1, &quick), 0);
+    ck_assert_int_eq(walls_wait(quick, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_int_eq(walls_wait(unlimited, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    struct walls_task_opts bad = {.timeout_ms = -2};
+    walls_task *t;
+    ck_assert_int_eq(walls_submit_ex(pool, t_echo, NULL, 0, &bad, &t), -EINVAL);
+    bad = (struct walls_task_opts){.reserved[1] = 1};
+    ck_assert_int_eq(walls_submit_ex(pool, t_echo, NULL, 0, &bad, &t), -EINVAL);
+    walls_task_free(limited);
+    walls_task_free(unlimited);
+    walls_task_free(quick);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
 END_TEST
 
@@ -586,12 +652,14 @@ static Suite *suite(void)
     tcase_add_loop_test(both, test_submit_while_destroying, 0, 2);
     tcase_add_loop_test(both, test_pool_fd, 0, 2);
     tcase_add_loop_test(both, test_stats_exact, 0, 2);
+    tcase_add_loop_test(both, test_timeout_default_and_override, 0, 2);
     suite_add_tcase(s, both);
     TCase *misc = tcase_create("misc");
     tcase_set_timeout(misc, 60);
     tcase_add_test(misc, test_bad_create);
     tcase_add_test(misc, test_defaults_and_auto);
     tcase_add_test(misc, test_destroy_from_worker);
+    tcase_add_test(misc, test_timeout_process);
     tcase_add_test(misc, test_names);
     tcase_add_test(misc, test_cpu_count);
     tcase_add_test(misc, test_cgroup_quota);
