@@ -83,6 +83,13 @@ struct walls_pool_opts {
     unsigned threads;         /* threads (THREADS) or per process (HYBRID); 0 = auto; at most 1024 */
     int64_t task_timeout_ms;  /* default per-task limit from when it starts running; 0 = none */
     size_t max_output;        /* output bytes per task; 0 = WALLS_INLINE_MAX */
+    /* Crash-loop protection (process placement): more than restart_limit
+     * worker restarts within restart_window_ms breaks the pool (see
+     * walls_pool_reset). Each restart may wait restart_backoff_ms, doubled
+     * for every other restart in the window, at most the window. */
+    unsigned restart_limit;     /* 0 = 100; at most 100000 */
+    int64_t restart_window_ms;  /* 0 = 1000 */
+    int64_t restart_backoff_ms; /* 0 = restart at once */
     uint64_t reserved[8];     /* must be zero */
 };
 
@@ -219,6 +226,17 @@ WALLS_API int walls_pool_create(walls_pool **pool, const struct walls_pool_opts 
 WALLS_API int walls_pool_destroy(walls_pool *pool, unsigned flags);
 
 /*
+ * walls_pool_reset - bring a broken pool back. A pool breaks when its
+ * workers restart more often than restart_limit allows: from then on,
+ * queued and new tasks end as WALLS_BROKEN at once and no worker is
+ * forked. After fixing the cause, reset forgets the restart history and
+ * starts the missing workers again. Resetting a pool that is not broken
+ * does nothing.
+ * Returns 0, or -EINVAL (NULL), -EBADF (destroyed pool).
+ */
+WALLS_API int walls_pool_reset(walls_pool *pool);
+
+/*
  * walls_pool_fd - a descriptor that becomes readable when a task of the
  * pool completes. It is an eventfd owned by the pool (do not close it);
  * reading it resets it. Returns the descriptor, or -EINVAL (NULL), -EBADF
@@ -318,6 +336,7 @@ struct walls_stats {
     uint64_t restarts;
     uint64_t in_flight, queued;
     uint64_t latency_p50_ns, latency_p99_ns; /* submit to completion */
+    unsigned broken; /* 1 while the pool is broken (walls_pool_reset) */
 };
 
 /*

@@ -119,7 +119,7 @@ struct walls__worker {
     int pidfd;
     pid_t pid;
     int start_error;    /* set when it failed before READY */
-    int64_t died_ns;    /* when its death was seen; for restart timing */
+    int64_t respawn_at; /* DOWN: when to start it again; 0 = not planned */
 };
 
 struct walls__module {
@@ -168,6 +168,14 @@ struct walls__pool {
     pthread_t timer;
     bool timer_started;
     bool timer_stop;
+    /* Crash-loop protection. */
+    bool broken;
+    unsigned restart_limit;
+    int64_t restart_window_ns;
+    int64_t restart_backoff_ns;
+    int64_t *restart_times; /* ring of the last restart_limit + 1 restarts */
+    unsigned restart_next;
+    uint64_t restart_count;
     /* Statistics. */
     uint64_t submitted, completed, by_status[WALLS_BROKEN + 1], restarts;
     uint64_t hist[WALLS__HIST_BUCKETS];
@@ -196,6 +204,8 @@ void walls__pool_signal(struct walls__pool *pool); /* lock NOT held: wake waiter
  * refill: they report a ring run dry (tasks wait in the queue). Fences
  * after a change. */
 void walls__pool_arm(struct walls__pool *pool, bool every, bool refill);
+/* Lock held: the pool stops restarting workers; queued tasks end BROKEN. */
+void walls__pool_break(struct walls__pool *pool);
 /* Lock held: ends overrun tasks; returns when to look again (INT64_MAX:
  * no limit pending). */
 int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now);

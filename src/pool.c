@@ -340,10 +340,21 @@ static struct walls__worker *pick_worker(struct walls__pool *pool, const struct 
     return best;
 }
 
+void walls__pool_break(struct walls__pool *pool)
+{
+    pool->broken = true;
+    while (pool->pend_head)
+        walls__pool_complete(pool, pool->pend_head, WALLS_BROKEN, 0, NULL, 0);
+}
+
 void walls__pool_dispatch(struct walls__pool *pool)
 {
     if (!pool->pend_head)
         return;
+    if (pool->broken) {
+        walls__pool_break(pool);
+        return;
+    }
     int64_t now = walls__now_ns();
     while (pool->pend_head) {
         struct walls__task *task = pool->pend_head;
@@ -860,6 +871,11 @@ void walls_task_free(walls_task *handle)
 
 /* ---- pools ------------------------------------------------------------------ */
 
+static int64_t ms_to_ns(int64_t ms)
+{
+    return ms > INT64_MAX / 4000000 ? INT64_MAX / 4 : ms * 1000000;
+}
+
 static int check_opts(const struct walls_pool_opts *o)
 {
     if ((unsigned)o->placement > WALLS_HYBRID || (unsigned)o->workload > WALLS_IO_BOUND)
@@ -869,6 +885,8 @@ static int check_opts(const struct walls_pool_opts *o)
     if (o->processes > WALLS__MAX_PROCESSES || o->threads > WALLS__MAX_THREADS)
         return -EINVAL;
     if (o->task_timeout_ms < 0 || o->max_output > WALLS_INLINE_MAX)
+        return -EINVAL;
+    if (o->restart_limit > 100000 || o->restart_window_ms < 0 || o->restart_backoff_ms < 0)
         return -EINVAL;
     for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i])
@@ -937,6 +955,9 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->needs = o.needs;
     pool->nworkers = n;
     pool->max_output = o.max_output ? o.max_output : WALLS_INLINE_MAX;
+    pool->restart_limit = o.restart_limit ? o.restart_limit : 100;
+    pool->restart_window_ns = ms_to_ns(o.restart_window_ms ? o.restart_window_ms : 1000);
+    pool->restart_backoff_ns = ms_to_ns(o.restart_backoff_ms);
     pool->default_limit_ns = o.task_timeout_ms > INT64_MAX / 1000000
                                  ? INT64_MAX / 4
                                  : o.task_timeout_ms * 1000000;
@@ -944,7 +965,8 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     explain(pool, &o, cpus, source);
     pool->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pool->workers = calloc(n, sizeof *pool->workers);
-    if (pool->event_fd < 0 || !pool->workers) {
+    pool->restart_times = calloc(pool->restart_limit + 1, sizeof *pool->restart_times);
+    if (pool->event_fd < 0 || !pool->workers || !pool->restart_times) {
         rc = pool->event_fd < 0 ? -errno : -ENOMEM;
         goto fail;
     }
@@ -970,6 +992,8 @@ fail:
         close(pool->event_fd);
     free(pool->workers);
     pool->workers = NULL;
+    free(pool->restart_times);
+    pool->restart_times = NULL;
     walls__handle_release(&pool_table, pool);
     return rc;
 }
@@ -1040,6 +1064,8 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
     pool->state = WALLS__POOL_DEAD;
     free(pool->workers);
     pool->workers = NULL;
+    free(pool->restart_times);
+    pool->restart_times = NULL;
     for (unsigned i = 0; i < pool->nmodules; i++)
         free(pool->modules[i].path);
     pool->nmodules = 0;
@@ -1048,6 +1074,33 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
     pthread_mutex_unlock(&pool->lock);
     walls__handle_release(&pool_table, pool);
     return 0;
+}
+
+int walls_pool_reset(walls_pool *handle)
+{
+    if (!handle)
+        return -EINVAL;
+    struct walls__pool *pool = pool_get(handle);
+    if (!pool)
+        return -EBADF;
+    pthread_mutex_lock(&pool->lock);
+    int rc = pool->state == WALLS__POOL_DEAD ? -EBADF : 0;
+    bool wake = false;
+    if (rc == 0 && pool->broken) {
+        pool->broken = false;
+        pool->restart_count = 0;
+        pool->restart_next = 0;
+        int64_t now = walls__now_ns();
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            if (pool->workers[i].state == WALLS__W_DOWN) {
+                pool->workers[i].respawn_at = now;
+                wake = true;
+            }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    if (wake)
+        wake_timekeeper(pool);
+    return rc;
 }
 
 int walls_pool_fd(walls_pool *handle)
@@ -1111,6 +1164,7 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
     st->in_flight = pool->in_rings;
     st->latency_p50_ns = hist_percentile(pool->hist, pool->completed, 50);
     st->latency_p99_ns = hist_percentile(pool->hist, pool->completed, 99);
+    st->broken = pool->broken;
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
     return 0;

@@ -103,6 +103,47 @@ static int spawn(struct walls__pool *pool, struct walls__worker *w)
     return walls__fs_send(pool->sock, &msg, fds, 2);
 }
 
+/* Counts a restart; true if it is one too many for the window. */
+static bool restart_trips(struct walls__pool *pool, int64_t now, unsigned *recent)
+{
+    unsigned size = pool->restart_limit + 1;
+    pool->restart_times[pool->restart_next] = now;
+    pool->restart_next = (pool->restart_next + 1) % size;
+    pool->restart_count++;
+    *recent = 0;
+    for (unsigned i = 0; i < size && i < pool->restart_count; i++)
+        if (now - pool->restart_times[i] <= pool->restart_window_ns)
+            (*recent)++;
+    return *recent > pool->restart_limit;
+}
+
+/* A worker is gone for good or for a while: replace it, unless the pool
+ * restarts too often, in which case it breaks. Pool lock held. */
+static void replace(struct walls__pool *pool, struct walls__worker *w)
+{
+    w->state = WALLS__W_DOWN;
+    w->respawn_at = 0;
+    if (pool->broken)
+        return;
+    int64_t now = walls__now_ns();
+    unsigned recent;
+    if (restart_trips(pool, now, &recent)) {
+        walls__pool_break(pool);
+        return;
+    }
+    pool->restarts++;
+    int64_t delay = 0;
+    if (pool->restart_backoff_ns) {
+        delay = pool->restart_backoff_ns;
+        for (unsigned i = 1; i < recent && delay < pool->restart_window_ns; i++)
+            delay *= 2;
+        if (delay > pool->restart_window_ns)
+            delay = pool->restart_window_ns;
+    }
+    if (delay > 0 || spawn(pool, w) != 0)
+        w->respawn_at = now + (delay > 0 ? delay : 100000000);
+}
+
 static enum walls_status death_status(int how, int sigstat, int *code)
 {
     *code = sigstat;
@@ -137,6 +178,8 @@ static void settle_death(struct walls__pool *pool, struct walls__worker *w, int 
         w->state = WALLS__W_DOWN;
         if (pool->creating && !pool->start_error)
             pool->start_error = err;
+        else if (!pool->creating && pool->state != WALLS__POOL_DEAD)
+            replace(pool, w); /* a replacement that could not start */
         return;
     }
     walls__pool_harvest(pool, w);
@@ -174,15 +217,12 @@ static void settle_death(struct walls__pool *pool, struct walls__worker *w, int 
     }
     while (nrequeue > 0)
         walls__pool_requeue_front(pool, requeue[--nrequeue]);
-    w->died_ns = walls__now_ns();
     if (w->state == WALLS__W_STOPPING || pool->state == WALLS__POOL_DEAD) {
         w->state = WALLS__W_STOPPED;
         walls__ring_reset(w);
         return;
     }
-    pool->restarts++;
-    if (spawn(pool, w) != 0)
-        w->state = WALLS__W_DOWN;
+    replace(pool, w);
 }
 
 static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg, int fd)
@@ -201,6 +241,8 @@ static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg
             w->start_error = msg->err ? msg->err : -ECHILD;
             if (pool->creating && !pool->start_error)
                 pool->start_error = w->start_error;
+            else if (!pool->creating && pool->state != WALLS__POOL_DEAD)
+                replace(pool, w);
             return;
         }
         w->pidfd = fd;
@@ -321,6 +363,21 @@ static void *supervisor_main(void *arg)
         }
         int64_t now = walls__now_ns();
         int64_t next = walls__pool_check_deadlines(pool, now);
+        for (unsigned i = 0; i < pool->nworkers && !lost; i++) {
+            struct walls__worker *w = &pool->workers[i];
+            if (w->state != WALLS__W_DOWN || !w->respawn_at || pool->state == WALLS__POOL_DEAD ||
+                pool->broken)
+                continue;
+            if (now >= w->respawn_at) {
+                w->respawn_at = 0;
+                if (spawn(pool, w) != 0) {
+                    w->state = WALLS__W_DOWN;
+                    w->respawn_at = now + 100000000;
+                }
+            }
+            if (w->respawn_at && w->respawn_at < next)
+                next = w->respawn_at;
+        }
         /* Round up: waking a little late is the lesser evil than spinning. */
         timeout_ms = next == INT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
         walls__fetch_add(&pool->done_seq, 1);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -401,6 +402,85 @@ START_TEST(test_worker_start_failure)
 }
 END_TEST
 
+START_TEST(test_crash_loop_breaks_pool)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 2,
+                                .restart_limit = 5, .restart_window_ms = 60000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    enum { N = 200 };
+    walls_task *t[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(walls_submit(pool, t_segv, NULL, 0, &t[i]), 0);
+    int crashed = 0, broken = 0;
+    for (int i = 0; i < N; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 20000, &r), 0);
+        ck_assert_msg(r.status == WALLS_CRASHED || r.status == WALLS_BROKEN, "task %d: %s", i,
+                      walls_status_name(r.status));
+        crashed += r.status == WALLS_CRASHED;
+        broken += r.status == WALLS_BROKEN;
+        walls_task_free(t[i]);
+    }
+    /* Five replacements, then a sixth death breaks the pool; whatever the
+     * surviving worker had already taken may still crash it. */
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.restarts, 5);
+    ck_assert_uint_eq(st.broken, 1);
+    ck_assert_int_ge(crashed, 6);
+    ck_assert_int_ge(broken, 100);
+    ck_assert_int_eq(crashed + broken, N);
+    /* No fork loop: the workers stay down, only the fork server is left. */
+    ck_assert_int_eq(wait_no_children(0), 1);
+    walls_task *late;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &late), 0);
+    ck_assert_int_eq(walls_wait(late, 0, &r), 0); /* at once */
+    ck_assert_int_eq(r.status, WALLS_BROKEN);
+    walls_task_free(late);
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.restarts, 5);
+    /* The cause is fixed: reset, and it serves again. */
+    ck_assert_int_eq(walls_pool_reset(pool), 0);
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &late), 0);
+    ck_assert_int_eq(walls_wait(late, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(late);
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.broken, 0);
+    ck_assert_int_eq(walls_pool_reset(NULL), -EINVAL);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(walls_pool_reset(pool), -EBADF);
+}
+END_TEST
+
+START_TEST(test_restart_backoff)
+{
+    /* 50 ms backoff, doubling: three crashes take at least 50+100+200 ms
+     * of restarts before the fourth task can run. */
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .restart_backoff_ms = 50, .restart_window_ms = 10000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    walls_task *t[4];
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(walls_submit(pool, i < 3 ? t_abort : t_pid, NULL, 0, &t[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 20000, &r), 0);
+        ck_assert_int_eq(r.status, i < 3 ? WALLS_CRASHED : WALLS_OK);
+        walls_task_free(t[i]);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    ck_assert_int_ge(ms, 350);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("proc");
@@ -416,6 +496,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_many_pools_at_once);
     tcase_add_test(tc, test_protocol_breakers_are_killed);
     tcase_add_test(tc, test_worker_start_failure);
+    tcase_add_test(tc, test_crash_loop_breaks_pool);
+    tcase_add_test(tc, test_restart_backoff);
     suite_add_tcase(s, tc);
     return s;
 }

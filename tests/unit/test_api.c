@@ -144,6 +144,15 @@ START_TEST(test_bad_create)
     memset(&o, 0, sizeof o);
     o.reserved[3] = 1;
     ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.restart_limit = 100001;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.restart_window_ms = -1;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.restart_backoff_ms = -1;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
     /* Asked for, not built: refused rather than silently ignored. */
     memset(&o, 0, sizeof o);
     o.placement = WALLS_HYBRID;
