@@ -238,11 +238,27 @@ WALLS_API int walls_pool_reset(walls_pool *pool);
 
 /*
  * walls_pool_fd - a descriptor that becomes readable when a task of the
- * pool completes. It is an eventfd owned by the pool (do not close it);
- * reading it resets it. Returns the descriptor, or -EINVAL (NULL), -EBADF
+ * pool completes, for an epoll, poll or libuv loop. It is an eventfd owned
+ * by the pool (do not close it). From the first call on, the pool also
+ * keeps a list of completed tasks for walls_pool_collect(), which resets
+ * the descriptor. Returns the descriptor, or -EINVAL (NULL), -EBADF
  * (destroyed pool).
  */
 WALLS_API int walls_pool_fd(walls_pool *pool);
+
+/*
+ * walls_pool_collect - without blocking, take up to max tasks of the pool
+ * that completed since walls_pool_fd() was first called and were not
+ * collected yet, oldest first. Each task is reported once; get its result
+ * with walls_wait(task, 0, &res). A task freed before it is collected is
+ * not reported. The descriptor is reset, and becomes readable again when
+ * more tasks complete (or at once if some are left).
+ * @tasks: out; room for max handles (borrowed: the caller still owns them).
+ * @n: out; how many were written.
+ * Errors: -EINVAL (pool, tasks or n NULL, max 0); -EBADF (destroyed pool);
+ * -ENOTCONN (walls_pool_fd() was never called on this pool).
+ */
+WALLS_API int walls_pool_collect(walls_pool *pool, walls_task **tasks, size_t max, size_t *n);
 
 /*
  * walls_pool_explain - one line saying which placement and sizes the pool

@@ -61,8 +61,9 @@ struct walls__task {
     int64_t submit_ns;
     int64_t dispatch_ns;
     int64_t limit_ns;         /* time limit; 0 = none */
-    struct walls__task *next; /* pending queue */
+    struct walls__task *next; /* pending queue, then the collect list */
     struct walls__task *prev;
+    bool collectable;         /* on the pool's collect list */
     /* Result, written before DONE is set with release order. */
     enum walls_status status;
     int code;
@@ -157,6 +158,7 @@ struct walls__pool {
     uint32_t done_seq;
     uint32_t done_waiters;
     uint32_t unsignalled; /* completions not yet counted on event_fd */
+    struct walls__task *done_head, *done_tail; /* completed, not collected */
     int event_fd;
     bool fd_armed;
     bool doorbells_armed;

@@ -64,6 +64,20 @@ static bool task_done(struct walls__task *task)
     return walls__load_acquire(&task->flags) & WALLS__TASK_DONE;
 }
 
+static void collect_unlink(struct walls__pool *pool, struct walls__task *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        pool->done_head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        pool->done_tail = task->prev;
+    task->next = task->prev = NULL;
+    task->collectable = false;
+}
+
 static void task_recycle(struct walls__task *task)
 {
     if (task->in != task->small_in)
@@ -151,6 +165,16 @@ void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
     pool->hist[hist_bucket(lat > 0 ? (uint64_t)lat : 0)]++;
     pool_bump(pool);
     walls__fetch_add(&pool->unsignalled, 1);
+    if (pool->fd_armed && !(walls__load_relaxed(&task->flags) & WALLS__TASK_FREED)) {
+        task->next = NULL;
+        task->prev = pool->done_tail;
+        if (pool->done_tail)
+            pool->done_tail->next = task;
+        else
+            pool->done_head = task;
+        pool->done_tail = task;
+        task->collectable = true;
+    }
     /* Release: the result above is visible to whoever sees DONE. */
     uint32_t old = walls__fetch_or(&task->flags, WALLS__TASK_DONE);
     if (old & WALLS__TASK_FREED)
@@ -854,17 +878,20 @@ void walls_task_free(walls_task *handle)
     struct walls__task *task = task_get(handle);
     if (!task)
         return;
-    if (!task_done(task)) {
-        struct walls__pool *pool = task->pool;
-        pthread_mutex_lock(&pool->lock);
-        if (!task_done(task))
-            cancel_locked(pool, task);
-        pthread_mutex_unlock(&pool->lock);
-        walls__pool_signal(pool);
-    }
+    /* Under the pool's lock, so that completion (which may put the task on
+     * the collect list, or recycle a freed one) sees either all of this or
+     * none. The pool entry outlives the pool, so its lock is always there. */
+    struct walls__pool *pool = task->pool;
+    pthread_mutex_lock(&pool->lock);
+    if (!task_done(task))
+        cancel_locked(pool, task);
+    if (task->collectable)
+        collect_unlink(pool, task);
     /* From here on the handle is dead, even while the task still runs. */
     walls__handle_retire(task);
     uint32_t old = walls__fetch_or(&task->flags, WALLS__TASK_FREED);
+    pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
     if ((old & (WALLS__TASK_DONE | WALLS__TASK_FREED)) == WALLS__TASK_DONE)
         task_recycle(task);
 }
@@ -1062,6 +1089,9 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
 
     pthread_mutex_lock(&pool->lock);
     pool->state = WALLS__POOL_DEAD;
+    while (pool->done_head)
+        collect_unlink(pool, pool->done_head);
+    walls__store_relaxed(&pool->fd_armed, false);
     free(pool->workers);
     pool->workers = NULL;
     free(pool->restart_times);
@@ -1119,6 +1149,41 @@ int walls_pool_fd(walls_pool *handle)
     }
     pthread_mutex_unlock(&pool->lock);
     return fd;
+}
+
+int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_t *n)
+{
+    if (!handle || !tasks || !n || max == 0)
+        return -EINVAL;
+    *n = 0;
+    struct walls__pool *pool = pool_get(handle);
+    if (!pool)
+        return -EBADF;
+    /* Reset the descriptor first: a completion after this makes it readable
+     * again, and one before it is on the list we are about to take. */
+    uint64_t count;
+    ssize_t rd = read(pool->event_fd, &count, sizeof count);
+    (void)rd;
+    pool_progress(pool);
+    pthread_mutex_lock(&pool->lock);
+    int rc = 0;
+    if (pool->state == WALLS__POOL_DEAD)
+        rc = -EBADF;
+    else if (!pool->fd_armed)
+        rc = -ENOTCONN;
+    while (rc == 0 && *n < max && pool->done_head) {
+        struct walls__task *task = pool->done_head;
+        collect_unlink(pool, task);
+        tasks[(*n)++] = (walls_task *)(uintptr_t)walls__handle_of(task);
+    }
+    bool left = rc == 0 && pool->done_head != NULL;
+    pthread_mutex_unlock(&pool->lock);
+    if (left) {
+        uint64_t one = 1;
+        ssize_t wr = write(pool->event_fd, &one, sizeof one);
+        (void)wr;
+    }
+    return rc;
 }
 
 int walls_pool_explain(walls_pool *handle, char *buf, size_t len)

@@ -523,6 +523,53 @@ START_TEST(test_pool_fd)
 }
 END_TEST
 
+START_TEST(test_collect)
+{
+    walls_pool *pool = make_pool(placements[_i], 2);
+    walls_task *got[8], *t[5];
+    size_t n = 99;
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), -ENOTCONN);
+    ck_assert_int_eq(walls_pool_collect(NULL, got, 8, &n), -EINVAL);
+    ck_assert_int_eq(walls_pool_collect(pool, NULL, 8, &n), -EINVAL);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 0, &n), -EINVAL);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, NULL), -EINVAL);
+    int fd = walls_pool_fd(pool);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(walls_submit(pool, t_echo, &i, sizeof i, &t[i]), 0);
+    struct walls_result r;
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+    walls_task_free(t[3]); /* freed before collected: not reported */
+    size_t total = 0;
+    bool seen[5] = {false};
+    for (int round = 0; round < 5 && total < 4; round++) {
+        ck_assert_int_eq(walls_pool_collect(pool, got, 2, &n), 0);
+        ck_assert_uint_le(n, 2);
+        for (size_t k = 0; k < n; k++)
+            for (int i = 0; i < 5; i++)
+                if (got[k] == t[i]) {
+                    ck_assert(!seen[i]);
+                    seen[i] = true;
+                }
+        total += n;
+    }
+    ck_assert_uint_eq(total, 4);
+    ck_assert(seen[0] && seen[1] && seen[2] && !seen[3] && seen[4]);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 0), 0); /* drained and reset */
+    for (int i = 0; i < 5; i++)
+        if (i != 3)
+            walls_task_free(t[i]);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), -EBADF);
+}
+END_TEST
+
 START_TEST(test_stats_exact)
 {
     walls_pool *pool = make_pool(placements[_i], 2);
@@ -661,6 +708,7 @@ static Suite *suite(void)
     tcase_add_loop_test(both, test_submit_while_destroying, 0, 2);
     tcase_add_loop_test(both, test_pool_fd, 0, 2);
     tcase_add_loop_test(both, test_stats_exact, 0, 2);
+    tcase_add_loop_test(both, test_collect, 0, 2);
     tcase_add_loop_test(both, test_timeout_default_and_override, 0, 2);
     suite_add_tcase(s, both);
     TCase *misc = tcase_create("misc");
