@@ -84,7 +84,8 @@ struct walls__cqe {
     uint32_t seq;
     uint32_t tag;
     uint16_t kind;   /* enum walls__cqe_kind */
-    uint16_t status; /* WALLS_OK or WALLS_FAILED for CQE_DONE */
+    uint16_t status; /* CQE_DONE: WALLS_OK, WALLS_FAILED, or WALLS_PROTOCOL when the
+                      * task claimed more output than out_cap (then out_len is 0) */
     int32_t code;
     uint32_t out_len;
     uint32_t reserved[3];

@@ -457,8 +457,8 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
             /* A thread finally returned from a task that timed out. */
             w->stuck = false;
         } else if (h.kind == WALLS__CQE_DONE) {
-            if ((h.status != WALLS_OK && h.status != WALLS_FAILED) ||
-                h.out_len > pool->max_output) {
+            if ((h.status != WALLS_OK && h.status != WALLS_FAILED && h.status != WALLS_PROTOCOL) ||
+                h.out_len > pool->max_output || (h.status == WALLS_PROTOCOL && h.out_len)) {
                 worker_broke(pool, w, e);
                 if (w->broke)
                     return;

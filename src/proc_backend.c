@@ -225,6 +225,19 @@ static void settle_death(struct walls__pool *pool, struct walls__worker *w, int 
     replace(pool, w);
 }
 
+/* A starting worker serves once it said it is ready and we hold its pidfd
+ * (without it, it could not be killed). The two arrive in either order. */
+static void mark_ready(struct walls__pool *pool, struct walls__worker *w)
+{
+    if (w->state != WALLS__W_STARTING || w->pidfd < 0 ||
+        walls__load_acquire(&w->mb->worker_state) != WALLS__WORKER_READY)
+        return;
+    w->state = WALLS__W_UP;
+    if (pool->creating && pool->starting > 0)
+        pool->starting--;
+    walls__fetch_add(&pool->done_seq, 1);
+}
+
 static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg, int fd)
 {
     if (msg->worker >= pool->nworkers) {
@@ -249,6 +262,8 @@ static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg
         w->pid = msg->pid;
         if (w->state == WALLS__W_STOPPING)
             walls__procs_kill(w);
+        else
+            mark_ready(pool, w); /* its doorbell may have rung first */
     } else if (msg->type == WALLS__FS_EXIT) {
         if (fd >= 0)
             close(fd);
@@ -338,13 +353,7 @@ static void *supervisor_main(void *arg)
                 uint64_t v;
                 ssize_t rc = read(w->doorbell, &v, sizeof v);
                 (void)rc;
-                if (w->state == WALLS__W_STARTING &&
-                    walls__load_acquire(&w->mb->worker_state) == WALLS__WORKER_READY) {
-                    w->state = WALLS__W_UP;
-                    if (pool->creating && pool->starting > 0)
-                        pool->starting--;
-                    walls__fetch_add(&pool->done_seq, 1);
-                }
+                mark_ready(pool, w);
             }
         }
         for (unsigned i = 0; i < pool->nworkers; i++)

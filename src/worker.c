@@ -86,10 +86,17 @@ static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct w
         .in = req->data, .in_len = in_len, .out = cqe->data, .out_cap = out_cap, .out_len = 0};
     int rc = fn(&call);
     cqe->kind = WALLS__CQE_DONE;
+    if (call.out_len > out_cap) {
+        /* The task broke its side of the contract, not this loop: say so,
+         * and keep the worker. */
+        cqe->status = WALLS_PROTOCOL;
+        cqe->code = 0;
+        cqe->out_len = 0;
+        return;
+    }
     cqe->status = rc == 0 ? WALLS_OK : WALLS_FAILED;
     cqe->code = rc;
-    /* The host judges the length; pass what the task claimed. */
-    cqe->out_len = call.out_len > UINT32_MAX ? UINT32_MAX : (uint32_t)call.out_len;
+    cqe->out_len = (uint32_t)call.out_len;
 }
 
 void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_hooks *hooks,

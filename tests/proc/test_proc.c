@@ -9,10 +9,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -481,6 +484,88 @@ START_TEST(test_restart_backoff)
 }
 END_TEST
 
+static bool gone(int pid)
+{
+    char path[64], state = '?';
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    int n = fscanf(f, "%*d (%*[^)]) %c", &state);
+    fclose(f);
+    return n == 1 && (state == 'Z' || state == 'X');
+}
+
+START_TEST(test_host_sigkill_leaves_nothing)
+{
+    /* Orphans come to us, so that we can reap them and see them gone. */
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int pipefd[2];
+    ck_assert_int_eq(pipe(pipefd), 0);
+    pid_t host = fork();
+    ck_assert_int_ge(host, 0);
+    if (host == 0) {
+        close(pipefd[0]);
+        walls_pool *pool = proc_pool(3);
+        int pids[3] = {0, 0, 0};
+        for (int i = 0; i < 3; i++) {
+            /* Three tasks that each hold a different worker: a sleeper pins
+             * its worker, so the next task goes to another. */
+            walls_task *t;
+            int ms = 60000;
+            if (walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t) != 0)
+                _exit(1);
+        }
+        usleep(200000);
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", getpid(), getpid());
+        FILE *f = fopen(path, "r");
+        int fs = 0;
+        if (!f || fscanf(f, "%d", &fs) != 1)
+            _exit(2);
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", fs, fs);
+        f = fopen(path, "r");
+        if (!f)
+            _exit(3);
+        for (int i = 0; i < 3; i++)
+            if (fscanf(f, "%d", &pids[i]) != 1)
+                _exit(4);
+        fclose(f);
+        int all[4] = {fs, pids[0], pids[1], pids[2]};
+        if (write(pipefd[1], all, sizeof all) != sizeof all)
+            _exit(5);
+        pause();
+        _exit(0);
+    }
+    close(pipefd[1]);
+    int all[4];
+    ck_assert_int_eq(read(pipefd[0], all, sizeof all), (ssize_t)sizeof all);
+    close(pipefd[0]);
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(!gone(all[i]), "process %d should be running", all[i]);
+    ck_assert_int_eq(kill(host, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(host, NULL, 0), host);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    long ms = 0;
+    bool all_gone = false;
+    while (!all_gone && ms < 1000) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
+        all_gone = true;
+        for (int i = 0; i < 4; i++)
+            all_gone &= gone(all[i]);
+        usleep(5000);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    }
+    ck_assert_msg(all_gone, "fork server or workers alive %ld ms after the host died", ms);
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("proc");
@@ -498,6 +583,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_worker_start_failure);
     tcase_add_test(tc, test_crash_loop_breaks_pool);
     tcase_add_test(tc, test_restart_backoff);
+    tcase_add_test(tc, test_host_sigkill_leaves_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
