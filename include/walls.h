@@ -90,6 +90,9 @@ struct walls_pool_opts {
     unsigned restart_limit;     /* 0 = 100; at most 100000 */
     int64_t restart_window_ms;  /* 0 = 1000 */
     int64_t restart_backoff_ms; /* 0 = restart at once */
+    /* Hybrid placement: a task that was LOST (its process died running
+     * another task) runs again, up to this many times; 0 = never. */
+    unsigned lost_retries;      /* at most 100 */
     uint64_t reserved[8];     /* must be zero */
 };
 
@@ -137,6 +140,8 @@ struct walls_result {
     int code;          /* see enum walls_status */
     const void *out;   /* borrowed: valid until walls_task_free() */
     size_t out_len;
+    unsigned attempts; /* times it was started: more than 1 when it was run again
+                        * after being LOST (hybrid, lost_retries); 0 if it never ran */
 };
 
 /* Flags for walls_pool_destroy(). */

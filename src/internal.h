@@ -24,6 +24,8 @@
 
 #define WALLS__MAX_PROCESSES 256u
 #define WALLS__MAX_THREADS 1024u
+#define WALLS__MAX_LANES 64u /* threads per hybrid process */
+#define WALLS__IO_THREADS_PER_CPU 4u /* IO-bound: threads per CPU, or per hybrid process */
 #define WALLS__MAX_MODULES 256u
 #define WALLS__TASK_SMALL 64u /* input and output bytes kept inside the task */
 
@@ -60,6 +62,7 @@ struct walls__task {
     uint32_t seq;  /* while AT_WORKER */
     int64_t submit_ns;
     int64_t dispatch_ns;
+    unsigned attempts;        /* runs started for it (LOST ones are run again) */
     int64_t limit_ns;         /* time limit; 0 = none */
     struct walls__task *next; /* pending queue, then the collect list */
     struct walls__task *prev;
@@ -106,19 +109,31 @@ struct walls__worker {
     uint32_t seen_done;  /* its completion tail when last looked at */
     int64_t seen_ns;     /* when that tail last moved */
     struct walls__inflight inflight[WALLS__RING_SLOTS];
-    bool broke;         /* broke the protocol: killed, its tasks end PROTOCOL */
-    bool cancel_kill;   /* killed to cancel its task */
-    bool timeout_kill;  /* killed because its task overran */
+    bool broke;         /* its process broke the protocol: nothing it says counts */
+    int kill_reason;    /* -1, or the status its task gets: we killed its process for it */
     bool stuck;         /* a thread still running a timed-out task */
     int64_t retire_ns;  /* when the host last retired one of its requests */
     /* Threads. */
     pthread_t thread;
     bool thread_started;
-    /* Processes. */
+    /* Processes: the process this mailbox (lane) belongs to. */
+    struct walls__proc *proc;
+};
+
+/* A worker process: one lane (mailbox and thread) per thread it runs, one
+ * in process placement, several in hybrid placement. The lanes' states
+ * follow the process's. */
+struct walls__proc {
+    unsigned index;
+    struct walls__worker *lanes;
+    unsigned nlanes;
+    int state;          /* enum walls__worker_run */
+    void *map;          /* the lanes' mailboxes, one after another */
     int memfd;
     int doorbell;
     int pidfd;
     pid_t pid;
+    bool killed;        /* we killed it */
     int start_error;    /* set when it failed before READY */
     int64_t respawn_at; /* DOWN: when to start it again; 0 = not planned */
 };
@@ -148,7 +163,11 @@ struct walls__pool {
     unsigned threads_per; /* threads of a thread pool */
     size_t max_output;
     char explain[320];
-    struct walls__worker *workers;
+    struct walls__worker *workers; /* lanes, for processes: proc i owns [i*T, i*T+T) */
+    struct walls__proc *procs;
+    unsigned nprocs;
+    unsigned lanes_per;            /* threads per process (1 in process placement) */
+    unsigned lost_retries;
     unsigned rr; /* where the next dispatch starts looking */
     /* Pending queue: submitted, not yet in any ring. */
     struct walls__task *pend_head, *pend_tail;
@@ -223,7 +242,12 @@ int walls__threads_start_timer(struct walls__pool *pool); /* lock NOT held */
 /* proc_backend.c */
 int walls__procs_start(struct walls__pool *pool);
 void walls__procs_stop(struct walls__pool *pool, bool cancel);
-void walls__procs_kill(struct walls__worker *w);
+/* Kills the process of lane w; its task will end with reason (a status).
+ * Pool lock held. */
+void walls__procs_kill(struct walls__worker *w, enum walls_status reason);
+/* Starts again the processes a broken pool left down. Pool lock held;
+ * returns whether the supervisor must be woken. */
+bool walls__procs_reset(struct walls__pool *pool);
 
 int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
                         uint64_t *offset);

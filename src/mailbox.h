@@ -116,6 +116,9 @@ struct walls__mailbox {
     uint32_t doorbell_armed; /* written by the host: ring after every completion */
     uint32_t refill_armed;   /* written by the host: ring when the request ring runs dry */
     uint32_t worker_pid;     /* written by the worker; informative only */
+    uint32_t lanes;          /* lane 0, written by the host: mailboxes in this mapping */
+    uint32_t fault_lane;     /* lane 0, written by the worker: 1 + the lane that faulted */
+    uint32_t exit_lane;      /* lane 0, written by the worker: 1 + the lane that called exit() */
     uint32_t current_seq;    /* written by the worker: the request it runs now */
     uint64_t current_start_ns; /* and when it started it (CLOCK_MONOTONIC) */
     struct walls__ring_idx rq;

@@ -226,8 +226,7 @@ void walls__ring_reset(struct walls__worker *w)
     w->modules_sent = 0;
     memset(w->inflight, 0, sizeof w->inflight);
     w->broke = false;
-    w->cancel_kill = false;
-    w->timeout_kill = false;
+    w->kill_reason = -1;
     w->stuck = false;
 }
 
@@ -324,8 +323,13 @@ static bool keeps_up(struct walls__worker *w, int64_t now)
     struct walls__mailbox *mb = w->mb;
     uint32_t done = walls__load_relaxed(&mb->cq.tail);
     if (done != w->seen_done) {
+        /* Only a finished task shows the pace; a control request's
+         * acknowledgement does not. */
+        uint32_t last = done - 1;
+        if ((uint32_t)(last - w->oldest) < (uint32_t)(w->rq_tail - w->oldest) &&
+            w->inflight[last & MASK].kind == WALLS__REQ_TASK)
+            w->seen_ns = now;
         w->seen_done = done;
-        w->seen_ns = now;
     }
     if (walls__load_relaxed(&mb->rq.tail_waiters))
         return false;
@@ -417,10 +421,8 @@ static void worker_broke(struct walls__pool *pool, struct walls__worker *w,
             e->retired = 1;
         return;
     }
-    if (!w->broke) {
-        w->broke = true;
-        walls__procs_kill(w);
-    }
+    if (!w->broke)
+        walls__procs_kill(w, WALLS_PROTOCOL);
 }
 
 void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
@@ -465,9 +467,11 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
                 w->cq_head++;
                 continue;
             }
+            e->task->attempts++;
             walls__pool_complete(pool, e->task, (enum walls_status)h.status, h.code, cqe->data,
                                  h.out_len);
         } else if (h.kind == WALLS__CQE_NOFN) {
+            e->task->attempts++;
             walls__pool_complete(pool, e->task, WALLS_FAILED, h.code < 0 ? h.code : -ENOENT, NULL,
                                  0);
         } else {
@@ -511,6 +515,7 @@ static struct walls__inflight *first_task(struct walls__worker *w, uint32_t *seq
 static void abandon(struct walls__pool *pool, struct walls__worker *w, struct walls__inflight *e,
                     uint32_t seq)
 {
+    e->task->attempts++;
     walls__pool_complete(pool, e->task, WALLS_TIMEOUT, 0, NULL, 0);
     e->task = NULL;
     e->abandoned = 1;
@@ -541,7 +546,7 @@ int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now)
         struct walls__worker *w = &pool->workers[i];
         uint32_t seq;
         struct walls__inflight *e;
-        if (w->state != WALLS__W_UP || w->timeout_kill || !(e = first_task(w, &seq)) ||
+        if (w->state != WALLS__W_UP || w->kill_reason >= 0 || !(e = first_task(w, &seq)) ||
             !e->task->limit_ns)
             continue;
         /* It cannot have started before it was dispatched, nor (one task at
@@ -560,8 +565,7 @@ int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now)
         } else if (pool->placement == WALLS_THREADS) {
             abandon(pool, w, e, seq);
         } else {
-            w->timeout_kill = true;
-            walls__procs_kill(w);
+            walls__procs_kill(w, WALLS_TIMEOUT);
         }
     }
     walls__pool_dispatch(pool);
@@ -618,6 +622,7 @@ static void fill_result(const struct walls__task *task, struct walls_result *res
     res->code = task->code;
     res->out = task->out;
     res->out_len = task->out_len;
+    res->attempts = task->attempts;
 }
 
 int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
@@ -748,6 +753,7 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     task->status = WALLS_OK;
     task->code = 0;
     task->out_len = 0;
+    task->attempts = 0;
     task->in_len = (uint32_t)in_len;
     task->in = in_len <= WALLS__TASK_SMALL ? task->small_in : malloc(in_len);
     task->out = task->small_out;
@@ -861,9 +867,7 @@ int walls_cancel(walls_task *handle)
     int rc = task_done(task) ? -EALREADY : cancel_locked(pool, task);
     if (rc == -EBUSY && pool->placement != WALLS_THREADS) {
         /* Running in a process: that process goes, and the task with it. */
-        struct walls__worker *w = &pool->workers[task->worker];
-        w->cancel_kill = true;
-        walls__procs_kill(w);
+        walls__procs_kill(&pool->workers[task->worker], WALLS_CANCELLED);
         rc = 0;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -913,12 +917,15 @@ static int check_opts(const struct walls_pool_opts *o)
         return -EINVAL;
     if (o->task_timeout_ms < 0 || o->max_output > WALLS_INLINE_MAX)
         return -EINVAL;
-    if (o->restart_limit > 100000 || o->restart_window_ms < 0 || o->restart_backoff_ms < 0)
+    if (o->restart_limit > 100000 || o->restart_window_ms < 0 || o->restart_backoff_ms < 0 ||
+        o->lost_retries > 100)
+        return -EINVAL;
+    if (o->placement == WALLS_HYBRID && o->threads > WALLS__MAX_LANES)
         return -EINVAL;
     for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i])
             return -EINVAL;
-    if (o->placement == WALLS_HYBRID || (o->needs & WALLS_NEED_UNTRUSTED))
+    if (o->needs & WALLS_NEED_UNTRUSTED)
         return -ENOTSUP;
     return 0;
 }
@@ -926,23 +933,30 @@ static int check_opts(const struct walls_pool_opts *o)
 static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, int cpus,
                     const char *source)
 {
-    const char *why;
-    if (o->placement == WALLS_AUTO)
-        why = (o->needs & WALLS_NEED_CRASH_ISOLATION)
-                  ? "AUTO: crash isolation asked for, so worker processes"
-                  : "AUTO: no isolation asked for, so threads of this process";
+    bool io = o->workload == WALLS_IO_BOUND;
+    const char *why = "placement given by the program";
+    if (o->placement == WALLS_AUTO) {
+        if (!(o->needs & (WALLS_NEED_CRASH_ISOLATION | WALLS_NEED_UNTRUSTED)))
+            why = io ? "AUTO: no isolation asked for, IO-bound: threads of this process"
+                     : "AUTO: no isolation asked for, CPU-bound: threads of this process";
+        else
+            why = io ? "AUTO: isolation asked for, IO-bound: processes each with threads"
+                     : "AUTO: isolation asked for, CPU-bound: one process per CPU";
+    }
+    char size[96];
+    if (pool->placement == WALLS_THREADS)
+        snprintf(size, sizeof size, "%u threads (%s)", pool->nworkers,
+                 o->threads ? "given" : io ? "4 per usable CPU" : "1 per usable CPU");
+    else if (pool->placement == WALLS_PROCESSES)
+        snprintf(size, sizeof size, "%u processes (%s)", pool->nprocs,
+                 o->processes ? "given" : "1 per usable CPU");
     else
-        why = "placement given by the program";
-    const char *kind = pool->placement == WALLS_THREADS ? "threads" : "processes";
-    const char *sizing;
-    if ((pool->placement == WALLS_THREADS ? o->threads : o->processes) != 0)
-        sizing = "size given by the program";
-    else if (pool->placement == WALLS_THREADS && o->workload == WALLS_IO_BOUND)
-        sizing = "IO-bound: four per usable CPU";
-    else
-        sizing = "CPU-bound: one per usable CPU";
-    snprintf(pool->explain, sizeof pool->explain, "%s, %u %s (%s); %s; %d usable CPUs from %s",
-             kind, pool->nworkers, kind, sizing, why, cpus, source);
+        snprintf(size, sizeof size, "%u processes (%s) x %u threads (%s)", pool->nprocs,
+                 o->processes ? "given" : "1 per usable CPU", pool->lanes_per,
+                 o->threads ? "given" : io ? "4 for IO-bound work" : "1 for CPU-bound work");
+    static const char *const names[] = {"auto", "threads", "processes", "hybrid"};
+    snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s",
+             names[pool->placement], size, why, cpus, source);
 }
 
 int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
@@ -956,21 +970,31 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     int rc = check_opts(&o);
     if (rc)
         return rc;
+    /* The seed's rules: isolation means processes, and IO-bound work under
+     * isolation means processes that each hold a few threads. */
+    bool io = o.workload == WALLS_IO_BOUND;
     enum walls_placement placement = o.placement;
-    if (placement == WALLS_AUTO)
-        placement = (o.needs & WALLS_NEED_CRASH_ISOLATION) ? WALLS_PROCESSES : WALLS_THREADS;
+    if (placement == WALLS_AUTO) {
+        if (o.needs & (WALLS_NEED_CRASH_ISOLATION | WALLS_NEED_UNTRUSTED))
+            placement = io ? WALLS_HYBRID : WALLS_PROCESSES;
+        else
+            placement = WALLS_THREADS;
+    }
     const char *source = "affinity mask";
     int cpus = walls__cpu_count_source(&source);
-    unsigned n;
-    if (placement == WALLS_THREADS)
-        n = o.threads ? o.threads
-                      : (unsigned)cpus * (o.workload == WALLS_IO_BOUND ? 4u : 1u);
-    else
-        n = o.processes ? o.processes : (unsigned)cpus;
-    if (placement == WALLS_THREADS && n > WALLS__MAX_THREADS)
-        n = WALLS__MAX_THREADS;
-    if (placement == WALLS_PROCESSES && n > WALLS__MAX_PROCESSES)
-        n = WALLS__MAX_PROCESSES;
+    unsigned n, per = 1;
+    if (placement == WALLS_THREADS) {
+        n = o.threads ? o.threads : (unsigned)cpus * (io ? WALLS__IO_THREADS_PER_CPU : 1u);
+        if (n > WALLS__MAX_THREADS)
+            n = WALLS__MAX_THREADS;
+    } else {
+        unsigned procs = o.processes ? o.processes : (unsigned)cpus;
+        if (procs > WALLS__MAX_PROCESSES)
+            procs = WALLS__MAX_PROCESSES;
+        if (placement == WALLS_HYBRID)
+            per = o.threads ? o.threads : io ? WALLS__IO_THREADS_PER_CPU : 1u;
+        n = procs * per;
+    }
 
     struct walls__pool *pool = walls__handle_alloc(&pool_table);
     if (!pool)
@@ -978,6 +1002,9 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     size_t keep = offsetof(struct walls__pool, state);
     memset((char *)pool + keep, 0, sizeof *pool - keep);
     pool->placement = placement;
+    pool->lanes_per = per;
+    pool->nprocs = placement == WALLS_THREADS ? 0 : n / per;
+    pool->lost_retries = o.lost_retries;
     pool->workload = o.workload;
     pool->needs = o.needs;
     pool->nworkers = n;
@@ -1000,7 +1027,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     for (unsigned i = 0; i < n; i++) {
         pool->workers[i].pool = pool;
         pool->workers[i].index = i;
-        pool->workers[i].memfd = pool->workers[i].doorbell = pool->workers[i].pidfd = -1;
+        pool->workers[i].kill_reason = -1;
     }
     pool->state = WALLS__POOL_ALIVE;
     rc = placement == WALLS_THREADS ? walls__threads_start(pool) : walls__procs_start(pool);
@@ -1065,10 +1092,8 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
                 if (cancel_locked(pool, e->task) == -EBUSY)
                     running = true;
             }
-            if (running && pool->placement != WALLS_THREADS) {
-                w->cancel_kill = true;
-                walls__procs_kill(w);
-            }
+            if (running && pool->placement != WALLS_THREADS)
+                walls__procs_kill(w, WALLS_CANCELLED);
         }
     }
     pthread_mutex_unlock(&pool->lock);
@@ -1120,12 +1145,8 @@ int walls_pool_reset(walls_pool *handle)
         pool->broken = false;
         pool->restart_count = 0;
         pool->restart_next = 0;
-        int64_t now = walls__now_ns();
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            if (pool->workers[i].state == WALLS__W_DOWN) {
-                pool->workers[i].respawn_at = now;
-                wake = true;
-            }
+        if (pool->placement != WALLS_THREADS)
+            wake = walls__procs_reset(pool);
     }
     pthread_mutex_unlock(&pool->lock);
     if (wake)
@@ -1219,8 +1240,10 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
     walls__pool_dispatch(pool);
     memset(st, 0, sizeof *st);
     st->placement = pool->placement;
-    st->processes = pool->placement == WALLS_THREADS ? 0 : pool->nworkers;
-    st->threads = pool->placement == WALLS_THREADS ? pool->nworkers : 0;
+    st->processes = pool->placement == WALLS_THREADS ? 0 : pool->nprocs;
+    st->threads = pool->placement == WALLS_THREADS   ? pool->nworkers
+                  : pool->placement == WALLS_HYBRID ? pool->lanes_per
+                                                    : 0;
     st->submitted = pool->submitted;
     st->completed = pool->completed;
     memcpy(st->by_status, pool->by_status, sizeof st->by_status);

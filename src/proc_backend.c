@@ -2,18 +2,20 @@
  * proc_backend.c - the host side of process workers: mailboxes, the
  * supervisor thread, deaths and replacements.
  *
- * Each worker gets a memfd mailbox and an eventfd doorbell, made once and
- * reused by every replacement. The fork server forks the workers and reaps
+ * Each worker process gets a memfd holding one mailbox per thread it runs
+ * (its lanes: one in process placement, several in hybrid placement) and
+ * an eventfd doorbell, made once and reused by every replacement. The fork server forks the workers and reaps
  * them; the pool talks to it over its own socket, so the fork server kills
  * the pool's workers the moment that socket closes, however the host went
  * away.
  *
  * The supervisor is a small loop over epoll: the pool socket (spawned,
- * exited), one doorbell per worker (a completion while somebody sleeps, or a
- * worker that became ready), and a command eventfd. A death is settled from
- * the host's own records: the task the worker had taken (its slot says
- * RUNNING) ends with the cause of death, tasks it had not taken go back to
- * the front of the queue, and the worker is replaced.
+ * exited), one doorbell per process (a completion while somebody sleeps, or
+ * a process that became ready), and a command eventfd. A death is settled
+ * from the host's own records, lane by lane: the task each lane was running
+ * ends with the cause of death (or as LOST, when another lane's task caused
+ * it), tasks not taken go back to the front of the queue, and the process
+ * is replaced.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -43,10 +45,21 @@ static int pidfd_kill(int pidfd, int sig)
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-void walls__procs_kill(struct walls__worker *w)
+static void kill_proc(struct walls__proc *proc)
 {
-    if (w->pidfd >= 0)
-        pidfd_kill(w->pidfd, SIGKILL);
+    proc->killed = true;
+    if (proc->pidfd >= 0)
+        pidfd_kill(proc->pidfd, SIGKILL);
+}
+
+void walls__procs_kill(struct walls__worker *w, enum walls_status reason)
+{
+    if (w->kill_reason < 0)
+        w->kill_reason = (int)reason;
+    if (reason == WALLS_PROTOCOL)
+        for (unsigned i = 0; i < w->proc->nlanes; i++)
+            w->proc->lanes[i].broke = true;
+    kill_proc(w->proc);
 }
 
 /* Which module fn lives in, and where in it. Pool lock held. */
@@ -91,16 +104,31 @@ int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module
     return 0;
 }
 
-static int spawn(struct walls__pool *pool, struct walls__worker *w)
+
+static void set_state(struct walls__proc *proc, int state)
 {
-    walls__ring_reset(w);
-    walls__store_relaxed(&w->mb->doorbell_armed, pool->doorbells_armed ? 1u : 0u);
-    walls__store_relaxed(&w->mb->refill_armed, pool->refill_armed ? 1u : 0u);
+    proc->state = state;
+    for (unsigned i = 0; i < proc->nlanes; i++)
+        proc->lanes[i].state = state;
+}
+
+static int spawn(struct walls__pool *pool, struct walls__proc *proc)
+{
+    for (unsigned i = 0; i < proc->nlanes; i++) {
+        struct walls__worker *w = &proc->lanes[i];
+        walls__ring_reset(w);
+        walls__store_relaxed(&w->mb->doorbell_armed, pool->doorbells_armed ? 1u : 0u);
+        walls__store_relaxed(&w->mb->refill_armed, pool->refill_armed ? 1u : 0u);
+    }
+    proc->lanes[0].mb->lanes = proc->nlanes;
     walls__fence(); /* as in walls__pool_arm() */
-    w->state = WALLS__W_STARTING;
-    struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = w->index};
-    int fds[2] = {w->memfd, w->doorbell};
-    return walls__fs_send(pool->sock, &msg, fds, 2);
+    proc->killed = false;
+    set_state(proc, WALLS__W_STARTING);
+    struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = proc->index};
+    int fds[2] = {proc->memfd, proc->doorbell};
+    int rc = walls__fs_send(pool->sock, &msg, fds, 2);
+    /* A closed socket means the fork server is gone. */
+    return rc == -EPIPE || rc == -ECONNRESET ? -ECHILD : rc;
 }
 
 /* Counts a restart; true if it is one too many for the window. */
@@ -117,12 +145,12 @@ static bool restart_trips(struct walls__pool *pool, int64_t now, unsigned *recen
     return *recent > pool->restart_limit;
 }
 
-/* A worker is gone for good or for a while: replace it, unless the pool
- * restarts too often, in which case it breaks. Pool lock held. */
-static void replace(struct walls__pool *pool, struct walls__worker *w)
+/* A process is gone: replace it, unless the pool restarts too often, in
+ * which case it breaks. Pool lock held. */
+static void replace(struct walls__pool *pool, struct walls__proc *proc)
 {
-    w->state = WALLS__W_DOWN;
-    w->respawn_at = 0;
+    set_state(proc, WALLS__W_DOWN);
+    proc->respawn_at = 0;
     if (pool->broken)
         return;
     int64_t now = walls__now_ns();
@@ -140,8 +168,22 @@ static void replace(struct walls__pool *pool, struct walls__worker *w)
         if (delay > pool->restart_window_ns)
             delay = pool->restart_window_ns;
     }
-    if (delay > 0 || spawn(pool, w) != 0)
-        w->respawn_at = now + (delay > 0 ? delay : 100000000);
+    if (delay > 0 || spawn(pool, proc) != 0) {
+        set_state(proc, WALLS__W_DOWN);
+        proc->respawn_at = now + (delay > 0 ? delay : 100000000);
+    }
+}
+
+bool walls__procs_reset(struct walls__pool *pool)
+{
+    bool wake = false;
+    int64_t now = walls__now_ns();
+    for (unsigned i = 0; i < pool->nprocs; i++)
+        if (pool->procs[i].state == WALLS__W_DOWN) {
+            pool->procs[i].respawn_at = now;
+            wake = true;
+        }
+    return wake;
 }
 
 static enum walls_status death_status(int how, int sigstat, int *code)
@@ -158,47 +200,40 @@ static enum walls_status death_status(int how, int sigstat, int *code)
     }
 }
 
-/* A worker is gone. Pool lock held. */
-static void settle_death(struct walls__pool *pool, struct walls__worker *w, int how,
-                         int sigstat)
+/* How the task lane w was running ends, given how its process died. */
+static enum walls_status lane_status(struct walls__proc *proc, struct walls__worker *w,
+                                     enum walls_status died, int *code)
 {
-    if (w->pidfd >= 0)
-        close(w->pidfd);
-    w->pidfd = -1;
-    w->pid = 0;
-    if (w->state == WALLS__W_STARTING) {
-        /* Died before it was ready: a start-up failure. */
-        int err = -ECHILD;
-        if (walls__load_acquire(&w->mb->worker_state) == WALLS__WORKER_FAILED &&
-            w->mb->start_error < 0)
-            err = w->mb->start_error;
-        else if (how == CLD_EXITED && sigstat > 0 && sigstat < 126)
-            err = -sigstat;
-        w->start_error = err;
-        w->state = WALLS__W_DOWN;
-        if (pool->creating && !pool->start_error)
-            pool->start_error = err;
-        else if (!pool->creating && pool->state != WALLS__POOL_DEAD)
-            replace(pool, w); /* a replacement that could not start */
-        return;
+    if (w->kill_reason >= 0) {
+        *code = 0;
+        return (enum walls_status)w->kill_reason;
     }
+    if (proc->killed) { /* for another lane's task */
+        *code = 0;
+        return WALLS_LOST;
+    }
+    if (proc->nlanes == 1 || died == WALLS_KILLED)
+        return died;
+    /* Which thread faulted or called exit() is the worker's word: without
+     * it, every running task shares the cause. */
+    uint32_t culprit = walls__load_relaxed(&proc->lanes[0].mb->fault_lane);
+    if (died == WALLS_EXITED)
+        culprit = walls__load_relaxed(&proc->lanes[0].mb->exit_lane);
+    if (culprit == 0 || culprit > proc->nlanes || &proc->lanes[culprit - 1] == w)
+        return died;
+    *code = 0;
+    return WALLS_LOST;
+}
+
+/* One lane of a dead process: finish or requeue what it held. */
+static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
+                        struct walls__worker *w, enum walls_status died, int died_code)
+{
     walls__pool_harvest(pool, w);
-    int code;
-    enum walls_status status = death_status(how, sigstat, &code);
-    if (w->broke) {
-        status = WALLS_PROTOCOL;
-        code = 0;
-    } else if (w->timeout_kill) {
-        status = WALLS_TIMEOUT;
-        code = 0;
-    } else if (w->cancel_kill) {
-        status = WALLS_CANCELLED;
-        code = 0;
-    }
-    /* A process worker takes requests in ring order, one at a time: the
-     * first task it had not finished is the one it died in (unless it
-     * never took it). The slot states are the worker's word and count
-     * only for the tasks behind that one: untaken ones run elsewhere. */
+    /* A lane takes requests in ring order, one at a time: the first task
+     * it had not finished is the one it died in (unless it never took
+     * it). The slot states are the worker's word and count only for the
+     * tasks behind that one: untaken ones run elsewhere. */
     struct walls__task *requeue[WALLS__RING_SLOTS];
     unsigned nrequeue = 0;
     bool first = true;
@@ -209,30 +244,68 @@ static void settle_death(struct walls__pool *pool, struct walls__worker *w, int 
         uint32_t st = walls__load_relaxed(&w->mb->rq_slots[s & MASK].state);
         bool victim = st != WALLS__SLOT_QUEUED || (first && w->broke);
         first = false;
-        if (victim)
-            walls__pool_complete(pool, e->task, status, code, NULL, 0);
-        else
-            requeue[nrequeue++] = e->task;
+        struct walls__task *task = e->task;
         e->task = NULL;
+        if (!victim) {
+            requeue[nrequeue++] = task;
+            continue;
+        }
+        int code = died_code;
+        enum walls_status status = lane_status(proc, w, died, &code);
+        task->attempts++;
+        if (status == WALLS_LOST && task->attempts <= pool->lost_retries)
+            requeue[nrequeue++] = task;
+        else
+            walls__pool_complete(pool, task, status, code, NULL, 0);
     }
     while (nrequeue > 0)
         walls__pool_requeue_front(pool, requeue[--nrequeue]);
-    if (w->state == WALLS__W_STOPPING || pool->state == WALLS__POOL_DEAD) {
-        w->state = WALLS__W_STOPPED;
-        walls__ring_reset(w);
-        return;
-    }
-    replace(pool, w);
 }
 
-/* A starting worker serves once it said it is ready and we hold its pidfd
- * (without it, it could not be killed). The two arrive in either order. */
-static void mark_ready(struct walls__pool *pool, struct walls__worker *w)
+/* A process is gone. Pool lock held. */
+static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int how,
+                         int sigstat)
 {
-    if (w->state != WALLS__W_STARTING || w->pidfd < 0 ||
-        walls__load_acquire(&w->mb->worker_state) != WALLS__WORKER_READY)
+    if (proc->pidfd >= 0)
+        close(proc->pidfd);
+    proc->pidfd = -1;
+    proc->pid = 0;
+    if (proc->state == WALLS__W_STARTING) {
+        /* Died before it was ready: a start-up failure. */
+        struct walls__mailbox *mb = proc->lanes[0].mb;
+        int err = -ECHILD;
+        if (walls__load_acquire(&mb->worker_state) == WALLS__WORKER_FAILED && mb->start_error < 0)
+            err = mb->start_error;
+        else if (how == CLD_EXITED && sigstat > 0 && sigstat < 126)
+            err = -sigstat;
+        proc->start_error = err;
+        set_state(proc, WALLS__W_DOWN);
+        if (pool->creating && !pool->start_error)
+            pool->start_error = err;
+        else if (!pool->creating && pool->state != WALLS__POOL_DEAD)
+            replace(pool, proc); /* a replacement that could not start */
         return;
-    w->state = WALLS__W_UP;
+    }
+    int code;
+    enum walls_status died = death_status(how, sigstat, &code);
+    for (unsigned i = 0; i < proc->nlanes; i++)
+        settle_lane(pool, proc, &proc->lanes[i], died, code);
+    if (proc->state == WALLS__W_STOPPING || pool->state == WALLS__POOL_DEAD) {
+        set_state(proc, WALLS__W_STOPPED);
+        return;
+    }
+    replace(pool, proc);
+}
+
+/* A starting process serves once it said it is ready and we hold its
+ * pidfd (without it, it could not be killed). The two arrive in either
+ * order. */
+static void mark_ready(struct walls__pool *pool, struct walls__proc *proc)
+{
+    if (proc->state != WALLS__W_STARTING || proc->pidfd < 0 ||
+        walls__load_acquire(&proc->lanes[0].mb->worker_state) != WALLS__WORKER_READY)
+        return;
+    set_state(proc, WALLS__W_UP);
     if (pool->creating && pool->starting > 0)
         pool->starting--;
     walls__fetch_add(&pool->done_seq, 1);
@@ -240,34 +313,34 @@ static void mark_ready(struct walls__pool *pool, struct walls__worker *w)
 
 static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg, int fd)
 {
-    if (msg->worker >= pool->nworkers) {
+    if (msg->worker >= pool->nprocs) {
         if (fd >= 0)
             close(fd);
         return;
     }
-    struct walls__worker *w = &pool->workers[msg->worker];
+    struct walls__proc *proc = &pool->procs[msg->worker];
     if (msg->type == WALLS__FS_SPAWNED) {
         if (msg->err || fd < 0) {
             if (fd >= 0)
                 close(fd);
-            w->state = WALLS__W_DOWN;
-            w->start_error = msg->err ? msg->err : -ECHILD;
+            set_state(proc, WALLS__W_DOWN);
+            proc->start_error = msg->err ? msg->err : -ECHILD;
             if (pool->creating && !pool->start_error)
-                pool->start_error = w->start_error;
+                pool->start_error = proc->start_error;
             else if (!pool->creating && pool->state != WALLS__POOL_DEAD)
-                replace(pool, w);
+                replace(pool, proc);
             return;
         }
-        w->pidfd = fd;
-        w->pid = msg->pid;
-        if (w->state == WALLS__W_STOPPING)
-            walls__procs_kill(w);
+        proc->pidfd = fd;
+        proc->pid = msg->pid;
+        if (proc->state == WALLS__W_STOPPING)
+            kill_proc(proc);
         else
-            mark_ready(pool, w); /* its doorbell may have rung first */
+            mark_ready(pool, proc); /* its doorbell may have rung first */
     } else if (msg->type == WALLS__FS_EXIT) {
         if (fd >= 0)
             close(fd);
-        settle_death(pool, w, msg->exit_how, msg->exit_status);
+        settle_death(pool, proc, msg->exit_how, msg->exit_status);
     } else if (fd >= 0) {
         close(fd);
     }
@@ -277,17 +350,14 @@ static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg
  * parent-death target). Pool lock held. */
 static void fork_server_lost(struct walls__pool *pool)
 {
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct walls__worker *w = &pool->workers[i];
-        if (w->state == WALLS__W_STOPPED || w->state == WALLS__W_DOWN)
+    for (unsigned i = 0; i < pool->nprocs; i++) {
+        struct walls__proc *proc = &pool->procs[i];
+        if (proc->state == WALLS__W_STOPPED || proc->state == WALLS__W_DOWN)
             continue;
-        if (w->state == WALLS__W_UP || w->state == WALLS__W_STOPPING) {
-            w->state = WALLS__W_STOPPING;
-            settle_death(pool, w, CLD_KILLED, SIGKILL);
-        } else {
-            settle_death(pool, w, CLD_KILLED, SIGKILL);
-            w->state = WALLS__W_STOPPED;
-        }
+        if (proc->state != WALLS__W_STARTING)
+            set_state(proc, WALLS__W_STOPPING);
+        settle_death(pool, proc, CLD_KILLED, SIGKILL);
+        set_state(proc, WALLS__W_STOPPED);
     }
     /* Nothing can run the rest. */
     while (pool->pend_head)
@@ -314,8 +384,8 @@ static void read_socket(struct walls__pool *pool, bool *lost)
 
 static bool all_stopped(struct walls__pool *pool)
 {
-    for (unsigned i = 0; i < pool->nworkers; i++)
-        if (pool->workers[i].state != WALLS__W_STOPPED && pool->workers[i].state != WALLS__W_DOWN)
+    for (unsigned i = 0; i < pool->nprocs; i++)
+        if (pool->procs[i].state != WALLS__W_STOPPED && pool->procs[i].state != WALLS__W_DOWN)
             return false;
     return true;
 }
@@ -348,12 +418,12 @@ static void *supervisor_main(void *arg)
                 (void)rc;
                 if (pool->state == WALLS__POOL_DEAD)
                     quit = true;
-            } else if (what >= EV_DOORBELL && what - EV_DOORBELL < pool->nworkers) {
-                struct walls__worker *w = &pool->workers[what - EV_DOORBELL];
+            } else if (what >= EV_DOORBELL && what - EV_DOORBELL < pool->nprocs) {
+                struct walls__proc *proc = &pool->procs[what - EV_DOORBELL];
                 uint64_t v;
-                ssize_t rc = read(w->doorbell, &v, sizeof v);
+                ssize_t rc = read(proc->doorbell, &v, sizeof v);
                 (void)rc;
-                mark_ready(pool, w);
+                mark_ready(pool, proc);
             }
         }
         for (unsigned i = 0; i < pool->nworkers; i++)
@@ -372,20 +442,20 @@ static void *supervisor_main(void *arg)
         }
         int64_t now = walls__now_ns();
         int64_t next = walls__pool_check_deadlines(pool, now);
-        for (unsigned i = 0; i < pool->nworkers && !lost; i++) {
-            struct walls__worker *w = &pool->workers[i];
-            if (w->state != WALLS__W_DOWN || !w->respawn_at || pool->state == WALLS__POOL_DEAD ||
-                pool->broken)
+        for (unsigned i = 0; i < pool->nprocs && !lost; i++) {
+            struct walls__proc *proc = &pool->procs[i];
+            if (proc->state != WALLS__W_DOWN || !proc->respawn_at ||
+                pool->state == WALLS__POOL_DEAD || pool->broken)
                 continue;
-            if (now >= w->respawn_at) {
-                w->respawn_at = 0;
-                if (spawn(pool, w) != 0) {
-                    w->state = WALLS__W_DOWN;
-                    w->respawn_at = now + 100000000;
+            if (now >= proc->respawn_at) {
+                proc->respawn_at = 0;
+                if (spawn(pool, proc) != 0) {
+                    set_state(proc, WALLS__W_DOWN);
+                    proc->respawn_at = now + 100000000;
                 }
             }
-            if (w->respawn_at && w->respawn_at < next)
-                next = w->respawn_at;
+            if (proc->respawn_at && proc->respawn_at < next)
+                next = proc->respawn_at;
         }
         /* Round up: waking a little late is the lesser evil than spinning. */
         timeout_ms = next == INT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
@@ -397,21 +467,26 @@ static void *supervisor_main(void *arg)
     }
 }
 
-static int make_mailbox(struct walls__worker *w)
+static int make_mailboxes(struct walls__proc *proc)
 {
-    w->memfd = memfd_create("walls-mailbox", MFD_CLOEXEC);
-    if (w->memfd < 0)
+    size_t size = (size_t)proc->nlanes * WALLS__MAILBOX_SIZE;
+    proc->memfd = memfd_create("walls-mailbox", MFD_CLOEXEC);
+    if (proc->memfd < 0)
         return -errno;
-    if (ftruncate(w->memfd, WALLS__MAILBOX_SIZE) != 0)
+    if (ftruncate(proc->memfd, (off_t)size) != 0)
         return -errno;
-    void *map = mmap(NULL, WALLS__MAILBOX_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, w->memfd, 0);
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, proc->memfd, 0);
     if (map == MAP_FAILED)
         return -errno;
-    w->mb = map;
-    memset(w->mb, 0, WALLS__MAILBOX_SIZE); /* touch every page now, not per task */
-    walls__ring_reset(w);
-    w->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (w->doorbell < 0)
+    proc->map = map;
+    memset(map, 0, size); /* touch every page now, not per task */
+    for (unsigned i = 0; i < proc->nlanes; i++) {
+        struct walls__worker *w = &proc->lanes[i];
+        w->mb = (struct walls__mailbox *)((char *)map + (size_t)i * WALLS__MAILBOX_SIZE);
+        walls__ring_reset(w);
+    }
+    proc->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (proc->doorbell < 0)
         return -errno;
     return 0;
 }
@@ -424,18 +499,20 @@ static int epoll_add(int epfd, int fd, uint64_t what)
 
 static void close_all(struct walls__pool *pool)
 {
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct walls__worker *w = &pool->workers[i];
-        if (w->mb)
-            munmap(w->mb, WALLS__MAILBOX_SIZE);
-        w->mb = NULL;
-        if (w->memfd >= 0)
-            close(w->memfd);
-        if (w->doorbell >= 0)
-            close(w->doorbell);
-        if (w->pidfd >= 0)
-            close(w->pidfd);
-        w->memfd = w->doorbell = w->pidfd = -1;
+    for (unsigned i = 0; i < pool->nprocs; i++) {
+        struct walls__proc *proc = &pool->procs[i];
+        if (proc->map)
+            munmap(proc->map, (size_t)proc->nlanes * WALLS__MAILBOX_SIZE);
+        proc->map = NULL;
+        for (unsigned k = 0; k < proc->nlanes; k++)
+            proc->lanes[k].mb = NULL;
+        if (proc->memfd >= 0)
+            close(proc->memfd);
+        if (proc->doorbell >= 0)
+            close(proc->doorbell);
+        if (proc->pidfd >= 0)
+            close(proc->pidfd);
+        proc->memfd = proc->doorbell = proc->pidfd = -1;
     }
     if (pool->sock >= 0)
         close(pool->sock);
@@ -444,6 +521,9 @@ static void close_all(struct walls__pool *pool)
     if (pool->cmd_fd >= 0)
         close(pool->cmd_fd);
     pool->sock = pool->epfd = pool->cmd_fd = -1;
+    free(pool->procs);
+    pool->procs = NULL;
+    pool->nprocs = 0;
 }
 
 /* Wait on done_seq until cond holds, up to timeout_ns (-1: forever).
@@ -475,9 +555,26 @@ static bool started(struct walls__pool *pool)
 
 int walls__procs_start(struct walls__pool *pool)
 {
+    unsigned per = pool->lanes_per;
+    pool->nprocs = pool->nworkers / per;
+    pool->procs = calloc(pool->nprocs, sizeof *pool->procs);
+    if (!pool->procs)
+        return -ENOMEM;
+    for (unsigned i = 0; i < pool->nprocs; i++) {
+        struct walls__proc *proc = &pool->procs[i];
+        proc->index = i;
+        proc->lanes = &pool->workers[i * per];
+        proc->nlanes = per;
+        proc->memfd = proc->doorbell = proc->pidfd = -1;
+        for (unsigned k = 0; k < per; k++)
+            proc->lanes[k].proc = proc;
+    }
     int rc = walls__forkserver_acquire(false);
-    if (rc)
+    if (rc) {
+        free(pool->procs);
+        pool->procs = NULL;
         return rc;
+    }
     rc = walls__forkserver_open_pool(&pool->sock);
     if (rc)
         goto fail;
@@ -490,16 +587,17 @@ int walls__procs_start(struct walls__pool *pool)
     if ((rc = epoll_add(pool->epfd, pool->sock, EV_SOCK)) ||
         (rc = epoll_add(pool->epfd, pool->cmd_fd, EV_CMD)))
         goto fail;
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct walls__worker *w = &pool->workers[i];
-        if ((rc = make_mailbox(w)) || (rc = epoll_add(pool->epfd, w->doorbell, EV_DOORBELL + i)))
+    for (unsigned i = 0; i < pool->nprocs; i++) {
+        struct walls__proc *proc = &pool->procs[i];
+        if ((rc = make_mailboxes(proc)) ||
+            (rc = epoll_add(pool->epfd, proc->doorbell, EV_DOORBELL + i)))
             goto fail;
     }
     pool->creating = true;
-    pool->starting = pool->nworkers;
+    pool->starting = pool->nprocs;
     pthread_mutex_lock(&pool->lock);
-    for (unsigned i = 0; i < pool->nworkers && !rc; i++)
-        rc = spawn(pool, &pool->workers[i]);
+    for (unsigned i = 0; i < pool->nprocs && !rc; i++)
+        rc = spawn(pool, &pool->procs[i]);
     pthread_mutex_unlock(&pool->lock);
     if (rc)
         pool->start_error = rc;
@@ -510,8 +608,8 @@ int walls__procs_start(struct walls__pool *pool)
     if (err) {
         rc = -err;
         pthread_mutex_lock(&pool->lock);
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            pool->workers[i].state = WALLS__W_STOPPED;
+        for (unsigned i = 0; i < pool->nprocs; i++)
+            set_state(&pool->procs[i], WALLS__W_STOPPED);
         pthread_mutex_unlock(&pool->lock);
         goto fail; /* closing the socket makes the fork server kill them */
     }
@@ -535,22 +633,23 @@ fail:
 void walls__procs_stop(struct walls__pool *pool, bool cancel)
 {
     pthread_mutex_lock(&pool->lock);
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct walls__worker *w = &pool->workers[i];
-        if (w->state == WALLS__W_UP && !cancel) {
-            w->state = WALLS__W_STOPPING;
-            walls__ring_push_stop(w);
-        } else if (w->state == WALLS__W_UP || w->state == WALLS__W_STARTING) {
-            w->state = WALLS__W_STOPPING;
-            walls__procs_kill(w);
+    for (unsigned i = 0; i < pool->nprocs; i++) {
+        struct walls__proc *proc = &pool->procs[i];
+        if (proc->state == WALLS__W_UP && !cancel) {
+            set_state(proc, WALLS__W_STOPPING);
+            for (unsigned k = 0; k < proc->nlanes; k++)
+                walls__ring_push_stop(&proc->lanes[k]);
+        } else if (proc->state == WALLS__W_UP || proc->state == WALLS__W_STARTING) {
+            set_state(proc, WALLS__W_STOPPING);
+            kill_proc(proc);
         }
     }
     pthread_mutex_unlock(&pool->lock);
     /* Workers that ignore STOP for two seconds are killed. */
     if (!wait_until(pool, all_stopped, 2000000000)) {
         pthread_mutex_lock(&pool->lock);
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            walls__procs_kill(&pool->workers[i]);
+        for (unsigned i = 0; i < pool->nprocs; i++)
+            kill_proc(&pool->procs[i]);
         pthread_mutex_unlock(&pool->lock);
         wait_until(pool, all_stopped, 5000000000);
     }

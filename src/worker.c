@@ -21,7 +21,10 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -163,6 +166,17 @@ struct proc_ctx {
     struct module_slot modules[WALLS__MAX_MODULES];
 };
 
+/* One context per lane, made on first use (a process worker has one). */
+static struct proc_ctx *lane_ctx(unsigned lane)
+{
+    static struct proc_ctx *ctx[WALLS__MAX_LANES];
+    if (lane >= WALLS__MAX_LANES)
+        return NULL;
+    if (!ctx[lane])
+        ctx[lane] = calloc(1, sizeof *ctx[lane]);
+    return ctx[lane];
+}
+
 static int main_program_base(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
@@ -232,21 +246,112 @@ static void proc_published(void *ctx, bool more)
     }
 }
 
+/* ---- hybrid processes: one thread per lane ------------------------------ */
+
+static struct walls__mailbox *lane0;
+static __thread unsigned my_lane; /* 1 + this thread's lane */
+
+/* A fault in a multi-threaded worker kills every task in it; say which
+ * thread caused it (the host gives that task the crash and the others
+ * WALLS_LOST), then die of the signal as before. */
+static void on_fault(int sig)
+{
+    uint32_t none = 0;
+    walls__cas(&lane0->fault_lane, &none, my_lane);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void on_exit_call(void)
+{
+    uint32_t none = 0;
+    if (my_lane)
+        walls__cas(&lane0->exit_lane, &none, my_lane);
+}
+
+/* A stack overflow must still reach on_fault(). Mapped, not allocated: it
+ * lives as long as its thread, which lives as long as the process. */
+static void use_alt_stack(void)
+{
+    const size_t size = 64 * 1024;
+    void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stack == MAP_FAILED)
+        return;
+    stack_t alt = {.ss_sp = stack, .ss_size = size};
+    sigaltstack(&alt, NULL);
+}
+
+static void *lane_main(void *arg)
+{
+    unsigned lane = (unsigned)(uintptr_t)arg;
+    struct proc_ctx *pc = lane_ctx(lane);
+    my_lane = lane + 1;
+    use_alt_stack();
+    struct walls__worker_hooks hooks = {
+        .resolve = proc_resolve,
+        .define_module = walls__module_define,
+        .published = proc_published,
+        .ctx = pc,
+    };
+    walls__worker_loop(pc->mb, &hooks, true);
+    return NULL;
+}
+
+static void watch_faults(void)
+{
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fault;
+    sa.sa_flags = SA_ONSTACK | SA_NODEFER | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigaction(faults[i], &sa, NULL);
+    atexit(on_exit_call);
+}
+
 int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
 {
-    static struct proc_ctx pc;
-    void *map = mmap(NULL, WALLS__MAILBOX_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mailbox_fd, 0);
+    struct stat st;
+    if (fstat(mailbox_fd, &st) != 0)
+        return errno > 0 && errno < 120 ? errno : EIO;
+    size_t size = (size_t)st.st_size;
+    if (size < WALLS__MAILBOX_SIZE || size % WALLS__MAILBOX_SIZE ||
+        size / WALLS__MAILBOX_SIZE > WALLS__MAX_LANES)
+        return EPROTO;
+    unsigned lanes = (unsigned)(size / WALLS__MAILBOX_SIZE);
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mailbox_fd, 0);
     if (map == MAP_FAILED)
         return errno > 0 && errno < 120 ? errno : EIO;
     close(mailbox_fd);
-    struct walls__mailbox *mb = map;
-    if (mb->magic != WALLS__MAILBOX_MAGIC || mb->version != WALLS__MAILBOX_VERSION)
+    lane0 = map;
+    if (lane0->magic != WALLS__MAILBOX_MAGIC || lane0->version != WALLS__MAILBOX_VERSION ||
+        lane0->lanes != lanes)
         return EPROTO;
-    pc.mb = mb;
-    pc.doorbell = doorbell_fd;
-    mb->worker_pid = (uint32_t)getpid();
+    for (unsigned i = 0; i < lanes; i++) {
+        struct proc_ctx *pc = lane_ctx(i);
+        if (!pc)
+            return ENOMEM;
+        pc->mb = (struct walls__mailbox *)((char *)map + (size_t)i * WALLS__MAILBOX_SIZE);
+        pc->doorbell = doorbell_fd;
+    }
+    pthread_t threads[WALLS__MAX_LANES];
+    if (lanes > 1) {
+        watch_faults();
+        for (unsigned i = 1; i < lanes; i++) {
+            int err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
+            if (err) {
+                lane0->start_error = -err;
+                walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
+                return err;
+            }
+        }
+        my_lane = 1;
+        use_alt_stack();
+    }
+    lane0->worker_pid = (uint32_t)getpid();
     /* Release: the host sees our pid before it sees READY. */
-    walls__store_release(&mb->worker_state, WALLS__WORKER_READY);
+    walls__store_release(&lane0->worker_state, WALLS__WORKER_READY);
     uint64_t one = 1;
     ssize_t rc = write(doorbell_fd, &one, sizeof one);
     (void)rc;
@@ -254,8 +359,10 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
         .resolve = proc_resolve,
         .define_module = walls__module_define,
         .published = proc_published,
-        .ctx = &pc,
+        .ctx = lane_ctx(0),
     };
-    walls__worker_loop(mb, &hooks, true);
+    walls__worker_loop(lane0, &hooks, true);
+    for (unsigned i = 1; i < lanes; i++)
+        pthread_join(threads[i], NULL);
     return 0;
 }

@@ -153,10 +153,14 @@ START_TEST(test_bad_create)
     memset(&o, 0, sizeof o);
     o.restart_backoff_ms = -1;
     ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
-    /* Asked for, not built: refused rather than silently ignored. */
+    memset(&o, 0, sizeof o);
+    o.lost_retries = 101;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
     memset(&o, 0, sizeof o);
     o.placement = WALLS_HYBRID;
-    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
+    o.threads = 65;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    /* Asked for, not built: refused rather than silently ignored. */
     memset(&o, 0, sizeof o);
     o.needs = WALLS_NEED_UNTRUSTED;
     ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
@@ -166,31 +170,46 @@ END_TEST
 
 START_TEST(test_defaults_and_auto)
 {
-    walls_pool *pool;
-    struct walls_stats st;
-    char line[400];
+    /* The seed's rules, for each combination of needs and workload. */
+    static const struct {
+        unsigned needs;
+        enum walls_workload workload;
+        enum walls_placement placement;
+        unsigned procs_per_cpu, threads_per_cpu, threads_per_proc;
+        const char *why;
+    } cases[] = {
+        {0, WALLS_CPU_BOUND, WALLS_THREADS, 0, 1, 0, "no isolation"},
+        {0, WALLS_IO_BOUND, WALLS_THREADS, 0, 4, 0, "no isolation"},
+        {WALLS_NEED_CRASH_ISOLATION, WALLS_CPU_BOUND, WALLS_PROCESSES, 1, 0, 0, "isolation"},
+        {WALLS_NEED_CRASH_ISOLATION, WALLS_IO_BOUND, WALLS_HYBRID, 1, 0, 4, "isolation"},
+    };
+    unsigned cpus = (unsigned)walls_cpu_count();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct walls_pool_opts o = {.needs = cases[i].needs, .workload = cases[i].workload};
+        walls_pool *pool;
+        struct walls_stats st;
+        char line[400];
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+        ck_assert_int_eq(st.placement, cases[i].placement);
+        ck_assert_uint_eq(st.processes, cases[i].procs_per_cpu * cpus);
+        if (cases[i].placement == WALLS_THREADS)
+            ck_assert_uint_eq(st.threads, cases[i].threads_per_cpu * cpus);
+        else if (cases[i].placement == WALLS_HYBRID)
+            ck_assert_uint_eq(st.threads, cases[i].threads_per_proc);
+        ck_assert_int_gt(walls_pool_explain(pool, line, sizeof line), 0);
+        ck_assert_msg(strstr(line, "AUTO") && strstr(line, cases[i].why) &&
+                          strstr(line, "usable CPUs from"),
+                      "explain: %s", line);
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+    struct walls_pool_opts o = {.needs = WALLS_NEED_UNTRUSTED};
+    walls_pool *pool = NULL;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP); /* no sandbox yet */
     ck_assert_int_eq(walls_pool_create(&pool, NULL), 0);
-    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
-    ck_assert_int_eq(st.placement, WALLS_THREADS);
-    ck_assert_uint_eq(st.threads, (unsigned)walls_cpu_count());
+    char line[400];
     ck_assert_int_gt(walls_pool_explain(pool, line, sizeof line), 0);
     ck_assert_ptr_nonnull(strstr(line, "threads"));
-    ck_assert_ptr_nonnull(strstr(line, "usable CPU"));
-    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
-
-    struct walls_pool_opts o = {.needs = WALLS_NEED_CRASH_ISOLATION};
-    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
-    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
-    ck_assert_int_eq(st.placement, WALLS_PROCESSES);
-    ck_assert_uint_eq(st.processes, (unsigned)walls_cpu_count());
-    ck_assert_int_gt(walls_pool_explain(pool, line, sizeof line), 0);
-    ck_assert_ptr_nonnull(strstr(line, "crash isolation"));
-    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
-
-    o = (struct walls_pool_opts){.workload = WALLS_IO_BOUND};
-    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
-    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
-    ck_assert_uint_eq(st.threads, 4u * (unsigned)walls_cpu_count());
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
 END_TEST

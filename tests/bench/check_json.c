@@ -1,0 +1,330 @@
+/*
+ * check_json.c - a strict JSON syntax checker for `walls bench --json`.
+ *
+ * Reads one JSON document on stdin and checks it against RFC 8259 (no
+ * trailing commas, no NaN or Infinity, no control bytes in strings, nothing
+ * after the value). It then checks what every figure must satisfy whatever
+ * the machine: each figure object (one with "name" and "median") has
+ * 0 <= min <= median <= max, a time ("unit": "ns") is above zero, and the
+ * figures named on the command line are present and above zero. The
+ * document must have "machine" and "rows" at the top.
+ *
+ * usage: check_json [required-figure-name ...] < bench.json
+ * Exit status 0 when all holds, 1 with a message on stderr otherwise.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct parser {
+    const char *s;
+    size_t pos, len;
+    int depth;
+    int figures;
+    char **required;
+    bool *found;
+    int nrequired;
+    const char *error;
+};
+
+static bool fail(struct parser *p, const char *msg)
+{
+    if (!p->error)
+        p->error = msg;
+    return false;
+}
+
+static void skip_ws(struct parser *p)
+{
+    while (p->pos < p->len && strchr(" \t\r\n", p->s[p->pos]) && p->s[p->pos])
+        p->pos++;
+}
+
+static bool parse_value(struct parser *p, char *str, size_t cap, double *num, int *kind);
+
+/* A string; its first cap-1 bytes (unescaped only for plain ASCII) into out. */
+static bool parse_string(struct parser *p, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (p->pos >= p->len || p->s[p->pos] != '"')
+        return fail(p, "expected a string");
+    p->pos++;
+    while (p->pos < p->len) {
+        unsigned char c = (unsigned char)p->s[p->pos++];
+        if (c == '"') {
+            if (out && cap)
+                out[n < cap ? n : cap - 1] = '\0';
+            return true;
+        }
+        if (c < 0x20)
+            return fail(p, "control byte in a string");
+        if (c == '\\') {
+            if (p->pos >= p->len)
+                break;
+            char e = p->s[p->pos++];
+            if (e == 'u') {
+                for (int i = 0; i < 4; i++) {
+                    if (p->pos >= p->len || !strchr("0123456789abcdefABCDEF", p->s[p->pos]) ||
+                        !p->s[p->pos])
+                        return fail(p, "bad \\u escape");
+                    p->pos++;
+                }
+                c = '?';
+            } else if (strchr("\"\\/bfnrt", e) && e) {
+                c = e == 'n' ? '\n' : e == 't' ? '\t' : (unsigned char)e;
+            } else {
+                return fail(p, "bad escape");
+            }
+        }
+        if (out && n + 1 < cap)
+            out[n++] = (char)c;
+    }
+    return fail(p, "unterminated string");
+}
+
+static bool parse_number(struct parser *p, double *out)
+{
+    size_t start = p->pos;
+    if (p->pos < p->len && p->s[p->pos] == '-')
+        p->pos++;
+    if (p->pos >= p->len)
+        return fail(p, "truncated number");
+    if (p->s[p->pos] == '0') {
+        p->pos++;
+    } else if (p->s[p->pos] >= '1' && p->s[p->pos] <= '9') {
+        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+            p->pos++;
+    } else {
+        return fail(p, "bad number");
+    }
+    if (p->pos < p->len && p->s[p->pos] == '.') {
+        p->pos++;
+        if (p->pos >= p->len || p->s[p->pos] < '0' || p->s[p->pos] > '9')
+            return fail(p, "bad fraction");
+        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+            p->pos++;
+    }
+    if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
+        p->pos++;
+        if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
+            p->pos++;
+        if (p->pos >= p->len || p->s[p->pos] < '0' || p->s[p->pos] > '9')
+            return fail(p, "bad exponent");
+        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+            p->pos++;
+    }
+    char buf[64];
+    size_t n = p->pos - start;
+    if (n >= sizeof buf)
+        n = sizeof buf - 1;
+    memcpy(buf, p->s + start, n);
+    buf[n] = '\0';
+    *out = strtod(buf, NULL);
+    if (!isfinite(*out))
+        return fail(p, "number out of range");
+    return true;
+}
+
+static bool literal(struct parser *p, const char *word)
+{
+    size_t n = strlen(word);
+    if (p->len - p->pos < n || memcmp(p->s + p->pos, word, n) != 0)
+        return fail(p, "bad literal");
+    p->pos += n;
+    return true;
+}
+
+enum { K_OTHER, K_STRING, K_NUMBER };
+
+static void check_figure(struct parser *p, const char *name, const char *unit, bool has_med,
+                         double med, double min, double max)
+{
+    if (!has_med)
+        return;
+    p->figures++;
+    if (!(min >= 0 && min <= med && med <= max)) {
+        fprintf(stderr, "check_json: figure %s: not 0 <= min <= median <= max\n", name);
+        fail(p, "inconsistent figure");
+    }
+    if (strcmp(unit, "ns") == 0 && !(med > 0)) {
+        fprintf(stderr, "check_json: figure %s: a time of %g ns\n", name, med);
+        fail(p, "a time that is not above zero");
+    }
+    for (int i = 0; i < p->nrequired; i++) {
+        if (strcmp(p->required[i], name) == 0) {
+            p->found[i] = true;
+            if (!(med > 0)) {
+                fprintf(stderr, "check_json: figure %s is %g\n", name, med);
+                fail(p, "a required figure is not above zero");
+            }
+        }
+    }
+}
+
+static bool parse_object(struct parser *p)
+{
+    char name[128] = "", unit[16] = "";
+    double med = 0, min = 0, max = 0;
+    bool has_med = false, top = p->depth == 1, machine = false, rows = false;
+    p->pos++;
+    skip_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == '}') {
+        p->pos++;
+        return !top || fail(p, "empty top-level object");
+    }
+    for (;;) {
+        char key[64];
+        skip_ws(p);
+        if (!parse_string(p, key, sizeof key))
+            return false;
+        skip_ws(p);
+        if (p->pos >= p->len || p->s[p->pos] != ':')
+            return fail(p, "expected ':'");
+        p->pos++;
+        char str[128] = "";
+        double num = 0;
+        int kind;
+        if (!parse_value(p, str, sizeof str, &num, &kind))
+            return false;
+        if (strcmp(key, "name") == 0 && kind == K_STRING)
+            snprintf(name, sizeof name, "%s", str);
+        else if (strcmp(key, "unit") == 0 && kind == K_STRING)
+            snprintf(unit, sizeof unit, "%s", str);
+        else if (strcmp(key, "median") == 0 && kind == K_NUMBER)
+            med = num, has_med = true;
+        else if (strcmp(key, "min") == 0 && kind == K_NUMBER)
+            min = num;
+        else if (strcmp(key, "max") == 0 && kind == K_NUMBER)
+            max = num;
+        machine = machine || (top && strcmp(key, "machine") == 0);
+        rows = rows || (top && strcmp(key, "rows") == 0);
+        skip_ws(p);
+        if (p->pos < p->len && p->s[p->pos] == ',') {
+            p->pos++;
+            continue;
+        }
+        if (p->pos < p->len && p->s[p->pos] == '}') {
+            p->pos++;
+            break;
+        }
+        return fail(p, "expected ',' or '}'");
+    }
+    if (top && !(machine && rows))
+        return fail(p, "no \"machine\" or no \"rows\" at the top");
+    if (name[0])
+        check_figure(p, name, unit, has_med, med, min, max);
+    return true;
+}
+
+static bool parse_array(struct parser *p)
+{
+    p->pos++;
+    skip_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == ']') {
+        p->pos++;
+        return true;
+    }
+    for (;;) {
+        double num;
+        int kind;
+        if (!parse_value(p, NULL, 0, &num, &kind))
+            return false;
+        skip_ws(p);
+        if (p->pos < p->len && p->s[p->pos] == ',') {
+            p->pos++;
+            continue;
+        }
+        if (p->pos < p->len && p->s[p->pos] == ']') {
+            p->pos++;
+            return true;
+        }
+        return fail(p, "expected ',' or ']'");
+    }
+}
+
+static bool parse_value(struct parser *p, char *str, size_t cap, double *num, int *kind)
+{
+    skip_ws(p);
+    *kind = K_OTHER;
+    if (p->pos >= p->len)
+        return fail(p, "unexpected end");
+    if (++p->depth > 64)
+        return fail(p, "nested too deep");
+    bool ok;
+    char c = p->s[p->pos];
+    if (c == '{') {
+        ok = parse_object(p);
+    } else if (c == '[') {
+        ok = parse_array(p);
+    } else if (c == '"') {
+        *kind = K_STRING;
+        ok = parse_string(p, str, cap);
+    } else if (c == 't') {
+        ok = literal(p, "true");
+    } else if (c == 'f') {
+        ok = literal(p, "false");
+    } else if (c == 'n') {
+        ok = literal(p, "null");
+    } else {
+        *kind = K_NUMBER;
+        ok = parse_number(p, num);
+    }
+    p->depth--;
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len, stdin)) > 0) {
+        len += n;
+        if (len == cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = bigger;
+        }
+    }
+    if (!buf) {
+        fprintf(stderr, "check_json: out of memory\n");
+        return 1;
+    }
+    if (memchr(buf, '\0', len)) {
+        fprintf(stderr, "check_json: NUL byte in the input\n");
+        return 1;
+    }
+    bool found[64] = {false};
+    struct parser p = {buf, 0, len, 0, 0, argv + 1, found, argc - 1 < 64 ? argc - 1 : 64, NULL};
+    double num;
+    int kind;
+    skip_ws(&p);
+    if (p.pos >= p.len || p.s[p.pos] != '{')
+        fail(&p, "the document is not an object");
+    else if (parse_value(&p, NULL, 0, &num, &kind)) {
+        skip_ws(&p);
+        if (p.pos != p.len)
+            fail(&p, "text after the document");
+    }
+    for (int i = 0; !p.error && i < p.nrequired; i++) {
+        if (!found[i]) {
+            fprintf(stderr, "check_json: no figure named %s\n", p.required[i]);
+            fail(&p, "a required figure is missing");
+        }
+    }
+    if (!p.error && p.figures == 0)
+        fail(&p, "no figures at all");
+    if (p.error) {
+        fprintf(stderr, "check_json: %s (at byte %zu)\n", p.error, p.pos);
+        free(buf);
+        return 1;
+    }
+    printf("check_json: valid, %d figures\n", p.figures);
+    free(buf);
+    return 0;
+}

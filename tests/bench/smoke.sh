@@ -1,0 +1,71 @@
+#!/bin/sh
+# smoke.sh - does `walls bench` run, print valid JSON, write its HTML report
+# and refuse bad options? Timings are never judged here.
+#
+# usage: smoke.sh WALLS_BINARY [CHECK_JSON_BINARY]
+# Without CHECK_JSON_BINARY, tests/bench/check_json.c is compiled with cc if
+# there is one, else python3 checks the syntax; with neither, exit 77 (skip).
+set -u
+
+walls=${1:?usage: smoke.sh WALLS_BINARY [CHECK_JSON_BINARY]}
+checker=${2:-}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/walls-bench-smoke.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+fail() {
+    echo "smoke.sh: FAIL: $*" >&2
+    exit 1
+}
+
+if [ -z "$checker" ]; then
+    if command -v cc >/dev/null 2>&1 &&
+        cc -std=c11 -O1 -o "$tmp/check_json" "$here/check_json.c" -lm 2>"$tmp/cc.err"; then
+        checker=$tmp/check_json
+    elif command -v python3 >/dev/null 2>&1; then
+        checker=python3
+    else
+        echo "smoke.sh: no C compiler and no python3 to check JSON: skipped" >&2
+        exit 77
+    fi
+fi
+
+# 1. JSON from rows 1 and 2: strict syntax, sane figures.
+"$walls" bench --quick --only 1,2 --json >"$tmp/out.json" 2>"$tmp/err.txt" ||
+    fail "walls bench --quick --only 1,2 --json exited $? ($(tail -n 3 "$tmp/err.txt"))"
+if [ "$checker" = python3 ]; then
+    python3 -c 'import json,sys; json.load(sys.stdin)' <"$tmp/out.json" ||
+        fail "output is not JSON"
+else
+    "$checker" thread_create_join fork_small rt_threads_futex rt_processes_pipe \
+        <"$tmp/out.json" || fail "JSON check failed"
+fi
+grep -q 'walls bench: row 1/8' "$tmp/err.txt" || fail "no progress line on stderr"
+grep -q 'walls bench: row 3/8' "$tmp/err.txt" && fail "--only 1,2 ran row 3"
+
+# 2. The HTML report holds inline SVG and nothing external.
+"$walls" bench --quick --only 1 --html "$tmp/report.html" >"$tmp/table.txt" 2>/dev/null ||
+    fail "walls bench --html exited $?"
+[ -s "$tmp/report.html" ] || fail "no HTML report written"
+grep -q '<svg' "$tmp/report.html" || fail "the HTML report has no <svg>"
+grep -qi '<script' "$tmp/report.html" && fail "the HTML report has a script"
+grep -Eqi '(src|href)="https?:' "$tmp/report.html" && fail "the HTML report loads something"
+awk 'length > 100 { bad = 1 } END { exit bad }' "$tmp/table.txt" ||
+    fail "the table is wider than 100 columns"
+
+# 3. Bad options: usage on stderr, status 2.
+for bad in --bogus "--only 9" "--only 1,,2" "--only" "--html"; do
+    # shellcheck disable=SC2086
+    "$walls" bench $bad >"$tmp/bad.out" 2>"$tmp/bad.err"
+    status=$?
+    [ "$status" -eq 2 ] || fail "'walls bench $bad' exited $status, not 2"
+    grep -q usage "$tmp/bad.err" || fail "'walls bench $bad' printed no usage on stderr"
+    [ -s "$tmp/bad.out" ] && fail "'walls bench $bad' wrote to stdout"
+done
+
+# 4. --help goes to stdout with status 0.
+"$walls" bench --help >"$tmp/help.txt" 2>&1 || fail "--help exited $?"
+grep -q -- '--only' "$tmp/help.txt" || fail "--help does not list --only"
+
+echo "smoke.sh: ok"
+exit 0
