@@ -93,6 +93,16 @@ struct walls_pool_opts {
     /* Hybrid placement: a task that was LOST (its process died running
      * another task) runs again, up to this many times; 0 = never. */
     unsigned lost_retries;      /* at most 100 */
+    /* Recycling (process and hybrid placement): a worker process is
+     * replaced, once its queued tasks are done, after recycle_after tasks
+     * or when its peak resident memory passes recycle_rss bytes. Recycling
+     * loses no task and is not a restart. */
+    unsigned recycle_after;     /* 0 = never */
+    size_t recycle_rss;         /* 0 = never */
+    /* Address-space limit (RLIMIT_AS) of each worker process; 0 = none.
+     * A task that hits it sees allocations fail; if it then dies, it ends
+     * as WALLS_CRASHED (or as it died) with WALLS_RESULT_MEMORY set. */
+    size_t worker_memory_limit;
     uint64_t reserved[8];     /* must be zero */
 };
 
@@ -142,7 +152,11 @@ struct walls_result {
     size_t out_len;
     unsigned attempts; /* times it was started: more than 1 when it was run again
                         * after being LOST (hybrid, lost_retries); 0 if it never ran */
+    unsigned flags;    /* WALLS_RESULT_* */
 };
+
+/* Result flags. */
+#define WALLS_RESULT_MEMORY (1u << 0) /* its worker had reached worker_memory_limit when it died */
 
 /* Flags for walls_pool_destroy(). */
 #define WALLS_CANCEL (1u << 0) /* cancel queued tasks, kill running process tasks */
@@ -358,6 +372,7 @@ struct walls_stats {
     uint64_t in_flight, queued;
     uint64_t latency_p50_ns, latency_p99_ns; /* submit to completion */
     unsigned broken; /* 1 while the pool is broken (walls_pool_reset) */
+    uint64_t recycled; /* worker processes replaced by recycling */
 };
 
 /*

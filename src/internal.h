@@ -63,6 +63,7 @@ struct walls__task {
     int64_t submit_ns;
     int64_t dispatch_ns;
     unsigned attempts;        /* runs started for it (LOST ones are run again) */
+    unsigned result_flags;    /* WALLS_RESULT_* */
     int64_t limit_ns;         /* time limit; 0 = none */
     struct walls__task *next; /* pending queue, then the collect list */
     struct walls__task *prev;
@@ -134,6 +135,10 @@ struct walls__proc {
     int pidfd;
     pid_t pid;
     bool killed;        /* we killed it */
+    bool recycling;     /* to be replaced once its lanes are idle */
+    bool stop_sent;
+    uint64_t tasks_run;
+    uint64_t tasks_given;
     int start_error;    /* set when it failed before READY */
     int64_t respawn_at; /* DOWN: when to start it again; 0 = not planned */
 };
@@ -168,6 +173,10 @@ struct walls__pool {
     unsigned nprocs;
     unsigned lanes_per;            /* threads per process (1 in process placement) */
     unsigned lost_retries;
+    unsigned recycle_after;
+    uint64_t recycle_rss_kb;
+    uint64_t memory_limit;
+    uint64_t recycled;
     unsigned rr; /* where the next dispatch starts looking */
     /* Pending queue: submitted, not yet in any ring. */
     struct walls__task *pend_head, *pend_tail;
@@ -248,6 +257,9 @@ void walls__procs_kill(struct walls__worker *w, enum walls_status reason);
 /* Starts again the processes a broken pool left down. Pool lock held;
  * returns whether the supervisor must be woken. */
 bool walls__procs_reset(struct walls__pool *pool);
+/* After harvesting lane w: count its tasks and recycle its process when
+ * due. Pool lock held. */
+void walls__procs_harvested(struct walls__pool *pool, struct walls__worker *w, unsigned tasks);
 
 int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
                         uint64_t *offset);

@@ -119,6 +119,10 @@ struct walls__mailbox {
     uint32_t lanes;          /* lane 0, written by the host: mailboxes in this mapping */
     uint32_t fault_lane;     /* lane 0, written by the worker: 1 + the lane that faulted */
     uint32_t exit_lane;      /* lane 0, written by the worker: 1 + the lane that called exit() */
+    uint32_t rss_wanted;     /* written by the host: report peak_rss_kb after each task */
+    uint64_t peak_rss_kb;    /* written by the worker when asked */
+    uint64_t as_limit;       /* lane 0, written by the host: RLIMIT_AS to set, 0 = none */
+    uint32_t memory_hit;     /* lane 0, written by the worker: died at its memory limit */
     uint32_t current_seq;    /* written by the worker: the request it runs now */
     uint64_t current_start_ns; /* and when it started it (CLOCK_MONOTONIC) */
     struct walls__ring_idx rq;

@@ -222,6 +222,8 @@ void walls__ring_reset(struct walls__worker *w)
     mb->worker_state = WALLS__WORKER_STARTING;
     mb->start_error = 0;
     mb->worker_pid = 0;
+    mb->fault_lane = mb->exit_lane = mb->memory_hit = 0;
+    mb->peak_rss_kb = 0;
     w->rq_tail = w->oldest = w->cq_head = 0;
     w->modules_sent = 0;
     memset(w->inflight, 0, sizeof w->inflight);
@@ -259,6 +261,8 @@ static void ring_push(struct walls__worker *w, uint16_t kind, uint16_t module, u
     e->cancelled = 0;
     w->rq_tail = seq + 1;
     if (task) {
+        if (w->proc)
+            w->proc->tasks_given++;
         task->where = WALLS__AT_WORKER;
         task->worker = (int)w->index;
         task->seq = seq;
@@ -311,6 +315,14 @@ void walls__pool_arm(struct walls__pool *pool, bool every, bool refill)
     walls__fence();
 }
 
+/* Whether w's process takes no more tasks: it is to be recycled, or has
+ * been given all the tasks it may run. */
+static bool retiring(const struct walls__pool *pool, const struct walls__worker *w)
+{
+    return w->proc && (w->proc->recycling ||
+                       (pool->recycle_after && w->proc->tasks_given >= pool->recycle_after));
+}
+
 /* Whether w keeps up with what it is given: awake, and either idle or
  * finishing tasks every few microseconds with a short backlog. Packing
  * short tasks onto such a worker lets the others sleep instead of
@@ -345,14 +357,14 @@ static struct walls__worker *pick_worker(struct walls__pool *pool, const struct 
                                          int64_t now)
 {
     struct walls__worker *last = &pool->workers[pool->rr % pool->nworkers];
-    if (last->state == WALLS__W_UP && !last->stuck &&
+    if (last->state == WALLS__W_UP && !last->stuck && !retiring(pool, last) &&
         ring_free(last) >= 1 + modules_needed(last, task) && keeps_up(last, now))
         return last;
     struct walls__worker *best = NULL;
     unsigned best_free = 0;
     for (unsigned k = 0; k < pool->nworkers; k++) {
         struct walls__worker *w = &pool->workers[(pool->rr + k) % pool->nworkers];
-        if (w->state != WALLS__W_UP || w->stuck)
+        if (w->state != WALLS__W_UP || w->stuck || retiring(pool, w))
             continue;
         unsigned room = ring_free(w);
         if (room >= 1 + modules_needed(w, task) && room > best_free) {
@@ -438,6 +450,7 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
         worker_broke(pool, w, NULL);
         return;
     }
+    unsigned tasks = 0;
     while (w->cq_head != tail) {
         struct walls__cqe *cqe = &mb->cq_slots[w->cq_head & MASK];
         struct walls__cqe h;
@@ -468,6 +481,7 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
                 continue;
             }
             e->task->attempts++;
+            tasks++;
             walls__pool_complete(pool, e->task, (enum walls_status)h.status, h.code, cqe->data,
                                  h.out_len);
         } else if (h.kind == WALLS__CQE_NOFN) {
@@ -492,6 +506,8 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
         w->oldest++;
     if (w->oldest != was && pool->ntimed)
         w->retire_ns = walls__now_ns();
+    if (w->proc)
+        walls__procs_harvested(pool, w, tasks);
 }
 
 /* The first request of w the worker has not finished, if it is a live
@@ -623,6 +639,7 @@ static void fill_result(const struct walls__task *task, struct walls_result *res
     res->out = task->out;
     res->out_len = task->out_len;
     res->attempts = task->attempts;
+    res->flags = task->result_flags;
 }
 
 int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
@@ -754,6 +771,7 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     task->code = 0;
     task->out_len = 0;
     task->attempts = 0;
+    task->result_flags = 0;
     task->in_len = (uint32_t)in_len;
     task->in = in_len <= WALLS__TASK_SMALL ? task->small_in : malloc(in_len);
     task->out = task->small_out;
@@ -922,6 +940,9 @@ static int check_opts(const struct walls_pool_opts *o)
         return -EINVAL;
     if (o->placement == WALLS_HYBRID && o->threads > WALLS__MAX_LANES)
         return -EINVAL;
+    if (o->placement == WALLS_THREADS &&
+        (o->recycle_after || o->recycle_rss || o->worker_memory_limit))
+        return -EINVAL;
     for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i])
             return -EINVAL;
@@ -1005,6 +1026,9 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->lanes_per = per;
     pool->nprocs = placement == WALLS_THREADS ? 0 : n / per;
     pool->lost_retries = o.lost_retries;
+    pool->recycle_after = o.recycle_after;
+    pool->recycle_rss_kb = (o.recycle_rss + 1023) / 1024;
+    pool->memory_limit = o.worker_memory_limit;
     pool->workload = o.workload;
     pool->needs = o.needs;
     pool->nworkers = n;
@@ -1253,6 +1277,7 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
     st->latency_p50_ns = hist_percentile(pool->hist, pool->completed, 50);
     st->latency_p99_ns = hist_percentile(pool->hist, pool->completed, 99);
     st->broken = pool->broken;
+    st->recycled = pool->recycled;
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
     return 0;

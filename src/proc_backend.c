@@ -121,8 +121,14 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
         walls__store_relaxed(&w->mb->refill_armed, pool->refill_armed ? 1u : 0u);
     }
     proc->lanes[0].mb->lanes = proc->nlanes;
+    proc->lanes[0].mb->as_limit = pool->memory_limit;
+    for (unsigned i = 0; i < proc->nlanes; i++)
+        proc->lanes[i].mb->rss_wanted = pool->recycle_rss_kb != 0;
     walls__fence(); /* as in walls__pool_arm() */
     proc->killed = false;
+    proc->recycling = false;
+    proc->stop_sent = false;
+    proc->tasks_run = proc->tasks_given = 0;
     set_state(proc, WALLS__W_STARTING);
     struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = proc->index};
     int fds[2] = {proc->memfd, proc->doorbell};
@@ -171,6 +177,31 @@ static void replace(struct walls__pool *pool, struct walls__proc *proc)
     if (delay > 0 || spawn(pool, proc) != 0) {
         set_state(proc, WALLS__W_DOWN);
         proc->respawn_at = now + (delay > 0 ? delay : 100000000);
+    }
+}
+
+void walls__procs_harvested(struct walls__pool *pool, struct walls__worker *w, unsigned tasks)
+{
+    struct walls__proc *proc = w->proc;
+    proc->tasks_run += tasks;
+    if (proc->state != WALLS__W_UP)
+        return;
+    if (!proc->recycling) {
+        bool due = pool->recycle_after && proc->tasks_run >= pool->recycle_after;
+        /* The worker's word: a liar only escapes recycling, not its limits. */
+        due |= pool->recycle_rss_kb &&
+               walls__load_relaxed(&w->mb->peak_rss_kb) > pool->recycle_rss_kb;
+        if (!due)
+            return;
+        proc->recycling = true; /* no more tasks for it */
+    }
+    for (unsigned i = 0; i < proc->nlanes; i++)
+        if (proc->lanes[i].oldest != proc->lanes[i].rq_tail)
+            return; /* still finishing what it was given */
+    if (!proc->stop_sent) {
+        proc->stop_sent = true;
+        for (unsigned i = 0; i < proc->nlanes; i++)
+            walls__ring_push_stop(&proc->lanes[i]);
     }
 }
 
@@ -227,7 +258,8 @@ static enum walls_status lane_status(struct walls__proc *proc, struct walls__wor
 
 /* One lane of a dead process: finish or requeue what it held. */
 static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
-                        struct walls__worker *w, enum walls_status died, int died_code)
+                        struct walls__worker *w, enum walls_status died, int died_code,
+                        bool memory)
 {
     walls__pool_harvest(pool, w);
     /* A lane takes requests in ring order, one at a time: the first task
@@ -253,10 +285,13 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
         int code = died_code;
         enum walls_status status = lane_status(proc, w, died, &code);
         task->attempts++;
-        if (status == WALLS_LOST && task->attempts <= pool->lost_retries)
+        if (status == WALLS_LOST && task->attempts <= pool->lost_retries) {
             requeue[nrequeue++] = task;
-        else
+        } else {
+            if (memory)
+                task->result_flags |= WALLS_RESULT_MEMORY;
             walls__pool_complete(pool, task, status, code, NULL, 0);
+        }
     }
     while (nrequeue > 0)
         walls__pool_requeue_front(pool, requeue[--nrequeue]);
@@ -288,10 +323,19 @@ static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int
     }
     int code;
     enum walls_status died = death_status(how, sigstat, &code);
+    bool memory = walls__load_relaxed(&proc->lanes[0].mb->memory_hit) != 0;
     for (unsigned i = 0; i < proc->nlanes; i++)
-        settle_lane(pool, proc, &proc->lanes[i], died, code);
+        settle_lane(pool, proc, &proc->lanes[i], died, code, memory);
     if (proc->state == WALLS__W_STOPPING || pool->state == WALLS__POOL_DEAD) {
         set_state(proc, WALLS__W_STOPPED);
+        return;
+    }
+    if (proc->recycling && proc->stop_sent && how == CLD_EXITED && sigstat == 0) {
+        pool->recycled++;
+        if (spawn(pool, proc) != 0) {
+            set_state(proc, WALLS__W_DOWN);
+            proc->respawn_at = walls__now_ns() + 100000000;
+        }
         return;
     }
     replace(pool, proc);

@@ -24,7 +24,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -235,6 +238,11 @@ static walls_fn *proc_resolve(void *ctx, uint16_t module, uint64_t offset, int *
 static void proc_published(void *ctx, bool more)
 {
     struct proc_ctx *pc = ctx;
+    if (walls__load_relaxed(&pc->mb->rss_wanted)) {
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            walls__store_relaxed(&pc->mb->peak_rss_kb, (uint64_t)ru.ru_maxrss);
+    }
     /* Full fence: the completion tail is stored before we look at the
      * host's flags; the host stores a flag before it looks at our tail. */
     walls__fence();
@@ -254,10 +262,34 @@ static __thread unsigned my_lane; /* 1 + this thread's lane */
 /* A fault in a multi-threaded worker kills every task in it; say which
  * thread caused it (the host gives that task the crash and the others
  * WALLS_LOST), then die of the signal as before. */
+/* Whether the address space is within a megabyte of its limit: read with
+ * raw system calls, since this runs in a signal handler. */
+static bool near_memory_limit(void)
+{
+    uint64_t limit = lane0->as_limit;
+    if (!limit)
+        return false;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[64];
+    long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return false;
+    uint64_t pages = 0;
+    for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        pages = pages * 10 + (uint64_t)(buf[i] - '0');
+    return pages * 4096 + (1u << 20) >= limit;
+}
+
 static void on_fault(int sig)
 {
     uint32_t none = 0;
-    walls__cas(&lane0->fault_lane, &none, my_lane);
+    if (my_lane)
+        walls__cas(&lane0->fault_lane, &none, my_lane);
+    if (near_memory_limit())
+        walls__store_relaxed(&lane0->memory_hit, 1u);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -336,7 +368,12 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
         pc->doorbell = doorbell_fd;
     }
     pthread_t threads[WALLS__MAX_LANES];
-    if (lanes > 1) {
+    if (lane0->as_limit) {
+        struct rlimit as = {lane0->as_limit, lane0->as_limit};
+        if (setrlimit(RLIMIT_AS, &as) != 0)
+            return errno > 0 && errno < 120 ? errno : EINVAL;
+    }
+    if (lanes > 1 || lane0->as_limit) {
         watch_faults();
         for (unsigned i = 1; i < lanes; i++) {
             int err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
