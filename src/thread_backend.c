@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "atomic.h"
 #include "futex.h"
@@ -157,15 +158,28 @@ void walls__threads_stop(struct walls__pool *pool)
         walls__futex_wake(&pool->timer_word, 1, false);
         pthread_join(pool->timer, NULL);
     }
-    pthread_mutex_lock(&pool->lock);
+    /* A thread still running a task that timed out may have a full ring
+     * behind it: make room by consuming what it acknowledged, waiting for
+     * it if need be (it cannot be stopped any other way). */
     for (unsigned i = 0; i < pool->nworkers; i++) {
         struct walls__worker *w = &pool->workers[i];
-        if (w->thread_started && w->state == WALLS__W_UP) {
-            w->state = WALLS__W_STOPPING;
-            walls__ring_push_stop(w);
+        for (;;) {
+            pthread_mutex_lock(&pool->lock);
+            bool pushed = !w->thread_started || w->state != WALLS__W_UP;
+            if (!pushed) {
+                walls__pool_harvest(pool, w);
+                if (w->rq_tail - w->oldest < WALLS__RING_SLOTS) {
+                    w->state = WALLS__W_STOPPING;
+                    walls__ring_push_stop(w);
+                    pushed = true;
+                }
+            }
+            pthread_mutex_unlock(&pool->lock);
+            if (pushed)
+                break;
+            usleep(1000);
         }
     }
-    pthread_mutex_unlock(&pool->lock);
     for (unsigned i = 0; i < pool->nworkers; i++) {
         struct walls__worker *w = &pool->workers[i];
         if (w->thread_started)
