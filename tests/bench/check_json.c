@@ -189,9 +189,9 @@ static bool parse_object(struct parser *p)
         if (!parse_value(p, str, sizeof str, &num, &kind))
             return false;
         if (strcmp(key, "name") == 0 && kind == K_STRING)
-            snprintf(name, sizeof name, "%s", str);
+            snprintf(name, sizeof name, "%.*s", (int)sizeof name - 1, str);
         else if (strcmp(key, "unit") == 0 && kind == K_STRING)
-            snprintf(unit, sizeof unit, "%s", str);
+            snprintf(unit, sizeof unit, "%.*s", (int)sizeof unit - 1, str);
         else if (strcmp(key, "median") == 0 && kind == K_NUMBER)
             med = num, has_med = true;
         else if (strcmp(key, "min") == 0 && kind == K_NUMBER)
