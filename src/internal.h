@@ -79,6 +79,12 @@ struct walls__task {
     unsigned char small_out[WALLS__TASK_SMALL];
 };
 
+/* A doubly linked list of tasks through their next and prev fields; a task
+ * is on at most one (pending, then collect). */
+struct walls__task_list {
+    struct walls__task *head, *tail;
+};
+
 enum walls__worker_run {
     WALLS__W_DOWN = 0, /* not running; may be respawned */
     WALLS__W_STARTING, /* spawn requested, not ready yet */
@@ -179,14 +185,14 @@ struct walls__pool {
     uint64_t recycled;
     unsigned rr; /* where the next dispatch starts looking */
     /* Pending queue: submitted, not yet in any ring. */
-    struct walls__task *pend_head, *pend_tail;
+    struct walls__task_list pending;
     uint64_t npending;
     uint64_t in_rings; /* tasks in rings, not done */
     /* Completion signalling to host waiters (private futex). */
     uint32_t done_seq;
     uint32_t done_waiters;
     uint32_t unsignalled; /* completions not yet counted on event_fd */
-    struct walls__task *done_head, *done_tail; /* completed, not collected */
+    struct walls__task_list collect; /* completed, not collected */
     int event_fd;
     bool fd_armed;
     bool doorbells_armed;

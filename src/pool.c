@@ -64,17 +64,33 @@ static bool task_done(struct walls__task *task)
     return walls__load_acquire(&task->flags) & WALLS__TASK_DONE;
 }
 
-static void collect_unlink(struct walls__pool *pool, struct walls__task *task)
+static void list_unlink(struct walls__task_list *list, struct walls__task *task)
 {
     if (task->prev)
         task->prev->next = task->next;
     else
-        pool->done_head = task->next;
+        list->head = task->next;
     if (task->next)
         task->next->prev = task->prev;
     else
-        pool->done_tail = task->prev;
+        list->tail = task->prev;
     task->next = task->prev = NULL;
+}
+
+static void list_append(struct walls__task_list *list, struct walls__task *task)
+{
+    task->next = NULL;
+    task->prev = list->tail;
+    if (list->tail)
+        list->tail->next = task;
+    else
+        list->head = task;
+    list->tail = task;
+}
+
+static void collect_unlink(struct walls__pool *pool, struct walls__task *task)
+{
+    list_unlink(&pool->collect, task);
     task->collectable = false;
 }
 
@@ -130,15 +146,7 @@ static void pool_bump(struct walls__pool *pool)
 
 static void pending_unlink(struct walls__pool *pool, struct walls__task *task)
 {
-    if (task->prev)
-        task->prev->next = task->next;
-    else
-        pool->pend_head = task->next;
-    if (task->next)
-        task->next->prev = task->prev;
-    else
-        pool->pend_tail = task->prev;
-    task->next = task->prev = NULL;
+    list_unlink(&pool->pending, task);
     pool->npending--;
 }
 
@@ -166,13 +174,7 @@ void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
     pool_bump(pool);
     walls__fetch_add(&pool->unsignalled, 1);
     if (pool->fd_armed && !(walls__load_relaxed(&task->flags) & WALLS__TASK_FREED)) {
-        task->next = NULL;
-        task->prev = pool->done_tail;
-        if (pool->done_tail)
-            pool->done_tail->next = task;
-        else
-            pool->done_head = task;
-        pool->done_tail = task;
+        list_append(&pool->collect, task);
         task->collectable = true;
     }
     /* Release: the result above is visible to whoever sees DONE. */
@@ -201,12 +203,12 @@ void walls__pool_requeue_front(struct walls__pool *pool, struct walls__task *tas
         pool->in_rings--;
     task->where = WALLS__AT_PENDING;
     task->prev = NULL;
-    task->next = pool->pend_head;
-    if (pool->pend_head)
-        pool->pend_head->prev = task;
+    task->next = pool->pending.head;
+    if (pool->pending.head)
+        pool->pending.head->prev = task;
     else
-        pool->pend_tail = task;
-    pool->pend_head = task;
+        pool->pending.tail = task;
+    pool->pending.head = task;
     pool->npending++;
 }
 
@@ -383,21 +385,21 @@ static struct walls__worker *pick_worker(struct walls__pool *pool, const struct 
 void walls__pool_break(struct walls__pool *pool)
 {
     pool->broken = true;
-    while (pool->pend_head)
-        walls__pool_complete(pool, pool->pend_head, WALLS_BROKEN, 0, NULL, 0);
+    while (pool->pending.head)
+        walls__pool_complete(pool, pool->pending.head, WALLS_BROKEN, 0, NULL, 0);
 }
 
 void walls__pool_dispatch(struct walls__pool *pool)
 {
-    if (!pool->pend_head)
+    if (!pool->pending.head)
         return;
     if (pool->broken) {
         walls__pool_break(pool);
         return;
     }
     int64_t now = walls__now_ns();
-    while (pool->pend_head) {
-        struct walls__task *task = pool->pend_head;
+    while (pool->pending.head) {
+        struct walls__task *task = pool->pending.head;
         struct walls__worker *w = pick_worker(pool, task, now);
         if (!w)
             break;
@@ -414,7 +416,7 @@ void walls__pool_dispatch(struct walls__pool *pool)
         pool->in_rings++;
         ring_publish(w);
     }
-    if (!pool->pend_head && pool->refill_armed)
+    if (!pool->pending.head && pool->refill_armed)
         walls__pool_arm(pool, pool->doorbells_armed, false);
 }
 
@@ -816,12 +818,7 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     }
     pool->submitted++;
     task->where = WALLS__AT_PENDING;
-    task->prev = pool->pend_tail;
-    if (pool->pend_tail)
-        pool->pend_tail->next = task;
-    else
-        pool->pend_head = task;
-    pool->pend_tail = task;
+    list_append(&pool->pending, task);
     pool->npending++;
     walls__pool_dispatch(pool);
     if (pool->npending)
@@ -1104,8 +1101,8 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
     }
     pool->state = WALLS__POOL_CLOSING;
     if (flags & WALLS_CANCEL) {
-        while (pool->pend_head)
-            walls__pool_complete(pool, pool->pend_head, WALLS_CANCELLED, 0, NULL, 0);
+        while (pool->pending.head)
+            walls__pool_complete(pool, pool->pending.head, WALLS_CANCELLED, 0, NULL, 0);
         for (unsigned i = 0; i < pool->nworkers; i++) {
             struct walls__worker *w = &pool->workers[i];
             bool running = false;
@@ -1138,8 +1135,8 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
 
     pthread_mutex_lock(&pool->lock);
     pool->state = WALLS__POOL_DEAD;
-    while (pool->done_head)
-        collect_unlink(pool, pool->done_head);
+    while (pool->collect.head)
+        collect_unlink(pool, pool->collect.head);
     walls__store_relaxed(&pool->fd_armed, false);
     free(pool->workers);
     pool->workers = NULL;
@@ -1216,12 +1213,12 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
         rc = -EBADF;
     else if (!pool->fd_armed)
         rc = -ENOTCONN;
-    while (rc == 0 && *n < max && pool->done_head) {
-        struct walls__task *task = pool->done_head;
+    while (rc == 0 && *n < max && pool->collect.head) {
+        struct walls__task *task = pool->collect.head;
         collect_unlink(pool, task);
         tasks[(*n)++] = (walls_task *)(uintptr_t)walls__handle_of(task);
     }
-    bool left = rc == 0 && pool->done_head != NULL;
+    bool left = rc == 0 && pool->collect.head != NULL;
     pthread_mutex_unlock(&pool->lock);
     if (left) {
         uint64_t one = 1;

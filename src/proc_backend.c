@@ -404,8 +404,8 @@ static void fork_server_lost(struct walls__pool *pool)
         set_state(proc, WALLS__W_STOPPED);
     }
     /* Nothing can run the rest. */
-    while (pool->pend_head)
-        walls__pool_complete(pool, pool->pend_head, WALLS_BROKEN, 0, NULL, 0);
+    while (pool->pending.head)
+        walls__pool_complete(pool, pool->pending.head, WALLS_BROKEN, 0, NULL, 0);
     if (pool->creating && !pool->start_error)
         pool->start_error = -ECHILD;
 }

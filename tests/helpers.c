@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "helpers.h"
 
+#include <check.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -196,4 +197,13 @@ int count_shm(void)
 int count_threads(void)
 {
     return count_dir("/proc/self/task", NULL);
+}
+
+int run_suite(Suite *suite)
+{
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

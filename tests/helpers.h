@@ -34,4 +34,8 @@ int count_shm(void);
 /* Threads of this process. */
 int count_threads(void);
 
+/* Runs a Check suite; the exit status for main(). */
+struct Suite;
+int run_suite(struct Suite *suite);
+
 #endif

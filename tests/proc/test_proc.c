@@ -305,41 +305,36 @@ static int hostile_tail(struct walls_call *call)
     return 0;
 }
 
-static int hostile_tag(struct walls_call *call)
+/* Publishes a completion for the request being run, with the given tag
+ * and length, as only a corrupted worker would. */
+static int fake_completion(bool right_tag, uint32_t out_len)
 {
-    (void)call;
-    struct walls__mailbox *mb = own_mailbox();
-    if (!mb)
-        return 1;
-    uint32_t tail = mb->cq.tail;
-    struct walls__cqe *cqe = &mb->cq_slots[tail % WALLS__RING_SLOTS];
-    cqe->seq = mb->rq.head; /* the request being run: a plausible index */
-    cqe->tag = 0xbad;       /* but not the host's tag */
-    cqe->kind = WALLS__CQE_DONE;
-    cqe->status = WALLS_OK;
-    cqe->out_len = 0;
-    __atomic_store_n(&mb->cq.tail, tail + 1, __ATOMIC_RELEASE);
-    ring_and_hang();
-    return 0;
-}
-
-static int hostile_length(struct walls_call *call)
-{
-    (void)call;
     struct walls__mailbox *mb = own_mailbox();
     if (!mb)
         return 1;
     uint32_t tail = mb->cq.tail;
     struct walls__cqe *cqe = &mb->cq_slots[tail % WALLS__RING_SLOTS];
     const struct walls__req *req = &mb->rq_slots[mb->rq.head % WALLS__RING_SLOTS];
-    cqe->seq = req->seq;
-    cqe->tag = req->tag; /* right tag, absurd length */
+    cqe->seq = req->seq;                  /* a plausible index */
+    cqe->tag = right_tag ? req->tag : 0xbad;
     cqe->kind = WALLS__CQE_DONE;
     cqe->status = WALLS_OK;
-    cqe->out_len = 0x7fffffff;
+    cqe->out_len = out_len;
     __atomic_store_n(&mb->cq.tail, tail + 1, __ATOMIC_RELEASE);
     ring_and_hang();
     return 0;
+}
+
+static int hostile_tag(struct walls_call *call)
+{
+    (void)call;
+    return fake_completion(false, 0); /* the host's tag is wrong */
+}
+
+static int hostile_length(struct walls_call *call)
+{
+    (void)call;
+    return fake_completion(true, 0x7fffffff); /* right tag, absurd length */
 }
 
 START_TEST(test_protocol_breakers_are_killed)
@@ -855,9 +850,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite());
 }
