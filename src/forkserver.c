@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "futex.h"
 #include "internal.h"
 
 #ifndef P_PIDFD
@@ -139,6 +140,7 @@ struct fs_pool {
 };
 
 static struct fs_pool *fs_pools;
+static int64_t fs_spin_until; /* poll without sleeping until then */
 static size_t fs_npools;
 static struct fs_child *fs_children;
 static size_t fs_nchildren, fs_cap_children;
@@ -170,6 +172,7 @@ static void fs_reap(void)
             }
             close(c->pidfd);
             fs_children[i] = fs_children[--fs_nchildren];
+            fs_spin_until = walls__now_ns() + WALLS__RESTART_SPIN_NS;
             break;
         }
     }
@@ -267,7 +270,16 @@ _Noreturn void walls__forkserver_main(int ctl)
         pfds[1] = (struct pollfd){.fd = sigfd, .events = POLLIN};
         for (size_t i = 0; i < fs_npools; i++)
             pfds[2 + i] = (struct pollfd){.fd = fs_pools[i].sock, .events = POLLIN};
-        if (poll(pfds, n, -1) < 0)
+        /* Right after a death the host answers with a spawn request: poll
+         * for it rather than sleep through a wake-up. */
+        int ready = poll(pfds, n, 0);
+        if (ready == 0 && walls__now_ns() < fs_spin_until) {
+            sched_yield();
+            continue;
+        }
+        if (ready == 0)
+            ready = poll(pfds, n, -1);
+        if (ready < 0)
             continue;
         if (pfds[1].revents) {
             struct signalfd_siginfo ssi;

@@ -42,6 +42,10 @@
  * this often (a task's start is not announced). */
 #define WALLS__DEADLINE_TICK_NS 2000000
 
+/* How long the supervisor and the fork server poll rather than sleep
+ * while a replacement worker is on its way. */
+#define WALLS__RESTART_SPIN_NS 1000000
+
 /* Task flag bits (struct walls__task.flags). */
 #define WALLS__TASK_DONE 1u
 #define WALLS__TASK_FREED 2u

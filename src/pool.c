@@ -962,15 +962,18 @@ static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, i
                      : "AUTO: isolation asked for, CPU-bound: one process per CPU";
     }
     char size[96];
+    unsigned t = pool->placement == WALLS_THREADS ? pool->nworkers : pool->lanes_per;
+    const char *threads = t == 1 ? "thread" : "threads";
+    const char *procs = pool->nprocs == 1 ? "process" : "processes";
     if (pool->placement == WALLS_THREADS)
-        snprintf(size, sizeof size, "%u threads (%s)", pool->nworkers,
+        snprintf(size, sizeof size, "%u %s (%s)", t, threads,
                  o->threads ? "given" : io ? "4 per usable CPU" : "1 per usable CPU");
     else if (pool->placement == WALLS_PROCESSES)
-        snprintf(size, sizeof size, "%u processes (%s)", pool->nprocs,
+        snprintf(size, sizeof size, "%u %s (%s)", pool->nprocs, procs,
                  o->processes ? "given" : "1 per usable CPU");
     else
-        snprintf(size, sizeof size, "%u processes (%s) x %u threads (%s)", pool->nprocs,
-                 o->processes ? "given" : "1 per usable CPU", pool->lanes_per,
+        snprintf(size, sizeof size, "%u %s (%s) x %u %s (%s)", pool->nprocs, procs,
+                 o->processes ? "given" : "1 per usable CPU", t, threads,
                  o->threads ? "given" : io ? "4 for IO-bound work" : "1 for CPU-bound work");
     static const char *const names[] = {"auto", "threads", "processes", "hybrid"};
     snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s",

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <link.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,9 +440,17 @@ static void *supervisor_main(void *arg)
     struct walls__pool *pool = arg;
     bool lost = false;
     int timeout_ms = -1;
+    int64_t spin_until = 0;
     for (;;) {
         struct epoll_event evs[32];
-        int n = epoll_wait(pool->epfd, evs, 32, lost ? 100 : timeout_ms);
+        /* While a replacement starts, poll instead of sleeping: its
+         * messages come within a fork's time, and each wake-up from sleep
+         * costs as much again. */
+        int n = epoll_wait(pool->epfd, evs, 32, lost ? 100 : 0);
+        if (n == 0 && !lost && walls__now_ns() >= spin_until)
+            n = epoll_wait(pool->epfd, evs, 32, timeout_ms);
+        else if (n == 0)
+            sched_yield();
         pthread_mutex_lock(&pool->lock);
         bool quit = false;
         for (int i = 0; i < n; i++) {
@@ -503,6 +512,9 @@ static void *supervisor_main(void *arg)
         }
         /* Round up: waking a little late is the lesser evil than spinning. */
         timeout_ms = next == INT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
+        for (unsigned i = 0; i < pool->nprocs; i++)
+            if (pool->procs[i].state == WALLS__W_STARTING)
+                spin_until = now + WALLS__RESTART_SPIN_NS;
         walls__fetch_add(&pool->done_seq, 1);
         pthread_mutex_unlock(&pool->lock);
         walls__pool_signal(pool);
