@@ -261,7 +261,8 @@ static __thread unsigned my_lane; /* 1 + this thread's lane */
 
 /* A fault in a multi-threaded worker kills every task in it; say which
  * thread caused it (the host gives that task the crash and the others
- * WALLS_LOST), then die of the signal as before. */
+ * WALLS_LOST), note whether it was at the memory limit, then die of the
+ * signal as before. */
 /* Whether the address space is within a megabyte of its limit: read with
  * raw system calls, since this runs in a signal handler. */
 static bool near_memory_limit(void)
@@ -352,7 +353,7 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
         size / WALLS__MAILBOX_SIZE > WALLS__MAX_LANES)
         return EPROTO;
     unsigned lanes = (unsigned)(size / WALLS__MAILBOX_SIZE);
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mailbox_fd, 0);
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, mailbox_fd, 0);
     if (map == MAP_FAILED)
         return errno > 0 && errno < 120 ? errno : EIO;
     close(mailbox_fd);
@@ -373,8 +374,12 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
         if (setrlimit(RLIMIT_AS, &as) != 0)
             return errno > 0 && errno < 120 ? errno : EINVAL;
     }
-    if (lanes > 1 || lane0->as_limit) {
-        watch_faults();
+    /* Always catch faults: besides naming the thread, a handled fault
+     * spares the kernel's report of an unhandled one, which on a slow
+     * console costs more than a fork. */
+    watch_faults();
+    use_alt_stack();
+    if (lanes > 1) {
         for (unsigned i = 1; i < lanes; i++) {
             int err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
             if (err) {
@@ -383,9 +388,8 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
                 return err;
             }
         }
-        my_lane = 1;
-        use_alt_stack();
     }
+    my_lane = 1;
     lane0->worker_pid = (uint32_t)getpid();
     /* Release: the host sees our pid before it sees READY. */
     walls__store_release(&lane0->worker_state, WALLS__WORKER_READY);
