@@ -203,6 +203,7 @@ struct walls__pool {
     bool refill_armed;
     /* Time limits. */
     int64_t default_limit_ns;
+    bool timed_ever;     /* a task with a limit was submitted: workers report starts */
     uint64_t ntimed;     /* unfinished tasks with a limit */
     uint32_t timer_word; /* thread pools: wakes the timer thread */
     pthread_t timer;

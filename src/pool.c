@@ -91,7 +91,7 @@ static void list_append(struct walls__task_list *list, struct walls__task *task)
 static void collect_unlink(struct walls__pool *pool, struct walls__task *task)
 {
     list_unlink(&pool->collect, task);
-    task->collectable = false;
+    walls__store_relaxed(&task->collectable, false);
 }
 
 static void task_recycle(struct walls__task *task)
@@ -150,8 +150,19 @@ static void pending_unlink(struct walls__pool *pool, struct walls__task *task)
     pool->npending--;
 }
 
+static void complete_at(struct walls__pool *pool, struct walls__task *task,
+                        enum walls_status status, int code, const void *out, uint32_t out_len,
+                        int64_t now);
+
 void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
                           enum walls_status status, int code, const void *out, uint32_t out_len)
+{
+    complete_at(pool, task, status, code, out, out_len, walls__now_ns());
+}
+
+static void complete_at(struct walls__pool *pool, struct walls__task *task,
+                        enum walls_status status, int code, const void *out, uint32_t out_len,
+                        int64_t now)
 {
     if (task->where == WALLS__AT_PENDING)
         pending_unlink(pool, task);
@@ -169,13 +180,13 @@ void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
     }
     pool->completed++;
     pool->by_status[status]++;
-    int64_t lat = walls__now_ns() - task->submit_ns;
+    int64_t lat = now - task->submit_ns;
     pool->hist[hist_bucket(lat > 0 ? (uint64_t)lat : 0)]++;
     pool_bump(pool);
     walls__fetch_add(&pool->unsignalled, 1);
     if (pool->fd_armed && !(walls__load_relaxed(&task->flags) & WALLS__TASK_FREED)) {
         list_append(&pool->collect, task);
-        task->collectable = true;
+        walls__store_relaxed(&task->collectable, true);
     }
     /* Release: the result above is visible to whoever sees DONE. */
     uint32_t old = walls__fetch_or(&task->flags, WALLS__TASK_DONE);
@@ -225,6 +236,7 @@ void walls__ring_reset(struct walls__worker *w)
     mb->start_error = 0;
     mb->worker_pid = 0;
     mb->fault_lane = mb->exit_lane = mb->memory_hit = 0;
+    mb->report_start = w->pool->timed_ever;
     mb->peak_rss_kb = 0;
     w->rq_tail = w->oldest = w->cq_head = 0;
     w->modules_sent = 0;
@@ -382,6 +394,8 @@ static struct walls__worker *pick_worker(struct walls__pool *pool, const struct 
     return best;
 }
 
+static void dispatch_at(struct walls__pool *pool, int64_t now);
+
 void walls__pool_break(struct walls__pool *pool)
 {
     pool->broken = true;
@@ -391,13 +405,18 @@ void walls__pool_break(struct walls__pool *pool)
 
 void walls__pool_dispatch(struct walls__pool *pool)
 {
+    if (pool->pending.head)
+        dispatch_at(pool, walls__now_ns());
+}
+
+static void dispatch_at(struct walls__pool *pool, int64_t now)
+{
     if (!pool->pending.head)
         return;
     if (pool->broken) {
         walls__pool_break(pool);
         return;
     }
-    int64_t now = walls__now_ns();
     while (pool->pending.head) {
         struct walls__task *task = pool->pending.head;
         struct walls__worker *w = pick_worker(pool, task, now);
@@ -453,6 +472,7 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
         return;
     }
     unsigned tasks = 0;
+    int64_t now = tail != w->cq_head ? walls__now_ns() : 0;
     while (w->cq_head != tail) {
         struct walls__cqe *cqe = &mb->cq_slots[w->cq_head & MASK];
         struct walls__cqe h;
@@ -484,8 +504,8 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
             }
             e->task->attempts++;
             tasks++;
-            walls__pool_complete(pool, e->task, (enum walls_status)h.status, h.code, cqe->data,
-                                 h.out_len);
+            complete_at(pool, e->task, (enum walls_status)h.status, h.code, cqe->data, h.out_len,
+                        now);
         } else if (h.kind == WALLS__CQE_NOFN) {
             e->task->attempts++;
             walls__pool_complete(pool, e->task, WALLS_FAILED, h.code < 0 ? h.code : -ENOENT, NULL,
@@ -507,7 +527,7 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
     while (w->oldest != w->rq_tail && w->inflight[w->oldest & MASK].retired)
         w->oldest++;
     if (w->oldest != was && pool->ntimed)
-        w->retire_ns = walls__now_ns();
+        w->retire_ns = now;
     if (w->proc)
         walls__procs_harvested(pool, w, tasks);
 }
@@ -651,6 +671,10 @@ int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
     struct walls__task *task = task_get(handle);
     if (!task)
         return -EBADF;
+    if (task_done(task)) {
+        fill_result(task, res);
+        return 0;
+    }
     struct walls__pool *pool = task->pool;
     int64_t deadline = deadline_of(timeout_ms);
     int64_t spin_until = walls__now_ns() + WALLS__HOST_SPIN_NS;
@@ -815,12 +839,19 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     if (task->limit_ns) {
         first_timed = pool->ntimed == 0;
         pool->ntimed++;
+        if (!pool->timed_ever) {
+            /* From now on workers say when they start a task. */
+            pool->timed_ever = true;
+            for (unsigned i = 0; i < pool->nworkers; i++)
+                if (pool->workers[i].mb)
+                    walls__store_relaxed(&pool->workers[i].mb->report_start, 1u);
+        }
     }
     pool->submitted++;
     task->where = WALLS__AT_PENDING;
     list_append(&pool->pending, task);
     pool->npending++;
-    walls__pool_dispatch(pool);
+    dispatch_at(pool, task->submit_ns);
     if (pool->npending)
         walls__pool_arm(pool, pool->doorbells_armed, true);
     *out_task = (walls_task *)(uintptr_t)walls__handle_of(task);
@@ -897,9 +928,17 @@ void walls_task_free(walls_task *handle)
     struct walls__task *task = task_get(handle);
     if (!task)
         return;
-    /* Under the pool's lock, so that completion (which may put the task on
-     * the collect list, or recycle a freed one) sees either all of this or
-     * none. The pool entry outlives the pool, so its lock is always there. */
+    /* A finished task that is on no list is the caller's alone. */
+    if (task_done(task) && !walls__load_relaxed(&task->collectable)) {
+        walls__handle_retire(task);
+        walls__fetch_or(&task->flags, WALLS__TASK_FREED);
+        task_recycle(task);
+        return;
+    }
+    /* Otherwise under the pool's lock, so that completion (which may put
+     * the task on the collect list, or recycle a freed one) sees either all
+     * of this or none. The pool entry outlives the pool, so its lock is
+     * always there. */
     struct walls__pool *pool = task->pool;
     pthread_mutex_lock(&pool->lock);
     if (!task_done(task))
@@ -1039,6 +1078,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->default_limit_ns = o.task_timeout_ms > INT64_MAX / 1000000
                                  ? INT64_MAX / 4
                                  : o.task_timeout_ms * 1000000;
+    pool->timed_ever = pool->default_limit_ns != 0;
     pool->sock = pool->epfd = pool->cmd_fd = -1;
     explain(pool, &o, cpus, source);
     pool->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

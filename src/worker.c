@@ -79,8 +79,10 @@ static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct w
     walls_fn *fn = hooks->resolve(hooks->ctx, req->module, req->offset, &err);
     /* When the clock of a time limit starts; the host bounds this claim by
      * what it saw itself. */
-    walls__store_relaxed(&mb->current_start_ns, (uint64_t)walls__now_ns());
-    walls__store_release(&mb->current_seq, req->seq);
+    if (walls__load_relaxed(&mb->report_start)) {
+        walls__store_relaxed(&mb->current_start_ns, (uint64_t)walls__now_ns());
+        walls__store_release(&mb->current_seq, req->seq);
+    }
     if (!fn) {
         cqe->kind = WALLS__CQE_NOFN;
         cqe->code = err;
