@@ -22,7 +22,16 @@
  *
  * Thread safety: every call may be made from any thread. One task handle
  * may be waited on by several threads at once; freeing a task while another
- * thread still uses it is the caller's race to avoid.
+ * thread still uses it is the caller's race to avoid. A task running on a
+ * thread worker may submit to its own pool, but must not wait for a task
+ * queued behind it on the same worker, and cannot destroy its own pool.
+ *
+ * Processes: walls never forks the calling program to make a worker (see
+ * walls_init). Its children carry no exit signal, so the program's own
+ * SIGCHLD handler and waitpid(-1) never see them. Pools do not survive
+ * fork(): a child of the program must not use its parent's pools or tasks.
+ * Worker processes keep descriptors 0, 1 and 2 (a task may print) and close
+ * every other descriptor of the program.
  */
 #ifndef WALLS_H
 #define WALLS_H

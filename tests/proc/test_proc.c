@@ -817,6 +817,46 @@ START_TEST(test_memory_limit)
 END_TEST
 #endif
 
+static volatile sig_atomic_t reaped_by_host;
+
+static void greedy_reaper(int sig)
+{
+    (void)sig;
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        reaped_by_host++;
+}
+
+START_TEST(test_host_sigchld_reaper_steals_nothing)
+{
+    /* A program with its own SIGCHLD handler that reaps every child it
+     * can: walls' children must not be among them, and crashes must still
+     * be reported with their cause. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = greedy_reaper;
+    sa.sa_flags = SA_RESTART;
+    ck_assert_int_eq(sigaction(SIGCHLD, &sa, NULL), 0);
+    walls_pool *pool = proc_pool(2);
+    walls_task *t[40];
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(walls_submit(pool, i % 4 == 1 ? t_segv : t_pid, NULL, 0, &t[i]), 0);
+    pid_t own = fork(); /* a child of the program's own, for the handler to reap */
+    if (own == 0)
+        _exit(0);
+    for (int i = 0; i < 40; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 20000, &r), 0);
+        ck_assert_int_eq(r.status, i % 4 == 1 ? WALLS_CRASHED : WALLS_OK);
+        walls_task_free(t[i]);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    for (int i = 0; i < 1000 && !reaped_by_host; i++)
+        usleep(1000);
+    ck_assert_int_eq(reaped_by_host, 1); /* its own child, nothing of walls */
+    ck_assert_int_eq(count_children(), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("proc");
@@ -838,6 +878,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_hybrid_basics);
     tcase_add_test(tc, test_hybrid_crash_loses_neighbours);
     tcase_add_test(tc, test_hybrid_retries_lost);
+    tcase_add_test(tc, test_host_sigchld_reaper_steals_nothing);
     tcase_add_test(tc, test_recycle_after_n);
     tcase_add_test(tc, test_recycle_rss);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
