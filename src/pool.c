@@ -91,7 +91,8 @@ static void list_append(struct walls__task_list *list, struct walls__task *task)
 static void collect_unlink(struct walls__pool *pool, struct walls__task *task)
 {
     list_unlink(&pool->collect, task);
-    walls__store_relaxed(&task->collectable, false);
+    /* Release: a free that sees false (acquire) comes after the unlink. */
+    walls__store_release(&task->collectable, false);
 }
 
 static void task_recycle(struct walls__task *task)
@@ -273,6 +274,7 @@ static void ring_push(struct walls__worker *w, uint16_t kind, uint16_t module, u
     e->kind = (uint8_t)kind;
     e->retired = 0;
     e->cancelled = 0;
+    e->abandoned = 0;
     w->rq_tail = seq + 1;
     if (task) {
         if (w->proc)
@@ -929,7 +931,7 @@ void walls_task_free(walls_task *handle)
     if (!task)
         return;
     /* A finished task that is on no list is the caller's alone. */
-    if (task_done(task) && !walls__load_relaxed(&task->collectable)) {
+    if (task_done(task) && !walls__load_acquire(&task->collectable)) {
         walls__handle_retire(task);
         walls__fetch_or(&task->flags, WALLS__TASK_FREED);
         task_recycle(task);

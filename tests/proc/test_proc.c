@@ -822,8 +822,10 @@ static volatile sig_atomic_t reaped_by_host;
 static void greedy_reaper(int sig)
 {
     (void)sig;
+    int saved = errno;
     while (waitpid(-1, NULL, WNOHANG) > 0)
         reaped_by_host++;
+    errno = saved;
 }
 
 START_TEST(test_host_sigchld_reaper_steals_nothing)
