@@ -89,7 +89,8 @@ struct walls_pool_opts {
     enum walls_workload workload;
     unsigned needs;           /* WALLS_NEED_* */
     unsigned processes;       /* process workers; 0 = auto; at most 256 */
-    unsigned threads;         /* threads (THREADS) or per process (HYBRID); 0 = auto; at most 1024 */
+    unsigned threads;         /* threads (THREADS, at most 1024) or per process (HYBRID, at
+                               * most 64); 0 = auto */
     int64_t task_timeout_ms;  /* default per-task limit from when it starts running; 0 = none */
     size_t max_output;        /* output bytes per task; 0 = WALLS_INLINE_MAX */
     /* Crash-loop protection (process placement): more than restart_limit
@@ -219,20 +220,26 @@ WALLS_API int walls_cpu_source(char *buf, size_t len);
  * @pool: out; the new pool.
  * @opts: borrowed; NULL means all defaults.
  *
- * Placement WALLS_AUTO picks WALLS_PROCESSES when opts->needs asks for
- * crash isolation and WALLS_THREADS when it asks for nothing. Sizes of 0 mean
- * one worker per usable CPU for CPU-bound work and four per CPU for IO-bound
- * threads. All workers are running when this returns: a worker that cannot
- * start makes the call fail with the reason it reported.
+ * Placement WALLS_AUTO applies the seed's rules: no isolation asked for
+ * gives threads; WALLS_NEED_CRASH_ISOLATION gives processes for CPU-bound
+ * work and hybrid (processes each with threads) for IO-bound work. Sizes
+ * of 0 mean one thread per usable CPU (four for IO-bound work), one process
+ * per usable CPU, and one thread per hybrid process (four for IO-bound
+ * work). walls_pool_explain() says what was chosen and why. All workers
+ * are running when this returns: a worker that cannot start makes the call
+ * fail with the reason it reported.
  *
- * Errors: -EINVAL (pool NULL, unknown placement, workload or needs bits, a
- * size above its maximum, max_output above WALLS_INLINE_MAX, a negative
- * timeout, reserved fields not zero); -ENOTSUP (WALLS_HYBRID or
- * WALLS_NEED_UNTRUSTED, neither of which is built yet: the pool would not
- * honour them, so it is refused); -ENOMEM; -EAGAIN (no threads or processes
- * left); -EMFILE/-ENFILE (out of descriptors); -ECHILD (a worker died while
- * starting); -ENOEXEC (the fork server could not be started by re-executing
- * the program); any negative errno a worker reported while starting.
+ * Errors: -EINVAL (pool NULL, unknown placement, workload or needs bits;
+ * more than 256 processes, 1024 threads, or 64 threads per hybrid process;
+ * max_output above WALLS_INLINE_MAX; a negative timeout, restart window or
+ * backoff; a restart limit above 100000; more than 100 lost_retries;
+ * recycling or a memory limit asked of a thread pool; reserved fields not
+ * zero); -ENOTSUP (WALLS_NEED_UNTRUSTED: the sandbox is not built yet, and
+ * untrusted work is never run without it); -ENOMEM; -EAGAIN (no threads or
+ * processes left); -EMFILE/-ENFILE (out of descriptors); -ECHILD (a worker
+ * or the fork server died while starting); -ENOEXEC (the fork server could
+ * not be started by re-executing the program); any negative errno a worker
+ * reported while starting.
  */
 WALLS_API int walls_pool_create(walls_pool **pool, const struct walls_pool_opts *opts);
 
@@ -259,8 +266,10 @@ WALLS_API int walls_pool_destroy(walls_pool *pool, unsigned flags);
  * queued and new tasks end as WALLS_BROKEN at once and no worker is
  * forked. After fixing the cause, reset forgets the restart history and
  * starts the missing workers again. Resetting a pool that is not broken
- * does nothing.
- * Returns 0, or -EINVAL (NULL), -EBADF (destroyed pool).
+ * does nothing. A pool whose fork server died (killed from outside) is
+ * broken for good: destroy it and create another.
+ * Returns 0, or -EINVAL (NULL), -EBADF (destroyed pool), -ECHILD (its fork
+ * server is gone).
  */
 WALLS_API int walls_pool_reset(walls_pool *pool);
 

@@ -122,6 +122,8 @@ struct walls__worker {
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;         /* its process broke the protocol: nothing it says counts */
     int kill_reason;    /* -1, or the status its task gets: we killed its process for it */
+    bool kill_targeted; /* the reason is for request kill_seq only */
+    uint32_t kill_seq;
     bool stuck;         /* a thread still running a timed-out task */
     int64_t retire_ns;  /* when the host last retired one of its requests */
     /* Threads. */
@@ -211,6 +213,8 @@ struct walls__pool {
     bool timer_stop;
     /* Crash-loop protection. */
     bool broken;
+    bool stopping;   /* procs_stop began: no more replacements */
+    bool fs_lost;    /* the fork server died under this pool */
     unsigned restart_limit;
     int64_t restart_window_ns;
     int64_t restart_backoff_ns;
@@ -262,9 +266,11 @@ int walls__threads_start_timer(struct walls__pool *pool); /* lock NOT held */
 /* proc_backend.c */
 int walls__procs_start(struct walls__pool *pool);
 void walls__procs_stop(struct walls__pool *pool, bool cancel);
-/* Kills the process of lane w; its task will end with reason (a status).
- * Pool lock held. */
-void walls__procs_kill(struct walls__worker *w, enum walls_status reason);
+/* Kills the process of lane w for the task in its request seq (or, with
+ * targeted false, for whatever it runs): that task ends with reason (a
+ * status). Pool lock held. */
+void walls__procs_kill(struct walls__worker *w, enum walls_status reason, bool targeted,
+                       uint32_t seq);
 /* Starts again the processes a broken pool left down. Pool lock held;
  * returns whether the supervisor must be woken. */
 bool walls__procs_reset(struct walls__pool *pool);

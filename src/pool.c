@@ -53,6 +53,28 @@ static struct walls__pool *pool_get(walls_pool *handle)
     return walls__handle_get(&pool_table, (uint64_t)(uintptr_t)handle);
 }
 
+/* After taking a pool's lock: whether the handle still names this pool.
+ * Entries are reused, so a handle checked before the lock may have been
+ * destroyed, and its entry given to a new pool, meanwhile. */
+static bool pool_still(struct walls__pool *pool, walls_pool *handle)
+{
+    return walls__handle_of(pool) == (uint64_t)(uintptr_t)handle;
+}
+
+/* The pool a handle names, locked; NULL if the handle is stale. */
+static struct walls__pool *pool_lock(walls_pool *handle)
+{
+    struct walls__pool *pool = pool_get(handle);
+    if (!pool)
+        return NULL;
+    pthread_mutex_lock(&pool->lock);
+    if (!pool_still(pool, handle)) {
+        pthread_mutex_unlock(&pool->lock);
+        return NULL;
+    }
+    return pool;
+}
+
 static struct walls__task *task_get(walls_task *handle)
 {
     return walls__handle_get(&task_table, (uint64_t)(uintptr_t)handle);
@@ -203,9 +225,15 @@ void walls__pool_signal(struct walls__pool *pool)
         walls__futex_wake(&pool->done_seq, INT_MAX, false);
     uint32_t completed = __atomic_exchange_n(&pool->unsignalled, 0, __ATOMIC_ACQ_REL);
     if (completed && walls__load_relaxed(&pool->fd_armed)) {
-        uint64_t count = completed;
-        ssize_t rc = write(pool->event_fd, &count, sizeof count);
-        (void)rc;
+        /* Under the lock: a destroy in between closes the descriptor, and
+         * its number may be the program's again. */
+        pthread_mutex_lock(&pool->lock);
+        if (pool->fd_armed && pool->event_fd >= 0) {
+            uint64_t count = completed;
+            ssize_t rc = write(pool->event_fd, &count, sizeof count);
+            (void)rc;
+        }
+        pthread_mutex_unlock(&pool->lock);
     }
 }
 
@@ -244,6 +272,7 @@ void walls__ring_reset(struct walls__worker *w)
     memset(w->inflight, 0, sizeof w->inflight);
     w->broke = false;
     w->kill_reason = -1;
+    w->kill_targeted = false;
     w->stuck = false;
 }
 
@@ -457,7 +486,7 @@ static void worker_broke(struct walls__pool *pool, struct walls__worker *w,
         return;
     }
     if (!w->broke)
-        walls__procs_kill(w, WALLS_PROTOCOL);
+        walls__procs_kill(w, WALLS_PROTOCOL, false, 0);
 }
 
 void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
@@ -605,7 +634,7 @@ int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now)
         } else if (pool->placement == WALLS_THREADS) {
             abandon(pool, w, e, seq);
         } else {
-            walls__procs_kill(w, WALLS_TIMEOUT);
+            walls__procs_kill(w, WALLS_TIMEOUT, true, seq);
         }
     }
     walls__pool_dispatch(pool);
@@ -642,8 +671,16 @@ static void pool_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_n
     }
     /* Thread workers read done_waiters (seq-cst above) after they publish;
      * process workers read the flag armed above. Look once more before
-     * sleeping. */
-    pool_progress(pool);
+     * sleeping, waiting for the lock if need be: a completion published
+     * before we counted ourselves is ours to find. */
+    pthread_mutex_lock(&pool->lock);
+    if (pool->state != WALLS__POOL_DEAD && pool->workers) {
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            walls__pool_harvest(pool, &pool->workers[i]);
+        walls__pool_dispatch(pool);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
     if (walls__load_acquire(&pool->done_seq) == seq)
         walls__futex_wait(&pool->done_seq, seq, timeout_ns, false);
     walls__fetch_add(&pool->done_waiters, (uint32_t)-1);
@@ -651,7 +688,7 @@ static void pool_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_n
 
 static int64_t deadline_of(int64_t timeout_ms)
 {
-    if (timeout_ms < 0)
+    if (timeout_ms < 0 || timeout_ms > INT64_MAX / 4000000)
         return INT64_MAX;
     return walls__now_ns() + timeout_ms * 1000000;
 }
@@ -813,7 +850,9 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
 
     pthread_mutex_lock(&pool->lock);
     int rc = 0;
-    if (pool->state != WALLS__POOL_ALIVE) {
+    if (!pool_still(pool, handle)) {
+        rc = -EBADF;
+    } else if (pool->state != WALLS__POOL_ALIVE) {
         rc = pool->state == WALLS__POOL_CLOSING ? -ESHUTDOWN : -EBADF;
     } else if (pool->max_output > WALLS__TASK_SMALL &&
                !(task->out = malloc(pool->max_output))) {
@@ -858,11 +897,11 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
         walls__pool_arm(pool, pool->doorbells_armed, true);
     *out_task = (walls_task *)(uintptr_t)walls__handle_of(task);
     bool need_timer = task->limit_ns && pool->placement == WALLS_THREADS && !pool->timer_started;
+    if (first_timed)
+        wake_timekeeper(pool);
     pthread_mutex_unlock(&pool->lock);
     if (need_timer)
         walls__threads_start_timer(pool);
-    if (first_timed)
-        wake_timekeeper(pool);
     return 0;
 }
 
@@ -912,10 +951,13 @@ int walls_cancel(walls_task *handle)
         return -EALREADY;
     struct walls__pool *pool = task->pool;
     pthread_mutex_lock(&pool->lock);
+    /* It may have finished without anyone having looked yet. */
+    if (!task_done(task) && task->where == WALLS__AT_WORKER)
+        walls__pool_harvest(pool, &pool->workers[task->worker]);
     int rc = task_done(task) ? -EALREADY : cancel_locked(pool, task);
     if (rc == -EBUSY && pool->placement != WALLS_THREADS) {
         /* Running in a process: that process goes, and the task with it. */
-        walls__procs_kill(&pool->workers[task->worker], WALLS_CANCELLED);
+        walls__procs_kill(&pool->workers[task->worker], WALLS_CANCELLED, true, task->seq);
         rc = 0;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -1061,8 +1103,12 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     struct walls__pool *pool = walls__handle_alloc(&pool_table);
     if (!pool)
         return -ENOMEM;
+    /* A stale handle's caller may still take this entry's lock: reset it
+     * under the lock (that caller then sees the new generation). */
+    pthread_mutex_lock(&pool->lock);
     size_t keep = offsetof(struct walls__pool, state);
     memset((char *)pool + keep, 0, sizeof *pool - keep);
+    pthread_mutex_unlock(&pool->lock);
     pool->placement = placement;
     pool->lanes_per = per;
     pool->nprocs = placement == WALLS_THREADS ? 0 : n / per;
@@ -1132,10 +1178,9 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
         return 0;
     if (flags & ~WALLS_CANCEL)
         return -EINVAL;
-    struct walls__pool *pool = pool_get(handle);
+    struct walls__pool *pool = pool_lock(handle);
     if (!pool)
         return -EBADF;
-    pthread_mutex_lock(&pool->lock);
     if (pool->state != WALLS__POOL_ALIVE) {
         pthread_mutex_unlock(&pool->lock);
         return -EBADF;
@@ -1159,7 +1204,7 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
                     running = true;
             }
             if (running && pool->placement != WALLS_THREADS)
-                walls__procs_kill(w, WALLS_CANCELLED);
+                walls__procs_kill(w, WALLS_CANCELLED, false, 0);
         }
     }
     pthread_mutex_unlock(&pool->lock);
@@ -1192,6 +1237,7 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
     pool->nmodules = 0;
     close(pool->event_fd);
     pool->event_fd = -1;
+    walls__handle_retire(pool); /* under the lock: see pool_still() */
     pthread_mutex_unlock(&pool->lock);
     walls__handle_release(&pool_table, pool);
     return 0;
@@ -1201,11 +1247,10 @@ int walls_pool_reset(walls_pool *handle)
 {
     if (!handle)
         return -EINVAL;
-    struct walls__pool *pool = pool_get(handle);
+    struct walls__pool *pool = pool_lock(handle);
     if (!pool)
         return -EBADF;
-    pthread_mutex_lock(&pool->lock);
-    int rc = pool->state == WALLS__POOL_DEAD ? -EBADF : 0;
+    int rc = pool->state == WALLS__POOL_DEAD ? -EBADF : pool->fs_lost ? -ECHILD : 0;
     bool wake = false;
     if (rc == 0 && pool->broken) {
         pool->broken = false;
@@ -1214,9 +1259,9 @@ int walls_pool_reset(walls_pool *handle)
         if (pool->placement != WALLS_THREADS)
             wake = walls__procs_reset(pool);
     }
-    pthread_mutex_unlock(&pool->lock);
     if (wake)
         wake_timekeeper(pool);
+    pthread_mutex_unlock(&pool->lock);
     return rc;
 }
 
@@ -1224,10 +1269,9 @@ int walls_pool_fd(walls_pool *handle)
 {
     if (!handle)
         return -EINVAL;
-    struct walls__pool *pool = pool_get(handle);
+    struct walls__pool *pool = pool_lock(handle);
     if (!pool)
         return -EBADF;
-    pthread_mutex_lock(&pool->lock);
     int fd = -EBADF;
     if (pool->state == WALLS__POOL_ALIVE || pool->state == WALLS__POOL_CLOSING) {
         walls__store_relaxed(&pool->fd_armed, true);
@@ -1243,33 +1287,36 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
     if (!handle || !tasks || !n || max == 0)
         return -EINVAL;
     *n = 0;
-    struct walls__pool *pool = pool_get(handle);
+    struct walls__pool *pool = pool_lock(handle);
     if (!pool)
         return -EBADF;
-    /* Reset the descriptor first: a completion after this makes it readable
-     * again, and one before it is on the list we are about to take. */
-    uint64_t count;
-    ssize_t rd = read(pool->event_fd, &count, sizeof count);
-    (void)rd;
-    pool_progress(pool);
-    pthread_mutex_lock(&pool->lock);
     int rc = 0;
-    if (pool->state == WALLS__POOL_DEAD)
+    if (pool->state == WALLS__POOL_DEAD) {
         rc = -EBADF;
-    else if (!pool->fd_armed)
+    } else if (!pool->fd_armed) {
         rc = -ENOTCONN;
+    } else {
+        /* Reset the descriptor first: a completion after this makes it
+         * readable again, and one before it is on the list we take. */
+        uint64_t count;
+        ssize_t rd = read(pool->event_fd, &count, sizeof count);
+        (void)rd;
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            walls__pool_harvest(pool, &pool->workers[i]);
+        walls__pool_dispatch(pool);
+    }
     while (rc == 0 && *n < max && pool->collect.head) {
         struct walls__task *task = pool->collect.head;
         collect_unlink(pool, task);
         tasks[(*n)++] = (walls_task *)(uintptr_t)walls__handle_of(task);
     }
-    bool left = rc == 0 && pool->collect.head != NULL;
-    pthread_mutex_unlock(&pool->lock);
-    if (left) {
+    if (rc == 0 && pool->collect.head != NULL) {
         uint64_t one = 1;
         ssize_t wr = write(pool->event_fd, &one, sizeof one);
         (void)wr;
     }
+    pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
     return rc;
 }
 
@@ -1277,10 +1324,9 @@ int walls_pool_explain(walls_pool *handle, char *buf, size_t len)
 {
     if (!handle || !buf || len == 0)
         return -EINVAL;
-    struct walls__pool *pool = pool_get(handle);
+    struct walls__pool *pool = pool_lock(handle);
     if (!pool)
         return -EBADF;
-    pthread_mutex_lock(&pool->lock);
     int n = -EBADF;
     if (pool->state != WALLS__POOL_DEAD)
         n = snprintf(buf, len, "%s", pool->explain);
@@ -1292,10 +1338,9 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
 {
     if (!handle || !st)
         return -EINVAL;
-    struct walls__pool *pool = pool_get(handle);
+    struct walls__pool *pool = pool_lock(handle);
     if (!pool)
         return -EBADF;
-    pthread_mutex_lock(&pool->lock);
     if (pool->state == WALLS__POOL_DEAD) {
         pthread_mutex_unlock(&pool->lock);
         return -EBADF;

@@ -53,10 +53,14 @@ static void kill_proc(struct walls__proc *proc)
         pidfd_kill(proc->pidfd, SIGKILL);
 }
 
-void walls__procs_kill(struct walls__worker *w, enum walls_status reason)
+void walls__procs_kill(struct walls__worker *w, enum walls_status reason, bool targeted,
+                       uint32_t seq)
 {
-    if (w->kill_reason < 0)
+    if (w->kill_reason < 0) {
         w->kill_reason = (int)reason;
+        w->kill_targeted = targeted;
+        w->kill_seq = seq;
+    }
     if (reason == WALLS_PROTOCOL)
         for (unsigned i = 0; i < w->proc->nlanes; i++)
             w->proc->lanes[i].broke = true;
@@ -156,8 +160,12 @@ static bool restart_trips(struct walls__pool *pool, int64_t now, unsigned *recen
  * which case it breaks. Pool lock held. */
 static void replace(struct walls__pool *pool, struct walls__proc *proc)
 {
-    set_state(proc, WALLS__W_DOWN);
     proc->respawn_at = 0;
+    if (pool->stopping) {
+        set_state(proc, WALLS__W_STOPPED);
+        return;
+    }
+    set_state(proc, WALLS__W_DOWN);
     if (pool->broken)
         return;
     int64_t now = walls__now_ns();
@@ -188,7 +196,9 @@ void walls__procs_harvested(struct walls__pool *pool, struct walls__worker *w, u
     if (proc->state != WALLS__W_UP)
         return;
     if (!proc->recycling) {
-        bool due = pool->recycle_after && proc->tasks_run >= pool->recycle_after;
+        /* Given its share (retiring() gives it no more): once the lanes are
+         * idle, whatever became of those tasks, it goes. */
+        bool due = pool->recycle_after && proc->tasks_given >= pool->recycle_after;
         /* The worker's word: a liar only escapes recycling, not its limits. */
         due |= pool->recycle_rss_kb &&
                walls__load_relaxed(&w->mb->peak_rss_kb) > pool->recycle_rss_kb;
@@ -232,11 +242,12 @@ static enum walls_status death_status(int how, int sigstat, int *code)
     }
 }
 
-/* How the task lane w was running ends, given how its process died. */
+/* How the task in request seq of lane w ends, given how its process
+ * died. */
 static enum walls_status lane_status(struct walls__proc *proc, struct walls__worker *w,
-                                     enum walls_status died, int *code)
+                                     uint32_t seq, enum walls_status died, int *code)
 {
-    if (w->kill_reason >= 0) {
+    if (w->kill_reason >= 0 && (!w->kill_targeted || w->kill_seq == seq)) {
         *code = 0;
         return (enum walls_status)w->kill_reason;
     }
@@ -284,7 +295,7 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
             continue;
         }
         int code = died_code;
-        enum walls_status status = lane_status(proc, w, died, &code);
+        enum walls_status status = lane_status(proc, w, s, died, &code);
         task->attempts++;
         if (status == WALLS_LOST && task->attempts <= pool->lost_retries) {
             requeue[nrequeue++] = task;
@@ -331,7 +342,8 @@ static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int
         set_state(proc, WALLS__W_STOPPED);
         return;
     }
-    if (proc->recycling && proc->stop_sent && how == CLD_EXITED && sigstat == 0) {
+    if (proc->recycling && proc->stop_sent && how == CLD_EXITED && sigstat == 0 &&
+        !pool->stopping) {
         pool->recycled++;
         if (spawn(pool, proc) != 0) {
             set_state(proc, WALLS__W_DOWN);
@@ -404,9 +416,9 @@ static void fork_server_lost(struct walls__pool *pool)
         settle_death(pool, proc, CLD_KILLED, SIGKILL);
         set_state(proc, WALLS__W_STOPPED);
     }
-    /* Nothing can run the rest. */
-    while (pool->pending.head)
-        walls__pool_complete(pool, pool->pending.head, WALLS_BROKEN, 0, NULL, 0);
+    /* Nothing can run the rest, or anything submitted later. */
+    pool->fs_lost = true;
+    walls__pool_break(pool);
     if (pool->creating && !pool->start_error)
         pool->start_error = -ECHILD;
 }
@@ -498,7 +510,7 @@ static void *supervisor_main(void *arg)
         for (unsigned i = 0; i < pool->nprocs && !lost; i++) {
             struct walls__proc *proc = &pool->procs[i];
             if (proc->state != WALLS__W_DOWN || !proc->respawn_at ||
-                pool->state == WALLS__POOL_DEAD || pool->broken)
+                pool->state == WALLS__POOL_DEAD || pool->broken || pool->stopping)
                 continue;
             if (now >= proc->respawn_at) {
                 proc->respawn_at = 0;
@@ -689,9 +701,12 @@ fail:
 void walls__procs_stop(struct walls__pool *pool, bool cancel)
 {
     pthread_mutex_lock(&pool->lock);
+    pool->stopping = true;
     for (unsigned i = 0; i < pool->nprocs; i++) {
         struct walls__proc *proc = &pool->procs[i];
-        if (proc->state == WALLS__W_UP && !cancel) {
+        if (proc->state == WALLS__W_DOWN) {
+            set_state(proc, WALLS__W_STOPPED);
+        } else if (proc->state == WALLS__W_UP && !cancel) {
             set_state(proc, WALLS__W_STOPPING);
             for (unsigned k = 0; k < proc->nlanes; k++)
                 walls__ring_push_stop(&proc->lanes[k]);

@@ -185,9 +185,15 @@ void walls__threads_stop(struct walls__pool *pool)
         if (w->thread_started)
             pthread_join(w->thread, NULL);
         w->thread_started = false;
-        w->state = WALLS__W_STOPPED;
-        free(w->mb);
-        w->mb = NULL;
+    }
+    /* Other callers harvest under the lock, and skip stopped workers. */
+    pthread_mutex_lock(&pool->lock);
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        pool->workers[i].state = WALLS__W_STOPPED;
+    pthread_mutex_unlock(&pool->lock);
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        free(pool->workers[i].mb);
+        pool->workers[i].mb = NULL;
     }
 }
 

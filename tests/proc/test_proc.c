@@ -859,6 +859,95 @@ START_TEST(test_host_sigchld_reaper_steals_nothing)
 }
 END_TEST
 
+START_TEST(test_cancel_finished_unharvested)
+{
+    /* A finishes and nobody has looked; B runs. Cancelling A must say it is
+     * over, and must not kill B's process. */
+    walls_pool *pool = proc_pool(1);
+    walls_task *a, *b;
+    int ms = 300;
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &a), 0);
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &b), 0);
+    usleep(100000);
+    ck_assert_int_eq(walls_cancel(a), -EALREADY);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(a, 0, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_int_eq(walls_wait(b, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(a);
+    walls_task_free(b);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.restarts, 0);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_fork_server_killed)
+{
+    /* The fork server dies under a pool: what was out fails, what comes
+     * later ends as WALLS_BROKEN at once, and destroy returns. */
+    walls_pool *pool = proc_pool(2);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", getpid(), getpid());
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int fs = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &fs), 1);
+    fclose(f);
+    ck_assert_int_eq(kill(fs, SIGKILL), 0);
+    usleep(200000);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 5000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_BROKEN);
+    walls_task_free(t);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.broken, 1);
+    ck_assert_int_eq(walls_pool_reset(pool), -ECHILD);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(wait_no_children(1000), 0);
+    /* A new pool gets a new fork server. */
+    pool = proc_pool(1);
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_recycle_counts_cancelled)
+{
+    /* Given its two tasks, one cancelled before it ran: the worker is
+     * still recycled, and the next task runs on its replacement. */
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1, .recycle_after = 2};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    int ms = 200;
+    walls_task *a, *b, *c;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &a), 0);
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &b), 0);
+    ck_assert_int_eq(walls_cancel(b), 0);
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &c), 0);
+    ck_assert_int_eq(walls_wait(c, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_int_eq(walls_wait(a, 0, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(a);
+    walls_task_free(b);
+    walls_task_free(c);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.recycled, 1);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("proc");
@@ -882,6 +971,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_hybrid_retries_lost);
     tcase_add_test(tc, test_host_sigchld_reaper_steals_nothing);
     tcase_add_test(tc, test_recycle_after_n);
+    tcase_add_test(tc, test_cancel_finished_unharvested);
+    tcase_add_test(tc, test_fork_server_killed);
+    tcase_add_test(tc, test_recycle_counts_cancelled);
     tcase_add_test(tc, test_recycle_rss);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     /* Sanitizers reserve terabytes of address space: no RLIMIT_AS fits. */

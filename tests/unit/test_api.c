@@ -336,6 +336,8 @@ START_TEST(test_wait_timeout_and_any)
     ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &fast_ms, sizeof fast_ms, &t[1]), 0);
     ck_assert_int_eq(walls_wait(t[0], 0, &r), -ETIMEDOUT);
     ck_assert_int_eq(walls_wait(t[0], 10, &r), -ETIMEDOUT);
+    /* A timeout too large to add to the clock is as good as forever. */
+    ck_assert_int_eq(walls_wait(t[1], INT64_MAX / 1000, &r), 0);
     ck_assert_int_eq(walls_wait_any(t, 2, -1, &idx), 0);
     ck_assert_uint_eq(idx, 1);
     ck_assert_int_eq(walls_wait(t[0], -1, &r), 0);
