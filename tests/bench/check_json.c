@@ -9,6 +9,14 @@
  * figures named on the command line are present and above zero. The
  * document must have "machine" and "rows" at the top.
  *
+ * Speed is never judged, but where physics orders two figures, with a wide
+ * margin on any machine, the order is checked (see orders[] below) when
+ * both are present as numbers. Times are compared by their minimums:
+ * other work on the machine and sanitizers only add time, so a minimum is
+ * the closest to what the operation itself costs, and the cheaper one
+ * would need every one of its samples slowed past the dearer one's
+ * fastest to reverse an order.
+ *
  * usage: check_json [required-figure-name ...] < bench.json
  * Exit status 0 when all holds, 1 with a message on stderr otherwise.
  */
@@ -17,6 +25,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The numeric figures seen, for the order checks after the parse. */
+#define MAX_SEEN 256
+struct seen {
+    char name[64];
+    double med, min;
+};
+
+/*
+ * Pairs where the first is physically the dearer: it does all the work of
+ * the second and more. Row 2 (round trips) has no such pair: threads and
+ * processes both wake a partner through the kernel and can measure alike.
+ */
+static const struct order {
+    const char *dearer, *cheaper, *why;
+} orders[] = {
+    {"fork_1gib", "fork_small",
+     "a fork copies the page tables of the 1 GiB resident too (30x or more here)"},
+    {"fork_small", "thread_create_join",
+     "a fork is a thread's clone plus a copy of the address space (4x or more here)"},
+    {"posix_spawn_true", "thread_create_join",
+     "a spawn is a clone plus an exec of a new program (3x or more here)"},
+};
+
+/* Figures that cannot be below a floor: what was put there. */
+static const struct floor_rule {
+    const char *name;
+    double min_value;
+    const char *why;
+} floors[] = {
+    {"rss_during_fork_1gib", 1024.0 * 1024.0, "1 GiB was touched, so at least 1 GiB resident"},
+};
 
 struct parser {
     const char *s;
@@ -27,6 +67,8 @@ struct parser {
     bool *found;
     int nrequired;
     const char *error;
+    struct seen *seen;
+    int nseen;
 };
 
 static bool fail(struct parser *p, const char *msg)
@@ -144,6 +186,12 @@ static void check_figure(struct parser *p, const char *name, const char *unit, b
     if (!has_med)
         return;
     p->figures++;
+    if (p->nseen < MAX_SEEN) {
+        struct seen *sn = &p->seen[p->nseen++];
+        snprintf(sn->name, sizeof sn->name, "%s", name);
+        sn->med = med;
+        sn->min = min;
+    }
     if (!(min >= 0 && min <= med && med <= max)) {
         fprintf(stderr, "check_json: figure %s: not 0 <= min <= median <= max\n", name);
         fail(p, "inconsistent figure");
@@ -275,6 +323,43 @@ static bool parse_value(struct parser *p, char *str, size_t cap, double *num, in
     return ok;
 }
 
+static const struct seen *find_seen(const struct parser *p, const char *name)
+{
+    for (int i = 0; i < p->nseen; i++)
+        if (strcmp(p->seen[i].name, name) == 0)
+            return &p->seen[i];
+    return NULL;
+}
+
+/* The orders and floors that physics guarantees, where the figures are there. */
+static void check_physics(struct parser *p)
+{
+    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++) {
+        const struct seen *a = find_seen(p, orders[i].dearer);
+        const struct seen *b = find_seen(p, orders[i].cheaper);
+        if (!a || !b)
+            continue;
+        if (!(a->min > b->min)) {
+            fprintf(stderr, "check_json: %s (min %g) is not above %s (min %g): %s\n",
+                    a->name, a->min, b->name, b->min, orders[i].why);
+            fail(p, "figures out of the order physics gives them");
+        } else {
+            printf("check_json: order ok: %s > %s (x%.1f)\n", a->name, b->name,
+                   a->min / b->min);
+        }
+    }
+    for (size_t i = 0; i < sizeof floors / sizeof floors[0]; i++) {
+        const struct seen *a = find_seen(p, floors[i].name);
+        if (!a)
+            continue;
+        if (!(a->med >= floors[i].min_value)) {
+            fprintf(stderr, "check_json: %s is %g, below %g: %s\n", a->name, a->med,
+                    floors[i].min_value, floors[i].why);
+            fail(p, "a figure below what was put there");
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     size_t cap = 1 << 16, len = 0;
@@ -300,7 +385,9 @@ int main(int argc, char **argv)
         return 1;
     }
     bool found[64] = {false};
-    struct parser p = {buf, 0, len, 0, 0, argv + 1, found, argc - 1 < 64 ? argc - 1 : 64, NULL};
+    static struct seen seen[MAX_SEEN];
+    struct parser p = {buf, 0, len, 0, 0, argv + 1, found, argc - 1 < 64 ? argc - 1 : 64, NULL,
+                       seen, 0};
     double num;
     int kind;
     skip_ws(&p);
@@ -319,6 +406,8 @@ int main(int argc, char **argv)
     }
     if (!p.error && p.figures == 0)
         fail(&p, "no figures at all");
+    if (!p.error)
+        check_physics(&p);
     if (p.error) {
         fprintf(stderr, "check_json: %s (at byte %zu)\n", p.error, p.pos);
         free(buf);
