@@ -241,6 +241,7 @@ struct walls__pool {
 /* pool.c: the core shared by the backends. All take the pool lock held. */
 void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w);
 void walls__pool_dispatch(struct walls__pool *pool);
+void walls__pool_harvest_all(struct walls__pool *pool); /* and dispatch */
 void walls__pool_complete(struct walls__pool *pool, struct walls__task *task,
                           enum walls_status status, int code, const void *out, uint32_t out_len);
 void walls__pool_requeue_front(struct walls__pool *pool, struct walls__task *task);

@@ -641,16 +641,21 @@ int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now)
     return next;
 }
 
+void walls__pool_harvest_all(struct walls__pool *pool)
+{
+    if (pool->state == WALLS__POOL_DEAD || !pool->workers)
+        return;
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        walls__pool_harvest(pool, &pool->workers[i]);
+    walls__pool_dispatch(pool);
+}
+
 /* Harvest every worker if nobody else is at it. */
 static void pool_progress(struct walls__pool *pool)
 {
     if (pthread_mutex_trylock(&pool->lock) != 0)
         return;
-    if (pool->state != WALLS__POOL_DEAD && pool->workers) {
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            walls__pool_harvest(pool, &pool->workers[i]);
-        walls__pool_dispatch(pool);
-    }
+    walls__pool_harvest_all(pool);
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
 }
@@ -663,22 +668,14 @@ static void pool_progress(struct walls__pool *pool)
 static void pool_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_ns)
 {
     walls__fetch_add(&pool->done_waiters, 1);
-    if (walls__load_relaxed(&pool->placement) != WALLS_THREADS) {
-        pthread_mutex_lock(&pool->lock);
-        if (pool->state != WALLS__POOL_DEAD && pool->workers)
-            walls__pool_arm(pool, true, pool->refill_armed);
-        pthread_mutex_unlock(&pool->lock);
-    }
     /* Thread workers read done_waiters (seq-cst above) after they publish;
-     * process workers read the flag armed above. Look once more before
-     * sleeping, waiting for the lock if need be: a completion published
-     * before we counted ourselves is ours to find. */
+     * process workers read the flag armed here (walls__pool_arm fences).
+     * Then look once more, waiting for the lock if need be: a completion
+     * published before we counted ourselves is ours to find. */
     pthread_mutex_lock(&pool->lock);
-    if (pool->state != WALLS__POOL_DEAD && pool->workers) {
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            walls__pool_harvest(pool, &pool->workers[i]);
-        walls__pool_dispatch(pool);
-    }
+    if (pool->placement != WALLS_THREADS && pool->state != WALLS__POOL_DEAD && pool->workers)
+        walls__pool_arm(pool, true, pool->refill_armed);
+    walls__pool_harvest_all(pool);
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
     if (walls__load_acquire(&pool->done_seq) == seq)
@@ -1301,9 +1298,7 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
         uint64_t count;
         ssize_t rd = read(pool->event_fd, &count, sizeof count);
         (void)rd;
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            walls__pool_harvest(pool, &pool->workers[i]);
-        walls__pool_dispatch(pool);
+        walls__pool_harvest_all(pool);
     }
     while (rc == 0 && *n < max && pool->collect.head) {
         struct walls__task *task = pool->collect.head;
@@ -1346,9 +1341,7 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
         return -EBADF;
     }
     /* Count what workers finished but nobody consumed yet. */
-    for (unsigned i = 0; i < pool->nworkers; i++)
-        walls__pool_harvest(pool, &pool->workers[i]);
-    walls__pool_dispatch(pool);
+    walls__pool_harvest_all(pool);
     memset(st, 0, sizeof *st);
     st->placement = pool->placement;
     st->processes = pool->placement == WALLS_THREADS ? 0 : pool->nprocs;

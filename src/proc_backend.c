@@ -491,9 +491,7 @@ static void *supervisor_main(void *arg)
                 mark_ready(pool, proc);
             }
         }
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            walls__pool_harvest(pool, &pool->workers[i]);
-        walls__pool_dispatch(pool);
+        walls__pool_harvest_all(pool);
         bool every = walls__load_relaxed(&pool->done_waiters) > 0 ||
                      walls__load_relaxed(&pool->fd_armed);
         bool refill = pool->npending > 0;
@@ -501,9 +499,7 @@ static void *supervisor_main(void *arg)
         if (every || refill) {
             /* Armed and fenced: completions published before the arming are
              * caught here, later ones ring. */
-            for (unsigned i = 0; i < pool->nworkers; i++)
-                walls__pool_harvest(pool, &pool->workers[i]);
-            walls__pool_dispatch(pool);
+            walls__pool_harvest_all(pool);
         }
         int64_t now = walls__now_ns();
         int64_t next = walls__pool_check_deadlines(pool, now);

@@ -116,8 +116,7 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&pool->lock);
     while (!pool->timer_stop) {
         uint32_t word = walls__load_acquire(&pool->timer_word);
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            walls__pool_harvest(pool, &pool->workers[i]);
+        walls__pool_harvest_all(pool);
         int64_t now = walls__now_ns();
         int64_t next = walls__pool_check_deadlines(pool, now);
         pthread_mutex_unlock(&pool->lock);
