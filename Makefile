@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build bench test test-plain test-asan test-tsan clean
+.PHONY: all deps build bench test test-plain test-asan test-tsan fuzz clean
 
 all: build
 
@@ -18,7 +18,18 @@ build: deps
 bench: build
 	./build/walls bench
 
-test: test-plain test-asan test-tsan
+test: test-plain test-asan test-tsan fuzz
+
+# The host's reading of a hostile worker's mailbox, fuzzed for a bounded
+# time (FUZZ_SECONDS); a finding fails the run and leaves a crash file.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWALLS_FUZZ=ON \
+	    -DWALLS_BUILD_TESTS=OFF -DWALLS_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_mailbox
+	mkdir -p build-fuzz/corpus
+	./build-fuzz/fuzz_mailbox -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/ build-fuzz/corpus
 
 test-plain: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALLS_WERROR=ON $(CMAKE_FLAGS)
@@ -38,4 +49,4 @@ test-tsan: deps
 	cd build-tsan && ctest --output-on-failure -j$(JOBS)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
