@@ -30,8 +30,9 @@
  * walls_init). Its children carry no exit signal, so the program's own
  * SIGCHLD handler and waitpid(-1) never see them. Pools do not survive
  * fork(): a child of the program must not use its parent's pools or tasks.
- * Worker processes keep descriptors 0, 1 and 2 (a task may print) and close
- * every other descriptor of the program.
+ * Worker processes keep descriptors 1 and 2 (a task may print) and 0 (the
+ * program's standard input, or /dev/null when the fork server was
+ * re-executed), and close every other descriptor of the program.
  */
 #ifndef WALLS_H
 #define WALLS_H
@@ -183,6 +184,10 @@ struct walls_result {
  * otherwise by re-executing the program (/proc/self/exe) in fork-server
  * mode, before main() runs; task functions are then located by (module,
  * offset) and work all the same.
+ *
+ * Re-executing needs libwalls linked into the program (statically or as a
+ * shared library it was linked against): a program that loads libwalls
+ * with dlopen() must call walls_init() before it starts threads.
  *
  * The fork server started here stays until walls_fini(); one started by a
  * pool goes away with the last process pool.

@@ -67,6 +67,14 @@ _Noreturn void walls__forkserver_exec_child(struct walls__fs_start *start)
     /* Everything but the control socket closes at execve. */
     syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
     syscall(SYS_fcntl, start->ctl, F_SETFD, 0);
+    /* No terminal input: if the program turns out not to become the fork
+     * server (libwalls was loaded with dlopen, so its constructor does not
+     * run before main), it must not read what the user types. */
+    long null = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+    if (null >= 0 && null != 0) {
+        syscall(SYS_dup2, null, 0);
+        syscall(SYS_close, null);
+    }
     syscall(SYS_execve, "/proc/self/exe", start->argv, start->envp);
     syscall(SYS_exit_group, 127);
     __builtin_unreachable();
