@@ -89,7 +89,7 @@ struct walls_pool_opts {
     enum walls_placement placement;
     enum walls_workload workload;
     unsigned needs;           /* WALLS_NEED_* */
-    unsigned processes;       /* process workers; 0 = auto; at most 256 */
+    unsigned processes;       /* process workers; 0 = auto; at most 256; unused by THREADS */
     unsigned threads;         /* threads (THREADS, at most 1024) or per process (HYBRID, at
                                * most 64); 0 = auto */
     int64_t task_timeout_ms;  /* default per-task limit from when it starts running; 0 = none */
@@ -102,7 +102,9 @@ struct walls_pool_opts {
     int64_t restart_window_ms;  /* 0 = 1000 */
     int64_t restart_backoff_ms; /* 0 = restart at once */
     /* Hybrid placement: a task that was LOST (its process died running
-     * another task) runs again, up to this many times; 0 = never. */
+     * another task) runs again, up to this many times; 0 = never. (In
+     * process placement a task is LOST only when its worker was killed for
+     * another task that had just finished.) */
     unsigned lost_retries;      /* at most 100 */
     /* Recycling (process and hybrid placement): a worker process is
      * replaced, once its queued tasks are done, after recycle_after tasks
