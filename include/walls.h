@@ -116,8 +116,24 @@ struct walls_pool_opts {
      * A task that hits it sees allocations fail; if it then dies, it ends
      * as WALLS_CRASHED (or as it died) with WALLS_RESULT_MEMORY set. */
     size_t worker_memory_limit;
+    /* Sandbox of process and hybrid workers: WALLS_SANDBOX_*. */
+    unsigned sandbox;
     uint64_t reserved[8];     /* must be zero */
 };
+
+/*
+ * Sandbox levels (process and hybrid placement only; see docs/security.md).
+ *  NONE: a plain forked worker.
+ *  LIMITS: no_new_privs; no core dumps (RLIMIT_CORE 0); no file growth
+ *      (RLIMIT_FSIZE 0: writing past a file's end kills with SIGXFSZ); at
+ *      most 32 open descriptors and no new processes (RLIMIT_NOFILE,
+ *      RLIMIT_NPROC; the kernel does not apply the latter to root); every
+ *      descriptor closed but the worker's mailbox and doorbell, standard
+ *      streams included; dies with the fork server.
+ *  STRICT: LIMITS plus a system-call allow-list and namespaces; not built
+ *      yet (-ENOTSUP), and WALLS_NEED_UNTRUSTED asks for it.
+ */
+enum walls_sandbox { WALLS_SANDBOX_NONE = 0, WALLS_SANDBOX_LIMITS, WALLS_SANDBOX_STRICT };
 
 /*
  * What a task sees. in/in_len is a copy of the submitted input; the task
@@ -240,9 +256,10 @@ WALLS_API int walls_cpu_source(char *buf, size_t len);
  * more than 256 processes, 1024 threads, or 64 threads per hybrid process;
  * max_output above WALLS_INLINE_MAX; a negative timeout, restart window or
  * backoff; a restart limit above 100000; more than 100 lost_retries;
- * recycling or a memory limit asked of a thread pool; reserved fields not
- * zero); -ENOTSUP (WALLS_NEED_UNTRUSTED: the sandbox is not built yet, and
- * untrusted work is never run without it); -ENOMEM; -EAGAIN (no threads or
+ * recycling, a memory limit or a sandbox asked of a thread pool; an
+ * unknown sandbox level; reserved fields not zero); -ENOTSUP
+ * (WALLS_NEED_UNTRUSTED or WALLS_SANDBOX_STRICT: the strict sandbox is not
+ * built yet, and untrusted work is never run without it); -ENOMEM; -EAGAIN (no threads or
  * processes left); -EMFILE/-ENFILE (out of descriptors); -ECHILD (a worker
  * or the fork server died while starting); -ENOEXEC (the fork server could
  * not be started by re-executing the program); any negative errno a worker

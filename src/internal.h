@@ -188,6 +188,7 @@ struct walls__pool {
     unsigned recycle_after;
     uint64_t recycle_rss_kb;
     uint64_t memory_limit;
+    unsigned sandbox;        /* enum walls_sandbox */
     uint64_t recycled;
     unsigned rr; /* where the next dispatch starts looking */
     /* Pending queue: submitted, not yet in any ring. */

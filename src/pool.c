@@ -1017,9 +1017,13 @@ static int check_opts(const struct walls_pool_opts *o)
         return -EINVAL;
     if (o->placement == WALLS_HYBRID && o->threads > WALLS__MAX_LANES)
         return -EINVAL;
-    if (o->placement == WALLS_THREADS &&
-        (o->recycle_after || o->recycle_rss || o->worker_memory_limit))
+    if (o->sandbox > WALLS_SANDBOX_STRICT)
         return -EINVAL;
+    if (o->placement == WALLS_THREADS &&
+        (o->recycle_after || o->recycle_rss || o->worker_memory_limit || o->sandbox))
+        return -EINVAL;
+    if (o->sandbox == WALLS_SANDBOX_STRICT)
+        return -ENOTSUP;
     for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i])
             return -EINVAL;
@@ -1056,8 +1060,13 @@ static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, i
                  o->processes ? "given" : "1 per usable CPU", t, threads,
                  o->threads ? "given" : io ? "4 for IO-bound work" : "1 for CPU-bound work");
     static const char *const names[] = {"auto", "threads", "processes", "hybrid"};
-    snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s",
-             names[pool->placement], size, why, cpus, source);
+    const char *sandbox = pool->placement == WALLS_THREADS ? ""
+                          : o->sandbox == WALLS_SANDBOX_LIMITS
+                              ? "; sandbox: limits (no_new_privs, no core dumps, no file growth, "
+                                "32 descriptors, no new processes, descriptors closed)"
+                              : "; sandbox: none";
+    snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s%s",
+             names[pool->placement], size, why, cpus, source, sandbox);
 }
 
 int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
@@ -1113,6 +1122,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->recycle_after = o.recycle_after;
     pool->recycle_rss_kb = (o.recycle_rss + 1023) / 1024;
     pool->memory_limit = o.worker_memory_limit;
+    pool->sandbox = o.sandbox;
     pool->workload = o.workload;
     pool->needs = o.needs;
     pool->nworkers = n;

@@ -127,6 +127,7 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     }
     proc->lanes[0].mb->lanes = proc->nlanes;
     proc->lanes[0].mb->as_limit = pool->memory_limit;
+    proc->lanes[0].mb->sandbox = pool->sandbox;
     for (unsigned i = 0; i < proc->nlanes; i++)
         proc->lanes[i].mb->rss_wanted = pool->recycle_rss_kb != 0;
     walls__fence(); /* as in walls__pool_arm() */

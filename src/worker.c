@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -345,6 +346,32 @@ static void watch_faults(void)
     atexit(on_exit_call);
 }
 
+/* The LIMITS sandbox: what a worker may no longer do. Returns 0 or an
+ * errno to exit with (the host reports it as the start error). */
+static int enter_limits(int doorbell_fd)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return errno;
+    static const struct {
+        int resource;
+        rlim_t value;
+    } limits[] = {
+        {RLIMIT_CORE, 0}, {RLIMIT_FSIZE, 0}, {RLIMIT_NOFILE, 32}, {RLIMIT_NPROC, 0},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct rlimit rl = {limits[i].value, limits[i].value};
+        if (setrlimit(limits[i].resource, &rl) != 0)
+            return errno;
+    }
+    /* Everything but the mailbox (already mapped and closed) and the
+     * doorbell, standard streams included. */
+    for (int fd = 0; fd < 3; fd++)
+        if (fd != doorbell_fd)
+            close(fd);
+    close_range(doorbell_fd + 1, ~0U, 0);
+    return 0;
+}
+
 int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
 {
     struct stat st;
@@ -392,6 +419,15 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
         }
     }
     my_lane = 1;
+    /* After the lane threads exist: RLIMIT_NPROC counts threads too. */
+    if (lane0->sandbox == WALLS_SANDBOX_LIMITS) {
+        int err = enter_limits(doorbell_fd);
+        if (err) {
+            lane0->start_error = -err;
+            walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
+            return err;
+        }
+    }
     lane0->worker_pid = (uint32_t)getpid();
     /* Release: the host sees our pid before it sees READY. */
     walls__store_release(&lane0->worker_state, WALLS__WORKER_READY);
