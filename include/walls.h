@@ -130,10 +130,22 @@ struct walls_pool_opts {
  *      RLIMIT_NPROC; the kernel does not apply the latter to root); every
  *      descriptor closed but the worker's mailbox and doorbell, standard
  *      streams included; dies with the fork server.
- *  STRICT: LIMITS plus a system-call allow-list and namespaces; not built
- *      yet (-ENOTSUP), and WALLS_NEED_UNTRUSTED asks for it.
+ *  SECCOMP: LIMITS plus a system-call allow-list (seccomp-bpf, built with
+ *      libseccomp): memory, futexes, clocks and sleeps, reads and writes
+ *      on descriptors it has, signals to itself. Any other call (open,
+ *      socket, exec, fork, ptrace, kill, ...) ends the task as
+ *      WALLS_VIOLATION, code = the call's number (walls_syscall_name).
+ *      Task functions must be in the main program or a library loaded
+ *      before the fork server started: loading one would need open().
+ *  STRICT: SECCOMP plus namespaces and dropped privileges; not built yet
+ *      (-ENOTSUP), and WALLS_NEED_UNTRUSTED asks for it.
  */
-enum walls_sandbox { WALLS_SANDBOX_NONE = 0, WALLS_SANDBOX_LIMITS, WALLS_SANDBOX_STRICT };
+enum walls_sandbox {
+    WALLS_SANDBOX_NONE = 0,
+    WALLS_SANDBOX_LIMITS,
+    WALLS_SANDBOX_STRICT,
+    WALLS_SANDBOX_SECCOMP,
+};
 
 /*
  * What a task sees. in/in_len is a copy of the submitted input; the task
@@ -429,6 +441,11 @@ WALLS_API const char *walls_status_name(enum walls_status status);
 
 /* A description of a negative errno returned by walls; never NULL. */
 WALLS_API const char *walls_strerror(int err);
+
+/* The name of system call nr on this machine ("openat"), for the code of
+ * a WALLS_VIOLATION; "unknown" if it has none. The string stays valid until
+ * the calling thread's next call. */
+WALLS_API const char *walls_syscall_name(int nr);
 
 /* The library's version, e.g. "0.1.0". */
 WALLS_API const char *walls_version(void);

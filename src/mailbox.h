@@ -123,6 +123,7 @@ struct walls__mailbox {
     uint64_t peak_rss_kb;    /* written by the worker when asked */
     uint64_t as_limit;       /* lane 0, written by the host: RLIMIT_AS to set, 0 = none */
     uint32_t sandbox;        /* lane 0, written by the host: enum walls_sandbox */
+    uint32_t violation;      /* lane 0, written by the worker: 1 + the system call refused */
     uint32_t memory_hit;     /* lane 0, written by the worker: died at its memory limit */
     uint32_t report_start;   /* written by the host: fill in current_seq/current_start_ns */
     uint32_t current_seq;    /* written by the worker: the request it runs now */

@@ -264,7 +264,7 @@ void walls__ring_reset(struct walls__worker *w)
     mb->worker_state = WALLS__WORKER_STARTING;
     mb->start_error = 0;
     mb->worker_pid = 0;
-    mb->fault_lane = mb->exit_lane = mb->memory_hit = 0;
+    mb->fault_lane = mb->exit_lane = mb->memory_hit = mb->violation = 0;
     mb->report_start = w->pool->timed_ever;
     mb->peak_rss_kb = 0;
     w->rq_tail = w->oldest = w->cq_head = 0;
@@ -1017,7 +1017,7 @@ static int check_opts(const struct walls_pool_opts *o)
         return -EINVAL;
     if (o->placement == WALLS_HYBRID && o->threads > WALLS__MAX_LANES)
         return -EINVAL;
-    if (o->sandbox > WALLS_SANDBOX_STRICT)
+    if (o->sandbox > WALLS_SANDBOX_SECCOMP)
         return -EINVAL;
     if (o->placement == WALLS_THREADS &&
         (o->recycle_after || o->recycle_rss || o->worker_memory_limit || o->sandbox))
@@ -1064,6 +1064,8 @@ static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, i
                           : o->sandbox == WALLS_SANDBOX_LIMITS
                               ? "; sandbox: limits (no_new_privs, no core dumps, no file growth, "
                                 "32 descriptors, no new processes, descriptors closed)"
+                          : o->sandbox == WALLS_SANDBOX_SECCOMP
+                              ? "; sandbox: seccomp (limits, plus a system-call allow-list)"
                               : "; sandbox: none";
     snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s%s",
              names[pool->placement], size, why, cpus, source, sandbox);

@@ -337,6 +337,13 @@ static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int
     int code;
     enum walls_status died = death_status(how, sigstat, &code);
     bool memory = walls__load_relaxed(&proc->lanes[0].mb->memory_hit) != 0;
+    /* The filter trapped a call: the worker's handler named it. A SIGSYS
+     * the task raised itself names nothing and stays a crash. */
+    uint32_t refused = walls__load_relaxed(&proc->lanes[0].mb->violation);
+    if (died == WALLS_CRASHED && code == SIGSYS && refused && pool->sandbox) {
+        died = WALLS_VIOLATION;
+        code = (int)(refused - 1);
+    }
     for (unsigned i = 0; i < proc->nlanes; i++)
         settle_lane(pool, proc, &proc->lanes[i], died, code, memory);
     if (proc->state == WALLS__W_STOPPING || pool->state == WALLS__POOL_DEAD) {

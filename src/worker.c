@@ -34,6 +34,7 @@
 #include "atomic.h"
 #include "futex.h"
 #include "internal.h"
+#include "sandbox.h"
 
 #define MASK (WALLS__RING_SLOTS - 1)
 
@@ -271,7 +272,7 @@ static __thread unsigned my_lane; /* 1 + this thread's lane */
 static bool near_memory_limit(void)
 {
     uint64_t limit = lane0->as_limit;
-    if (!limit)
+    if (!limit || lane0->sandbox == WALLS_SANDBOX_SECCOMP) /* no open() allowed there */
         return false;
     int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -296,6 +297,18 @@ static void on_fault(int sig)
         walls__store_relaxed(&lane0->memory_hit, 1u);
     signal(sig, SIG_DFL);
     raise(sig);
+}
+
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1 /* si_code of a SIGSYS sent by a seccomp filter */
+#endif
+
+static void on_sigsys(int sig, siginfo_t *info, void *ctx)
+{
+    (void)ctx;
+    if (info->si_code == SYS_SECCOMP)
+        walls__store_relaxed(&lane0->violation, (uint32_t)info->si_syscall + 1u);
+    on_fault(sig);
 }
 
 static void on_exit_call(void)
@@ -343,6 +356,10 @@ static void watch_faults(void)
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         sigaction(faults[i], &sa, NULL);
+    sa.sa_handler = NULL;
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags |= SA_SIGINFO;
+    sigaction(SIGSYS, &sa, NULL);
     atexit(on_exit_call);
 }
 
@@ -403,6 +420,18 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
         if (setrlimit(RLIMIT_AS, &as) != 0)
             return errno > 0 && errno < 120 ? errno : EINVAL;
     }
+    /* The filter is built now, while this process has one thread, and
+     * loaded once its threads exist. */
+    void *filter = NULL;
+    if (lane0->sandbox == WALLS_SANDBOX_SECCOMP) {
+        int err = 0;
+        filter = walls__sandbox_build(&err);
+        if (!filter) {
+            lane0->start_error = -err;
+            walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
+            return err;
+        }
+    }
     /* Always catch faults: besides naming the thread, a handled fault
      * spares the kernel's report of an unhandled one, which on a slow
      * console costs more than a fork. */
@@ -420,8 +449,12 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
     }
     my_lane = 1;
     /* After the lane threads exist: RLIMIT_NPROC counts threads too. */
-    if (lane0->sandbox == WALLS_SANDBOX_LIMITS) {
+    if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP) {
         int err = enter_limits(doorbell_fd);
+        if (err == 0 && filter) {
+            err = walls__sandbox_load(filter);
+            filter = NULL;
+        }
         if (err) {
             lane0->start_error = -err;
             walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
