@@ -72,7 +72,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct walls__task *t = &tasks[i];
         memset(t, 0, sizeof *t);
         t->pool = &pool;
-        t->fn = never_called;
         t->module = WALLS__MODULE_RAW;
         t->offset = (uint64_t)(uintptr_t)never_called;
         t->in = t->small_in;

@@ -58,7 +58,6 @@ struct walls__task {
     struct walls__handle_hdr hdr;
     uint32_t flags; /* WALLS__TASK_*: atomic */
     struct walls__pool *pool;
-    walls_fn *fn;
     uint64_t offset;
     uint16_t module;
     uint8_t where; /* enum walls__task_where, under the pool lock */
@@ -149,7 +148,6 @@ struct walls__proc {
     bool killed;        /* we killed it */
     bool recycling;     /* to be replaced once its lanes are idle */
     bool stop_sent;
-    uint64_t tasks_run;
     uint64_t tasks_given;
     int start_error;    /* set when it failed before READY */
     int64_t respawn_at; /* DOWN: when to start it again; 0 = not planned */
@@ -174,10 +172,7 @@ struct walls__pool {
     pthread_mutex_t lock; /* initialised once per entry, never destroyed */
     int state;            /* enum walls__pool_state */
     enum walls_placement placement;
-    enum walls_workload workload;
-    unsigned needs;
     unsigned nworkers;
-    unsigned threads_per; /* threads of a thread pool */
     size_t max_output;
     char explain[320];
     struct walls__worker *workers; /* lanes, for processes: proc i owns [i*T, i*T+T) */
@@ -276,9 +271,8 @@ void walls__procs_kill(struct walls__worker *w, enum walls_status reason, bool t
 /* Starts again the processes a broken pool left down. Pool lock held;
  * returns whether the supervisor must be woken. */
 bool walls__procs_reset(struct walls__pool *pool);
-/* After harvesting lane w: count its tasks and recycle its process when
- * due. Pool lock held. */
-void walls__procs_harvested(struct walls__pool *pool, struct walls__worker *w, unsigned tasks);
+/* After harvesting lane w: recycle its process when due. Pool lock held. */
+void walls__procs_harvested(struct walls__pool *pool, struct walls__worker *w);
 
 int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
                         uint64_t *offset);

@@ -502,7 +502,6 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
         worker_broke(pool, w, NULL);
         return;
     }
-    unsigned tasks = 0;
     int64_t now = tail != w->cq_head ? walls__now_ns() : 0;
     while (w->cq_head != tail) {
         struct walls__cqe *cqe = &mb->cq_slots[w->cq_head & MASK];
@@ -534,7 +533,6 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
                 continue;
             }
             e->task->attempts++;
-            tasks++;
             complete_at(pool, e->task, (enum walls_status)h.status, h.code, cqe->data, h.out_len,
                         now);
         } else if (h.kind == WALLS__CQE_NOFN) {
@@ -560,7 +558,7 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
     if (w->oldest != was && pool->ntimed)
         w->retire_ns = now;
     if (w->proc)
-        walls__procs_harvested(pool, w, tasks);
+        walls__procs_harvested(pool, w);
 }
 
 /* The first request of w the worker has not finished, if it is a live
@@ -827,7 +825,6 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
         return -ENOMEM;
     task->flags = 0;
     task->pool = pool;
-    task->fn = fn;
     task->next = task->prev = NULL;
     task->status = WALLS_OK;
     task->code = 0;
@@ -1125,8 +1122,6 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->recycle_rss_kb = (o.recycle_rss + 1023) / 1024;
     pool->memory_limit = o.worker_memory_limit;
     pool->sandbox = o.sandbox;
-    pool->workload = o.workload;
-    pool->needs = o.needs;
     pool->nworkers = n;
     pool->max_output = o.max_output ? o.max_output : WALLS_INLINE_MAX;
     pool->restart_limit = o.restart_limit ? o.restart_limit : 100;

@@ -134,7 +134,7 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     proc->killed = false;
     proc->recycling = false;
     proc->stop_sent = false;
-    proc->tasks_run = proc->tasks_given = 0;
+    proc->tasks_given = 0;
     set_state(proc, WALLS__W_STARTING);
     struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = proc->index};
     int fds[2] = {proc->memfd, proc->doorbell};
@@ -190,10 +190,9 @@ static void replace(struct walls__pool *pool, struct walls__proc *proc)
     }
 }
 
-void walls__procs_harvested(struct walls__pool *pool, struct walls__worker *w, unsigned tasks)
+void walls__procs_harvested(struct walls__pool *pool, struct walls__worker *w)
 {
     struct walls__proc *proc = w->proc;
-    proc->tasks_run += tasks;
     if (proc->state != WALLS__W_UP)
         return;
     if (!proc->recycling) {
