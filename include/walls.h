@@ -118,8 +118,19 @@ struct walls_pool_opts {
     size_t worker_memory_limit;
     /* Sandbox of process and hybrid workers: WALLS_SANDBOX_*. */
     unsigned sandbox;
+    /* Shared arena (every placement): bytes of memory shared by the host
+     * and every worker, for big inputs and outputs passed without a copy
+     * (walls_arena_alloc). Rounded up to whole pages; 0 = no arena; at
+     * most WALLS_ARENA_MAX. Memory is taken only as buffers are written. */
+    size_t arena_size;
+    /* Process-shared locks that survive their holder's death (walls_lock);
+     * 0 = none; at most WALLS_LOCKS_MAX. */
+    unsigned locks;
     uint64_t reserved[8];     /* must be zero */
 };
+
+#define WALLS_ARENA_MAX ((size_t)1 << 40) /* 1 TiB of address space */
+#define WALLS_LOCKS_MAX 4096u
 
 /*
  * Sandbox levels (process and hybrid placement only; see docs/security.md).
@@ -152,12 +163,40 @@ enum walls_sandbox {
  * may write up to out_cap bytes to out and set out_len. Both buffers belong
  * to walls and are valid only during the call.
  */
+struct walls_span {
+    const void *ptr;
+    size_t len;
+};
+
+/* A lock of the pool (opts.locks): 64 bytes of shared memory whose
+ * contents belong to walls. Index the pool's array: &call->locks[i]. */
+typedef struct walls_lock {
+    uint32_t opaque[16];
+} walls_lock;
+
+/* An arena buffer: a checked handle, never a pointer; 0 is never valid. */
+typedef uint64_t walls_buf;
+
+#define WALLS_TASK_INPUTS_MAX 8u
+
 struct walls_call {
     const void *in;
     size_t in_len;
     void *out;
     size_t out_cap;
     size_t out_len;
+    /* The task's arena buffers (walls_task_opts), as pointers valid in the
+     * worker that runs it: inputs in the order given, read-only in process
+     * and hybrid workers (a write kills the task with SIGSEGV: it ends as
+     * WALLS_CRASHED and the input is unchanged); the output, writable for
+     * the length of the call. NULL and 0 when the task has none. */
+    const struct walls_span *inputs;
+    size_t n_inputs;
+    void *output;
+    size_t output_len;
+    /* The pool's locks (opts.locks of them), in this worker's mapping. */
+    walls_lock *locks;
+    size_t n_locks;
 };
 
 /* A task function: 0 = success, any other value is an application code. */
@@ -361,6 +400,12 @@ WALLS_API int walls_submit(walls_pool *pool, walls_fn *fn, const void *in, size_
 /* Per-task options for walls_submit_ex(). All zero: the pool's defaults. */
 struct walls_task_opts {
     int64_t timeout_ms;    /* 0: the pool's task_timeout_ms; -1: no limit; else the limit */
+    /* Arena buffers of the pool (walls_arena_alloc) the task reads, at most
+     * WALLS_TASK_INPUTS_MAX, and the one it may write (0 = none). Each is
+     * pinned from submission until the task can no longer touch it. */
+    const walls_buf *inputs;
+    unsigned n_inputs;
+    walls_buf output;
     uint64_t reserved[4];  /* must be zero */
 };
 
@@ -375,11 +420,113 @@ struct walls_task_opts {
  * thread takes no other task meanwhile (the tasks queued behind it move to
  * other threads).
  *
- * Errors: those of walls_submit(), and -EINVAL for a timeout below -1 or
- * reserved fields not zero.
+ * Arena buffers (inputs, output) must be live buffers of this pool. Their
+ * references travel in the request slot beside the inline input: each
+ * takes 16 bytes of the WALLS_INLINE_MAX, so in_len + 16 x (buffers) must
+ * fit. A buffer may be the input of any number of unfinished tasks, but
+ * the output of only one; it cannot be freed while a task that names it
+ * may still touch it.
+ *
+ * Errors: those of walls_submit(); -EINVAL for a timeout below -1,
+ * reserved fields not zero, more than WALLS_TASK_INPUTS_MAX inputs, inputs
+ * NULL with n_inputs > 0, or buffers given to a pool without an arena;
+ * -E2BIG (in_len plus the buffer references over WALLS_INLINE_MAX);
+ * -ENOENT (a buffer that is not live in this pool: freed, never allocated,
+ * or garbage); -EXDEV (a buffer of another pool); -EBUSY (the output is
+ * already the output of an unfinished task).
  */
 WALLS_API int walls_submit_ex(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
                               const struct walls_task_opts *opts, walls_task **task);
+
+/*
+ * The shared arena (opts.arena_size): one memory-backed file mapped by the
+ * host and by every worker of the pool, so big data reaches process
+ * workers without a copy.
+ *
+ * Only the host allocates; the bookkeeping lives in the host's private
+ * memory, where no worker can write. Buffers are whole pages (4 KiB), so
+ * no two buffers share a page. Threads see the host's mapping. Process and
+ * hybrid workers map the arena read-only, and each task's output buffer
+ * writable while the task runs (and, in hybrid placement, while another
+ * task of the same process runs beside it); a write anywhere else kills
+ * the task with SIGSEGV. Under a seccomp sandbox (WALLS_SANDBOX_SECCOMP,
+ * STRICT) a worker never holds a writable descriptor of the arena: its
+ * output buffer is a private, zeroed staging copy that the host copies
+ * into the arena buffer when the task returns, so a hostile worker can
+ * write nothing of the arena but its own task's output. A worker that dies
+ * mid-task loses only its task's output (in place: what it wrote so far).
+ *
+ * Thread safety: these calls may be made from any thread of the host, not
+ * from tasks.
+ */
+
+/*
+ * walls_arena_alloc - take size bytes of the pool's arena.
+ * @buf: out; the buffer's handle.
+ * The memory is zeroed when first allocated; a reused buffer keeps what
+ * was last written there.
+ * Errors: -EINVAL (pool or buf NULL, size 0, a pool without an arena);
+ * -EBADF (destroyed pool); -ENOSPC (no free run of pages that large is
+ * left); -ENOMEM (the host's bookkeeping could not grow).
+ */
+WALLS_API int walls_arena_alloc(walls_pool *pool, size_t size, walls_buf *buf);
+
+/*
+ * walls_arena_free - give a buffer back.
+ * Errors: -EINVAL (pool NULL, a pool without an arena); -EBADF (destroyed
+ * pool); -ENOENT (not a live buffer of this pool: freed already, never
+ * allocated, 0 or garbage); -EXDEV (a buffer of another pool); -EBUSY (an
+ * unfinished task names it; free it once the task is done).
+ */
+WALLS_API int walls_arena_free(walls_pool *pool, walls_buf buf);
+
+/*
+ * walls_arena_ptr - where a buffer is in the host's mapping.
+ * @ptr: out; valid until the buffer is freed or the pool destroyed.
+ * @size: out, may be NULL; the size it was allocated with.
+ * Errors: -EINVAL (pool or ptr NULL, a pool without an arena); -EBADF;
+ * -ENOENT; -EXDEV.
+ */
+WALLS_API int walls_arena_ptr(walls_pool *pool, walls_buf buf, void **ptr, size_t *size);
+
+/*
+ * Locks that survive their holder's death (opts.locks), for data the
+ * program keeps in shared memory. They live in a small mapping of their
+ * own, writable by every worker of the pool (sandboxed ones included: a
+ * hostile worker can hold or corrupt a lock, never the arena) and by the
+ * host: a task finds them at call->locks, the host with walls_pool_locks.
+ *
+ * The holder is recorded as its worker process; when the supervisor
+ * reaps a process that held a lock, it releases the lock, and the next
+ * holder is told by -EOWNERDEAD that the data it guards may be
+ * half-updated. Only the thread that took a lock may release it. The
+ * host's threads never die alone, so a lock they hold is never recovered.
+ * The locks are not recursive: taking one twice waits for ever (or until
+ * the timeout).
+ */
+
+/*
+ * walls_pool_locks - the pool's locks in the host's mapping.
+ * @locks: out; an array of *n locks, valid until the pool is destroyed.
+ * Errors: -EINVAL (pool, locks or n NULL); -EBADF (destroyed pool);
+ * -ENOENT (the pool has no locks).
+ */
+WALLS_API int walls_pool_locks(walls_pool *pool, walls_lock **locks, size_t *n);
+
+/*
+ * walls_lock_acquire - take a lock, waiting at most timeout_ms.
+ * Returns 0 (taken); -EOWNERDEAD (taken, but its last holder died holding
+ * it: check what it guards; the lock is healthy again from this holder on);
+ * -ETIMEDOUT; -EINVAL (lock NULL, timeout below -1, or not a lock: its
+ * memory holds garbage).
+ */
+WALLS_API int walls_lock_acquire(walls_lock *lock, int64_t timeout_ms);
+
+/*
+ * walls_lock_release - give a lock back. Returns 0; -EINVAL (lock NULL or
+ * garbage); -EPERM (the calling thread does not hold it).
+ */
+WALLS_API int walls_lock_release(walls_lock *lock);
 
 /*
  * walls_wait - wait for a task's result.

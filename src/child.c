@@ -22,22 +22,23 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-/* Move fd a to 3 and fd b to 4 (b may be -1), closing everything above. */
-static int settle_fds(int a, int b)
+/* Move fds[0..n) to 3.., closing everything above. */
+static int settle_fds(const int *fds, int n)
 {
-    int ha = fcntl(a, F_DUPFD_CLOEXEC, 10);
-    int hb = b >= 0 ? fcntl(b, F_DUPFD_CLOEXEC, 10) : -1;
-    if (ha < 0 || (b >= 0 && hb < 0))
+    int high[WALLS__FS_MAX_FDS];
+    if (n > WALLS__FS_MAX_FDS)
         return -1;
-    if (dup3(ha, 3, O_CLOEXEC) < 0)
-        return -1;
-    if (hb >= 0 && dup3(hb, 4, O_CLOEXEC) < 0)
-        return -1;
-    close_range(hb >= 0 ? 5 : 4, ~0U, 0);
+    for (int i = 0; i < n; i++)
+        if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + WALLS__FS_MAX_FDS + 8)) < 0)
+            return -1;
+    for (int i = 0; i < n; i++)
+        if (dup3(high[i], 3 + i, O_CLOEXEC) < 0)
+            return -1;
+    close_range(3 + (unsigned)n, ~0U, 0);
     return 0;
 }
 
-_Noreturn void walls__worker_child(int mailbox_fd, int doorbell_fd, pid_t parent)
+_Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -48,14 +49,14 @@ _Noreturn void walls__worker_child(int mailbox_fd, int doorbell_fd, pid_t parent
         _exit(errno);
     if (getppid() != parent)
         _exit(ESRCH);
-    if (settle_fds(mailbox_fd, doorbell_fd) != 0)
+    if (settle_fds(fds, nfds) != 0)
         _exit(errno ? errno : EBADF);
-    _exit(walls__worker_process_main(3, 4));
+    _exit(walls__worker_process_main(3, 4, nfds - 2));
 }
 
 _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start)
 {
-    if (settle_fds(start->ctl, -1) != 0)
+    if (settle_fds(&start->ctl, 1) != 0)
         _exit(errno ? errno : EBADF);
     walls__forkserver_main(3);
 }

@@ -57,7 +57,7 @@ int walls__fs_send(int sock, const struct walls__fs_msg *msg, const int *fds, in
     struct walls__fs_msg copy = *msg;
     struct iovec iov = {.iov_base = &copy, .iov_len = sizeof copy};
     union {
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(WALLS__FS_MAX_FDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -85,7 +85,7 @@ int walls__fs_recv(int sock, struct walls__fs_msg *msg, int *fds, int *nfds, boo
 {
     struct iovec iov = {.iov_base = msg, .iov_len = sizeof *msg};
     union {
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(WALLS__FS_MAX_FDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
@@ -105,9 +105,9 @@ int walls__fs_recv(int sock, struct walls__fs_msg *msg, int *fds, int *nfds, boo
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        int tmp[4];
-        if (count > 4)
-            count = 4;
+        int tmp[WALLS__FS_MAX_FDS];
+        if (count > WALLS__FS_MAX_FDS)
+            count = WALLS__FS_MAX_FDS;
         memcpy(tmp, CMSG_DATA(c), (size_t)count * sizeof(int));
         for (int i = 0; i < count; i++) {
             if (got < want)
@@ -182,7 +182,7 @@ static void fs_spawn(int pool, const struct walls__fs_msg *req, const int *fds, 
 {
     struct walls__fs_msg reply = {.type = WALLS__FS_SPAWNED, .worker = req->worker};
     int sock = fs_pools[pool].sock;
-    if (nfds != 2) {
+    if (nfds < 2) {
         reply.err = -EBADF;
         goto out;
     }
@@ -199,7 +199,7 @@ static void fs_spawn(int pool, const struct walls__fs_msg *req, const int *fds, 
     pid_t self = getpid();
     pid_t pid = _Fork();
     if (pid == 0)
-        walls__worker_child(fds[0], fds[1], self);
+        walls__worker_child(fds, nfds, self);
     if (pid < 0) {
         reply.err = -errno;
         goto out;
@@ -291,7 +291,7 @@ _Noreturn void walls__forkserver_main(int ctl)
             if (!pfds[2 + i].revents || fs_pools[i].sock < 0)
                 continue;
             struct walls__fs_msg msg;
-            int fds[2], nfds = 2;
+            int fds[WALLS__FS_MAX_FDS], nfds = WALLS__FS_MAX_FDS;
             int rc = walls__fs_recv(fs_pools[i].sock, &msg, fds, &nfds, false);
             if (rc == 0 && msg.type == WALLS__FS_SPAWN) {
                 fs_spawn((int)i, &msg, fds, nfds);

@@ -18,9 +18,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "arena.h"
 #include "handle.h"
 #include "mailbox.h"
 #include "walls.h"
+#include "worker.h"
 
 #define WALLS__MAX_PROCESSES 256u
 #define WALLS__MAX_THREADS 1024u
@@ -76,6 +78,12 @@ struct walls__task {
     int code;
     uint32_t out_len;
     uint32_t in_len;
+    /* Arena buffers: refs[0..n_inputs) in, refs[n_inputs] out; pinned
+     * while arena_held. */
+    uint8_t n_inputs;
+    bool has_output;
+    bool arena_held;
+    struct walls__bufref refs[WALLS_TASK_INPUTS_MAX + 1];
     unsigned char *in;  /* small_in or heap */
     unsigned char *out; /* small_out or heap */
     unsigned char small_in[WALLS__TASK_SMALL];
@@ -103,6 +111,14 @@ struct walls__inflight {
     uint8_t retired;  /* its completion was consumed */
     uint8_t cancelled;
     uint8_t abandoned; /* its task ended (timed out) while a thread still runs it */
+    struct walls__task_hold *held; /* abandoned: the arena buffers its thread may still use */
+};
+
+/* Arena pins that outlive their task's result. */
+struct walls__task_hold {
+    uint8_t n_inputs;
+    bool has_output;
+    struct walls__bufref refs[WALLS_TASK_INPUTS_MAX + 1];
 };
 
 struct walls__worker {
@@ -151,6 +167,9 @@ struct walls__proc {
     uint64_t tasks_given;
     int start_error;    /* set when it failed before READY */
     int64_t respawn_at; /* DOWN: when to start it again; 0 = not planned */
+    uint32_t lock_token; /* the holder token of its current process */
+    int staging_fd;      /* staged arena: where its outputs are written */
+    unsigned char *staging;
 };
 
 struct walls__module {
@@ -184,6 +203,10 @@ struct walls__pool {
     uint64_t recycle_rss_kb;
     uint64_t memory_limit;
     unsigned sandbox;        /* enum walls_sandbox */
+    struct walls__arena arena;
+    struct walls__arena_view arena_view; /* thread workers' view: the host's */
+    int arena_mode;          /* enum walls__arena_mode, process placement */
+    uint32_t next_token;     /* lock holder tokens of worker processes */
     uint64_t recycled;
     unsigned rr; /* where the next dispatch starts looking */
     /* Pending queue: submitted, not yet in any ring. */
@@ -252,6 +275,8 @@ void walls__pool_break(struct walls__pool *pool);
  * no limit pending). */
 int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now);
 void walls__ring_reset(struct walls__worker *w);
+/* Lock held: drops the arena pins of an abandoned request, if any. */
+void walls__inflight_unhold(struct walls__pool *pool, struct walls__inflight *e);
 void walls__ring_push_stop(struct walls__worker *w);
 
 /* thread_backend.c */
@@ -283,6 +308,7 @@ void walls__forkserver_release(bool explicit_init);
 int walls__forkserver_open_pool(int *sock);
 
 /* fork server protocol over SOCK_SEQPACKET. */
+#define WALLS__FS_MAX_FDS 5 /* SPAWN: mailbox, doorbell, arena, staging, locks */
 enum walls__fs_type {
     WALLS__FS_HELLO = 1, /* fork server -> host: started */
     WALLS__FS_ADD_POOL,  /* host -> fs, on the control socket, with the pool's socket */
@@ -311,7 +337,8 @@ int walls__fs_recv(int sock, struct walls__fs_msg *msg, int *fds, int *nfds, boo
 _Noreturn void walls__forkserver_main(int ctl);
 
 /* child.c: code run in a child between its creation and its main loop. */
-_Noreturn void walls__worker_child(int mailbox_fd, int doorbell_fd, pid_t parent);
+/* fds: mailbox, doorbell, then the arena's (walls__worker_process_main). */
+_Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent);
 
 /* thread_backend.c */
 void walls__block_async_signals(sigset_t *old);

@@ -57,6 +57,15 @@ enum walls__slot_state {
     WALLS__SLOT_CANCELLED = 3,
 };
 
+/* How a worker process sees the arena. */
+enum walls__arena_mode {
+    WALLS__ARENA_NONE = 0,
+    WALLS__ARENA_DIRECT = 1, /* a writable descriptor, mapped read-only; each output
+                              * is made writable (mprotect) for its task */
+    WALLS__ARENA_STAGED = 2, /* a read-only descriptor, and a staging memfd of the same
+                              * size where outputs are written, for the host to copy */
+};
+
 /* What a completion says. */
 enum walls__cqe_kind {
     WALLS__CQE_DONE = 1,    /* the task ran; status says how it ended */
@@ -75,7 +84,9 @@ struct walls__req {
     uint16_t kind;   /* enum walls__req_kind */
     uint16_t module; /* module number, or WALLS__MODULE_RAW */
     uint64_t offset; /* function offset within the module */
-    uint32_t in_len;
+    uint16_t in_len;
+    uint8_t n_inputs;   /* arena buffers: struct walls__bufref at the end of data, */
+    uint8_t has_output; /* the inputs, then the output */
     uint32_t out_cap;
     unsigned char data[WALLS__SLOT_DATA];
 };
@@ -128,6 +139,13 @@ struct walls__mailbox {
     uint32_t report_start;   /* written by the host: fill in current_seq/current_start_ns */
     uint32_t current_seq;    /* written by the worker: the request it runs now */
     uint64_t current_start_ns; /* and when it started it (CLOCK_MONOTONIC) */
+    /* Lane 0, written by the host before the worker starts: the shared
+     * arena and locks, whose descriptors follow the doorbell in that order
+     * (see walls__worker_process_main). */
+    uint64_t arena_size;     /* 0 = no arena */
+    uint32_t arena_mode;     /* enum walls__arena_mode */
+    uint32_t nlocks;         /* 0 = no locks */
+    uint32_t lock_token;     /* this process's holder token */
     struct walls__ring_idx rq;
     struct walls__ring_idx cq;
     _Alignas(64) struct walls__req rq_slots[WALLS__RING_SLOTS];

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -193,6 +194,10 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
         pool->in_rings--;
     if (task->limit_ns)
         pool->ntimed--;
+    if (task->arena_held) {
+        walls__arena_pin(&pool->arena, task->refs, task->n_inputs, task->has_output, false);
+        task->arena_held = false;
+    }
     task->where = WALLS__AT_DONE;
     task->status = status;
     task->code = code;
@@ -284,6 +289,14 @@ static unsigned ring_free(const struct walls__worker *w)
 static void ring_push(struct walls__worker *w, uint16_t kind, uint16_t module, uint64_t offset,
                       const void *data, uint32_t len, uint32_t out_cap, struct walls__task *task)
 {
+    struct walls__req *slot = &w->mb->rq_slots[w->rq_tail & MASK];
+    unsigned refs = task ? task->n_inputs + (task->has_output ? 1u : 0u) : 0u;
+    slot->n_inputs = task ? task->n_inputs : 0;
+    slot->has_output = task && task->has_output;
+    if (refs) {
+        size_t room = refs * sizeof(struct walls__bufref);
+        memcpy(slot->data + WALLS__SLOT_DATA - room, task->refs, room);
+    }
     uint32_t seq = w->rq_tail;
     struct walls__req *req = &w->mb->rq_slots[seq & MASK];
     struct walls__inflight *e = &w->inflight[seq & MASK];
@@ -293,7 +306,7 @@ static void ring_push(struct walls__worker *w, uint16_t kind, uint16_t module, u
     req->kind = kind;
     req->module = module;
     req->offset = offset;
-    req->in_len = len;
+    req->in_len = (uint16_t)len;
     req->out_cap = out_cap;
     if (len)
         memcpy(req->data, data, len);
@@ -489,6 +502,26 @@ static void worker_broke(struct walls__pool *pool, struct walls__worker *w,
         walls__procs_kill(w, WALLS_PROTOCOL, false, 0);
 }
 
+void walls__inflight_unhold(struct walls__pool *pool, struct walls__inflight *e)
+{
+    if (!e->held)
+        return;
+    walls__arena_pin(&pool->arena, e->held->refs, e->held->n_inputs, e->held->has_output, false);
+    free(e->held);
+    e->held = NULL;
+}
+
+/* A sandboxed process wrote a task's output into its staging copy: move
+ * it into the arena buffer, and give the staging pages back. Only the
+ * buffer's own pages are read, whatever the worker did. */
+static void unstage(struct walls__pool *pool, struct walls__proc *proc, struct walls__task *task)
+{
+    const struct walls__bufref *out = &task->refs[task->n_inputs];
+    size_t span = (out->len + WALLS__PAGE - 1) & ~(size_t)(WALLS__PAGE - 1);
+    memcpy(pool->arena.base + out->offset, proc->staging + out->offset, out->len);
+    madvise(proc->staging + out->offset, span, MADV_REMOVE);
+}
+
 void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
 {
     if (w->broke || (w->state != WALLS__W_UP && w->state != WALLS__W_STOPPING))
@@ -523,6 +556,7 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
         } else if (e->abandoned) {
             /* A thread finally returned from a task that timed out. */
             w->stuck = false;
+            walls__inflight_unhold(pool, e);
         } else if (h.kind == WALLS__CQE_DONE) {
             if ((h.status != WALLS_OK && h.status != WALLS_FAILED && h.status != WALLS_PROTOCOL) ||
                 h.out_len > pool->max_output || (h.status == WALLS_PROTOCOL && h.out_len)) {
@@ -533,6 +567,8 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
                 continue;
             }
             e->task->attempts++;
+            if (e->task->has_output && w->proc && w->proc->staging)
+                unstage(pool, w->proc, e->task);
             complete_at(pool, e->task, (enum walls_status)h.status, h.code, cqe->data, h.out_len,
                         now);
         } else if (h.kind == WALLS__CQE_NOFN) {
@@ -582,8 +618,20 @@ static struct walls__inflight *first_task(struct walls__worker *w, uint32_t *seq
 static void abandon(struct walls__pool *pool, struct walls__worker *w, struct walls__inflight *e,
                     uint32_t seq)
 {
-    e->task->attempts++;
-    walls__pool_complete(pool, e->task, WALLS_TIMEOUT, 0, NULL, 0);
+    struct walls__task *task = e->task;
+    task->attempts++;
+    if (task->arena_held) {
+        /* Its thread may still use its buffers: they stay pinned until it
+         * returns. Without memory for that note, they stay pinned for good. */
+        e->held = malloc(sizeof *e->held);
+        if (e->held) {
+            e->held->n_inputs = task->n_inputs;
+            e->held->has_output = task->has_output;
+            memcpy(e->held->refs, task->refs, sizeof task->refs);
+        }
+        task->arena_held = false;
+    }
+    walls__pool_complete(pool, task, WALLS_TIMEOUT, 0, NULL, 0);
     e->task = NULL;
     e->abandoned = 1;
     w->stuck = true;
@@ -797,6 +845,32 @@ int walls_wait_any(walls_task **handles, size_t n, int64_t timeout_ms, size_t *i
 
 /* ---- tasks ---------------------------------------------------------------- */
 
+/* Checks the task's arena buffers and pins them. Pool lock held. */
+static int take_buffers(struct walls__pool *pool, struct walls__task *task,
+                        const struct walls_task_opts *opts)
+{
+    if (!pool->arena.base)
+        return -EINVAL;
+    unsigned n = opts->n_inputs;
+    for (unsigned i = 0; i <= n; i++) {
+        walls_buf buf = i < n ? opts->inputs[i] : opts->output;
+        if (i == n && !buf)
+            break;
+        struct walls__arena_rec *r;
+        int rc = walls__arena_find(&pool->arena, buf, &r);
+        if (rc)
+            return rc;
+        if (i == n && r->out_busy)
+            return -EBUSY;
+        task->refs[i] = (struct walls__bufref){(uint64_t)r->page * WALLS__PAGE, r->size};
+    }
+    task->n_inputs = (uint8_t)n;
+    task->has_output = opts->output != 0;
+    walls__arena_pin(&pool->arena, task->refs, n, task->has_output, true);
+    task->arena_held = true;
+    return 0;
+}
+
 int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
                  walls_task **out_task)
 {
@@ -808,14 +882,17 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
 {
     if (!handle || !fn || !out_task || (in_len > 0 && !in))
         return -EINVAL;
+    unsigned nbufs = 0;
     if (opts) {
-        if (opts->timeout_ms < -1)
+        if (opts->timeout_ms < -1 || opts->n_inputs > WALLS_TASK_INPUTS_MAX ||
+            (opts->n_inputs && !opts->inputs))
             return -EINVAL;
         for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
             if (opts->reserved[i])
                 return -EINVAL;
+        nbufs = opts->n_inputs + (opts->output ? 1u : 0u);
     }
-    if (in_len > WALLS_INLINE_MAX)
+    if (in_len + nbufs * sizeof(struct walls__bufref) > WALLS_INLINE_MAX)
         return -E2BIG;
     struct walls__pool *pool = pool_get(handle);
     if (!pool)
@@ -831,6 +908,9 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     task->out_len = 0;
     task->attempts = 0;
     task->result_flags = 0;
+    task->n_inputs = 0;
+    task->has_output = false;
+    task->arena_held = false;
     task->in_len = (uint32_t)in_len;
     task->in = in_len <= WALLS__TASK_SMALL ? task->small_in : malloc(in_len);
     task->out = task->small_out;
@@ -858,6 +938,8 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     } else {
         rc = walls__procs_locate(pool, fn, &task->module, &task->offset);
     }
+    if (rc == 0 && nbufs)
+        rc = take_buffers(pool, task, opts);
     if (rc != 0) {
         pthread_mutex_unlock(&pool->lock);
         task_recycle(task);
@@ -1016,6 +1098,8 @@ static int check_opts(const struct walls_pool_opts *o)
         return -EINVAL;
     if (o->sandbox > WALLS_SANDBOX_SECCOMP)
         return -EINVAL;
+    if (o->arena_size > WALLS_ARENA_MAX || o->locks > WALLS_LOCKS_MAX)
+        return -EINVAL;
     if (o->placement == WALLS_THREADS &&
         (o->recycle_after || o->recycle_rss || o->worker_memory_limit || o->sandbox))
         return -EINVAL;
@@ -1122,6 +1206,8 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->recycle_rss_kb = (o.recycle_rss + 1023) / 1024;
     pool->memory_limit = o.worker_memory_limit;
     pool->sandbox = o.sandbox;
+    pool->arena.fd = pool->arena.ro_fd = pool->arena.lock_fd = -1;
+    pool->next_token = 2; /* 1 is the host's */
     pool->nworkers = n;
     pool->max_output = o.max_output ? o.max_output : WALLS_INLINE_MAX;
     pool->restart_limit = o.restart_limit ? o.restart_limit : 100;
@@ -1145,6 +1231,18 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
         pool->workers[i].index = i;
         pool->workers[i].kill_reason = -1;
     }
+    if ((o.arena_size || o.locks) &&
+        (rc = walls__arena_open(&pool->arena, o.arena_size, o.locks)) != 0)
+        goto fail;
+    pool->arena_view = (struct walls__arena_view){.base = pool->arena.base,
+                                                  .size = pool->arena.size,
+                                                  .locks = pool->arena.locks,
+                                                  .nlocks = pool->arena.nlocks};
+    /* A seccomp-sandboxed worker never gets a writable descriptor of the
+     * arena: it could map any of it writable. */
+    pool->arena_mode = !pool->arena.base                      ? WALLS__ARENA_NONE
+                       : o.sandbox == WALLS_SANDBOX_SECCOMP ? WALLS__ARENA_STAGED
+                                                              : WALLS__ARENA_DIRECT;
     pool->state = WALLS__POOL_ALIVE;
     rc = placement == WALLS_THREADS ? walls__threads_start(pool) : walls__procs_start(pool);
     if (rc)
@@ -1158,6 +1256,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     return 0;
 fail:
     pool->state = WALLS__POOL_DEAD;
+    walls__arena_close(&pool->arena);
     if (pool->event_fd >= 0)
         close(pool->event_fd);
     free(pool->workers);
@@ -1232,6 +1331,9 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
     while (pool->collect.head)
         collect_unlink(pool, pool->collect.head);
     walls__store_relaxed(&pool->fd_armed, false);
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        for (unsigned k = 0; k < WALLS__RING_SLOTS; k++)
+            free(pool->workers[i].inflight[k].held);
     free(pool->workers);
     pool->workers = NULL;
     free(pool->restart_times);
@@ -1239,6 +1341,8 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
     for (unsigned i = 0; i < pool->nmodules; i++)
         free(pool->modules[i].path);
     pool->nmodules = 0;
+    walls__arena_close(&pool->arena);
+    memset(&pool->arena_view, 0, sizeof pool->arena_view);
     close(pool->event_fd);
     pool->event_fd = -1;
     walls__handle_retire(pool); /* under the lock: see pool_still() */
@@ -1368,4 +1472,91 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
     return 0;
+}
+
+/* ---- the shared arena ------------------------------------------------------- */
+
+/* Locks the pool of a live handle that has an arena; NULL with *rc set
+ * otherwise. */
+static struct walls__pool *arena_pool(walls_pool *handle, int *rc)
+{
+    if (!handle) {
+        *rc = -EINVAL;
+        return NULL;
+    }
+    struct walls__pool *pool = pool_lock(handle);
+    if (!pool) {
+        *rc = -EBADF;
+        return NULL;
+    }
+    if (pool->state == WALLS__POOL_DEAD) {
+        pthread_mutex_unlock(&pool->lock);
+        *rc = -EBADF;
+        return NULL;
+    }
+    if (!pool->arena.base) {
+        pthread_mutex_unlock(&pool->lock);
+        *rc = -EINVAL;
+        return NULL;
+    }
+    return pool;
+}
+
+int walls_arena_alloc(walls_pool *handle, size_t size, walls_buf *buf)
+{
+    if (!buf || size == 0)
+        return -EINVAL;
+    int rc;
+    struct walls__pool *pool = arena_pool(handle, &rc);
+    if (!pool)
+        return rc;
+    rc = walls__arena_alloc(&pool->arena, size, buf);
+    pthread_mutex_unlock(&pool->lock);
+    return rc;
+}
+
+int walls_arena_free(walls_pool *handle, walls_buf buf)
+{
+    int rc;
+    struct walls__pool *pool = arena_pool(handle, &rc);
+    if (!pool)
+        return rc;
+    rc = walls__arena_free(&pool->arena, buf);
+    pthread_mutex_unlock(&pool->lock);
+    return rc;
+}
+
+int walls_arena_ptr(walls_pool *handle, walls_buf buf, void **ptr, size_t *size)
+{
+    if (!ptr)
+        return -EINVAL;
+    int rc;
+    struct walls__pool *pool = arena_pool(handle, &rc);
+    if (!pool)
+        return rc;
+    struct walls__arena_rec *r;
+    rc = walls__arena_find(&pool->arena, buf, &r);
+    if (rc == 0) {
+        *ptr = pool->arena.base + (size_t)r->page * WALLS__PAGE;
+        if (size)
+            *size = r->size;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return rc;
+}
+
+int walls_pool_locks(walls_pool *handle, walls_lock **locks, size_t *n)
+{
+    if (!handle || !locks || !n)
+        return -EINVAL;
+    struct walls__pool *pool = pool_lock(handle);
+    if (!pool)
+        return -EBADF;
+    int rc = pool->state == WALLS__POOL_DEAD ? -EBADF : pool->arena.locks ? 0 : -ENOENT;
+    if (rc == 0) {
+        *locks = pool->arena.locks;
+        *n = pool->arena.nlocks;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return rc;
 }

@@ -19,6 +19,8 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <errno.h>
 #include <limits.h>
 #include <link.h>
@@ -128,6 +130,13 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     proc->lanes[0].mb->lanes = proc->nlanes;
     proc->lanes[0].mb->as_limit = pool->memory_limit;
     proc->lanes[0].mb->sandbox = pool->sandbox;
+    proc->lanes[0].mb->arena_size = pool->arena.base ? pool->arena.size : 0;
+    proc->lanes[0].mb->arena_mode = (uint32_t)pool->arena_mode;
+    proc->lanes[0].mb->nlocks = pool->arena.nlocks;
+    proc->lock_token = pool->next_token++;
+    if (pool->next_token > INT32_MAX) /* tokens fill 31 bits of a lock word */
+        pool->next_token = 2;
+    proc->lanes[0].mb->lock_token = proc->lock_token;
     for (unsigned i = 0; i < proc->nlanes; i++)
         proc->lanes[i].mb->rss_wanted = pool->recycle_rss_kb != 0;
     walls__fence(); /* as in walls__pool_arm() */
@@ -137,8 +146,17 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     proc->tasks_given = 0;
     set_state(proc, WALLS__W_STARTING);
     struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = proc->index};
-    int fds[2] = {proc->memfd, proc->doorbell};
-    int rc = walls__fs_send(pool->sock, &msg, fds, 2);
+    int fds[WALLS__FS_MAX_FDS] = {proc->memfd, proc->doorbell};
+    int nfds = 2;
+    if (pool->arena_mode == WALLS__ARENA_DIRECT)
+        fds[nfds++] = pool->arena.fd;
+    if (pool->arena_mode == WALLS__ARENA_STAGED) {
+        fds[nfds++] = pool->arena.ro_fd;
+        fds[nfds++] = proc->staging_fd;
+    }
+    if (pool->arena.locks)
+        fds[nfds++] = pool->arena.lock_fd;
+    int rc = walls__fs_send(pool->sock, &msg, fds, nfds);
     /* A closed socket means the fork server is gone. */
     return rc == -EPIPE || rc == -ECONNRESET ? -ECHILD : rc;
 }
@@ -333,6 +351,12 @@ static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int
             replace(pool, proc); /* a replacement that could not start */
         return;
     }
+    /* What it held is free again, and what it staged is dropped. */
+    if (pool->arena.locks)
+        walls__locks_recover(pool->arena.locks, pool->arena.nlocks, proc->lock_token);
+    if (proc->staging_fd >= 0)
+        fallocate(proc->staging_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                  (off_t)pool->arena.size);
     int code;
     enum walls_status died = death_status(how, sigstat, &code);
     bool memory = walls__load_relaxed(&proc->lanes[0].mb->memory_hit) != 0;
@@ -559,6 +583,17 @@ static int make_mailboxes(struct walls__proc *proc)
     proc->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (proc->doorbell < 0)
         return -errno;
+    if (proc->lanes[0].pool->arena_mode == WALLS__ARENA_STAGED) {
+        size_t bytes = proc->lanes[0].pool->arena.size;
+        proc->staging_fd = memfd_create("walls-staging", MFD_CLOEXEC);
+        if (proc->staging_fd < 0 || ftruncate(proc->staging_fd, (off_t)bytes) != 0)
+            return -errno;
+        void *stage = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                           proc->staging_fd, 0);
+        if (stage == MAP_FAILED)
+            return -errno;
+        proc->staging = stage;
+    }
     return 0;
 }
 
@@ -577,6 +612,12 @@ static void close_all(struct walls__pool *pool)
         proc->map = NULL;
         for (unsigned k = 0; k < proc->nlanes; k++)
             proc->lanes[k].mb = NULL;
+        if (proc->staging)
+            munmap(proc->staging, pool->arena.size);
+        proc->staging = NULL;
+        if (proc->staging_fd >= 0)
+            close(proc->staging_fd);
+        proc->staging_fd = -1;
         if (proc->memfd >= 0)
             close(proc->memfd);
         if (proc->doorbell >= 0)
@@ -636,7 +677,7 @@ int walls__procs_start(struct walls__pool *pool)
         proc->index = i;
         proc->lanes = &pool->workers[i * per];
         proc->nlanes = per;
-        proc->memfd = proc->doorbell = proc->pidfd = -1;
+        proc->memfd = proc->doorbell = proc->pidfd = proc->staging_fd = -1;
         for (unsigned k = 0; k < per; k++)
             proc->lanes[k].proc = proc;
     }
@@ -649,6 +690,17 @@ int walls__procs_start(struct walls__pool *pool)
     rc = walls__forkserver_open_pool(&pool->sock);
     if (rc)
         goto fail;
+    if (pool->arena_mode == WALLS__ARENA_STAGED) {
+        /* A read-only open of the arena: mappings made from it can never
+         * be made writable. */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", pool->arena.fd);
+        pool->arena.ro_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (pool->arena.ro_fd < 0) {
+            rc = -errno;
+            goto fail;
+        }
+    }
     pool->epfd = epoll_create1(EPOLL_CLOEXEC);
     pool->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (pool->epfd < 0 || pool->cmd_fd < 0) {

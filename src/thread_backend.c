@@ -60,6 +60,8 @@ static void *thread_main(void *arg)
         .resolve = raw_resolve,
         .published = thread_published,
         .ctx = w,
+        .arena = w->pool->arena_view.base || w->pool->arena_view.locks ? &w->pool->arena_view
+                                                                       : NULL,
     };
     walls__worker_loop(w->mb, &hooks, false);
     return NULL;

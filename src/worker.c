@@ -35,6 +35,7 @@
 #include "futex.h"
 #include "internal.h"
 #include "sandbox.h"
+#include "arena.h"
 
 #define MASK (WALLS__RING_SLOTS - 1)
 
@@ -69,6 +70,47 @@ static uint32_t wait_for_request(struct walls__mailbox *mb, uint32_t head, bool 
     }
 }
 
+/* Points the call at its arena buffers, whose references end the request's
+ * data; in DIRECT mode makes its output writable (*window). Returns 0 or
+ * -errno: the host wrote something it never writes. */
+static int arena_call(const struct walls__arena_view *av, const struct walls__req *req,
+                      struct walls_call *call, struct walls_span *spans, unsigned char **window,
+                      size_t *window_len)
+{
+    unsigned n = req->n_inputs, refs = n + (req->has_output ? 1u : 0u);
+    size_t room = (size_t)refs * sizeof(struct walls__bufref);
+    if (!av || !av->base || n > WALLS_TASK_INPUTS_MAX || req->has_output > 1 ||
+        room + req->in_len > WALLS__SLOT_DATA)
+        return -EPROTO;
+    struct walls__bufref ref[WALLS_TASK_INPUTS_MAX + 1];
+    memcpy(ref, req->data + WALLS__SLOT_DATA - room, room);
+    for (unsigned i = 0; i < refs; i++)
+        if (ref[i].offset % WALLS__PAGE || ref[i].offset > av->size ||
+            ref[i].len > av->size - ref[i].offset)
+            return -EPROTO;
+    for (unsigned i = 0; i < n; i++)
+        spans[i] = (struct walls_span){av->base + ref[i].offset, ref[i].len};
+    call->inputs = n ? spans : NULL;
+    call->n_inputs = n;
+    if (req->has_output) {
+        uint64_t off = ref[n].offset, len = ref[n].len;
+        if (av->staging) {
+            call->output = av->staging + off;
+        } else {
+            call->output = av->base + off;
+            if (av->windows) {
+                size_t span = (len + WALLS__PAGE - 1) & ~(size_t)(WALLS__PAGE - 1);
+                if (mprotect(av->base + off, span, PROT_READ | PROT_WRITE) != 0)
+                    return -errno;
+                *window = av->base + off;
+                *window_len = span;
+            }
+        }
+        call->output_len = len;
+    }
+    return 0;
+}
+
 static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct walls__cqe *cqe,
                      const struct walls__worker_hooks *hooks)
 {
@@ -94,7 +136,25 @@ static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct w
     uint32_t out_cap = req->out_cap < WALLS__SLOT_DATA ? req->out_cap : WALLS__SLOT_DATA;
     struct walls_call call = {
         .in = req->data, .in_len = in_len, .out = cqe->data, .out_cap = out_cap, .out_len = 0};
+    struct walls_span spans[WALLS_TASK_INPUTS_MAX];
+    unsigned char *window = NULL;
+    size_t window_len = 0;
+    const struct walls__arena_view *av = hooks->arena;
+    if (av) {
+        call.locks = av->locks;
+        call.n_locks = av->nlocks;
+    }
+    if (req->n_inputs || req->has_output) {
+        err = arena_call(av, req, &call, spans, &window, &window_len);
+        if (err) {
+            cqe->kind = WALLS__CQE_NOFN;
+            cqe->code = err;
+            return;
+        }
+    }
     int rc = fn(&call);
+    if (window && mprotect(window, window_len, PROT_READ) != 0)
+        abort(); /* the output would stay writable for the next task */
     cqe->kind = WALLS__CQE_DONE;
     if (call.out_len > out_cap) {
         /* The task broke its side of the contract, not this loop: say so,
@@ -261,6 +321,8 @@ static void proc_published(void *ctx, bool more)
 /* ---- hybrid processes: one thread per lane ------------------------------ */
 
 static struct walls__mailbox *lane0;
+static struct walls__arena_view proc_arena;
+static bool proc_has_arena;
 static __thread unsigned my_lane; /* 1 + this thread's lane */
 
 /* A fault in a multi-threaded worker kills every task in it; say which
@@ -341,6 +403,7 @@ static void *lane_main(void *arg)
         .define_module = walls__module_define,
         .published = proc_published,
         .ctx = pc,
+        .arena = proc_has_arena ? &proc_arena : NULL,
     };
     walls__worker_loop(pc->mb, &hooks, true);
     return NULL;
@@ -389,7 +452,60 @@ static int enter_limits(int doorbell_fd)
     return 0;
 }
 
-int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
+static void *map_fd(int fd, size_t size, int prot)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != size)
+        return MAP_FAILED;
+    return mmap(NULL, size, prot, MAP_SHARED | MAP_NORESERVE, fd, 0);
+}
+
+/* Maps the arena and locks from the descriptors after the doorbell, then
+ * closes them: the mappings are all the worker keeps. Returns 0 or an errno. */
+static int map_arena(int first, int extra)
+{
+    uint64_t size = lane0->arena_size;
+    uint32_t mode = lane0->arena_mode, nlocks = lane0->nlocks;
+    int want = (size ? 1 : 0) + (mode == WALLS__ARENA_STAGED ? 1 : 0) + (nlocks ? 1 : 0);
+    if (want != extra || (size && mode != WALLS__ARENA_DIRECT && mode != WALLS__ARENA_STAGED) ||
+        (!size && mode) || size % WALLS__PAGE || size > WALLS_ARENA_MAX ||
+        nlocks > WALLS_LOCKS_MAX)
+        return EPROTO;
+    int fd = first;
+    if (size) {
+        /* DIRECT: mapped read-only from a writable descriptor, so that an
+         * output can be made writable for its call. STAGED: the
+         * descriptor is read-only, and so is every mapping made from it. */
+        void *map = map_fd(fd++, size, PROT_READ);
+        if (map == MAP_FAILED)
+            return errno ? errno : EPROTO;
+        proc_arena.base = map;
+        proc_arena.size = size;
+        proc_arena.windows = mode == WALLS__ARENA_DIRECT;
+        if (mode == WALLS__ARENA_STAGED) {
+            map = map_fd(fd++, size, PROT_READ | PROT_WRITE);
+            if (map == MAP_FAILED)
+                return errno ? errno : EPROTO;
+            proc_arena.staging = map;
+        }
+    }
+    if (nlocks) {
+        size_t bytes = ((size_t)nlocks * sizeof(walls_lock) + WALLS__PAGE - 1) &
+                       ~(size_t)(WALLS__PAGE - 1);
+        void *map = map_fd(fd++, bytes, PROT_READ | PROT_WRITE);
+        if (map == MAP_FAILED)
+            return errno ? errno : EPROTO;
+        proc_arena.locks = map;
+        proc_arena.nlocks = nlocks;
+    }
+    for (int i = first; i < first + extra; i++)
+        close(i);
+    walls__locks_set_token(lane0->lock_token);
+    proc_has_arena = size || nlocks;
+    return 0;
+}
+
+int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
 {
     struct stat st;
     if (fstat(mailbox_fd, &st) != 0)
@@ -415,6 +531,12 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
         pc->doorbell = doorbell_fd;
     }
     pthread_t threads[WALLS__MAX_LANES];
+    int err = map_arena(doorbell_fd + 1, extra);
+    if (err) {
+        lane0->start_error = -err;
+        walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
+        return err;
+    }
     if (lane0->as_limit) {
         struct rlimit as = {lane0->as_limit, lane0->as_limit};
         if (setrlimit(RLIMIT_AS, &as) != 0)
@@ -424,7 +546,6 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
      * loaded once its threads exist. */
     void *filter = NULL;
     if (lane0->sandbox == WALLS_SANDBOX_SECCOMP) {
-        int err = 0;
         filter = walls__sandbox_build(&err);
         if (!filter) {
             lane0->start_error = -err;
@@ -439,7 +560,7 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
     use_alt_stack();
     if (lanes > 1) {
         for (unsigned i = 1; i < lanes; i++) {
-            int err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
+            err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
             if (err) {
                 lane0->start_error = -err;
                 walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
@@ -450,7 +571,7 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
     my_lane = 1;
     /* After the lane threads exist: RLIMIT_NPROC counts threads too. */
     if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP) {
-        int err = enter_limits(doorbell_fd);
+        err = enter_limits(doorbell_fd);
         if (err == 0 && filter) {
             err = walls__sandbox_load(filter);
             filter = NULL;
@@ -472,6 +593,7 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
         .define_module = walls__module_define,
         .published = proc_published,
         .ctx = lane_ctx(0),
+        .arena = proc_has_arena ? &proc_arena : NULL,
     };
     walls__worker_loop(lane0, &hooks, true);
     for (unsigned i = 1; i < lanes; i++)

@@ -11,6 +11,8 @@
 
 #include "mailbox.h"
 
+struct walls__arena_view;
+
 struct walls__worker_hooks {
     /* Locates the function for (module, offset); NULL with *err set when it
      * cannot. */
@@ -21,6 +23,17 @@ struct walls__worker_hooks {
      * in the ring. */
     void (*published)(void *ctx, bool more);
     void *ctx;
+    const struct walls__arena_view *arena; /* NULL: no arena, no locks */
+};
+
+/* The arena and locks as this worker maps them. */
+struct walls__arena_view {
+    unsigned char *base;    /* the arena */
+    uint64_t size;
+    unsigned char *staging; /* STAGED: outputs go here, at their offsets */
+    bool windows;           /* DIRECT: outputs are made writable for the call */
+    walls_lock *locks;
+    uint32_t nlocks;
 };
 
 /* Runs until a STOP request. Never returns an error: a bad request is
@@ -30,8 +43,10 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
                         bool shared);
 
 /* Process workers: the main of a worker process whose mailbox is mapped
- * from mailbox_fd and whose doorbell is doorbell_fd. Returns the exit code. */
-int walls__worker_process_main(int mailbox_fd, int doorbell_fd);
+ * from mailbox_fd and whose doorbell is doorbell_fd; the extra descriptors
+ * after the doorbell are the arena's, as its mailbox says. Returns the
+ * exit code. */
+int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra);
 
 /* Process workers: locate and record modules (worker side). */
 walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int *err);

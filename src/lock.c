@@ -1,0 +1,113 @@
+/*
+ * lock.c - locks in shared memory that survive their holder's death.
+ *
+ * The lock word holds the holder's token shifted left by one, and a
+ * "somebody sleeps" bit: 0 is free. The holding thread is noted beside it,
+ * so that only the holder may let go. A token names a process (the host is
+ * 1; each worker process gets a fresh one from its pool when it starts), so
+ * when the supervisor reaps a worker it can find and release every lock
+ * that worker held, marking it so that the next holder hears of the death.
+ * Waiters sleep on the word with a shared futex, since holders and waiters
+ * may be different processes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "atomic.h"
+#include "futex.h"
+
+#define LOCK_MAGIC 0x4c4f434bu /* "LOCK" */
+
+struct lock_impl {
+    uint32_t word;  /* token << 1 | sleepers; 0 = free */
+    uint32_t magic; /* written by the host once */
+    uint32_t died;  /* its last holder died holding it */
+    uint32_t tid;   /* the holding thread, within its process */
+    uint32_t pad[12];
+};
+
+_Static_assert(sizeof(struct lock_impl) == sizeof(walls_lock), "lock layout");
+
+static uint32_t my_token = 1;
+
+void walls__locks_set_token(uint32_t token)
+{
+    my_token = token;
+}
+
+void walls__locks_init(walls_lock *locks, unsigned n)
+{
+    memset(locks, 0, (size_t)n * sizeof *locks);
+    for (unsigned i = 0; i < n; i++)
+        ((struct lock_impl *)&locks[i])->magic = LOCK_MAGIC;
+}
+
+void walls__locks_recover(walls_lock *locks, unsigned n, uint32_t token)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct lock_impl *l = (struct lock_impl *)&locks[i];
+        uint32_t v = walls__load_acquire(&l->word);
+        while (v && v >> 1 == token) {
+            /* Release: the mark is seen by whoever takes the lock next. */
+            walls__store_release(&l->died, 1u);
+            if (walls__cas(&l->word, &v, 0u)) {
+                walls__futex_wake(&l->word, INT_MAX, true);
+                break;
+            }
+        }
+    }
+}
+
+WALLS_API int walls_lock_acquire(walls_lock *lock, int64_t timeout_ms)
+{
+    if (!lock || timeout_ms < -1)
+        return -EINVAL;
+    struct lock_impl *l = (struct lock_impl *)lock;
+    if (walls__load_relaxed(&l->magic) != LOCK_MAGIC)
+        return -EINVAL;
+    uint32_t me = my_token << 1;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : walls__now_ns() + timeout_ms * 1000000;
+    bool slept = false;
+    for (;;) {
+        uint32_t v = 0;
+        /* Having slept, keep the sleepers bit: others may still sleep. */
+        if (walls__cas(&l->word, &v, me | (slept ? 1u : 0u)))
+            break;
+        if (!(v & 1u)) {
+            if (!walls__cas(&l->word, &v, v | 1u))
+                continue;
+            v |= 1u;
+        }
+        int64_t left = deadline == INT64_MAX ? -1 : deadline - walls__now_ns();
+        if (deadline != INT64_MAX && left <= 0)
+            return -ETIMEDOUT;
+        walls__futex_wait(&l->word, v, left, true);
+        slept = true;
+    }
+    walls__store_relaxed(&l->tid, (uint32_t)gettid());
+    if (__atomic_exchange_n(&l->died, 0u, __ATOMIC_ACQ_REL))
+        return -EOWNERDEAD;
+    return 0;
+}
+
+WALLS_API int walls_lock_release(walls_lock *lock)
+{
+    if (!lock)
+        return -EINVAL;
+    struct lock_impl *l = (struct lock_impl *)lock;
+    if (walls__load_relaxed(&l->magic) != LOCK_MAGIC)
+        return -EINVAL;
+    uint32_t v = walls__load_relaxed(&l->word);
+    if (!v || v >> 1 != my_token || walls__load_relaxed(&l->tid) != (uint32_t)gettid())
+        return -EPERM;
+    walls__store_relaxed(&l->tid, 0u);
+    /* Release: what the holder wrote is seen by the next one. */
+    uint32_t old = __atomic_exchange_n(&l->word, 0u, __ATOMIC_RELEASE);
+    if (old & 1u)
+        walls__futex_wake(&l->word, 1, true);
+    return 0;
+}
