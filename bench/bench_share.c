@@ -4,6 +4,9 @@
  * CPUs (at most 8):
  *
  *   threads, pointer    a thread pool; each task gets the buffer's address
+ *                       (malloc()ed memory)
+ *   threads, arena      a thread pool with an arena: the same task code as
+ *                       the process pools, reading the arena's pages
  *   processes, arena    a process pool; the buffer lives in the pool's
  *                       shared arena and each task names it as an input
  *   seccomp, arena      the same under WALLS_SANDBOX_SECCOMP
@@ -12,7 +15,7 @@
  *
  * The ways take turns round by round, so that a noisy neighbour hits all
  * of them alike. A round is the time from the first submission to the last
- * result. Each pool runs one untimed round first, the "first round" shown
+ * result. Each way runs one untimed round first, the "first round" shown
  * apart: it includes the page-table faults of a process's first touch of
  * the arena. Figures only, never pass/fail.
  *
@@ -261,10 +264,13 @@ int main(int argc, char **argv)
         buf[i] = i * 2654435761u;
     uint64_t expect = sum_words(buf, BYTES);
 
-    walls_pool *threads, *procs, *sandboxed;
+    walls_pool *threads, *tarena, *procs, *sandboxed;
     struct walls_pool_opts o = {.placement = WALLS_THREADS, .threads = nw};
     if ((rc = walls_pool_create(&threads, &o)))
         die("thread pool", rc);
+    o.arena_size = BYTES;
+    if ((rc = walls_pool_create(&tarena, &o)))
+        die("thread pool with an arena", rc);
     o = (struct walls_pool_opts){.placement = WALLS_PROCESSES, .processes = nw,
                                  .arena_size = BYTES};
     if ((rc = walls_pool_create(&procs, &o)))
@@ -272,41 +278,46 @@ int main(int argc, char **argv)
     o.sandbox = WALLS_SANDBOX_SECCOMP;
     if ((rc = walls_pool_create(&sandboxed, &o)))
         die("sandboxed pool", rc);
-    walls_buf a, s;
-    void *pa, *ps;
-    if ((rc = walls_arena_alloc(procs, BYTES, &a)) || (rc = walls_arena_ptr(procs, a, &pa, NULL)) ||
+    walls_buf ta, a, s;
+    void *pta, *pa, *ps;
+    if ((rc = walls_arena_alloc(tarena, BYTES, &ta)) ||
+        (rc = walls_arena_ptr(tarena, ta, &pta, NULL)) ||
+        (rc = walls_arena_alloc(procs, BYTES, &a)) || (rc = walls_arena_ptr(procs, a, &pa, NULL)) ||
         (rc = walls_arena_alloc(sandboxed, BYTES, &s)) ||
         (rc = walls_arena_ptr(sandboxed, s, &ps, NULL)))
         die("arena", rc);
+    memcpy(pta, buf, BYTES);
     memcpy(pa, buf, BYTES);
     memcpy(ps, buf, BYTES);
+    struct walls_task_opts topts = {.inputs = &ta, .n_inputs = 1};
     struct walls_task_opts aopts = {.inputs = &a, .n_inputs = 1};
     struct walls_task_opts sopts = {.inputs = &s, .n_inputs = 1};
     struct piper pipes[TASKS];
     pipes_start(pipes, (int)nw, buf, expect);
 
-    double first[4];
-    first[0] = pool_round(threads, NULL, (uintptr_t)buf, expect);
-    first[1] = pool_round(procs, &aopts, 0, expect);
-    first[2] = pool_round(sandboxed, &sopts, 0, expect);
-    first[3] = pipes_round(pipes, (int)nw);
-    double t[4][MAX_ROUNDS];
-    for (int r = 0; r < rounds; r++) {
-        t[0][r] = pool_round(threads, NULL, (uintptr_t)buf, expect);
-        t[1][r] = pool_round(procs, &aopts, 0, expect);
-        t[2][r] = pool_round(sandboxed, &sopts, 0, expect);
-        t[3][r] = pipes_round(pipes, (int)nw);
+    enum { WAYS = 5 };
+    double first[WAYS], t[WAYS][MAX_ROUNDS];
+    for (int r = -1; r < rounds; r++) {
+        double *at[WAYS];
+        for (int m = 0; m < WAYS; m++)
+            at[m] = r < 0 ? &first[m] : &t[m][r];
+        *at[0] = pool_round(threads, NULL, (uintptr_t)buf, expect);
+        *at[1] = pool_round(tarena, &topts, 0, expect);
+        *at[2] = pool_round(procs, &aopts, 0, expect);
+        *at[3] = pool_round(sandboxed, &sopts, 0, expect);
+        *at[4] = pipes_round(pipes, (int)nw);
     }
     pipes_stop(pipes, (int)nw);
 
-    static const char *const names[] = {"threads, pointer", "processes, arena",
-                                        "seccomp sandbox, arena", "processes, pipe copy"};
+    static const char *const names[] = {"threads, pointer", "threads, arena",
+                                        "processes, arena", "seccomp sandbox, arena",
+                                        "processes, pipe copy"};
     printf("%d tasks, each summing the same %u MiB, on %u workers; %d rounds, medians\n\n",
            TASKS, BYTES >> 20, nw, rounds);
     printf("%-24s %12s %12s %12s %14s\n", "", "round (ms)", "min (ms)", "x threads",
            "first round");
     double base = median(t[0], rounds);
-    for (int m = 0; m < 4; m++) {
+    for (int m = 0; m < WAYS; m++) {
         double med = median(t[m], rounds), lo = t[m][0];
         for (int r = 1; r < rounds; r++)
             lo = t[m][r] < lo ? t[m][r] : lo;
@@ -314,9 +325,10 @@ int main(int argc, char **argv)
     }
     printf("\nsum rate, threads: %.1f GB/s; pipe copy rate: %.2f GB/s\n",
            (double)TASKS * BYTES / (base / 1e3) / 1e9,
-           (double)TASKS * BYTES / (median(t[3], rounds) / 1e3) / 1e9);
+           (double)TASKS * BYTES / (median(t[4], rounds) / 1e3) / 1e9);
 
     walls_pool_destroy(threads, 0);
+    walls_pool_destroy(tarena, 0);
     walls_pool_destroy(procs, 0);
     walls_pool_destroy(sandboxed, 0);
     free(buf);

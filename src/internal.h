@@ -193,7 +193,7 @@ struct walls__pool {
     enum walls_placement placement;
     unsigned nworkers;
     size_t max_output;
-    char explain[320];
+    char explain[448];
     struct walls__worker *workers; /* lanes, for processes: proc i owns [i*T, i*T+T) */
     struct walls__proc *procs;
     unsigned nprocs;

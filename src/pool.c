@@ -1148,8 +1148,17 @@ static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, i
                           : o->sandbox == WALLS_SANDBOX_SECCOMP
                               ? "; sandbox: seccomp (limits, plus a system-call allow-list)"
                               : "; sandbox: none";
-    snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s%s",
-             names[pool->placement], size, why, cpus, source, sandbox);
+    char arena[96] = "";
+    if (o->arena_size || o->locks)
+        snprintf(arena, sizeof arena, "; arena: %zu KiB%s, %u locks",
+                 (o->arena_size + 4095) / 4096 * 4,
+                 !o->arena_size                                  ? ""
+                 : pool->placement == WALLS_THREADS              ? " (shared memory)"
+                 : o->sandbox == WALLS_SANDBOX_SECCOMP           ? " (read-only, outputs staged)"
+                                                                 : " (read-only, outputs in place)",
+                 o->locks);
+    snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s%s%s",
+             names[pool->placement], size, why, cpus, source, sandbox, arena);
 }
 
 int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
@@ -1522,7 +1531,13 @@ int walls_arena_free(walls_pool *handle, walls_buf buf)
     if (!pool)
         return rc;
     rc = walls__arena_free(&pool->arena, buf);
+    if (rc == -EBUSY && pool->state != WALLS__POOL_DEAD) {
+        /* A task that named it may have ended without anyone looking. */
+        walls__pool_harvest_all(pool);
+        rc = walls__arena_free(&pool->arena, buf);
+    }
     pthread_mutex_unlock(&pool->lock);
+    walls__pool_signal(pool);
     return rc;
 }
 
