@@ -1154,7 +1154,9 @@ static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, i
                  (o->arena_size + 4095) / 4096 * 4,
                  !o->arena_size                                  ? ""
                  : pool->placement == WALLS_THREADS              ? " (shared memory)"
-                 : o->sandbox == WALLS_SANDBOX_SECCOMP           ? " (read-only, outputs staged)"
+                 : o->sandbox == WALLS_SANDBOX_SECCOMP ||
+                         o->sandbox == WALLS_SANDBOX_STRICT
+                     ? " (read-only, outputs staged)"
                                                                  : " (read-only, outputs in place)",
                  o->locks);
     snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s%s%s",
@@ -1250,7 +1252,9 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     /* A seccomp-sandboxed worker never gets a writable descriptor of the
      * arena: it could map any of it writable. */
     pool->arena_mode = !pool->arena.base                      ? WALLS__ARENA_NONE
-                       : o.sandbox == WALLS_SANDBOX_SECCOMP ? WALLS__ARENA_STAGED
+                       : o.sandbox == WALLS_SANDBOX_SECCOMP ||
+                               o.sandbox == WALLS_SANDBOX_STRICT
+                           ? WALLS__ARENA_STAGED
                                                               : WALLS__ARENA_DIRECT;
     pool->state = WALLS__POOL_ALIVE;
     rc = placement == WALLS_THREADS ? walls__threads_start(pool) : walls__procs_start(pool);

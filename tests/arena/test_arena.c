@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -116,6 +117,18 @@ static int t_write_input(struct walls_call *call)
 {
     volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)call->inputs[0].ptr;
     p[100] = 0xEE;
+    return 0;
+}
+
+/* Writes at its output pointer plus the distance (in) from its output
+ * buffer to another buffer: where that buffer would be. */
+static int t_write_beside(struct walls_call *call)
+{
+    ptrdiff_t delta;
+    memcpy(&delta, call->in, sizeof delta);
+    volatile unsigned char *p = (volatile unsigned char *)call->output + delta;
+    p[0] = 0xEE;
+    p[4095] = 0xEE;
     return 0;
 }
 
@@ -297,6 +310,36 @@ START_TEST(test_write_to_input)
         /* The pool carries on. */
         res = run(pool, t_sum, NULL, 0, &opts);
         ck_assert_int_eq(res.status, WALLS_OK);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* A task that writes past its own output, onto another buffer's place. */
+START_TEST(test_write_beside_output)
+{
+    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_buf other, out;
+    ck_assert_int_eq(walls_arena_alloc(pool, 4096, &other), 0);
+    ck_assert_int_eq(walls_arena_alloc(pool, 4096, &out), 0);
+    unsigned char *host = ptr_of(pool, other);
+    memset(host, 0x22, 4096);
+    ptrdiff_t delta = (unsigned char *)ptr_of(pool, other) - (unsigned char *)ptr_of(pool, out);
+    struct walls_task_opts opts = {.output = out};
+    struct walls_result res = run(pool, t_write_beside, &delta, sizeof delta, &opts);
+    if (_i == P_THREADS) {
+        ck_assert_int_eq(res.status, WALLS_OK); /* no walls between threads */
+        ck_assert_uint_eq(host[0], 0xEE);
+    } else if (_i == P_SECCOMP) {
+        /* It wrote into its own staging copy; only its output came back. */
+        ck_assert_int_eq(res.status, WALLS_OK);
+        for (int i = 0; i < 4096; i++)
+            ck_assert_uint_eq(host[i], 0x22);
+    } else {
+        ck_assert_int_eq(res.status, WALLS_CRASHED);
+        ck_assert_int_eq(res.code, SIGSEGV);
+        for (int i = 0; i < 4096; i++)
+            ck_assert_uint_eq(host[i], 0x22);
     }
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
@@ -643,6 +686,7 @@ static Suite *arena_suite(void)
     tcase_add_loop_test(tc, test_no_copy, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_write_to_input, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_mprotect_input, 0, NPLACEMENTS);
+    tcase_add_loop_test(tc, test_write_beside_output, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_crash_mid_output, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_lock_holder_killed, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_lock_excludes, 0, NPLACEMENTS);
