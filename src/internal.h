@@ -174,7 +174,7 @@ struct walls__pool {
     enum walls_placement placement;
     unsigned nworkers;
     size_t max_output;
-    char explain[320];
+    char explain[640];
     struct walls__worker *workers; /* lanes, for processes: proc i owns [i*T, i*T+T) */
     struct walls__proc *procs;
     unsigned nprocs;
@@ -184,6 +184,7 @@ struct walls__pool {
     uint64_t recycle_rss_kb;
     uint64_t memory_limit;
     unsigned sandbox;        /* enum walls_sandbox */
+    struct walls__sandbox_conf *sandbox_conf; /* what its workers apply; NULL for threads */
     uint64_t recycled;
     unsigned rr; /* where the next dispatch starts looking */
     /* Pending queue: submitted, not yet in any ring. */

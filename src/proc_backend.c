@@ -36,6 +36,7 @@
 #include "atomic.h"
 #include "futex.h"
 #include "internal.h"
+#include "sandbox.h"
 
 #define MASK (WALLS__RING_SLOTS - 1)
 
@@ -128,6 +129,8 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     proc->lanes[0].mb->lanes = proc->nlanes;
     proc->lanes[0].mb->as_limit = pool->memory_limit;
     proc->lanes[0].mb->sandbox = pool->sandbox;
+    /* Rewritten for every worker: the last one may have scribbled on it. */
+    *walls__sandbox_conf_of(proc->lanes[0].mb) = *pool->sandbox_conf;
     for (unsigned i = 0; i < proc->nlanes; i++)
         proc->lanes[i].mb->rss_wanted = pool->recycle_rss_kb != 0;
     walls__fence(); /* as in walls__pool_arm() */

@@ -272,7 +272,8 @@ static __thread unsigned my_lane; /* 1 + this thread's lane */
 static bool near_memory_limit(void)
 {
     uint64_t limit = lane0->as_limit;
-    if (!limit || lane0->sandbox == WALLS_SANDBOX_SECCOMP) /* no open() allowed there */
+    if (!limit || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
+        lane0->sandbox == WALLS_SANDBOX_STRICT) /* no open() allowed there */
         return false;
     int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -423,10 +424,17 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
     /* The filter is built now, while this process has one thread, and
      * loaded once its threads exist. */
     void *filter = NULL;
-    if (lane0->sandbox == WALLS_SANDBOX_SECCOMP) {
+    bool strict = lane0->sandbox == WALLS_SANDBOX_STRICT;
+    if (lane0->sandbox == WALLS_SANDBOX_SECCOMP || strict) {
+        struct walls__sandbox_conf conf = *walls__sandbox_conf_of(lane0);
         int err = 0;
-        filter = walls__sandbox_build(&err);
-        if (!filter) {
+        filter = walls__sandbox_build(strict ? conf.allow : 0, &err);
+        /* Namespaces, privileges and Landlock need a single thread too. */
+        if (filter && strict)
+            err = walls__sandbox_enter_strict(&conf);
+        if (!filter || err) {
+            if (filter)
+                walls__sandbox_release(filter);
             lane0->start_error = -err;
             walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
             return err;
@@ -449,7 +457,8 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd)
     }
     my_lane = 1;
     /* After the lane threads exist: RLIMIT_NPROC counts threads too. */
-    if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP) {
+    if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
+        strict) {
         int err = enter_limits(doorbell_fd);
         if (err == 0 && filter) {
             err = walls__sandbox_load(filter);
