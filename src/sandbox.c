@@ -329,6 +329,15 @@ void *walls__sandbox_build(unsigned allow, int *err)
         SCMP_SYS(getrusage), SCMP_SYS(getrandom), SCMP_SYS(restart_syscall),
     };
     int rc = allow_all(ctx, base, sizeof base / sizeof base[0]);
+    /* Threads: refused with an error, not trapped. glibc blocks every
+     * signal while it clones a thread, so the trap's SIGSYS would kill the
+     * worker before its handler could name the call; pthread_create()
+     * returns EPERM instead. Clones without CLONE_THREAD (fork) trap. */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone3), 0);
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     /* Signals to itself only (raise, abort): tgkill with its own pid. */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
