@@ -146,6 +146,8 @@ struct walls_pool_opts {
  *      on descriptors it has, signals to itself. Any other call (open,
  *      socket, exec, fork, ptrace, kill, ...) ends the task as
  *      WALLS_VIOLATION, code = the call's number (walls_syscall_name).
+ *      Starting a thread fails with EPERM instead (glibc blocks signals
+ *      while it clones one, so a trap could not name the call).
  *      Task functions must be in the main program or a library loaded
  *      before the fork server started: loading one would need open().
  *  STRICT: SECCOMP plus new user, network, IPC, mount and UTS namespaces
