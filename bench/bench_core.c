@@ -61,6 +61,9 @@
 #endif
 
 #define WORKERS 2   /* workers of every pool compared */
+#define STRICT_LAYERS                                                                        \
+    (WALLS_LAYER_LIMITS | WALLS_LAYER_SECCOMP | WALLS_LAYER_USER_NS | WALLS_LAYER_NET_NS |   \
+     WALLS_LAYER_IPC_NS | WALLS_LAYER_MOUNT_NS | WALLS_LAYER_UTS_NS | WALLS_LAYER_NO_ROOT)
 #define WINDOW 4096 /* tasks in flight at most, in the throughput runs */
 
 struct counts {
@@ -248,26 +251,27 @@ static void walls_throughput(void *ctx, unsigned long n)
     free(ring);
 }
 
-static walls_pool *walls_pool_start(enum walls_placement placement, unsigned workers)
+static walls_pool *walls_pool_start(enum walls_placement placement, unsigned sandbox,
+                                    unsigned workers)
 {
-    struct walls_pool_opts opts = {.placement = placement};
+    struct walls_pool_opts opts = {.placement = placement, .sandbox = sandbox};
     if (placement == WALLS_PROCESSES)
         opts.processes = workers;
     else
         opts.threads = workers;
     walls_pool *pool;
     WALLS_CHECK(walls_pool_create(&pool, &opts));
-    char line[256];
+    char line[640];
     if (walls_pool_explain(pool, line, sizeof line) >= 0)
         printf("  pool         %s\n", line);
     return pool;
 }
 
 static struct figures bench_walls(const char *title, enum walls_placement placement,
-                                  const struct counts *c)
+                                  unsigned sandbox, const struct counts *c)
 {
     printf("\n%s, %d workers\n", title, WORKERS);
-    walls_pool *pool = walls_pool_start(placement, WORKERS);
+    walls_pool *pool = walls_pool_start(placement, sandbox, WORKERS);
     struct figures f;
     f.rt = measure_round_trips(walls_round_trip, pool, c);
     f.tput = measure_throughput(walls_throughput, pool, c->tasks);
@@ -334,7 +338,7 @@ static struct respawn bench_respawn(const struct counts *c)
     struct respawn r = {0};
     printf("\nworker crash to replacement serving again: walls processes, 1 worker\n");
     /* c->respawns + 1 restarts stay under the default limit (100 within 1 s). */
-    walls_pool *pool = walls_pool_start(WALLS_PROCESSES, 1);
+    walls_pool *pool = walls_pool_start(WALLS_PROCESSES, WALLS_SANDBOX_NONE, 1);
     r.base = measure_round_trips(walls_round_trip, pool, c);
 
     crash_and_recover(pool, &r.signal); /* warm-up: not timed */
@@ -619,8 +623,19 @@ int main(int argc, char **argv)
 
     struct latency fork_lat = bench_fork(c->respawns);
 
-    struct figures thr = bench_walls("walls threads", WALLS_THREADS, c);
-    struct figures proc = bench_walls("walls processes", WALLS_PROCESSES, c);
+    struct figures thr = bench_walls("walls threads", WALLS_THREADS, WALLS_SANDBOX_NONE, c);
+    struct figures proc = bench_walls("walls processes", WALLS_PROCESSES, WALLS_SANDBOX_NONE, c);
+    /* The strict sandbox, when this kernel allows all of it. */
+    unsigned layers = 0;
+    char probe[512];
+    bool strict_ok = walls_sandbox_probe(&layers, probe, sizeof probe) > 0 &&
+                     (layers & STRICT_LAYERS) == STRICT_LAYERS;
+    struct figures strict = {0};
+    if (strict_ok)
+        strict = bench_walls("walls processes, strict sandbox", WALLS_PROCESSES,
+                             WALLS_SANDBOX_STRICT, c);
+    else
+        printf("\nwalls processes, strict sandbox: not measured (%s)\n", probe);
     struct respawn resp = bench_respawn(c);
     printf("  bare fork()+_exit(0)+waitpid()         median %8.2f us   p99 %8.2f us   (%u reps)\n",
            fork_lat.median_us, fork_lat.p99_us, c->respawns);
@@ -655,6 +670,15 @@ int main(int argc, char **argv)
         print_target_na("walls processes throughput / GThreadPool's", why);
     }
     print_target("respawn / bare fork", resp.respawn_us / fork_lat.median_us, true, 1.5);
+    if (strict_ok) {
+        print_target("strict-sandbox processes round trip / unsandboxed",
+                     strict.rt.median_us / proc.rt.median_us, true, 1.1);
+        printf("  strict-sandbox processes throughput / unsandboxed   %.2fx\n",
+               strict.tput / proc.tput);
+    } else {
+        print_target_na("strict-sandbox processes round trip / unsandboxed",
+                        "n/a: the kernel refuses part of the strict sandbox");
+    }
 
     walls_fini();
     return 0;

@@ -118,6 +118,17 @@ struct walls_pool_opts {
     size_t worker_memory_limit;
     /* Sandbox of process and hybrid workers: WALLS_SANDBOX_*. */
     unsigned sandbox;
+    /* STRICT only: permission groups (WALLS_ALLOW_*) that widen it. */
+    unsigned sandbox_allow;
+    /* 0: a pool whose sandbox asks for a layer the kernel refuses is not
+     * created (-ENOTSUP). WALLS_SANDBOX_FALLBACK: run STRICT without the
+     * namespaces or privilege drop the kernel refuses; walls_pool_explain()
+     * names what is missing. Seccomp and Landlock are never given up. */
+    unsigned sandbox_fallback;
+    /* WALLS_ALLOW_READ_FILES: a NULL-terminated list of at most 8 absolute
+     * paths (each under 256 bytes), borrowed and copied by
+     * walls_pool_create(); NULL otherwise. */
+    const char *const *sandbox_read_paths;
     /* Shared arena (every placement): bytes of memory shared by the host
      * and every worker, for big inputs and outputs passed without a copy
      * (walls_arena_alloc). Rounded up to whole pages; 0 = no arena; at
@@ -146,10 +157,28 @@ struct walls_pool_opts {
  *      on descriptors it has, signals to itself. Any other call (open,
  *      socket, exec, fork, ptrace, kill, ...) ends the task as
  *      WALLS_VIOLATION, code = the call's number (walls_syscall_name).
+ *      Starting a thread fails with EPERM instead (glibc blocks signals
+ *      while it clones one, so a trap could not name the call).
  *      Task functions must be in the main program or a library loaded
  *      before the fork server started: loading one would need open().
- *  STRICT: SECCOMP plus namespaces and dropped privileges; not built yet
- *      (-ENOTSUP), and WALLS_NEED_UNTRUSTED asks for it.
+ *  STRICT: SECCOMP plus new user, network, IPC, mount and UTS namespaces
+ *      and, when the program runs as root, dropped privileges: uid and gid
+ *      65534, no supplementary groups, no capabilities (not even in its
+ *      own user namespace). WALLS_NEED_UNTRUSTED asks for it. A worker gets
+ *      no PID namespace: it would be its namespace's init, which the kernel
+ *      shields from the signals it raises on itself, so its crashes would
+ *      go unreported; seccomp's ban on kill, ptrace and /proc stands in.
+ *      Permission groups widen it on purpose (sandbox_allow):
+ *        WALLS_ALLOW_NETWORK: keeps the host's network namespace and allows
+ *          IPv4/IPv6 sockets (socket, connect, bind, send, receive, poll).
+ *        WALLS_ALLOW_READ_FILES: allows opening files read-only, and only
+ *          under sandbox_read_paths, enforced by Landlock (required: no
+ *          fallback); files must be readable by uid 65534 when the
+ *          program runs as root. stat() of other paths is not hidden.
+ * Before creating the pool, walls probes (once per process) which layers
+ * the kernel allows; see walls_sandbox_probe(). A refused layer fails the
+ * pool with -ENOTSUP unless sandbox_fallback allows running without it.
+ * walls_pool_explain() lists the layers a pool's workers run under.
  */
 enum walls_sandbox {
     WALLS_SANDBOX_NONE = 0,
@@ -157,6 +186,37 @@ enum walls_sandbox {
     WALLS_SANDBOX_STRICT,
     WALLS_SANDBOX_SECCOMP,
 };
+
+/* Permission groups for sandbox_allow (STRICT only). */
+#define WALLS_ALLOW_NETWORK (1u << 0)
+#define WALLS_ALLOW_READ_FILES (1u << 1)
+
+/* sandbox_fallback. */
+#define WALLS_SANDBOX_FALLBACK 1u
+
+/* Sandbox layers, as walls_sandbox_probe() reports them. */
+#define WALLS_LAYER_LIMITS (1u << 0)   /* no_new_privs, rlimits, closed descriptors */
+#define WALLS_LAYER_SECCOMP (1u << 1)  /* seccomp-bpf with TSYNC */
+#define WALLS_LAYER_USER_NS (1u << 2)
+#define WALLS_LAYER_NET_NS (1u << 3)
+#define WALLS_LAYER_IPC_NS (1u << 4)
+#define WALLS_LAYER_MOUNT_NS (1u << 5)
+#define WALLS_LAYER_UTS_NS (1u << 6)
+#define WALLS_LAYER_NO_ROOT (1u << 7)  /* uid/gid 65534 without capabilities */
+#define WALLS_LAYER_LANDLOCK (1u << 8) /* path rules (WALLS_ALLOW_READ_FILES) */
+
+/*
+ * walls_sandbox_probe - which sandbox layers this kernel allows a worker
+ * forked from this program. The first call tests them in a short-lived
+ * child (namespaces, privilege drop) and with harmless queries (seccomp,
+ * Landlock); later calls return the cached answer.
+ * @layers: out, may be NULL; WALLS_LAYER_* bits of the allowed layers.
+ * @buf: out, may be NULL when len is 0; one line naming each layer and
+ *       whether it is allowed, truncated to len - 1 bytes.
+ * Returns the length of the full line, or -EINVAL (buf NULL with len > 0),
+ * -EAGAIN/-ENOMEM (no process or memory to probe with). Thread-safe.
+ */
+WALLS_API int walls_sandbox_probe(unsigned *layers, char *buf, size_t len);
 
 /*
  * What a task sees. in/in_len is a copy of the submitted input; the task
@@ -308,9 +368,14 @@ WALLS_API int walls_cpu_source(char *buf, size_t len);
  * max_output above WALLS_INLINE_MAX; a negative timeout, restart window or
  * backoff; a restart limit above 100000; more than 100 lost_retries;
  * recycling, a memory limit or a sandbox asked of a thread pool; an
- * unknown sandbox level; reserved fields not zero); -ENOTSUP
- * (WALLS_NEED_UNTRUSTED or WALLS_SANDBOX_STRICT: the strict sandbox is not
- * built yet, and untrusted work is never run without it); -ENOMEM; -EAGAIN (no threads or
+ * unknown sandbox level; WALLS_NEED_UNTRUSTED with placement THREADS or a
+ * sandbox level other than STRICT; unknown sandbox_allow bits, or any
+ * with a level other than STRICT; sandbox_fallback other than 0 or 1;
+ * sandbox_read_paths missing, empty, longer than 8, relative or too long
+ * with WALLS_ALLOW_READ_FILES, or given without it; reserved fields not
+ * zero); -ENOTSUP (the kernel refuses a sandbox layer the pool asked for:
+ * seccomp, Landlock, or without sandbox_fallback a namespace or the
+ * privilege drop; walls_sandbox_probe() says which); -ENOMEM; -EAGAIN (no threads or
  * processes left); -EMFILE/-ENFILE (out of descriptors); -ECHILD (a worker
  * or the fork server died while starting); -ENOEXEC (the fork server could
  * not be started by re-executing the program); any negative errno a worker

@@ -193,7 +193,7 @@ struct walls__pool {
     enum walls_placement placement;
     unsigned nworkers;
     size_t max_output;
-    char explain[448];
+    char explain[768];
     struct walls__worker *workers; /* lanes, for processes: proc i owns [i*T, i*T+T) */
     struct walls__proc *procs;
     unsigned nprocs;
@@ -207,6 +207,7 @@ struct walls__pool {
     struct walls__arena_view arena_view; /* thread workers' view: the host's */
     int arena_mode;          /* enum walls__arena_mode, process placement */
     uint32_t next_token;     /* lock holder tokens of worker processes */
+    struct walls__sandbox_conf *sandbox_conf; /* what its workers apply; NULL for threads */
     uint64_t recycled;
     unsigned rr; /* where the next dispatch starts looking */
     /* Pending queue: submitted, not yet in any ring. */

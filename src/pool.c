@@ -25,6 +25,7 @@
 #include "atomic.h"
 #include "futex.h"
 #include "internal.h"
+#include "sandbox.h"
 
 #define MASK (WALLS__RING_SLOTS - 1)
 
@@ -1103,18 +1104,22 @@ static int check_opts(const struct walls_pool_opts *o)
     if (o->placement == WALLS_THREADS &&
         (o->recycle_after || o->recycle_rss || o->worker_memory_limit || o->sandbox))
         return -EINVAL;
-    if (o->sandbox == WALLS_SANDBOX_STRICT)
-        return -ENOTSUP;
+    if (o->placement == WALLS_THREADS &&
+        (o->sandbox_allow || o->sandbox_fallback || o->sandbox_read_paths))
+        return -EINVAL;
+    /* Untrusted input gets the strict sandbox, never less. */
+    if ((o->needs & WALLS_NEED_UNTRUSTED) &&
+        (o->placement == WALLS_THREADS ||
+         (o->sandbox != WALLS_SANDBOX_NONE && o->sandbox != WALLS_SANDBOX_STRICT)))
+        return -EINVAL;
     for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i])
             return -EINVAL;
-    if (o->needs & WALLS_NEED_UNTRUSTED)
-        return -ENOTSUP;
     return 0;
 }
 
 static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, int cpus,
-                    const char *source)
+                    const char *source, const char *sandbox)
 {
     bool io = o->workload == WALLS_IO_BOUND;
     const char *why = "placement given by the program";
@@ -1141,23 +1146,15 @@ static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, i
                  o->processes ? "given" : "1 per usable CPU", t, threads,
                  o->threads ? "given" : io ? "4 for IO-bound work" : "1 for CPU-bound work");
     static const char *const names[] = {"auto", "threads", "processes", "hybrid"};
-    const char *sandbox = pool->placement == WALLS_THREADS ? ""
-                          : o->sandbox == WALLS_SANDBOX_LIMITS
-                              ? "; sandbox: limits (no_new_privs, no core dumps, no file growth, "
-                                "32 descriptors, no new processes, descriptors closed)"
-                          : o->sandbox == WALLS_SANDBOX_SECCOMP
-                              ? "; sandbox: seccomp (limits, plus a system-call allow-list)"
-                              : "; sandbox: none";
     char arena[96] = "";
+    bool staged = pool->sandbox == WALLS_SANDBOX_SECCOMP || pool->sandbox == WALLS_SANDBOX_STRICT;
     if (o->arena_size || o->locks)
         snprintf(arena, sizeof arena, "; arena: %zu KiB%s, %u locks",
                  (o->arena_size + 4095) / 4096 * 4,
-                 !o->arena_size                                  ? ""
-                 : pool->placement == WALLS_THREADS              ? " (shared memory)"
-                 : o->sandbox == WALLS_SANDBOX_SECCOMP ||
-                         o->sandbox == WALLS_SANDBOX_STRICT
-                     ? " (read-only, outputs staged)"
-                                                                 : " (read-only, outputs in place)",
+                 !o->arena_size                     ? ""
+                 : pool->placement == WALLS_THREADS ? " (shared memory)"
+                 : staged                           ? " (read-only, outputs staged)"
+                                                    : " (read-only, outputs in place)",
                  o->locks);
     snprintf(pool->explain, sizeof pool->explain, "%s: %s; %s; %d usable CPUs from %s%s%s",
              names[pool->placement], size, why, cpus, source, sandbox, arena);
@@ -1184,6 +1181,20 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
         else
             placement = WALLS_THREADS;
     }
+    /* What the sandbox asks of the kernel, checked before anything starts. */
+    unsigned level = (o.needs & WALLS_NEED_UNTRUSTED) ? WALLS_SANDBOX_STRICT : o.sandbox;
+    char sandbox[320] = "";
+    struct walls__sandbox_conf *conf = NULL;
+    if (placement != WALLS_THREADS) {
+        conf = malloc(sizeof *conf);
+        if (!conf)
+            return -ENOMEM;
+        rc = walls__sandbox_plan(&o, level, conf, sandbox, sizeof sandbox);
+        if (rc) {
+            free(conf);
+            return rc;
+        }
+    }
     const char *source = "affinity mask";
     int cpus = walls__cpu_count_source(&source);
     unsigned n, per = 1;
@@ -1201,8 +1212,10 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     }
 
     struct walls__pool *pool = walls__handle_alloc(&pool_table);
-    if (!pool)
+    if (!pool) {
+        free(conf);
         return -ENOMEM;
+    }
     /* A stale handle's caller may still take this entry's lock: reset it
      * under the lock (that caller then sees the new generation). */
     pthread_mutex_lock(&pool->lock);
@@ -1216,7 +1229,8 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->recycle_after = o.recycle_after;
     pool->recycle_rss_kb = (o.recycle_rss + 1023) / 1024;
     pool->memory_limit = o.worker_memory_limit;
-    pool->sandbox = o.sandbox;
+    pool->sandbox = level;
+    pool->sandbox_conf = conf;
     pool->arena.fd = pool->arena.ro_fd = pool->arena.lock_fd = -1;
     pool->next_token = 2; /* 1 is the host's */
     pool->nworkers = n;
@@ -1229,7 +1243,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
                                  : o.task_timeout_ms * 1000000;
     pool->timed_ever = pool->default_limit_ns != 0;
     pool->sock = pool->epfd = pool->cmd_fd = -1;
-    explain(pool, &o, cpus, source);
+    explain(pool, &o, cpus, source, sandbox);
     pool->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pool->workers = calloc(n, sizeof *pool->workers);
     pool->restart_times = calloc(pool->restart_limit + 1, sizeof *pool->restart_times);
@@ -1252,8 +1266,8 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     /* A seccomp-sandboxed worker never gets a writable descriptor of the
      * arena: it could map any of it writable. */
     pool->arena_mode = !pool->arena.base                      ? WALLS__ARENA_NONE
-                       : o.sandbox == WALLS_SANDBOX_SECCOMP ||
-                               o.sandbox == WALLS_SANDBOX_STRICT
+                       : pool->sandbox == WALLS_SANDBOX_SECCOMP ||
+                               pool->sandbox == WALLS_SANDBOX_STRICT
                            ? WALLS__ARENA_STAGED
                                                               : WALLS__ARENA_DIRECT;
     pool->state = WALLS__POOL_ALIVE;
@@ -1276,6 +1290,8 @@ fail:
     pool->workers = NULL;
     free(pool->restart_times);
     pool->restart_times = NULL;
+    free(pool->sandbox_conf);
+    pool->sandbox_conf = NULL;
     walls__handle_release(&pool_table, pool);
     return rc;
 }
@@ -1356,6 +1372,8 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
     pool->nmodules = 0;
     walls__arena_close(&pool->arena);
     memset(&pool->arena_view, 0, sizeof pool->arena_view);
+    free(pool->sandbox_conf);
+    pool->sandbox_conf = NULL;
     close(pool->event_fd);
     pool->event_fd = -1;
     walls__handle_retire(pool); /* under the lock: see pool_still() */

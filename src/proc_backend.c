@@ -38,6 +38,7 @@
 #include "atomic.h"
 #include "futex.h"
 #include "internal.h"
+#include "sandbox.h"
 
 #define MASK (WALLS__RING_SLOTS - 1)
 
@@ -130,6 +131,8 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     proc->lanes[0].mb->lanes = proc->nlanes;
     proc->lanes[0].mb->as_limit = pool->memory_limit;
     proc->lanes[0].mb->sandbox = pool->sandbox;
+    /* Rewritten for every worker: the last one may have scribbled on it. */
+    *walls__sandbox_conf_of(proc->lanes[0].mb) = *pool->sandbox_conf;
     proc->lanes[0].mb->arena_size = pool->arena.base ? pool->arena.size : 0;
     proc->lanes[0].mb->arena_mode = (uint32_t)pool->arena_mode;
     proc->lanes[0].mb->nlocks = pool->arena.nlocks;

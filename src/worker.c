@@ -334,7 +334,8 @@ static __thread unsigned my_lane; /* 1 + this thread's lane */
 static bool near_memory_limit(void)
 {
     uint64_t limit = lane0->as_limit;
-    if (!limit || lane0->sandbox == WALLS_SANDBOX_SECCOMP) /* no open() allowed there */
+    if (!limit || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
+        lane0->sandbox == WALLS_SANDBOX_STRICT) /* no open() allowed there */
         return false;
     int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -392,12 +393,18 @@ static void use_alt_stack(void)
     sigaltstack(&alt, NULL);
 }
 
+static uint32_t lanes_running; /* lane threads past their start-up */
+
 static void *lane_main(void *arg)
 {
     unsigned lane = (unsigned)(uintptr_t)arg;
     struct proc_ctx *pc = lane_ctx(lane);
     my_lane = lane + 1;
     use_alt_stack();
+    /* Past glibc's start-up of this thread (set_robust_list, rseq, with
+     * every signal blocked): the filter may load now. */
+    walls__fetch_add(&lanes_running, 1);
+    walls__futex_wake(&lanes_running, 1, false);
     struct walls__worker_hooks hooks = {
         .resolve = proc_resolve,
         .define_module = walls__module_define,
@@ -545,9 +552,16 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
     /* The filter is built now, while this process has one thread, and
      * loaded once its threads exist. */
     void *filter = NULL;
-    if (lane0->sandbox == WALLS_SANDBOX_SECCOMP) {
-        filter = walls__sandbox_build(&err);
-        if (!filter) {
+    bool strict = lane0->sandbox == WALLS_SANDBOX_STRICT;
+    if (lane0->sandbox == WALLS_SANDBOX_SECCOMP || strict) {
+        struct walls__sandbox_conf conf = *walls__sandbox_conf_of(lane0);
+        filter = walls__sandbox_build(strict ? conf.allow : 0, &err);
+        /* Namespaces, privileges and Landlock need a single thread too. */
+        if (filter && strict)
+            err = walls__sandbox_enter_strict(&conf);
+        if (!filter || err) {
+            if (filter)
+                walls__sandbox_release(filter);
             lane0->start_error = -err;
             walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
             return err;
@@ -569,8 +583,14 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         }
     }
     my_lane = 1;
+    /* The filter must not reach a thread still inside glibc's start-up: a
+     * call it traps there, with every signal blocked, kills the worker
+     * without a word. */
+    for (uint32_t n; (n = walls__load_acquire(&lanes_running)) < lanes - 1;)
+        walls__futex_wait(&lanes_running, n, -1, false);
     /* After the lane threads exist: RLIMIT_NPROC counts threads too. */
-    if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP) {
+    if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
+        strict) {
         err = enter_limits(doorbell_fd);
         if (err == 0 && filter) {
             err = walls__sandbox_load(filter);

@@ -1,7 +1,8 @@
 /*
  * test_arena.c - the shared arena and the locks that survive their holder,
- * in every placement: threads, processes, hybrid, and processes under the
- * seccomp sandbox (where outputs are staged and copied back).
+ * in every placement: threads, processes, hybrid, processes under the
+ * seccomp sandbox and hybrid under the strict one (where outputs are staged
+ * and copied back).
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -19,9 +20,16 @@
 #include "helpers.h"
 #include "walls.h"
 
-enum { P_THREADS, P_PROCESSES, P_HYBRID, P_SECCOMP, NPLACEMENTS };
+enum { P_THREADS, P_PROCESSES, P_HYBRID, P_SECCOMP, P_STRICT, NPLACEMENTS };
 static const char *const placement_names[] = {"threads", "processes", "hybrid",
-                                              "processes+seccomp"};
+                                              "processes+seccomp", "hybrid+strict"};
+
+/* Sandboxed workers hold no writable descriptor of the arena: their
+ * outputs are staged and copied back. */
+static bool staged(int which)
+{
+    return which == P_SECCOMP || which == P_STRICT;
+}
 
 #define ARENA (64u << 20)
 
@@ -42,10 +50,17 @@ static walls_pool *make_pool(int which, size_t arena, unsigned locks)
         o.processes = 2;
         o.threads = 2;
         break;
-    default:
+    case P_SECCOMP:
         o.placement = WALLS_PROCESSES;
         o.processes = 2;
         o.sandbox = WALLS_SANDBOX_SECCOMP;
+        break;
+    default:
+        o.placement = WALLS_HYBRID;
+        o.processes = 2;
+        o.threads = 2;
+        o.sandbox = WALLS_SANDBOX_STRICT;
+        o.sandbox_fallback = WALLS_SANDBOX_FALLBACK; /* namespaces where the kernel allows */
         break;
     }
     walls_pool *pool = NULL;
@@ -330,7 +345,7 @@ START_TEST(test_write_beside_output)
     if (_i == P_THREADS) {
         ck_assert_int_eq(res.status, WALLS_OK); /* no walls between threads */
         ck_assert_uint_eq(host[0], 0xEE);
-    } else if (_i == P_SECCOMP) {
+    } else if (staged(_i)) {
         /* It wrote into its own staging copy; only its output came back. */
         ck_assert_int_eq(res.status, WALLS_OK);
         for (int i = 0; i < 4096; i++)
@@ -355,7 +370,7 @@ START_TEST(test_mprotect_input)
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &in), 0);
     struct walls_task_opts opts = {.inputs = &in, .n_inputs = 1};
     struct walls_result res = run(pool, t_mprotect_input, NULL, 0, &opts);
-    if (_i == P_SECCOMP) {
+    if (staged(_i)) {
         ck_assert_int_eq(res.status, WALLS_FAILED);
         ck_assert_int_eq(res.code, EACCES);
     } else {
@@ -384,7 +399,7 @@ START_TEST(test_crash_mid_output)
     const unsigned char *k = ptr_of(pool, keep), *o = ptr_of(pool, out);
     for (int i = 0; i < 65536; i++)
         ck_assert_uint_eq(k[i], 0x5A);
-    if (_i == P_SECCOMP) {
+    if (staged(_i)) {
         /* Staged: nothing is copied back from a task that died. */
         for (int i = 0; i < 65536; i++)
             ck_assert_uint_eq(o[i], 0);
@@ -433,7 +448,8 @@ START_TEST(test_lock_holder_killed)
     ck_assert_int_eq(walls_lock_release(&locks[0]), -EPERM);
     struct walls_result res;
     ck_assert_int_eq(walls_wait(t, 20000, &res), 0);
-    ck_assert_int_eq(res.status, WALLS_TIMEOUT);
+    ck_assert_msg(res.status == WALLS_TIMEOUT, "%s: %s %d", placement_names[_i],
+                  walls_status_name(res.status), res.code);
     walls_task_free(t);
     if (_i == P_THREADS) {
         /* A thread cannot be killed: its task ended for us, but it holds
@@ -465,7 +481,7 @@ END_TEST
 
 START_TEST(test_lock_excludes)
 {
-    if (_i == P_SECCOMP)
+    if (staged(_i))
         return; /* the writer's output is staged: readers would not see it */
     walls_pool *pool = make_pool(_i, ARENA, 1);
     walls_buf shared;
@@ -669,7 +685,8 @@ START_TEST(test_nothing_left_behind)
         struct walls_task_opts opts = {.inputs = &a, .n_inputs = 1, .output = a};
         /* An input may also be the output (read-modify-write). */
         struct walls_result res = run(pool, t_sum, NULL, 0, &opts);
-        ck_assert_int_eq(res.status, WALLS_OK);
+        ck_assert_msg(res.status == WALLS_OK, "%s: %s %d", placement_names[_i],
+                      walls_status_name(res.status), res.code);
         ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     }
     ck_assert_int_eq(count_fds(), fds);

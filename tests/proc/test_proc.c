@@ -1003,14 +1003,12 @@ START_TEST(test_sandbox_limits)
     ck_assert_int_eq(probe_in(WALLS_PROCESSES, WALLS_SANDBOX_NONE) & (1 | 8 | 16), 1 | 8 | 16);
     ck_assert_int_eq(probe_in(WALLS_PROCESSES, WALLS_SANDBOX_LIMITS), 0);
     ck_assert_int_eq(probe_in(WALLS_HYBRID, WALLS_SANDBOX_LIMITS), 0);
-    /* Refused: not for threads, unknown, and strict is not built. */
+    /* Refused: not for threads, and unknown levels. */
     walls_pool *pool = NULL;
     struct walls_pool_opts o = {.placement = WALLS_THREADS, .sandbox = WALLS_SANDBOX_LIMITS};
     ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
     o = (struct walls_pool_opts){.placement = WALLS_PROCESSES, .sandbox = 7};
     ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
-    o = (struct walls_pool_opts){.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_STRICT};
-    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
     ck_assert_ptr_null(pool);
 }
 END_TEST

@@ -160,10 +160,37 @@ START_TEST(test_bad_create)
     o.placement = WALLS_HYBRID;
     o.threads = 65;
     ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
-    /* Asked for, not built: refused rather than silently ignored. */
+    /* Untrusted work never runs in threads or under a weaker sandbox. */
     memset(&o, 0, sizeof o);
     o.needs = WALLS_NEED_UNTRUSTED;
-    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
+    o.placement = WALLS_THREADS;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    o.placement = WALLS_PROCESSES;
+    o.sandbox = WALLS_SANDBOX_SECCOMP;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
+    /* Permission groups: known bits, STRICT only, paths only with files. */
+    static const char *const rel[] = {"etc", NULL};
+    static const char *const none[] = {NULL};
+    static const char *const many[] = {"/a", "/b", "/c", "/d", "/e", "/f", "/g", "/h", "/i", NULL};
+    static const char *const ok[] = {"/etc", NULL};
+    const struct walls_pool_opts bad[] = {
+        {.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_STRICT, .sandbox_allow = 4},
+        {.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_SECCOMP,
+         .sandbox_allow = WALLS_ALLOW_NETWORK},
+        {.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_STRICT, .sandbox_fallback = 2},
+        {.placement = WALLS_THREADS, .sandbox_fallback = 1},
+        {.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_STRICT,
+         .sandbox_allow = WALLS_ALLOW_READ_FILES},
+        {.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_STRICT,
+         .sandbox_allow = WALLS_ALLOW_READ_FILES, .sandbox_read_paths = none},
+        {.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_STRICT,
+         .sandbox_allow = WALLS_ALLOW_READ_FILES, .sandbox_read_paths = rel},
+        {.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_STRICT,
+         .sandbox_allow = WALLS_ALLOW_READ_FILES, .sandbox_read_paths = many},
+        {.placement = WALLS_PROCESSES, .sandbox = WALLS_SANDBOX_STRICT, .sandbox_read_paths = ok},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(walls_pool_create(&pool, &bad[i]) == -EINVAL, "case %zu", i);
     ck_assert_ptr_null(pool);
 }
 END_TEST
@@ -203,11 +230,28 @@ START_TEST(test_defaults_and_auto)
                       "explain: %s", line);
         ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     }
+    /* Untrusted work: processes under the strict sandbox, or nothing. */
     struct walls_pool_opts o = {.needs = WALLS_NEED_UNTRUSTED};
     walls_pool *pool = NULL;
-    ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP); /* no sandbox yet */
+    unsigned layers = 0;
+    ck_assert_int_gt(walls_sandbox_probe(&layers, NULL, 0), 0);
+    unsigned strict = WALLS_LAYER_LIMITS | WALLS_LAYER_SECCOMP | WALLS_LAYER_USER_NS |
+                      WALLS_LAYER_NET_NS | WALLS_LAYER_IPC_NS | WALLS_LAYER_MOUNT_NS |
+                      WALLS_LAYER_UTS_NS | WALLS_LAYER_NO_ROOT;
+    char line[640];
+    if ((layers & strict) == strict) {
+        struct walls_stats st;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+        ck_assert_int_eq(st.placement, WALLS_PROCESSES);
+        ck_assert_int_gt(walls_pool_explain(pool, line, sizeof line), 0);
+        ck_assert_msg(strstr(line, "sandbox: strict (") && strstr(line, "seccomp"), "%s", line);
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+        pool = NULL;
+    } else {
+        ck_assert_int_eq(walls_pool_create(&pool, &o), -ENOTSUP);
+    }
     ck_assert_int_eq(walls_pool_create(&pool, NULL), 0);
-    char line[400];
     ck_assert_int_gt(walls_pool_explain(pool, line, sizeof line), 0);
     ck_assert_ptr_nonnull(strstr(line, "threads"));
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
