@@ -510,16 +510,29 @@ WALLS_API int walls_submit_ex(walls_pool *pool, walls_fn *fn, const void *in, si
  *
  * Only the host allocates; the bookkeeping lives in the host's private
  * memory, where no worker can write. Buffers are whole pages (4 KiB), so
- * no two buffers share a page. Threads see the host's mapping. Process and
- * hybrid workers map the arena read-only, and each task's output buffer
- * writable while the task runs (and, in hybrid placement, while another
- * task of the same process runs beside it); a write anywhere else kills
- * the task with SIGSEGV. Under a seccomp sandbox (WALLS_SANDBOX_SECCOMP,
- * STRICT) a worker never holds a writable descriptor of the arena: its
- * output buffer is a private, zeroed staging copy that the host copies
- * into the arena buffer when the task returns, so a hostile worker can
- * write nothing of the arena but its own task's output. A worker that dies
- * mid-task loses only its task's output (in place: what it wrote so far).
+ * no two buffers share a page.
+ *  - Threads use the host's mapping: no protection.
+ *  - Process and hybrid workers without a sandbox map the arena read-only,
+ *    and each task's output buffer writable while the task runs (in hybrid
+ *    placement, also while other tasks of the same process run beside it).
+ *    A write anywhere else kills the task with SIGSEGV (WALLS_CRASHED).
+ *    This stops mistakes: such a worker holds a writable descriptor and
+ *    could mprotect() its mapping.
+ *  - Under any sandbox level a worker never holds a writable descriptor
+ *    of the arena (mprotect fails with EACCES). Its output buffer is a
+ *    private staging copy: the host fills it from the arena buffer when it
+ *    hands the task over, and copies it back into the buffer when the task
+ *    returns (both under the pool's lock, so they cost about a memcpy of
+ *    the buffer each). A hostile worker can thus change nothing of the
+ *    arena but its own task's output, and only when the task returns:
+ *    other tasks see a staged output's new contents only after that.
+ * A buffer may be both an input and the output of one task (read-modify-
+ * write). A worker that dies mid-task loses only its task's output: in
+ * place, that holds what it wrote before dying; staged, it is unchanged.
+ * A buffer's pins (walls_task_opts) are dropped when no worker can touch
+ * it any more: at the task's end, at the reaping of the process that ran
+ * it, or when the thread that ran a timed-out thread task returns (should
+ * memory for that note run out, the buffer stays pinned for good).
  *
  * Thread safety: these calls may be made from any thread of the host, not
  * from tasks.
@@ -528,8 +541,8 @@ WALLS_API int walls_submit_ex(walls_pool *pool, walls_fn *fn, const void *in, si
 /*
  * walls_arena_alloc - take size bytes of the pool's arena.
  * @buf: out; the buffer's handle.
- * The memory is zeroed when first allocated; a reused buffer keeps what
- * was last written there.
+ * The memory is zeroed (freeing a buffer gives its pages back to the
+ * system).
  * Errors: -EINVAL (pool or buf NULL, size 0, a pool without an arena);
  * -EBADF (destroyed pool); -ENOSPC (no free run of pages that large is
  * left); -ENOMEM (the host's bookkeeping could not grow).
@@ -541,7 +554,10 @@ WALLS_API int walls_arena_alloc(walls_pool *pool, size_t size, walls_buf *buf);
  * Errors: -EINVAL (pool NULL, a pool without an arena); -EBADF (destroyed
  * pool); -ENOENT (not a live buffer of this pool: freed already, never
  * allocated, 0 or garbage); -EXDEV (a buffer of another pool); -EBUSY (an
- * unfinished task names it; free it once the task is done).
+ * unfinished task names it; free it once the task is done); -ENOMEM (the
+ * host's bookkeeping could not grow; the buffer stays allocated).
+ * Handles carry a 20-bit generation: a freed buffer's handle is refused
+ * unless 2^20 buffers were allocated in the arena since.
  */
 WALLS_API int walls_arena_free(walls_pool *pool, walls_buf buf);
 

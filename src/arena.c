@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,11 +20,45 @@
 
 #include "atomic.h"
 
-static uint16_t next_serial;
+/* Serials of live arenas, so that no two share one and a handle whose
+ * serial is nobody's is known for garbage. */
+static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t serial_live[65536 / 64];
+static uint16_t serial_last;
+
+static bool serial_in_use(uint16_t s)
+{
+    return (__atomic_load_n(&serial_live[s / 64], __ATOMIC_RELAXED) >> (s % 64)) & 1u;
+}
+
+static int serial_take(uint16_t *out)
+{
+    pthread_mutex_lock(&serial_lock);
+    uint16_t s = serial_last;
+    for (unsigned tries = 0; tries < 65536; tries++) {
+        s++;
+        if (s != 0 && !serial_in_use(s)) {
+            __atomic_fetch_or(&serial_live[s / 64], 1ull << (s % 64), __ATOMIC_RELAXED);
+            serial_last = s;
+            pthread_mutex_unlock(&serial_lock);
+            *out = s;
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&serial_lock);
+    return -ENOMEM;
+}
+
+static void serial_give(uint16_t s)
+{
+    if (s)
+        __atomic_fetch_and(&serial_live[s / 64], ~(1ull << (s % 64)), __ATOMIC_RELAXED);
+}
 
 static uint64_t pack(const struct walls__arena *a, const struct walls__arena_rec *r)
 {
-    return (uint64_t)a->serial << 48 | (uint64_t)r->gen << 32 | r->page;
+    return (uint64_t)a->serial << (WALLS__GEN_BITS + WALLS__PAGE_BITS) |
+           (uint64_t)r->gen << WALLS__PAGE_BITS | r->page;
 }
 
 int walls__arena_open(struct walls__arena *a, size_t size, unsigned nlocks)
@@ -48,11 +83,8 @@ int walls__arena_open(struct walls__arena *a, size_t size, unsigned nlocks)
         }
         a->free[0] = (struct walls__arena_ext){0, (uint32_t)(size / WALLS__PAGE)};
         a->nfree = a->capfree = 1;
-        uint16_t s;
-        do
-            s = __atomic_add_fetch(&next_serial, 1, __ATOMIC_RELAXED);
-        while (s == 0);
-        a->serial = s;
+        if ((rc = serial_take(&a->serial)) != 0)
+            goto fail_rc;
         a->next_gen = 1;
     }
     if (nlocks) {
@@ -71,6 +103,7 @@ int walls__arena_open(struct walls__arena *a, size_t size, unsigned nlocks)
     return 0;
 fail:
     rc = errno ? -errno : -ENOMEM;
+fail_rc:
     walls__arena_close(a);
     return rc;
 }
@@ -91,6 +124,7 @@ void walls__arena_close(struct walls__arena *a)
         close(a->lock_fd);
     free(a->recs);
     free(a->free);
+    serial_give(a->serial);
     memset(a, 0, sizeof *a);
     a->fd = a->ro_fd = a->lock_fd = -1;
 }
@@ -111,10 +145,11 @@ static size_t rec_lower(const struct walls__arena *a, uint32_t page)
 
 int walls__arena_find(struct walls__arena *a, walls_buf buf, struct walls__arena_rec **rec)
 {
-    if ((uint16_t)(buf >> 48) != a->serial)
-        return buf >> 48 ? -EXDEV : -ENOENT;
-    uint32_t page = (uint32_t)buf;
-    uint16_t gen = (uint16_t)(buf >> 32);
+    uint16_t serial = (uint16_t)(buf >> (WALLS__GEN_BITS + WALLS__PAGE_BITS));
+    if (serial != a->serial)
+        return serial && serial_in_use(serial) ? -EXDEV : -ENOENT;
+    uint32_t page = (uint32_t)(buf & ((1u << WALLS__PAGE_BITS) - 1));
+    uint32_t gen = (uint32_t)(buf >> WALLS__PAGE_BITS) & ((1u << WALLS__GEN_BITS) - 1);
     size_t i = rec_lower(a, page);
     if (i == a->nrecs || a->recs[i].page != page || a->recs[i].gen != gen)
         return -ENOENT;
@@ -159,8 +194,8 @@ int walls__arena_alloc(struct walls__arena *a, size_t size, walls_buf *buf)
     size_t i = rec_lower(a, page);
     memmove(&a->recs[i + 1], &a->recs[i], (a->nrecs - i) * sizeof *a->recs);
     a->nrecs++;
-    uint16_t gen = a->next_gen++;
-    if (a->next_gen == 0)
+    uint32_t gen = a->next_gen++;
+    if (a->next_gen == 1u << WALLS__GEN_BITS)
         a->next_gen = 1;
     a->recs[i] = (struct walls__arena_rec){.page = page, .pages = pages, .size = size, .gen = gen};
     *buf = pack(a, &a->recs[i]);

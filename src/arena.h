@@ -6,7 +6,9 @@
  * live here, in the host's private memory. A buffer is a run of whole
  * pages; its handle packs (pool serial, generation, first page), so a
  * handle of another pool, a freed buffer or garbage is told apart from a
- * live one without trusting anything but the table.
+ * live one without trusting anything but the table. Serials are unique
+ * among live arenas; a generation comes back to the same page only after
+ * 2^20 allocations in the arena.
  *
  * Locks live in a second, small memfd mapped read-write by everyone.
  */
@@ -21,6 +23,10 @@
 
 #define WALLS__PAGE 4096u
 
+/* A handle: serial (16 bits) | generation (20) | first page (28: 1 TiB). */
+#define WALLS__PAGE_BITS 28
+#define WALLS__GEN_BITS 20
+
 /* Where a buffer is, as the request slot carries it: offsets, never
  * pointers. */
 struct walls__bufref {
@@ -32,7 +38,7 @@ struct walls__arena_rec {
     uint32_t page;  /* first page */
     uint32_t pages;
     uint64_t size;  /* as asked for */
-    uint16_t gen;
+    uint32_t gen;   /* WALLS__GEN_BITS bits, never 0 */
     bool out_busy;  /* the output of an unfinished task */
     uint32_t pins;  /* unfinished tasks that name it */
 };
@@ -46,8 +52,8 @@ struct walls__arena {
     int ro_fd;           /* the same, opened read-only (staged workers); -1 = none */
     unsigned char *base; /* host mapping */
     size_t size;         /* bytes, whole pages */
-    uint16_t serial;     /* this pool's mark in its handles */
-    uint16_t next_gen;
+    uint16_t serial;     /* this pool's mark in its handles; unique among live arenas */
+    uint32_t next_gen;
     struct walls__arena_rec *recs; /* sorted by page */
     size_t nrecs, caprecs;
     struct walls__arena_ext *free; /* sorted by page, coalesced */

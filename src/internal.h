@@ -168,8 +168,7 @@ struct walls__proc {
     int start_error;    /* set when it failed before READY */
     int64_t respawn_at; /* DOWN: when to start it again; 0 = not planned */
     uint32_t lock_token; /* the holder token of its current process */
-    int staging_fd;      /* staged arena: where its outputs are written */
-    unsigned char *staging;
+    int staging_fd;      /* staged arena: where its outputs are written; -1 = none */
 };
 
 struct walls__module {

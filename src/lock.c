@@ -70,7 +70,9 @@ WALLS_API int walls_lock_acquire(walls_lock *lock, int64_t timeout_ms)
     if (walls__load_relaxed(&l->magic) != LOCK_MAGIC)
         return -EINVAL;
     uint32_t me = my_token << 1;
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : walls__now_ns() + timeout_ms * 1000000;
+    int64_t deadline = timeout_ms < 0 || timeout_ms > INT64_MAX / 4000000
+                           ? INT64_MAX
+                           : walls__now_ns() + timeout_ms * 1000000;
     bool slept = false;
     for (;;) {
         uint32_t v = 0;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -440,6 +441,7 @@ static struct walls__worker *pick_worker(struct walls__pool *pool, const struct 
 }
 
 static void dispatch_at(struct walls__pool *pool, int64_t now);
+static int stage_in(struct walls__pool *pool, struct walls__worker *w, struct walls__task *task);
 
 void walls__pool_break(struct walls__pool *pool)
 {
@@ -475,6 +477,12 @@ static void dispatch_at(struct walls__pool *pool, int64_t now)
             w->modules_sent++;
         }
         task->dispatch_ns = now;
+        int staged = stage_in(pool, w, task);
+        if (staged != 0) {
+            task->where = 0; /* off the queue already, in no ring */
+            walls__pool_complete(pool, task, WALLS_FAILED, staged, NULL, 0);
+            continue;
+        }
         ring_push(w, WALLS__REQ_TASK, task->module, task->offset, task->in, task->in_len,
                   (uint32_t)pool->max_output, task);
         pool->in_rings++;
@@ -512,15 +520,44 @@ void walls__inflight_unhold(struct walls__pool *pool, struct walls__inflight *e)
     e->held = NULL;
 }
 
-/* A sandboxed process wrote a task's output into its staging copy: move
- * it into the arena buffer, and give the staging pages back. Only the
- * buffer's own pages are read, whatever the worker did. */
-static void unstage(struct walls__pool *pool, struct walls__proc *proc, struct walls__task *task)
+/* Copies len bytes between the arena and a staging memfd, at the same
+ * offset. Returns 0 or -errno. */
+static int stage_copy(struct walls__pool *pool, int fd, const struct walls__bufref *ref, bool in)
+{
+    unsigned char *p = pool->arena.base + ref->offset;
+    for (uint64_t done = 0; done < ref->len;) {
+        size_t n = (size_t)(ref->len - done);
+        off_t at = (off_t)(ref->offset + done);
+        ssize_t rc = in ? pwrite(fd, p + done, n, at) : pread(fd, p + done, n, at);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return rc < 0 ? -errno : -EIO;
+        done += (uint64_t)rc;
+    }
+    return 0;
+}
+
+/* A sandboxed process is about to run a task with an output: its staging
+ * copy of that buffer starts as the buffer is, whatever the process wrote
+ * there before. Returns 0 or -errno. */
+static int stage_in(struct walls__pool *pool, struct walls__worker *w, struct walls__task *task)
+{
+    if (!task->has_output || !w->proc || w->proc->staging_fd < 0)
+        return 0;
+    return stage_copy(pool, w->proc->staging_fd, &task->refs[task->n_inputs], true);
+}
+
+/* It returned: the staging copy goes into the arena buffer, and its pages
+ * back to the system. Only the buffer's own range is read, whatever the
+ * worker wrote elsewhere. */
+static void stage_out(struct walls__pool *pool, struct walls__proc *proc, struct walls__task *task)
 {
     const struct walls__bufref *out = &task->refs[task->n_inputs];
     size_t span = (out->len + WALLS__PAGE - 1) & ~(size_t)(WALLS__PAGE - 1);
-    memcpy(pool->arena.base + out->offset, proc->staging + out->offset, out->len);
-    madvise(proc->staging + out->offset, span, MADV_REMOVE);
+    stage_copy(pool, proc->staging_fd, out, false);
+    fallocate(proc->staging_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)out->offset,
+              (off_t)span);
 }
 
 void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
@@ -568,8 +605,8 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
                 continue;
             }
             e->task->attempts++;
-            if (e->task->has_output && w->proc && w->proc->staging)
-                unstage(pool, w->proc, e->task);
+            if (e->task->has_output && w->proc && w->proc->staging_fd >= 0)
+                stage_out(pool, w->proc, e->task);
             complete_at(pool, e->task, (enum walls_status)h.status, h.code, cqe->data, h.out_len,
                         now);
         } else if (h.kind == WALLS__CQE_NOFN) {
@@ -893,7 +930,7 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
                 return -EINVAL;
         nbufs = opts->n_inputs + (opts->output ? 1u : 0u);
     }
-    if (in_len + nbufs * sizeof(struct walls__bufref) > WALLS_INLINE_MAX)
+    if (in_len > WALLS_INLINE_MAX - nbufs * sizeof(struct walls__bufref))
         return -E2BIG;
     struct walls__pool *pool = pool_get(handle);
     if (!pool)
@@ -1147,7 +1184,7 @@ static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, i
                  o->threads ? "given" : io ? "4 for IO-bound work" : "1 for CPU-bound work");
     static const char *const names[] = {"auto", "threads", "processes", "hybrid"};
     char arena[96] = "";
-    bool staged = pool->sandbox == WALLS_SANDBOX_SECCOMP || pool->sandbox == WALLS_SANDBOX_STRICT;
+    bool staged = pool->sandbox != WALLS_SANDBOX_NONE;
     if (o->arena_size || o->locks)
         snprintf(arena, sizeof arena, "; arena: %zu KiB%s, %u locks",
                  (o->arena_size + 4095) / 4096 * 4,
@@ -1266,9 +1303,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     /* A seccomp-sandboxed worker never gets a writable descriptor of the
      * arena: it could map any of it writable. */
     pool->arena_mode = !pool->arena.base                      ? WALLS__ARENA_NONE
-                       : pool->sandbox == WALLS_SANDBOX_SECCOMP ||
-                               pool->sandbox == WALLS_SANDBOX_STRICT
-                           ? WALLS__ARENA_STAGED
+                       : pool->sandbox != WALLS_SANDBOX_NONE ? WALLS__ARENA_STAGED
                                                               : WALLS__ARENA_DIRECT;
     pool->state = WALLS__POOL_ALIVE;
     rc = placement == WALLS_THREADS ? walls__threads_start(pool) : walls__procs_start(pool);

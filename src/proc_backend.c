@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -354,12 +355,9 @@ static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int
             replace(pool, proc); /* a replacement that could not start */
         return;
     }
-    /* What it held is free again, and what it staged is dropped. */
+    /* What it held is free again. */
     if (pool->arena.locks)
         walls__locks_recover(pool->arena.locks, pool->arena.nlocks, proc->lock_token);
-    if (proc->staging_fd >= 0)
-        fallocate(proc->staging_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-                  (off_t)pool->arena.size);
     int code;
     enum walls_status died = death_status(how, sigstat, &code);
     bool memory = walls__load_relaxed(&proc->lanes[0].mb->memory_hit) != 0;
@@ -372,6 +370,11 @@ static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int
     }
     for (unsigned i = 0; i < proc->nlanes; i++)
         settle_lane(pool, proc, &proc->lanes[i], died, code, memory);
+    /* Only now (its lanes' finished tasks were copied back above) is what
+     * it staged dropped. */
+    if (proc->staging_fd >= 0)
+        fallocate(proc->staging_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                  (off_t)pool->arena.size);
     if (proc->state == WALLS__W_STOPPING || pool->state == WALLS__POOL_DEAD) {
         set_state(proc, WALLS__W_STOPPED);
         return;
@@ -447,6 +450,15 @@ static void fork_server_lost(struct walls__pool *pool)
             continue;
         if (proc->state != WALLS__W_STARTING)
             set_state(proc, WALLS__W_STOPPING);
+        /* It dies with the fork server, but not at once: until it is gone
+         * it may still write its output or hold a lock, so its buffers and
+         * locks are settled only once its pidfd says it exited. */
+        if (proc->pidfd >= 0) {
+            pidfd_kill(proc->pidfd, SIGKILL);
+            struct pollfd pfd = {.fd = proc->pidfd, .events = POLLIN};
+            while (poll(&pfd, 1, 5000) < 0 && errno == EINTR) {
+            }
+        }
         settle_death(pool, proc, CLD_KILLED, SIGKILL);
         set_state(proc, WALLS__W_STOPPED);
     }
@@ -591,11 +603,6 @@ static int make_mailboxes(struct walls__proc *proc)
         proc->staging_fd = memfd_create("walls-staging", MFD_CLOEXEC);
         if (proc->staging_fd < 0 || ftruncate(proc->staging_fd, (off_t)bytes) != 0)
             return -errno;
-        void *stage = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                           proc->staging_fd, 0);
-        if (stage == MAP_FAILED)
-            return -errno;
-        proc->staging = stage;
     }
     return 0;
 }
@@ -615,9 +622,6 @@ static void close_all(struct walls__pool *pool)
         proc->map = NULL;
         for (unsigned k = 0; k < proc->nlanes; k++)
             proc->lanes[k].mb = NULL;
-        if (proc->staging)
-            munmap(proc->staging, pool->arena.size);
-        proc->staging = NULL;
         if (proc->staging_fd >= 0)
             close(proc->staging_fd);
         proc->staging_fd = -1;

@@ -1,8 +1,8 @@
 /*
  * test_arena.c - the shared arena and the locks that survive their holder,
  * in every placement: threads, processes, hybrid, processes under the
- * seccomp sandbox and hybrid under the strict one (where outputs are staged
- * and copied back).
+ * limits and seccomp sandboxes and hybrid under the strict one (sandboxed
+ * workers' outputs are staged and copied back).
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -20,15 +20,16 @@
 #include "helpers.h"
 #include "walls.h"
 
-enum { P_THREADS, P_PROCESSES, P_HYBRID, P_SECCOMP, P_STRICT, NPLACEMENTS };
-static const char *const placement_names[] = {"threads", "processes", "hybrid",
+enum { P_THREADS, P_PROCESSES, P_HYBRID, P_LIMITS, P_SECCOMP, P_STRICT, NPLACEMENTS };
+static const char *const placement_names[] = {"threads",          "processes",
+                                              "hybrid",           "processes+limits",
                                               "processes+seccomp", "hybrid+strict"};
 
 /* Sandboxed workers hold no writable descriptor of the arena: their
  * outputs are staged and copied back. */
 static bool staged(int which)
 {
-    return which == P_SECCOMP || which == P_STRICT;
+    return which >= P_LIMITS;
 }
 
 #define ARENA (64u << 20)
@@ -49,6 +50,11 @@ static walls_pool *make_pool(int which, size_t arena, unsigned locks)
         o.placement = WALLS_HYBRID;
         o.processes = 2;
         o.threads = 2;
+        break;
+    case P_LIMITS:
+        o.placement = WALLS_PROCESSES;
+        o.processes = 2;
+        o.sandbox = WALLS_SANDBOX_LIMITS;
         break;
     case P_SECCOMP:
         o.placement = WALLS_PROCESSES;
@@ -144,6 +150,37 @@ static int t_write_beside(struct walls_call *call)
     volatile unsigned char *p = (volatile unsigned char *)call->output + delta;
     p[0] = 0xEE;
     p[4095] = 0xEE;
+    return 0;
+}
+
+/* Adds 1 to every word of its output, which is also its input. */
+static int t_increment(struct walls_call *call)
+{
+    const uint64_t *in = call->inputs[0].ptr;
+    uint64_t *o = call->output;
+    uint64_t first = in[0];
+    for (size_t i = 0; i < call->output_len / 8; i++)
+        o[i] = o[i] + 1;
+    memcpy(call->out, &first, sizeof first);
+    call->out_len = sizeof first;
+    return 0;
+}
+
+/* Fills its output with 0x5C and returns at once. */
+static int t_fill(struct walls_call *call)
+{
+    memset(call->output, 0x5C, call->output_len);
+    return 0;
+}
+
+/* Sleeps in ms, then crashes. */
+static int t_sleep_then_crash(struct walls_call *call)
+{
+    int ms;
+    memcpy(&ms, call->in, sizeof ms);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    raise(SIGSEGV);
     return 0;
 }
 
@@ -418,6 +455,72 @@ START_TEST(test_crash_mid_output)
 }
 END_TEST
 
+/* Hybrid: a task that finished in one thread keeps its output when
+ * another thread of its process crashes before anyone looked. */
+START_TEST(test_finished_beside_crash)
+{
+    if (_i != P_HYBRID && _i != P_STRICT)
+        return; /* one thread per process */
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
+                                .arena_size = ARENA};
+    if (_i == P_STRICT) {
+        o.sandbox = WALLS_SANDBOX_STRICT;
+        o.sandbox_fallback = WALLS_SANDBOX_FALLBACK;
+    }
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    walls_buf out;
+    ck_assert_int_eq(walls_arena_alloc(pool, 65536, &out), 0);
+    /* Rounds after the first run on a replacement process. */
+    for (int round = 0; round < 3; round++) {
+        unsigned char *p = ptr_of(pool, out);
+        memset(p, 0, 65536);
+        walls_task *crash, *fill;
+        int ms = 100;
+        /* One process: in whichever thread the filler runs, it is done
+         * before the crash, which takes its whole process down. */
+        struct walls_task_opts opts = {.output = out};
+        ck_assert_int_eq(walls_submit_ex(pool, t_fill, NULL, 0, &opts, &fill), 0);
+        ck_assert_int_eq(walls_submit(pool, t_sleep_then_crash, &ms, sizeof ms, &crash), 0);
+        usleep(400000); /* nobody waits: nothing is harvested before the crash */
+        struct walls_result res;
+        ck_assert_int_eq(walls_wait(crash, 20000, &res), 0);
+        ck_assert_int_eq(res.status, WALLS_CRASHED);
+        ck_assert_int_eq(walls_wait(fill, 20000, &res), 0);
+        ck_assert_int_eq(res.status, WALLS_OK);
+        for (int i = 0; i < 65536; i++)
+            ck_assert_msg(p[i] == 0x5C, "round %d: byte %d is %#x", round, i, p[i]);
+        walls_task_free(crash);
+        walls_task_free(fill);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* A buffer that is both a task's input and its output: read-modify-write,
+ * the same in place and staged. */
+START_TEST(test_input_is_output)
+{
+    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_buf b;
+    ck_assert_int_eq(walls_arena_alloc(pool, 8192, &b), 0);
+    uint64_t *w = ptr_of(pool, b);
+    for (int i = 0; i < 1024; i++)
+        w[i] = (uint64_t)i * 10;
+    struct walls_task_opts opts = {.inputs = &b, .n_inputs = 1, .output = b};
+    for (int round = 0; round < 3; round++) {
+        struct walls_result res = run(pool, t_increment, NULL, 0, &opts);
+        ck_assert_int_eq(res.status, WALLS_OK);
+        uint64_t first;
+        memcpy(&first, res.out, sizeof first);
+        ck_assert_uint_eq(first, (uint64_t)round); /* it read the buffer as it was */
+    }
+    for (int i = 0; i < 1024; i++)
+        ck_assert_uint_eq(w[i], (uint64_t)i * 10 + 3);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 /* ---- item 4: locks that survive their holder ------------------------------ */
 
 START_TEST(test_lock_holder_killed)
@@ -640,6 +743,35 @@ START_TEST(test_bad_options)
     ck_assert_int_eq(walls_pool_locks(pool, &locks, &n), 0);
     ck_assert_int_eq(walls_lock_acquire(&locks[0], -2), -EINVAL);
     ck_assert_int_eq(walls_lock_release(&locks[0]), -EPERM);
+    /* Huge timeouts wait, they do not wrap around. */
+    ck_assert_int_eq(walls_lock_acquire(&locks[0], INT64_MAX / 1000), 0);
+    ck_assert_int_eq(walls_lock_release(&locks[0]), 0);
+    /* A stale handle stays dead through many reuses of its page. */
+    walls_buf stale;
+    ck_assert_int_eq(walls_arena_free(pool, b), 0);
+    ck_assert_int_eq(walls_arena_alloc(pool, 4096, &stale), 0);
+    ck_assert_int_eq(walls_arena_free(pool, stale), 0);
+    for (int i = 0; i < 70000; i++) {
+        ck_assert_int_eq(walls_arena_alloc(pool, 4096, &b), 0);
+        ck_assert(b != stale);
+        ck_assert_int_eq(walls_arena_free(pool, b), 0);
+    }
+    void *p;
+    ck_assert_int_eq(walls_arena_ptr(pool, stale, &p, NULL), -ENOENT);
+    /* Garbage, and a destroyed pool's buffer: nobody's. */
+    ck_assert_int_eq(walls_arena_free(pool, 0xdeadbeef12345678ull), -ENOENT);
+    walls_pool *gone;
+    ck_assert_int_eq(walls_pool_create(&gone, &o), 0);
+    walls_buf old;
+    ck_assert_int_eq(walls_arena_alloc(gone, 4096, &old), 0);
+    ck_assert_int_eq(walls_pool_destroy(gone, 0), 0);
+    ck_assert_int_eq(walls_arena_free(pool, old), -ENOENT);
+    /* Inline input plus references over the slot, with a size that would
+     * wrap. */
+    walls_task *t;
+    struct walls_task_opts topts = {.inputs = &stale, .n_inputs = 1};
+    char one = 0;
+    ck_assert_int_eq(walls_submit_ex(pool, t_sum, &one, SIZE_MAX - 8, &topts, &t), -E2BIG);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
 END_TEST
@@ -705,6 +837,8 @@ static Suite *arena_suite(void)
     tcase_add_loop_test(tc, test_mprotect_input, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_write_beside_output, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_crash_mid_output, 0, NPLACEMENTS);
+    tcase_add_loop_test(tc, test_finished_beside_crash, 0, NPLACEMENTS);
+    tcase_add_loop_test(tc, test_input_is_output, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_lock_holder_killed, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_lock_excludes, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_bad_buffers, 0, NPLACEMENTS);
