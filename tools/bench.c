@@ -1501,40 +1501,16 @@ static void run_share(struct bench *b, struct row *r)
     double tv[16], pv[16];
     struct summary ts = {0}, ps = {0};
 
-    walls_pool *pool = NULL;
+    /* Threads by pointer and processes through the shared arena take
+     * turns, round by round, after one untimed round each (a process's
+     * first touch of the arena maps its pages). */
+    walls_pool *pool = NULL, *apool = NULL;
     int open_rc = pool_open(&pool, WALLS_THREADS, 0, (unsigned)nw, 0), rc = open_rc;
-    struct task_in in[SHARE_TASKS];
-    for (int i = 0; i < SHARE_TASKS; i++) {
-        in[i] = task(T_SUM, SHARE_BYTES);
-        in[i].addr = (uint64_t)(uintptr_t)buf;
-    }
-    for (int i = 0; rc == 0 && i < n; i++) {
-        struct batch bt;
-        rc = run_batch(pool, in, SHARE_TASKS, &expect, &bt);
-        if (rc == 0 && (bt.by_status[WALLS_OK] != SHARE_TASKS || bt.bad_outputs))
-            rc = -EPROTO;
-        tv[i] = bt.ns;
-    }
-    if (open_rc == 0)
-        walls_pool_destroy(pool, 0);
-    char label[48];
-    snprintf(label, sizeof label, "threads by pointer (%d)", nw);
-    if (rc == 0) {
-        ts = summarize(tv, n);
-        row_time(r, "threads_by_pointer", label, ts);
-    } else {
-        row_text(r, "threads_by_pointer", label, "failed: %s", walls_strerror(rc));
-    }
-
-    /* Processes through the shared arena: the same buffer, no copy. */
-    double av[16];
-    struct summary as = {0};
     struct walls_pool_opts ao;
     memset(&ao, 0, sizeof ao);
     ao.placement = WALLS_PROCESSES;
     ao.processes = (unsigned)nw;
     ao.arena_size = SHARE_BYTES;
-    walls_pool *apool = NULL;
     walls_buf abuf = 0;
     void *aptr = NULL;
     int aopen = walls_pool_create(&apool, &ao), arc = aopen;
@@ -1545,19 +1521,43 @@ static void run_share(struct bench *b, struct row *r)
     memset(&aopts, 0, sizeof aopts);
     aopts.inputs = &abuf;
     aopts.n_inputs = 1;
-    for (int i = 0; i < SHARE_TASKS; i++)
-        in[i].addr = 0;
-    /* One untimed round: a process's first touch of the arena maps its pages. */
-    for (int i = -1; arc == 0 && i < n; i++) {
-        struct batch bt;
-        arc = run_batch_ex(apool, in, SHARE_TASKS, &expect, &aopts, &bt);
-        if (arc == 0 && (bt.by_status[WALLS_OK] != SHARE_TASKS || bt.bad_outputs))
-            arc = -EPROTO;
-        if (i >= 0)
-            av[i] = bt.ns;
+    struct task_in in[SHARE_TASKS], ain[SHARE_TASKS];
+    for (int i = 0; i < SHARE_TASKS; i++) {
+        in[i] = task(T_SUM, SHARE_BYTES);
+        in[i].addr = (uint64_t)(uintptr_t)buf;
+        ain[i] = task(T_SUM, SHARE_BYTES);
     }
+    double av[16];
+    struct summary as = {0};
+    for (int i = -1; (rc == 0 || arc == 0) && i < n; i++) {
+        struct batch bt;
+        if (rc == 0) {
+            rc = run_batch(pool, in, SHARE_TASKS, &expect, &bt);
+            if (rc == 0 && (bt.by_status[WALLS_OK] != SHARE_TASKS || bt.bad_outputs))
+                rc = -EPROTO;
+            if (i >= 0)
+                tv[i] = bt.ns;
+        }
+        if (arc == 0) {
+            arc = run_batch_ex(apool, ain, SHARE_TASKS, &expect, &aopts, &bt);
+            if (arc == 0 && (bt.by_status[WALLS_OK] != SHARE_TASKS || bt.bad_outputs))
+                arc = -EPROTO;
+            if (i >= 0)
+                av[i] = bt.ns;
+        }
+    }
+    if (open_rc == 0)
+        walls_pool_destroy(pool, 0);
     if (aopen == 0)
         walls_pool_destroy(apool, 0);
+    char label[48];
+    snprintf(label, sizeof label, "threads by pointer (%d)", nw);
+    if (rc == 0) {
+        ts = summarize(tv, n);
+        row_time(r, "threads_by_pointer", label, ts);
+    } else {
+        row_text(r, "threads_by_pointer", label, "failed: %s", walls_strerror(rc));
+    }
     snprintf(label, sizeof label, "processes, shared arena (%d)", nw);
     if (arc == 0) {
         as = summarize(av, n);
