@@ -39,6 +39,10 @@
  * this and it completed something this recently (pick_worker()). */
 #define WALLS__PACK_BACKLOG 8u
 #define WALLS__PACK_RECENT_NS 20000
+/* ... but not when its last task took this long from dispatch to harvest:
+ * waking an idle worker costs little beside such tasks, and packing them
+ * would leave the other workers idle. */
+#define WALLS__PACK_LONG_NS 100000
 
 /* While tasks with time limits are out, deadlines are looked at at least
  * this often (a task's start is not announced). */
@@ -134,6 +138,7 @@ struct walls__worker {
     uint32_t modules_sent;
     uint32_t seen_done;  /* its completion tail when last looked at */
     int64_t seen_ns;     /* when that tail last moved */
+    int64_t last_turn_ns; /* its last finished task: dispatch to harvest */
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;         /* its process broke the protocol: nothing it says counts */
     int kill_reason;    /* -1, or the status its task gets: we killed its process for it */

@@ -408,7 +408,8 @@ static bool keeps_up(struct walls__worker *w, int64_t now)
     uint32_t outstanding = w->rq_tail - done;
     if (outstanding == 0)
         return true;
-    return outstanding < WALLS__PACK_BACKLOG && now - w->seen_ns < WALLS__PACK_RECENT_NS;
+    return outstanding < WALLS__PACK_BACKLOG && now - w->seen_ns < WALLS__PACK_RECENT_NS &&
+           w->last_turn_ns < WALLS__PACK_LONG_NS;
 }
 
 /* The worker for task: the last one used if it keeps up, else the running
@@ -605,6 +606,7 @@ void walls__pool_harvest(struct walls__pool *pool, struct walls__worker *w)
                 continue;
             }
             e->task->attempts++;
+            w->last_turn_ns = now - e->task->dispatch_ns;
             if (e->task->has_output && w->proc && w->proc->staging_fd >= 0)
                 stage_out(pool, w->proc, e->task);
             complete_at(pool, e->task, (enum walls_status)h.status, h.code, cqe->data, h.out_len,
