@@ -9,12 +9,18 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "child.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
 #include "internal.h"
 #include "worker.h"
 
@@ -79,4 +85,20 @@ _Noreturn void walls__forkserver_exec_child(struct walls__fs_start *start)
     syscall(SYS_execve, "/proc/self/exe", start->argv, start->envp);
     syscall(SYS_exit_group, 127);
     __builtin_unreachable();
+}
+
+pid_t walls__clone_pidfd(int *pidfd, int *err)
+{
+    struct {
+        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    } args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)pidfd};
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0)
+        return 0;
+    *err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return (pid_t)pid;
 }

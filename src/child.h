@@ -4,6 +4,8 @@
 #ifndef WALLS_CHILD_H
 #define WALLS_CHILD_H
 
+#include <sys/types.h>
+
 /* What the host hands the child that becomes the fork server. */
 struct walls__fs_start {
     int ctl;          /* the fork server's end of the control socket */
@@ -16,5 +18,10 @@ _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start);
 /* Exec mode: re-executes the program as the fork server; exits 127 if
  * execve fails. */
 _Noreturn void walls__forkserver_exec_child(struct walls__fs_start *start);
+
+/* clone3 with CLONE_PIDFD and no exit signal, every signal blocked around
+ * it. In the parent: the child's pid (or -1 with *err set), the signal
+ * mask as it was. In the child: 0, with every signal still blocked. */
+pid_t walls__clone_pidfd(int *pidfd, int *err);
 
 #endif

@@ -441,20 +441,13 @@ static int start_locked(void)
     }
     /* A fork with a pidfd and no exit signal. Signals stay blocked until
      * the child has set its own mask (fork mode) or called execve. */
-    struct {
-        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-    } args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&pidfd};
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    int clone_errno = 0;
+    pid_t pid = walls__clone_pidfd(&pidfd, &clone_errno);
     if (pid == 0) {
         if (single)
             walls__forkserver_fork_child(&start);
         walls__forkserver_exec_child(&start);
     }
-    int clone_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     free(mine);
     free(start.envp);
     close(sv[1]);

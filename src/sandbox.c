@@ -45,14 +45,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "sandbox.h"
 #include "walls.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
-#endif
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
 #endif
 
 #define NOBODY 65534
@@ -118,17 +116,10 @@ static int probe_namespaces(unsigned *layers)
 {
     bool root = geteuid() == 0;
     int pidfd = -1;
-    struct {
-        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-    } args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&pidfd};
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    long pid = syscall(SYS_clone3, &args, sizeof args);
+    int clone_errno = 0;
+    pid_t pid = walls__clone_pidfd(&pidfd, &clone_errno);
     if (pid == 0)
         probe_child(root);
-    int clone_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0)
         return clone_errno == ENOMEM ? -ENOMEM : -EAGAIN;
     siginfo_t si;

@@ -1486,6 +1486,22 @@ static int share_by_pipe(const uint64_t *buf, uint64_t expect, int nw, double *n
     return rc;
 }
 
+/* One way's times as a figure of row 5, or why there are none. */
+static struct summary share_figure(struct row *r, const char *name, const char *what, int nw,
+                                   int rc, double *v, int n)
+{
+    struct summary sum = {0};
+    char label[48];
+    snprintf(label, sizeof label, "%s (%d)", what, nw);
+    if (rc == 0) {
+        sum = summarize(v, n);
+        row_time(r, name, label, sum);
+    } else {
+        row_text(r, name, label, "failed: %s", walls_strerror(rc));
+    }
+    return sum;
+}
+
 static void run_share(struct bench *b, struct row *r)
 {
     uint64_t *buf = malloc(SHARE_BYTES);
@@ -1550,21 +1566,9 @@ static void run_share(struct bench *b, struct row *r)
         walls_pool_destroy(pool, 0);
     if (aopen == 0)
         walls_pool_destroy(apool, 0);
+    ts = share_figure(r, "threads_by_pointer", "threads by pointer", nw, rc, tv, n);
+    as = share_figure(r, "walls_shared_arena", "processes, shared arena", nw, arc, av, n);
     char label[48];
-    snprintf(label, sizeof label, "threads by pointer (%d)", nw);
-    if (rc == 0) {
-        ts = summarize(tv, n);
-        row_time(r, "threads_by_pointer", label, ts);
-    } else {
-        row_text(r, "threads_by_pointer", label, "failed: %s", walls_strerror(rc));
-    }
-    snprintf(label, sizeof label, "processes, shared arena (%d)", nw);
-    if (arc == 0) {
-        as = summarize(av, n);
-        row_time(r, "walls_shared_arena", label, as);
-    } else {
-        row_text(r, "walls_shared_arena", label, "failed: %s", walls_strerror(arc));
-    }
 
     /* The pipe copy is the slow side by far: a few rounds tell it. */
     int np = n < 5 ? n : 5;
