@@ -153,8 +153,9 @@ struct walls_pool_opts {
  *      descriptor closed but the worker's mailbox and doorbell, standard
  *      streams included; dies with the fork server.
  *  SECCOMP: LIMITS plus a system-call allow-list (seccomp-bpf, built with
- *      libseccomp): memory, futexes, clocks and sleeps, reads and writes
- *      on descriptors it has, signals to itself. Any other call (open,
+ *      libseccomp): memory (never executable), futex wait and wake, clocks
+ *      and sleeps, reads and writes on descriptors it has, fstat, signal
+ *      handlers (not for SIGSYS), signals to itself. Any other call (open,
  *      socket, exec, fork, ptrace, kill, ...) ends the task as
  *      WALLS_VIOLATION, code = the call's number (walls_syscall_name).
  *      Starting a thread fails with EPERM instead (glibc blocks signals
@@ -165,9 +166,10 @@ struct walls_pool_opts {
  *      and, when the program runs as root, dropped privileges: uid and gid
  *      65534, no supplementary groups, no capabilities (not even in its
  *      own user namespace). WALLS_NEED_UNTRUSTED asks for it. A worker gets
- *      no PID namespace: it would be its namespace's init, which the kernel
- *      shields from the signals it raises on itself, so its crashes would
- *      go unreported; seccomp's ban on kill, ptrace and /proc stands in.
+ *      no PID namespace: as its namespace's init, the kernel would drop the
+ *      signals it raises on itself (raise, abort) and crashes would be
+ *      misreported. It sees host pids but can use none: every call that
+ *      takes another process's pid is refused (docs/security.md).
  *      Permission groups widen it on purpose (sandbox_allow):
  *        WALLS_ALLOW_NETWORK: keeps the host's network namespace and allows
  *          IPv4/IPv6 sockets (socket, connect, bind, send, receive, poll).
@@ -214,7 +216,9 @@ enum walls_sandbox {
  * @buf: out, may be NULL when len is 0; one line naming each layer and
  *       whether it is allowed, truncated to len - 1 bytes.
  * Returns the length of the full line, or -EINVAL (buf NULL with len > 0),
- * -EAGAIN/-ENOMEM (no process or memory to probe with). Thread-safe.
+ * -EAGAIN/-ENOMEM (no process or memory to probe with), -ENOSYS/-EPERM
+ * (the kernel or a container refuses clone3), -ECHILD (the probe child did
+ * not finish; nothing is cached, the next call probes again). Thread-safe.
  */
 WALLS_API int walls_sandbox_probe(unsigned *layers, char *buf, size_t len);
 
@@ -355,8 +359,11 @@ WALLS_API int walls_cpu_source(char *buf, size_t len);
  * @opts: borrowed; NULL means all defaults.
  *
  * Placement WALLS_AUTO applies the seed's rules: no isolation asked for
- * gives threads; WALLS_NEED_CRASH_ISOLATION gives processes for CPU-bound
- * work and hybrid (processes each with threads) for IO-bound work. Sizes
+ * gives threads; WALLS_NEED_CRASH_ISOLATION or WALLS_NEED_UNTRUSTED gives
+ * processes for CPU-bound work and hybrid (processes each with threads)
+ * for IO-bound work. So do options only worker processes have (a sandbox
+ * or its settings, recycling, worker_memory_limit): AUTO never drops them
+ * by choosing threads. Sizes
  * of 0 mean one thread per usable CPU (four for IO-bound work), one process
  * per usable CPU, and one thread per hybrid process (four for IO-bound
  * work). walls_pool_explain() says what was chosen and why. All workers

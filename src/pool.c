@@ -1157,13 +1157,28 @@ static int check_opts(const struct walls_pool_opts *o)
     return 0;
 }
 
+/* Whether the options ask for something only worker processes give: an
+ * isolation need, a sandbox, recycling or a memory limit. Under AUTO that
+ * means processes; it never silently means threads without them. */
+static bool wants_processes(const struct walls_pool_opts *o)
+{
+    return (o->needs & (WALLS_NEED_CRASH_ISOLATION | WALLS_NEED_UNTRUSTED)) || o->sandbox ||
+           o->sandbox_allow || o->sandbox_fallback || o->sandbox_read_paths ||
+           o->recycle_after || o->recycle_rss || o->worker_memory_limit;
+}
+
 static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, int cpus,
                     const char *source, const char *sandbox)
 {
     bool io = o->workload == WALLS_IO_BOUND;
     const char *why = "placement given by the program";
-    if (o->placement == WALLS_AUTO) {
-        if (!(o->needs & (WALLS_NEED_CRASH_ISOLATION | WALLS_NEED_UNTRUSTED)))
+    if (o->placement == WALLS_AUTO && !o->needs && wants_processes(o)) {
+        why = io ? "AUTO: options only processes have (sandbox, recycling, memory limit), "
+                   "IO-bound: processes each with threads"
+                 : "AUTO: options only processes have (sandbox, recycling, memory limit), "
+                   "CPU-bound: one process per CPU";
+    } else if (o->placement == WALLS_AUTO) {
+        if (!wants_processes(o))
             why = io ? "AUTO: no isolation asked for, IO-bound: threads of this process"
                      : "AUTO: no isolation asked for, CPU-bound: threads of this process";
         else
@@ -1215,7 +1230,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     bool io = o.workload == WALLS_IO_BOUND;
     enum walls_placement placement = o.placement;
     if (placement == WALLS_AUTO) {
-        if (o.needs & (WALLS_NEED_CRASH_ISOLATION | WALLS_NEED_UNTRUSTED))
+        if (wants_processes(&o))
             placement = io ? WALLS_HYBRID : WALLS_PROCESSES;
         else
             placement = WALLS_THREADS;

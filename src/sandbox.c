@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/futex.h>
 #include <linux/landlock.h>
 #include <pthread.h>
 #include <sched.h>
@@ -38,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -121,13 +123,18 @@ static int probe_namespaces(unsigned *layers)
     if (pid == 0)
         probe_child(root);
     if (pid < 0)
-        return clone_errno == ENOMEM ? -ENOMEM : -EAGAIN;
+        return clone_errno > 0 ? -clone_errno : -EAGAIN;
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) != 0 && errno == EINTR) {
+    int wrc;
+    while ((wrc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL)) != 0 &&
+           errno == EINTR) {
     }
     close(pidfd);
-    int bits = si.si_code == CLD_EXITED ? si.si_status : 0;
+    /* A probe that did not finish says nothing: not cached as "refused". */
+    if (wrc != 0 || si.si_code != CLD_EXITED)
+        return -ECHILD;
+    int bits = si.si_status;
     if (bits & P_USER)
         *layers |= WALLS_LAYER_USER_NS;
     if ((bits & P_NOROOT) || !root)
@@ -311,15 +318,56 @@ void *walls__sandbox_build(unsigned allow, int *err)
     static const int base[] = {
         SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
         SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(close), SCMP_SYS(fstat),
-        SCMP_SYS(lseek), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect),
-        SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise), SCMP_SYS(futex),
-        SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn),
-        SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack),
-        SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),
-        SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(sched_yield),
-        SCMP_SYS(getrusage), SCMP_SYS(getrandom), SCMP_SYS(restart_syscall),
+        SCMP_SYS(lseek), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk),
+        SCMP_SYS(madvise), SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn),
+        SCMP_SYS(rt_sigprocmask), SCMP_SYS(sigaltstack), SCMP_SYS(gettid), SCMP_SYS(getpid),
+        SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(nanosleep), SCMP_SYS(sched_yield), SCMP_SYS(getrusage), SCMP_SYS(getrandom),
+        SCMP_SYS(restart_syscall),
     };
     int rc = allow_all(ctx, base, sizeof base / sizeof base[0]);
+    /* A foreign system-call ABI (int 0x80) ends the whole process, not
+     * just the calling thread (which would leave a hybrid lane silent). */
+    if (rc == 0)
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    /* Memory, never executable: no code arrives after the filter. */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    /* Futexes: wait and wake only; not the priority-inheritance or requeue
+     * operations, which take a thread id and reach into the kernel's
+     * oldest trouble. */
+    static const int futex_ops[] = {FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET};
+    for (size_t i = 0; rc == 0 && i < sizeof futex_ops / sizeof futex_ops[0]; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(futex), 1,
+                              SCMP_A1(SCMP_CMP_MASKED_EQ, FUTEX_CMD_MASK, (scmp_datum_t)futex_ops[i]));
+    /* Signal handlers for anything but SIGSYS: a task must not catch the
+     * filter's trap and carry on probing it. */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+                              SCMP_A0(SCMP_CMP_NE, SIGSYS));
+    /* fstat, as glibc makes it: newfstatat(fd, "", AT_EMPTY_PATH). A path
+     * given with the flag is looked up too, so a task can learn a path's
+     * metadata (never open it). */
+    if (rc == 0 && !(allow & WALLS_ALLOW_READ_FILES))
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                              SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+    /* fcntl, where a group needs it: descriptor and status flags, never
+     * O_ASYNC or F_SETOWN, which would send signals to any process of the
+     * same user. */
+    if (rc == 0 && (allow & (WALLS_ALLOW_NETWORK | WALLS_ALLOW_READ_FILES))) {
+        static const int cmds[] = {F_GETFD, F_SETFD, F_GETFL};
+        for (size_t i = 0; rc == 0 && i < sizeof cmds / sizeof cmds[0]; i++)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                                  SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)cmds[i]));
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
+                                  SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+                                  SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0));
+    }
     /* Threads: refused with an error, not trapped. glibc blocks every
      * signal while it clones a thread, so the trap's SIGSYS would kill the
      * worker before its handler could name the call; pthread_create()
@@ -338,7 +386,7 @@ void *walls__sandbox_build(unsigned allow, int *err)
             SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(sendto), SCMP_SYS(recvfrom),
             SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
             SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
-            SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(fcntl),
+            SCMP_SYS(poll), SCMP_SYS(ppoll),
         };
         rc = allow_all(ctx, net, sizeof net / sizeof net[0]);
         /* Internet sockets only: no UNIX, netlink or packet sockets. */
@@ -350,7 +398,7 @@ void *walls__sandbox_build(unsigned allow, int *err)
                                   SCMP_A0(SCMP_CMP_EQ, AF_INET6));
     }
     if (rc == 0 && (allow & WALLS_ALLOW_READ_FILES)) {
-        static const int files[] = {SCMP_SYS(getdents64), SCMP_SYS(newfstatat), SCMP_SYS(fcntl)};
+        static const int files[] = {SCMP_SYS(getdents64), SCMP_SYS(newfstatat)};
         rc = allow_all(ctx, files, sizeof files / sizeof files[0]);
         /* Read-only opens; Landlock decides where. */
         if (rc == 0)

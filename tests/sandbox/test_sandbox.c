@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/io_uring.h>
 #include <linux/perf_event.h>
 #include <linux/seccomp.h>
@@ -523,6 +524,58 @@ static int a_prctl(struct walls_call *c)
     return prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) == 0 ? 0 : FAIL_ERRNO;
 }
 
+/* Arms a descriptor to signal a process: F_SETOWN (to itself here, and
+ * without O_ASYNC, so nothing is sent). */
+static int a_fcntl_setown(struct walls_call *c)
+{
+    (void)c;
+    for (int fd = 0; fd < 64; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            return fcntl(fd, F_SETOWN, getpid()) == 0 ? 0 : FAIL_ERRNO;
+    return FAIL_ERRNO;
+}
+
+/* A priority-inheritance futex: takes a thread id, reaches kernel state. */
+static int a_futex_pi(struct walls_call *c)
+{
+    (void)c;
+    static uint32_t word;
+    if (syscall(SYS_futex, &word, FUTEX_LOCK_PI_PRIVATE, 0, NULL, NULL, 0) != 0)
+        return FAIL_ERRNO;
+    syscall(SYS_futex, &word, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL, NULL, 0);
+    return 0;
+}
+
+/* Writable and executable memory: where injected code would go. */
+static int a_rwx(struct walls_call *c)
+{
+    (void)c;
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return FAIL_ERRNO;
+    munmap(p, 4096);
+    return 0;
+}
+
+static void ignore_sigsys(int sig)
+{
+    (void)sig;
+}
+
+/* Catching SIGSYS would let a task survive the filter's traps. */
+static int a_catch_sigsys(struct walls_call *c)
+{
+    (void)c;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ignore_sigsys;
+    if (sigaction(SIGSYS, &sa, &old) != 0)
+        return FAIL_ERRNO;
+    sigaction(SIGSYS, &old, NULL); /* the worker's own handler back */
+    return 0;
+}
+
 /* ---- the table -------------------------------------------------------- */
 
 struct attack {
@@ -591,6 +644,11 @@ static const struct attack attacks[] = {
     {"pidfd_open the host", a_pidfd, WALLS_VIOLATION, 0, "pidfd_open", WALLS_OK, false},
     {"userfaultfd", a_userfaultfd, WALLS_VIOLATION, 0, "userfaultfd", WALLS_OK, true},
     {"make itself dumpable", a_prctl, WALLS_VIOLATION, 0, "prctl", WALLS_OK, false},
+    {"arm a descriptor to signal (F_SETOWN)", a_fcntl_setown, WALLS_VIOLATION, 0, "fcntl",
+     WALLS_OK, false},
+    {"a priority-inheritance futex", a_futex_pi, WALLS_VIOLATION, 0, "futex", WALLS_OK, false},
+    {"map memory writable and executable", a_rwx, WALLS_VIOLATION, 0, "mmap", WALLS_OK, false},
+    {"catch SIGSYS", a_catch_sigsys, WALLS_VIOLATION, 0, "rt_sigaction", WALLS_OK, false},
 };
 #define NATTACKS (sizeof attacks / sizeof attacks[0])
 
@@ -1054,6 +1112,85 @@ START_TEST(test_nothing_left_behind)
 }
 END_TEST
 
+/* One line of /proc/<pid>/status, after its "Name:" and the tab. */
+static bool status_field(pid_t pid, const char *name, char *out, size_t len)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool found = false;
+    size_t n = strlen(name);
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == '\t' || *v == ' ')
+                v++;
+            snprintf(out, len, "%s", v);
+            out[strcspn(out, "\n")] = '\0';
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static bool same_ns(pid_t pid, const char *ns)
+{
+    char a[64], b[64], la[128] = "", lb[128] = "";
+    snprintf(a, sizeof a, "/proc/%d/ns/%s", (int)pid, ns);
+    snprintf(b, sizeof b, "/proc/self/ns/%s", ns);
+    ck_assert_int_gt(readlink(a, la, sizeof la - 1), 0);
+    ck_assert_int_gt(readlink(b, lb, sizeof lb - 1), 0);
+    return strcmp(la, lb) == 0;
+}
+
+/* What a worker really runs with, read by the host from /proc: the strict
+ * level's namespaces, credentials and filter, which no attack above can
+ * tell from the seccomp level's. */
+START_TEST(test_worker_credentials)
+{
+    static const char *const spaces[] = {"user", "net", "ipc", "mnt", "uts"};
+    for (int strict = 0; strict < 2; strict++) {
+        struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                    .sandbox = strict ? WALLS_SANDBOX_STRICT
+                                                      : WALLS_SANDBOX_SECCOMP};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        pid_t pid;
+        ck_assert_uint_eq(r.out_len, sizeof pid);
+        memcpy(&pid, r.out, sizeof pid);
+        walls_task_free(t);
+        char v[128];
+        ck_assert(status_field(pid, "NoNewPrivs", v, sizeof v));
+        ck_assert_str_eq(v, "1");
+        ck_assert(status_field(pid, "Seccomp", v, sizeof v));
+        ck_assert_str_eq(v, "2");
+        ck_assert(status_field(pid, "CapEff", v, sizeof v));
+        if (strict || geteuid() != 0)
+            ck_assert_str_eq(v, "0000000000000000");
+        if (strict && geteuid() == 0) {
+            ck_assert(status_field(pid, "Uid", v, sizeof v));
+            ck_assert_str_eq(v, "65534\t65534\t65534\t65534");
+            ck_assert(status_field(pid, "Gid", v, sizeof v));
+            ck_assert_str_eq(v, "65534\t65534\t65534\t65534");
+            ck_assert(status_field(pid, "CapBnd", v, sizeof v));
+            ck_assert_str_eq(v, "0000000000000000");
+        }
+        for (size_t i = 0; i < sizeof spaces / sizeof spaces[0]; i++)
+            ck_assert_msg(same_ns(pid, spaces[i]) == !strict, "%s worker, %s namespace",
+                          strict ? "strict" : "seccomp", spaces[i]);
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sandbox");
@@ -1066,6 +1203,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_refused_layer_and_fallback);
     tcase_add_test(tc, test_hybrid_strict);
     tcase_add_test(tc, test_nothing_left_behind);
+    tcase_add_test(tc, test_worker_credentials);
     suite_add_tcase(s, tc);
     return s;
 }
