@@ -648,7 +648,14 @@ static const struct attack attacks[] = {
      WALLS_OK, false},
     {"a priority-inheritance futex", a_futex_pi, WALLS_VIOLATION, 0, "futex", WALLS_OK, false},
     {"map memory writable and executable", a_rwx, WALLS_VIOLATION, 0, "mmap", WALLS_OK, false},
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer takes SIGSYS as an asynchronous signal and delivers
+     * it later, to the handler the task was installing: the trap's kill
+     * comes too late to be seen, and the call fails instead. */
+    {"catch SIGSYS", a_catch_sigsys, WALLS_FAILED, 0, NULL, WALLS_OK, false},
+#else
     {"catch SIGSYS", a_catch_sigsys, WALLS_VIOLATION, 0, "rt_sigaction", WALLS_OK, false},
+#endif
 };
 #define NATTACKS (sizeof attacks / sizeof attacks[0])
 
