@@ -1237,8 +1237,11 @@ int main(void)
 {
     fflush(stdout);
     pid_t pid = fork();
-    if (pid == 0)
-        _exit(probe_child());
+    if (pid == 0) {
+        int rc = probe_child();
+        fflush(stdout); /* the reason for a skip must reach the log */
+        _exit(rc);
+    }
     int st;
     if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
         return EXIT_FAILURE;
