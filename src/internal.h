@@ -208,8 +208,6 @@ struct walls__pool {
     uint64_t memory_limit;
     unsigned sandbox;        /* enum walls_sandbox */
     struct walls__arena arena;
-    struct walls__arena_view arena_view; /* thread workers' view: the host's */
-    int arena_mode;          /* enum walls__arena_mode, process placement */
     uint32_t next_token;     /* lock holder tokens of worker processes */
     struct walls__sandbox_conf *sandbox_conf; /* what its workers apply; NULL for threads */
     uint64_t recycled;
@@ -280,6 +278,16 @@ void walls__pool_break(struct walls__pool *pool);
  * no limit pending). */
 int64_t walls__pool_check_deadlines(struct walls__pool *pool, int64_t now);
 void walls__ring_reset(struct walls__worker *w);
+/* How the pool's worker processes see its arena: a sandboxed worker never
+ * gets a writable descriptor of it (it could map any of it writable), so
+ * its outputs are staged. */
+static inline enum walls__arena_mode walls__arena_mode_of(const struct walls__pool *pool)
+{
+    return !pool->arena.base                      ? WALLS__ARENA_NONE
+           : pool->sandbox != WALLS_SANDBOX_NONE ? WALLS__ARENA_STAGED
+                                                  : WALLS__ARENA_DIRECT;
+}
+
 /* Lock held: drops the arena pins of an abandoned request, if any. */
 void walls__inflight_unhold(struct walls__pool *pool, struct walls__inflight *e);
 void walls__ring_push_stop(struct walls__worker *w);

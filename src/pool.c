@@ -470,6 +470,13 @@ static void dispatch_at(struct walls__pool *pool, int64_t now)
         struct walls__worker *w = pick_worker(pool, task, now);
         if (!w)
             break;
+        /* A staged output is filled while the task is still queued: if
+         * that fails, it ends like any queued task. */
+        int staged = stage_in(pool, w, task);
+        if (staged != 0) {
+            walls__pool_complete(pool, task, WALLS_FAILED, staged, NULL, 0);
+            continue;
+        }
         pending_unlink(pool, task);
         while (modules_needed(w, task)) {
             const char *path = pool->modules[w->modules_sent].path;
@@ -478,12 +485,6 @@ static void dispatch_at(struct walls__pool *pool, int64_t now)
             w->modules_sent++;
         }
         task->dispatch_ns = now;
-        int staged = stage_in(pool, w, task);
-        if (staged != 0) {
-            task->where = 0; /* off the queue already, in no ring */
-            walls__pool_complete(pool, task, WALLS_FAILED, staged, NULL, 0);
-            continue;
-        }
         ring_push(w, WALLS__REQ_TASK, task->module, task->offset, task->in, task->in_len,
                   (uint32_t)pool->max_output, task);
         pool->in_rings++;
@@ -1313,15 +1314,6 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     if ((o.arena_size || o.locks) &&
         (rc = walls__arena_open(&pool->arena, o.arena_size, o.locks)) != 0)
         goto fail;
-    pool->arena_view = (struct walls__arena_view){.base = pool->arena.base,
-                                                  .size = pool->arena.size,
-                                                  .locks = pool->arena.locks,
-                                                  .nlocks = pool->arena.nlocks};
-    /* A seccomp-sandboxed worker never gets a writable descriptor of the
-     * arena: it could map any of it writable. */
-    pool->arena_mode = !pool->arena.base                      ? WALLS__ARENA_NONE
-                       : pool->sandbox != WALLS_SANDBOX_NONE ? WALLS__ARENA_STAGED
-                                                              : WALLS__ARENA_DIRECT;
     pool->state = WALLS__POOL_ALIVE;
     rc = placement == WALLS_THREADS ? walls__threads_start(pool) : walls__procs_start(pool);
     if (rc)
@@ -1423,7 +1415,6 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
         free(pool->modules[i].path);
     pool->nmodules = 0;
     walls__arena_close(&pool->arena);
-    memset(&pool->arena_view, 0, sizeof pool->arena_view);
     free(pool->sandbox_conf);
     pool->sandbox_conf = NULL;
     close(pool->event_fd);

@@ -135,7 +135,7 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     /* Rewritten for every worker: the last one may have scribbled on it. */
     *walls__sandbox_conf_of(proc->lanes[0].mb) = *pool->sandbox_conf;
     proc->lanes[0].mb->arena_size = pool->arena.base ? pool->arena.size : 0;
-    proc->lanes[0].mb->arena_mode = (uint32_t)pool->arena_mode;
+    proc->lanes[0].mb->arena_mode = (uint32_t)walls__arena_mode_of(pool);
     proc->lanes[0].mb->nlocks = pool->arena.nlocks;
     proc->lock_token = pool->next_token++;
     if (pool->next_token > INT32_MAX) /* tokens fill 31 bits of a lock word */
@@ -152,9 +152,9 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = proc->index};
     int fds[WALLS__FS_MAX_FDS] = {proc->memfd, proc->doorbell};
     int nfds = 2;
-    if (pool->arena_mode == WALLS__ARENA_DIRECT)
+    if (walls__arena_mode_of(pool) == WALLS__ARENA_DIRECT)
         fds[nfds++] = pool->arena.fd;
-    if (pool->arena_mode == WALLS__ARENA_STAGED) {
+    if (walls__arena_mode_of(pool) == WALLS__ARENA_STAGED) {
         fds[nfds++] = pool->arena.ro_fd;
         fds[nfds++] = proc->staging_fd;
     }
@@ -598,7 +598,7 @@ static int make_mailboxes(struct walls__proc *proc)
     proc->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (proc->doorbell < 0)
         return -errno;
-    if (proc->lanes[0].pool->arena_mode == WALLS__ARENA_STAGED) {
+    if (walls__arena_mode_of(proc->lanes[0].pool) == WALLS__ARENA_STAGED) {
         size_t bytes = proc->lanes[0].pool->arena.size;
         proc->staging_fd = memfd_create("walls-staging", MFD_CLOEXEC);
         if (proc->staging_fd < 0 || ftruncate(proc->staging_fd, (off_t)bytes) != 0)
@@ -613,6 +613,13 @@ static int epoll_add(int epfd, int fd, uint64_t what)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
 static void close_all(struct walls__pool *pool)
 {
     for (unsigned i = 0; i < pool->nprocs; i++) {
@@ -622,24 +629,14 @@ static void close_all(struct walls__pool *pool)
         proc->map = NULL;
         for (unsigned k = 0; k < proc->nlanes; k++)
             proc->lanes[k].mb = NULL;
-        if (proc->staging_fd >= 0)
-            close(proc->staging_fd);
-        proc->staging_fd = -1;
-        if (proc->memfd >= 0)
-            close(proc->memfd);
-        if (proc->doorbell >= 0)
-            close(proc->doorbell);
-        if (proc->pidfd >= 0)
-            close(proc->pidfd);
-        proc->memfd = proc->doorbell = proc->pidfd = -1;
+        close_fd(&proc->staging_fd);
+        close_fd(&proc->memfd);
+        close_fd(&proc->doorbell);
+        close_fd(&proc->pidfd);
     }
-    if (pool->sock >= 0)
-        close(pool->sock);
-    if (pool->epfd >= 0)
-        close(pool->epfd);
-    if (pool->cmd_fd >= 0)
-        close(pool->cmd_fd);
-    pool->sock = pool->epfd = pool->cmd_fd = -1;
+    close_fd(&pool->sock);
+    close_fd(&pool->epfd);
+    close_fd(&pool->cmd_fd);
     free(pool->procs);
     pool->procs = NULL;
     pool->nprocs = 0;
@@ -697,7 +694,7 @@ int walls__procs_start(struct walls__pool *pool)
     rc = walls__forkserver_open_pool(&pool->sock);
     if (rc)
         goto fail;
-    if (pool->arena_mode == WALLS__ARENA_STAGED) {
+    if (walls__arena_mode_of(pool) == WALLS__ARENA_STAGED) {
         /* A read-only open of the arena: mappings made from it can never
          * be made writable. */
         char path[64];

@@ -56,12 +56,15 @@ static void thread_published(void *ctx, bool more)
 static void *thread_main(void *arg)
 {
     struct walls__worker *w = arg;
+    /* Threads see the arena and locks where the host maps them. */
+    const struct walls__arena *a = &w->pool->arena;
+    struct walls__arena_view view = {
+        .base = a->base, .size = a->size, .locks = a->locks, .nlocks = a->nlocks};
     struct walls__worker_hooks hooks = {
         .resolve = raw_resolve,
         .published = thread_published,
         .ctx = w,
-        .arena = w->pool->arena_view.base || w->pool->arena_view.locks ? &w->pool->arena_view
-                                                                       : NULL,
+        .arena = a->base || a->locks ? &view : NULL,
     };
     walls__worker_loop(w->mb, &hooks, false);
     return NULL;
