@@ -155,11 +155,16 @@ struct walls_pool_opts {
  *  SECCOMP: LIMITS plus a system-call allow-list (seccomp-bpf, built with
  *      libseccomp): memory (never executable), futex wait and wake, clocks
  *      and sleeps, reads and writes on descriptors it has, fstat, signal
- *      handlers (not for SIGSYS), signals to itself. Any other call (open,
- *      socket, exec, fork, ptrace, kill, ...) ends the task as
- *      WALLS_VIOLATION, code = the call's number (walls_syscall_name).
- *      Starting a thread fails with EPERM instead (glibc blocks signals
- *      while it clones one, so a trap could not name the call).
+ *      handlers and masks, signals to itself. Any other call (open,
+ *      socket, exec, fork, ptrace, kill, ..., or any call through another
+ *      ABI such as int 0x80) ends the task as WALLS_VIOLATION, code = the
+ *      call's number (walls_syscall_name; WALLS_RESULT_FOREIGN_ABI for
+ *      another ABI). The kernel stops the call and tells the host (seccomp
+ *      user notification), so nothing the task does to its signals can
+ *      hide or change the report. Arguments the kernel reads as an int are
+ *      judged on their low 32 bits, as the kernel reads them. Starting a
+ *      thread fails with EPERM instead. Needs libseccomp API level 6 and
+ *      pidfd_getfd() (Linux 5.7): walls_sandbox_probe() says.
  *      Task functions must be in the main program or a library loaded
  *      before the fork server started: loading one would need open().
  *  STRICT: SECCOMP plus new user, network, IPC, mount and UTS namespaces
@@ -274,6 +279,13 @@ typedef int walls_fn(struct walls_call *call);
  * as WALLS_CRASHED. Any other signal (SIGKILL, SIGTERM, ...) ends it as
  * WALLS_KILLED: the kernel does not say who sent it, so a task that raises
  * SIGKILL on itself is reported as killed.
+ *
+ * Hybrid placement: each thread of a worker process records its own fault
+ * or exit() before the process dies, so every task that faulted ends
+ * CRASHED with the signal of its own fault, and a task that did not fault
+ * ends WALLS_LOST (even when it was an instant from faulting itself: the
+ * first fault stops the other threads). Worker processes use the signal
+ * SIGRTMIN for this; a task must not use it.
  */
 enum walls_status {
     WALLS_OK,        /* fn returned 0; code = 0 */
@@ -301,6 +313,11 @@ struct walls_result {
 
 /* Result flags. */
 #define WALLS_RESULT_MEMORY (1u << 0) /* its worker had reached worker_memory_limit when it died */
+/* WALLS_VIOLATION through another system-call ABI than the program's own
+ * (on x86-64: int 0x80, or an x32 call): code is the call's number in that
+ * ABI (x32 numbers keep their 0x40000000 bit), not one walls_syscall_name()
+ * knows. */
+#define WALLS_RESULT_FOREIGN_ABI (1u << 1)
 
 /* Flags for walls_pool_destroy(). */
 #define WALLS_CANCEL (1u << 0) /* cancel queued tasks, kill running process tasks */

@@ -142,6 +142,8 @@ struct walls__worker {
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;         /* its process broke the protocol: nothing it says counts */
     int kill_reason;    /* -1, or the status its task gets: we killed its process for it */
+    int kill_code;      /* and the code (the call, for WALLS_VIOLATION) */
+    unsigned kill_flags; /* and the result flags (WALLS_RESULT_FOREIGN_ABI) */
     bool kill_targeted; /* the reason is for request kill_seq only */
     uint32_t kill_seq;
     bool stuck;         /* a thread still running a timed-out task */
@@ -174,6 +176,7 @@ struct walls__proc {
     int64_t respawn_at; /* DOWN: when to start it again; 0 = not planned */
     uint32_t lock_token; /* the holder token of its current process */
     int staging_fd;      /* staged arena: where its outputs are written; -1 = none */
+    int notify_fd;       /* seccomp: the listener its refused calls are reported to; -1 = none */
 };
 
 struct walls__module {

@@ -32,7 +32,7 @@
 #include "walls.h"
 
 #define WALLS__MAILBOX_MAGIC 0x57414c4cu /* "WALL" */
-#define WALLS__MAILBOX_VERSION 1u
+#define WALLS__MAILBOX_VERSION 2u
 
 #define WALLS__RING_SLOTS 32u /* power of two */
 #define WALLS__SLOT_SIZE 512u
@@ -128,14 +128,20 @@ struct walls__mailbox {
     uint32_t refill_armed;   /* written by the host: ring when the request ring runs dry */
     uint32_t worker_pid;     /* written by the worker; informative only */
     uint32_t lanes;          /* lane 0, written by the host: mailboxes in this mapping */
-    uint32_t fault_lane;     /* lane 0, written by the worker: 1 + the lane that faulted */
-    uint32_t exit_lane;      /* lane 0, written by the worker: 1 + the lane that called exit() */
+    /* How this lane's thread ended its process, written by the worker in
+     * its last moments: its own fault, or its own call of exit(). Each lane
+     * writes only its own, so a fault is never blamed on a neighbour. */
+    uint32_t fault_sig;      /* the fault signal this thread raised; 0 = none */
+    uint32_t exited;         /* 1: this thread called exit(), with exit_code */
+    int32_t exit_code;
+    uint32_t memory_hit;     /* it faulted within a megabyte of its memory limit */
+    uint32_t tid;            /* written by the worker: this lane's thread (host pid namespace) */
+    int32_t notify_fd;       /* lane 0, written by the worker before READY: its seccomp
+                              * listener, which the host takes with pidfd_getfd(); -1 = none */
     uint32_t rss_wanted;     /* written by the host: report peak_rss_kb after each task */
     uint64_t peak_rss_kb;    /* written by the worker when asked */
     uint64_t as_limit;       /* lane 0, written by the host: RLIMIT_AS to set, 0 = none */
     uint32_t sandbox;        /* lane 0, written by the host: enum walls_sandbox */
-    uint32_t violation;      /* lane 0, written by the worker: 1 + the system call refused */
-    uint32_t memory_hit;     /* lane 0, written by the worker: died at its memory limit */
     uint32_t report_start;   /* written by the host: fill in current_seq/current_start_ns */
     uint32_t current_seq;    /* written by the worker: the request it runs now */
     uint64_t current_start_ns; /* and when it started it (CLOCK_MONOTONIC) */

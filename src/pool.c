@@ -271,7 +271,9 @@ void walls__ring_reset(struct walls__worker *w)
     mb->worker_state = WALLS__WORKER_STARTING;
     mb->start_error = 0;
     mb->worker_pid = 0;
-    mb->fault_lane = mb->exit_lane = mb->memory_hit = mb->violation = 0;
+    mb->fault_sig = mb->exited = mb->memory_hit = mb->tid = 0;
+    mb->exit_code = 0;
+    mb->notify_fd = -1;
     mb->report_start = w->pool->timed_ever;
     mb->peak_rss_kb = 0;
     w->rq_tail = w->oldest = w->cq_head = 0;
@@ -279,6 +281,8 @@ void walls__ring_reset(struct walls__worker *w)
     memset(w->inflight, 0, sizeof w->inflight);
     w->broke = false;
     w->kill_reason = -1;
+    w->kill_code = 0;
+    w->kill_flags = 0;
     w->kill_targeted = false;
     w->stuck = false;
 }

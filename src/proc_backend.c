@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <seccomp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -43,11 +44,26 @@
 
 #define MASK (WALLS__RING_SLOTS - 1)
 
-enum { EV_SOCK = 1, EV_CMD = 2, EV_DOORBELL = 16 };
+/* epoll tags: one per descriptor kind, plus the process's index. */
+enum { EV_SOCK = 1, EV_CMD = 2, EV_DOORBELL = 16,
+       EV_NOTIFY = EV_DOORBELL + WALLS__MAX_PROCESSES };
 
 static int pidfd_kill(int pidfd, int sig)
 {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+static int epoll_add(int epfd, int fd, uint64_t what)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = what};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
 }
 
 static void kill_proc(struct walls__proc *proc)
@@ -145,6 +161,7 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
         proc->lanes[i].mb->rss_wanted = pool->recycle_rss_kb != 0;
     walls__fence(); /* as in walls__pool_arm() */
     proc->killed = false;
+    proc->start_error = 0;
     proc->recycling = false;
     proc->stop_sent = false;
     proc->tasks_given = 0;
@@ -250,18 +267,41 @@ bool walls__procs_reset(struct walls__pool *pool)
     return wake;
 }
 
+static bool is_fault_signal(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGABRT: case SIGTRAP:
+    case SIGSYS:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static enum walls_status death_status(int how, int sigstat, int *code)
 {
     *code = sigstat;
     if (how == CLD_EXITED)
         return WALLS_EXITED;
-    switch (sigstat) {
-    case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGABRT: case SIGTRAP:
-    case SIGSYS:
+    return is_fault_signal(sigstat) ? WALLS_CRASHED : WALLS_KILLED;
+}
+
+/* What lane w's thread recorded of its own end (a fault or exit()), as a
+ * status; WALLS_LOST when it recorded nothing. These are the worker's
+ * words: a lie misplaces only the tasks of the liar's own process. */
+static enum walls_status lane_record(const struct walls__worker *w, int *code)
+{
+    int sig = (int)walls__load_acquire(&w->mb->fault_sig);
+    if (is_fault_signal(sig)) {
+        *code = sig;
         return WALLS_CRASHED;
-    default:
-        return WALLS_KILLED;
     }
+    if (walls__load_acquire(&w->mb->exited)) {
+        *code = walls__load_relaxed(&w->mb->exit_code) & 0xff;
+        return WALLS_EXITED;
+    }
+    *code = 0;
+    return WALLS_LOST;
 }
 
 /* How the task in request seq of lane w ends, given how its process
@@ -270,7 +310,7 @@ static enum walls_status lane_status(struct walls__proc *proc, struct walls__wor
                                      uint32_t seq, enum walls_status died, int *code)
 {
     if (w->kill_reason >= 0 && (!w->kill_targeted || w->kill_seq == seq)) {
-        *code = 0;
+        *code = w->kill_code;
         return (enum walls_status)w->kill_reason;
     }
     if (proc->killed) { /* for another lane's task */
@@ -279,23 +319,27 @@ static enum walls_status lane_status(struct walls__proc *proc, struct walls__wor
     }
     if (proc->nlanes == 1 || died == WALLS_KILLED)
         return died;
-    /* Which thread faulted or called exit() is the worker's word: without
-     * it, every running task shares the cause. */
-    uint32_t culprit = walls__load_relaxed(&proc->lanes[0].mb->fault_lane);
-    if (died == WALLS_EXITED)
-        culprit = walls__load_relaxed(&proc->lanes[0].mb->exit_lane);
-    if (culprit == 0 || culprit > proc->nlanes || &proc->lanes[culprit - 1] == w)
-        return died;
-    *code = 0;
-    return WALLS_LOST;
+    /* Each thread of a hybrid process records its own fault or exit(): a
+     * task whose thread recorded nothing did not cause the death, unless
+     * no thread did (a thread the task started, or _exit()): then every
+     * running task shares the cause. */
+    enum walls_status own = lane_record(w, code);
+    if (own != WALLS_LOST)
+        return own;
+    for (unsigned i = 0; i < proc->nlanes; i++) {
+        int ignored;
+        if (lane_record(&proc->lanes[i], &ignored) != WALLS_LOST)
+            return WALLS_LOST;
+    }
+    return died;
 }
 
 /* One lane of a dead process: finish or requeue what it held. */
 static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
-                        struct walls__worker *w, enum walls_status died, int died_code,
-                        bool memory)
+                        struct walls__worker *w, enum walls_status died, int died_code)
 {
     walls__pool_harvest(pool, w);
+    bool memory = walls__load_relaxed(&w->mb->memory_hit) != 0;
     /* A lane takes requests in ring order, one at a time: the first task
      * it had not finished is the one it died in (unless it never took
      * it). The slot states are the worker's word and count only for the
@@ -322,8 +366,10 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
         if (status == WALLS_LOST && task->attempts <= pool->lost_retries) {
             requeue[nrequeue++] = task;
         } else {
-            if (memory)
+            if (memory && status != WALLS_LOST)
                 task->result_flags |= WALLS_RESULT_MEMORY;
+            if (w->kill_reason >= 0 && status == (enum walls_status)w->kill_reason)
+                task->result_flags |= w->kill_flags;
             walls__pool_complete(pool, task, status, code, NULL, 0);
         }
     }
@@ -335,17 +381,18 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
 static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int how,
                          int sigstat)
 {
-    if (proc->pidfd >= 0)
-        close(proc->pidfd);
-    proc->pidfd = -1;
+    close_fd(&proc->pidfd);
+    close_fd(&proc->notify_fd);
     proc->pid = 0;
     if (proc->state == WALLS__W_STARTING) {
-        /* Died before it was ready: a start-up failure. */
+        /* Died before it was ready: a start-up failure, ours (the host
+         * could not take its listener) or the one it reported. */
         struct walls__mailbox *mb = proc->lanes[0].mb;
-        int err = -ECHILD;
-        if (walls__load_acquire(&mb->worker_state) == WALLS__WORKER_FAILED && mb->start_error < 0)
+        int err = proc->start_error ? proc->start_error : -ECHILD;
+        if (!proc->start_error &&
+            walls__load_acquire(&mb->worker_state) == WALLS__WORKER_FAILED && mb->start_error < 0)
             err = mb->start_error;
-        else if (how == CLD_EXITED && sigstat > 0 && sigstat < 126)
+        else if (!proc->start_error && how == CLD_EXITED && sigstat > 0 && sigstat < 126)
             err = -sigstat;
         proc->start_error = err;
         set_state(proc, WALLS__W_DOWN);
@@ -360,16 +407,8 @@ static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int
         walls__locks_recover(pool->arena.locks, pool->arena.nlocks, proc->lock_token);
     int code;
     enum walls_status died = death_status(how, sigstat, &code);
-    bool memory = walls__load_relaxed(&proc->lanes[0].mb->memory_hit) != 0;
-    /* The filter trapped a call: the worker's handler named it. A SIGSYS
-     * the task raised itself names nothing and stays a crash. */
-    uint32_t refused = walls__load_relaxed(&proc->lanes[0].mb->violation);
-    if (died == WALLS_CRASHED && code == SIGSYS && refused && pool->sandbox) {
-        died = WALLS_VIOLATION;
-        code = (int)(refused - 1);
-    }
     for (unsigned i = 0; i < proc->nlanes; i++)
-        settle_lane(pool, proc, &proc->lanes[i], died, code, memory);
+        settle_lane(pool, proc, &proc->lanes[i], died, code);
     /* Only now (its lanes' finished tasks were copied back above) is what
      * it staged dropped. */
     if (proc->staging_fd >= 0)
@@ -391,18 +430,90 @@ static void settle_death(struct walls__pool *pool, struct walls__proc *proc, int
     replace(pool, proc);
 }
 
+/* A sandboxed worker's filter reports refused calls to a listener: the
+ * host takes its own copy from the worker (pidfd_getfd), checks that it is
+ * one, and watches it. Returns 0 or -errno. */
+static int take_listener(struct walls__pool *pool, struct walls__proc *proc)
+{
+    int number = walls__load_relaxed(&proc->lanes[0].mb->notify_fd);
+    int fd = (int)syscall(SYS_pidfd_getfd, proc->pidfd, number, 0);
+    if (fd < 0)
+        return -errno;
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    static const char want[] = "anon_inode:seccomp notify";
+    if (n != (ssize_t)sizeof want - 1 || memcmp(link, want, sizeof want - 1) != 0) {
+        close(fd);
+        return -EPROTO;
+    }
+    int rc = epoll_add(pool->epfd, fd, EV_NOTIFY + proc->index);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    proc->notify_fd = fd;
+    return 0;
+}
+
 /* A starting process serves once it said it is ready and we hold its
- * pidfd (without it, it could not be killed). The two arrive in either
- * order. */
+ * pidfd (without it, it could not be killed), and, sandboxed, its
+ * listener (without it, a refused call would wait for ever). The first
+ * two arrive in either order. */
 static void mark_ready(struct walls__pool *pool, struct walls__proc *proc)
 {
     if (proc->state != WALLS__W_STARTING || proc->pidfd < 0 ||
         walls__load_acquire(&proc->lanes[0].mb->worker_state) != WALLS__WORKER_READY)
         return;
+    if (pool->sandbox == WALLS_SANDBOX_SECCOMP || pool->sandbox == WALLS_SANDBOX_STRICT) {
+        int rc = take_listener(pool, proc);
+        if (rc) {
+            /* It dies still STARTING: a start-up failure with this cause. */
+            proc->start_error = rc;
+            kill_proc(proc);
+            return;
+        }
+    }
     set_state(proc, WALLS__W_UP);
     if (pool->creating && pool->starting > 0)
         pool->starting--;
     walls__fetch_add(&pool->done_seq, 1);
+}
+
+/* The kernel stopped threads of proc in calls its filter refuses: each is
+ * a violation of the task that thread runs, and the process goes. The
+ * report comes from the kernel, so it is believed; which lane the thread
+ * serves is the worker's word (a lie misplaces only its own tasks). */
+static void on_refused(struct walls__pool *pool, struct walls__proc *proc)
+{
+    (void)pool;
+    struct seccomp_notif *req;
+    struct seccomp_notif_resp *resp;
+    if (proc->notify_fd < 0 || seccomp_notify_alloc(&req, &resp) != 0)
+        return;
+    for (;;) {
+        /* Receive only what is there: the call blocks otherwise. */
+        struct pollfd p = {.fd = proc->notify_fd, .events = POLLIN};
+        if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN) ||
+            seccomp_notify_receive(proc->notify_fd, req) != 0)
+            break;
+        struct walls__worker *w = &proc->lanes[0];
+        for (unsigned i = 0; i < proc->nlanes; i++)
+            if (walls__load_relaxed(&proc->lanes[i].mb->tid) == req->pid)
+                w = &proc->lanes[i];
+        if (w->kill_reason < 0) {
+            w->kill_reason = WALLS_VIOLATION;
+            w->kill_targeted = false;
+            w->kill_code = req->data.nr;
+            w->kill_flags = req->data.arch != seccomp_arch_native() ? WALLS_RESULT_FOREIGN_ABI : 0;
+#if defined(__x86_64__)
+            if (req->data.nr & 0x40000000) /* x32 */
+                w->kill_flags = WALLS_RESULT_FOREIGN_ABI;
+#endif
+        }
+        kill_proc(proc);
+    }
+    seccomp_notify_free(req, resp);
 }
 
 static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg, int fd)
@@ -529,6 +640,8 @@ static void *supervisor_main(void *arg)
                 (void)rc;
                 if (pool->state == WALLS__POOL_DEAD)
                     quit = true;
+            } else if (what >= EV_NOTIFY && what - EV_NOTIFY < pool->nprocs) {
+                on_refused(pool, &pool->procs[what - EV_NOTIFY]);
             } else if (what >= EV_DOORBELL && what - EV_DOORBELL < pool->nprocs) {
                 struct walls__proc *proc = &pool->procs[what - EV_DOORBELL];
                 uint64_t v;
@@ -607,19 +720,6 @@ static int make_mailboxes(struct walls__proc *proc)
     return 0;
 }
 
-static int epoll_add(int epfd, int fd, uint64_t what)
-{
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = what};
-    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 static void close_all(struct walls__pool *pool)
 {
     for (unsigned i = 0; i < pool->nprocs; i++) {
@@ -633,6 +733,7 @@ static void close_all(struct walls__pool *pool)
         close_fd(&proc->memfd);
         close_fd(&proc->doorbell);
         close_fd(&proc->pidfd);
+        close_fd(&proc->notify_fd);
     }
     close_fd(&pool->sock);
     close_fd(&pool->epfd);
@@ -681,7 +782,7 @@ int walls__procs_start(struct walls__pool *pool)
         proc->index = i;
         proc->lanes = &pool->workers[i * per];
         proc->nlanes = per;
-        proc->memfd = proc->doorbell = proc->pidfd = proc->staging_fd = -1;
+        proc->memfd = proc->doorbell = proc->pidfd = proc->staging_fd = proc->notify_fd = -1;
         for (unsigned k = 0; k < per; k++)
             proc->lanes[k].proc = proc;
     }

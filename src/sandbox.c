@@ -18,11 +18,15 @@
  * list holds what a computing task and the worker's own loop need: memory,
  * futexes, clocks and sleeps, reads and writes on descriptors it already
  * has, signals to itself. Everything else (opening files, sockets, exec,
- * fork, ptrace, signals to other processes, and the rest) traps: the
- * worker's SIGSYS handler writes the call's number into its mailbox and
- * dies of SIGSYS, and the host reports the task as WALLS_VIOLATION with
- * that number. Permission groups add a few calls, narrowed by their
- * arguments where libseccomp can (socket families, read-only open flags).
+ * fork, ptrace, signals to other processes, calls through another ABI, and
+ * the rest) stops the calling thread inside the kernel and notifies a
+ * listener (seccomp user notification) that the host holds: the host reads
+ * which thread made which call from the kernel, kills the worker, and
+ * reports the task as WALLS_VIOLATION with that call. Nothing the task can
+ * do to its own signal handling or mask changes that report. Permission
+ * groups add a few calls, narrowed by their arguments; every argument the
+ * kernel reads as an int is compared on its low 32 bits only, as the kernel
+ * reads it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -163,8 +168,10 @@ static int probe_cached(unsigned *layers)
     int rc = 0;
     if (!probe.done) {
         unsigned found = WALLS_LAYER_LIMITS;
-        /* Level 2 and up: filters can be loaded for every thread at once. */
-        if (seccomp_api_get() >= 2)
+        /* Level 6: filters load for every thread at once (TSYNC) and
+         * report refused calls to a listener; the host takes that listener
+         * from the worker with pidfd_getfd() (EBADF here: it exists). */
+        if (seccomp_api_get() >= 6 && syscall(SYS_pidfd_getfd, -1, 0, 0) < 0 && errno == EBADF)
             found |= WALLS_LAYER_SECCOMP;
         if (landlock_abi() >= 1)
             found |= WALLS_LAYER_LANDLOCK;
@@ -300,6 +307,13 @@ int walls__sandbox_plan(const struct walls_pool_opts *o, unsigned level,
 
 /* ---- the filter (worker side) ------------------------------------------- */
 
+/* Compares an argument the kernel reads as an int (or unsigned int) as the
+ * kernel does: on its low 32 bits. Whatever the upper half of the register
+ * holds, the rule sees the value the call will act on. */
+#define INT_ARG_EQ(arg, value) SCMP_CMP64(arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint32_t)(value))
+#define INT_ARG_MASKED(arg, mask, value)                                                   \
+    SCMP_CMP64(arg, SCMP_CMP_MASKED_EQ, (uint32_t)(mask), (uint32_t)(value))
+
 static int allow_all(scmp_filter_ctx ctx, const int *calls, size_t n)
 {
     int rc = 0;
@@ -310,7 +324,10 @@ static int allow_all(scmp_filter_ctx ctx, const int *calls, size_t n)
 
 void *walls__sandbox_build(unsigned allow, int *err)
 {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+    /* Everything not allowed below stops in the kernel and is reported to
+     * the host's listener, calls through a foreign ABI (int 0x80, x32)
+     * included. */
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_NOTIFY);
     if (!ctx) {
         *err = ENOMEM;
         return NULL;
@@ -324,13 +341,15 @@ void *walls__sandbox_build(unsigned allow, int *err)
         SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(clock_nanosleep),
         SCMP_SYS(nanosleep), SCMP_SYS(sched_yield), SCMP_SYS(getrusage), SCMP_SYS(getrandom),
         SCMP_SYS(restart_syscall),
+        /* Signal handlers, SIGSYS's too: a refused call is reported by the
+         * kernel to the host, never by a signal the task could catch. */
+        SCMP_SYS(rt_sigaction),
     };
     int rc = allow_all(ctx, base, sizeof base / sizeof base[0]);
-    /* A foreign system-call ABI (int 0x80) ends the whole process, not
-     * just the calling thread (which would leave a hybrid lane silent). */
     if (rc == 0)
-        rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    /* Memory, never executable: no code arrives after the filter. */
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_NOTIFY);
+    /* Memory, never executable: no code arrives after the filter. (prot is
+     * an unsigned long; only its PROT_EXEC bit is looked at.) */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
                               SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
@@ -339,39 +358,33 @@ void *walls__sandbox_build(unsigned allow, int *err)
                               SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     /* Futexes: wait and wake only; not the priority-inheritance or requeue
      * operations, which take a thread id and reach into the kernel's
-     * oldest trouble. */
+     * oldest trouble. op is an int. */
     static const int futex_ops[] = {FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET};
     for (size_t i = 0; rc == 0 && i < sizeof futex_ops / sizeof futex_ops[0]; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(futex), 1,
-                              SCMP_A1(SCMP_CMP_MASKED_EQ, FUTEX_CMD_MASK, (scmp_datum_t)futex_ops[i]));
-    /* Signal handlers for anything but SIGSYS: a task must not catch the
-     * filter's trap and carry on probing it. */
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
-                              SCMP_A0(SCMP_CMP_NE, SIGSYS));
+                              INT_ARG_MASKED(1, FUTEX_CMD_MASK, futex_ops[i]));
     /* fstat, as glibc makes it: newfstatat(fd, "", AT_EMPTY_PATH). A path
      * given with the flag is looked up too, so a task can learn a path's
      * metadata (never open it). */
     if (rc == 0 && !(allow & WALLS_ALLOW_READ_FILES))
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
-                              SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+                              INT_ARG_MASKED(3, AT_EMPTY_PATH, AT_EMPTY_PATH));
     /* fcntl, where a group needs it: descriptor and status flags, never
      * O_ASYNC or F_SETOWN, which would send signals to any process of the
-     * same user. */
+     * same user. cmd is an unsigned int, and so is F_SETFL's argument. */
     if (rc == 0 && (allow & (WALLS_ALLOW_NETWORK | WALLS_ALLOW_READ_FILES))) {
         static const int cmds[] = {F_GETFD, F_SETFD, F_GETFL};
         for (size_t i = 0; rc == 0 && i < sizeof cmds / sizeof cmds[0]; i++)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                                  SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)cmds[i]));
+                                  INT_ARG_EQ(1, cmds[i]));
         if (rc == 0)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
-                                  SCMP_A1(SCMP_CMP_EQ, F_SETFL),
-                                  SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0));
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2, INT_ARG_EQ(1, F_SETFL),
+                                  INT_ARG_MASKED(2, O_ASYNC, 0));
     }
-    /* Threads: refused with an error, not trapped. glibc blocks every
-     * signal while it clones a thread, so the trap's SIGSYS would kill the
-     * worker before its handler could name the call; pthread_create()
-     * returns EPERM instead. Clones without CLONE_THREAD (fork) trap. */
+    /* Threads: refused with an error, so that pthread_create() returns
+     * EPERM to the task instead of its worker being killed. clone's flags
+     * are an unsigned long. Clones without CLONE_THREAD (fork) are
+     * violations. */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone3), 0);
     if (rc == 0)
@@ -379,8 +392,7 @@ void *walls__sandbox_build(unsigned allow, int *err)
                               SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     /* Signals to itself only (raise, abort): tgkill with its own pid. */
     if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, INT_ARG_EQ(0, getpid()));
     if (rc == 0 && (allow & WALLS_ALLOW_NETWORK)) {
         static const int net[] = {
             SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(sendto), SCMP_SYS(recvfrom),
@@ -392,10 +404,10 @@ void *walls__sandbox_build(unsigned allow, int *err)
         /* Internet sockets only: no UNIX, netlink or packet sockets. */
         if (rc == 0)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                                  SCMP_A0(SCMP_CMP_EQ, AF_INET));
+                                  INT_ARG_EQ(0, AF_INET));
         if (rc == 0)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                                  SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+                                  INT_ARG_EQ(0, AF_INET6));
     }
     if (rc == 0 && (allow & WALLS_ALLOW_READ_FILES)) {
         static const int files[] = {SCMP_SYS(getdents64), SCMP_SYS(newfstatat)};
@@ -404,7 +416,7 @@ void *walls__sandbox_build(unsigned allow, int *err)
         if (rc == 0)
             rc = seccomp_rule_add(
                 ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-                SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, 0));
+                INT_ARG_MASKED(2, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, 0));
     }
     if (rc == 0)
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
@@ -416,11 +428,20 @@ void *walls__sandbox_build(unsigned allow, int *err)
     return ctx;
 }
 
-int walls__sandbox_load(void *filter)
+int walls__sandbox_load(void *filter, int *listener)
 {
+    /* libseccomp takes a listener numbered 0 for none, and a worker under
+     * LIMITS has closed its standard streams: hold descriptor 0 (or the
+     * lowest free one) while the filter loads. */
+    int hold = eventfd(0, EFD_CLOEXEC);
     int rc = seccomp_load(filter);
+    *listener = rc == 0 ? seccomp_notify_fd(filter) : -1;
+    if (hold >= 0)
+        close(hold);
     seccomp_release(filter);
-    return rc == 0 ? 0 : (-rc > 0 ? -rc : EPERM);
+    if (rc != 0)
+        return -rc > 0 ? -rc : EPERM;
+    return *listener >= 0 ? 0 : EIO;
 }
 
 void walls__sandbox_release(void *filter)

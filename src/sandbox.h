@@ -53,9 +53,10 @@ int walls__sandbox_plan(const struct walls_pool_opts *opts, unsigned level,
 /* Builds the allow-list, widened by the WALLS_ALLOW_* groups in allow;
  * NULL with *err set (an errno) when it cannot. */
 void *walls__sandbox_build(unsigned allow, int *err);
-/* Loads a built filter for every thread of the process and frees it.
- * Returns 0 or an errno. */
-int walls__sandbox_load(void *filter);
+/* Loads a built filter for every thread of the process and frees it; the
+ * descriptor of its listener, where the kernel reports refused calls, comes
+ * back in *listener. Returns 0 or an errno. */
+int walls__sandbox_load(void *filter, int *listener);
 /* Frees a built filter that will not be loaded. */
 void walls__sandbox_release(void *filter);
 /* Enters the namespaces, drops privileges and applies Landlock rules as

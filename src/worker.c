@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -318,17 +319,39 @@ static void proc_published(void *ctx, bool more)
     }
 }
 
-/* ---- hybrid processes: one thread per lane ------------------------------ */
+/* ---- faults --------------------------------------------------------------
+ *
+ * A process worker catches the fault signals of its own threads, so that
+ * each thread can say in its own lane's mailbox what it died of before the
+ * process goes: the host then gives every task the cause its own thread
+ * recorded (and LOST to tasks whose threads recorded nothing).
+ *
+ * In a process with several lanes, two threads may fault at about the same
+ * moment. The first one into the handler leads the death: it stops every
+ * other lane with a freeze signal and waits (a bounded time) until each has
+ * either recorded a fault of its own or parked, and only then dies of its
+ * signal. A thread whose fault is pending runs its fault handler before
+ * the freeze handler (the kernel delivers synchronous faults, and lower
+ * signal numbers, first), so a fault that happened is never lost to a
+ * neighbour's quicker death. Everything here is async-signal-safe.
+ */
 
 static struct walls__mailbox *lane0;
-static struct walls__arena_view proc_arena;
-static bool proc_has_arena;
-static __thread unsigned my_lane; /* 1 + this thread's lane */
+static struct walls__mailbox *lane_mb[WALLS__MAX_LANES];
+static pid_t lane_tid[WALLS__MAX_LANES]; /* set by each lane thread at its start */
+static unsigned nlanes;
+static pid_t self_pid;
+static int freeze_signal;
+static uint32_t dying;       /* 1 once a thread leads the process's death */
+static uint64_t parked;      /* bit per lane: stopped, or recorded its own fault */
+static __thread unsigned my_lane; /* 1 + this thread's lane; 0 for other threads */
 
-/* A fault in a multi-threaded worker kills every task in it; say which
- * thread caused it (the host gives that task the crash and the others
- * WALLS_LOST), note whether it was at the memory limit, then die of the
- * signal as before. */
+/* How long the leader waits for the other lanes: a lane with every signal
+ * blocked never answers. */
+#define FREEZE_WAIT_NS 250000000
+
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+
 /* Whether the address space is within a megabyte of its limit: read with
  * raw system calls, since this runs in a signal handler. */
 static bool near_memory_limit(void)
@@ -351,34 +374,86 @@ static bool near_memory_limit(void)
     return pages * 4096 + (1u << 20) >= limit;
 }
 
+static _Noreturn void park(void)
+{
+    for (;;)
+        walls__futex_wait(&dying, 1, -1, false);
+}
+
+/* The leader: freeze every other lane, and wait until each is parked. */
+static void stop_other_lanes(void)
+{
+    uint64_t want = 0;
+    for (unsigned i = 0; i < nlanes; i++) {
+        pid_t tid = walls__load_relaxed(&lane_tid[i]);
+        if (i + 1 == my_lane || tid == 0)
+            continue;
+        want |= (uint64_t)1 << i;
+        syscall(SYS_tgkill, self_pid, tid, freeze_signal);
+    }
+    int64_t until = walls__now_ns() + FREEZE_WAIT_NS;
+    struct timespec nap = {0, 20000};
+    while ((walls__load_acquire(&parked) & want) != want && walls__now_ns() < until)
+        nanosleep(&nap, NULL);
+}
+
+static _Noreturn void die_of(int sig)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    /* Not reached: the signal's default action ends the process. */
+    syscall(SYS_exit_group, 128 + sig);
+    __builtin_unreachable();
+}
+
 static void on_fault(int sig)
 {
-    uint32_t none = 0;
-    if (my_lane)
-        walls__cas(&lane0->fault_lane, &none, my_lane);
-    if (near_memory_limit())
-        walls__store_relaxed(&lane0->memory_hit, 1u);
-    signal(sig, SIG_DFL);
-    raise(sig);
+    unsigned lane = my_lane;
+    if (lane) {
+        struct walls__mailbox *mb = lane_mb[lane - 1];
+        if (near_memory_limit())
+            walls__store_relaxed(&mb->memory_hit, 1u);
+        /* Release: the host reads the record once the process is gone. */
+        walls__store_release(&mb->fault_sig, (uint32_t)sig);
+    }
+    if (nlanes > 1) {
+        uint32_t none = 0;
+        if (!walls__cas(&dying, &none, 1u)) {
+            /* Another thread leads the death: report in, and wait for it. */
+            if (lane)
+                walls__fetch_or(&parked, (uint64_t)1 << (lane - 1));
+            park();
+        }
+        stop_other_lanes();
+    }
+    die_of(sig);
 }
 
-#ifndef SYS_SECCOMP
-#define SYS_SECCOMP 1 /* si_code of a SIGSYS sent by a seccomp filter */
-#endif
-
-static void on_sigsys(int sig, siginfo_t *info, void *ctx)
+static void on_freeze(int sig)
 {
-    (void)ctx;
-    if (info->si_code == SYS_SECCOMP)
-        walls__store_relaxed(&lane0->violation, (uint32_t)info->si_syscall + 1u);
-    on_fault(sig);
+    (void)sig;
+    if (!walls__load_acquire(&dying))
+        return; /* not ours: nobody is dying */
+    if (my_lane)
+        walls__fetch_or(&parked, (uint64_t)1 << (my_lane - 1));
+    park();
 }
 
-static void on_exit_call(void)
+static void on_exit_call(int status, void *arg)
 {
-    uint32_t none = 0;
-    if (my_lane)
-        walls__cas(&lane0->exit_lane, &none, my_lane);
+    (void)arg;
+    if (!my_lane)
+        return;
+    struct walls__mailbox *mb = lane_mb[my_lane - 1];
+    walls__store_relaxed(&mb->exit_code, status);
+    walls__store_release(&mb->exited, 1u);
 }
 
 /* A stack overflow must still reach on_fault(). Mapped, not allocated: it
@@ -393,14 +468,46 @@ static void use_alt_stack(void)
     sigaltstack(&alt, NULL);
 }
 
+/* This thread serves lane (0-based) from now on. */
+static void become_lane(unsigned lane)
+{
+    my_lane = lane + 1;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    walls__store_relaxed(&lane_tid[lane], tid);
+    walls__store_relaxed(&lane_mb[lane]->tid, (uint32_t)tid);
+    use_alt_stack();
+}
+
+static void watch_faults(void)
+{
+    self_pid = getpid();
+    freeze_signal = SIGRTMIN;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fault;
+    /* No SA_RESETHAND: a second thread's fault of the same kind must reach
+     * the handler too. The leader restores the default itself. */
+    sa.sa_flags = SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
+        sigaction(fault_signals[i], &sa, NULL);
+    sa.sa_handler = on_freeze;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(freeze_signal, &sa, NULL);
+    on_exit(on_exit_call, NULL);
+}
+
+/* ---- hybrid processes: one thread per lane ------------------------------ */
+
+static struct walls__arena_view proc_arena;
+static bool proc_has_arena;
 static uint32_t lanes_running; /* lane threads past their start-up */
 
 static void *lane_main(void *arg)
 {
     unsigned lane = (unsigned)(uintptr_t)arg;
     struct proc_ctx *pc = lane_ctx(lane);
-    my_lane = lane + 1;
-    use_alt_stack();
+    become_lane(lane);
     /* Past glibc's start-up of this thread (set_robust_list, rseq, with
      * every signal blocked): the filter may load now. */
     walls__fetch_add(&lanes_running, 1);
@@ -414,23 +521,6 @@ static void *lane_main(void *arg)
     };
     walls__worker_loop(pc->mb, &hooks, true);
     return NULL;
-}
-
-static void watch_faults(void)
-{
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_fault;
-    sa.sa_flags = SA_ONSTACK | SA_NODEFER | SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-        sigaction(faults[i], &sa, NULL);
-    sa.sa_handler = NULL;
-    sa.sa_sigaction = on_sigsys;
-    sa.sa_flags |= SA_SIGINFO;
-    sigaction(SIGSYS, &sa, NULL);
-    atexit(on_exit_call);
 }
 
 /* The LIMITS sandbox: what a worker may no longer do. Returns 0 or an
@@ -512,6 +602,15 @@ static int map_arena(int first, int extra)
     return 0;
 }
 
+/* Says why this worker cannot serve, where the host looks before READY,
+ * and gives the errno to exit with. */
+static int start_failed(int err)
+{
+    lane0->start_error = -err;
+    walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
+    return err;
+}
+
 int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
 {
     struct stat st;
@@ -530,20 +629,19 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
     if (lane0->magic != WALLS__MAILBOX_MAGIC || lane0->version != WALLS__MAILBOX_VERSION ||
         lane0->lanes != lanes)
         return EPROTO;
+    nlanes = lanes;
     for (unsigned i = 0; i < lanes; i++) {
         struct proc_ctx *pc = lane_ctx(i);
         if (!pc)
             return ENOMEM;
         pc->mb = (struct walls__mailbox *)((char *)map + (size_t)i * WALLS__MAILBOX_SIZE);
         pc->doorbell = doorbell_fd;
+        lane_mb[i] = pc->mb;
     }
     pthread_t threads[WALLS__MAX_LANES];
     int err = map_arena(doorbell_fd + 1, extra);
-    if (err) {
-        lane0->start_error = -err;
-        walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
-        return err;
-    }
+    if (err)
+        return start_failed(err);
     if (lane0->as_limit) {
         struct rlimit as = {lane0->as_limit, lane0->as_limit};
         if (setrlimit(RLIMIT_AS, &as) != 0)
@@ -562,48 +660,41 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         if (!filter || err) {
             if (filter)
                 walls__sandbox_release(filter);
-            lane0->start_error = -err;
-            walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
-            return err;
+            return start_failed(err);
         }
     }
     /* Always catch faults: besides naming the thread, a handled fault
      * spares the kernel's report of an unhandled one, which on a slow
      * console costs more than a fork. */
     watch_faults();
-    use_alt_stack();
-    if (lanes > 1) {
-        for (unsigned i = 1; i < lanes; i++) {
-            err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
-            if (err) {
-                lane0->start_error = -err;
-                walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
-                return err;
-            }
-        }
+    become_lane(0);
+    for (unsigned i = 1; i < lanes; i++) {
+        err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
+        if (err)
+            return start_failed(err);
     }
-    my_lane = 1;
     /* The filter must not reach a thread still inside glibc's start-up: a
-     * call it traps there, with every signal blocked, kills the worker
-     * without a word. */
+     * call it refuses there, with every signal blocked, could not be told
+     * from the worker's own. */
     for (uint32_t n; (n = walls__load_acquire(&lanes_running)) < lanes - 1;)
         walls__futex_wait(&lanes_running, n, -1, false);
     /* After the lane threads exist: RLIMIT_NPROC counts threads too. */
     if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
         strict) {
         err = enter_limits(doorbell_fd);
+        int listener = -1;
         if (err == 0 && filter) {
-            err = walls__sandbox_load(filter);
+            err = walls__sandbox_load(filter, &listener);
             filter = NULL;
         }
-        if (err) {
-            lane0->start_error = -err;
-            walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
-            return err;
-        }
+        if (err)
+            return start_failed(err);
+        /* The host takes its own copy of the listener before it calls us
+         * started; ours stays open (tasks cannot use it: ioctl is refused). */
+        lane0->notify_fd = listener;
     }
     lane0->worker_pid = (uint32_t)getpid();
-    /* Release: the host sees our pid before it sees READY. */
+    /* Release: the host sees our pid and listener before it sees READY. */
     walls__store_release(&lane0->worker_state, WALLS__WORKER_READY);
     uint64_t one = 1;
     ssize_t rc = write(doorbell_fd, &one, sizeof one);

@@ -569,16 +569,36 @@ END_TEST
 
 /* ---- hybrid ------------------------------------------------------------ */
 
-/* Shared with the workers: mapped before the pool (so before the fork
- * server), inherited by every process forked from it. */
+/* Shared with the workers through a memfd of the test process, which each
+ * task maps by its /proc path (its input): the workers may be forked from
+ * a re-executed fork server (the test process has threads under
+ * ThreadSanitizer), which inherits no mapping of the test's. */
 struct rendezvous {
     int started;
     int release;
 };
-static struct rendezvous *rv;
+
+static struct rendezvous *rendezvous_of(struct walls_call *call)
+{
+    static struct rendezvous *mapped; /* per worker process */
+    if (!mapped) {
+        char path[64] = "";
+        memcpy(path, call->in, call->in_len < sizeof path - 1 ? call->in_len : sizeof path - 1);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            abort();
+        void *p = mmap(NULL, sizeof *mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED)
+            abort();
+        mapped = p;
+    }
+    return mapped;
+}
 
 static int hold(struct walls_call *call)
 {
+    struct rendezvous *rv = rendezvous_of(call);
     __atomic_fetch_add(&rv->started, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; i < 20000 && !__atomic_load_n(&rv->release, __ATOMIC_SEQ_CST); i++)
         usleep(1000);
@@ -587,7 +607,7 @@ static int hold(struct walls_call *call)
 
 static int crash_when_seven_hold(struct walls_call *call)
 {
-    (void)call;
+    struct rendezvous *rv = rendezvous_of(call);
     for (int i = 0; i < 5000 && __atomic_load_n(&rv->started, __ATOMIC_SEQ_CST) < 7; i++)
         usleep(1000);
     usleep(20000); /* let the holders settle into their calls */
@@ -596,8 +616,14 @@ static int crash_when_seven_hold(struct walls_call *call)
 
 static void hybrid_lost(unsigned retries, int want_lost)
 {
-    rv = mmap(NULL, sizeof *rv, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int memfd = memfd_create("walls-test-rendezvous", MFD_CLOEXEC);
+    ck_assert_int_ge(memfd, 0);
+    ck_assert_int_eq(ftruncate(memfd, sizeof(struct rendezvous)), 0);
+    struct rendezvous *rv =
+        mmap(NULL, sizeof *rv, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     ck_assert_ptr_ne(rv, MAP_FAILED);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", getpid(), memfd);
     struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 2, .threads = 4,
                                 .lost_retries = retries};
     walls_pool *pool;
@@ -607,26 +633,15 @@ static void hybrid_lost(unsigned retries, int want_lost)
     /* One task per thread: seven holders and the crasher; then the rest. */
     for (int i = 0; i < N; i++) {
         int v[2] = {i, 0};
-        walls_fn *fn = i < 7 ? hold : i == 7 ? crash_when_seven_hold : t_add;
-        ck_assert_int_eq(walls_submit(pool, fn, v, sizeof v, &t[i]), 0);
+        if (i < 8)
+            ck_assert_int_eq(walls_submit(pool, i < 7 ? hold : crash_when_seven_hold, path,
+                                          strlen(path), &t[i]),
+                             0);
+        else
+            ck_assert_int_eq(walls_submit(pool, t_add, v, sizeof v, &t[i]), 0);
     }
     struct walls_result r;
     ck_assert_int_eq(walls_wait(t[7], 20000, &r), 0);
-#if defined(__SANITIZE_THREAD__)
-    /* ThreadSanitizer defers signal handlers, so the worker cannot say
-     * which of its threads aborted (or names the wrong one). */
-    ck_assert(r.status == WALLS_CRASHED || r.status == WALLS_LOST);
-    __atomic_store_n(&rv->release, 1, __ATOMIC_SEQ_CST);
-    for (int i = 0; i < N; i++) {
-        if (i != 7)
-            ck_assert_int_eq(walls_wait(t[i], 20000, &r), 0);
-        walls_task_free(t[i]);
-    }
-    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
-    munmap(rv, sizeof *rv);
-    (void)want_lost;
-    return;
-#endif
     ck_assert_int_eq(r.status, WALLS_CRASHED);
     ck_assert_int_eq(r.code, SIGABRT);
     __atomic_store_n(&rv->release, 1, __ATOMIC_SEQ_CST);
@@ -654,6 +669,7 @@ static void hybrid_lost(unsigned retries, int want_lost)
     ck_assert_uint_eq(st.restarts, 1);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     munmap(rv, sizeof *rv);
+    close(memfd);
 }
 
 START_TEST(test_hybrid_crash_loses_neighbours)
@@ -708,6 +724,118 @@ START_TEST(test_hybrid_basics)
     walls_task_free(c);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     ck_assert_int_eq(count_children(), 0);
+}
+END_TEST
+
+/* Two tasks of one hybrid process that fault at the same instant: each
+ * meets the other (a counter in the worker's own memory, fresh in every
+ * process), then one writes through NULL and the other aborts. */
+static uint32_t met;
+
+static void meet(void)
+{
+    __atomic_fetch_add(&met, 1, __ATOMIC_SEQ_CST);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    while (__atomic_load_n(&met, __ATOMIC_SEQ_CST) < 2 &&
+           (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 1000000000L);
+}
+
+static int meet_segv(struct walls_call *call)
+{
+    meet();
+    return t_segv(call);
+}
+
+static int meet_abort(struct walls_call *call)
+{
+    meet();
+    return t_abort(call);
+}
+
+START_TEST(test_hybrid_simultaneous_faults)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
+                                .restart_limit = 100000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    enum { ROUNDS = 300 };
+    int wrong = 0, both = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        /* The process is up and both its threads asleep: the pair lands on
+         * different threads. */
+        walls_task *ready, *s, *a;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 0, &ready), 0);
+        ck_assert_int_eq(walls_wait(ready, 20000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(ready);
+        usleep(2000);
+        ck_assert_int_eq(walls_submit(pool, meet_segv, NULL, 0, &s), 0);
+        ck_assert_int_eq(walls_submit(pool, meet_abort, NULL, 0, &a), 0);
+        struct walls_result rs, ra;
+        ck_assert_int_eq(walls_wait(s, 20000, &rs), 0);
+        ck_assert_int_eq(walls_wait(a, 20000, &ra), 0);
+        /* A task that faulted ends with its own signal, never the other's.
+         * One may be lost: stopped by the other's death an instant before
+         * its own fault. Both lost would mean a fault nobody was blamed for. */
+        bool s_own = rs.status == WALLS_CRASHED && rs.code == SIGSEGV;
+        bool a_own = ra.status == WALLS_CRASHED && ra.code == SIGABRT;
+        bool ok = (s_own || rs.status == WALLS_LOST) && (a_own || ra.status == WALLS_LOST) &&
+                  (s_own || a_own);
+        both += s_own && a_own;
+        if (!ok && wrong++ < 5)
+            fprintf(stderr, "round %d: segv task %s/%d, abort task %s/%d\n", round,
+                    walls_status_name(rs.status), rs.code, walls_status_name(ra.status), ra.code);
+        walls_task_free(s);
+        walls_task_free(a);
+    }
+    fprintf(stderr, "simultaneous faults: %d of %d rounds had both blamed on their own signal\n",
+            both, ROUNDS);
+    ck_assert_msg(wrong == 0, "%d of %d rounds misreported", wrong, ROUNDS);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* Many mixed tasks on two hybrid processes of two threads: a task that
+ * faulted ends with its own signal or (when a neighbour's fault killed the
+ * process first) as lost; never with another task's signal. */
+START_TEST(test_hybrid_fault_soak)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 2, .threads = 2,
+                                .restart_limit = 100000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    enum { N = 20000 };
+    static walls_task *t[N];
+    for (int i = 0; i < N; i++) {
+        int v[2] = {i, 1};
+        walls_fn *fn = i % 40 == 3 ? t_segv : i % 40 == 17 ? t_abort : t_add;
+        ck_assert_int_eq(walls_submit(pool, fn, v, sizeof v, &t[i]), 0);
+    }
+    int wrong = 0, crashed = 0;
+    for (int i = 0; i < N; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 60000, &r), 0);
+        bool ok;
+        if (i % 40 == 3 || i % 40 == 17) {
+            int own = i % 40 == 3 ? SIGSEGV : SIGABRT;
+            ok = (r.status == WALLS_CRASHED && r.code == own) || r.status == WALLS_LOST;
+            crashed += r.status == WALLS_CRASHED;
+        } else {
+            ok = r.status == WALLS_OK || r.status == WALLS_LOST;
+        }
+        if (!ok && wrong++ < 5)
+            fprintf(stderr, "task %d (%s): %s/%d\n", i,
+                    i % 40 == 3 ? "segv" : i % 40 == 17 ? "abort" : "add",
+                    walls_status_name(r.status), r.code);
+        walls_task_free(t[i]);
+    }
+    ck_assert_msg(wrong == 0, "%d of %d tasks misreported", wrong, N);
+    ck_assert_int_gt(crashed, N / 40);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
 END_TEST
 
@@ -1175,6 +1303,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_hybrid_basics);
     tcase_add_test(tc, test_hybrid_crash_loses_neighbours);
     tcase_add_test(tc, test_hybrid_retries_lost);
+    tcase_add_test(tc, test_hybrid_simultaneous_faults);
+    tcase_add_test(tc, test_hybrid_fault_soak);
     tcase_add_test(tc, test_host_sigchld_reaper_steals_nothing);
     tcase_add_test(tc, test_recycle_after_n);
     tcase_add_test(tc, test_cancel_finished_unharvested);

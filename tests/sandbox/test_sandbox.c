@@ -563,17 +563,63 @@ static void ignore_sigsys(int sig)
     (void)sig;
 }
 
-/* Catching SIGSYS would let a task survive the filter's traps. */
+/* Refused calls are reported to the host by the kernel, not by a signal:
+ * catching SIGSYS (also through a signal number with garbage in the upper
+ * half of its register, which the kernel reads as an int) changes nothing,
+ * and the call after it is still a violation. */
 static int a_catch_sigsys(struct walls_call *c)
 {
     (void)c;
-    struct sigaction sa, old;
+    struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = ignore_sigsys;
-    if (sigaction(SIGSYS, &sa, &old) != 0)
+    if (sigaction(SIGSYS, &sa, NULL) != 0)
         return FAIL_ERRNO;
-    sigaction(SIGSYS, &old, NULL); /* the worker's own handler back */
-    return 0;
+    struct kernel_sigaction {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        uint64_t mask;
+    } ks = {.handler = ignore_sigsys};
+    syscall(SYS_rt_sigaction, (long)SIGSYS | (1L << 32), &ks, NULL, 8);
+    return (int)syscall(SYS_getppid) > 0 ? 0 : FAIL_ERRNO;
+}
+
+/* A blocked SIGSYS cannot keep a refused call from being named either. */
+static int a_block_sigsys(struct walls_call *c)
+{
+    (void)c;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGSYS);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    return (int)syscall(SYS_getppid) > 0 ? 0 : FAIL_ERRNO;
+}
+
+/* Calls through the other system-call ABIs of x86-64: the i386 one
+ * (int 0x80; getpid is 20 there) and x32 (getpid with bit 30 set). */
+static int a_int80(struct walls_call *c)
+{
+    (void)c;
+#if defined(__x86_64__)
+    long rc;
+    __asm__ volatile("int $0x80" : "=a"(rc) : "a"(20L) : "memory");
+    return rc > 0 ? 0 : 1;
+#else
+    return 1;
+#endif
+}
+
+static int a_x32(struct walls_call *c)
+{
+    (void)c;
+#if defined(__x86_64__)
+    long rc;
+    __asm__ volatile("syscall" : "=a"(rc) : "a"(0x40000000L | 39L) : "rcx", "r11", "memory");
+    return rc > 0 ? 0 : 1;
+#else
+    return 1;
+#endif
 }
 
 /* ---- the table -------------------------------------------------------- */
@@ -648,13 +694,14 @@ static const struct attack attacks[] = {
      WALLS_OK, false},
     {"a priority-inheritance futex", a_futex_pi, WALLS_VIOLATION, 0, "futex", WALLS_OK, false},
     {"map memory writable and executable", a_rwx, WALLS_VIOLATION, 0, "mmap", WALLS_OK, false},
-#if defined(__SANITIZE_THREAD__)
-    /* ThreadSanitizer takes SIGSYS as an asynchronous signal and delivers
-     * it later, to the handler the task was installing: the trap's kill
-     * comes too late to be seen, and the call fails instead. */
-    {"catch SIGSYS", a_catch_sigsys, WALLS_FAILED, 0, NULL, WALLS_OK, false},
-#else
-    {"catch SIGSYS", a_catch_sigsys, WALLS_VIOLATION, 0, "rt_sigaction", WALLS_OK, false},
+    {"catch SIGSYS, then a refused call", a_catch_sigsys, WALLS_VIOLATION, 0, "getppid",
+     WALLS_OK, false},
+    {"block SIGSYS, then a refused call", a_block_sigsys, WALLS_VIOLATION, 0, "getppid",
+     WALLS_OK, false},
+#if defined(__x86_64__)
+    /* Another ABI: code is the call's number there, flagged as foreign. */
+    {"a call through int 0x80", a_int80, WALLS_VIOLATION, 20, NULL, WALLS_OK, true},
+    {"an x32 call", a_x32, WALLS_VIOLATION, 0x40000027, NULL, WALLS_OK, true},
 #endif
 };
 #define NATTACKS (sizeof attacks / sizeof attacks[0])
@@ -749,6 +796,10 @@ START_TEST(test_battery_strict)
         else if (a->code)
             ck_assert_msg(r.code == a->code, "%s: code %d, expected %d", a->what, r.code,
                           a->code);
+        /* Exactly the calls through another ABI are flagged so. */
+        bool foreign = a->fn == a_int80 || a->fn == a_x32;
+        ck_assert_msg(!!(r.flags & WALLS_RESULT_FOREIGN_ABI) == foreign, "%s: flags %#x", a->what,
+                      r.flags);
         walls_task_free(t);
         /* The other worker's task and the host carry on. */
         ck_assert_int_eq(walls_wait(bystander, 30000, &r), 0);
@@ -1076,6 +1127,178 @@ START_TEST(test_refused_layer_and_fallback)
 }
 END_TEST
 
+/* ---- int arguments: the low 32 bits, as the kernel reads them ------------ */
+
+/* Each passes garbage in the upper half of an argument the kernel reads as
+ * an int: the kernel acts on the low half, so the filter must judge the
+ * low half too. 0 = the call succeeded. */
+#define HIGH (1L << 32)
+
+static int g_futex_wake(struct walls_call *c)
+{
+    (void)c;
+    static uint32_t word;
+    return syscall(SYS_futex, &word, (long)FUTEX_WAKE_PRIVATE | HIGH, 1, NULL, NULL, 0) < 0
+               ? FAIL_ERRNO
+               : 0;
+}
+
+static int g_futex_pi(struct walls_call *c)
+{
+    (void)c;
+    static uint32_t word;
+    if (syscall(SYS_futex, &word, (long)FUTEX_LOCK_PI_PRIVATE | HIGH, 0, NULL, NULL, 0) != 0)
+        return FAIL_ERRNO;
+    syscall(SYS_futex, &word, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL, NULL, 0);
+    return 0;
+}
+
+static int g_tgkill_self(struct walls_call *c)
+{
+    (void)c;
+    return syscall(SYS_tgkill, (long)getpid() | HIGH, (long)gettid(), 0) == 0 ? 0 : FAIL_ERRNO;
+}
+
+static int g_tgkill_host(struct walls_call *c)
+{
+    const struct target *t = T(c);
+    return syscall(SYS_tgkill, (long)t->host | HIGH, (long)t->host, 0) == 0 ? 0 : FAIL_ERRNO;
+}
+
+static int g_socket_inet(struct walls_call *c)
+{
+    (void)c;
+    long fd = syscall(SYS_socket, (long)AF_INET | HIGH, (long)SOCK_DGRAM, 0L);
+    if (fd < 0)
+        return FAIL_ERRNO;
+    close((int)fd);
+    return 0;
+}
+
+static int g_socket_unix(struct walls_call *c)
+{
+    (void)c;
+    long fd = syscall(SYS_socket, (long)AF_UNIX | HIGH, (long)SOCK_DGRAM, 0L);
+    if (fd < 0)
+        return FAIL_ERRNO;
+    close((int)fd);
+    return 0;
+}
+
+static int g_fcntl(struct walls_call *c, long cmd, long arg)
+{
+    (void)c;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return FAIL_ERRNO;
+    long rc = syscall(SYS_fcntl, (long)fd, cmd, arg);
+    int err = errno;
+    close(fd);
+    return rc < 0 ? (err ? err : 1) : 0;
+}
+
+static int g_fcntl_getfd(struct walls_call *c)
+{
+    return g_fcntl(c, (long)F_GETFD | HIGH, 0);
+}
+
+static int g_fcntl_setown(struct walls_call *c)
+{
+    return g_fcntl(c, (long)F_SETOWN | HIGH, (long)getpid());
+}
+
+static int g_fcntl_async(struct walls_call *c)
+{
+    return g_fcntl(c, (long)F_SETFL, (long)O_ASYNC | HIGH);
+}
+
+static int g_open_write(struct walls_call *c)
+{
+    const struct target *t = T(c);
+    char path[200];
+    snprintf(path, sizeof path, "%s/victim", t->dir);
+    long fd = syscall(SYS_openat, (long)AT_FDCWD, path, (long)O_WRONLY | HIGH, 0L);
+    if (fd < 0)
+        return FAIL_ERRNO;
+    close((int)fd);
+    return 0;
+}
+
+static int g_mmap_exec(struct walls_call *c)
+{
+    (void)c;
+    void *p = (void *)syscall(SYS_mmap, NULL, 4096L, (long)(PROT_READ | PROT_EXEC) | HIGH,
+                              (long)(MAP_PRIVATE | MAP_ANONYMOUS), -1L, 0L);
+    if (p == MAP_FAILED)
+        return FAIL_ERRNO;
+    munmap(p, 4096);
+    return 0;
+}
+
+START_TEST(test_int_arguments)
+{
+    static const struct {
+        const char *what;
+        walls_fn *fn;
+        const char *refused; /* NULL: allowed despite the garbage */
+    } cases[] = {
+        {"futex FUTEX_WAKE", g_futex_wake, NULL},
+        {"futex FUTEX_LOCK_PI", g_futex_pi, "futex"},
+        {"tgkill itself", g_tgkill_self, NULL},
+        {"tgkill the host", g_tgkill_host, "tgkill"},
+        {"socket AF_INET", g_socket_inet, NULL},
+        {"socket AF_UNIX", g_socket_unix, "socket"},
+        {"fcntl F_GETFD", g_fcntl_getfd, NULL},
+        {"fcntl F_SETOWN", g_fcntl_setown, "fcntl"},
+        {"fcntl F_SETFL O_ASYNC", g_fcntl_async, "fcntl"},
+        {"openat O_WRONLY", g_open_write, "openat"},
+        {"mmap PROT_EXEC", g_mmap_exec, "mmap"},
+    };
+    setup_target();
+    make_victim_file();
+    /* Without a sandbox every call succeeds: the kernel reads the low half,
+     * so each refusal below is about the call the kernel would make. */
+    walls_pool *plain;
+    struct walls_pool_opts po = {.placement = WALLS_PROCESSES, .processes = 1};
+    ck_assert_int_eq(walls_pool_create(&plain, &po), 0);
+    /* Strict with both groups: every rule with arguments is in the filter. */
+    static const char *const paths[] = {"/tmp", NULL};
+    struct walls_pool_opts so = {.placement = WALLS_PROCESSES, .processes = 1,
+                                 .sandbox = WALLS_SANDBOX_STRICT,
+                                 .sandbox_allow = WALLS_ALLOW_NETWORK | WALLS_ALLOW_READ_FILES,
+                                 .sandbox_read_paths = paths, .sandbox_fallback = 1};
+    walls_pool *strict;
+    int rc = walls_pool_create(&strict, &so);
+    ck_assert_msg(rc == 0, "strict pool with groups: %s", walls_strerror(rc));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(plain, cases[i].fn, &target, sizeof target, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+        ck_assert_msg(r.status == WALLS_OK, "%s without a sandbox: %s/%d", cases[i].what,
+                      walls_status_name(r.status), r.code);
+        walls_task_free(t);
+        ck_assert_int_eq(walls_submit(strict, cases[i].fn, &target, sizeof target, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+        if (cases[i].refused)
+            ck_assert_msg(r.status == WALLS_VIOLATION &&
+                              strcmp(walls_syscall_name(r.code), cases[i].refused) == 0,
+                          "%s with garbage high bits: %s/%d (%s), expected a violation of %s",
+                          cases[i].what, walls_status_name(r.status), r.code,
+                          r.status == WALLS_VIOLATION ? walls_syscall_name(r.code) : "",
+                          cases[i].refused);
+        else
+            ck_assert_msg(r.status == WALLS_OK, "%s with garbage high bits: %s/%d (%s)",
+                          cases[i].what, walls_status_name(r.status), r.code,
+                          r.status == WALLS_VIOLATION ? walls_syscall_name(r.code) : "");
+        walls_task_free(t);
+    }
+    ck_assert_int_eq(walls_pool_destroy(strict, 0), 0);
+    ck_assert_int_eq(walls_pool_destroy(plain, 0), 0);
+    teardown_target();
+}
+END_TEST
+
 /* ---- hybrid workers ------------------------------------------------------ */
 
 START_TEST(test_hybrid_strict)
@@ -1207,6 +1430,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_battery_unsandboxed);
     tcase_add_test(tc, test_read_files_group);
     tcase_add_test(tc, test_network_group);
+    tcase_add_test(tc, test_int_arguments);
     tcase_add_test(tc, test_refused_layer_and_fallback);
     tcase_add_test(tc, test_hybrid_strict);
     tcase_add_test(tc, test_nothing_left_behind);
