@@ -547,9 +547,15 @@ WALLS_API int walls_submit_ex(walls_pool *pool, walls_fn *fn, const void *in, si
  *    private staging copy: the host fills it from the arena buffer when it
  *    hands the task over, and copies it back into the buffer when the task
  *    returns (both under the pool's lock, so they cost about a memcpy of
- *    the buffer each). A hostile worker can thus change nothing of the
- *    arena but its own task's output, and only when the task returns:
- *    other tasks see a staged output's new contents only after that.
+ *    the buffer each). Other tasks see a staged output's new contents only
+ *    after it returns.
+ *  - Under SECCOMP and STRICT a hostile worker can thus change nothing of
+ *    the arena but its own task's output. LIMITS confines resources, not
+ *    malice: its worker may still open files, and one running as the
+ *    host's user can reopen the arena writable through /proc (as root,
+ *    /proc/self/map_files; as any user, the host's /proc/<pid>/fd) or
+ *    write the host's memory. Against a hostile task, use SECCOMP or
+ *    STRICT.
  * A buffer may be both an input and the output of one task (read-modify-
  * write). A worker that dies mid-task loses only its task's output: in
  * place, that holds what it wrote before dying; staged, it is unchanged.

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -412,6 +413,68 @@ START_TEST(test_mprotect_input)
         ck_assert_int_eq(res.code, EACCES);
     } else {
         ck_assert_int_eq(res.status, WALLS_OK);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* Reopening the arena writable through /proc: find it in /proc/self/maps,
+ * open its /proc/self/map_files entry read-write (root may), map that
+ * shared and writable, and change the input. 0 = it changed it. */
+static int t_reopen_arena(struct walls_call *call)
+{
+    if (call->n_inputs != 1)
+        return 90;
+    uintptr_t at = (uintptr_t)call->inputs[0].ptr;
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps)
+        return errno ? errno : 91;
+    char line[512];
+    unsigned long lo = 0, hi = 0;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, maps))
+        found = sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= at && at < hi;
+    fclose(maps);
+    if (!found)
+        return 92;
+    char path[128];
+    snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", lo, hi);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    unsigned char *w = mmap(NULL, hi - lo, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (w == MAP_FAILED)
+        return errno;
+    w[at - lo] = 0xAB;
+    munmap(w, hi - lo);
+    return 0;
+}
+
+/* What each level promises: SECCOMP and STRICT refuse the open (the arena
+ * cannot change but for a task's own output); LIMITS confines resources,
+ * not malice (docs/arena.md): as root the reopen works, and the test keeps
+ * that documented limit honest. */
+START_TEST(test_reopen_arena_writable)
+{
+    if (_i == P_THREADS)
+        return; /* threads write the host's memory directly */
+    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_buf in;
+    ck_assert_int_eq(walls_arena_alloc(pool, 4096, &in), 0);
+    unsigned char *host = ptr_of(pool, in);
+    memset(host, 0x33, 4096);
+    struct walls_task_opts opts = {.inputs = &in, .n_inputs = 1};
+    struct walls_result res = run(pool, t_reopen_arena, NULL, 0, &opts);
+    if (_i == P_SECCOMP || _i == P_STRICT) {
+        ck_assert_msg(res.status == WALLS_VIOLATION &&
+                          strcmp(walls_syscall_name(res.code), "openat") == 0,
+                      "%s: %s %d", placement_names[_i], walls_status_name(res.status), res.code);
+        for (int i = 0; i < 4096; i++)
+            ck_assert_uint_eq(host[i], 0x33);
+    } else if (geteuid() == 0) {
+        ck_assert_msg(res.status == WALLS_OK && host[0] == 0xAB, "%s: %s %d",
+                      placement_names[_i], walls_status_name(res.status), res.code);
     }
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
@@ -835,6 +898,7 @@ static Suite *arena_suite(void)
     tcase_add_loop_test(tc, test_no_copy, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_write_to_input, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_mprotect_input, 0, NPLACEMENTS);
+    tcase_add_loop_test(tc, test_reopen_arena_writable, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_write_beside_output, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_crash_mid_output, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_finished_beside_crash, 0, NPLACEMENTS);
