@@ -61,7 +61,7 @@ static double median(const double *v, int n)
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-static void die(const char *what, int rc)
+static _Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_share: %s: %s\n", what, rc < 0 ? walls_strerror(rc) : strerror(rc));
     exit(1);

@@ -308,6 +308,9 @@ static int allow_all(scmp_filter_ctx ctx, const int *calls, size_t n)
     return rc;
 }
 
+/* Every argument comparison names both of its data. Only SCMP_CMP_MASKED_EQ
+ * reads the second (the value, after the mask); the others get 0 rather
+ * than a field the comparison's initializer leaves out. */
 void *walls__sandbox_build(unsigned allow, int *err)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
@@ -348,7 +351,7 @@ void *walls__sandbox_build(unsigned allow, int *err)
      * filter's trap and carry on probing it. */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
-                              SCMP_A0(SCMP_CMP_NE, SIGSYS));
+                              SCMP_A0(SCMP_CMP_NE, SIGSYS, 0));
     /* fstat, as glibc makes it: newfstatat(fd, "", AT_EMPTY_PATH). A path
      * given with the flag is looked up too, so a task can learn a path's
      * metadata (never open it). */
@@ -362,10 +365,10 @@ void *walls__sandbox_build(unsigned allow, int *err)
         static const int cmds[] = {F_GETFD, F_SETFD, F_GETFL};
         for (size_t i = 0; rc == 0 && i < sizeof cmds / sizeof cmds[0]; i++)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                                  SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)cmds[i]));
+                                  SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)cmds[i], 0));
         if (rc == 0)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
-                                  SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+                                  SCMP_A1(SCMP_CMP_EQ, F_SETFL, 0),
                                   SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0));
     }
     /* Threads: refused with an error, not trapped. glibc blocks every
@@ -380,7 +383,7 @@ void *walls__sandbox_build(unsigned allow, int *err)
     /* Signals to itself only (raise, abort): tgkill with its own pid. */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
     if (rc == 0 && (allow & WALLS_ALLOW_NETWORK)) {
         static const int net[] = {
             SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(sendto), SCMP_SYS(recvfrom),
@@ -392,10 +395,10 @@ void *walls__sandbox_build(unsigned allow, int *err)
         /* Internet sockets only: no UNIX, netlink or packet sockets. */
         if (rc == 0)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                                  SCMP_A0(SCMP_CMP_EQ, AF_INET));
+                                  SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
         if (rc == 0)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                                  SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+                                  SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
     }
     if (rc == 0 && (allow & WALLS_ALLOW_READ_FILES)) {
         static const int files[] = {SCMP_SYS(getdents64), SCMP_SYS(newfstatat)};
