@@ -1,10 +1,11 @@
 # Wraps the commands the README shows. `make bench` builds and runs
 # `walls bench`; `make test` builds and runs the test suite plain, under
-# ASan+UBSan and under TSan.
+# ASan+UBSan and under TSan, and builds everything twice more with warnings
+# fatal: as a Release build and with clang.
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build bench test test-plain test-asan test-tsan fuzz clean
+.PHONY: all deps build bench test test-plain test-asan test-tsan build-release build-clang fuzz clean
 
 all: build
 
@@ -18,7 +19,7 @@ build: deps
 bench: build
 	./build/walls bench
 
-test: test-plain test-asan test-tsan fuzz
+test: test-plain test-asan test-tsan build-release build-clang fuzz
 
 # The host's reading of a hostile worker's mailbox, fuzzed for a bounded
 # time (FUZZ_SECONDS); a finding fails the run and leaves a crash file.
@@ -48,5 +49,15 @@ test-tsan: deps
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && ctest --output-on-failure -j$(JOBS)
 
+# Built, not run: -O3 and clang find warnings the other builds do not.
+build-release: deps
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DWALLS_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build build-release -j$(JOBS)
+
+build-clang: deps
+	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALLS_WERROR=ON \
+	    $(CMAKE_FLAGS)
+	cmake --build build-clang -j$(JOBS)
+
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-release build-clang build-fuzz

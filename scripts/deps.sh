@@ -2,7 +2,9 @@
 # Installs the Debian packages walls needs to build, test and benchmark,
 # if any is missing. Needs root (or sudo) only when something is missing.
 set -eu
-packages="cmake make gcc pkg-config check libglib2.0-dev libuv1-dev clang libclang-rt-14-dev libseccomp-dev"
+# libc6-dev and libseccomp-dev also hold the archives (libc.a, libseccomp.a)
+# that the install test links a fully static program with.
+packages="cmake make gcc libc6-dev binutils pkg-config check libglib2.0-dev libuv1-dev clang libclang-rt-14-dev libseccomp-dev"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

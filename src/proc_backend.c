@@ -18,7 +18,6 @@
  * is replaced.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <errno.h>
@@ -87,7 +86,49 @@ void walls__procs_kill(struct walls__worker *w, enum walls_status reason, bool t
     kill_proc(w->proc);
 }
 
-/* Which module fn lives in, and where in it. Pool lock held. */
+/* The object (main program or shared object) whose loaded segments hold
+ * an address, as dl_iterate_phdr() reports it. */
+struct object_search {
+    uintptr_t addr;
+    bool first;        /* the next object reported is the first one */
+    bool found;
+    bool too_long;     /* its name does not fit in path */
+    uintptr_t base;    /* its load bias: segment addresses are base + p_vaddr */
+    char path[PATH_MAX]; /* "" for the main program */
+};
+
+static int find_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct object_search *s = data;
+    /* The first object reported is the main program, in dynamic and static
+     * programs alike; the worker side names it "" too. */
+    bool main_program = s->first;
+    s->first = false;
+    for (size_t i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = (uintptr_t)info->dlpi_addr + (uintptr_t)ph->p_vaddr;
+        if (ph->p_type != PT_LOAD || s->addr < start || s->addr - start >= ph->p_memsz)
+            continue;
+        const char *name = main_program || !info->dlpi_name ? "" : info->dlpi_name;
+        size_t len = strlen(name);
+        s->found = true;
+        s->base = (uintptr_t)info->dlpi_addr;
+        s->too_long = len >= sizeof s->path;
+        if (!s->too_long)
+            memcpy(s->path, name, len + 1);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Which module fn lives in, and where in it. Pool lock held.
+ *
+ * The module is found by walking the loaded objects' segments, not with
+ * dladdr(), which knows nothing of the main program of a static
+ * executable; dl_iterate_phdr() reports it there as well.
+ */
 int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
                         uint64_t *offset)
 {
@@ -98,12 +139,14 @@ int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module
         *offset = c->offset;
         return 0;
     }
-    Dl_info info;
-    struct link_map *lm = NULL;
-    if (!dladdr1((void *)fn, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+    struct object_search search = {.addr = (uintptr_t)fn, .first = true};
+    dl_iterate_phdr(find_object, &search);
+    if (!search.found)
         return -ENOENT;
+    if (search.too_long)
+        return -ENAMETOOLONG;
     char resolved[PATH_MAX];
-    const char *path = lm->l_name ? lm->l_name : "";
+    const char *path = search.path;
     if (path[0] && realpath(path, resolved))
         path = resolved;
     if (strlen(path) >= WALLS__SLOT_DATA)
@@ -123,12 +166,11 @@ int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module
     }
     c->fn = fn;
     c->module = (uint16_t)m;
-    c->offset = (uint64_t)((uintptr_t)fn - (uintptr_t)lm->l_addr);
+    c->offset = (uint64_t)((uintptr_t)fn - search.base);
     *module = c->module;
     *offset = c->offset;
     return 0;
 }
-
 
 static void set_state(struct walls__proc *proc, int state)
 {
