@@ -1,44 +1,87 @@
 /*
  * handle.c - generation-checked handle tables (see handle.h).
  *
- * Allocation and release take the table's mutex; lookup takes none: the
- * chunk array only grows, each chunk pointer is published with release
+ * Allocation and release take the table's mutex; lookup takes none: chunk
+ * memory is never unmapped, each chunk's mapping is published with release
  * order before nchunks counts it, and the generation is read atomically.
+ *
+ * Entries are handed out from chunks that have free ones (the partial
+ * stack, most recently freed first, so that a steady load keeps reusing the
+ * same warm chunk). A chunk whose last live entry is released becomes a
+ * spare; past WALLS__HANDLE_SPARE spares, its pages go back to the system
+ * (MADV_DONTNEED: they read as zeros from then on) and it is made again,
+ * with fresh generations, only when no resident chunk has room.
  */
+#define _GNU_SOURCE
 #include "handle.h"
 
-#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "atomic.h"
 
-static struct walls__handle_hdr *entry_at(struct walls__handles *table, uint32_t index)
+static size_t chunk_bytes(const struct walls__handles *table)
 {
-    char *chunk = table->chunks[index / table->chunk_entries];
-    return (struct walls__handle_hdr *)(chunk + (size_t)(index % table->chunk_entries) *
-                                                    table->entry_size);
+    size_t bytes = (size_t)table->chunk_entries * table->entry_size;
+    return (bytes + 4095) & ~(size_t)4095;
 }
 
+static struct walls__handle_hdr *entry_at(const struct walls__handles *table, char *mem,
+                                          uint32_t slot)
+{
+    return (struct walls__handle_hdr *)(mem + (size_t)slot * table->entry_size);
+}
+
+static void push_partial(struct walls__handles *table, uint32_t c)
+{
+    struct walls__handle_chunk *chunk = &table->chunks[c];
+    if (chunk->partial)
+        return;
+    chunk->partial = true;
+    chunk->next_partial = table->partial;
+    table->partial = c + 1;
+}
+
+/* Makes chunk c's entries (again), generations from its base, all free. */
+static void make_chunk(struct walls__handles *table, uint32_t c)
+{
+    struct walls__handle_chunk *chunk = &table->chunks[c];
+    chunk->free = NULL;
+    /* Push in reverse so that the lowest index is handed out first. */
+    for (uint32_t i = table->chunk_entries; i-- > 0;) {
+        struct walls__handle_hdr *hdr = entry_at(table, chunk->mem, i);
+        hdr->index = c * table->chunk_entries + i;
+        /* Release: a lookup that reads this generation sees the index. */
+        walls__store_release(&hdr->gen, chunk->gen_base);
+        if (table->init_entry)
+            table->init_entry(hdr);
+        hdr->next_free = chunk->free;
+        chunk->free = hdr;
+    }
+    chunk->live = 0;
+    chunk->resident = true;
+    table->spare++;
+    push_partial(table, c);
+}
+
+/* A chunk with room: a released one made again, or a new mapping. */
 static int grow(struct walls__handles *table)
 {
+    for (uint32_t c = 0; c < table->nchunks; c++)
+        if (!table->chunks[c].resident) {
+            make_chunk(table, c);
+            return 0;
+        }
     uint32_t n = table->nchunks;
     if (n == WALLS__HANDLE_CHUNKS)
         return -1;
-    char *chunk = calloc(table->chunk_entries, table->entry_size);
-    if (!chunk)
+    void *mem = mmap(NULL, chunk_bytes(table), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
         return -1;
-    table->chunks[n] = chunk;
-    /* Push in reverse so that the lowest index is handed out first. */
-    for (uint32_t i = table->chunk_entries; i-- > 0;) {
-        struct walls__handle_hdr *hdr =
-            (struct walls__handle_hdr *)(chunk + (size_t)i * table->entry_size);
-        hdr->index = n * table->chunk_entries + i;
-        hdr->gen = 1;
-        if (table->init_entry)
-            table->init_entry(hdr);
-        hdr->next_free = table->free_list;
-        table->free_list = hdr;
-    }
+    table->chunks[n].mem = mem;
+    table->chunks[n].gen_base = 1;
+    make_chunk(table, n);
     /* Release: the chunk's contents are visible before lookups can reach it. */
     walls__store_release(&table->nchunks, n + 1);
     return 0;
@@ -47,13 +90,29 @@ static int grow(struct walls__handles *table)
 void *walls__handle_alloc(struct walls__handles *table)
 {
     pthread_mutex_lock(&table->lock);
-    if (!table->free_list && grow(table) != 0) {
+    struct walls__handle_chunk *chunk = NULL;
+    for (;;) {
+        while (table->partial) {
+            chunk = &table->chunks[table->partial - 1];
+            if (chunk->resident && chunk->free)
+                break;
+            /* Full, or given back: off the stack. */
+            table->partial = chunk->next_partial;
+            chunk->partial = false;
+            chunk = NULL;
+        }
+        if (chunk || grow(table) != 0)
+            break;
+    }
+    if (!chunk) {
         pthread_mutex_unlock(&table->lock);
         return NULL;
     }
-    struct walls__handle_hdr *hdr = table->free_list;
-    table->free_list = hdr->next_free;
+    struct walls__handle_hdr *hdr = chunk->free;
+    chunk->free = hdr->next_free;
     hdr->next_free = NULL;
+    if (chunk->live++ == 0)
+        table->spare--;
     pthread_mutex_unlock(&table->lock);
     return hdr;
 }
@@ -68,13 +127,36 @@ void walls__handle_retire(void *entry)
     walls__store_release(&hdr->gen, gen);
 }
 
+/* Gives chunk c's pages back; its next generations start above every one
+ * it handed out. Table lock held, the chunk empty. */
+static void give_back(struct walls__handles *table, uint32_t c)
+{
+    struct walls__handle_chunk *chunk = &table->chunks[c];
+    uint32_t top = chunk->gen_base;
+    for (uint32_t i = 0; i < table->chunk_entries; i++) {
+        uint32_t gen = walls__load_relaxed(&entry_at(table, chunk->mem, i)->gen);
+        if (gen > top)
+            top = gen;
+    }
+    chunk->gen_base = top + 1 ? top + 1 : 1;
+    chunk->resident = false;
+    chunk->free = NULL;
+    table->spare--;
+    madvise(chunk->mem, chunk_bytes(table), MADV_DONTNEED);
+}
+
 void walls__handle_release(struct walls__handles *table, void *entry)
 {
     struct walls__handle_hdr *hdr = entry;
     walls__handle_retire(entry);
     pthread_mutex_lock(&table->lock);
-    hdr->next_free = table->free_list;
-    table->free_list = hdr;
+    uint32_t c = hdr->index / table->chunk_entries;
+    struct walls__handle_chunk *chunk = &table->chunks[c];
+    hdr->next_free = chunk->free;
+    chunk->free = hdr;
+    push_partial(table, c);
+    if (--chunk->live == 0 && ++table->spare > WALLS__HANDLE_SPARE && !table->init_entry)
+        give_back(table, c);
     pthread_mutex_unlock(&table->lock);
 }
 
@@ -89,7 +171,10 @@ void *walls__handle_get(struct walls__handles *table, uint64_t handle)
     uint32_t nchunks = walls__load_acquire(&table->nchunks);
     if (index / table->chunk_entries >= nchunks)
         return NULL;
-    struct walls__handle_hdr *hdr = entry_at(table, index);
+    char *mem = table->chunks[index / table->chunk_entries].mem;
+    struct walls__handle_hdr *hdr = entry_at(table, mem, index % table->chunk_entries);
+    /* Acquire: pairs with the release in make_chunk() and retire. A chunk
+     * given back reads generation 0, which no handle carries. */
     if (walls__load_acquire(&hdr->gen) != gen)
         return NULL;
     return hdr;

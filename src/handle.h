@@ -2,34 +2,56 @@
  * handle.h - checked handles for tasks and pools.
  *
  * A handle given to the caller is not a pointer but (generation << 32 |
- * index + 1). Entries live in chunks that are never freed, so looking up a
- * stale handle reads valid memory and finds a different generation: a task
- * freed twice or a pool used after destroy is refused, not dereferenced.
+ * index + 1). Entries live in chunks of address space that are never
+ * unmapped, so looking up a stale handle reads valid memory and finds a
+ * different generation: a task freed twice or a pool used after destroy is
+ * refused, not dereferenced.
+ *
+ * Memory comes back: a table whose entries hold no lock (tasks) gives the
+ * pages of a chunk whose entries are all free back to the system, keeping
+ * at most WALLS__HANDLE_SPARE such chunks resident for reuse. A released
+ * chunk reads as zeros (generation 0, which no handle carries) until it is
+ * made again, with generations above any it handed out before.
  */
 #ifndef WALLS_HANDLE_H
 #define WALLS_HANDLE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define WALLS__HANDLE_CHUNKS 4096u
+#define WALLS__HANDLE_SPARE 2u /* empty chunks kept resident, per table */
 
 /* Every entry starts with this header. */
 struct walls__handle_hdr {
-    uint32_t gen;   /* bumped when the entry is released; read atomically */
+    uint32_t gen;   /* bumped when the entry is retired; read atomically; never 0 */
     uint32_t index;
     struct walls__handle_hdr *next_free;
+};
+
+/* One chunk of entries. All fields but mem are guarded by the table's lock. */
+struct walls__handle_chunk {
+    char *mem;                      /* published with release order; never unmapped */
+    struct walls__handle_hdr *free; /* its free entries */
+    uint32_t live;                  /* entries handed out */
+    uint32_t gen_base;              /* first generation when it is made again */
+    uint32_t next_partial;          /* the partial stack (chunks with free entries): 1 + index */
+    bool partial;                   /* on that stack */
+    bool resident;                  /* made: its entries are initialised */
 };
 
 struct walls__handles {
     pthread_mutex_t lock;
     size_t entry_size;
     uint32_t chunk_entries;
-    void (*init_entry)(void *entry); /* once, when a chunk is made */
-    uint32_t nchunks;                /* published with release order */
-    void *chunks[WALLS__HANDLE_CHUNKS];
-    struct walls__handle_hdr *free_list;
+    void (*init_entry)(void *entry); /* once, when a chunk is first made; NULL for
+                                      * tables whose chunks may be given back */
+    uint32_t nchunks;                /* mapped chunks; published with release order */
+    uint32_t partial;                /* top of the partial stack: 1 + index, 0 = empty */
+    uint32_t spare;                  /* resident chunks with no live entry */
+    struct walls__handle_chunk chunks[WALLS__HANDLE_CHUNKS];
 };
 
 /* An entry with a fresh generation, or NULL when memory runs out. */

@@ -120,13 +120,21 @@ static void collect_unlink(struct walls__pool *pool, struct walls__task *task)
     walls__store_release(&task->collectable, false);
 }
 
-static void task_recycle(struct walls__task *task)
+/* The task's copy of its input is needed until it ends (a task lost with
+ * its process runs again from it). */
+static void drop_input(struct walls__task *task)
 {
     if (task->in != task->small_in)
         free(task->in);
+    task->in = task->small_in;
+}
+
+static void task_recycle(struct walls__task *task)
+{
+    drop_input(task);
     if (task->out != task->small_out)
         free(task->out);
-    task->in = task->out = NULL;
+    task->out = task->small_out;
     walls__handle_release(&task_table, task);
 }
 
@@ -201,15 +209,24 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
         task->arena_held = false;
     }
     task->where = WALLS__AT_DONE;
+    drop_input(task);
     task->status = status;
     task->code = code;
     task->out_len = 0;
     if (out && out_len) {
-        memcpy(task->out, out, out_len);
-        task->out_len = out_len;
+        /* Memory for the bytes written only, taken now. */
+        unsigned char *copy = out_len <= WALLS__TASK_SMALL ? task->small_out : malloc(out_len);
+        if (copy) {
+            memcpy(copy, out, out_len);
+            task->out = copy;
+            task->out_len = out_len;
+        } else {
+            task->status = WALLS_FAILED;
+            task->code = -ENOMEM;
+        }
     }
     pool->completed++;
-    pool->by_status[status]++;
+    pool->by_status[task->status]++;
     int64_t lat = now - task->submit_ns;
     pool->hist[hist_bucket(lat > 0 ? (uint64_t)lat : 0)]++;
     pool_bump(pool);
@@ -973,10 +990,6 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
         rc = -EBADF;
     } else if (pool->state != WALLS__POOL_ALIVE) {
         rc = pool->state == WALLS__POOL_CLOSING ? -ESHUTDOWN : -EBADF;
-    } else if (pool->max_output > WALLS__TASK_SMALL &&
-               !(task->out = malloc(pool->max_output))) {
-        task->out = task->small_out;
-        rc = -ENOMEM;
     } else if (pool->placement == WALLS_THREADS) {
         task->module = WALLS__MODULE_RAW;
         task->offset = (uint64_t)(uintptr_t)fn;
