@@ -700,6 +700,16 @@ WALLS_API const char *walls_status_name(enum walls_status status);
 /* A description of a negative errno returned by walls; never NULL. */
 WALLS_API const char *walls_strerror(int err);
 
+/*
+ * walls_last_error - why the last call of walls that failed on this thread
+ * failed, in words, naming the argument or option at fault, e.g.
+ * "walls_pool_create: opts.max_output 4096 is over WALLS_INLINE_MAX 480".
+ * Calls that succeed leave it as it was, so read it right after the
+ * failure. The string is the calling thread's, valid until its next call
+ * of walls; never NULL. Thread-safe.
+ */
+WALLS_API const char *walls_last_error(void);
+
 /* The name of system call nr on this machine ("openat"), for the code of
  * a WALLS_VIOLATION; "unknown" if it has none. The string stays valid until
  * the calling thread's next call. */

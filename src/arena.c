@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "internal.h"
 
 /* Serials of live arenas, so that no two share one and a handle whose
  * serial is nobody's is known for garbage. */
@@ -47,6 +48,16 @@ static int serial_take(uint16_t *out)
     }
     pthread_mutex_unlock(&serial_lock);
     return -ENOMEM;
+}
+
+void walls__arena_at_fork(enum walls__fork_phase phase)
+{
+    if (phase == WALLS__FORK_PREPARE)
+        pthread_mutex_lock(&serial_lock);
+    else if (phase == WALLS__FORK_RESET)
+        serial_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    else
+        pthread_mutex_unlock(&serial_lock);
 }
 
 static void serial_give(uint16_t s)

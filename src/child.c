@@ -28,6 +28,50 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+void walls__set_title(const char *title)
+{
+    prctl(PR_SET_NAME, (unsigned long)title, 0, 0, 0);
+    /* The command line is the bytes between arg_start and arg_end, fields
+     * 48 and 49 of /proc/self/stat (counted past the name's last ')',
+     * which may itself hold spaces and parentheses). */
+    char buf[2048];
+    long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    char *p = NULL;
+    for (char *q = buf; *q; q++)
+        if (*q == ')')
+            p = q;
+    if (!p)
+        return;
+    uintptr_t start = 0, end = 0;
+    for (int field = 2; *p && field < 49; p++) {
+        if (*p != ' ')
+            continue;
+        field++;
+        uintptr_t v = 0;
+        for (char *d = p + 1; *d >= '0' && *d <= '9'; d++)
+            v = v * 10 + (uintptr_t)(*d - '0');
+        if (field == 48)
+            start = v;
+        else if (field == 49)
+            end = v;
+    }
+    if (!start || end <= start)
+        return;
+    char *args = (char *)start;
+    size_t room = end - start, i = 0;
+    for (; title[i] && i + 1 < room; i++)
+        args[i] = title[i];
+    for (; i < room; i++)
+        args[i] = '\0';
+}
+
 /* Move fds[0..n) to 3.., closing everything above. */
 static int settle_fds(const int *fds, int n)
 {
@@ -57,11 +101,13 @@ _Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent)
         _exit(ESRCH);
     if (settle_fds(fds, nfds) != 0)
         _exit(errno ? errno : EBADF);
+    walls__set_title("walls-worker");
     _exit(walls__worker_process_main(3, 4, nfds - 2));
 }
 
 _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start)
 {
+    walls__fork_reset();
     if (settle_fds(&start->ctl, 1) != 0)
         _exit(errno ? errno : EBADF);
     walls__forkserver_main(3);

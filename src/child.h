@@ -19,6 +19,9 @@ _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start);
  * execve fails. */
 _Noreturn void walls__forkserver_exec_child(struct walls__fs_start *start);
 
+/* Names this process in ps: its comm and its command line. Async-signal-safe. */
+void walls__set_title(const char *title);
+
 /* clone3 with CLONE_PIDFD and no exit signal, every signal blocked around
  * it. In the parent: the child's pid (or -1 with *err set), the signal
  * mask as it was. In the child: 0, with every signal still blocked. */

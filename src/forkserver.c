@@ -244,6 +244,7 @@ static _Noreturn void fs_shutdown(void)
 
 _Noreturn void walls__forkserver_main(int ctl)
 {
+    walls__set_title("walls-forkserver");
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);
@@ -492,6 +493,28 @@ static bool alive_locked(void)
     return poll(&p, 1, 0) == 0;
 }
 
+void walls__forkserver_at_fork(enum walls__fork_phase phase)
+{
+    if (phase == WALLS__FORK_PREPARE) {
+        pthread_mutex_lock(&fs.lock);
+        return;
+    }
+    if (phase != WALLS__FORK_PARENT && fs.running) {
+        /* The parent's: the child closes its copies, so that the fork
+         * server still sees its host go when the parent goes, and starts
+         * a fork server of its own if it makes process pools. */
+        close(fs.ctl);
+        close(fs.pidfd);
+        fs.ctl = fs.pidfd = -1;
+        fs.running = false;
+        fs.refs = fs.init_refs = 0;
+    }
+    if (phase == WALLS__FORK_RESET)
+        fs.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    else
+        pthread_mutex_unlock(&fs.lock);
+}
+
 int walls__forkserver_acquire(bool explicit_init)
 {
     pthread_mutex_lock(&fs.lock);
@@ -547,6 +570,7 @@ int walls__forkserver_open_pool(int *sock)
 
 int walls_init(void)
 {
+    walls__fork_handlers();
     return walls__forkserver_acquire(true);
 }
 

@@ -196,6 +196,7 @@ enum walls__pool_state { WALLS__POOL_ALIVE = 1, WALLS__POOL_CLOSING, WALLS__POOL
 struct walls__pool {
     struct walls__handle_hdr hdr;
     pthread_mutex_t lock; /* initialised once per entry, never destroyed */
+    pid_t owner;          /* the process that made it (walls__self()); atomic */
     int state;            /* enum walls__pool_state */
     enum walls_placement placement;
     unsigned nworkers;
@@ -358,6 +359,35 @@ _Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent);
 
 /* thread_backend.c */
 void walls__block_async_signals(sigset_t *old);
+
+/* errors.c: records why a public call failed, for walls_last_error(), and
+ * returns err. */
+int walls__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* fork.c: this process's id, cheap: a page that a fork() wipes, so that a
+ * child sees 0 there and learns its own. Pools carry their owner's. */
+pid_t walls__self(void);
+/* Registers the fork handlers (once): walls' global locks are taken across
+ * a fork(), and a child forgets its parent's fork server. */
+void walls__fork_handlers(void);
+/* A child made by clone() rather than fork() (the fork server in fork mode,
+ * and so its workers) may hold copies of walls' global locks taken by a
+ * host thread it does not have: it resets them, and forgets the host's
+ * fork server, before anything else (async-signal-safe). */
+void walls__fork_reset(void);
+enum walls__fork_phase {
+    WALLS__FORK_PREPARE,
+    WALLS__FORK_PARENT,
+    WALLS__FORK_CHILD,
+    WALLS__FORK_RESET,
+};
+/* Each module's part: PREPARE takes its global lock, PARENT and CHILD give
+ * it back (CHILD also forgets what belongs to the parent), RESET makes the
+ * lock new and forgets the parent's state. */
+void walls__forkserver_at_fork(enum walls__fork_phase phase);
+void walls__tables_at_fork(enum walls__fork_phase phase);
+void walls__arena_at_fork(enum walls__fork_phase phase);
+void walls__sandbox_at_fork(enum walls__fork_phase phase);
 
 /* sizing.c */
 int walls__cpu_count_source(const char **source);

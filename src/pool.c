@@ -51,6 +51,20 @@ static struct walls__handles pool_table = {
 
 static void wake_timekeeper(struct walls__pool *pool);
 
+void walls__tables_at_fork(enum walls__fork_phase phase)
+{
+    if (phase == WALLS__FORK_PREPARE) {
+        pthread_mutex_lock(&pool_table.lock);
+        pthread_mutex_lock(&task_table.lock);
+    } else if (phase == WALLS__FORK_RESET) {
+        pool_table.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+        task_table.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    } else {
+        pthread_mutex_unlock(&task_table.lock);
+        pthread_mutex_unlock(&pool_table.lock);
+    }
+}
+
 static struct walls__pool *pool_get(walls_pool *handle)
 {
     return walls__handle_get(&pool_table, (uint64_t)(uintptr_t)handle);
@@ -64,15 +78,43 @@ static bool pool_still(struct walls__pool *pool, walls_pool *handle)
     return walls__handle_of(pool) == (uint64_t)(uintptr_t)handle;
 }
 
-/* The pool a handle names, locked; NULL if the handle is stale. */
-static struct walls__pool *pool_lock(walls_pool *handle)
+/* The pool a handle names, checked before anything of it is touched: NULL
+ * with *rc set (and the reason kept for walls_last_error) when the handle
+ * is NULL, stale, or another process's (a child of fork() holds its
+ * parent's handles: it must not touch their rings, locks or workers). */
+static struct walls__pool *pool_from(walls_pool *handle, const char *call, int *rc)
 {
+    if (!handle) {
+        *rc = walls__fail(-EINVAL, "%s: pool is NULL", call);
+        return NULL;
+    }
     struct walls__pool *pool = pool_get(handle);
+    if (!pool) {
+        *rc = walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
+        return NULL;
+    }
+    pid_t owner = walls__load_relaxed(&pool->owner);
+    if (owner != walls__self()) {
+        *rc = walls__fail(-EPERM,
+                          "%s: the pool belongs to process %d; a child of fork() cannot use its "
+                          "parent's pools",
+                          call, (int)owner);
+        return NULL;
+    }
+    return pool;
+}
+
+/* The live pool a handle names, locked; NULL with *rc set otherwise (a
+ * destroyed pool is -EBADF). */
+static struct walls__pool *pool_lock(walls_pool *handle, const char *call, int *rc)
+{
+    struct walls__pool *pool = pool_from(handle, call, rc);
     if (!pool)
         return NULL;
     pthread_mutex_lock(&pool->lock);
-    if (!pool_still(pool, handle)) {
+    if (!pool_still(pool, handle) || pool->state == WALLS__POOL_DEAD) {
         pthread_mutex_unlock(&pool->lock);
+        *rc = walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
         return NULL;
     }
     return pool;
@@ -81,6 +123,29 @@ static struct walls__pool *pool_lock(walls_pool *handle)
 static struct walls__task *task_get(walls_task *handle)
 {
     return walls__handle_get(&task_table, (uint64_t)(uintptr_t)handle);
+}
+
+/* The task a handle names, checked like pool_from(). */
+static struct walls__task *task_from(walls_task *handle, const char *call, int *rc)
+{
+    if (!handle) {
+        *rc = walls__fail(-EINVAL, "%s: task is NULL", call);
+        return NULL;
+    }
+    struct walls__task *task = task_get(handle);
+    if (!task) {
+        *rc = walls__fail(-EBADF, "%s: the task was freed (stale handle)", call);
+        return NULL;
+    }
+    pid_t owner = walls__load_relaxed(&task->pool->owner);
+    if (owner != walls__self()) {
+        *rc = walls__fail(-EPERM,
+                          "%s: the task belongs to process %d; a child of fork() cannot use its "
+                          "parent's tasks",
+                          call, (int)owner);
+        return NULL;
+    }
+    return task;
 }
 
 static bool task_done(struct walls__task *task)
@@ -810,11 +875,15 @@ static void fill_result(const struct walls__task *task, struct walls_result *res
 
 int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
 {
-    if (!handle || !res || timeout_ms < -1)
-        return -EINVAL;
-    struct walls__task *task = task_get(handle);
+    int rc;
+    struct walls__task *task = task_from(handle, "walls_wait", &rc);
     if (!task)
-        return -EBADF;
+        return rc;
+    if (!res)
+        return walls__fail(-EINVAL, "walls_wait: res is NULL");
+    if (timeout_ms < -1)
+        return walls__fail(-EINVAL, "walls_wait: timeout_ms %lld is below -1",
+                           (long long)timeout_ms);
     if (task_done(task)) {
         fill_result(task, res);
         return 0;
@@ -846,13 +915,19 @@ int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
 
 int walls_wait_any(walls_task **handles, size_t n, int64_t timeout_ms, size_t *index)
 {
-    if (!handles || n == 0 || !index || timeout_ms < -1)
-        return -EINVAL;
+    if (!handles || n == 0 || !index)
+        return walls__fail(-EINVAL, "walls_wait_any: %s", !handles ? "tasks is NULL"
+                                                           : n == 0 ? "n is 0"
+                                                                    : "index is NULL");
+    if (timeout_ms < -1)
+        return walls__fail(-EINVAL, "walls_wait_any: timeout_ms %lld is below -1",
+                           (long long)timeout_ms);
     for (size_t i = 0; i < n; i++) {
+        int rc;
         if (!handles[i])
-            return -EINVAL;
-        if (!task_get(handles[i]))
-            return -EBADF;
+            return walls__fail(-EINVAL, "walls_wait_any: tasks[%zu] is NULL", i);
+        if (!task_from(handles[i], "walls_wait_any", &rc))
+            return rc;
     }
     int64_t deadline = deadline_of(timeout_ms);
     int64_t spin_until = walls__now_ns() + WALLS__HOST_SPIN_NS;
@@ -863,7 +938,7 @@ int walls_wait_any(walls_task **handles, size_t n, int64_t timeout_ms, size_t *i
         for (size_t i = 0; i < n; i++) {
             struct walls__task *task = task_get(handles[i]);
             if (!task)
-                return -EBADF;
+                return walls__fail(-EBADF, "walls_wait_any: tasks[%zu] was freed meanwhile", i);
             if (!first) {
                 first = task->pool;
                 seq = walls__load_acquire(&first->done_seq);
@@ -912,7 +987,8 @@ static int take_buffers(struct walls__pool *pool, struct walls__task *task,
                         const struct walls_task_opts *opts)
 {
     if (!pool->arena.base)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "walls_submit_ex: arena buffers given to a pool without "
+                                    "an arena (opts.arena_size 0)");
     unsigned n = opts->n_inputs;
     for (unsigned i = 0; i <= n; i++) {
         walls_buf buf = i < n ? opts->inputs[i] : opts->output;
@@ -921,9 +997,18 @@ static int take_buffers(struct walls__pool *pool, struct walls__task *task,
         struct walls__arena_rec *r;
         int rc = walls__arena_find(&pool->arena, buf, &r);
         if (rc)
-            return rc;
+            return i < n ? walls__fail(rc, "walls_submit_ex: inputs[%u] %#llx is %s", i,
+                                       (unsigned long long)buf,
+                                       rc == -EXDEV ? "a buffer of another pool"
+                                                    : "not a live buffer of this pool")
+                         : walls__fail(rc, "walls_submit_ex: output %#llx is %s",
+                                       (unsigned long long)buf,
+                                       rc == -EXDEV ? "a buffer of another pool"
+                                                    : "not a live buffer of this pool");
         if (i == n && r->out_busy)
-            return -EBUSY;
+            return walls__fail(-EBUSY, "walls_submit_ex: output %#llx is already the output "
+                                       "of an unfinished task",
+                               (unsigned long long)buf);
         task->refs[i] = (struct walls__bufref){(uint64_t)r->page * WALLS__PAGE, r->size};
     }
     task->n_inputs = (uint8_t)n;
@@ -942,26 +1027,40 @@ int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len
 int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
                     const struct walls_task_opts *opts, walls_task **out_task)
 {
-    if (!handle || !fn || !out_task || (in_len > 0 && !in))
-        return -EINVAL;
+    static const char call[] = "walls_submit";
+    int rc;
+    struct walls__pool *pool = pool_from(handle, call, &rc);
+    if (!pool)
+        return rc;
+    if (!fn || !out_task || (in_len > 0 && !in))
+        return walls__fail(-EINVAL, "%s: %s", call,
+                           !fn         ? "fn is NULL"
+                           : !out_task ? "task (the out-parameter) is NULL"
+                                       : "in is NULL with in_len above 0");
     unsigned nbufs = 0;
     if (opts) {
-        if (opts->timeout_ms < -1 || opts->n_inputs > WALLS_TASK_INPUTS_MAX ||
-            (opts->n_inputs && !opts->inputs))
-            return -EINVAL;
+        if (opts->timeout_ms < -1)
+            return walls__fail(-EINVAL, "%s: opts.timeout_ms %lld is below -1", call,
+                               (long long)opts->timeout_ms);
+        if (opts->n_inputs > WALLS_TASK_INPUTS_MAX)
+            return walls__fail(-EINVAL, "%s: opts.n_inputs %u is over WALLS_TASK_INPUTS_MAX %u",
+                               call, opts->n_inputs, WALLS_TASK_INPUTS_MAX);
+        if (opts->n_inputs && !opts->inputs)
+            return walls__fail(-EINVAL, "%s: opts.inputs is NULL with n_inputs %u", call,
+                               opts->n_inputs);
         for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
             if (opts->reserved[i])
-                return -EINVAL;
+                return walls__fail(-EINVAL, "%s: opts.reserved[%zu] is not zero", call, i);
         nbufs = opts->n_inputs + (opts->output ? 1u : 0u);
     }
     if (in_len > WALLS_INLINE_MAX - nbufs * sizeof(struct walls__bufref))
-        return -E2BIG;
-    struct walls__pool *pool = pool_get(handle);
-    if (!pool)
-        return -EBADF;
+        return walls__fail(-E2BIG, "%s: in_len %zu is over the %zu bytes a ring slot has for "
+                                   "it (WALLS_INLINE_MAX %u, less 16 per arena buffer)",
+                           call, in_len, WALLS_INLINE_MAX - nbufs * sizeof(struct walls__bufref),
+                           WALLS_INLINE_MAX);
     struct walls__task *task = walls__handle_alloc(&task_table);
     if (!task)
-        return -ENOMEM;
+        return walls__fail(-ENOMEM, "%s: no memory for the task", call);
     task->flags = 0;
     task->pool = pool;
     task->next = task->prev = NULL;
@@ -979,22 +1078,27 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     if (!task->in) {
         task->in = task->small_in;
         task_recycle(task);
-        return -ENOMEM;
+        return walls__fail(-ENOMEM, "%s: no memory for a copy of %zu bytes of input", call,
+                           in_len);
     }
     if (in_len)
         memcpy(task->in, in, in_len);
 
     pthread_mutex_lock(&pool->lock);
-    int rc = 0;
-    if (!pool_still(pool, handle)) {
-        rc = -EBADF;
+    rc = 0;
+    if (!pool_still(pool, handle) || pool->state == WALLS__POOL_DEAD) {
+        rc = walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
     } else if (pool->state != WALLS__POOL_ALIVE) {
-        rc = pool->state == WALLS__POOL_CLOSING ? -ESHUTDOWN : -EBADF;
+        rc = walls__fail(-ESHUTDOWN, "%s: the pool is being destroyed", call);
     } else if (pool->placement == WALLS_THREADS) {
         task->module = WALLS__MODULE_RAW;
         task->offset = (uint64_t)(uintptr_t)fn;
-    } else {
-        rc = walls__procs_locate(pool, fn, &task->module, &task->offset);
+    } else if ((rc = walls__procs_locate(pool, fn, &task->module, &task->offset)) != 0) {
+        rc = walls__fail(rc, "%s: %s", call,
+                         rc == -ENOENT ? "fn lies in no loaded module (process placement needs "
+                                         "a function of the program or of a shared library)"
+                         : rc == -ENAMETOOLONG ? "the path of fn's module does not fit a ring slot"
+                                               : "no memory to record fn's module");
     }
     if (rc == 0 && nbufs)
         rc = take_buffers(pool, task, opts);
@@ -1076,19 +1180,18 @@ static int cancel_locked(struct walls__pool *pool, struct walls__task *task)
 
 int walls_cancel(walls_task *handle)
 {
-    if (!handle)
-        return -EINVAL;
-    struct walls__task *task = task_get(handle);
+    int rc;
+    struct walls__task *task = task_from(handle, "walls_cancel", &rc);
     if (!task)
-        return -EBADF;
+        return rc;
     if (task_done(task))
-        return -EALREADY;
+        return walls__fail(-EALREADY, "walls_cancel: the task has finished already");
     struct walls__pool *pool = task->pool;
     pthread_mutex_lock(&pool->lock);
     /* It may have finished without anyone having looked yet. */
     if (!task_done(task) && task->where == WALLS__AT_WORKER)
         walls__pool_harvest(pool, &pool->workers[task->worker]);
-    int rc = task_done(task) ? -EALREADY : cancel_locked(pool, task);
+    rc = task_done(task) ? -EALREADY : cancel_locked(pool, task);
     if (rc == -EBUSY && pool->placement != WALLS_THREADS) {
         /* Running in a process: that process goes, and the task with it. */
         walls__procs_kill(&pool->workers[task->worker], WALLS_CANCELLED, true, task->seq);
@@ -1096,6 +1199,10 @@ int walls_cancel(walls_task *handle)
     }
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
+    if (rc)
+        walls__fail(rc, rc == -EALREADY ? "walls_cancel: the task has finished already"
+                                        : "walls_cancel: the task is running in a thread, "
+                                          "which cannot be stopped");
     return rc;
 }
 
@@ -1104,7 +1211,8 @@ void walls_task_free(walls_task *handle)
     if (!handle)
         return;
     struct walls__task *task = task_get(handle);
-    if (!task)
+    /* Freed already, or another process's (a child of fork()): nothing. */
+    if (!task || walls__load_relaxed(&task->pool->owner) != walls__self())
         return;
     /* A finished task that is on no list is the caller's alone. */
     if (task_done(task) && !walls__load_acquire(&task->collectable)) {
@@ -1139,40 +1247,74 @@ static int64_t ms_to_ns(int64_t ms)
     return ms > INT64_MAX / 4000000 ? INT64_MAX / 4 : ms * 1000000;
 }
 
+/* Every option checked, the first wrong one named. */
 static int check_opts(const struct walls_pool_opts *o)
 {
-    if ((unsigned)o->placement > WALLS_HYBRID || (unsigned)o->workload > WALLS_IO_BOUND)
-        return -EINVAL;
+#define BAD(...) walls__fail(-EINVAL, "walls_pool_create: " __VA_ARGS__)
+    if ((unsigned)o->placement > WALLS_HYBRID)
+        return BAD("opts.placement %u is not a walls_placement", (unsigned)o->placement);
+    if ((unsigned)o->workload > WALLS_IO_BOUND)
+        return BAD("opts.workload %u is not a walls_workload", (unsigned)o->workload);
     if (o->needs & ~(WALLS_NEED_CRASH_ISOLATION | WALLS_NEED_UNTRUSTED))
-        return -EINVAL;
-    if (o->processes > WALLS__MAX_PROCESSES || o->threads > WALLS__MAX_THREADS)
-        return -EINVAL;
-    if (o->task_timeout_ms < 0 || o->max_output > WALLS_INLINE_MAX)
-        return -EINVAL;
-    if (o->restart_limit > 100000 || o->restart_window_ms < 0 || o->restart_backoff_ms < 0 ||
-        o->lost_retries > 100)
-        return -EINVAL;
+        return BAD("opts.needs has unknown bits %#x",
+                   o->needs & ~(WALLS_NEED_CRASH_ISOLATION | WALLS_NEED_UNTRUSTED));
+    if (o->processes > WALLS__MAX_PROCESSES)
+        return BAD("opts.processes %u is over %u", o->processes, WALLS__MAX_PROCESSES);
+    if (o->threads > WALLS__MAX_THREADS)
+        return BAD("opts.threads %u is over %u", o->threads, WALLS__MAX_THREADS);
     if (o->placement == WALLS_HYBRID && o->threads > WALLS__MAX_LANES)
-        return -EINVAL;
+        return BAD("opts.threads %u is over %u threads per hybrid process", o->threads,
+                   WALLS__MAX_LANES);
+    if (o->task_timeout_ms < 0)
+        return BAD("opts.task_timeout_ms %lld is negative", (long long)o->task_timeout_ms);
+    if (o->max_output > WALLS_INLINE_MAX)
+        return BAD("opts.max_output %zu is over WALLS_INLINE_MAX %u", o->max_output,
+                   WALLS_INLINE_MAX);
+    if (o->restart_limit > 100000)
+        return BAD("opts.restart_limit %u is over 100000", o->restart_limit);
+    if (o->restart_window_ms < 0)
+        return BAD("opts.restart_window_ms %lld is negative", (long long)o->restart_window_ms);
+    if (o->restart_backoff_ms < 0)
+        return BAD("opts.restart_backoff_ms %lld is negative",
+                   (long long)o->restart_backoff_ms);
+    if (o->lost_retries > 100)
+        return BAD("opts.lost_retries %u is over 100", o->lost_retries);
     if (o->sandbox > WALLS_SANDBOX_SECCOMP)
-        return -EINVAL;
-    if (o->arena_size > WALLS_ARENA_MAX || o->locks > WALLS_LOCKS_MAX)
-        return -EINVAL;
-    if (o->placement == WALLS_THREADS &&
-        (o->recycle_after || o->recycle_rss || o->worker_memory_limit || o->sandbox))
-        return -EINVAL;
-    if (o->placement == WALLS_THREADS &&
-        (o->sandbox_allow || o->sandbox_fallback || o->sandbox_read_paths))
-        return -EINVAL;
+        return BAD("opts.sandbox %u is not a walls_sandbox level", o->sandbox);
+    if (o->arena_size > WALLS_ARENA_MAX)
+        return BAD("opts.arena_size %zu is over WALLS_ARENA_MAX", o->arena_size);
+    if (o->locks > WALLS_LOCKS_MAX)
+        return BAD("opts.locks %u is over WALLS_LOCKS_MAX %u", o->locks, WALLS_LOCKS_MAX);
+    if (o->placement == WALLS_THREADS) {
+        /* Threads cannot give what only worker processes have: asking for
+         * it with an explicit THREADS placement is a contradiction, never
+         * silently dropped. */
+        const char *what = (o->needs & WALLS_NEED_CRASH_ISOLATION) ? "WALLS_NEED_CRASH_ISOLATION"
+                           : (o->needs & WALLS_NEED_UNTRUSTED)      ? "WALLS_NEED_UNTRUSTED"
+                           : o->sandbox                             ? "a sandbox"
+                           : o->sandbox_allow                       ? "opts.sandbox_allow"
+                           : o->sandbox_fallback                    ? "opts.sandbox_fallback"
+                           : o->sandbox_read_paths                  ? "opts.sandbox_read_paths"
+                           : o->recycle_after                       ? "opts.recycle_after"
+                           : o->recycle_rss                         ? "opts.recycle_rss"
+                           : o->worker_memory_limit ? "opts.worker_memory_limit"
+                                                    : NULL;
+        if (what)
+            return BAD("placement WALLS_THREADS cannot give %s: threads share the program's "
+                       "process (use WALLS_PROCESSES, WALLS_HYBRID or WALLS_AUTO)",
+                       what);
+    }
     /* Untrusted input gets the strict sandbox, never less. */
-    if ((o->needs & WALLS_NEED_UNTRUSTED) &&
-        (o->placement == WALLS_THREADS ||
-         (o->sandbox != WALLS_SANDBOX_NONE && o->sandbox != WALLS_SANDBOX_STRICT)))
-        return -EINVAL;
+    if ((o->needs & WALLS_NEED_UNTRUSTED) && o->sandbox != WALLS_SANDBOX_NONE &&
+        o->sandbox != WALLS_SANDBOX_STRICT)
+        return BAD("WALLS_NEED_UNTRUSTED needs the strict sandbox, and opts.sandbox asks for "
+                   "a weaker one (%u)",
+                   o->sandbox);
     for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i])
-            return -EINVAL;
+            return BAD("opts.reserved[%zu] is not zero", i);
     return 0;
+#undef BAD
 }
 
 /* Whether the options ask for something only worker processes give: an
@@ -1232,10 +1374,26 @@ static void explain(struct walls__pool *pool, const struct walls_pool_opts *o, i
              names[pool->placement], size, why, cpus, source, sandbox, arena);
 }
 
+/* The closed set walls_pool_create() returns: anything else a worker or
+ * the system reported while starting is told in words and returned as
+ * -ECHILD (a worker could not start). */
+static int create_error(int rc)
+{
+    switch (rc) {
+    case -EINVAL: case -ENOTSUP: case -ENOMEM: case -EAGAIN: case -EMFILE: case -ENFILE:
+    case -ECHILD: case -ENOEXEC: case -ENOSYS: case -ENOENT:
+        return walls__fail(rc, "walls_pool_create: %s", walls_strerror(rc));
+    default:
+        return walls__fail(-ECHILD, "walls_pool_create: a worker could not start: %s",
+                           walls_strerror(rc));
+    }
+}
+
 int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
 {
     if (!out)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "walls_pool_create: pool (the out-parameter) is NULL");
+    walls__fork_handlers();
     struct walls_pool_opts o;
     memset(&o, 0, sizeof o);
     if (opts_in)
@@ -1260,7 +1418,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     if (placement != WALLS_THREADS) {
         conf = malloc(sizeof *conf);
         if (!conf)
-            return -ENOMEM;
+            return create_error(-ENOMEM);
         rc = walls__sandbox_plan(&o, level, conf, sandbox, sizeof sandbox);
         if (rc) {
             free(conf);
@@ -1286,7 +1444,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     struct walls__pool *pool = walls__handle_alloc(&pool_table);
     if (!pool) {
         free(conf);
-        return -ENOMEM;
+        return create_error(-ENOMEM);
     }
     /* A stale handle's caller may still take this entry's lock: reset it
      * under the lock (that caller then sees the new generation). */
@@ -1294,6 +1452,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     size_t keep = offsetof(struct walls__pool, state);
     memset((char *)pool + keep, 0, sizeof *pool - keep);
     pthread_mutex_unlock(&pool->lock);
+    walls__store_relaxed(&pool->owner, walls__self());
     pool->placement = placement;
     pool->lanes_per = per;
     pool->nprocs = placement == WALLS_THREADS ? 0 : n / per;
@@ -1354,7 +1513,7 @@ fail:
     free(pool->sandbox_conf);
     pool->sandbox_conf = NULL;
     walls__handle_release(&pool_table, pool);
-    return rc;
+    return create_error(rc);
 }
 
 static bool pool_idle(struct walls__pool *pool)
@@ -1367,20 +1526,23 @@ static bool pool_idle(struct walls__pool *pool)
 
 int walls_pool_destroy(walls_pool *handle, unsigned flags)
 {
+    static const char call[] = "walls_pool_destroy";
     if (!handle)
         return 0;
     if (flags & ~WALLS_CANCEL)
-        return -EINVAL;
-    struct walls__pool *pool = pool_lock(handle);
+        return walls__fail(-EINVAL, "%s: unknown flags %#x", call, flags & ~WALLS_CANCEL);
+    int rc;
+    struct walls__pool *pool = pool_lock(handle, call, &rc);
     if (!pool)
-        return -EBADF;
+        return rc;
     if (pool->state != WALLS__POOL_ALIVE) {
         pthread_mutex_unlock(&pool->lock);
-        return -EBADF;
+        return walls__fail(-EBADF, "%s: another thread is destroying the pool", call);
     }
     if (pool->placement == WALLS_THREADS && walls__threads_is_worker(pool)) {
         pthread_mutex_unlock(&pool->lock);
-        return -EDEADLK;
+        return walls__fail(-EDEADLK, "%s: called from one of the pool's own worker threads",
+                           call);
     }
     pool->state = WALLS__POOL_CLOSING;
     if (flags & WALLS_CANCEL) {
@@ -1444,14 +1606,17 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
 
 int walls_pool_reset(walls_pool *handle)
 {
-    if (!handle)
-        return -EINVAL;
-    struct walls__pool *pool = pool_lock(handle);
+    int rc;
+    struct walls__pool *pool = pool_lock(handle, "walls_pool_reset", &rc);
     if (!pool)
-        return -EBADF;
-    int rc = pool->state == WALLS__POOL_DEAD ? -EBADF : pool->fs_lost ? -ECHILD : 0;
+        return rc;
+    if (pool->fs_lost) {
+        pthread_mutex_unlock(&pool->lock);
+        return walls__fail(-ECHILD, "walls_pool_reset: the pool's fork server is gone; "
+                                    "destroy the pool and create another");
+    }
     bool wake = false;
-    if (rc == 0 && pool->broken) {
+    if (pool->broken) {
         pool->broken = false;
         pool->restart_count = 0;
         pool->restart_next = 0;
@@ -1461,87 +1626,81 @@ int walls_pool_reset(walls_pool *handle)
     if (wake)
         wake_timekeeper(pool);
     pthread_mutex_unlock(&pool->lock);
-    return rc;
+    return 0;
 }
 
 int walls_pool_fd(walls_pool *handle)
 {
-    if (!handle)
-        return -EINVAL;
-    struct walls__pool *pool = pool_lock(handle);
+    int rc;
+    struct walls__pool *pool = pool_lock(handle, "walls_pool_fd", &rc);
     if (!pool)
-        return -EBADF;
-    int fd = -EBADF;
-    if (pool->state == WALLS__POOL_ALIVE || pool->state == WALLS__POOL_CLOSING) {
-        walls__store_relaxed(&pool->fd_armed, true);
-        walls__pool_arm(pool, true, pool->refill_armed);
-        fd = pool->event_fd;
-    }
+        return rc;
+    walls__store_relaxed(&pool->fd_armed, true);
+    walls__pool_arm(pool, true, pool->refill_armed);
+    int fd = pool->event_fd;
     pthread_mutex_unlock(&pool->lock);
     return fd;
 }
 
 int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_t *n)
 {
-    if (!handle || !tasks || !n || max == 0)
-        return -EINVAL;
+    static const char call[] = "walls_pool_collect";
+    int rc;
+    if (!tasks || !n || max == 0)
+        return walls__fail(-EINVAL, "%s: %s", call,
+                           !tasks ? "tasks is NULL" : !n ? "n is NULL" : "max is 0");
     *n = 0;
-    struct walls__pool *pool = pool_lock(handle);
+    struct walls__pool *pool = pool_lock(handle, call, &rc);
     if (!pool)
-        return -EBADF;
-    int rc = 0;
-    if (pool->state == WALLS__POOL_DEAD) {
-        rc = -EBADF;
-    } else if (!pool->fd_armed) {
-        rc = -ENOTCONN;
-    } else {
-        /* Reset the descriptor first: a completion after this makes it
-         * readable again, and one before it is on the list we take. */
-        uint64_t count;
-        ssize_t rd = read(pool->event_fd, &count, sizeof count);
-        (void)rd;
-        walls__pool_harvest_all(pool);
+        return rc;
+    if (!pool->fd_armed) {
+        pthread_mutex_unlock(&pool->lock);
+        return walls__fail(-ENOTCONN, "%s: walls_pool_fd() was never called on this pool, so "
+                                      "it keeps no list of completed tasks",
+                           call);
     }
-    while (rc == 0 && *n < max && pool->collect.head) {
+    /* Reset the descriptor first: a completion after this makes it
+     * readable again, and one before it is on the list we take. */
+    uint64_t count;
+    ssize_t rd = read(pool->event_fd, &count, sizeof count);
+    (void)rd;
+    walls__pool_harvest_all(pool);
+    while (*n < max && pool->collect.head) {
         struct walls__task *task = pool->collect.head;
         collect_unlink(pool, task);
         tasks[(*n)++] = (walls_task *)(uintptr_t)walls__handle_of(task);
     }
-    if (rc == 0 && pool->collect.head != NULL) {
+    if (pool->collect.head != NULL) {
         uint64_t one = 1;
         ssize_t wr = write(pool->event_fd, &one, sizeof one);
         (void)wr;
     }
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
-    return rc;
+    return 0;
 }
 
 int walls_pool_explain(walls_pool *handle, char *buf, size_t len)
 {
-    if (!handle || !buf || len == 0)
-        return -EINVAL;
-    struct walls__pool *pool = pool_lock(handle);
+    if (!buf || len == 0)
+        return walls__fail(-EINVAL, "walls_pool_explain: %s", !buf ? "buf is NULL" : "len is 0");
+    int rc;
+    struct walls__pool *pool = pool_lock(handle, "walls_pool_explain", &rc);
     if (!pool)
-        return -EBADF;
-    int n = -EBADF;
-    if (pool->state != WALLS__POOL_DEAD)
-        n = snprintf(buf, len, "%s", pool->explain);
+        return rc;
+    int n = snprintf(buf, len, "%s", pool->explain);
     pthread_mutex_unlock(&pool->lock);
     return n;
 }
 
 int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
 {
-    if (!handle || !st)
-        return -EINVAL;
-    struct walls__pool *pool = pool_lock(handle);
+    if (!st)
+        return walls__fail(-EINVAL, "walls_pool_stats: stats is NULL");
+    int rc;
+    struct walls__pool *pool = pool_lock(handle, "walls_pool_stats", &rc);
     if (!pool)
-        return -EBADF;
-    if (pool->state == WALLS__POOL_DEAD) {
-        pthread_mutex_unlock(&pool->lock);
-        return -EBADF;
-    }
+        return rc;
     /* Count what workers finished but nobody consumed yet. */
     walls__pool_harvest_all(pool);
     memset(st, 0, sizeof *st);
@@ -1569,66 +1728,76 @@ int walls_pool_stats(walls_pool *handle, struct walls_stats *st)
 
 /* Locks the pool of a live handle that has an arena; NULL with *rc set
  * otherwise. */
-static struct walls__pool *arena_pool(walls_pool *handle, int *rc)
+static struct walls__pool *arena_pool(walls_pool *handle, const char *call, int *rc)
 {
-    if (!handle) {
-        *rc = -EINVAL;
-        return NULL;
-    }
-    struct walls__pool *pool = pool_lock(handle);
-    if (!pool) {
-        *rc = -EBADF;
-        return NULL;
-    }
-    if (pool->state == WALLS__POOL_DEAD) {
+    struct walls__pool *pool = pool_lock(handle, call, rc);
+    if (pool && !pool->arena.base) {
         pthread_mutex_unlock(&pool->lock);
-        *rc = -EBADF;
-        return NULL;
-    }
-    if (!pool->arena.base) {
-        pthread_mutex_unlock(&pool->lock);
-        *rc = -EINVAL;
+        *rc = walls__fail(-EINVAL, "%s: the pool has no arena (opts.arena_size 0)", call);
         return NULL;
     }
     return pool;
 }
 
+/* The reason a buffer handle was refused. */
+static int bad_buffer(const char *call, walls_buf buf, int rc)
+{
+    return walls__fail(rc, "%s: %#llx is %s", call, (unsigned long long)buf,
+                       rc == -EXDEV ? "a buffer of another pool"
+                                    : "not a live buffer of this pool (freed, never "
+                                      "allocated, or garbage)");
+}
+
 int walls_arena_alloc(walls_pool *handle, size_t size, walls_buf *buf)
 {
+    static const char call[] = "walls_arena_alloc";
     if (!buf || size == 0)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "%s: %s", call, !buf ? "buf is NULL" : "size is 0");
     int rc;
-    struct walls__pool *pool = arena_pool(handle, &rc);
+    struct walls__pool *pool = arena_pool(handle, call, &rc);
     if (!pool)
         return rc;
     rc = walls__arena_alloc(&pool->arena, size, buf);
     pthread_mutex_unlock(&pool->lock);
+    if (rc)
+        walls__fail(rc, "%s: %s", call,
+                    rc == -ENOSPC ? "no free run of pages that large is left in the arena"
+                                  : "no memory for the arena's bookkeeping");
     return rc;
 }
 
 int walls_arena_free(walls_pool *handle, walls_buf buf)
 {
+    static const char call[] = "walls_arena_free";
     int rc;
-    struct walls__pool *pool = arena_pool(handle, &rc);
+    struct walls__pool *pool = arena_pool(handle, call, &rc);
     if (!pool)
         return rc;
     rc = walls__arena_free(&pool->arena, buf);
-    if (rc == -EBUSY && pool->state != WALLS__POOL_DEAD) {
+    if (rc == -EBUSY) {
         /* A task that named it may have ended without anyone looking. */
         walls__pool_harvest_all(pool);
         rc = walls__arena_free(&pool->arena, buf);
     }
     pthread_mutex_unlock(&pool->lock);
     walls__pool_signal(pool);
+    if (rc == -EBUSY)
+        walls__fail(rc, "%s: an unfinished task names %#llx; free it once the task is done",
+                    call, (unsigned long long)buf);
+    else if (rc == -ENOMEM)
+        walls__fail(rc, "%s: no memory for the arena's bookkeeping; the buffer stays", call);
+    else if (rc)
+        bad_buffer(call, buf, rc);
     return rc;
 }
 
 int walls_arena_ptr(walls_pool *handle, walls_buf buf, void **ptr, size_t *size)
 {
+    static const char call[] = "walls_arena_ptr";
     if (!ptr)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "%s: ptr is NULL", call);
     int rc;
-    struct walls__pool *pool = arena_pool(handle, &rc);
+    struct walls__pool *pool = arena_pool(handle, call, &rc);
     if (!pool)
         return rc;
     struct walls__arena_rec *r;
@@ -1639,17 +1808,19 @@ int walls_arena_ptr(walls_pool *handle, walls_buf buf, void **ptr, size_t *size)
             *size = r->size;
     }
     pthread_mutex_unlock(&pool->lock);
-    return rc;
+    return rc ? bad_buffer(call, buf, rc) : 0;
 }
 
 int walls_pool_locks(walls_pool *handle, walls_lock **locks, size_t *n)
 {
-    if (!handle || !locks || !n)
-        return -EINVAL;
-    struct walls__pool *pool = pool_lock(handle);
+    if (!locks || !n)
+        return walls__fail(-EINVAL, "walls_pool_locks: %s", !locks ? "locks is NULL" : "n is NULL");
+    int rc;
+    struct walls__pool *pool = pool_lock(handle, "walls_pool_locks", &rc);
     if (!pool)
-        return -EBADF;
-    int rc = pool->state == WALLS__POOL_DEAD ? -EBADF : pool->arena.locks ? 0 : -ENOENT;
+        return rc;
+    rc = pool->arena.locks ? 0 : walls__fail(-ENOENT, "walls_pool_locks: the pool has no locks "
+                                                      "(opts.locks 0)");
     if (rc == 0) {
         *locks = pool->arena.locks;
         *n = pool->arena.nlocks;

@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "internal.h"
 #include "sandbox.h"
 #include "walls.h"
 
@@ -162,6 +163,16 @@ static struct {
     unsigned layers;
 } probe = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+void walls__sandbox_at_fork(enum walls__fork_phase phase)
+{
+    if (phase == WALLS__FORK_PREPARE)
+        pthread_mutex_lock(&probe.lock);
+    else if (phase == WALLS__FORK_RESET)
+        probe.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    else
+        pthread_mutex_unlock(&probe.lock);
+}
+
 static int probe_cached(unsigned *layers)
 {
     pthread_mutex_lock(&probe.lock);
@@ -227,26 +238,45 @@ int walls_sandbox_probe(unsigned *layers, char *buf, size_t len)
 int walls__sandbox_plan(const struct walls_pool_opts *o, unsigned level,
                         struct walls__sandbox_conf *conf, char *text, size_t len)
 {
+#define BAD(...) walls__fail(-EINVAL, "walls_pool_create: " __VA_ARGS__)
     memset(conf, 0, sizeof *conf);
     bool files = o->sandbox_allow & WALLS_ALLOW_READ_FILES;
     if (o->sandbox_allow & ~(WALLS_ALLOW_NETWORK | WALLS_ALLOW_READ_FILES))
-        return -EINVAL;
+        return BAD("opts.sandbox_allow has unknown bits %#x",
+                   o->sandbox_allow & ~(WALLS_ALLOW_NETWORK | WALLS_ALLOW_READ_FILES));
     if (o->sandbox_fallback > WALLS_SANDBOX_FALLBACK)
-        return -EINVAL;
-    if ((o->sandbox_allow && level != WALLS_SANDBOX_STRICT) || (!files && o->sandbox_read_paths))
-        return -EINVAL;
+        return BAD("opts.sandbox_fallback %u is neither 0 nor WALLS_SANDBOX_FALLBACK",
+                   o->sandbox_fallback);
+    if (o->sandbox_allow && level != WALLS_SANDBOX_STRICT)
+        return BAD("opts.sandbox_allow widens only the strict sandbox");
+    if (!files && o->sandbox_read_paths)
+        return BAD("opts.sandbox_read_paths given without WALLS_ALLOW_READ_FILES");
     if (files) {
         if (!o->sandbox_read_paths || !o->sandbox_read_paths[0])
-            return -EINVAL;
+            return BAD("WALLS_ALLOW_READ_FILES with no opts.sandbox_read_paths");
         size_t n = 0;
         for (; o->sandbox_read_paths[n]; n++) {
             const char *p = o->sandbox_read_paths[n];
-            if (n == WALLS__SANDBOX_MAX_PATHS || p[0] != '/' ||
-                strlen(p) >= WALLS__SANDBOX_PATH_MAX)
-                return -EINVAL;
+            if (n == WALLS__SANDBOX_MAX_PATHS)
+                return BAD("opts.sandbox_read_paths has more than %d paths",
+                           WALLS__SANDBOX_MAX_PATHS);
+            if (p[0] != '/')
+                return BAD("opts.sandbox_read_paths[%zu] \"%s\" is not absolute", n, p);
+            if (strlen(p) >= WALLS__SANDBOX_PATH_MAX)
+                return BAD("opts.sandbox_read_paths[%zu] is %zu bytes long, over %d", n,
+                           strlen(p), WALLS__SANDBOX_PATH_MAX - 1);
             memcpy(conf->paths[n], p, strlen(p) + 1);
         }
         conf->npaths = (uint32_t)n;
+        /* Each must be there now: a worker that cannot open one would
+         * fail to start, for a reason the program is better told here. */
+        for (size_t i = 0; i < n; i++) {
+            struct stat st;
+            if (stat(conf->paths[i], &st) != 0)
+                return walls__fail(-ENOENT,
+                                   "walls_pool_create: opts.sandbox_read_paths[%zu] \"%s\": %s",
+                                   i, conf->paths[i], strerror(errno));
+        }
     }
     conf->allow = o->sandbox_allow;
     if (level == WALLS_SANDBOX_NONE) {
@@ -268,7 +298,8 @@ int walls__sandbox_plan(const struct walls_pool_opts *o, unsigned level,
     unsigned found;
     int rc = probe_cached(&found);
     if (rc)
-        return rc;
+        return walls__fail(rc, "walls_pool_create: probing the sandbox's layers failed: %s",
+                           walls_strerror(rc));
     unsigned missing = wanted & ~found;
     /* Never given up: the filter, and the path rules that are the only
      * thing between a task allowed to open files and every file. */
@@ -276,7 +307,9 @@ int walls__sandbox_plan(const struct walls_pool_opts *o, unsigned level,
     if (missing && (!o->sandbox_fallback || (missing & essential))) {
         size_t at = (size_t)snprintf(text, len, "; sandbox refused by the kernel: ");
         list_layers(text, len, at, missing);
-        return -ENOTSUP;
+        return walls__fail(-ENOTSUP, "walls_pool_create: %s%s", text + 2,
+                           (missing & essential) ? ""
+                                                 : " (sandbox_fallback would run without them)");
     }
     conf->layers = wanted & found;
     static const char *const levels[] = {"none", "limits", "strict", "seccomp"};
@@ -296,6 +329,7 @@ int walls__sandbox_plan(const struct walls_pool_opts *o, unsigned level,
                 (o->sandbox_allow & WALLS_ALLOW_NETWORK) && files ? ", " : "", paths);
         }
     }
+#undef BAD
     at += (size_t)snprintf(text + (at < len ? at : len), at < len ? len - at : 0, ")");
     if (missing) {
         at += (size_t)snprintf(text + (at < len ? at : len), at < len ? len - at : 0,

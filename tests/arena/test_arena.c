@@ -596,7 +596,7 @@ START_TEST(test_lock_holder_killed)
     walls_buf state;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &state), 0);
     struct walls_task_opts opts = {.output = state, .timeout_ms = 1000};
-    int hang = _i == P_THREADS ? 1500 : -1;
+    int hang = _i == P_THREADS ? 3000 : -1; /* well past the limit, even on a slow machine */
     walls_task *t;
     ck_assert_int_eq(walls_submit_ex(pool, t_lock_and_hang, &hang, sizeof hang, &opts, &t), 0);
     /* Wait until the task holds the lock (taking it first just delays the task). */
@@ -846,7 +846,7 @@ START_TEST(test_pins_outlive_timeout)
     walls_pool *pool = make_pool(_i, 1u << 20, 0);
     walls_buf a;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &a), 0);
-    int ms = 400;
+    int ms = 1000; /* well past the limit, even on a slow machine */
     struct walls_task_opts opts = {.output = a, .timeout_ms = 50};
     struct walls_result res = run(pool, t_sleep_ms, &ms, sizeof ms, &opts);
     ck_assert_int_eq(res.status, WALLS_TIMEOUT);

@@ -8,9 +8,10 @@
  *   consumer thread   a thread is running before the first process pool:
  *                     the fork server is a fresh execution of the program
  *
- * Each pool also runs a task that reports its worker's parent, the fork
- * server, so that the program can tell which of the two ways the fork
- * server was started.
+ * Each pool also runs a task that reports a mark main() sets before the
+ * first pool: a worker forked from a fork of this program sees it, one
+ * forked from a fresh execution does not. So the program can tell which of
+ * the two ways the fork server was started.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,8 +26,9 @@
 
 #define TASKS 16
 
-/* The name a re-executed fork server gives itself (src/forkserver.c). */
-#define EXEC_NAME "walls-forkserver"
+/* Set by main() before the first pool; a re-executed fork server never
+ * ran main(). */
+static int mark;
 
 static int square(struct walls_call *call)
 {
@@ -40,20 +42,13 @@ static int square(struct walls_call *call)
     return 0;
 }
 
-/* Writes the first word of the parent's command line: the fork server's. */
-static int parent_name(struct walls_call *call)
+/* Writes the mark as this worker sees it. */
+static int seen_mark(struct walls_call *call)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)getppid());
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (call->out_cap < sizeof mark)
         return 2;
-    ssize_t n = read(fd, call->out, call->out_cap - 1);
-    close(fd);
-    if (n <= 0)
-        return 3;
-    ((char *)call->out)[n] = '\0';
-    call->out_len = strlen(call->out) + 1;
+    memcpy(call->out, &mark, sizeof mark);
+    call->out_len = sizeof mark;
     return 0;
 }
 
@@ -110,24 +105,26 @@ static void run_pool(enum walls_placement placement, const char *name, int exec_
     }
 
     walls_task *task;
-    rc = walls_submit(pool, parent_name, NULL, 0, &task);
+    rc = walls_submit(pool, seen_mark, NULL, 0, &task);
     if (rc) {
-        fail("walls_submit (parent_name)", name, rc);
+        fail("walls_submit (seen_mark)", name, rc);
     } else {
         struct walls_result res;
         rc = walls_wait(task, -1, &res);
         if (rc) {
-            fail("walls_wait (parent_name)", name, rc);
-        } else if (res.status != WALLS_OK || res.out_len == 0) {
-            fprintf(stderr, "consumer: %s pool: parent_name ended %s (code %d)\n", name,
+            fail("walls_wait (seen_mark)", name, rc);
+        } else if (res.status != WALLS_OK || res.out_len != sizeof mark) {
+            fprintf(stderr, "consumer: %s pool: seen_mark ended %s (code %d)\n", name,
                     walls_status_name(res.status), res.code);
             failures++;
         } else {
-            int is_exec = strcmp(res.out, EXEC_NAME) == 0;
+            int seen;
+            memcpy(&seen, res.out, sizeof seen);
+            int is_exec = seen != mark;
             if (is_exec != exec_mode) {
-                fprintf(stderr, "consumer: %s pool: the fork server is \"%s\", expected %s\n",
-                        name, (const char *)res.out,
-                        exec_mode ? EXEC_NAME : "a fork of this program");
+                fprintf(stderr, "consumer: %s pool: the worker sees mark %d, expected %s\n",
+                        name, seen,
+                        exec_mode ? "0 (a re-executed fork server)" : "main()'s (a fork)");
                 failures++;
             }
         }
@@ -162,6 +159,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: consumer fork|thread\n");
         return 2;
     }
+    mark = 42;
     pthread_t thread;
     if (exec_mode) {
         if (pipe(release_fd) != 0 || pthread_create(&thread, NULL, bystander, NULL) != 0) {

@@ -551,7 +551,7 @@ START_TEST(test_host_sigkill_leaves_nothing)
     clock_gettime(CLOCK_MONOTONIC, &start);
     long ms = 0;
     bool all_gone = false;
-    while (!all_gone && ms < 1000) {
+    while (!all_gone && ms < 10000) { /* promptly; the bound only guards a loaded machine */
         while (waitpid(-1, NULL, WNOHANG) > 0) {
         }
         all_gone = true;

@@ -1,0 +1,97 @@
+/*
+ * fork.c - what walls does about fork() in the program.
+ *
+ * Pools do not survive a fork(): a child of the program gets copies of its
+ * parent's pools and tasks, whose workers, rings and locks are its
+ * parent's. Every handle records the process that made it, and every call
+ * checks that against the calling process before it touches anything, so
+ * a child's calls on inherited handles are refused at once (-EPERM) and
+ * its parent is left alone.
+ *
+ * The check must be cheap (it sits on submit and wait): the process's id
+ * is kept in a page marked MADV_WIPEONFORK, which any fork gives the child
+ * as zeros, so the child finds 0 there and learns its own id once. Where
+ * the kernel lacks that, a pthread_atfork() child handler clears the page
+ * instead (raw clone() then goes unseen).
+ *
+ * The same handlers take walls' global locks (the handle tables, the fork
+ * server's handle, the arena serials, the sandbox probe) across fork(), so
+ * that a child may make pools of its own, and make the child forget its
+ * parent's fork server and close its copy of the fork server's control
+ * socket: a child that outlives its parent must not keep the parent's
+ * workers alive.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "internal.h"
+
+static pid_t *self_page;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void prepare(void)
+{
+    walls__forkserver_at_fork(WALLS__FORK_PREPARE);
+    walls__tables_at_fork(WALLS__FORK_PREPARE);
+    walls__arena_at_fork(WALLS__FORK_PREPARE);
+    walls__sandbox_at_fork(WALLS__FORK_PREPARE);
+}
+
+static void after(enum walls__fork_phase phase)
+{
+    walls__sandbox_at_fork(phase);
+    walls__arena_at_fork(phase);
+    walls__tables_at_fork(phase);
+    walls__forkserver_at_fork(phase);
+}
+
+static void in_parent(void)
+{
+    after(WALLS__FORK_PARENT);
+}
+
+static void in_child(void)
+{
+    if (self_page)
+        walls__store_relaxed(self_page, 0);
+    after(WALLS__FORK_CHILD);
+}
+
+static void setup(void)
+{
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED) {
+        /* Without MADV_WIPEONFORK (Linux 4.14) the child handler clears it. */
+        madvise(page, 4096, MADV_WIPEONFORK);
+        self_page = page;
+    }
+    pthread_atfork(prepare, in_parent, in_child);
+}
+
+void walls__fork_reset(void)
+{
+    after(WALLS__FORK_RESET);
+}
+
+void walls__fork_handlers(void)
+{
+    pthread_once(&once, setup);
+}
+
+pid_t walls__self(void)
+{
+    if (!self_page) {
+        walls__fork_handlers();
+        if (!self_page)
+            return getpid();
+    }
+    pid_t pid = walls__load_relaxed(self_page);
+    if (pid == 0) {
+        pid = getpid();
+        walls__store_relaxed(self_page, pid);
+    }
+    return pid;
+}
