@@ -17,6 +17,11 @@
  *  - Handles are checked: a handle that was destroyed or freed is detected
  *    and refused with -EBADF (or ignored by the *_free calls), never
  *    dereferenced as freed memory.
+ *  - Every call that takes a pool or task handle also returns -EPERM when
+ *    the handle belongs to another process (see Processes, below), before
+ *    it touches anything.
+ *  - A call that fails says why in words: walls_last_error() names the
+ *    argument or option at fault.
  *  - The library never prints, never exits or aborts on the caller's
  *    behalf, and installs no signal handler in the calling process.
  *
@@ -29,7 +34,13 @@
  * Processes: walls never forks the calling program to make a worker (see
  * walls_init). Its children carry no exit signal, so the program's own
  * SIGCHLD handler and waitpid(-1) never see them. Pools do not survive
- * fork(): a child of the program must not use its parent's pools or tasks.
+ * fork(): in a child of the program every call on its parent's pools and
+ * tasks fails with -EPERM at once (walls_task_free() does nothing), and
+ * the parent is unaffected. The child may create pools of its own (they
+ * get a fork server of their own), and a child that outlives its parent
+ * does not keep the parent's workers alive. (As after any fork() of a
+ * program with threads, the child may call only async-signal-safe
+ * functions unless the parent had one thread.)
  * Worker processes keep descriptors 1 and 2 (a task may print) and 0 (the
  * program's standard input, or /dev/null when the fork server was
  * re-executed), and close every other descriptor of the program.
@@ -289,7 +300,9 @@ typedef int walls_fn(struct walls_call *call);
  */
 enum walls_status {
     WALLS_OK,        /* fn returned 0; code = 0 */
-    WALLS_FAILED,    /* fn returned non-zero; code = that value */
+    WALLS_FAILED,    /* fn returned non-zero; code = that value (or a negative errno:
+                      * -ENOENT, fn not found in the worker; -ENOMEM, no memory
+                      * in the host for its output) */
     WALLS_CRASHED,   /* killed by a signal it raised; code = signal */
     WALLS_EXITED,    /* called exit(); code = exit status */
     WALLS_TIMEOUT,   /* overran its time limit */
@@ -387,23 +400,31 @@ WALLS_API int walls_cpu_source(char *buf, size_t len);
  * are running when this returns: a worker that cannot start makes the call
  * fail with the reason it reported.
  *
- * Errors: -EINVAL (pool NULL, unknown placement, workload or needs bits;
- * more than 256 processes, 1024 threads, or 64 threads per hybrid process;
- * max_output above WALLS_INLINE_MAX; a negative timeout, restart window or
- * backoff; a restart limit above 100000; more than 100 lost_retries;
- * recycling, a memory limit or a sandbox asked of a thread pool; an
- * unknown sandbox level; WALLS_NEED_UNTRUSTED with placement THREADS or a
- * sandbox level other than STRICT; unknown sandbox_allow bits, or any
- * with a level other than STRICT; sandbox_fallback other than 0 or 1;
- * sandbox_read_paths missing, empty, longer than 8, relative or too long
- * with WALLS_ALLOW_READ_FILES, or given without it; reserved fields not
- * zero); -ENOTSUP (the kernel refuses a sandbox layer the pool asked for:
- * seccomp, Landlock, or without sandbox_fallback a namespace or the
- * privilege drop; walls_sandbox_probe() says which); -ENOMEM; -EAGAIN (no threads or
- * processes left); -EMFILE/-ENFILE (out of descriptors); -ECHILD (a worker
- * or the fork server died while starting); -ENOEXEC (the fork server could
- * not be started by re-executing the program); any negative errno a worker
- * reported while starting.
+ * An explicit WALLS_THREADS placement with anything only worker processes
+ * give (WALLS_NEED_CRASH_ISOLATION, WALLS_NEED_UNTRUSTED, a sandbox or its
+ * settings, recycling, worker_memory_limit) is refused with -EINVAL: a
+ * thread cannot give it, and walls never drops it silently.
+ *
+ * Errors (walls_last_error() names the option): -EINVAL (pool NULL,
+ * unknown placement, workload or needs bits; more than 256 processes, 1024
+ * threads, or 64 threads per hybrid process; max_output above
+ * WALLS_INLINE_MAX; a negative timeout, restart window or backoff; a
+ * restart limit above 100000; more than 100 lost_retries; placement
+ * WALLS_THREADS with a process-only need or option, as above; an unknown
+ * sandbox level; WALLS_NEED_UNTRUSTED with a sandbox level other than
+ * STRICT; unknown sandbox_allow bits, or any with a level other than
+ * STRICT; sandbox_fallback other than 0 or 1; sandbox_read_paths missing,
+ * empty, longer than 8, relative or too long with WALLS_ALLOW_READ_FILES,
+ * or given without it; reserved fields not zero); -ENOENT (a
+ * sandbox_read_paths entry does not exist); -ENOTSUP (the kernel refuses a
+ * sandbox layer the pool asked for: seccomp, Landlock, or without
+ * sandbox_fallback a namespace or the privilege drop;
+ * walls_sandbox_probe() says which); -ENOMEM; -EAGAIN (no threads or
+ * processes left); -EMFILE/-ENFILE (out of descriptors); -ENOSYS (the
+ * kernel lacks pidfds); -ECHILD (a worker or the fork server could not
+ * start, or died while starting: walls_last_error() gives the reason it
+ * reported); -ENOEXEC (the fork server could not be started by
+ * re-executing the program).
  */
 WALLS_API int walls_pool_create(walls_pool **pool, const struct walls_pool_opts *opts);
 
@@ -613,7 +634,8 @@ WALLS_API int walls_arena_ptr(walls_pool *pool, walls_buf buf, void **ptr, size_
  * half-updated. Only the thread that took a lock may release it. The
  * host's threads never die alone, so a lock they hold is never recovered.
  * The locks are not recursive: taking one twice waits for ever (or until
- * the timeout).
+ * the timeout). A child of fork() must not take its parent's locks: it
+ * would hold them in its parent's name, and its death would free nothing.
  */
 
 /*
@@ -705,8 +727,9 @@ WALLS_API const char *walls_strerror(int err);
  * failed, in words, naming the argument or option at fault, e.g.
  * "walls_pool_create: opts.max_output 4096 is over WALLS_INLINE_MAX 480".
  * Calls that succeed leave it as it was, so read it right after the
- * failure. The string is the calling thread's, valid until its next call
- * of walls; never NULL. Thread-safe.
+ * failure; so does -ETIMEDOUT from walls_wait() and walls_wait_any(), which
+ * is an answer rather than a failure. The string is the calling thread's,
+ * valid until its next call of walls; never NULL. Thread-safe.
  */
 WALLS_API const char *walls_last_error(void);
 
