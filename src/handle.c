@@ -20,6 +20,10 @@
 
 #include "atomic.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static size_t chunk_bytes(const struct walls__handles *table)
 {
     size_t bytes = (size_t)table->chunk_entries * table->entry_size;
@@ -79,6 +83,10 @@ static int grow(struct walls__handles *table)
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return -1;
+#if defined(__SANITIZE_ADDRESS__)
+    /* Entries point at heap memory: the leak checker must look in here. */
+    __lsan_register_root_region(mem, chunk_bytes(table));
+#endif
     table->chunks[n].mem = mem;
     table->chunks[n].gen_base = 1;
     make_chunk(table, n);
