@@ -863,6 +863,11 @@ static int child_uses_parent(walls_pool *pool, walls_task *running)
         return 7;
     if (walls_pool_destroy(pool, 0) != -EPERM || walls_pool_destroy(pool, WALLS_CANCEL) != -EPERM)
         return 8;
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer dies when a child of a multi-threaded program starts
+     * a thread, which a pool of its own would. */
+    return 0;
+#endif
     /* A pool of its own works: it gets its own fork server. */
     struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1};
     walls_pool *mine;
