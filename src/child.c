@@ -75,11 +75,11 @@ void walls__set_title(const char *title)
 /* Move fds[0..n) to 3.., closing everything above. */
 static int settle_fds(const int *fds, int n)
 {
-    int high[WALLS__FS_MAX_FDS];
-    if (n > WALLS__FS_MAX_FDS)
+    int high[WALLS__MSG_MAX_FDS];
+    if (n > WALLS__MSG_MAX_FDS)
         return -1;
     for (int i = 0; i < n; i++)
-        if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + WALLS__FS_MAX_FDS + 8)) < 0)
+        if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + WALLS__MSG_MAX_FDS + 8)) < 0)
             return -1;
     for (int i = 0; i < n; i++)
         if (dup3(high[i], 3 + i, O_CLOEXEC) < 0)

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "arena.h"
+#include "forkserver.h"
 #include "handle.h"
 #include "mailbox.h"
 #include "walls.h"
@@ -318,40 +319,6 @@ void walls__procs_harvested(struct walls__pool *pool, struct walls__worker *w);
 
 int walls__procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
                         uint64_t *offset);
-
-/* forkserver.c (host side) */
-int walls__forkserver_acquire(bool explicit_init);
-void walls__forkserver_release(bool explicit_init);
-int walls__forkserver_open_pool(int *sock);
-
-/* fork server protocol over SOCK_SEQPACKET. */
-#define WALLS__FS_MAX_FDS 5 /* SPAWN: mailbox, doorbell, arena, staging, locks */
-enum walls__fs_type {
-    WALLS__FS_HELLO = 1, /* fork server -> host: started */
-    WALLS__FS_ADD_POOL,  /* host -> fs, on the control socket, with the pool's socket */
-    WALLS__FS_SPAWN,     /* host -> fs, with mailbox and doorbell descriptors */
-    WALLS__FS_SPAWNED,   /* fs -> host, with a pidfd; err != 0 if it failed */
-    WALLS__FS_EXIT,      /* fs -> host: a worker was reaped */
-};
-
-struct walls__fs_msg {
-    uint32_t type;
-    uint32_t worker;
-    int32_t pid;
-    int32_t err;
-    int32_t exit_how;    /* CLD_EXITED, CLD_KILLED, CLD_DUMPED */
-    int32_t exit_status; /* exit code or signal */
-};
-
-/* Send one message with up to two descriptors; MSG_NOSIGNAL, so a closed
- * peer gives -EPIPE rather than SIGPIPE. Returns 0 or -errno. */
-int walls__fs_send(int sock, const struct walls__fs_msg *msg, const int *fds, int nfds);
-/* Receive one message and up to *nfds descriptors (close-on-exec).
- * Returns 0, -EAGAIN when nothing is there (block = false), -EPIPE at end
- * of stream, -EPROTO for a malformed message, or -errno. */
-int walls__fs_recv(int sock, struct walls__fs_msg *msg, int *fds, int *nfds, bool block);
-/* The fork server's loop, on control socket ctl. Never returns. */
-_Noreturn void walls__forkserver_main(int ctl);
 
 /* child.c: code run in a child between its creation and its main loop. */
 /* fds: mailbox, doorbell, then the arena's (walls__worker_process_main). */

@@ -208,8 +208,8 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     proc->stop_sent = false;
     proc->tasks_given = 0;
     set_state(proc, WALLS__W_STARTING);
-    struct walls__fs_msg msg = {.type = WALLS__FS_SPAWN, .worker = proc->index};
-    int fds[WALLS__FS_MAX_FDS] = {proc->memfd, proc->doorbell};
+    struct walls__msg msg = {.type = WALLS__MSG_SPAWN, .worker = proc->index};
+    int fds[WALLS__MSG_MAX_FDS] = {proc->memfd, proc->doorbell};
     int nfds = 2;
     if (walls__arena_mode_of(pool) == WALLS__ARENA_DIRECT)
         fds[nfds++] = pool->arena.fd;
@@ -219,7 +219,7 @@ static int spawn(struct walls__pool *pool, struct walls__proc *proc)
     }
     if (pool->arena.locks)
         fds[nfds++] = pool->arena.lock_fd;
-    int rc = walls__fs_send(pool->sock, &msg, fds, nfds);
+    int rc = walls__msg_send(pool->sock, &msg, fds, nfds);
     /* A closed socket means the fork server is gone. */
     return rc == -EPIPE || rc == -ECONNRESET ? -ECHILD : rc;
 }
@@ -558,7 +558,7 @@ static void on_refused(struct walls__pool *pool, struct walls__proc *proc)
     seccomp_notify_free(req, resp);
 }
 
-static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg, int fd)
+static void on_message(struct walls__pool *pool, const struct walls__msg *msg, int fd)
 {
     if (msg->worker >= pool->nprocs) {
         if (fd >= 0)
@@ -566,7 +566,7 @@ static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg
         return;
     }
     struct walls__proc *proc = &pool->procs[msg->worker];
-    if (msg->type == WALLS__FS_SPAWNED) {
+    if (msg->type == WALLS__MSG_SPAWNED) {
         if (msg->err || fd < 0) {
             if (fd >= 0)
                 close(fd);
@@ -584,7 +584,7 @@ static void on_message(struct walls__pool *pool, const struct walls__fs_msg *msg
             kill_proc(proc);
         else
             mark_ready(pool, proc); /* its doorbell may have rung first */
-    } else if (msg->type == WALLS__FS_EXIT) {
+    } else if (msg->type == WALLS__MSG_EXIT) {
         if (fd >= 0)
             close(fd);
         settle_death(pool, proc, msg->exit_how, msg->exit_status);
@@ -625,9 +625,9 @@ static void fork_server_lost(struct walls__pool *pool)
 static void read_socket(struct walls__pool *pool, bool *lost)
 {
     for (;;) {
-        struct walls__fs_msg msg;
+        struct walls__msg msg;
         int fd = -1, nfds = 1;
-        int rc = walls__fs_recv(pool->sock, &msg, &fd, &nfds, false);
+        int rc = walls__msg_recv(pool->sock, &msg, &fd, &nfds, false);
         if (rc == -EAGAIN)
             return;
         if (rc < 0) {

@@ -13,6 +13,20 @@
 
 #define WALLS__SANDBOX_MAX_PATHS 8
 #define WALLS__SANDBOX_PATH_MAX 256
+#define WALLS__SANDBOX_NOBODY 65534 /* the uid and gid a root worker drops to */
+
+/* The namespaces a STRICT worker enters besides its user namespace: the
+ * layer that names each, its clone flag and its name in the texts. */
+struct walls__sandbox_ns {
+    unsigned layer;
+    int flag;
+    const char *name;
+};
+#define WALLS__SANDBOX_NNS 4
+extern const struct walls__sandbox_ns walls__sandbox_namespaces[WALLS__SANDBOX_NNS];
+
+/* The Landlock ABI version this kernel has; 0 = none. */
+int walls__landlock_abi(void);
 
 /*
  * What a strict worker applies, written by the host before every spawn

@@ -52,4 +52,11 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra);
 walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int *err);
 int walls__module_define(void *ctx, uint16_t module, const char *path);
 
+/* Process workers (worker_faults.c): catch this process's faults for its
+ * lanes' mailboxes mbs[0..n) (lane 0's also holds the settings), and have
+ * a freeze signal stop the other lanes when one faults. */
+void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n);
+/* The calling thread serves lane (0-based) from now on. */
+void walls__faults_become_lane(unsigned lane);
+
 #endif

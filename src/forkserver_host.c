@@ -1,0 +1,246 @@
+/*
+ * forkserver_host.c - the host's handle on the fork server: started on
+ * first need (forked while the host is single-threaded, else re-executed),
+ * shared by walls_init() and every process pool through a reference count,
+ * and stopped and reaped when the last reference goes.
+ *
+ * The host's children carry no exit signal (clone with exit_signal 0): the
+ * host's own SIGCHLD handling and waitpid(-1) never see them; walls reaps
+ * them through their pidfd.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "forkserver.h"
+#include "internal.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+extern char **environ;
+
+static struct {
+    pthread_mutex_t lock;
+    int refs;      /* pools and walls_init() calls holding it */
+    int init_refs; /* of which walls_init() calls */
+    bool running;
+    int ctl;
+    int pidfd;
+    pid_t pid;
+} fs = {.lock = PTHREAD_MUTEX_INITIALIZER, .ctl = -1, .pidfd = -1};
+
+static int thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+static void reap(int pidfd)
+{
+    siginfo_t si;
+    while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) != 0 && errno == EINTR) {
+    }
+}
+
+/* The environment for a re-executed fork server: ours, plus where its
+ * control socket is. *mine is the one string allocated here. */
+static char **exec_env(int fd, char **mine)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **envp = calloc(n + 2, sizeof *envp);
+    *mine = malloc(sizeof WALLS__FORKSERVER_ENV + 16);
+    if (!envp || !*mine) {
+        free(envp);
+        free(*mine);
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], WALLS__FORKSERVER_ENV "=", sizeof WALLS__FORKSERVER_ENV) != 0)
+            envp[k++] = environ[i];
+    snprintf(*mine, sizeof WALLS__FORKSERVER_ENV + 16, WALLS__FORKSERVER_ENV "=%d", fd);
+    envp[k] = *mine;
+    return envp;
+}
+
+static int start_locked(void)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return -errno;
+    struct walls__fs_start start = {.ctl = sv[1]};
+    bool single = thread_count() == 1;
+    char *mine = NULL;
+    int pidfd = -1, rc = 0;
+    if (!single) {
+        static char name[] = "walls-forkserver";
+        static char *argv[] = {name, NULL};
+        start.argv = argv;
+        start.envp = exec_env(sv[1], &mine);
+        if (!start.envp) {
+            close(sv[0]);
+            close(sv[1]);
+            return -ENOMEM;
+        }
+    }
+    /* A fork with a pidfd and no exit signal. Signals stay blocked until
+     * the child has set its own mask (fork mode) or called execve. */
+    int clone_errno = 0;
+    pid_t pid = walls__clone_pidfd(&pidfd, &clone_errno);
+    if (pid == 0) {
+        if (single)
+            walls__forkserver_fork_child(&start);
+        walls__forkserver_exec_child(&start);
+    }
+    free(mine);
+    free(start.envp);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return clone_errno == ENOSYS ? -ENOSYS : -clone_errno;
+    }
+    struct pollfd p = {.fd = sv[0], .events = POLLIN};
+    struct walls__msg hello;
+    int nfds = 0;
+    if (poll(&p, 1, 10000) != 1 || walls__msg_recv(sv[0], &hello, NULL, &nfds, false) != 0 ||
+        hello.type != WALLS__MSG_HELLO) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        siginfo_t si = {0};
+        while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) != 0 &&
+               errno == EINTR) {
+        }
+        rc = si.si_code == CLD_EXITED && si.si_status == 127 ? -ENOEXEC : -ECHILD;
+        close(pidfd);
+        close(sv[0]);
+        return rc;
+    }
+    fs.ctl = sv[0];
+    fs.pidfd = pidfd;
+    fs.pid = pid;
+    fs.running = true;
+    return 0;
+}
+
+static void stop_locked(void)
+{
+    close(fs.ctl); /* the fork server kills what is left and exits */
+    reap(fs.pidfd);
+    close(fs.pidfd);
+    fs.ctl = fs.pidfd = -1;
+    fs.running = false;
+}
+
+static bool alive_locked(void)
+{
+    struct pollfd p = {.fd = fs.pidfd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
+void walls__forkserver_at_fork(enum walls__fork_phase phase)
+{
+    if (phase == WALLS__FORK_PREPARE) {
+        pthread_mutex_lock(&fs.lock);
+        return;
+    }
+    if (phase != WALLS__FORK_PARENT && fs.running) {
+        /* The parent's: the child closes its copies, so that the fork
+         * server still sees its host go when the parent goes, and starts
+         * a fork server of its own if it makes process pools. */
+        close(fs.ctl);
+        close(fs.pidfd);
+        fs.ctl = fs.pidfd = -1;
+        fs.running = false;
+        fs.refs = fs.init_refs = 0;
+    }
+    if (phase == WALLS__FORK_RESET)
+        fs.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    else
+        pthread_mutex_unlock(&fs.lock);
+}
+
+int walls__forkserver_acquire(bool explicit_init)
+{
+    pthread_mutex_lock(&fs.lock);
+    if (fs.running && !alive_locked())
+        stop_locked();
+    int rc = 0;
+    if (!fs.running)
+        rc = start_locked();
+    if (rc == 0) {
+        fs.refs++;
+        if (explicit_init)
+            fs.init_refs++;
+    }
+    pthread_mutex_unlock(&fs.lock);
+    return rc;
+}
+
+void walls__forkserver_release(bool explicit_init)
+{
+    pthread_mutex_lock(&fs.lock);
+    if (explicit_init) {
+        if (fs.init_refs == 0) {
+            pthread_mutex_unlock(&fs.lock);
+            return;
+        }
+        fs.init_refs--;
+    }
+    if (fs.refs > 0 && --fs.refs == 0 && fs.running)
+        stop_locked();
+    pthread_mutex_unlock(&fs.lock);
+}
+
+int walls__forkserver_open_pool(int *sock)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
+        return -errno;
+    /* The fork server's end blocks; ours does not (the supervisor drains it). */
+    int flags = fcntl(sv[1], F_GETFL);
+    fcntl(sv[1], F_SETFL, flags & ~O_NONBLOCK);
+    pthread_mutex_lock(&fs.lock);
+    struct walls__msg msg = {.type = WALLS__MSG_ADD_POOL};
+    int rc = fs.running ? walls__msg_send(fs.ctl, &msg, &sv[1], 1) : -ECHILD;
+    pthread_mutex_unlock(&fs.lock);
+    close(sv[1]);
+    if (rc) {
+        close(sv[0]);
+        return rc == -EPIPE ? -ECHILD : rc;
+    }
+    *sock = sv[0];
+    return 0;
+}
+
+int walls_init(void)
+{
+    walls__fork_handlers();
+    return walls__forkserver_acquire(true);
+}
+
+void walls_fini(void)
+{
+    walls__forkserver_release(true);
+}

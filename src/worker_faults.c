@@ -1,0 +1,208 @@
+/*
+ * worker_faults.c - how a worker process dies of its own faults, telling
+ * the host which of its threads caused it; runs in the worker.
+ *
+ * A process worker catches the fault signals of its own threads, so that
+ * each thread can say in its own lane's mailbox what it died of before the
+ * process goes: the host then gives every task the cause its own thread
+ * recorded (and LOST to tasks whose threads recorded nothing).
+ *
+ * In a process with several lanes, two threads may fault at about the same
+ * moment. The first one into the handler leads the death: it stops every
+ * other lane with a freeze signal and waits (a bounded time) until each has
+ * either recorded a fault of its own or parked, and only then dies of its
+ * signal. A thread whose fault is pending runs its fault handler before
+ * the freeze handler (the kernel delivers synchronous faults, and lower
+ * signal numbers, first), so a fault that happened is never lost to a
+ * neighbour's quicker death. Everything here is async-signal-safe.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "futex.h"
+#include "internal.h"
+#include "worker.h"
+
+
+static const struct walls__mailbox *lane0; /* the settings: memory limit, sandbox */
+static struct walls__mailbox *lane_mb[WALLS__MAX_LANES];
+static pid_t lane_tid[WALLS__MAX_LANES]; /* set by each lane thread at its start */
+static unsigned nlanes;
+static pid_t self_pid;
+static int freeze_signal;
+static uint32_t dying;       /* 1 once a thread leads the process's death */
+static uint64_t parked;      /* bit per lane: stopped, or recorded its own fault */
+static __thread unsigned my_lane; /* 1 + this thread's lane; 0 for other threads */
+
+/* How long the leader waits for the other lanes: a lane with every signal
+ * blocked never answers. */
+#define FREEZE_WAIT_NS 250000000
+
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+
+/* AddressSanitizer calls its no-return hook before each call of a
+ * _Noreturn function; on the alternate signal stack that hook reads
+ * /proc/self/maps, which the sandbox refuses. The handlers that end in
+ * park() or die_of() are left uninstrumented. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_ASAN_HOOK __attribute__((no_sanitize("address")))
+#else
+#define NO_ASAN_HOOK
+#endif
+
+/* Whether the address space is within a megabyte of its limit: read with
+ * raw system calls, since this runs in a signal handler. */
+static bool near_memory_limit(void)
+{
+    uint64_t limit = lane0->as_limit;
+    if (!limit || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
+        lane0->sandbox == WALLS_SANDBOX_STRICT) /* no open() allowed there */
+        return false;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[64];
+    long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return false;
+    uint64_t pages = 0;
+    for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        pages = pages * 10 + (uint64_t)(buf[i] - '0');
+    return pages * 4096 + (1u << 20) >= limit;
+}
+
+static _Noreturn void park(void)
+{
+    for (;;)
+        walls__futex_wait(&dying, 1, -1, false);
+}
+
+/* The leader: freeze every other lane, and wait until each is parked. */
+static void stop_other_lanes(void)
+{
+    uint64_t want = 0;
+    for (unsigned i = 0; i < nlanes; i++) {
+        pid_t tid = walls__load_relaxed(&lane_tid[i]);
+        if (i + 1 == my_lane || tid == 0)
+            continue;
+        want |= (uint64_t)1 << i;
+        syscall(SYS_tgkill, self_pid, tid, freeze_signal);
+    }
+    int64_t until = walls__now_ns() + FREEZE_WAIT_NS;
+    struct timespec nap = {0, 20000};
+    while ((walls__load_acquire(&parked) & want) != want && walls__now_ns() < until)
+        nanosleep(&nap, NULL);
+}
+
+static _Noreturn void die_of(int sig)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    /* Not reached: the signal's default action ends the process. */
+    syscall(SYS_exit_group, 128 + sig);
+    __builtin_unreachable();
+}
+
+NO_ASAN_HOOK static void on_fault(int sig)
+{
+    unsigned lane = my_lane;
+    if (lane) {
+        struct walls__mailbox *mb = lane_mb[lane - 1];
+        if (near_memory_limit())
+            walls__store_relaxed(&mb->memory_hit, 1u);
+        /* Release: the host reads the record once the process is gone. */
+        walls__store_release(&mb->fault_sig, (uint32_t)sig);
+    }
+    if (nlanes > 1) {
+        uint32_t none = 0;
+        if (!walls__cas(&dying, &none, 1u)) {
+            /* Another thread leads the death: report in, and wait for it. */
+            if (lane)
+                walls__fetch_or(&parked, (uint64_t)1 << (lane - 1));
+            park();
+        }
+        stop_other_lanes();
+    }
+    die_of(sig);
+}
+
+NO_ASAN_HOOK static void on_freeze(int sig)
+{
+    (void)sig;
+    if (!walls__load_acquire(&dying))
+        return; /* not ours: nobody is dying */
+    if (my_lane)
+        walls__fetch_or(&parked, (uint64_t)1 << (my_lane - 1));
+    park();
+}
+
+static void on_exit_call(int status, void *arg)
+{
+    (void)arg;
+    if (!my_lane)
+        return;
+    struct walls__mailbox *mb = lane_mb[my_lane - 1];
+    walls__store_relaxed(&mb->exit_code, status);
+    walls__store_release(&mb->exited, 1u);
+}
+
+/* A stack overflow must still reach on_fault(). Mapped, not allocated: it
+ * lives as long as its thread, which lives as long as the process. */
+static void use_alt_stack(void)
+{
+    const size_t size = 64 * 1024;
+    void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stack == MAP_FAILED)
+        return;
+    stack_t alt = {.ss_sp = stack, .ss_size = size};
+    sigaltstack(&alt, NULL);
+}
+
+void walls__faults_become_lane(unsigned lane)
+{
+    my_lane = lane + 1;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    walls__store_relaxed(&lane_tid[lane], tid);
+    walls__store_relaxed(&lane_mb[lane]->tid, (uint32_t)tid);
+    use_alt_stack();
+}
+
+void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n)
+{
+    for (unsigned i = 0; i < n && i < WALLS__MAX_LANES; i++)
+        lane_mb[i] = mbs[i];
+    lane0 = mbs[0];
+    nlanes = n;
+    self_pid = getpid();
+    freeze_signal = SIGRTMIN;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fault;
+    /* No SA_RESETHAND: a second thread's fault of the same kind must reach
+     * the handler too. The leader restores the default itself. */
+    sa.sa_flags = SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
+        sigaction(fault_signals[i], &sa, NULL);
+    sa.sa_handler = on_freeze;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(freeze_signal, &sa, NULL);
+    on_exit(on_exit_call, NULL);
+}

@@ -1,0 +1,346 @@
+/*
+ * worker_proc.c - a worker process, from its start to its loop; runs in
+ * the worker.
+ *
+ * It maps its mailbox (one per lane), the arena and the locks from the
+ * descriptors the fork server handed it, applies its sandbox (the limits,
+ * and the filter built and loaded in sandbox_worker.c), starts one thread
+ * per extra lane, says it is ready, and runs the loop (worker_loop.c) on
+ * each lane. Task functions are located by (module, offset): the main
+ * program's, or a shared library's, loaded with dlopen() when the host
+ * loaded it after the fork server started.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "atomic.h"
+#include "futex.h"
+#include "internal.h"
+#include "sandbox.h"
+#include "worker.h"
+
+static struct walls__mailbox *lane_mb[WALLS__MAX_LANES];
+
+struct module_slot {
+    char *path;
+    uintptr_t base;
+    bool resolved;
+};
+
+struct proc_ctx {
+    struct walls__mailbox *mb;
+    int doorbell;
+    struct module_slot modules[WALLS__MAX_MODULES];
+};
+
+/* One context per lane, made on first use (a process worker has one). */
+static struct proc_ctx *lane_ctx(unsigned lane)
+{
+    static struct proc_ctx *ctx[WALLS__MAX_LANES];
+    if (lane >= WALLS__MAX_LANES)
+        return NULL;
+    if (!ctx[lane])
+        ctx[lane] = calloc(1, sizeof *ctx[lane]);
+    return ctx[lane];
+}
+
+static int main_program_base(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    /* The first object reported is the main program. */
+    *(uintptr_t *)data = (uintptr_t)info->dlpi_addr;
+    return 1;
+}
+
+int walls__module_define(void *ctx, uint16_t module, const char *path)
+{
+    struct proc_ctx *pc = ctx;
+    if (module >= WALLS__MAX_MODULES)
+        return -EINVAL;
+    struct module_slot *slot = &pc->modules[module];
+    char *copy = strdup(path);
+    if (!copy)
+        return -ENOMEM;
+    free(slot->path);
+    slot->path = copy;
+    slot->resolved = false;
+    return 0;
+}
+
+walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int *err)
+{
+    struct proc_ctx *pc = ctx;
+    if (module >= WALLS__MAX_MODULES || !pc->modules[module].path) {
+        *err = -ENOENT;
+        return NULL;
+    }
+    struct module_slot *slot = &pc->modules[module];
+    if (!slot->resolved) {
+        if (slot->path[0] == '\0') {
+            dl_iterate_phdr(main_program_base, &slot->base);
+        } else {
+            void *handle = dlopen(slot->path, RTLD_NOW | RTLD_NOLOAD);
+            if (!handle)
+                handle = dlopen(slot->path, RTLD_NOW | RTLD_LOCAL);
+            struct link_map *lm = NULL;
+            if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm) {
+                *err = -ENOENT;
+                return NULL;
+            }
+            slot->base = (uintptr_t)lm->l_addr; /* the handle stays open */
+        }
+        slot->resolved = true;
+    }
+    return (walls_fn *)(slot->base + (uintptr_t)offset);
+}
+
+static walls_fn *proc_resolve(void *ctx, uint16_t module, uint64_t offset, int *err)
+{
+    return walls__module_resolve(ctx, module, offset, err);
+}
+
+static void proc_published(void *ctx, bool more)
+{
+    struct proc_ctx *pc = ctx;
+    if (walls__load_relaxed(&pc->mb->rss_wanted)) {
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            walls__store_relaxed(&pc->mb->peak_rss_kb, (uint64_t)ru.ru_maxrss);
+    }
+    /* Full fence: the completion tail is stored before we look at the
+     * host's flags; the host stores a flag before it looks at our tail. */
+    walls__fence();
+    if (walls__load_relaxed(&pc->mb->doorbell_armed) ||
+        (!more && walls__load_relaxed(&pc->mb->refill_armed))) {
+        uint64_t one = 1;
+        ssize_t rc = write(pc->doorbell, &one, sizeof one);
+        (void)rc;
+    }
+}
+
+/* ---- hybrid processes: one thread per lane ------------------------------ */
+
+static struct walls__mailbox *lane0;
+static struct walls__arena_view proc_arena;
+static bool proc_has_arena;
+static uint32_t lanes_running; /* lane threads past their start-up */
+
+static void *lane_main(void *arg)
+{
+    unsigned lane = (unsigned)(uintptr_t)arg;
+    struct proc_ctx *pc = lane_ctx(lane);
+    walls__faults_become_lane(lane);
+    /* Past glibc's start-up of this thread (set_robust_list, rseq, with
+     * every signal blocked): the filter may load now. */
+    walls__fetch_add(&lanes_running, 1);
+    walls__futex_wake(&lanes_running, 1, false);
+    struct walls__worker_hooks hooks = {
+        .resolve = proc_resolve,
+        .define_module = walls__module_define,
+        .published = proc_published,
+        .ctx = pc,
+        .arena = proc_has_arena ? &proc_arena : NULL,
+    };
+    walls__worker_loop(pc->mb, &hooks, true);
+    return NULL;
+}
+
+/* The LIMITS sandbox: what a worker may no longer do. Returns 0 or an
+ * errno to exit with (the host reports it as the start error). */
+static int enter_limits(int doorbell_fd)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return errno;
+    static const struct {
+        int resource;
+        rlim_t value;
+    } limits[] = {
+        {RLIMIT_CORE, 0}, {RLIMIT_FSIZE, 0}, {RLIMIT_NOFILE, 32}, {RLIMIT_NPROC, 0},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct rlimit rl = {limits[i].value, limits[i].value};
+        if (setrlimit(limits[i].resource, &rl) != 0)
+            return errno;
+    }
+    /* Everything but the mailbox (already mapped and closed) and the
+     * doorbell, standard streams included. */
+    for (int fd = 0; fd < 3; fd++)
+        if (fd != doorbell_fd)
+            close(fd);
+    close_range(doorbell_fd + 1, ~0U, 0);
+    return 0;
+}
+
+static void *map_fd(int fd, size_t size, int prot)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != size)
+        return MAP_FAILED;
+    return mmap(NULL, size, prot, MAP_SHARED | MAP_NORESERVE, fd, 0);
+}
+
+/* Maps the arena and locks from the descriptors after the doorbell, then
+ * closes them: the mappings are all the worker keeps. Returns 0 or an errno. */
+static int map_arena(int first, int extra)
+{
+    uint64_t size = lane0->arena_size;
+    uint32_t mode = lane0->arena_mode, nlocks = lane0->nlocks;
+    int want = (size ? 1 : 0) + (mode == WALLS__ARENA_STAGED ? 1 : 0) + (nlocks ? 1 : 0);
+    if (want != extra || (size && mode != WALLS__ARENA_DIRECT && mode != WALLS__ARENA_STAGED) ||
+        (!size && mode) || size % WALLS__PAGE || size > WALLS_ARENA_MAX ||
+        nlocks > WALLS_LOCKS_MAX)
+        return EPROTO;
+    int fd = first;
+    if (size) {
+        /* DIRECT: mapped read-only from a writable descriptor, so that an
+         * output can be made writable for its call. STAGED: the
+         * descriptor is read-only, and so is every mapping made from it. */
+        void *map = map_fd(fd++, size, PROT_READ);
+        if (map == MAP_FAILED)
+            return errno ? errno : EPROTO;
+        proc_arena.base = map;
+        proc_arena.size = size;
+        proc_arena.windows = mode == WALLS__ARENA_DIRECT;
+        if (mode == WALLS__ARENA_STAGED) {
+            map = map_fd(fd++, size, PROT_READ | PROT_WRITE);
+            if (map == MAP_FAILED)
+                return errno ? errno : EPROTO;
+            proc_arena.staging = map;
+        }
+    }
+    if (nlocks) {
+        size_t bytes = ((size_t)nlocks * sizeof(walls_lock) + WALLS__PAGE - 1) &
+                       ~(size_t)(WALLS__PAGE - 1);
+        void *map = map_fd(fd++, bytes, PROT_READ | PROT_WRITE);
+        if (map == MAP_FAILED)
+            return errno ? errno : EPROTO;
+        proc_arena.locks = map;
+        proc_arena.nlocks = nlocks;
+    }
+    for (int i = first; i < first + extra; i++)
+        close(i);
+    walls__locks_set_token(lane0->lock_token);
+    proc_has_arena = size || nlocks;
+    return 0;
+}
+
+/* Says why this worker cannot serve, where the host looks before READY,
+ * and gives the errno to exit with. */
+static int start_failed(int err)
+{
+    lane0->start_error = -err;
+    walls__store_release(&lane0->worker_state, WALLS__WORKER_FAILED);
+    return err;
+}
+
+int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
+{
+    struct stat st;
+    if (fstat(mailbox_fd, &st) != 0)
+        return errno > 0 && errno < 120 ? errno : EIO;
+    size_t size = (size_t)st.st_size;
+    if (size < WALLS__MAILBOX_SIZE || size % WALLS__MAILBOX_SIZE ||
+        size / WALLS__MAILBOX_SIZE > WALLS__MAX_LANES)
+        return EPROTO;
+    unsigned lanes = (unsigned)(size / WALLS__MAILBOX_SIZE);
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, mailbox_fd, 0);
+    if (map == MAP_FAILED)
+        return errno > 0 && errno < 120 ? errno : EIO;
+    close(mailbox_fd);
+    lane0 = map;
+    if (lane0->magic != WALLS__MAILBOX_MAGIC || lane0->version != WALLS__MAILBOX_VERSION ||
+        lane0->lanes != lanes)
+        return EPROTO;
+    for (unsigned i = 0; i < lanes; i++) {
+        struct proc_ctx *pc = lane_ctx(i);
+        if (!pc)
+            return ENOMEM;
+        pc->mb = (struct walls__mailbox *)((char *)map + (size_t)i * WALLS__MAILBOX_SIZE);
+        pc->doorbell = doorbell_fd;
+        lane_mb[i] = pc->mb;
+    }
+    pthread_t threads[WALLS__MAX_LANES];
+    int err = map_arena(doorbell_fd + 1, extra);
+    if (err)
+        return start_failed(err);
+    if (lane0->as_limit) {
+        struct rlimit as = {lane0->as_limit, lane0->as_limit};
+        if (setrlimit(RLIMIT_AS, &as) != 0)
+            return errno > 0 && errno < 120 ? errno : EINVAL;
+    }
+    /* The filter is built now, while this process has one thread, and
+     * loaded once its threads exist. */
+    void *filter = NULL;
+    bool strict = lane0->sandbox == WALLS_SANDBOX_STRICT;
+    if (lane0->sandbox == WALLS_SANDBOX_SECCOMP || strict) {
+        struct walls__sandbox_conf conf = *walls__sandbox_conf_of(lane0);
+        filter = walls__sandbox_build(strict ? conf.allow : 0, &err);
+        /* Namespaces, privileges and Landlock need a single thread too. */
+        if (filter && strict)
+            err = walls__sandbox_enter_strict(&conf);
+        if (!filter || err) {
+            if (filter)
+                walls__sandbox_release(filter);
+            return start_failed(err);
+        }
+    }
+    /* Always catch faults: besides naming the thread, a handled fault
+     * spares the kernel's report of an unhandled one, which on a slow
+     * console costs more than a fork. */
+    walls__faults_watch(lane_mb, lanes);
+    walls__faults_become_lane(0);
+    for (unsigned i = 1; i < lanes; i++) {
+        err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
+        if (err)
+            return start_failed(err);
+    }
+    /* The filter must not reach a thread still inside glibc's start-up: a
+     * call it refuses there, with every signal blocked, could not be told
+     * from the worker's own. */
+    for (uint32_t n; (n = walls__load_acquire(&lanes_running)) < lanes - 1;)
+        walls__futex_wait(&lanes_running, n, -1, false);
+    /* After the lane threads exist: RLIMIT_NPROC counts threads too. */
+    if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
+        strict) {
+        err = enter_limits(doorbell_fd);
+        int listener = -1;
+        if (err == 0 && filter) {
+            err = walls__sandbox_load(filter, &listener);
+            filter = NULL;
+        }
+        if (err)
+            return start_failed(err);
+        /* The host takes its own copy of the listener before it calls us
+         * started; ours stays open (tasks cannot use it: ioctl is refused). */
+        lane0->notify_fd = listener;
+    }
+    lane0->worker_pid = (uint32_t)getpid();
+    /* Release: the host sees our pid and listener before it sees READY. */
+    walls__store_release(&lane0->worker_state, WALLS__WORKER_READY);
+    uint64_t one = 1;
+    ssize_t rc = write(doorbell_fd, &one, sizeof one);
+    (void)rc;
+    struct walls__worker_hooks hooks = {
+        .resolve = proc_resolve,
+        .define_module = walls__module_define,
+        .published = proc_published,
+        .ctx = lane_ctx(0),
+        .arena = proc_has_arena ? &proc_arena : NULL,
+    };
+    walls__worker_loop(lane0, &hooks, true);
+    for (unsigned i = 1; i < lanes; i++)
+        pthread_join(threads[i], NULL);
+    return 0;
+}
