@@ -2,11 +2,11 @@
  * fuzz_mailbox.c - the host reading a hostile worker's mailbox.
  *
  * A process worker can write anything into its mailbox. This libFuzzer
- * target builds a pool with one process worker (no real process: the
- * worker's pidfd is -1, so a kill is a no-op), dispatches a few tasks into
- * its ring as the host would, then overwrites every byte the worker could
- * have written with the fuzzer's input and lets the host harvest, check
- * deadlines and dispatch again. Under AddressSanitizer any read or write
+ * target builds a pool with one process lane (no real process: a kill is
+ * only a mark), dispatches a few tasks into its ring as the host would,
+ * then overwrites every byte the worker could have written with the
+ * fuzzer's input and lets the host harvest, check deadlines and dispatch
+ * again. Under AddressSanitizer any read or write
  * out of bounds is a finding; so is any broken accounting: every task must
  * still be either finished, in a ring, or queued.
  *
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "internal.h"
 #include "mailbox.h"
 
@@ -33,8 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct walls__pool pool;
-    static struct walls__worker lane;
-    static struct walls__proc proc;
+    static struct walls__lane lane;
     static struct walls__task tasks[NTASKS];
     static struct walls__mailbox *mb;
     static unsigned char outs[NTASKS][WALLS_INLINE_MAX];
@@ -43,29 +43,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pthread_mutex_init(&pool.lock, NULL);
     }
     memset(mb, 0, WALLS__MAILBOX_SIZE);
-    size_t keep = offsetof(struct walls__pool, state);
+    size_t keep = offsetof(struct walls__pool, owner);
     memset((char *)&pool + keep, 0, sizeof pool - keep);
     memset(&lane, 0, sizeof lane);
-    memset(&proc, 0, sizeof proc);
     pool.state = WALLS__POOL_ALIVE;
     pool.placement = WALLS_PROCESSES;
-    pool.nworkers = 1;
+    pool.nlanes = 1;
     pool.nprocs = 1;
     pool.lanes_per = 1;
     pool.max_output = WALLS_INLINE_MAX;
-    pool.workers = &lane;
-    pool.procs = &proc;
+    pool.lanes = &lane;
     pool.event_fd = -1;
     pool.restart_limit = 100;
-    proc.lanes = &lane;
-    proc.nlanes = 1;
-    proc.pidfd = proc.memfd = proc.doorbell = -1;
-    proc.state = WALLS__W_UP;
+    /* A process lane with no real process: a kill is only a mark. */
     lane.pool = &pool;
     lane.mb = mb;
-    lane.proc = &proc;
-    lane.state = WALLS__W_UP;
-    walls__ring_reset(&lane);
+    lane.shared = true;
+    lane.killable = true;
+    lane.staging_fd = -1;
+    walls__engine_lane_reset(&lane);
+    lane.live = lane.open = true;
 
     /* The host queues and dispatches: 32 go into the ring, the rest wait. */
     for (unsigned i = 0; i < NTASKS; i++) {
@@ -85,13 +82,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pool.pending.head = &tasks[0];
     pool.pending.tail = &tasks[NTASKS - 1];
     pool.npending = NTASKS;
-    pthread_mutex_lock(&pool.lock);
-    walls__pool_dispatch(&pool);
+    walls__pool_lock(&pool);
+    walls__engine_dispatch(&pool);
 
     /* The worker writes whatever it likes: over the completion ring, the
      * request ring and the header, in the input's order, round after round. */
     size_t off = 0;
-    while (off < size && lane.state == WALLS__W_UP && !lane.broke) {
+    while (off < size && !lane.broke) {
         size_t chunk = size - off;
         size_t at = 0;
         if (chunk > 4) {
@@ -106,9 +103,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             chunk = WALLS__MAILBOX_SIZE - at;
         memcpy((char *)mb + at, data + off, chunk);
         off += chunk;
-        walls__pool_harvest(&pool, &lane);
-        walls__pool_check_deadlines(&pool, 1);
-        walls__pool_dispatch(&pool);
+        walls__engine_harvest(&pool, &lane);
+        unsigned from = 0;
+        uint32_t seq;
+        int64_t next = INT64_MAX;
+        while (walls__engine_overrun(&pool, 1, &from, &seq, &next))
+            lane.kill_reason = WALLS_TIMEOUT; /* what the backend's kill marks */
+        walls__engine_dispatch(&pool);
     }
 
     /* Accounting: every task is finished, in the ring, or queued. */
@@ -116,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned i = 0; i < NTASKS; i++) {
         if (tasks[i].where == WALLS__AT_DONE)
             done++;
-        else if (tasks[i].where == WALLS__AT_WORKER)
+        else if (tasks[i].where == WALLS__AT_LANE)
             in_ring++;
         else if (tasks[i].where == WALLS__AT_PENDING)
             queued++;
@@ -130,6 +131,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (lane.rq_tail - lane.oldest > WALLS__RING_SLOTS)
         abort();
-    pthread_mutex_unlock(&pool.lock);
+    walls__pool_unlock(&pool);
     return 0;
 }

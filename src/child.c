@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "forkserver.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000

@@ -27,6 +27,10 @@
 #include "futex.h"
 #include "internal.h"
 
+/* How long the fork server polls rather than sleeps after a death: the
+ * host answers it with a spawn request. */
+#define RESTART_SPIN_NS 1000000
+
 struct served_child {
     pid_t pid;
     int pidfd;
@@ -71,7 +75,7 @@ static void reap_children(void)
             }
             close(c->pidfd);
             children[i] = children[--nchildren];
-            spin_until = walls__now_ns() + WALLS__RESTART_SPIN_NS;
+            spin_until = walls__now_ns() + RESTART_SPIN_NS;
             break;
         }
     }

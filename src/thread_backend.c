@@ -4,22 +4,45 @@
  * A thread worker runs the same loop over the same mailbox as a process
  * worker; the mailbox is just private memory. Because it lives in the host,
  * it harvests its own completion right after publishing it, and refills its
- * ring from the pending queue, so no supervisor is needed.
+ * ring from the pending queue, so no supervisor is needed. A time-limit
+ * thread, started with the first limited task, ends overrun tasks for
+ * their waiters.
  *
  * What threads cannot do (DESIGN.md, invariant 6): a task that crashes
- * takes the whole program with it, and a running task cannot be stopped.
+ * takes the whole program with it, and a running task cannot be stopped:
+ * a timed-out one ends for its waiters while its thread runs on.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "atomic.h"
+#include "backend.h"
+#include "engine.h"
 #include "futex.h"
 #include "internal.h"
 #include "worker.h"
+
+struct thread_lane {
+    pthread_t thread;
+    bool started;
+};
+
+struct threads {
+    struct thread_lane *lanes;
+    /* The time-limit thread [pool lock]: */
+    pthread_t timer;
+    bool timer_started;
+    bool timer_stop;
+    uint32_t timer_word; /* [atomic] bumped to wake it */
+};
+
+static struct threads *state_of(struct walls__pool *pool)
+{
+    return pool->backend_state;
+}
 
 static walls_fn *raw_resolve(void *ctx, uint16_t module, uint64_t offset, int *err)
 {
@@ -37,8 +60,8 @@ static walls_fn *raw_resolve(void *ctx, uint16_t module, uint64_t offset, int *e
  * threads spinning in walls_wait() consume them otherwise. */
 static void thread_published(void *ctx, bool more)
 {
-    struct walls__worker *w = ctx;
-    struct walls__pool *pool = w->pool;
+    struct walls__lane *lane = ctx;
+    struct walls__pool *pool = lane->pool;
     /* Full fence: our completion tail is stored before we read the flags;
      * a waiter counts itself before it looks at our ring. */
     walls__fence();
@@ -46,166 +69,194 @@ static void thread_published(void *ctx, bool more)
         !walls__load_relaxed(&pool->doorbells_armed) &&
         !(!more && walls__load_relaxed(&pool->refill_armed)))
         return;
-    pthread_mutex_lock(&pool->lock);
-    walls__pool_harvest(pool, w);
-    walls__pool_dispatch(pool);
-    pthread_mutex_unlock(&pool->lock);
-    walls__pool_signal(pool);
+    walls__pool_lock(pool);
+    walls__engine_harvest(pool, lane);
+    walls__engine_dispatch(pool);
+    walls__pool_unlock(pool);
+    walls__engine_signal(pool);
 }
 
 static void *thread_main(void *arg)
 {
-    struct walls__worker *w = arg;
+    struct walls__lane *lane = arg;
     /* Threads see the arena and locks where the host maps them. */
-    const struct walls__arena *a = &w->pool->arena;
+    const struct walls__arena *a = &lane->pool->arena;
     struct walls__arena_view view = {
         .base = a->base, .size = a->size, .locks = a->locks, .nlocks = a->nlocks};
     struct walls__worker_hooks hooks = {
         .resolve = raw_resolve,
         .published = thread_published,
-        .ctx = w,
+        .ctx = lane,
         .arena = a->base || a->locks ? &view : NULL,
     };
-    walls__worker_loop(w->mb, &hooks, false);
+    walls__worker_loop(lane->mb, &hooks, false);
     return NULL;
 }
 
-/* Worker threads (and the supervisor) block asynchronous signals, so those
- * keep going to the program's own threads; faults still kill. */
-void walls__block_async_signals(sigset_t *old)
-{
-    sigset_t set;
-    sigfillset(&set);
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-        sigdelset(&set, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
-int walls__threads_start(struct walls__pool *pool)
-{
-    sigset_t old;
-    walls__block_async_signals(&old);
-    int rc = 0;
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct walls__worker *w = &pool->workers[i];
-        w->mb = aligned_alloc(4096, WALLS__MAILBOX_SIZE);
-        if (!w->mb) {
-            rc = -ENOMEM;
-            break;
-        }
-        memset(w->mb, 0, WALLS__MAILBOX_SIZE);
-        walls__ring_reset(w);
-        w->mb->worker_state = WALLS__WORKER_READY;
-        w->state = WALLS__W_UP;
-        int err = pthread_create(&w->thread, NULL, thread_main, w);
-        if (err) {
-            rc = -err;
-            w->state = WALLS__W_STOPPED;
-            break;
-        }
-        w->thread_started = true;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc)
-        walls__threads_stop(pool);
-    return rc;
-}
-
-/* Thread pools with time limits: a thread that ends overrun tasks at their
- * deadlines, sleeping until the next one (or a tick, since a task's start
- * is not announced), or until a first limit appears. */
+/* Ends overrun tasks at their deadlines, sleeping until the next one (or a
+ * tick, since a task's start is not announced), or until told that a
+ * limited task appeared. */
 static void *timer_main(void *arg)
 {
     struct walls__pool *pool = arg;
-    pthread_mutex_lock(&pool->lock);
-    while (!pool->timer_stop) {
-        uint32_t word = walls__load_acquire(&pool->timer_word);
-        walls__pool_harvest_all(pool);
-        int64_t now = walls__now_ns();
-        int64_t next = walls__pool_check_deadlines(pool, now);
-        pthread_mutex_unlock(&pool->lock);
-        walls__pool_signal(pool);
-        walls__futex_wait(&pool->timer_word, word, next == INT64_MAX ? -1 : next - now, false);
-        pthread_mutex_lock(&pool->lock);
+    struct threads *t = state_of(pool);
+    walls__pool_lock(pool);
+    while (!t->timer_stop) {
+        uint32_t word = walls__load_acquire(&t->timer_word);
+        walls__engine_harvest_all(pool);
+        int64_t now = walls__now_ns(), next = INT64_MAX;
+        unsigned from = 0;
+        uint32_t seq;
+        struct walls__lane *lane;
+        while ((lane = walls__engine_overrun(pool, now, &from, &seq, &next)) != NULL)
+            walls__engine_abandon(pool, lane, seq);
+        walls__engine_dispatch(pool);
+        walls__pool_unlock(pool);
+        walls__engine_signal(pool);
+        walls__futex_wait(&t->timer_word, word, next == INT64_MAX ? -1 : next - now, false);
+        walls__pool_lock(pool);
     }
-    pthread_mutex_unlock(&pool->lock);
+    walls__pool_unlock(pool);
     return NULL;
 }
 
-int walls__threads_start_timer(struct walls__pool *pool)
+/* Lock held. Starts the time-limit thread if it is not running, and wakes
+ * it: it may be asleep with no deadline to wait for. */
+static void threads_timed(struct walls__pool *pool)
 {
-    pthread_mutex_lock(&pool->lock);
-    int rc = 0;
-    if (!pool->timer_started && pool->state == WALLS__POOL_ALIVE) {
-        sigset_t old;
-        walls__block_async_signals(&old);
-        rc = -pthread_create(&pool->timer, NULL, timer_main, pool);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pool->timer_started = rc == 0;
-    }
-    pthread_mutex_unlock(&pool->lock);
-    return rc;
+    struct threads *t = state_of(pool);
+    if (!t->timer_started && pool->state == WALLS__POOL_ALIVE)
+        t->timer_started = walls__thread_start(&t->timer, timer_main, pool) == 0;
+    walls__fetch_add(&t->timer_word, 1);
+    walls__futex_wake(&t->timer_word, 1, false);
 }
 
-void walls__threads_stop(struct walls__pool *pool)
+static void threads_stop(struct walls__pool *pool, bool cancel)
 {
-    pthread_mutex_lock(&pool->lock);
-    bool timer = pool->timer_started;
-    pool->timer_started = false;
-    pthread_mutex_unlock(&pool->lock);
+    (void)cancel; /* a thread cannot be killed: each finishes its task */
+    struct threads *t = state_of(pool);
+    walls__pool_lock(pool);
+    bool timer = t->timer_started;
+    t->timer_started = false;
+    t->timer_stop = true;
+    walls__pool_unlock(pool);
     if (timer) {
-        pthread_mutex_lock(&pool->lock);
-        pool->timer_stop = true;
-        pthread_mutex_unlock(&pool->lock);
-        walls__fetch_add(&pool->timer_word, 1);
-        walls__futex_wake(&pool->timer_word, 1, false);
-        pthread_join(pool->timer, NULL);
+        walls__fetch_add(&t->timer_word, 1);
+        walls__futex_wake(&t->timer_word, 1, false);
+        pthread_join(t->timer, NULL);
     }
     /* A thread still running a task that timed out may have a full ring
      * behind it: make room by consuming what it acknowledged, waiting for
      * it if need be (it cannot be stopped any other way). */
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct walls__worker *w = &pool->workers[i];
+    for (unsigned i = 0; i < pool->nlanes; i++) {
+        struct walls__lane *lane = &pool->lanes[i];
         for (;;) {
-            pthread_mutex_lock(&pool->lock);
-            bool pushed = !w->thread_started || w->state != WALLS__W_UP;
+            walls__pool_lock(pool);
+            bool pushed = !t->lanes[i].started || !lane->open;
             if (!pushed) {
-                walls__pool_harvest(pool, w);
-                if (w->rq_tail - w->oldest < WALLS__RING_SLOTS) {
-                    w->state = WALLS__W_STOPPING;
-                    walls__ring_push_stop(w);
+                walls__engine_harvest(pool, lane);
+                if (lane->rq_tail - lane->oldest < WALLS__RING_SLOTS) {
+                    lane->open = false;
+                    walls__engine_push_stop(lane);
                     pushed = true;
                 }
             }
-            pthread_mutex_unlock(&pool->lock);
+            walls__pool_unlock(pool);
             if (pushed)
                 break;
             usleep(1000);
         }
     }
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct walls__worker *w = &pool->workers[i];
-        if (w->thread_started)
-            pthread_join(w->thread, NULL);
-        w->thread_started = false;
+    for (unsigned i = 0; i < pool->nlanes; i++) {
+        if (t->lanes[i].started)
+            pthread_join(t->lanes[i].thread, NULL);
+        t->lanes[i].started = false;
     }
-    /* Other callers harvest under the lock, and skip stopped workers. */
-    pthread_mutex_lock(&pool->lock);
-    for (unsigned i = 0; i < pool->nworkers; i++)
-        pool->workers[i].state = WALLS__W_STOPPED;
-    pthread_mutex_unlock(&pool->lock);
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        free(pool->workers[i].mb);
-        pool->workers[i].mb = NULL;
+    /* Other callers harvest under the lock, and skip lanes not live. */
+    walls__pool_lock(pool);
+    for (unsigned i = 0; i < pool->nlanes; i++) {
+        pool->lanes[i].live = false;
+        pool->lanes[i].open = false;
     }
+    walls__pool_unlock(pool);
+    for (unsigned i = 0; i < pool->nlanes; i++) {
+        free(pool->lanes[i].mb);
+        pool->lanes[i].mb = NULL;
+    }
+    free(t->lanes);
+    free(t);
+    pool->backend_state = NULL;
 }
 
-bool walls__threads_is_worker(struct walls__pool *pool)
+static int threads_start(struct walls__pool *pool)
 {
+    struct threads *t = calloc(1, sizeof *t);
+    if (t)
+        t->lanes = calloc(pool->nlanes, sizeof *t->lanes);
+    if (!t || !t->lanes) {
+        free(t);
+        return -ENOMEM;
+    }
+    pool->backend_state = t;
+    int rc = 0;
+    for (unsigned i = 0; i < pool->nlanes && rc == 0; i++) {
+        struct walls__lane *lane = &pool->lanes[i];
+        lane->backend = &t->lanes[i];
+        lane->mb = aligned_alloc(4096, WALLS__MAILBOX_SIZE);
+        if (!lane->mb) {
+            rc = -ENOMEM;
+            break;
+        }
+        memset(lane->mb, 0, WALLS__MAILBOX_SIZE);
+        walls__engine_lane_reset(lane);
+        lane->mb->worker_state = WALLS__WORKER_READY;
+        lane->live = lane->open = true;
+        rc = walls__thread_start(&t->lanes[i].thread, thread_main, lane);
+        t->lanes[i].started = rc == 0;
+    }
+    if (rc == 0 && pool->default_limit_ns) {
+        walls__pool_lock(pool);
+        threads_timed(pool);
+        rc = state_of(pool)->timer_started ? 0 : -EAGAIN;
+        walls__pool_unlock(pool);
+    }
+    if (rc)
+        threads_stop(pool, false);
+    return rc;
+}
+
+static int threads_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
+                          uint64_t *offset)
+{
+    (void)pool;
+    *module = WALLS__MODULE_RAW;
+    *offset = (uint64_t)(uintptr_t)fn;
+    return 0;
+}
+
+static int threads_stop_running(struct walls__pool *pool, struct walls__lane *lane,
+                                uint32_t seq, enum walls_status status)
+{
+    (void)pool, (void)lane, (void)seq, (void)status;
+    return -EBUSY;
+}
+
+static bool threads_is_worker(struct walls__pool *pool)
+{
+    struct threads *t = state_of(pool);
     pthread_t self = pthread_self();
-    for (unsigned i = 0; i < pool->nworkers; i++)
-        if (pool->workers[i].thread_started && pthread_equal(pool->workers[i].thread, self))
+    for (unsigned i = 0; i < pool->nlanes; i++)
+        if (t->lanes[i].started && pthread_equal(t->lanes[i].thread, self))
             return true;
     return false;
 }
+
+const struct walls__backend walls__thread_backend = {
+    .start = threads_start,
+    .stop = threads_stop,
+    .locate = threads_locate,
+    .stop_running = threads_stop_running,
+    .timed = threads_timed,
+    .is_worker = threads_is_worker,
+    .arm_for_sleepers = false,
+};

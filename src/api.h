@@ -1,0 +1,21 @@
+/*
+ * api.h - what the files of the public API share: harvesting on the
+ * caller's behalf, and sleeping until something completes.
+ */
+#ifndef WALLS_API_INTERNAL_H
+#define WALLS_API_INTERNAL_H
+
+#include <stdint.h>
+
+#include "pool.h"
+
+/* Lock held: consumes every lane's completions, dispatches, and lets the
+ * backend act on what asks for it (a protocol break, a recycling). */
+void walls__api_harvest(struct walls__pool *pool);
+/* Lock NOT held: harvests if no other thread is at it, and wakes waiters. */
+void walls__api_progress(struct walls__pool *pool);
+/* Lock NOT held: sleeps until the pool's done_seq moves past seq, or
+ * timeout_ns passes. */
+void walls__api_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_ns);
+
+#endif

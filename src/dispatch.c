@@ -1,0 +1,523 @@
+/*
+ * dispatch.c - the engine's producer side: tasks from the pending queue
+ * into the lanes' request rings, and tasks to their end.
+ *
+ * A submitted task waits in the pool's pending queue until a lane's
+ * request ring has room; dispatch copies it into a ring slot and records,
+ * in that lane's in-flight table, which task went to which slot. That
+ * record, not anything the worker says, is what ties a completion or a
+ * death to its task (harvest.c reads it back).
+ *
+ * Dispatch gives a task to the lane used last while that lane's worker is
+ * awake and keeps completing tasks with a short backlog; otherwise to the
+ * open lane with the most room. On a 2-CPU machine this keeps one worker
+ * busy and the others asleep for short tasks, instead of having idle
+ * workers spin against the submitting thread, while long tasks still
+ * spread across lanes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "engine.h"
+#include "futex.h"
+#include "internal.h"
+#include "tables.h"
+
+#define MASK (WALLS__RING_SLOTS - 1)
+
+/* Dispatch packs onto the last lane used while its backlog stays under
+ * this and it completed something this recently (pick_lane()). */
+#define PACK_BACKLOG 8u
+#define PACK_RECENT_NS 20000
+/* ... but not when its last task took this long from dispatch to harvest:
+ * waking an idle worker costs little beside such tasks, and packing them
+ * would leave the other workers idle. */
+#define PACK_LONG_NS 100000
+
+/* ---- lists and statistics ---------------------------------------------------- */
+
+static void list_unlink(struct walls__task_list *list, struct walls__task *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        list->head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        list->tail = task->prev;
+    task->next = task->prev = NULL;
+}
+
+static void list_append(struct walls__task_list *list, struct walls__task *task)
+{
+    task->next = NULL;
+    task->prev = list->tail;
+    if (list->tail)
+        list->tail->next = task;
+    else
+        list->head = task;
+    list->tail = task;
+}
+
+void walls__engine_uncollect(struct walls__pool *pool, struct walls__task *task)
+{
+    WALLS__LOCKED(pool);
+    list_unlink(&pool->collect, task);
+    /* Release: a free that sees false (acquire) comes after the unlink. */
+    walls__store_release(&task->collectable, false);
+}
+
+/* The latency histogram: 16 buckets per power of two, exact to 1/16. */
+static unsigned hist_bucket(uint64_t ns)
+{
+    if (ns < 16)
+        return (unsigned)ns;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
+    unsigned sub = (unsigned)(ns >> (msb - 4)) & 15u;
+    return (msb - 3) * 16 + sub;
+}
+
+static uint64_t hist_value(unsigned bucket)
+{
+    if (bucket < 16)
+        return bucket;
+    unsigned msb = bucket / 16 + 3, sub = bucket % 16;
+    uint64_t low = (uint64_t)(16 + sub) << (msb - 4);
+    return low + ((uint64_t)1 << (msb - 4)) / 2;
+}
+
+uint64_t walls__engine_percentile(const struct walls__pool *pool, unsigned pct)
+{
+    uint64_t total = pool->completed;
+    if (total == 0)
+        return 0;
+    uint64_t rank = (total * pct + 99) / 100, seen = 0;
+    for (unsigned b = 0; b < WALLS__HIST_BUCKETS; b++) {
+        seen += pool->hist[b];
+        if (seen >= rank)
+            return hist_value(b);
+    }
+    return 0;
+}
+
+/* ---- completion ---------------------------------------------------------------- */
+
+static void pending_unlink(struct walls__pool *pool, struct walls__task *task)
+{
+    list_unlink(&pool->pending, task);
+    pool->npending--;
+}
+
+static void complete_at(struct walls__pool *pool, struct walls__task *task,
+                        enum walls_status status, int code, const void *out, uint32_t out_len,
+                        int64_t now)
+{
+    WALLS__LOCKED(pool);
+    if (task->where == WALLS__AT_PENDING)
+        pending_unlink(pool, task);
+    else if (task->where == WALLS__AT_LANE)
+        pool->in_rings--;
+    if (task->limit_ns)
+        pool->ntimed--;
+    if (task->arena_held) {
+        walls__arena_pin(&pool->arena, task->refs, task->n_inputs, task->has_output, false);
+        task->arena_held = false;
+    }
+    task->where = WALLS__AT_DONE;
+    walls__task_drop_input(task);
+    task->status = status;
+    task->code = code;
+    task->out_len = 0;
+    if (out && out_len) {
+        /* Memory for the bytes written only, taken now. */
+        unsigned char *copy = out_len <= WALLS__TASK_SMALL ? task->small_out : malloc(out_len);
+        if (copy) {
+            memcpy(copy, out, out_len);
+            task->out = copy;
+            task->out_len = out_len;
+        } else {
+            task->status = WALLS_FAILED;
+            task->code = -ENOMEM;
+        }
+    }
+    pool->completed++;
+    pool->by_status[task->status]++;
+    int64_t lat = now - task->submit_ns;
+    pool->hist[hist_bucket(lat > 0 ? (uint64_t)lat : 0)]++;
+    walls__fetch_add(&pool->done_seq, 1);
+    walls__fetch_add(&pool->unsignalled, 1);
+    if (pool->fd_armed && !(walls__load_relaxed(&task->flags) & WALLS__TASK_FREED)) {
+        list_append(&pool->collect, task);
+        walls__store_relaxed(&task->collectable, true);
+    }
+    /* Release: the result above is visible to whoever sees DONE. */
+    uint32_t old = walls__fetch_or(&task->flags, WALLS__TASK_DONE);
+    if (old & WALLS__TASK_FREED)
+        walls__task_recycle(task);
+}
+
+void walls__engine_complete(struct walls__pool *pool, struct walls__task *task,
+                            enum walls_status status, int code, const void *out, uint32_t out_len)
+{
+    complete_at(pool, task, status, code, out, out_len, walls__now_ns());
+}
+
+void walls__engine_complete_at(struct walls__pool *pool, struct walls__task *task,
+                               enum walls_status status, int code, const void *out,
+                               uint32_t out_len, int64_t now)
+{
+    complete_at(pool, task, status, code, out, out_len, now);
+}
+
+void walls__engine_signal(struct walls__pool *pool)
+{
+    /* Seq-cst read of the sleeper count, after the seq-cst bump of
+     * done_seq: a waiter counts itself, then re-reads done_seq. */
+    if (walls__fetch_add(&pool->done_waiters, 0) > 0)
+        walls__futex_wake(&pool->done_seq, INT_MAX, false);
+    uint32_t completed = __atomic_exchange_n(&pool->unsignalled, 0, __ATOMIC_ACQ_REL);
+    if (completed && walls__load_relaxed(&pool->fd_armed)) {
+        /* Under the lock: a destroy in between closes the descriptor, and
+         * its number may be the program's again. */
+        walls__pool_lock(pool);
+        if (pool->fd_armed && pool->event_fd >= 0) {
+            uint64_t count = completed;
+            ssize_t rc = write(pool->event_fd, &count, sizeof count);
+            (void)rc;
+        }
+        walls__pool_unlock(pool);
+    }
+}
+
+void walls__engine_requeue_front(struct walls__pool *pool, struct walls__task *task)
+{
+    WALLS__LOCKED(pool);
+    if (task->where == WALLS__AT_LANE)
+        pool->in_rings--;
+    task->where = WALLS__AT_PENDING;
+    task->prev = NULL;
+    task->next = pool->pending.head;
+    if (pool->pending.head)
+        pool->pending.head->prev = task;
+    else
+        pool->pending.tail = task;
+    pool->pending.head = task;
+    pool->npending++;
+}
+
+void walls__engine_break(struct walls__pool *pool)
+{
+    WALLS__LOCKED(pool);
+    pool->broken = true;
+    while (pool->pending.head)
+        walls__engine_complete(pool, pool->pending.head, WALLS_BROKEN, 0, NULL, 0);
+}
+
+int walls__engine_cancel(struct walls__pool *pool, struct walls__task *task)
+{
+    WALLS__LOCKED(pool);
+    if (task->where == WALLS__AT_DONE)
+        return -EALREADY;
+    if (task->where == WALLS__AT_PENDING) {
+        walls__engine_complete(pool, task, WALLS_CANCELLED, 0, NULL, 0);
+        return 0;
+    }
+    struct walls__lane *lane = &pool->lanes[task->lane];
+    struct walls__req *req = &lane->mb->rq_slots[task->seq & MASK];
+    /* The worker moves QUEUED to RUNNING the same way: one of us wins. */
+    uint32_t expected = WALLS__SLOT_QUEUED;
+    if (!walls__cas(&req->state, &expected, WALLS__SLOT_CANCELLED))
+        return -EBUSY;
+    struct walls__inflight *e = &lane->inflight[task->seq & MASK];
+    e->cancelled = 1;
+    e->task = NULL;
+    walls__engine_complete(pool, task, WALLS_CANCELLED, 0, NULL, 0);
+    return 0;
+}
+
+/* ---- rings, host side ----------------------------------------------------------- */
+
+void walls__engine_lane_reset(struct walls__lane *lane)
+{
+    struct walls__mailbox *mb = lane->mb;
+    memset(&mb->rq, 0, sizeof mb->rq);
+    memset(&mb->cq, 0, sizeof mb->cq);
+    mb->magic = WALLS__MAILBOX_MAGIC;
+    mb->version = WALLS__MAILBOX_VERSION;
+    mb->worker_state = WALLS__WORKER_STARTING;
+    mb->start_error = 0;
+    mb->worker_pid = 0;
+    mb->fault_sig = mb->exited = mb->memory_hit = mb->tid = 0;
+    mb->exit_code = 0;
+    mb->notify_fd = -1;
+    mb->report_start = lane->pool->timed_ever;
+    mb->peak_rss_kb = 0;
+    lane->rq_tail = lane->oldest = lane->cq_head = 0;
+    lane->seen_done = 0;
+    lane->modules_sent = 0;
+    memset(lane->inflight, 0, sizeof lane->inflight);
+    lane->broke = false;
+    lane->stuck = false;
+    lane->attention = false;
+    lane->kill_reason = -1;
+    lane->kill_code = 0;
+    lane->kill_flags = 0;
+    lane->kill_targeted = false;
+}
+
+static unsigned ring_free(const struct walls__lane *lane)
+{
+    return WALLS__RING_SLOTS - (lane->rq_tail - lane->oldest);
+}
+
+static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, uint64_t offset,
+                      const void *data, uint32_t len, uint32_t out_cap, struct walls__task *task)
+{
+    uint32_t seq = lane->rq_tail;
+    struct walls__req *req = &lane->mb->rq_slots[seq & MASK];
+    struct walls__inflight *e = &lane->inflight[seq & MASK];
+    unsigned refs = task ? task->n_inputs + (task->has_output ? 1u : 0u) : 0u;
+    req->n_inputs = task ? task->n_inputs : 0;
+    req->has_output = task && task->has_output;
+    if (refs) {
+        size_t room = refs * sizeof(struct walls__bufref);
+        memcpy(req->data + WALLS__SLOT_DATA - room, task->refs, room);
+    }
+    uint32_t tag = ++lane->next_tag;
+    req->seq = seq;
+    req->tag = tag;
+    req->kind = kind;
+    req->module = module;
+    req->offset = offset;
+    req->in_len = (uint16_t)len;
+    req->out_cap = out_cap;
+    if (len)
+        memcpy(req->data, data, len);
+    walls__store_relaxed(&req->state, WALLS__SLOT_QUEUED);
+    e->task = task;
+    e->tag = tag;
+    e->kind = (uint8_t)kind;
+    e->retired = 0;
+    e->cancelled = 0;
+    e->abandoned = 0;
+    lane->rq_tail = seq + 1;
+    if (task) {
+        if (lane->quota)
+            (*lane->quota)--;
+        task->where = WALLS__AT_LANE;
+        task->lane = lane->index;
+        task->seq = seq;
+    }
+}
+
+static void ring_publish(struct walls__lane *lane)
+{
+    struct walls__mailbox *mb = lane->mb;
+    /* Release: the slots written above are visible before the new tail. */
+    walls__store_release(&mb->rq.tail, lane->rq_tail);
+    /* Full fence: the tail is stored before we read the sleeper count,
+     * mirroring the worker's count-then-read in wait_for_request(). */
+    walls__fence();
+    if (walls__load_relaxed(&mb->rq.tail_waiters))
+        walls__futex_wake(&mb->rq.tail, 1, lane->shared);
+}
+
+void walls__engine_push_stop(struct walls__lane *lane)
+{
+    ring_push(lane, WALLS__REQ_STOP, 0, 0, NULL, 0, 0, NULL);
+    ring_publish(lane);
+}
+
+static unsigned modules_needed(const struct walls__lane *lane, const struct walls__task *task)
+{
+    if (task->module == WALLS__MODULE_RAW || task->module < lane->modules_sent)
+        return 0;
+    return task->module + 1u - lane->modules_sent;
+}
+
+void walls__engine_arm(struct walls__pool *pool, unsigned what)
+{
+    bool every = what & WALLS__ARM_EVERY, refill = what & WALLS__ARM_REFILL;
+    if (pool->doorbells_armed == every && pool->refill_armed == refill)
+        return;
+    walls__store_relaxed(&pool->doorbells_armed, every);
+    walls__store_relaxed(&pool->refill_armed, refill);
+    for (unsigned i = 0; i < pool->nlanes; i++) {
+        struct walls__mailbox *mb = pool->lanes[i].mb;
+        if (!mb || !pool->lanes[i].shared)
+            continue; /* a thread lane reads the pool's flags */
+        walls__store_relaxed(&mb->doorbell_armed, every ? 1u : 0u);
+        walls__store_relaxed(&mb->refill_armed, refill ? 1u : 0u);
+    }
+    /* Full fence: the flags are stored before the caller looks at the
+     * completion rings again (a worker fences between publishing and
+     * reading the flags). */
+    walls__fence();
+}
+
+unsigned walls__engine_armed(const struct walls__pool *pool)
+{
+    return (pool->doorbells_armed ? WALLS__ARM_EVERY : 0u) |
+           (pool->refill_armed ? WALLS__ARM_REFILL : 0u);
+}
+
+/* ---- picking a lane --------------------------------------------------------------- */
+
+/* Whether lane may be given a task now. */
+static bool takes_tasks(const struct walls__lane *lane)
+{
+    return lane->open && !lane->stuck && !lane->broke && (!lane->quota || *lane->quota > 0);
+}
+
+/* Whether the lane's worker keeps up with what it is given: awake, and
+ * either idle or finishing tasks every few microseconds with a short
+ * backlog. Packing short tasks onto such a worker lets the others sleep
+ * instead of spinning against the submitting thread for the CPUs; a worker
+ * busy with a long task has not completed anything lately and is passed
+ * over. The mailbox words read here are hints: a lie only misplaces the
+ * liar's own tasks. */
+static bool keeps_up(struct walls__lane *lane, int64_t now)
+{
+    struct walls__mailbox *mb = lane->mb;
+    uint32_t done = walls__load_relaxed(&mb->cq.tail);
+    if (done != lane->seen_done) {
+        /* Only a finished task shows the pace; a control request's
+         * acknowledgement does not. */
+        uint32_t last = done - 1;
+        if ((uint32_t)(last - lane->oldest) < (uint32_t)(lane->rq_tail - lane->oldest) &&
+            lane->inflight[last & MASK].kind == WALLS__REQ_TASK)
+            lane->seen_ns = now;
+        lane->seen_done = done;
+    }
+    if (walls__load_relaxed(&mb->rq.tail_waiters))
+        return false;
+    uint32_t outstanding = lane->rq_tail - done;
+    if (outstanding == 0)
+        return true;
+    return outstanding < PACK_BACKLOG && now - lane->seen_ns < PACK_RECENT_NS &&
+           lane->last_turn_ns < PACK_LONG_NS;
+}
+
+/* The lane for task: the last one used if it keeps up, else the open lane
+ * with the most room; NULL when every ring is full. */
+static struct walls__lane *pick_lane(struct walls__pool *pool, const struct walls__task *task,
+                                     int64_t now)
+{
+    struct walls__lane *last = &pool->lanes[pool->next_lane % pool->nlanes];
+    if (takes_tasks(last) && ring_free(last) >= 1 + modules_needed(last, task) &&
+        keeps_up(last, now))
+        return last;
+    struct walls__lane *best = NULL;
+    unsigned best_free = 0;
+    for (unsigned k = 0; k < pool->nlanes; k++) {
+        struct walls__lane *lane = &pool->lanes[(pool->next_lane + k) % pool->nlanes];
+        if (!takes_tasks(lane))
+            continue;
+        unsigned room = ring_free(lane);
+        if (room >= 1 + modules_needed(lane, task) && room > best_free) {
+            best = lane;
+            best_free = room;
+            if (room == WALLS__RING_SLOTS)
+                break;
+        }
+    }
+    /* Ties go to the lane used last: it is the one most likely awake. */
+    if (best)
+        pool->next_lane = best->index;
+    return best;
+}
+
+/* ---- staging (sandboxed processes' arena outputs) ----------------------------------- */
+
+/* Copies len bytes between the arena and a staging memfd, at the same
+ * offset. Returns 0 or -errno. */
+int walls__engine_stage_copy(struct walls__pool *pool, int fd, const struct walls__bufref *ref,
+                             bool in)
+{
+    unsigned char *p = pool->arena.base + ref->offset;
+    for (uint64_t done = 0; done < ref->len;) {
+        size_t n = (size_t)(ref->len - done);
+        off_t at = (off_t)(ref->offset + done);
+        ssize_t rc = in ? pwrite(fd, p + done, n, at) : pread(fd, p + done, n, at);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return rc < 0 ? -errno : -EIO;
+        done += (uint64_t)rc;
+    }
+    return 0;
+}
+
+/* A sandboxed process is about to run a task with an output: its staging
+ * copy of that buffer starts as the buffer is, whatever the process wrote
+ * there before. Returns 0 or -errno. */
+static int stage_in(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task)
+{
+    if (!task->has_output || lane->staging_fd < 0)
+        return 0;
+    return walls__engine_stage_copy(pool, lane->staging_fd, &task->refs[task->n_inputs], true);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static void dispatch_at(struct walls__pool *pool, int64_t now)
+{
+    WALLS__LOCKED(pool);
+    if (!pool->pending.head)
+        return;
+    if (pool->broken) {
+        walls__engine_break(pool);
+        return;
+    }
+    while (pool->pending.head) {
+        struct walls__task *task = pool->pending.head;
+        struct walls__lane *lane = pick_lane(pool, task, now);
+        if (!lane)
+            break;
+        /* A staged output is filled while the task is still queued: if
+         * that fails, it ends like any queued task. */
+        int staged = stage_in(pool, lane, task);
+        if (staged != 0) {
+            walls__engine_complete(pool, task, WALLS_FAILED, staged, NULL, 0);
+            continue;
+        }
+        pending_unlink(pool, task);
+        while (modules_needed(lane, task)) {
+            const char *path = pool->modules[lane->modules_sent].path;
+            ring_push(lane, WALLS__REQ_MODULE, (uint16_t)lane->modules_sent, 0, path,
+                      (uint32_t)strlen(path), 0, NULL);
+            lane->modules_sent++;
+        }
+        task->dispatch_ns = now;
+        ring_push(lane, WALLS__REQ_TASK, task->module, task->offset, task->in, task->in_len,
+                  (uint32_t)pool->max_output, task);
+        pool->in_rings++;
+        ring_publish(lane);
+    }
+    if (!pool->pending.head && pool->refill_armed)
+        walls__engine_arm(pool, walls__engine_armed(pool) & ~WALLS__ARM_REFILL);
+}
+
+void walls__engine_dispatch(struct walls__pool *pool)
+{
+    if (pool->pending.head)
+        dispatch_at(pool, walls__now_ns());
+}
+
+void walls__engine_queue(struct walls__pool *pool, struct walls__task *task)
+{
+    WALLS__LOCKED(pool);
+    pool->submitted++;
+    task->where = WALLS__AT_PENDING;
+    list_append(&pool->pending, task);
+    pool->npending++;
+    dispatch_at(pool, task->submit_ns);
+    if (pool->npending)
+        walls__engine_arm(pool, walls__engine_armed(pool) | WALLS__ARM_REFILL);
+}

@@ -1,0 +1,110 @@
+/*
+ * engine.h - the pool engine: how tasks move between the pending queue,
+ * the lanes' rings and completion, the same for every placement.
+ *
+ * The producer side (dispatch.c) queues tasks, picks a lane, pushes and
+ * publishes requests, stages outputs in, completes tasks and wakes their
+ * waiters. The consumer side (harvest.c) consumes completions, checking
+ * each against the lane's in-flight table, marks lanes that break the
+ * protocol, stages outputs out, and finds tasks past their time limit.
+ *
+ * The engine calls neither the public API nor a backend. What only a
+ * backend can do (kill a worker, recycle it) the engine asks for with data:
+ * a lane's broke and attention flags (walls__engine_take_attention), and
+ * the overrun iterator; the caller then tells the backend.
+ *
+ * Every function takes the pool's lock held unless it says otherwise.
+ */
+#ifndef WALLS_ENGINE_H
+#define WALLS_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pool.h"
+
+/* ---- dispatch.c: producer side ---------------------------------------------- */
+
+/* Appends a submitted task to the pending queue and dispatches. */
+void walls__engine_queue(struct walls__pool *pool, struct walls__task *task);
+/* Moves pending tasks into lanes with room (breaks them if the pool is). */
+void walls__engine_dispatch(struct walls__pool *pool);
+/* Ends a task with a result: copies out (memory for the bytes written
+ * only), updates the statistics, puts it on the collect list, and marks it
+ * DONE. Its waiters are woken by walls__engine_signal() after unlocking. */
+void walls__engine_complete(struct walls__pool *pool, struct walls__task *task,
+                            enum walls_status status, int code, const void *out, uint32_t out_len);
+/* The same, with the time of completion given (the harvest has it). */
+void walls__engine_complete_at(struct walls__pool *pool, struct walls__task *task,
+                               enum walls_status status, int code, const void *out,
+                               uint32_t out_len, int64_t now);
+/* Takes a completed task off the collect list (walls_pool_collect). */
+void walls__engine_uncollect(struct walls__pool *pool, struct walls__task *task);
+/* The pct-th percentile of submit-to-completion latency, in ns (exact to
+ * 1/16). */
+uint64_t walls__engine_percentile(const struct walls__pool *pool, unsigned pct);
+/* Copies a staged output buffer between the arena and a staging memfd (in:
+ * into the memfd). Returns 0 or -errno. */
+int walls__engine_stage_copy(struct walls__pool *pool, int fd, const struct walls__bufref *ref,
+                             bool in);
+/* Lock NOT held: wakes the threads that wait on completions, and counts
+ * them on the pool's descriptor. */
+void walls__engine_signal(struct walls__pool *pool);
+/* Puts a task that has not run back at the front of the queue. */
+void walls__engine_requeue_front(struct walls__pool *pool, struct walls__task *task);
+/* The pool stops taking work: queued tasks, and those queued later, end as
+ * WALLS_BROKEN. */
+void walls__engine_break(struct walls__pool *pool);
+/* Cancels a task that has not started: 0, -EALREADY (finished) or -EBUSY
+ * (it runs, or is about to: only its backend can stop it). */
+int walls__engine_cancel(struct walls__pool *pool, struct walls__task *task);
+
+/* What workers report through their doorbells (walls__engine_arm). */
+#define WALLS__ARM_EVERY 1u  /* every completion: somebody sleeps on a result */
+#define WALLS__ARM_REFILL 2u /* a ring that ran dry: tasks wait in the queue */
+/* Sets what the lanes report; fences after a change. */
+void walls__engine_arm(struct walls__pool *pool, unsigned what);
+/* What the lanes report now: WALLS__ARM_* bits. */
+unsigned walls__engine_armed(const struct walls__pool *pool);
+
+/* A lane's rings and host state, as new: for a new worker of the lane. */
+void walls__engine_lane_reset(struct walls__lane *lane);
+/* Asks the lane's worker to leave its loop (acknowledged like a task). */
+void walls__engine_push_stop(struct walls__lane *lane);
+
+/* ---- harvest.c: consumer side ---------------------------------------------- */
+
+/* Consumes lane's completions, each checked against its in-flight table. A
+ * break of the protocol marks the lane broke (and, for a lane whose worker
+ * cannot be killed, fails the task named); see take_attention. */
+void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane);
+/* Harvests every live lane, then dispatches. */
+void walls__engine_harvest_all(struct walls__pool *pool);
+/* The next lane that needs its backend (it broke the protocol, or
+ * completed tasks while watched), from index *from on, its attention
+ * cleared; NULL when there is none. */
+struct walls__lane *walls__engine_take_attention(struct walls__pool *pool, unsigned *from);
+/* Drops the arena pins of an abandoned request, if any. */
+void walls__engine_unhold(struct walls__pool *pool, struct walls__inflight *e);
+
+/* The first request of the lane its worker has not finished, if it is a
+ * live task (the one a worker runs, or is about to); NULL otherwise. */
+struct walls__inflight *walls__engine_running(struct walls__lane *lane, uint32_t *seq);
+/* Time limits: the next lane, from index *from on, whose running task is
+ * past its limit at now (its request in *seq); NULL when none is left.
+ * *next is lowered to the earliest deadline still ahead, and to a tick
+ * (a task's start is not announced) while limited tasks are out. The
+ * caller ends each one (walls__engine_abandon for threads, a kill for
+ * processes), then dispatches. */
+struct walls__lane *walls__engine_overrun(struct walls__pool *pool, int64_t now, unsigned *from,
+                                          uint32_t *seq, int64_t *next);
+/* A thread task overran: it ends as WALLS_TIMEOUT now, its thread runs on
+ * (the lane is stuck until it returns), and the tasks queued behind it go
+ * back to the queue. */
+void walls__engine_abandon(struct walls__pool *pool, struct walls__lane *lane, uint32_t seq);
+
+/* While limited tasks are out, deadlines are looked at at least this often
+ * (a task's start is not announced). */
+#define WALLS__DEADLINE_TICK_NS 2000000
+
+#endif

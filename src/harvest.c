@@ -1,0 +1,270 @@
+/*
+ * harvest.c - the engine's consumer side: completions out of the lanes'
+ * rings, checked, and time limits.
+ *
+ * Completions are consumed ("harvested") by whoever gets there first: a
+ * thread worker right after it publishes, a host thread spinning in
+ * walls_wait(), or a process pool's supervisor when a doorbell rings. A
+ * process worker can write anything into its mailbox, so each completion
+ * is believed only if its slot index is outstanding, its tag matches the
+ * in-flight table and its length fits; anything else marks the lane broke
+ * (its backend then kills the worker and its tasks end as WALLS_PROTOCOL).
+ *
+ * Time limits count from when a task starts running. The worker announces
+ * a start, and the host believes it only within what it saw itself: not
+ * before the task was dispatched, nor before the task ahead of it was
+ * finished. The overrun iterator finds tasks past their limit; ending them
+ * is the caller's (a thread cannot be stopped, a process can be killed).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic.h"
+#include "engine.h"
+#include "futex.h"
+#include "internal.h"
+
+#define MASK (WALLS__RING_SLOTS - 1)
+
+/* The lane's worker wrote something the protocol does not allow. A worker
+ * that can be killed is marked broke, for its backend to kill (its tasks
+ * end as WALLS_PROTOCOL when it is reaped); one that cannot (a thread)
+ * keeps serving, and only the task named (e) is failed. */
+static void lane_broke(struct walls__pool *pool, struct walls__lane *lane,
+                       struct walls__inflight *e)
+{
+    if (!lane->killable) {
+        if (e && e->task) {
+            walls__engine_complete(pool, e->task, WALLS_PROTOCOL, 0, NULL, 0);
+            e->task = NULL;
+        }
+        if (e)
+            e->retired = 1;
+        return;
+    }
+    if (!lane->broke) {
+        lane->broke = true;
+        lane->attention = true;
+        pool->attention = true;
+    }
+}
+
+void walls__engine_unhold(struct walls__pool *pool, struct walls__inflight *e)
+{
+    if (!e->held)
+        return;
+    walls__arena_pin(&pool->arena, e->held->refs, e->held->n_inputs, e->held->has_output, false);
+    free(e->held);
+    e->held = NULL;
+}
+
+/* The task returned: its staging copy goes into the arena buffer, and its
+ * pages back to the system. Only the buffer's own range is read, whatever
+ * the worker wrote elsewhere. */
+static void stage_out(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task)
+{
+    const struct walls__bufref *out = &task->refs[task->n_inputs];
+    size_t span = (out->len + WALLS__PAGE - 1) & ~(size_t)(WALLS__PAGE - 1);
+    walls__engine_stage_copy(pool, lane->staging_fd, out, false);
+    fallocate(lane->staging_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)out->offset,
+              (off_t)span);
+}
+
+/* Whether a completion's header is one the host can believe for entry e. */
+static bool believable_done(const struct walls__pool *pool, const struct walls__cqe *h)
+{
+    return (h->status == WALLS_OK || h->status == WALLS_FAILED || h->status == WALLS_PROTOCOL) &&
+           h->out_len <= pool->max_output && (h->status != WALLS_PROTOCOL || h->out_len == 0);
+}
+
+void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
+{
+    WALLS__LOCKED(pool);
+    if (lane->broke || !lane->live)
+        return;
+    struct walls__mailbox *mb = lane->mb;
+    /* Acquire: completion bytes are read only after the tail that
+     * published them. */
+    uint32_t tail = walls__load_acquire(&mb->cq.tail);
+    uint32_t avail = tail - lane->cq_head;
+    if (avail > lane->rq_tail - lane->cq_head) {
+        lane_broke(pool, lane, NULL);
+        return;
+    }
+    int64_t now = tail != lane->cq_head ? walls__now_ns() : 0;
+    bool finished = false;
+    while (lane->cq_head != tail) {
+        struct walls__cqe *cqe = &mb->cq_slots[lane->cq_head & MASK];
+        struct walls__cqe h;
+        /* One snapshot of the header: the worker may still be writing. */
+        memcpy(&h, cqe, WALLS__SLOT_HEADER);
+        bool ok = (uint32_t)(h.seq - lane->oldest) < (uint32_t)(lane->rq_tail - lane->oldest);
+        struct walls__inflight *e = &lane->inflight[h.seq & MASK];
+        ok = ok && !e->retired && e->tag == h.tag;
+        if (!ok) {
+            lane_broke(pool, lane, NULL);
+            return;
+        }
+        if (e->kind != WALLS__REQ_TASK || e->cancelled) {
+            if (h.kind != WALLS__CQE_ACK) {
+                lane_broke(pool, lane, e);
+                return;
+            }
+        } else if (e->abandoned) {
+            /* A thread finally returned from a task that timed out. */
+            lane->stuck = false;
+            walls__engine_unhold(pool, e);
+        } else if (h.kind == WALLS__CQE_DONE && believable_done(pool, &h)) {
+            e->task->attempts++;
+            lane->last_turn_ns = now - e->task->dispatch_ns;
+            if (e->task->has_output && lane->staging_fd >= 0)
+                stage_out(pool, lane, e->task);
+            walls__engine_complete_at(pool, e->task, (enum walls_status)h.status, h.code,
+                                      cqe->data, h.out_len, now);
+            finished = true;
+        } else if (h.kind == WALLS__CQE_NOFN) {
+            e->task->attempts++;
+            walls__engine_complete(pool, e->task, WALLS_FAILED, h.code < 0 ? h.code : -ENOENT,
+                                   NULL, 0);
+            finished = true;
+        } else {
+            lane_broke(pool, lane, e);
+            if (lane->broke)
+                return;
+            lane->cq_head++;
+            continue;
+        }
+        e->task = NULL;
+        e->retired = 1;
+        lane->cq_head++;
+    }
+    /* Release: we are done reading the consumed completion slots. */
+    walls__store_release(&mb->cq.head, lane->cq_head);
+    uint32_t was = lane->oldest;
+    while (lane->oldest != lane->rq_tail && lane->inflight[lane->oldest & MASK].retired)
+        lane->oldest++;
+    if (lane->oldest != was && pool->ntimed)
+        lane->retire_ns = now;
+    if (finished && lane->watch) {
+        lane->attention = true;
+        pool->attention = true;
+    }
+}
+
+void walls__engine_harvest_all(struct walls__pool *pool)
+{
+    WALLS__LOCKED(pool);
+    if (pool->state == WALLS__POOL_DEAD || !pool->lanes)
+        return;
+    for (unsigned i = 0; i < pool->nlanes; i++)
+        walls__engine_harvest(pool, &pool->lanes[i]);
+    walls__engine_dispatch(pool);
+}
+
+struct walls__lane *walls__engine_take_attention(struct walls__pool *pool, unsigned *from)
+{
+    WALLS__LOCKED(pool);
+    for (; *from < pool->nlanes; (*from)++) {
+        struct walls__lane *lane = &pool->lanes[*from];
+        if (lane->attention) {
+            lane->attention = false;
+            (*from)++;
+            return lane;
+        }
+    }
+    pool->attention = false;
+    return NULL;
+}
+
+/* ---- time limits ----------------------------------------------------------------- */
+
+struct walls__inflight *walls__engine_running(struct walls__lane *lane, uint32_t *seq)
+{
+    for (uint32_t s = lane->oldest; s != lane->rq_tail; s++) {
+        struct walls__inflight *e = &lane->inflight[s & MASK];
+        if (e->retired || e->kind != WALLS__REQ_TASK || e->cancelled)
+            continue;
+        if (e->abandoned || !e->task)
+            return NULL;
+        *seq = s;
+        return e;
+    }
+    return NULL;
+}
+
+struct walls__lane *walls__engine_overrun(struct walls__pool *pool, int64_t now, unsigned *from,
+                                          uint32_t *seq, int64_t *next)
+{
+    WALLS__LOCKED(pool);
+    if (pool->ntimed == 0 || !pool->lanes)
+        return NULL;
+    if (now + WALLS__DEADLINE_TICK_NS < *next)
+        *next = now + WALLS__DEADLINE_TICK_NS;
+    for (; *from < pool->nlanes; (*from)++) {
+        struct walls__lane *lane = &pool->lanes[*from];
+        struct walls__inflight *e;
+        if (!lane->live || lane->kill_reason >= 0 ||
+            !(e = walls__engine_running(lane, seq)) || !e->task->limit_ns)
+            continue;
+        /* It cannot have started before it was dispatched, nor (one task at
+         * a time) before the one ahead of it was retired; within those
+         * bounds, believe the worker's own clock. */
+        int64_t start = e->task->dispatch_ns > lane->retire_ns ? e->task->dispatch_ns
+                                                                : lane->retire_ns;
+        if (walls__load_acquire(&lane->mb->current_seq) == *seq) {
+            int64_t claimed = (int64_t)walls__load_relaxed(&lane->mb->current_start_ns);
+            if (claimed >= e->task->dispatch_ns && claimed < start)
+                start = claimed;
+        }
+        int64_t deadline = start + e->task->limit_ns;
+        if (now < deadline) {
+            if (deadline < *next)
+                *next = deadline;
+            continue;
+        }
+        (*from)++;
+        return lane;
+    }
+    return NULL;
+}
+
+void walls__engine_abandon(struct walls__pool *pool, struct walls__lane *lane, uint32_t seq)
+{
+    WALLS__LOCKED(pool);
+    struct walls__inflight *e = &lane->inflight[seq & MASK];
+    struct walls__task *task = e->task;
+    task->attempts++;
+    if (task->arena_held) {
+        /* Its thread may still use its buffers: they stay pinned until it
+         * returns. Without memory for that note, they stay pinned for good. */
+        e->held = malloc(sizeof *e->held);
+        if (e->held) {
+            e->held->n_inputs = task->n_inputs;
+            e->held->has_output = task->has_output;
+            memcpy(e->held->refs, task->refs, sizeof task->refs);
+        }
+        task->arena_held = false;
+    }
+    walls__engine_complete(pool, task, WALLS_TIMEOUT, 0, NULL, 0);
+    e->task = NULL;
+    e->abandoned = 1;
+    lane->stuck = true;
+    struct walls__task *requeue[WALLS__RING_SLOTS];
+    unsigned n = 0;
+    for (uint32_t s = seq + 1; s != lane->rq_tail; s++) {
+        struct walls__inflight *b = &lane->inflight[s & MASK];
+        if (b->retired || b->kind != WALLS__REQ_TASK || b->cancelled || !b->task)
+            continue;
+        uint32_t expected = WALLS__SLOT_QUEUED;
+        if (!walls__cas(&lane->mb->rq_slots[s & MASK].state, &expected, WALLS__SLOT_CANCELLED))
+            continue;
+        b->cancelled = 1;
+        requeue[n++] = b->task;
+        b->task = NULL;
+    }
+    while (n > 0)
+        walls__engine_requeue_front(pool, requeue[--n]);
+}

@@ -1,0 +1,233 @@
+/*
+ * submit.c - a task's public calls apart from waiting: walls_submit(),
+ * walls_submit_ex(), walls_cancel() and walls_task_free().
+ *
+ * Each checks its arguments (naming the first wrong one for
+ * walls_last_error()), finds the objects its handles name (refusing stale
+ * handles and another process's), and hands the work to the engine, or to
+ * the backend for what only it can do (locating a task function for a
+ * worker process, stopping a running task).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "atomic.h"
+#include "backend.h"
+#include "engine.h"
+#include "futex.h"
+#include "internal.h"
+#include "options.h"
+#include "tables.h"
+
+/* Checks the task's arena buffers and pins them. Lock held. */
+static int take_buffers(struct walls__pool *pool, struct walls__task *task,
+                        const struct walls_task_opts *opts)
+{
+    if (!pool->arena.base)
+        return walls__fail(-EINVAL, "walls_submit_ex: arena buffers given to a pool without "
+                                    "an arena (opts.arena_size 0)");
+    unsigned n = opts->n_inputs;
+    for (unsigned i = 0; i <= n; i++) {
+        walls_buf buf = i < n ? opts->inputs[i] : opts->output;
+        if (i == n && !buf)
+            break;
+        struct walls__arena_rec *r;
+        int rc = walls__arena_find(&pool->arena, buf, &r);
+        const char *what = rc == -EXDEV ? "a buffer of another pool"
+                                        : "not a live buffer of this pool";
+        if (rc && i < n)
+            return walls__fail(rc, "walls_submit_ex: inputs[%u] %#llx is %s", i,
+                               (unsigned long long)buf, what);
+        if (rc)
+            return walls__fail(rc, "walls_submit_ex: output %#llx is %s",
+                               (unsigned long long)buf, what);
+        if (i == n && r->out_busy)
+            return walls__fail(-EBUSY, "walls_submit_ex: output %#llx is already the output "
+                                       "of an unfinished task",
+                               (unsigned long long)buf);
+        task->refs[i] = (struct walls__bufref){(uint64_t)r->page * WALLS__PAGE, r->size};
+    }
+    task->n_inputs = (uint8_t)n;
+    task->has_output = opts->output != 0;
+    walls__arena_pin(&pool->arena, task->refs, n, task->has_output, true);
+    task->arena_held = true;
+    return 0;
+}
+
+/* Checks what walls_submit_ex() was given that needs no pool: 0 or
+ * -EINVAL/-E2BIG with the reason kept. */
+static int check_submit(walls_fn *fn, const void *in, size_t in_len,
+                        const struct walls_task_opts *opts, walls_task **out_task)
+{
+    static const char call[] = "walls_submit";
+    if (!fn || !out_task || (in_len > 0 && !in))
+        return walls__fail(-EINVAL, "%s: %s", call,
+                           !fn         ? "fn is NULL"
+                           : !out_task ? "task (the out-parameter) is NULL"
+                                       : "in is NULL with in_len above 0");
+    unsigned nbufs = 0;
+    if (opts) {
+        if (opts->timeout_ms < -1)
+            return walls__fail(-EINVAL, "%s: opts.timeout_ms %lld is below -1", call,
+                               (long long)opts->timeout_ms);
+        if (opts->n_inputs > WALLS_TASK_INPUTS_MAX)
+            return walls__fail(-EINVAL, "%s: opts.n_inputs %u is over WALLS_TASK_INPUTS_MAX %u",
+                               call, opts->n_inputs, WALLS_TASK_INPUTS_MAX);
+        if (opts->n_inputs && !opts->inputs)
+            return walls__fail(-EINVAL, "%s: opts.inputs is NULL with n_inputs %u", call,
+                               opts->n_inputs);
+        for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
+            if (opts->reserved[i])
+                return walls__fail(-EINVAL, "%s: opts.reserved[%zu] is not zero", call, i);
+        nbufs = opts->n_inputs + (opts->output ? 1u : 0u);
+    }
+    size_t room = WALLS_INLINE_MAX - nbufs * sizeof(struct walls__bufref);
+    if (in_len > room)
+        return walls__fail(-E2BIG, "%s: in_len %zu is over the %zu bytes a ring slot has for "
+                                   "it (WALLS_INLINE_MAX %u, less 16 per arena buffer)",
+                           call, in_len, room, WALLS_INLINE_MAX);
+    return 0;
+}
+
+/* The task's time limit: its own, else the pool's. */
+static int64_t limit_of(const struct walls__pool *pool, const struct walls_task_opts *opts)
+{
+    if (opts && opts->timeout_ms == -1)
+        return 0;
+    if (opts && opts->timeout_ms > 0)
+        return walls__ms_to_ns(opts->timeout_ms);
+    return pool->default_limit_ns;
+}
+
+int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
+                 walls_task **out_task)
+{
+    return walls_submit_ex(handle, fn, in, in_len, NULL, out_task);
+}
+
+int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
+                    const struct walls_task_opts *opts, walls_task **out_task)
+{
+    static const char call[] = "walls_submit";
+    int rc;
+    struct walls__pool *pool = walls__pool_from(handle, call, &rc);
+    if (!pool)
+        return rc;
+    if ((rc = check_submit(fn, in, in_len, opts, out_task)) != 0)
+        return rc;
+    struct walls__task *task = walls__task_new(pool);
+    if (!task)
+        return walls__fail(-ENOMEM, "%s: no memory for the task", call);
+    task->in_len = (uint32_t)in_len;
+    if (in_len > WALLS__TASK_SMALL && !(task->in = malloc(in_len))) {
+        walls__task_recycle(task);
+        return walls__fail(-ENOMEM, "%s: no memory for a copy of %zu bytes of input", call,
+                           in_len);
+    }
+    if (in_len)
+        memcpy(task->in, in, in_len);
+
+    walls__pool_lock(pool);
+    if (!walls__pool_still(pool, handle) || pool->state == WALLS__POOL_DEAD)
+        rc = walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
+    else if (pool->state != WALLS__POOL_ALIVE)
+        rc = walls__fail(-ESHUTDOWN, "%s: the pool is being destroyed", call);
+    else if ((rc = pool->backend->locate(pool, fn, &task->module, &task->offset)) != 0)
+        rc = walls__fail(rc, "%s: %s", call,
+                         rc == -ENOENT ? "fn lies in no loaded module (process placement needs "
+                                         "a function of the program or of a shared library)"
+                         : rc == -ENAMETOOLONG ? "the path of fn's module does not fit a ring slot"
+                                               : "no memory to record fn's module");
+    if (rc == 0 && opts && (opts->n_inputs || opts->output))
+        rc = take_buffers(pool, task, opts);
+    if (rc != 0) {
+        walls__pool_unlock(pool);
+        walls__task_recycle(task);
+        return rc;
+    }
+    task->submit_ns = walls__now_ns();
+    task->limit_ns = limit_of(pool, opts);
+    bool first_timed = false;
+    if (task->limit_ns) {
+        first_timed = pool->ntimed == 0;
+        pool->ntimed++;
+        if (!pool->timed_ever) {
+            /* From now on workers say when they start a task. */
+            pool->timed_ever = true;
+            for (unsigned i = 0; i < pool->nlanes; i++)
+                if (pool->lanes[i].mb)
+                    walls__store_relaxed(&pool->lanes[i].mb->report_start, 1u);
+        }
+    }
+    walls__engine_queue(pool, task);
+    *out_task = walls__task_handle(task);
+    /* The timekeeper may be asleep with no deadline to wait for. */
+    if (first_timed)
+        pool->backend->timed(pool);
+    walls__pool_unlock(pool);
+    return 0;
+}
+
+int walls_cancel(walls_task *handle)
+{
+    int rc;
+    struct walls__task *task = walls__task_from(handle, "walls_cancel", &rc);
+    if (!task)
+        return rc;
+    if (walls__task_done(task))
+        return walls__fail(-EALREADY, "walls_cancel: the task has finished already");
+    struct walls__pool *pool = task->pool;
+    walls__pool_lock(pool);
+    /* It may have finished without anyone having looked yet. */
+    if (!walls__task_done(task) && task->where == WALLS__AT_LANE)
+        walls__engine_harvest(pool, &pool->lanes[task->lane]);
+    rc = walls__task_done(task) ? -EALREADY : walls__engine_cancel(pool, task);
+    if (rc == -EBUSY)
+        rc = pool->backend->stop_running(pool, &pool->lanes[task->lane], task->seq,
+                                         WALLS_CANCELLED);
+    walls__pool_unlock(pool);
+    walls__engine_signal(pool);
+    if (rc)
+        walls__fail(rc, rc == -EALREADY ? "walls_cancel: the task has finished already"
+                                        : "walls_cancel: the task is running in a thread, "
+                                          "which cannot be stopped");
+    return rc;
+}
+
+void walls_task_free(walls_task *handle)
+{
+    if (!handle)
+        return;
+    struct walls__task *task = walls__task_get(handle);
+    /* Freed already, or another process's (a child of fork()): nothing. */
+    if (!task || walls__load_relaxed(&task->pool->owner) != walls__self())
+        return;
+    /* A finished task that is on no list is the caller's alone. */
+    if (walls__task_done(task) && !walls__load_acquire(&task->collectable)) {
+        walls__handle_retire(task);
+        walls__fetch_or(&task->flags, WALLS__TASK_FREED);
+        walls__task_recycle(task);
+        return;
+    }
+    /* Otherwise under the pool's lock, so that completion (which may put
+     * the task on the collect list, or recycle a freed one) sees either all
+     * of this or none. The pool entry outlives the pool, so its lock is
+     * always there. */
+    struct walls__pool *pool = task->pool;
+    walls__pool_lock(pool);
+    if (!walls__task_done(task))
+        walls__engine_cancel(pool, task);
+    if (task->collectable)
+        walls__engine_uncollect(pool, task);
+    /* From here on the handle is dead, even while the task still runs. */
+    walls__handle_retire(task);
+    uint32_t old = walls__fetch_or(&task->flags, WALLS__TASK_FREED);
+    walls__pool_unlock(pool);
+    walls__engine_signal(pool);
+    if ((old & (WALLS__TASK_DONE | WALLS__TASK_FREED)) == WALLS__TASK_DONE)
+        walls__task_recycle(task);
+}
