@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "pool.h"
+#include "throttle.h"
 
 /*
  * The life of a worker process:
@@ -120,10 +121,7 @@ struct walls__procs {
     bool stopping;           /* no more starts */
     bool server_lost;        /* the fork server died under this pool */
     uint32_t next_token;     /* lock holder tokens of worker processes */
-    /* Crash-loop protection: the last restart_limit + 1 restarts. */
-    int64_t *restart_times;
-    unsigned restart_next;
-    uint64_t restart_count;
+    struct walls__throttle restarts; /* crash-loop protection */
 };
 
 static inline struct walls__procs *walls__procs_of(struct walls__pool *pool)

@@ -185,7 +185,7 @@ static void close_all(struct walls__pool *pool)
     close_fd(&ps->epfd);
     close_fd(&ps->cmd_fd);
     free(ps->procs);
-    free(ps->restart_times);
+    walls__throttle_fini(&ps->restarts);
     free(ps);
     pool->backend_state = NULL;
 }
@@ -262,8 +262,8 @@ static int procs_open(struct walls__pool *pool)
     ps->next_token = 2; /* 1 is the host's */
     pool->backend_state = ps;
     ps->procs = calloc(pool->nprocs, sizeof *ps->procs);
-    ps->restart_times = calloc(pool->restart_limit + 1, sizeof *ps->restart_times);
-    if (!ps->procs || !ps->restart_times)
+    if (!ps->procs || walls__throttle_init(&ps->restarts, pool->restart_limit,
+                                           pool->restart_window_ns, pool->restart_backoff_ns))
         return -ENOMEM;
     bool watch = pool->recycle_after || pool->recycle_rss_kb;
     for (unsigned i = 0; i < pool->nprocs; i++) {
@@ -358,8 +358,7 @@ static int procs_reset(struct walls__pool *pool)
     struct walls__procs *ps = walls__procs_of(pool);
     if (ps->server_lost)
         return -ECHILD;
-    ps->restart_count = 0;
-    ps->restart_next = 0;
+    walls__throttle_reset(&ps->restarts);
     for (unsigned i = 0; i < pool->nprocs; i++)
         walls__proc_event(pool, &ps->procs[i], WALLS__EV_START, NULL);
     walls__procs_wake(pool);

@@ -177,21 +177,6 @@ static state_t try_ready(struct walls__pool *pool, struct walls__proc *proc)
 
 /* ---- restarts ----------------------------------------------------------------------- */
 
-/* Counts a restart; true if it is one too many for the window. */
-static bool restart_trips(struct walls__pool *pool, int64_t now, unsigned *recent)
-{
-    struct walls__procs *ps = walls__procs_of(pool);
-    unsigned size = pool->restart_limit + 1;
-    ps->restart_times[ps->restart_next] = now;
-    ps->restart_next = (ps->restart_next + 1) % size;
-    ps->restart_count++;
-    *recent = 0;
-    for (unsigned i = 0; i < size && i < ps->restart_count; i++)
-        if (now - ps->restart_times[i] <= pool->restart_window_ns)
-            (*recent)++;
-    return *recent > pool->restart_limit;
-}
-
 /* A process is gone: replace it, unless the pool restarts too often, in
  * which case it breaks. */
 static state_t replace(struct walls__pool *pool, struct walls__proc *proc)
@@ -202,18 +187,15 @@ static state_t replace(struct walls__pool *pool, struct walls__proc *proc)
     if (pool->broken)
         return WALLS__PROC_DOWN;
     int64_t now = walls__now_ns();
-    unsigned recent;
-    if (restart_trips(pool, now, &recent)) {
+    int64_t delay = walls__throttle_restart(&walls__procs_of(pool)->restarts, now);
+    if (delay < 0) {
         walls__engine_break(pool);
         return WALLS__PROC_DOWN;
     }
     pool->restarts++;
-    if (!pool->restart_backoff_ns)
+    if (delay == 0)
         return spawn(pool, proc);
-    int64_t delay = pool->restart_backoff_ns;
-    for (unsigned i = 1; i < recent && delay < pool->restart_window_ns; i++)
-        delay *= 2;
-    proc->respawn_at = now + (delay > pool->restart_window_ns ? pool->restart_window_ns : delay);
+    proc->respawn_at = now + delay;
     return WALLS__PROC_DOWN;
 }
 

@@ -1,0 +1,49 @@
+/*
+ * throttle.c - crash-loop protection (see throttle.h).
+ */
+#include "throttle.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+int walls__throttle_init(struct walls__throttle *t, unsigned limit, int64_t window_ns,
+                         int64_t backoff_ns)
+{
+    t->times = calloc((size_t)limit + 1, sizeof *t->times);
+    t->limit = limit;
+    t->window_ns = window_ns;
+    t->backoff_ns = backoff_ns;
+    t->next = 0;
+    t->count = 0;
+    return t->times ? 0 : -ENOMEM;
+}
+
+void walls__throttle_fini(struct walls__throttle *t)
+{
+    free(t->times);
+    t->times = NULL;
+}
+
+void walls__throttle_reset(struct walls__throttle *t)
+{
+    t->next = 0;
+    t->count = 0;
+}
+
+int64_t walls__throttle_restart(struct walls__throttle *t, int64_t now)
+{
+    unsigned size = t->limit + 1;
+    t->times[t->next] = now;
+    t->next = (t->next + 1) % size;
+    t->count++;
+    unsigned recent = 0;
+    for (unsigned i = 0; i < size && i < t->count; i++)
+        if (now - t->times[i] <= t->window_ns)
+            recent++;
+    if (recent > t->limit)
+        return -1;
+    int64_t delay = t->backoff_ns;
+    for (unsigned i = 1; delay && i < recent && delay < t->window_ns; i++)
+        delay *= 2;
+    return delay > t->window_ns ? t->window_ns : delay;
+}
