@@ -104,12 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy((char *)mb + at, data + off, chunk);
         off += chunk;
         walls__engine_harvest(&pool, &lane);
-        unsigned from = 0;
-        uint32_t seq;
-        int64_t next = INT64_MAX;
-        while (walls__engine_overrun(&pool, 1, &from, &seq, &next))
-            lane.kill_reason = WALLS_TIMEOUT; /* what the backend's kill marks */
-        walls__engine_dispatch(&pool);
+        walls__engine_expire(&pool, 1);
     }
 
     /* Accounting: every task is finished, in the ring, or queued. */

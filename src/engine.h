@@ -10,8 +10,8 @@
  *
  * The engine calls neither the public API nor a backend. What only a
  * backend can do (kill a worker, recycle it) the engine asks for with data:
- * a lane's broke and attention flags (walls__engine_take_attention), and
- * the overrun iterator; the caller then tells the backend.
+ * a lane's broke, kill_reason and attention flags
+ * (walls__engine_take_attention); the caller then tells the backend.
  *
  * Every function takes the pool's lock held unless it says otherwise.
  */
@@ -87,21 +87,15 @@ struct walls__lane *walls__engine_take_attention(struct walls__pool *pool, unsig
 /* Drops the arena pins of an abandoned request, if any. */
 void walls__engine_unhold(struct walls__pool *pool, struct walls__inflight *e);
 
-/* The first request of the lane its worker has not finished, if it is a
- * live task (the one a worker runs, or is about to); NULL otherwise. */
-struct walls__inflight *walls__engine_running(struct walls__lane *lane, uint32_t *seq);
-/* Time limits: the next lane, from index *from on, whose running task is
- * past its limit at now (its request in *seq); NULL when none is left.
- * *next is lowered to the earliest deadline still ahead, and to a tick
- * (a task's start is not announced) while limited tasks are out. The
- * caller ends each one (walls__engine_abandon for threads, a kill for
- * processes), then dispatches. */
-struct walls__lane *walls__engine_overrun(struct walls__pool *pool, int64_t now, unsigned *from,
-                                          uint32_t *seq, int64_t *next);
-/* A thread task overran: it ends as WALLS_TIMEOUT now, its thread runs on
- * (the lane is stuck until it returns), and the tasks queued behind it go
- * back to the queue. */
-void walls__engine_abandon(struct walls__pool *pool, struct walls__lane *lane, uint32_t seq);
+/* Time limits: ends what ran past its limit at now. A thread task ends as
+ * WALLS_TIMEOUT for its waiters while its thread runs on (the lane is
+ * stuck until it returns, and the tasks queued behind it move); a lane
+ * whose worker can be killed gets kill_reason WALLS_TIMEOUT for that
+ * request and asks for attention, for its backend to kill it. Then
+ * dispatches. Returns when to look again: the earliest deadline ahead, a
+ * tick while limited tasks are out (a start is not announced), or
+ * INT64_MAX. */
+int64_t walls__engine_expire(struct walls__pool *pool, int64_t now);
 
 /* While limited tasks are out, deadlines are looked at at least this often
  * (a task's start is not announced). */

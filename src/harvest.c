@@ -13,8 +13,9 @@
  * Time limits count from when a task starts running. The worker announces
  * a start, and the host believes it only within what it saw itself: not
  * before the task was dispatched, nor before the task ahead of it was
- * finished. The overrun iterator finds tasks past their limit; ending them
- * is the caller's (a thread cannot be stopped, a process can be killed).
+ * finished. A thread task past its limit ends for its waiters while its
+ * thread runs on; for a process task the engine asks its backend to kill
+ * the worker (a kill reason and attention on the lane).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -95,7 +96,7 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
         return;
     }
     int64_t now = tail != lane->cq_head ? walls__now_ns() : 0;
-    bool finished = false;
+    bool consumed = tail != lane->cq_head;
     while (lane->cq_head != tail) {
         struct walls__cqe *cqe = &mb->cq_slots[lane->cq_head & MASK];
         struct walls__cqe h;
@@ -124,12 +125,10 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
                 stage_out(pool, lane, e->task);
             walls__engine_complete_at(pool, e->task, (enum walls_status)h.status, h.code,
                                       cqe->data, h.out_len, now);
-            finished = true;
         } else if (h.kind == WALLS__CQE_NOFN) {
             e->task->attempts++;
             walls__engine_complete(pool, e->task, WALLS_FAILED, h.code < 0 ? h.code : -ENOENT,
                                    NULL, 0);
-            finished = true;
         } else {
             lane_broke(pool, lane, e);
             if (lane->broke)
@@ -148,7 +147,7 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
         lane->oldest++;
     if (lane->oldest != was && pool->ntimed)
         lane->retire_ns = now;
-    if (finished && lane->watch) {
+    if (consumed && lane->watch) {
         lane->attention = true;
         pool->attention = true;
     }
@@ -181,7 +180,9 @@ struct walls__lane *walls__engine_take_attention(struct walls__pool *pool, unsig
 
 /* ---- time limits ----------------------------------------------------------------- */
 
-struct walls__inflight *walls__engine_running(struct walls__lane *lane, uint32_t *seq)
+/* The first request of the lane its worker has not finished, if it is a
+ * live task (the one a worker runs, or is about to); NULL otherwise. */
+static struct walls__inflight *running(struct walls__lane *lane, uint32_t *seq)
 {
     for (uint32_t s = lane->oldest; s != lane->rq_tail; s++) {
         struct walls__inflight *e = &lane->inflight[s & MASK];
@@ -195,8 +196,12 @@ struct walls__inflight *walls__engine_running(struct walls__lane *lane, uint32_t
     return NULL;
 }
 
-struct walls__lane *walls__engine_overrun(struct walls__pool *pool, int64_t now, unsigned *from,
-                                          uint32_t *seq, int64_t *next)
+/* The next lane, from index *from on, whose running task is past its
+ * limit at now (its request in *seq); NULL when none is left. *next is
+ * lowered to the earliest deadline still ahead, and to a tick while limited
+ * tasks are out. */
+static struct walls__lane *overrun(struct walls__pool *pool, int64_t now, unsigned *from,
+                                   uint32_t *seq, int64_t *next)
 {
     WALLS__LOCKED(pool);
     if (pool->ntimed == 0 || !pool->lanes)
@@ -207,7 +212,7 @@ struct walls__lane *walls__engine_overrun(struct walls__pool *pool, int64_t now,
         struct walls__lane *lane = &pool->lanes[*from];
         struct walls__inflight *e;
         if (!lane->live || lane->kill_reason >= 0 ||
-            !(e = walls__engine_running(lane, seq)) || !e->task->limit_ns)
+            !(e = running(lane, seq)) || !e->task->limit_ns)
             continue;
         /* It cannot have started before it was dispatched, nor (one task at
          * a time) before the one ahead of it was retired; within those
@@ -231,7 +236,10 @@ struct walls__lane *walls__engine_overrun(struct walls__pool *pool, int64_t now,
     return NULL;
 }
 
-void walls__engine_abandon(struct walls__pool *pool, struct walls__lane *lane, uint32_t seq)
+/* A thread task overran: it ends as WALLS_TIMEOUT now, its thread runs on
+ * (the lane is stuck until it returns), and the tasks queued behind it go
+ * back to the queue. */
+static void abandon(struct walls__pool *pool, struct walls__lane *lane, uint32_t seq)
 {
     WALLS__LOCKED(pool);
     struct walls__inflight *e = &lane->inflight[seq & MASK];
@@ -267,4 +275,29 @@ void walls__engine_abandon(struct walls__pool *pool, struct walls__lane *lane, u
     }
     while (n > 0)
         walls__engine_requeue_front(pool, requeue[--n]);
+}
+
+int64_t walls__engine_expire(struct walls__pool *pool, int64_t now)
+{
+    WALLS__LOCKED(pool);
+    int64_t next = INT64_MAX;
+    unsigned from = 0;
+    uint32_t seq;
+    struct walls__lane *lane;
+    while ((lane = overrun(pool, now, &from, &seq, &next)) != NULL) {
+        if (!lane->killable) {
+            abandon(pool, lane, seq);
+            continue;
+        }
+        /* Its backend kills the worker for it. */
+        lane->kill_reason = WALLS_TIMEOUT;
+        lane->kill_code = 0;
+        lane->kill_flags = 0;
+        lane->kill_targeted = true;
+        lane->kill_seq = seq;
+        lane->attention = true;
+        pool->attention = true;
+    }
+    walls__engine_dispatch(pool);
+    return next;
 }

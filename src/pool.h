@@ -140,7 +140,7 @@ struct walls__lane {
     /* What the backend says of it [lock]: */
     bool live;                  /* its worker may publish: consume its completions */
     bool open;                  /* it takes new tasks */
-    bool watch;                 /* report its completions (walls__engine_take_attention) */
+    bool watch;                 /* ask for attention whenever its completions are consumed */
     uint32_t *quota;            /* tasks its process may still be given; NULL = no limit */
     int staging_fd;             /* staged arena outputs (sandboxed processes); -1 = none */
     /* The host's side of its rings, never read back from the mailbox [lock]: */
@@ -156,7 +156,8 @@ struct walls__lane {
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;                 /* its worker broke the protocol: nothing it says counts */
     bool stuck;                 /* a thread still running a timed-out task */
-    bool attention;             /* it broke, or completed while watched, since last asked */
+    bool attention;             /* since last asked: it broke, a kill is asked for it, or
+                                 * (watched) its completions were consumed */
     /* Why its worker was killed, for the task it runs [lock]: */
     int kill_reason;            /* -1, or the status that task gets */
     int kill_code;              /* and its code (the call, for WALLS_VIOLATION) */

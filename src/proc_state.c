@@ -439,12 +439,18 @@ static bool idle(const struct walls__proc *proc)
     return true;
 }
 
+/* Asks each lane's thread to leave its loop once its ring is done. */
+static void stop_lanes(struct walls__proc *proc)
+{
+    for (unsigned i = 0; i < proc->nlanes; i++)
+        walls__engine_push_stop(&proc->lanes[i]);
+}
+
 static state_t retire_when_idle(struct walls__proc *proc)
 {
     if (!idle(proc))
         return WALLS__PROC_DRAINING;
-    for (unsigned i = 0; i < proc->nlanes; i++)
-        walls__engine_push_stop(&proc->lanes[i]);
+    stop_lanes(proc);
     return WALLS__PROC_RETIRING;
 }
 
@@ -514,8 +520,7 @@ static state_t stop(struct walls__pool *pool, struct walls__proc *proc,
     if (arg->cancel || proc->state == WALLS__PROC_STARTING) {
         signal_proc(proc);
     } else if (proc->state == WALLS__PROC_UP || proc->state == WALLS__PROC_DRAINING) {
-        for (unsigned i = 0; i < proc->nlanes; i++)
-            walls__engine_push_stop(&proc->lanes[i]);
+        stop_lanes(proc);
     }
     return WALLS__PROC_STOPPING;
 }
@@ -596,8 +601,10 @@ void walls__procs_attend(struct walls__pool *pool)
     unsigned from = 0;
     struct walls__lane *lane;
     while ((lane = walls__engine_take_attention(pool, &from)) != NULL) {
+        /* A kill the engine asked for (a time limit) names its reason in
+         * the lane already; a protocol break does not. */
         struct walls__proc_arg arg = {.lane = lane, .reason = WALLS_PROTOCOL};
-        walls__proc_event(pool, lane->backend, lane->broke ? WALLS__EV_KILL : WALLS__EV_HARVESTED,
-                          &arg);
+        bool kill = lane->broke || lane->kill_reason >= 0;
+        walls__proc_event(pool, lane->backend, kill ? WALLS__EV_KILL : WALLS__EV_HARVESTED, &arg);
     }
 }

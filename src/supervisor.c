@@ -137,15 +137,9 @@ static int64_t work(struct walls__pool *pool)
      * caught here, later ones ring. */
     if (what)
         walls__engine_harvest_all(pool);
-    int64_t now = walls__now_ns(), next = INT64_MAX;
-    unsigned from = 0;
-    uint32_t seq;
-    struct walls__lane *lane;
-    while ((lane = walls__engine_overrun(pool, now, &from, &seq, &next)) != NULL)
-        walls__proc_event(pool, lane->backend, WALLS__EV_KILL,
-                          &(struct walls__proc_arg){.lane = lane, .reason = WALLS_TIMEOUT,
-                                                    .targeted = true, .seq = seq});
-    walls__engine_dispatch(pool);
+    int64_t now = walls__now_ns();
+    int64_t next = walls__engine_expire(pool, now);
+    walls__procs_attend(pool);
     struct walls__proc_arg tick = {.now = now};
     for (unsigned i = 0; i < pool->nprocs && !ps->server_lost; i++) {
         struct walls__proc *proc = &ps->procs[i];

@@ -54,6 +54,19 @@ void walls__tables_at_fork(enum walls__fork_phase phase)
     }
 }
 
+/* Whether an object of process owner may be used here: a child of fork()
+ * holds its parent's handles, and must not touch what they name. */
+static bool ours(pid_t owner, const char *call, const char *what, int *rc)
+{
+    if (owner == walls__self())
+        return true;
+    *rc = walls__fail(-EPERM,
+                      "%s: the %s belongs to process %d; a child of fork() cannot use its "
+                      "parent's %ss",
+                      call, what, (int)owner, what);
+    return false;
+}
+
 /* ---- tasks ------------------------------------------------------------------ */
 
 struct walls__task *walls__task_new(struct walls__pool *pool)
@@ -122,15 +135,7 @@ struct walls__task *walls__task_from(walls_task *handle, const char *call, int *
         *rc = walls__fail(-EBADF, "%s: the task was freed (stale handle)", call);
         return NULL;
     }
-    pid_t owner = walls__load_relaxed(&task->pool->owner);
-    if (owner != walls__self()) {
-        *rc = walls__fail(-EPERM,
-                          "%s: the task belongs to process %d; a child of fork() cannot use its "
-                          "parent's tasks",
-                          call, (int)owner);
-        return NULL;
-    }
-    return task;
+    return ours(walls__load_relaxed(&task->pool->owner), call, "task", rc) ? task : NULL;
 }
 
 /* ---- pools ------------------------------------------------------------------ */
@@ -180,15 +185,7 @@ struct walls__pool *walls__pool_from(walls_pool *handle, const char *call, int *
         *rc = walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
         return NULL;
     }
-    pid_t owner = walls__load_relaxed(&pool->owner);
-    if (owner != walls__self()) {
-        *rc = walls__fail(-EPERM,
-                          "%s: the pool belongs to process %d; a child of fork() cannot use its "
-                          "parent's pools",
-                          call, (int)owner);
-        return NULL;
-    }
-    return pool;
+    return ours(walls__load_relaxed(&pool->owner), call, "pool", rc) ? pool : NULL;
 }
 
 struct walls__pool *walls__pool_enter(walls_pool *handle, const char *call, int *rc)

@@ -104,13 +104,8 @@ static void *timer_main(void *arg)
     while (!t->timer_stop) {
         uint32_t word = walls__load_acquire(&t->timer_word);
         walls__engine_harvest_all(pool);
-        int64_t now = walls__now_ns(), next = INT64_MAX;
-        unsigned from = 0;
-        uint32_t seq;
-        struct walls__lane *lane;
-        while ((lane = walls__engine_overrun(pool, now, &from, &seq, &next)) != NULL)
-            walls__engine_abandon(pool, lane, seq);
-        walls__engine_dispatch(pool);
+        int64_t now = walls__now_ns();
+        int64_t next = walls__engine_expire(pool, now);
         walls__pool_unlock(pool);
         walls__engine_signal(pool);
         walls__futex_wait(&t->timer_word, word, next == INT64_MAX ? -1 : next - now, false);

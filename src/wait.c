@@ -74,6 +74,75 @@ static void fill_result(const struct walls__task *task, struct walls_result *res
     res->flags = task->result_flags;
 }
 
+/* Which of tasks[0..n) has finished, the lowest index first; n if none.
+ * A task freed meanwhile is -EBADF (in *rc). The pool to sleep on, and
+ * whether the tasks span several pools, come back too. */
+static size_t finished(walls_task *const *tasks, size_t n, struct walls__pool **first,
+                       bool *mixed, int *rc)
+{
+    *first = NULL;
+    *mixed = false;
+    for (size_t i = 0; i < n; i++) {
+        struct walls__task *task = walls__task_get(tasks[i]);
+        if (!task) {
+            *rc = walls__fail(-EBADF, "walls_wait_any: tasks[%zu] was freed meanwhile", i);
+            return i;
+        }
+        if (!*first)
+            *first = task->pool;
+        else if (task->pool != *first)
+            *mixed = true;
+        if (walls__task_done(task))
+            return i;
+    }
+    return n;
+}
+
+/* Waits until one of tasks[0..n) (checked already) has finished: spins a
+ * while, harvesting each of their pools, then sleeps on the first task's
+ * pool (tasks of several pools: for a millisecond at a time, since none of
+ * the others can wake it). Returns 0 with *index set, -ETIMEDOUT or
+ * -EBADF. */
+static int wait_for(walls_task *const *tasks, size_t n, int64_t timeout_ms, size_t *index)
+{
+    int64_t deadline = deadline_of(timeout_ms);
+    int64_t spin_until = walls__now_ns() + WALLS__HOST_SPIN_NS;
+    for (;;) {
+        struct walls__pool *first;
+        bool mixed;
+        int rc = 0;
+        size_t i = finished(tasks, n, &first, &mixed, &rc);
+        if (i < n) {
+            *index = i;
+            return rc;
+        }
+        /* The counter first: a completion after it wakes the sleep below. */
+        uint32_t seq = walls__load_acquire(&first->done_seq);
+        struct walls__pool *last = NULL;
+        for (size_t k = 0; k < n; k++) {
+            struct walls__task *task = walls__task_get(tasks[k]);
+            if (task && task->pool != last) {
+                last = task->pool;
+                walls__api_progress(last);
+            }
+        }
+        if ((i = finished(tasks, n, &first, &mixed, &rc)) < n) {
+            *index = i;
+            return rc;
+        }
+        int64_t now = walls__now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        if (now < spin_until) {
+            for (int k = 0; k < 64; k++)
+                walls__cpu_relax();
+            continue;
+        }
+        int64_t left = deadline - now, cap = mixed ? 1000000 : 1000000000;
+        walls__api_sleep(first, seq, left > cap ? cap : left);
+    }
+}
+
 int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
 {
     int rc;
@@ -85,31 +154,9 @@ int walls_wait(walls_task *handle, int64_t timeout_ms, struct walls_result *res)
     if (timeout_ms < -1)
         return walls__fail(-EINVAL, "walls_wait: timeout_ms %lld is below -1",
                            (long long)timeout_ms);
-    if (walls__task_done(task)) {
-        fill_result(task, res);
-        return 0;
-    }
-    struct walls__pool *pool = task->pool;
-    int64_t deadline = deadline_of(timeout_ms);
-    int64_t spin_until = walls__now_ns() + WALLS__HOST_SPIN_NS;
-    for (;;) {
-        uint32_t seq = walls__load_acquire(&pool->done_seq);
-        if (walls__task_done(task))
-            break;
-        walls__api_progress(pool);
-        if (walls__task_done(task))
-            break;
-        int64_t now = walls__now_ns();
-        if (now >= deadline)
-            return -ETIMEDOUT;
-        if (now < spin_until) {
-            for (int i = 0; i < 64; i++)
-                walls__cpu_relax();
-            continue;
-        }
-        int64_t left = deadline - now;
-        walls__api_sleep(pool, seq, left > 1000000000 ? 1000000000 : left);
-    }
+    size_t index;
+    if (!walls__task_done(task) && (rc = wait_for(&handle, 1, timeout_ms, &index)) != 0)
+        return rc == -EBADF ? walls__fail(rc, "walls_wait: the task was freed meanwhile") : rc;
     fill_result(task, res);
     return 0;
 }
@@ -130,54 +177,5 @@ int walls_wait_any(walls_task **handles, size_t n, int64_t timeout_ms, size_t *i
         if (!walls__task_from(handles[i], "walls_wait_any", &rc))
             return rc;
     }
-    int64_t deadline = deadline_of(timeout_ms);
-    int64_t spin_until = walls__now_ns() + WALLS__HOST_SPIN_NS;
-    for (;;) {
-        struct walls__pool *first = NULL;
-        bool mixed = false;
-        uint32_t seq = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct walls__task *task = walls__task_get(handles[i]);
-            if (!task)
-                return walls__fail(-EBADF, "walls_wait_any: tasks[%zu] was freed meanwhile", i);
-            if (!first) {
-                first = task->pool;
-                seq = walls__load_acquire(&first->done_seq);
-            } else if (task->pool != first) {
-                mixed = true;
-            }
-            if (walls__task_done(task)) {
-                *index = i;
-                return 0;
-            }
-        }
-        struct walls__pool *last = NULL;
-        for (size_t i = 0; i < n; i++) {
-            struct walls__task *task = walls__task_get(handles[i]);
-            if (task && task->pool != last) {
-                last = task->pool;
-                walls__api_progress(last);
-            }
-        }
-        int64_t now = walls__now_ns();
-        for (size_t i = 0; i < n; i++) {
-            struct walls__task *task = walls__task_get(handles[i]);
-            if (task && walls__task_done(task)) {
-                *index = i;
-                return 0;
-            }
-        }
-        if (now >= deadline)
-            return -ETIMEDOUT;
-        if (now < spin_until) {
-            for (int i = 0; i < 16; i++)
-                walls__cpu_relax();
-            continue;
-        }
-        /* Tasks of several pools: none of them can wake us, so look again
-         * every millisecond. */
-        int64_t left = deadline - now;
-        int64_t cap = mixed ? 1000000 : 1000000000;
-        walls__api_sleep(first, seq, left > cap ? cap : left);
-    }
+    return wait_for(handles, n, timeout_ms, index);
 }
