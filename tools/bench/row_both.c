@@ -9,8 +9,6 @@
 #include "row.h"
 #include "task.h"
 
-#include <errno.h>
-
 #define MIXED_TASKS 1000
 #define MAX_RUNS 16
 
@@ -60,40 +58,26 @@ static int mixed_figure(const struct bench *b, struct row *r, enum walls_placeme
 
 static void run(const struct bench *b, struct row *r)
 {
-    walls_pool *pool;
-    int hrc = pool_open(&pool, WALLS_HYBRID, 0, 0, 0);
-    if (hrc == 0)
-        walls_pool_destroy(pool, 0);
     row_line(r, 0, "1000 tasks: 50 us compute / 0.1 ms sleep");
-    struct summary st, sp, spc = {0}, sh;
+    struct summary st, sp, spc, sh;
     struct batch bt;
     mixed_figure(b, r, WALLS_THREADS, false, "threads_no_crashes", "threads, no crashes", &st,
                  &bt);
     mixed_figure(b, r, WALLS_PROCESSES, false, "processes_no_crashes", "processes, no crashes",
                  &sp, &bt);
-    if (mixed_figure(b, r, WALLS_PROCESSES, true, "processes_5_crashes", "processes, 5 crash",
-                     &spc, &bt) == 0) {
+    int prc = mixed_figure(b, r, WALLS_PROCESSES, true, "processes_5_crashes",
+                           "processes, 5 crash", &spc, &bt);
+    if (prc == 0) {
         row_line(r, 1, "%u ok, %u crashed", bt.by_status[WALLS_OK], bt.by_status[WALLS_CRASHED]);
         row_value(r, "processes_5_crashes_ok", "ok", "tasks", one_value(bt.by_status[WALLS_OK]));
     }
     row_line(r, 0, "threads can't run the 5 crashers");
-    if (hrc == -ENOTSUP) {
-        row_text(r, 0, "hybrid", "hybrid", "not built yet (ENOTSUP)");
-        row_verdict(r, V_UNTESTED, "hybrid placement not built (ENOTSUP)");
+    int rc = mixed_figure(b, r, WALLS_HYBRID, true, "hybrid_5_crashes", "hybrid, 5 crash", &sh,
+                          &bt);
+    if (rc != 0 || prc != 0) {
+        row_verdict(r, V_ERROR, "%s run: %s", rc ? "hybrid" : "process", errno_name(rc ? rc : prc));
         return;
     }
-    if (hrc != 0) {
-        row_text(r, 0, "hybrid", "hybrid", "failed: %s", walls_strerror(hrc));
-        row_verdict(r, V_ERROR, "hybrid pool: %s", errno_name(hrc));
-        return;
-    }
-    int rc = run_mixed(b, WALLS_HYBRID, true, &sh, &bt);
-    if (rc != 0) {
-        row_text(r, 0, "hybrid", "hybrid", "failed: %s", walls_strerror(rc));
-        row_verdict(r, V_ERROR, "hybrid run: %s", errno_name(rc));
-        return;
-    }
-    row_time(r, 0, "hybrid_5_crashes", "hybrid, 5 crash", sh);
     bool contained = bt.by_status[WALLS_CRASHED] == 5 &&
                      bt.by_status[WALLS_OK] + bt.by_status[WALLS_LOST] == MIXED_TASKS - 5;
     char th[48], tp[48];
