@@ -189,6 +189,7 @@ static int run_rows(const struct bench *b, struct row *rows)
         fprintf(stderr, "walls bench: row %d/%d %s...\n", r->def->number, NROWS, r->def->title);
         double t0 = now_ns();
         r->def->run(b, r);
+        row_finish(r);
         r->seconds = (now_ns() - t0) / 1e9;
         if (r->verdict == V_ERROR)
             status = 1;

@@ -21,8 +21,10 @@ static void print_row(FILE *f, const struct row *r)
     html_esc(f, r->def->seed_claim);
     fputs("</td><td class=\"m\">", f);
     for (int l = 0; l < r->nlines; l++) {
+        char text[LINE_LEN + 8];
+        line_text(&r->lines[l], text, sizeof text);
         fprintf(f, "%*s", 2 * r->lines[l].indent, "");
-        html_esc(f, r->lines[l].text);
+        html_esc(f, text);
         fputc('\n', f);
     }
     fprintf(f, "</td><td class=\"%s\"><b>%s</b>", cls, verdict_word(r->verdict));

@@ -80,7 +80,7 @@ static void print_figure(FILE *f, const struct figure *fg)
         json_num(f, fg->s.min);
         fputs(", \"max\": ", f);
         json_num(f, fg->s.max);
-        fprintf(f, ", \"n\": %d}", fg->s.n);
+        fprintf(f, ", \"n\": %d, \"noisy\": %s}", fg->s.n, fg->noisy ? "true" : "false");
     } else {
         fputs(", \"text\": ", f);
         json_str(f, fg->text);
@@ -107,8 +107,10 @@ static void print_row(FILE *f, const struct row *r)
     }
     fputs(r->nfigs ? "\n      ],\n      \"lines\": [" : "],\n      \"lines\": [", f);
     for (int k = 0; k < r->nlines; k++) {
+        char text[LINE_LEN + 8];
+        line_text(&r->lines[k], text, sizeof text);
         fputs(k ? ", " : "", f);
-        json_str(f, r->lines[k].text);
+        json_str(f, text);
     }
     fputs("]\n    }", f);
 }

@@ -84,8 +84,11 @@ static void print_row(FILE *f, const struct row *r)
     int ncl = wrap(r->def->title, COL_CLAIM, 0, cl, WRAP_MAX);
     int nsd = wrap(r->def->seed_claim, COL_SEED, 0, sd, WRAP_MAX);
     int nms = 0;
-    for (int l = 0; l < r->nlines && nms < WRAP_MAX * 2; l++)
-        nms += wrap(r->lines[l].text, COL_MEAS, 2, ms + nms, WRAP_MAX * 2 - nms);
+    for (int l = 0; l < r->nlines && nms < WRAP_MAX * 2; l++) {
+        char text[LINE_LEN + 8];
+        line_text(&r->lines[l], text, sizeof text);
+        nms += wrap(text, COL_MEAS, 2, ms + nms, WRAP_MAX * 2 - nms);
+    }
     char verdict[320];
     snprintf(verdict, sizeof verdict, "%s%s%s", verdict_word(r->verdict),
              r->reason[0] ? ": " : "", r->reason);
@@ -129,7 +132,15 @@ void print_table(FILE *f, const struct bench *b, const struct row *rows, int nro
     fprintf(f, "%-*s %-*s %-*s %-*s %s\n", COL_ID, "#", COL_CLAIM, "claim", COL_SEED, "seed says",
             COL_MEAS, "measured here", "verdict");
     print_rule(f);
-    for (int i = 0; i < nrows; i++)
-        if (rows[i].selected)
-            print_row(f, &rows[i]);
+    bool noisy = false;
+    for (int i = 0; i < nrows; i++) {
+        if (!rows[i].selected)
+            continue;
+        print_row(f, &rows[i]);
+        for (int l = 0; l < rows[i].nlines; l++)
+            noisy = noisy || rows[i].lines[l].noisy;
+    }
+    if (noisy)
+        fprintf(f, "noisy: the slowest run took over %gx the fastest; the median may differ in "
+                   "another run\n", NOISY_RATIO);
 }

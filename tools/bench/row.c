@@ -4,7 +4,9 @@
  * verdict with the reason in a few words.
  *
  * A figure is recorded with what it measured and a label that says so in
- * plain words; how it is laid out is left to the reports. The calls never
+ * plain words; how it is laid out is left to the reports. A timing whose
+ * samples spread wide is marked noisy, on the figure and on its line, and
+ * a verdict that rests on such a figure says so. The calls never
  * fail: past MAX_FIGS figures or MAX_LINES lines the rest are dropped, and
  * the row's code is written to stay well below both.
  */
@@ -45,6 +47,7 @@ static void vline(struct row *r, int indent, const char *fmt, va_list ap)
         return;
     struct line *l = &r->lines[r->nlines++];
     l->indent = indent;
+    l->noisy = false;
     vsnprintf(l->text, sizeof l->text, fmt, ap);
 }
 
@@ -69,6 +72,12 @@ static struct figure *new_figure(struct row *r, const char *name, const char *la
     return f;
 }
 
+/* Times and rates are what other work on the machine disturbs. */
+static bool timed(const char *unit)
+{
+    return strcmp(unit, "ns") == 0 || strcmp(unit, "tasks/s") == 0;
+}
+
 struct figure *row_value(struct row *r, const char *name, const char *label, const char *unit,
                          struct summary s)
 {
@@ -76,6 +85,7 @@ struct figure *row_value(struct row *r, const char *name, const char *label, con
     if (f) {
         f->numeric = true;
         f->s = s;
+        f->noisy = timed(unit) && summary_noisy(s);
     }
     return f;
 }
@@ -85,7 +95,15 @@ void row_summary_line(struct row *r, int indent, const char *prefix, struct summ
 {
     char buf[128];
     fmt_summary(buf, sizeof buf, s);
+    int before = r->nlines;
     row_line(r, indent, "%s: %s%s", prefix, buf, suffix);
+    if (r->nlines > before)
+        r->lines[before].noisy = summary_noisy(s);
+}
+
+void line_text(const struct line *l, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s", l->text, l->noisy ? " noisy" : "");
 }
 
 struct figure *row_time(struct row *r, int indent, const char *name, const char *label,
@@ -120,12 +138,25 @@ void row_verdict(struct row *r, enum verdict v, const char *fmt, ...)
     va_end(ap);
 }
 
-const struct figure *row_find(const struct row *r, const char *name)
+void row_basis(struct row *r, const char *name)
 {
     for (int i = 0; i < r->nfigs; i++)
         if (strcmp(r->figs[i].name, name) == 0)
-            return &r->figs[i];
-    return NULL;
+            r->figs[i].basis = true;
+}
+
+void row_finish(struct row *r)
+{
+    if (r->verdict != V_HOLDS && r->verdict != V_FAILS)
+        return;
+    const char *sep = "; noisy: ";
+    for (int i = 0; i < r->nfigs; i++) {
+        if (!r->figs[i].basis || !r->figs[i].noisy)
+            continue;
+        size_t len = strlen(r->reason);
+        snprintf(r->reason + len, sizeof r->reason - len, "%s%s", sep, r->figs[i].label);
+        sep = ", ";
+    }
 }
 
 const char *verdict_word(enum verdict v)

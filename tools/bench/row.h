@@ -44,6 +44,8 @@ struct figure {
     char label[64]; /* human label, e.g. "fork+_exit+waitpid" */
     char unit[8];   /* "ns", "x", "tasks", "tasks/s", "B/s", "KiB", "" */
     bool numeric;
+    bool noisy; /* a timing whose spread is wide: summary_noisy() */
+    bool basis; /* the row's verdict rests on it */
     struct summary s;
     char text[128];
 };
@@ -51,6 +53,7 @@ struct figure {
 /* One line of the table's "measured here" cell. */
 struct line {
     int indent; /* depth under the line above it: layout, for the reports */
+    bool noisy; /* it shows a noisy timing */
     char text[LINE_LEN];
 };
 
@@ -61,7 +64,7 @@ struct row {
     const struct bench_row *def;
     bool selected;
     enum verdict verdict;
-    char reason[160];
+    char reason[320];
     struct figure figs[MAX_FIGS];
     int nfigs;
     struct line lines[MAX_LINES];
@@ -98,11 +101,14 @@ void row_line(struct row *r, int indent, const char *fmt, ...) __attribute__((fo
 struct figure *row_time(struct row *r, int indent, const char *name, const char *label,
                         struct summary s);
 
-/* A number in unit, without a line of its own. */
+/*
+ * A number in unit, without a line of its own. A timing ("ns") or a rate
+ * ("tasks/s") is marked noisy when its spread is wide (summary_noisy()).
+ */
 struct figure *row_value(struct row *r, const char *name, const char *label, const char *unit,
                          struct summary s);
 
-/* A timing's line: "prefix: median (min-max)suffix". */
+/* A timing's line: "prefix: median (min-max)suffix", noisy if the timing is. */
 void row_summary_line(struct row *r, int indent, const char *prefix, struct summary s,
                       const char *suffix);
 
@@ -113,8 +119,14 @@ struct figure *row_text(struct row *r, int indent, const char *name, const char 
 void row_verdict(struct row *r, enum verdict v, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The figure called name, or NULL. */
-const struct figure *row_find(const struct row *r, const char *name);
+/* Marks the figure called name as one the verdict rests on. */
+void row_basis(struct row *r, const char *name);
+
+/* After run(): a verdict that rests on a noisy figure says so in its reason. */
+void row_finish(struct row *r);
+
+/* A line as the table shows it: its text, and " noisy" after a noisy timing. */
+void line_text(const struct line *l, char *buf, size_t len);
 
 /* "holds", "does not hold here", ... */
 const char *verdict_word(enum verdict v);

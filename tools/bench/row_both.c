@@ -80,6 +80,10 @@ static void run(const struct bench *b, struct row *r)
     }
     bool contained = bt.by_status[WALLS_CRASHED] == 5 &&
                      bt.by_status[WALLS_OK] + bt.by_status[WALLS_LOST] == MIXED_TASKS - 5;
+    if (contained) {
+        row_basis(r, "processes_5_crashes");
+        row_basis(r, "hybrid_5_crashes");
+    }
     char th[48], tp[48];
     fmt_time(th, sizeof th, sh.med);
     fmt_time(tp, sizeof tp, spc.med);

@@ -23,7 +23,9 @@ static void verdict(const struct bench *b, struct row *r)
     scale_marks(p, n, b->cores, &ci, &best);
     const struct point *c = &p[ci];
     double lo, hi;
+    scale_basis(r, "cpu", c);
     if (best != ci) {
+        scale_basis(r, "cpu", &p[best]);
         run_ratios(c, &p[best], &lo, &hi);
         double gain = c->s.med / p[best].s.med - 1;
         if (lo > 1.05)
@@ -45,6 +47,7 @@ static void verdict(const struct bench *b, struct row *r)
         row_verdict(r, V_HOLDS, "=cores is the fastest");
         return;
     }
+    scale_basis(r, "cpu", &p[worst]);
     run_ratios(&p[worst], c, &lo, &hi);
     double cost = p[worst].s.med / c->s.med - 1;
     if (lo > 1.05)

@@ -133,6 +133,8 @@ static bool fork_big(const struct bench *b, struct row *r, struct summary *big)
 static void verdict(struct row *r, struct summary thr, struct summary frk, bool have_big,
                     struct summary big)
 {
+    row_basis(r, "thread_create_join");
+    row_basis(r, "fork_small");
     bool thr_ok = thr.med >= 10e3 && thr.med <= 100e3;
     bool frk_ok = frk.med >= 1e6 && frk.med <= 10e6;
     char t[48], f[48], g[48];

@@ -14,6 +14,8 @@ static void verdict(const struct bench *b, struct row *r)
     const struct point *p = curves.raw;
     int ci, best;
     scale_marks(p, curves.nraw, b->cores, &ci, &best);
+    scale_basis(r, "io", &p[ci]);
+    scale_basis(r, "io", &p[best]);
     double gain = p[best].speedup / p[ci].speedup;
     if (p[best].threads > (unsigned)b->cores && gain >= 1.5)
         row_verdict(r, V_HOLDS, "%u pthreads x%.1f faster than =cores", p[best].threads, gain);

@@ -148,6 +148,8 @@ static void run(const struct bench *b, struct row *r)
         row_verdict(r, V_ERROR, "a measurement failed");
         return;
     }
+    row_basis(r, "threads_by_pointer");
+    row_basis(r, "processes_pipe_copy");
     double ratio = ps.med / ts.med, aratio = as.med / ts.med;
     row_value(r, "copy_vs_pointer", "copy / pointer time", "x", one_value(ratio));
     row_value(r, "arena_vs_pointer", "arena / pointer time", "x", one_value(aratio));

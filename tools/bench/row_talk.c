@@ -64,6 +64,8 @@ static void verdict(struct row *r, const struct summary *s, const bool *measured
         row_verdict(r, V_ERROR, "a ping-pong failed");
         return;
     }
+    row_basis(r, best_thr->name);
+    row_basis(r, best_proc->name);
     char t[48], p[48];
     fmt_time(t, sizeof t, thr);
     fmt_time(p, sizeof p, proc);

@@ -240,6 +240,13 @@ int run_scaling(const struct bench *b, struct row *r, struct task_in in, int nta
     return 0;
 }
 
+void scale_basis(struct row *r, const char *prefix, const struct point *p)
+{
+    char name[40];
+    snprintf(name, sizeof name, "%s_pthreads_threads_%u", prefix, p->threads);
+    row_basis(r, name);
+}
+
 void run_ratios(const struct point *a, const struct point *b, double *lo, double *hi)
 {
     int n = a->nruns < b->nruns ? a->nruns : b->nruns;

@@ -39,6 +39,9 @@ int run_scaling(const struct bench *b, struct row *r, struct task_in in, int nta
 /* Index of the point at =cores (or the last one below it), and the fastest. */
 void scale_marks(const struct point *p, int n, int cores, int *at_cores, int *best);
 
+/* Marks the plain pthreads' time at p as one the verdict rests on. */
+void scale_basis(struct row *r, const char *prefix, const struct point *p);
+
 /* The lowest and highest ratio, round by round, of a's time to b's. */
 void run_ratios(const struct point *a, const struct point *b, double *lo, double *hi);
 
