@@ -29,6 +29,7 @@
 #include "row.h"
 #include "task.h"
 #include "walls.h"
+#include "walls_commit.h"
 
 /* The seed's table, in its order. */
 static const struct bench_row *const table[] = {
@@ -128,9 +129,15 @@ static int parse_options(int argc, char **argv, struct bench *b, bool *sel)
     return 0;
 }
 
-/* What the reports say about the machine, as it is before the rows run. */
+/* What the reports say about the run and the machine, before the rows run. */
 static void describe_machine(struct bench *b)
 {
+    time_t now = time(NULL);
+    struct tm utc;
+    if (gmtime_r(&now, &utc) == NULL ||
+        strftime(b->timestamp, sizeof b->timestamp, "%Y-%m-%dT%H:%M:%SZ", &utc) == 0)
+        snprintf(b->timestamp, sizeof b->timestamp, "unknown");
+    b->commit = WALLS_COMMIT;
     b->cores = walls_cpu_source(b->cpu_source, sizeof b->cpu_source);
     if (b->cores < 1)
         b->cores = walls_cpu_count();

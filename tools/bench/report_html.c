@@ -56,9 +56,11 @@ int write_html(const char *path, const struct bench *b, const struct row *rows, 
     html_esc(f, b->uname.sysname);
     fputc(' ', f);
     html_esc(f, b->uname.release);
-    fprintf(f, "; load average %.2f before, %.2f after; %s run; walls %s. Figures are "
-               "median (min-max), all measured in this run.</p>\n", b->load_start, b->load_end,
-            b->full ? "full" : "quick", walls_version());
+    fprintf(f, "; load average %.2f before, %.2f after; %s run at %s; walls %s, commit ",
+            b->load_start, b->load_end, b->full ? "full" : "quick", b->timestamp,
+            walls_version());
+    html_esc(f, b->commit);
+    fputs(". Figures are median (min-max), all measured in this run.</p>\n", f);
     fputs("<table><tr><th>#</th><th>claim</th><th>seed says</th><th>measured here</th>"
           "<th>verdict</th></tr>\n", f);
     for (int i = 0; i < nrows; i++)

@@ -119,6 +119,10 @@ void print_json(FILE *f, const struct bench *b, const struct row *rows, int nrow
 {
     fputs("{\n  \"tool\": \"walls bench\",\n  \"version\": ", f);
     json_str(f, walls_version());
+    fputs(",\n  \"commit\": ", f);
+    json_str(f, b->commit);
+    fputs(",\n  \"timestamp\": ", f);
+    json_str(f, b->timestamp);
     fprintf(f, ",\n  \"mode\": \"%s\",\n", b->full ? "full" : "quick");
     print_machine(f, b);
     fputs("  \"calibration\": {\"spin_iterations_per_ms\": ", f);

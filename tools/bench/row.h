@@ -26,6 +26,8 @@
 struct bench {
     bool full, json;
     const char *html;
+    char timestamp[32];  /* when the run started: UTC, ISO 8601 */
+    const char *commit;  /* what the walls command was built from, or "unknown" */
     int cores;
     char cpu_source[96];
     char model[256];
