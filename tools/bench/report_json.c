@@ -38,68 +38,62 @@ static void json_num(FILE *f, double v)
         fputs("null", f);
 }
 
+/* sep, then "key": and the value. */
+static void field_str(FILE *f, const char *sep, const char *key, const char *value)
+{
+    fprintf(f, "%s\"%s\": ", sep, key);
+    json_str(f, value);
+}
+
+static void field_num(FILE *f, const char *sep, const char *key, double value)
+{
+    fprintf(f, "%s\"%s\": ", sep, key);
+    json_num(f, value);
+}
+
 static void print_machine(FILE *f, const struct bench *b)
 {
-    fputs("  \"machine\": {\n    \"cpu_model\": ", f);
-    json_str(f, b->model);
-    fprintf(f, ",\n    \"usable_cpus\": %d,\n    \"cpu_source\": ", b->cores);
-    json_str(f, b->cpu_source);
-    fputs(",\n    \"kernel\": {\"sysname\": ", f);
-    json_str(f, b->uname.sysname);
-    fputs(", \"release\": ", f);
-    json_str(f, b->uname.release);
-    fputs(", \"version\": ", f);
-    json_str(f, b->uname.version);
-    fputs(", \"machine\": ", f);
-    json_str(f, b->uname.machine);
-    fputs("},\n    \"mem_total_kib\": ", f);
-    json_num(f, (double)b->mem_total_kib);
-    fputs(",\n    \"mem_available_kib\": ", f);
-    json_num(f, (double)b->mem_available_kib);
-    fputs(",\n    \"load_average_1min_before\": ", f);
-    json_num(f, b->load_start);
-    fputs(",\n    \"load_average_1min_after\": ", f);
-    json_num(f, b->load_end);
-    fputs(",\n    \"transparent_hugepages\": ", f);
-    json_str(f, b->thp);
+    static const char next[] = ",\n    ";
+    field_str(f, "  \"machine\": {\n    ", "cpu_model", b->model);
+    fprintf(f, "%s\"usable_cpus\": %d", next, b->cores);
+    field_str(f, next, "cpu_source", b->cpu_source);
+    field_str(f, next, "kernel\": {\"sysname", b->uname.sysname);
+    field_str(f, ", ", "release", b->uname.release);
+    field_str(f, ", ", "version", b->uname.version);
+    field_str(f, ", ", "machine", b->uname.machine);
+    field_num(f, "}" ",\n    ", "mem_total_kib", (double)b->mem_total_kib);
+    field_num(f, next, "mem_available_kib", (double)b->mem_available_kib);
+    field_num(f, next, "load_average_1min_before", b->load_start);
+    field_num(f, next, "load_average_1min_after", b->load_end);
+    field_str(f, next, "transparent_hugepages", b->thp);
     fputs("\n  },\n", f);
 }
 
 static void print_figure(FILE *f, const struct figure *fg)
 {
-    fputs("{\"name\": ", f);
-    json_str(f, fg->name);
-    fputs(", \"label\": ", f);
-    json_str(f, fg->label);
+    field_str(f, "{", "name", fg->name);
+    field_str(f, ", ", "label", fg->label);
     if (fg->numeric) {
-        fputs(", \"unit\": ", f);
-        json_str(f, fg->unit);
-        fputs(", \"median\": ", f);
-        json_num(f, fg->s.med);
-        fputs(", \"min\": ", f);
-        json_num(f, fg->s.min);
-        fputs(", \"max\": ", f);
-        json_num(f, fg->s.max);
+        field_str(f, ", ", "unit", fg->unit);
+        field_num(f, ", ", "median", fg->s.med);
+        field_num(f, ", ", "min", fg->s.min);
+        field_num(f, ", ", "max", fg->s.max);
         fprintf(f, ", \"n\": %d, \"noisy\": %s}", fg->s.n, fg->noisy ? "true" : "false");
     } else {
-        fputs(", \"text\": ", f);
-        json_str(f, fg->text);
+        field_str(f, ", ", "text", fg->text);
         fputc('}', f);
     }
 }
 
 static void print_row(FILE *f, const struct row *r)
 {
-    fprintf(f, "\n    {\n      \"row\": %d,\n      \"claim\": ", r->def->number);
-    json_str(f, r->def->title);
-    fputs(",\n      \"seed_says\": ", f);
-    json_str(f, r->def->seed_claim);
-    fputs(",\n      \"verdict\": ", f);
-    json_str(f, verdict_word(r->verdict));
-    fputs(",\n      \"reason\": ", f);
-    json_str(f, r->reason);
-    fputs(",\n      \"seconds\": ", f);
-    json_num(f, r->seconds);
+    static const char next[] = ",\n      ";
+    fprintf(f, "\n    {\n      \"row\": %d", r->def->number);
+    field_str(f, next, "claim", r->def->title);
+    field_str(f, next, "seed_says", r->def->seed_claim);
+    field_str(f, next, "verdict", verdict_word(r->verdict));
+    field_str(f, next, "reason", r->reason);
+    field_num(f, next, "seconds", r->seconds);
     fputs(",\n      \"figures\": [", f);
     for (int k = 0; k < r->nfigs; k++) {
         fputs(k ? ",\n        " : "\n        ", f);
@@ -117,16 +111,15 @@ static void print_row(FILE *f, const struct row *r)
 
 void print_json(FILE *f, const struct bench *b, const struct row *rows, int nrows)
 {
-    fputs("{\n  \"tool\": \"walls bench\",\n  \"version\": ", f);
-    json_str(f, walls_version());
-    fputs(",\n  \"commit\": ", f);
-    json_str(f, b->commit);
-    fputs(",\n  \"timestamp\": ", f);
-    json_str(f, b->timestamp);
-    fprintf(f, ",\n  \"mode\": \"%s\",\n", b->full ? "full" : "quick");
+    static const char next[] = ",\n  ";
+    field_str(f, "{\n  ", "tool", "walls bench");
+    field_str(f, next, "version", walls_version());
+    field_str(f, next, "commit", b->commit);
+    field_str(f, next, "timestamp", b->timestamp);
+    field_str(f, next, "mode", b->full ? "full" : "quick");
+    fputs(",\n", f);
     print_machine(f, b);
-    fputs("  \"calibration\": {\"spin_iterations_per_ms\": ", f);
-    json_num(f, b->spin_per_ms);
+    field_num(f, "  \"calibration\": {", "spin_iterations_per_ms", b->spin_per_ms);
     fputs("},\n  \"rows\": [", f);
     bool first = true;
     for (int i = 0; i < nrows; i++) {
