@@ -53,6 +53,9 @@ bool summary_noisy(struct summary s);
 /* A time in ns with three significant digits and its unit: "21.4 us". */
 void fmt_time(char *buf, size_t len, double ns);
 
+/* A time without trailing zeros, as an axis labels it: "20 us", "2.5 ms". */
+void fmt_time_short(char *buf, size_t len, double ns);
+
 /* A time summary, min and max in the median's unit: "21.4 us (18.9-40.2)". */
 void fmt_summary(char *buf, size_t len, struct summary s);
 

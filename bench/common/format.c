@@ -45,6 +45,13 @@ void fmt_time(char *buf, size_t len, double ns)
     snprintf(buf, len, "%s %s", num, unit);
 }
 
+void fmt_time_short(char *buf, size_t len, double ns)
+{
+    double div;
+    const char *unit = time_unit(ns, &div);
+    snprintf(buf, len, "%.3g %s", ns / div, unit);
+}
+
 void fmt_summary(char *buf, size_t len, struct summary s)
 {
     double div;

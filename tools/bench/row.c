@@ -138,6 +138,14 @@ void row_verdict(struct row *r, enum verdict v, const char *fmt, ...)
     va_end(ap);
 }
 
+const struct figure *row_find(const struct row *r, const char *name)
+{
+    for (int i = 0; i < r->nfigs; i++)
+        if (strcmp(r->figs[i].name, name) == 0)
+            return &r->figs[i];
+    return NULL;
+}
+
 void row_basis(struct row *r, const char *name)
 {
     for (int i = 0; i < r->nfigs; i++)

@@ -121,6 +121,9 @@ struct figure *row_text(struct row *r, int indent, const char *name, const char 
 void row_verdict(struct row *r, enum verdict v, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The figure called name, or NULL. */
+const struct figure *row_find(const struct row *r, const char *name);
+
 /* Marks the figure called name as one the verdict rests on. */
 void row_basis(struct row *r, const char *name);
 

@@ -7,10 +7,17 @@
  * the crashing load at all: a crash would kill the program.
  */
 #include "row.h"
+#include "svg.h"
 #include "task.h"
 
 #define MIXED_TASKS 1000
 #define MAX_RUNS 16
+
+/* How the crashing load ended on processes and on hybrid, for the chart. */
+static struct {
+    bool ran;
+    unsigned ok, crashed, lost;
+} ended[2];
 
 static void mixed_load(const struct bench *b, struct task_in *in, bool crashes)
 {
@@ -68,6 +75,10 @@ static void run(const struct bench *b, struct row *r)
     int prc = mixed_figure(b, r, WALLS_PROCESSES, true, "processes_5_crashes",
                            "processes, 5 crash", &spc, &bt);
     if (prc == 0) {
+        ended[0].ran = true;
+        ended[0].ok = bt.by_status[WALLS_OK];
+        ended[0].crashed = bt.by_status[WALLS_CRASHED];
+        ended[0].lost = bt.by_status[WALLS_LOST];
         row_line(r, 1, "%u ok, %u crashed", bt.by_status[WALLS_OK], bt.by_status[WALLS_CRASHED]);
         row_value(r, "processes_5_crashes_ok", "ok", "tasks", one_value(bt.by_status[WALLS_OK]));
     }
@@ -78,6 +89,10 @@ static void run(const struct bench *b, struct row *r)
         row_verdict(r, V_ERROR, "%s run: %s", rc ? "hybrid" : "process", errno_name(rc ? rc : prc));
         return;
     }
+    ended[1].ran = true;
+    ended[1].ok = bt.by_status[WALLS_OK];
+    ended[1].crashed = bt.by_status[WALLS_CRASHED];
+    ended[1].lost = bt.by_status[WALLS_LOST];
     bool contained = bt.by_status[WALLS_CRASHED] == 5 &&
                      bt.by_status[WALLS_OK] + bt.by_status[WALLS_LOST] == MIXED_TASKS - 5;
     if (contained) {
@@ -97,9 +112,29 @@ static void run(const struct bench *b, struct row *r)
                     bt.by_status[WALLS_OK], bt.by_status[WALLS_CRASHED]);
 }
 
+/* The load's time per placement, from zero, and how the crashing load ended. */
+static void chart(FILE *f, const struct bench *b, const struct row *r)
+{
+    char notes[2][32] = {"", ""};
+    for (int i = 0; i < 2; i++)
+        if (ended[i].ran)
+            snprintf(notes[i], sizeof notes[i], "%u ok, %u crashed, %u lost", ended[i].ok,
+                     ended[i].crashed, ended[i].lost);
+    const struct series shown[] = {
+        {"threads_no_crashes", COLOR_THREADS, NULL},
+        {"processes_no_crashes", COLOR_PROCESSES, NULL},
+        {"processes_5_crashes", COLOR_PROCESSES, notes[0]},
+        {"hybrid_5_crashes", COLOR_HYBRID, notes[1]},
+    };
+    (void)b;
+    svg_figure_dots(f, "1000 short tasks; threads cannot run the 5 crashing ones", r, shown, 4,
+                    AXIS_LINEAR, NULL, 0);
+}
+
 const struct bench_row row_both = {
     .number = 8,
     .title = "both together",
     .seed_claim = "real systems use both: processes for isolation, threads within",
     .run = run,
+    .chart = chart,
 };

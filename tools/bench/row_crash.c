@@ -195,53 +195,53 @@ static void run(const struct bench *b, struct row *r)
         row_verdict(r, V_FAILS, "thread host survived the crash");
 }
 
+/* What became of a task, in the chart's bars and legend. */
+static const struct legend_item fates[] = {
+    {"#3a9d3a", "finished", MARK_SQUARE},
+    {"#d62728", "crashed", MARK_SQUARE},
+    {"#aaaaaa", "lost: never finished", MARK_SQUARE},
+};
+
 /* One placement's bar: the 100 tasks split by what became of them. */
-static void stack(FILE *f, int y, const char *label, const double *parts,
-                  const char *const *colors, const char *const *names, int nparts)
+static void stack(FILE *f, int y, const char *label, const char *color, const double *parts)
 {
-    const int left = 200, w = 500;
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 8, y + 16);
+    const int left = 220, w = 440;
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">", left - 10, y + 16,
+            color);
     html_esc(f, label);
     fputs("</text>\n", f);
     double x = left;
-    for (int i = 0; i < nparts; i++) {
+    for (int i = 0; i < 3; i++) {
         double pw = parts[i] / CRASH_TASKS * w;
         if (pw <= 0)
             continue;
-        fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"24\" fill=\"%s\">"
-                   "<title>%.0f %s</title></rect>\n", x, y, pw < 2 ? 2 : pw, colors[i],
-                parts[i], names[i]);
+        fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"24\" fill=\"%s\"/>\n",
+                x, y, pw < 2 ? 2 : pw, fates[i].color);
         x += pw;
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\">", left + w + 8, y + 16);
-    for (int i = 0; i < nparts; i++)
-        fprintf(f, "%s%.0f %s", i ? ", " : "", parts[i], names[i]);
-    fputs("</text>\n", f);
+    fprintf(f, "<text x=\"%d\" y=\"%d\">%.0f finished, %.0f crashed, %.0f lost</text>\n",
+            left + w + 10, y + 16, parts[0], parts[1], parts[2]);
 }
 
+/* Stacked bars: what became of the 100 tasks in each placement. */
 static void chart(FILE *f, const struct bench *b, const struct row *r)
 {
     (void)b;
     (void)r;
     if (!outcome.thr_ran && !outcome.proc_ran)
         return;
-    static const char *const colors[] = {"#3a9d3a", "#d62728", "#aaaaaa"};
-    fputs("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1000\" height=\"130\" "
-          "font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"20\" "
-          "font-size=\"15\" font-weight=\"bold\">A crash: outcomes of 100 tasks, one of which "
-          "segfaults</text>\n", f);
+    svg_open(f, 900, 124, "What became of 100 tasks when one of them crashed");
+    svg_legend(f, 0, 38, fates, 3);
     if (outcome.thr_ran) {
-        static const char *const names[] = {"finished", "crashed", "lost with the host"};
         double parts[] = {outcome.thr_done, 1, CRASH_TASKS - 1 - outcome.thr_done};
-        stack(f, 40, outcome.thr_host_died ? "threads (host died)" : "threads", parts, colors,
-              names, 3);
+        stack(f, 52, outcome.thr_host_died ? "threads: the host died" : "threads", COLOR_THREADS,
+              parts);
     }
     if (outcome.proc_ran) {
-        static const char *const names[] = {"ok", "crashed", "other"};
         double parts[] = {outcome.proc_ok, outcome.proc_crashed, outcome.proc_other};
-        stack(f, 80, "processes", parts, colors, names, 3);
+        stack(f, 88, "processes", COLOR_PROCESSES, parts);
     }
-    fputs("</svg>\n", f);
+    svg_close(f);
 }
 
 const struct bench_row row_crash = {

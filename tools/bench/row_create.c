@@ -180,10 +180,23 @@ static void run(const struct bench *b, struct row *r)
     verdict(r, thr, frk, have_big, big);
 }
 
+/* Each way of starting a worker beside the ranges the seed gives. */
 static void chart(FILE *f, const struct bench *b, const struct row *r)
 {
+    static const struct series shown[] = {
+        {"thread_create_join", COLOR_THREADS, NULL},
+        {"fork_small", COLOR_PROCESSES, NULL},
+        {"fork_1gib", COLOR_PROCESSES, NULL},
+        {"posix_spawn_true", COLOR_PROCESSES, NULL},
+        {"walls_process_pool_1", COLOR_PROCESSES, NULL},
+    };
+    static const struct band seed[] = {
+        {10e3, 100e3, COLOR_THREADS, "seed: threads 10-100 us"},
+        {1e6, 10e6, COLOR_PROCESSES, "seed: processes 1-10 ms"},
+    };
     (void)b;
-    svg_log_bars(f, "Creating workers", r);
+    svg_figure_dots(f, "Time to create a worker", r, shown, sizeof shown / sizeof shown[0],
+                    AXIS_LOG, seed, sizeof seed / sizeof seed[0]);
 }
 
 const struct bench_row row_create = {

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "row.h"
+#include "svg.h"
 #include "task.h"
 
 #include <errno.h>
@@ -161,9 +162,36 @@ static void run(const struct bench *b, struct row *r)
         row_verdict(r, V_FAILS, "copying only x%.1f slower; the arena x%.2f", ratio, aratio);
 }
 
+/* "x5.60 threads' time" from the ratio figure called name, or "". */
+static void ratio_note(const struct row *r, const char *name, char *buf, size_t len)
+{
+    const struct figure *f = row_find(r, name);
+    if (f && f->numeric)
+        snprintf(buf, len, "x%.2f threads' time", f->s.med);
+    else if (len > 0)
+        buf[0] = '\0';
+}
+
+/* The three ways' round times from zero, each against the threads' time. */
+static void chart(FILE *f, const struct bench *b, const struct row *r)
+{
+    char arena[32], copy[32];
+    ratio_note(r, "arena_vs_pointer", arena, sizeof arena);
+    ratio_note(r, "copy_vs_pointer", copy, sizeof copy);
+    const struct series ways[] = {
+        {"threads_by_pointer", COLOR_THREADS, NULL},
+        {"walls_shared_arena", COLOR_PROCESSES, arena},
+        {"processes_pipe_copy", COLOR_PROCESSES, copy},
+    };
+    (void)b;
+    svg_figure_dots(f, "8 tasks each summing the same 64 MiB: time of all 8", r, ways, 3,
+                    AXIS_LINEAR, NULL, 0);
+}
+
 const struct bench_row row_share = {
     .number = 5,
     .title = "sharing big data",
     .seed_claim = "copying big data between processes: absurdly slow",
     .run = run,
+    .chart = chart,
 };

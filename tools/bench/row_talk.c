@@ -100,10 +100,19 @@ static void run(const struct bench *b, struct row *r)
     verdict(r, s, measured);
 }
 
+/* Every channel's round trip, then walls' own, coloured by who talks. */
 static void chart(FILE *f, const struct bench *b, const struct row *r)
 {
+    struct series shown[NCHANNELS + 2];
+    for (size_t k = 0; k < NCHANNELS; k++)
+        shown[k] = (struct series){channels[k].name,
+                                   pingpong_between_processes(channels[k].kind) ? COLOR_PROCESSES
+                                                                                : COLOR_THREADS,
+                                   NULL};
+    shown[NCHANNELS] = (struct series){"rt_walls_threads", COLOR_THREADS, NULL};
+    shown[NCHANNELS + 1] = (struct series){"rt_walls_processes", COLOR_PROCESSES, NULL};
     (void)b;
-    svg_log_bars(f, "One round trip", r);
+    svg_figure_dots(f, "One round trip", r, shown, NCHANNELS + 2, AXIS_LOG, NULL, 0);
 }
 
 const struct bench_row row_talk = {

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "row.h"
+#include "svg.h"
 #include "task.h"
 
 #include <errno.h>
@@ -17,6 +18,16 @@
 #include <string.h>
 
 #define MAX_ROUNDS 7
+
+/* What the probe found in each placement, for the chart. */
+enum { PROBE_THREAD, PROBE_PLAIN, PROBE_SANDBOXED, NPROBES };
+static struct probe_seen {
+    bool tried;
+    int rc; /* of creating the pool and waiting for the task */
+    enum walls_status status;
+    int code;
+    struct probe_out po;
+} seen[NPROBES];
 
 static void fmt_probe(char *buf, size_t len, const struct probe_out *po)
 {
@@ -28,16 +39,18 @@ static void fmt_probe(char *buf, size_t len, const struct probe_out *po)
     snprintf(buf, len, "%s, socket %s", a, po->socket_err ? errno_name(po->socket_err) : "fd ok");
 }
 
-static int probe_in(enum walls_placement placement, unsigned needs, struct probe_out *po,
-                    struct walls_result *res)
+static int probe_in(int which, enum walls_placement placement, unsigned needs,
+                    struct probe_out *po, struct walls_result *res)
 {
     walls_pool *pool;
     int rc = pool_open(&pool, placement, placement == WALLS_THREADS ? 0 : 1,
                        placement == WALLS_THREADS ? 1 : 0, needs);
-    if (rc != 0)
-        return rc;
-    rc = run_one(pool, task(T_PROBE, 0), res, po, sizeof *po);
-    walls_pool_destroy(pool, 0);
+    if (rc == 0) {
+        rc = run_one(pool, task(T_PROBE, 0), res, po, sizeof *po);
+        walls_pool_destroy(pool, 0);
+    }
+    seen[which] = (struct probe_seen){true, rc, rc == 0 ? res->status : WALLS_OK,
+                                      rc == 0 ? res->code : 0, *po};
     return rc;
 }
 
@@ -132,12 +145,13 @@ static void run(const struct bench *b, struct row *r)
 {
     struct probe_out po;
     struct walls_result res;
-    int rc = probe_in(WALLS_THREADS, 0, &po, &res);
+    memset(&po, 0, sizeof po);
+    int rc = probe_in(PROBE_THREAD, WALLS_THREADS, 0, &po, &res);
     bool thr_open = probe_line(r, "threads_probe", "thread task", rc, &res, &po) &&
                     (po.read_bytes >= 0 || po.socket_err == 0);
-    rc = probe_in(WALLS_PROCESSES, 0, &po, &res);
+    rc = probe_in(PROBE_PLAIN, WALLS_PROCESSES, 0, &po, &res);
     probe_line(r, "plain_process_probe", "plain process worker", rc, &res, &po);
-    rc = probe_in(WALLS_PROCESSES, WALLS_NEED_UNTRUSTED, &po, &res);
+    rc = probe_in(PROBE_SANDBOXED, WALLS_PROCESSES, WALLS_NEED_UNTRUSTED, &po, &res);
     if (rc == 0)
         sandbox_cost(b, r);
     if (rc == -ENOTSUP) {
@@ -170,9 +184,96 @@ static void run(const struct bench *b, struct row *r)
         row_verdict(r, V_FAILS, "threads were stopped too");
 }
 
+#define CELL_ALLOWED "#fde9b8"
+#define CELL_REFUSED "#e4e4e4"
+
+/* One cell of the probe grid, w wide, its words on a fill that says yes or no. */
+static void cell(FILE *f, int x, int y, int w, bool allowed, const char *text)
+{
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"24\" fill=\"%s\"/>\n"
+               "<text x=\"%d\" y=\"%d\">", x, y, w - 4, allowed ? CELL_ALLOWED : CELL_REFUSED,
+            x + 8, y + 16);
+    html_esc(f, text);
+    fputs("</text>\n", f);
+}
+
+/* What the probe could do in each placement: a row of cells each. */
+static void probe_grid(FILE *f)
+{
+    static const struct {
+        const char *label, *color;
+    } who[NPROBES] = {
+        {"thread task", COLOR_THREADS},
+        {"plain process worker", COLOR_PROCESSES},
+        {"sandboxed process worker", COLOR_PROCESSES},
+    };
+    static const struct legend_item legend[] = {
+        {CELL_ALLOWED, "allowed", MARK_SQUARE},
+        {CELL_REFUSED, "refused or stopped", MARK_SQUARE},
+    };
+    const int left = 220, col = 280, top = 74;
+    svg_open(f, left + 2 * col + 20, top + NPROBES * 30 + 8,
+             "What a task could reach, by where it ran");
+    svg_legend(f, 0, 38, legend, 2);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">read /etc/passwd</text>\n"
+               "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">open an AF_INET socket</text>\n",
+            left + 8, top - 8, left + col + 8, top - 8);
+    for (int i = 0; i < NPROBES; i++) {
+        const struct probe_seen *p = &seen[i];
+        int y = top + i * 30;
+        char a[96], b[96];
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">%s</text>\n",
+                left - 10, y + 16, who[i].color, who[i].label);
+        if (!p->tried)
+            continue;
+        if (p->rc != 0) {
+            snprintf(a, sizeof a, "no pool: %s", errno_name(p->rc));
+            cell(f, left, y, 2 * col, false, a);
+        } else if (p->status == WALLS_VIOLATION) {
+            snprintf(a, sizeof a, "task stopped by the sandbox at %s()",
+                     walls_syscall_name(p->code));
+            cell(f, left, y, 2 * col, false, a);
+        } else if (p->status != WALLS_OK) {
+            snprintf(a, sizeof a, "task ended %s (code %d)", walls_status_name(p->status),
+                     p->code);
+            cell(f, left, y, 2 * col, false, a);
+        } else {
+            if (p->po.read_bytes >= 0)
+                snprintf(a, sizeof a, "read %" PRId64 " bytes", p->po.read_bytes);
+            else
+                snprintf(a, sizeof a, "refused: %s", errno_name(p->po.open_err));
+            if (p->po.socket_err == 0)
+                snprintf(b, sizeof b, "got a socket");
+            else
+                snprintf(b, sizeof b, "refused: %s", errno_name(p->po.socket_err));
+            cell(f, left, y, col, p->po.read_bytes >= 0, a);
+            cell(f, left + col, y, col, p->po.socket_err == 0, b);
+        }
+    }
+    svg_close(f);
+}
+
+/* The probe grid, then what the strict sandbox costs. */
+static void chart(FILE *f, const struct bench *b, const struct row *r)
+{
+    static const struct series trips[] = {
+        {"rt_processes_unsandboxed", COLOR_PROCESSES, NULL},
+        {"rt_processes_strict", COLOR_PROCESSES, NULL},
+    };
+    (void)b;
+    probe_grid(f);
+    svg_figure_dots(f, "What the strict sandbox costs: empty task round trip", r, trips, 2,
+                    AXIS_LOG, NULL, 0);
+    struct dot tput[2];
+    int n = figure_dot(r, "tput_processes_unsandboxed", COLOR_PROCESSES, &tput[0]);
+    n += figure_dot(r, "tput_processes_strict", COLOR_PROCESSES, &tput[n]);
+    svg_dots(f, "... and throughput, 2 workers", tput, n, AXIS_LINEAR, "tasks/s", NULL, 0);
+}
+
 const struct bench_row row_untrusted = {
     .number = 4,
     .title = "untrusted code",
     .seed_claim = "untrusted code: put it in a separate process",
     .run = run,
+    .chart = chart,
 };

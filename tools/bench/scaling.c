@@ -305,7 +305,12 @@ static void svg_points(FILE *f, const struct chart *c, const struct point *p, in
             if (other[j].threads == p[i].threads && other[j].speedup != p[i].speedup)
                 above = other[j].speedup < p[i].speedup;
         }
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, color);
+        /* A noisy time makes a hollow point. */
+        if (summary_noisy(p[i].s))
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#fff\" stroke=\"%s\" "
+                       "stroke-width=\"2\"/>\n", x, y, color);
+        else
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, color);
         /* One thread is x1.00 by definition: said once, below the point. */
         if (p[i].threads == 1 && above)
             continue;
@@ -331,7 +336,7 @@ void chart_scaling(FILE *f, const char *title, const struct curves *cv, int core
     int n = cv->nwalls, nraw = cv->nraw;
     if (n == 0 || nraw == 0)
         return;
-    struct chart c = {70, 40, 520, 260, log2((double)p[n - 1].threads), 0, 1};
+    struct chart c = {70, 64, 520, 260, log2((double)p[n - 1].threads), 0, 1};
     if (c.xmax <= 0)
         c.xmax = 1;
     double lo = 1, hi = cores;
@@ -348,12 +353,20 @@ void chart_scaling(FILE *f, const char *title, const struct curves *cv, int core
     c.l1 = ceil(log2(hi * 1.3));
     if (c.l1 <= c.l0)
         c.l1 = c.l0 + 1;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", c.left + c.w + 110,
-            c.top + c.h + 50);
-    fputs("<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">", f);
-    html_esc(f, title);
-    fputs(" (log scales)</text>\n", f);
+    char t[160];
+    snprintf(t, sizeof t, "%s (log scales)", title);
+    svg_open(f, c.left + c.w + 110, c.top + c.h + 50, t);
+    bool noisy = false;
+    for (int i = 0; i < n; i++)
+        noisy = noisy || summary_noisy(p[i].s);
+    for (int i = 0; i < nraw; i++)
+        noisy = noisy || summary_noisy(raw[i].s);
+    const struct legend_item legend[] = {
+        {COLOR_THREADS, "walls thread pool", MARK_DOT},
+        {COLOR_PTHREADS, "plain pthreads, same tasks", MARK_DOT},
+        {"#666", "hollow: its time is noisy", MARK_RING},
+    };
+    svg_legend(f, 0, 38, legend, noisy ? 3 : 2);
     int step = c.l1 - c.l0 > 8 ? 2 : 1;
     for (double e = c.l0; e <= c.l1; e += step) {
         double y = chart_y(&c, exp2(e));
@@ -372,13 +385,9 @@ void chart_scaling(FILE *f, const char *title, const struct curves *cv, int core
     fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#888\" "
                "stroke-dasharray=\"5,4\"/>\n<text x=\"%d\" y=\"%.1f\">x%d = cores</text>\n",
             c.left, yc, c.left + c.w, yc, c.left + c.w + 6, yc + 4, cores);
-    svg_line(f, &c, raw, nraw, "#3a9d3a");
-    svg_line(f, &c, p, n, "#2b7bd9");
-    svg_points(f, &c, raw, nraw, p, n, "#3a9d3a", true);
-    svg_points(f, &c, p, n, raw, nraw, "#2b7bd9", false);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"#3a9d3a\">plain pthreads"
-               "</text>\n<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"#2b7bd9\">"
-               "walls thread pool</text>\n",
-            c.left + c.w - 130, c.top - 8, c.left + c.w, c.top - 8);
-    fputs("</svg>\n", f);
+    svg_line(f, &c, raw, nraw, COLOR_PTHREADS);
+    svg_line(f, &c, p, n, COLOR_THREADS);
+    svg_points(f, &c, raw, nraw, p, n, COLOR_PTHREADS, true);
+    svg_points(f, &c, p, n, raw, nraw, COLOR_THREADS, false);
+    svg_close(f);
 }
