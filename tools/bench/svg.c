@@ -66,7 +66,8 @@ int svg_legend(FILE *f, int x, int y, const struct legend_item *items, int n)
     return x;
 }
 
-const char *color_meaning(const char *color)
+/* The legend label of a worker colour: "threads", "processes", ... */
+static const char *color_meaning(const char *color)
 {
     if (strcmp(color, COLOR_THREADS) == 0)
         return "threads";
@@ -79,7 +80,8 @@ const char *color_meaning(const char *color)
     return "";
 }
 
-void fmt_count(char *buf, size_t len, double v)
+/* A number with a k, M or G suffix and three significant digits: "381 k". */
+static void fmt_count(char *buf, size_t len, double v)
 {
     static const char *const suffix[] = {"", " k", " M", " G"};
     int k = 0;

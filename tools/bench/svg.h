@@ -39,9 +39,6 @@ struct legend_item {
 /* A row of legend entries from (x, y); returns the x after the last. */
 int svg_legend(FILE *f, int x, int y, const struct legend_item *items, int n);
 
-/* The legend label of a worker colour: "threads", "processes", ... */
-const char *color_meaning(const char *color);
-
 /* One line of a dot chart. */
 struct dot {
     const char *label;
@@ -86,8 +83,5 @@ struct series {
 /* svg_dots() of those timings (ns) of r that were measured. */
 void svg_figure_dots(FILE *f, const char *title, const struct row *r, const struct series *s,
                      int n, enum axis_scale scale, const struct band *bands, int nbands);
-
-/* A number with a k, M or G suffix and three significant digits: "381 k". */
-void fmt_count(char *buf, size_t len, double v);
 
 #endif
