@@ -18,7 +18,7 @@
 #include "bench_common.h"
 
 #define MIB (1024u * 1024u)
-#define MAX_FIGS 24
+#define MAX_FIGS 32
 #define MAX_LINES 20
 #define LINE_LEN 96
 
