@@ -29,9 +29,11 @@
  * Run it on an otherwise idle machine: walls spins briefly on both sides
  * before it sleeps, so CPUs busy with other work change its figures most.
  *
- * Every time comes from clock_gettime(CLOCK_MONOTONIC). Core dumps are
- * turned off for this program (RLIMIT_CORE = 0, inherited by the worker
- * processes) so that the crash figure does not include writing a core file.
+ * Every time comes from clock_gettime(CLOCK_MONOTONIC). The median of an
+ * even count of samples is the mean of the two middle ones; p99 is the
+ * nearest rank. Core dumps are turned off for this program (RLIMIT_CORE = 0,
+ * inherited by the worker processes) so that the crash figure does not
+ * include writing a core file.
  *
  * Run (from the top of the tree, after building with WALLS_BUILD_BENCH=ON):
  *     ./build/bench/bench_core           full counts (seconds on an idle machine)
@@ -47,11 +49,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <walls.h>
+
+#include "bench_common.h"
 
 #ifdef HAVE_GLIB
 #include <glib.h>
@@ -77,42 +79,18 @@ struct counts {
 static const struct counts full_counts = {"full", 1000, 10000, 1000000, 50};
 static const struct counts quick_counts = {"quick", 200, 2000, 200000, 20};
 
-/* ---- time and statistics ---- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of sorted samples, in microseconds. */
-static double percentile_us(const uint64_t *sorted, size_t n, double p)
-{
-    size_t rank = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)sorted[rank - 1] / 1000.0;
-}
+/* ---- statistics ---- */
 
 struct latency {
     bool measured;
     double median_us, p99_us;
 };
 
-/* Sorts the samples in place. */
-static struct latency summarize(uint64_t *ns, size_t n)
+/* Sorts the samples (ns) in place. */
+static struct latency latency_of(double *ns, unsigned n)
 {
-    qsort(ns, n, sizeof *ns, cmp_u64);
-    return (struct latency){true, percentile_us(ns, n, 50), percentile_us(ns, n, 99)};
+    struct summary s = summarize(ns, (int)n);
+    return (struct latency){true, s.med / 1000.0, percentile(ns, (int)n, 99) / 1000.0};
 }
 
 static void *xcalloc(size_t n, size_t size)
@@ -137,13 +115,13 @@ static struct latency measure_round_trips(round_trip_fn *once, void *ctx, const 
 {
     for (unsigned i = 0; i < c->warmup; i++)
         once(ctx);
-    uint64_t *ns = xcalloc(c->round_trips, sizeof *ns);
+    double *ns = xcalloc(c->round_trips, sizeof *ns);
     for (unsigned i = 0; i < c->round_trips; i++) {
-        uint64_t t0 = now_ns();
+        double t0 = now_ns();
         once(ctx);
         ns[i] = now_ns() - t0;
     }
-    struct latency l = summarize(ns, c->round_trips);
+    struct latency l = latency_of(ns, c->round_trips);
     free(ns);
     return l;
 }
@@ -151,9 +129,9 @@ static struct latency measure_round_trips(round_trip_fn *once, void *ctx, const 
 /* Tasks per second. */
 static double measure_throughput(throughput_fn *run, void *ctx, unsigned long n)
 {
-    uint64_t t0 = now_ns();
+    double t0 = now_ns();
     run(ctx, n);
-    return (double)n / ((double)(now_ns() - t0) / 1e9);
+    return (double)n / ((now_ns() - t0) / 1e9);
 }
 
 struct figures {
@@ -171,20 +149,8 @@ static void print_figures(const struct figures *f, unsigned long tasks)
 
 /* ---- walls ---- */
 
-static void walls_fail(const char *what, int rc) __attribute__((noreturn));
-static void walls_fail(const char *what, int rc)
-{
-    fprintf(stderr, "bench_core: %s: %s (%d)\n", what, walls_strerror(rc), rc);
-    exit(1);
-}
-
 /* Every walls call that can fail returns 0 or a negative errno. */
-#define WALLS_CHECK(call)                                                                          \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        if (rc_ != 0)                                                                              \
-            walls_fail(#call, rc_);                                                                \
-    } while (0)
+#define WALLS_CHECK(call) check_walls((call), #call)
 
 static void expect_status(const struct walls_result *res, enum walls_status want, const char *what)
 {
@@ -193,22 +159,6 @@ static void expect_status(const struct walls_result *res, enum walls_status want
                 walls_status_name(res->status), res->code, walls_status_name(want));
         exit(1);
     }
-}
-
-static int empty(struct walls_call *c)
-{
-    (void)c;
-    return 0;
-}
-
-/* Dies of SIGSEGV. Both the pointer and what it points to are volatile, so
- * the compiler can neither see that it is NULL nor drop the store. */
-static int crasher(struct walls_call *c)
-{
-    (void)c;
-    volatile int *volatile p = NULL;
-    *p = 1;
-    return 0;
 }
 
 /* Submit fn, wait for it, free it. The result's out is dropped with the task. */
@@ -226,7 +176,7 @@ static struct walls_result walls_run_one(walls_pool *pool, walls_fn *fn)
 
 static void walls_round_trip(void *ctx)
 {
-    struct walls_result res = walls_run_one(ctx, empty);
+    struct walls_result res = walls_run_one(ctx, empty_task);
     expect_status(&res, WALLS_OK, "an empty task");
 }
 
@@ -237,7 +187,7 @@ static void walls_throughput(void *ctx, unsigned long n)
     unsigned long submitted = 0, done = 0;
     while (done < n) {
         if (submitted < n && submitted - done < WINDOW) {
-            WALLS_CHECK(walls_submit(pool, empty, NULL, 0, &ring[submitted % WINDOW]));
+            WALLS_CHECK(walls_submit(pool, empty_task, NULL, 0, &ring[submitted % WINDOW]));
             submitted++;
         } else {
             walls_task *oldest = ring[done % WINDOW];
@@ -282,45 +232,36 @@ static struct figures bench_walls(const char *title, enum walls_placement placem
 
 /* ---- crash to replacement, and a bare fork ---- */
 
-static uint64_t fork_once(void)
+static double fork_once(void)
 {
-    uint64_t t0 = now_ns();
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "bench_core: fork: %s\n", strerror(errno));
+    double ns;
+    int rc = time_fork(&ns);
+    if (rc != 0) {
+        fprintf(stderr, "bench_core: fork: %s\n", strerror(-rc));
         exit(1);
     }
-    if (pid == 0)
-        _exit(0);
-    int wstatus;
-    while (waitpid(pid, &wstatus, 0) < 0) {
-        if (errno != EINTR) {
-            fprintf(stderr, "bench_core: waitpid: %s\n", strerror(errno));
-            exit(1);
-        }
-    }
-    return now_ns() - t0;
+    return ns;
 }
 
 static struct latency bench_fork(unsigned reps)
 {
-    uint64_t *ns = xcalloc(reps, sizeof *ns);
+    double *ns = xcalloc(reps, sizeof *ns);
     fork_once(); /* warm-up */
     for (unsigned i = 0; i < reps; i++)
         ns[i] = fork_once();
-    struct latency l = summarize(ns, reps);
+    struct latency l = latency_of(ns, reps);
     free(ns);
     return l;
 }
 
 /* One crash, then one empty round trip on the replacement; returns the time of both. */
-static uint64_t crash_and_recover(walls_pool *pool, int *sig)
+static double crash_and_recover(walls_pool *pool, int *sig)
 {
-    uint64_t t0 = now_ns();
-    struct walls_result res = walls_run_one(pool, crasher);
+    double t0 = now_ns();
+    struct walls_result res = walls_run_one(pool, crash_task);
     expect_status(&res, WALLS_CRASHED, "the crashing task");
     walls_round_trip(pool);
-    uint64_t elapsed = now_ns() - t0;
+    double elapsed = now_ns() - t0;
     *sig = res.code;
     return elapsed;
 }
@@ -342,10 +283,10 @@ static struct respawn bench_respawn(const struct counts *c)
     r.base = measure_round_trips(walls_round_trip, pool, c);
 
     crash_and_recover(pool, &r.signal); /* warm-up: not timed */
-    uint64_t *ns = xcalloc(c->respawns, sizeof *ns);
+    double *ns = xcalloc(c->respawns, sizeof *ns);
     for (unsigned i = 0; i < c->respawns; i++)
         ns[i] = crash_and_recover(pool, &r.signal);
-    r.total = summarize(ns, c->respawns);
+    r.total = latency_of(ns, c->respawns);
     free(ns);
     r.respawn_us = r.total.median_us - r.base.median_us;
 
@@ -527,28 +468,12 @@ static struct figures bench_libuv(const struct counts *c)
 
 /* ---- the machine ---- */
 
-static void print_cpu_model(void)
-{
-    char line[512], model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        while (fgets(line, sizeof line, f)) {
-            char *colon = strchr(line, ':');
-            if (colon && (strncmp(line, "model name", 10) == 0 || strncmp(line, "Model", 5) == 0)) {
-                snprintf(model, sizeof model, "%s", colon + 1 + strspn(colon + 1, " \t"));
-                model[strcspn(model, "\n")] = '\0';
-                break;
-            }
-        }
-        fclose(f);
-    }
-    printf("  cpu          %s\n", model);
-}
-
 static void print_machine(const struct counts *c)
 {
+    char model[256];
+    cpu_model(model, sizeof model);
     printf("machine\n");
-    print_cpu_model();
+    printf("  cpu          %s\n", model);
     char source[128];
     int cpus = walls_cpu_source(source, sizeof source);
     printf("  usable cpus  %d (walls_cpu_count; from %s)\n", walls_cpu_count(),

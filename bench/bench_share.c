@@ -23,43 +23,17 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <walls.h>
 
+#include "bench_common.h"
+
 #define TASKS 8
 #define BYTES (64u << 20)
-#define CHUNK (1u << 20)
 #define MAX_ROUNDS 101
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_ROUNDS];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 static _Noreturn void die(const char *what, int rc)
 {
@@ -114,7 +88,7 @@ static double pool_round(walls_pool *pool, const struct walls_task_opts *opts, u
                          uint64_t expect)
 {
     walls_task *t[TASKS];
-    double t0 = now_ms();
+    double t0 = now_ns();
     for (int i = 0; i < TASKS; i++) {
         int rc = opts ? walls_submit_ex(pool, sum_task, NULL, 0, opts, &t[i])
                       : walls_submit(pool, sum_task, &addr, sizeof addr, &t[i]);
@@ -134,111 +108,17 @@ static double pool_round(walls_pool *pool, const struct walls_task_opts *opts, u
             die("wrong sum", -EPROTO);
         walls_task_free(t[i]);
     }
-    return now_ms() - t0;
+    return (now_ns() - t0) / 1e6;
 }
 
-/* ---- the pipe copy ---- */
-
-static int io_full(int fd, void *buf, size_t len, int writing)
+/* One round of the pipe copy, in ms. */
+static double pipe_round(struct pipe_copy *pipes)
 {
-    char *p = buf;
-    while (len) {
-        ssize_t n = writing ? write(fd, p, len) : read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static _Noreturn void pipe_worker(int in, int out)
-{
-    uint64_t *chunk = malloc(CHUNK);
-    for (;;) {
-        uint64_t s = 0;
-        for (size_t got = 0; got < BYTES; got += CHUNK) {
-            if (!chunk || io_full(in, chunk, CHUNK, 0) != 0)
-                _exit(0);
-            s += sum_words(chunk, CHUNK);
-        }
-        if (io_full(out, &s, sizeof s, 1) != 0)
-            _exit(1);
-    }
-}
-
-struct piper {
-    int down, up;
-    pid_t pid;
-    int tasks;
-    const uint64_t *buf;
-    uint64_t expect;
-    int err;
-};
-
-static void *feed(void *arg)
-{
-    struct piper *p = arg;
-    for (int i = 0; i < p->tasks && !p->err; i++) {
-        uint64_t s;
-        if (io_full(p->down, (void *)(uintptr_t)p->buf, BYTES, 1) != 0 ||
-            io_full(p->up, &s, sizeof s, 0) != 0 || s != p->expect)
-            p->err = 1;
-    }
-    return NULL;
-}
-
-static void pipes_start(struct piper *p, int n, const uint64_t *buf, uint64_t expect)
-{
-    for (int i = 0; i < n; i++) {
-        int down[2], up[2];
-        if (pipe2(down, O_CLOEXEC) || pipe2(up, O_CLOEXEC))
-            die("pipe", errno);
-        fcntl(down[1], F_SETPIPE_SZ, (int)CHUNK);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork", errno);
-        if (pid == 0) {
-            for (int k = 0; k < i; k++) {
-                close(p[k].down);
-                close(p[k].up);
-            }
-            close(down[1]);
-            close(up[0]);
-            pipe_worker(down[0], up[1]);
-        }
-        close(down[0]);
-        close(up[1]);
-        p[i] = (struct piper){down[1], up[0], pid, 0, buf, expect, 0};
-    }
-}
-
-static double pipes_round(struct piper *p, int n)
-{
-    pthread_t th[TASKS];
-    for (int i = 0; i < n; i++)
-        p[i].tasks = TASKS / n + (i < TASKS % n);
-    double t0 = now_ms();
-    for (int i = 0; i < n; i++)
-        if (pthread_create(&th[i], NULL, feed, &p[i]))
-            die("pthread_create", errno);
-    for (int i = 0; i < n; i++) {
-        pthread_join(th[i], NULL);
-        if (p[i].err)
-            die("pipe worker", EIO);
-    }
-    return now_ms() - t0;
-}
-
-static void pipes_stop(struct piper *p, int n)
-{
-    for (int i = 0; i < n; i++) {
-        close(p[i].down);
-        close(p[i].up);
-        waitpid(p[i].pid, NULL, 0);
-    }
+    double ns;
+    int rc = pipe_copy_round(pipes, TASKS, &ns);
+    if (rc)
+        die("pipe copy", rc);
+    return ns / 1e6;
 }
 
 int main(int argc, char **argv)
@@ -297,8 +177,10 @@ int main(int argc, char **argv)
     struct walls_task_opts topts = {.inputs = &ta, .n_inputs = 1};
     struct walls_task_opts aopts = {.inputs = &a, .n_inputs = 1};
     struct walls_task_opts sopts = {.inputs = &s, .n_inputs = 1};
-    struct piper pipes[TASKS];
-    pipes_start(pipes, (int)nw, buf, expect);
+    struct pipe_copy pipes = {.buf = buf, .bytes = BYTES, .expect = expect, .sum = sum_words,
+                              .nworkers = (int)nw};
+    if ((rc = pipe_copy_start(&pipes)))
+        die("pipe workers", rc);
 
     enum { WAYS = 5 };
     double first[WAYS], t[WAYS][MAX_ROUNDS];
@@ -310,9 +192,9 @@ int main(int argc, char **argv)
         *at[1] = pool_round(tarena, &topts, 0, expect);
         *at[2] = pool_round(procs, &aopts, 0, expect);
         *at[3] = pool_round(sandboxed, &sopts, 0, expect);
-        *at[4] = pipes_round(pipes, (int)nw);
+        *at[4] = pipe_round(&pipes);
     }
-    pipes_stop(pipes, (int)nw);
+    pipe_copy_stop(&pipes);
 
     static const char *const names[] = {"threads, pointer", "threads, arena",
                                         "processes, arena", "seccomp sandbox, arena",
@@ -321,16 +203,15 @@ int main(int argc, char **argv)
            TASKS, BYTES >> 20, nw, rounds);
     printf("%-24s %12s %12s %12s %14s\n", "", "round (ms)", "min (ms)", "x threads",
            "first round");
-    double base = median(t[0], rounds);
-    for (int m = 0; m < WAYS; m++) {
-        double med = median(t[m], rounds), lo = t[m][0];
-        for (int r = 1; r < rounds; r++)
-            lo = t[m][r] < lo ? t[m][r] : lo;
-        printf("%-24s %12.1f %12.1f %12.2f %11.1f ms\n", names[m], med, lo, med / base, first[m]);
-    }
+    struct summary way[WAYS];
+    for (int m = 0; m < WAYS; m++)
+        way[m] = summarize(t[m], rounds);
+    for (int m = 0; m < WAYS; m++)
+        printf("%-24s %12.1f %12.1f %12.2f %11.1f ms\n", names[m], way[m].med, way[m].min,
+               way[m].med / way[0].med, first[m]);
     printf("\nsum rate, threads: %.1f GB/s; pipe copy rate: %.2f GB/s\n",
-           (double)TASKS * BYTES / (base / 1e3) / 1e9,
-           (double)TASKS * BYTES / (median(t[4], rounds) / 1e3) / 1e9);
+           (double)TASKS * BYTES / (way[0].med / 1e3) / 1e9,
+           (double)TASKS * BYTES / (way[4].med / 1e3) / 1e9);
 
     walls_pool_destroy(threads, 0);
     walls_pool_destroy(tarena, 0);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "walls.h"
-#include "bench.h"
+#include "bench/bench.h"
 
 static void usage(FILE *out)
 {

@@ -6,8 +6,13 @@
  * after the value). It then checks what every figure must satisfy whatever
  * the machine: each figure object (one with "name" and "median") has
  * 0 <= min <= median <= max, a time ("unit": "ns") is above zero, and the
- * figures named on the command line are present and above zero. The
- * document must have "machine" and "rows" at the top.
+ * figures named on the command line are present and above zero. Every
+ * figure has a label of clean text (not empty, no space at either end: the
+ * layout belongs to the table), and a numeric figure a boolean "noisy",
+ * true exactly when it is a time (ns) or a rate (tasks/s) of two or more
+ * runs whose max is over three times its min, the rule the man page gives.
+ * The document must have "machine" and "rows" at the top, "timestamp" in
+ * UTC as YYYY-MM-DDTHH:MM:SSZ, and a "commit" that is not empty.
  *
  * Speed is never judged, but where physics orders two figures, with a wide
  * margin on any machine, the order is checked (see orders[] below) when
@@ -178,17 +183,61 @@ static bool literal(struct parser *p, const char *word)
     return true;
 }
 
-enum { K_OTHER, K_STRING, K_NUMBER };
+enum { K_OTHER, K_STRING, K_NUMBER, K_TRUE, K_FALSE };
 
-static void check_figure(struct parser *p, const char *name, const char *unit, bool has_med,
-                         double med, double min, double max)
+/* What one object said, as far as the checks need it. */
+struct fields {
+    char name[128], unit[16], label[128];
+    bool has_med, has_label, has_noisy, noisy;
+    double med, min, max, n;
+};
+
+/* walls bench's rule for a noisy figure (see the man page). */
+#define NOISY_RATIO 3.0
+
+static bool timed(const char *unit)
 {
-    if (!has_med)
+    return strcmp(unit, "ns") == 0 || strcmp(unit, "tasks/s") == 0;
+}
+
+static void check_label(struct parser *p, const struct fields *o)
+{
+    size_t len = strlen(o->label);
+    if (!o->has_label || len == 0 || o->label[0] == ' ' || o->label[len - 1] == ' ') {
+        fprintf(stderr, "check_json: figure %s: label \"%s\" is missing, empty or padded\n",
+                o->name, o->label);
+        fail(p, "a label that is not clean text");
+    }
+}
+
+static void check_noisy(struct parser *p, const struct fields *o)
+{
+    if (!o->has_noisy) {
+        fprintf(stderr, "check_json: figure %s: no boolean \"noisy\"\n", o->name);
+        fail(p, "a numeric figure without a boolean noisy");
         return;
+    }
+    bool want = timed(o->unit) && o->n >= 2 && o->max > NOISY_RATIO * o->min;
+    if (o->noisy != want) {
+        fprintf(stderr, "check_json: figure %s: noisy is %s, min %g max %g n %g say %s\n",
+                o->name, o->noisy ? "true" : "false", o->min, o->max, o->n,
+                want ? "true" : "false");
+        fail(p, "noisy disagrees with the rule");
+    }
+}
+
+static void check_figure(struct parser *p, const struct fields *o)
+{
+    const char *name = o->name, *unit = o->unit;
+    double med = o->med, min = o->min, max = o->max;
+    check_label(p, o);
+    if (!o->has_med)
+        return;
+    check_noisy(p, o);
     p->figures++;
     if (p->nseen < MAX_SEEN) {
         struct seen *sn = &p->seen[p->nseen++];
-        snprintf(sn->name, sizeof sn->name, "%s", name);
+        snprintf(sn->name, sizeof sn->name, "%.*s", (int)sizeof sn->name - 1, name);
         sn->med = med;
         sn->min = min;
     }
@@ -211,11 +260,23 @@ static void check_figure(struct parser *p, const char *name, const char *unit, b
     }
 }
 
+/* "2026-12-02T03:04:12Z": digits where digits go, the rest as written. */
+static bool iso_utc(const char *s)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+    if (strlen(s) != sizeof shape - 1)
+        return false;
+    for (size_t i = 0; shape[i]; i++)
+        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+            return false;
+    return true;
+}
+
 static bool parse_object(struct parser *p)
 {
-    char name[128] = "", unit[16] = "";
-    double med = 0, min = 0, max = 0;
-    bool has_med = false, top = p->depth == 1, machine = false, rows = false;
+    struct fields o;
+    memset(&o, 0, sizeof o);
+    bool top = p->depth == 1, machine = false, rows = false, timestamp = false, commit = false;
     p->pos++;
     skip_ws(p);
     if (p->pos < p->len && p->s[p->pos] == '}') {
@@ -237,17 +298,31 @@ static bool parse_object(struct parser *p)
         if (!parse_value(p, str, sizeof str, &num, &kind))
             return false;
         if (strcmp(key, "name") == 0 && kind == K_STRING)
-            snprintf(name, sizeof name, "%.*s", (int)sizeof name - 1, str);
+            snprintf(o.name, sizeof o.name, "%.*s", (int)sizeof o.name - 1, str);
         else if (strcmp(key, "unit") == 0 && kind == K_STRING)
-            snprintf(unit, sizeof unit, "%.*s", (int)sizeof unit - 1, str);
+            snprintf(o.unit, sizeof o.unit, "%.*s", (int)sizeof o.unit - 1, str);
+        else if (strcmp(key, "label") == 0 && kind == K_STRING)
+            snprintf(o.label, sizeof o.label, "%.*s", (int)sizeof o.label - 1, str),
+                o.has_label = true;
         else if (strcmp(key, "median") == 0 && kind == K_NUMBER)
-            med = num, has_med = true;
+            o.med = num, o.has_med = true;
         else if (strcmp(key, "min") == 0 && kind == K_NUMBER)
-            min = num;
+            o.min = num;
         else if (strcmp(key, "max") == 0 && kind == K_NUMBER)
-            max = num;
+            o.max = num;
+        else if (strcmp(key, "n") == 0 && kind == K_NUMBER)
+            o.n = num;
+        else if (strcmp(key, "noisy") == 0 && (kind == K_TRUE || kind == K_FALSE))
+            o.noisy = kind == K_TRUE, o.has_noisy = true;
         machine = machine || (top && strcmp(key, "machine") == 0);
         rows = rows || (top && strcmp(key, "rows") == 0);
+        if (top && strcmp(key, "timestamp") == 0) {
+            timestamp = kind == K_STRING && iso_utc(str);
+            if (!timestamp)
+                fprintf(stderr, "check_json: timestamp \"%s\" is not YYYY-MM-DDTHH:MM:SSZ\n", str);
+        }
+        if (top && strcmp(key, "commit") == 0)
+            commit = kind == K_STRING && str[0] != '\0';
         skip_ws(p);
         if (p->pos < p->len && p->s[p->pos] == ',') {
             p->pos++;
@@ -261,8 +336,12 @@ static bool parse_object(struct parser *p)
     }
     if (top && !(machine && rows))
         return fail(p, "no \"machine\" or no \"rows\" at the top");
-    if (name[0])
-        check_figure(p, name, unit, has_med, med, min, max);
+    if (top && !timestamp)
+        return fail(p, "no \"timestamp\" in UTC, ISO 8601, at the top");
+    if (top && !commit)
+        return fail(p, "no \"commit\" at the top");
+    if (o.name[0])
+        check_figure(p, &o);
     return true;
 }
 
@@ -310,8 +389,10 @@ static bool parse_value(struct parser *p, char *str, size_t cap, double *num, in
         *kind = K_STRING;
         ok = parse_string(p, str, cap);
     } else if (c == 't') {
+        *kind = K_TRUE;
         ok = literal(p, "true");
     } else if (c == 'f') {
+        *kind = K_FALSE;
         ok = literal(p, "false");
     } else if (c == 'n') {
         ok = literal(p, "null");

@@ -1,8 +1,9 @@
 #!/bin/sh
 # smoke.sh - does `walls bench` run, print valid JSON, write its HTML report
-# and refuse bad options? Speed is never judged here; check_json only checks
-# that figures stand in the order physics gives them (a fork with 1 GiB
-# resident costs more than a small fork, ...), by wide margins.
+# and refuse bad options? Speed is never judged here; check_json checks the
+# JSON's shape (timestamp, commit, clean labels, the noisy flag against its
+# rule) and that figures stand in the order physics gives them (a fork with
+# 1 GiB resident costs more than a small fork, ...), by wide margins.
 #
 # usage: smoke.sh WALLS_BINARY [CHECK_JSON_BINARY]
 # Without CHECK_JSON_BINARY, tests/bench/check_json.c is compiled with cc if
@@ -50,6 +51,9 @@ grep -q 'walls bench: row 3/8' "$tmp/err.txt" && fail "--only 1,2 ran row 3"
     fail "walls bench --html exited $?"
 [ -s "$tmp/report.html" ] || fail "no HTML report written"
 grep -q '<svg' "$tmp/report.html" || fail "the HTML report has no <svg>"
+# Row 1's chart says which colour is threads and which processes.
+grep -q '>threads</text>' "$tmp/report.html" && grep -q '>processes</text>' "$tmp/report.html" ||
+    fail "the HTML report's chart has no legend"
 grep -qi '<script' "$tmp/report.html" && fail "the HTML report has a script"
 grep -Eqi '(src|href)="https?:' "$tmp/report.html" && fail "the HTML report loads something"
 awk 'length > 100 { bad = 1 } END { exit bad }' "$tmp/table.txt" ||

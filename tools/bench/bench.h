@@ -1,5 +1,5 @@
 /*
- * bench.h - `walls bench`.
+ * bench.h - `walls bench`, as the walls command line calls it.
  */
 #ifndef WALLS_TOOLS_BENCH_H
 #define WALLS_TOOLS_BENCH_H
