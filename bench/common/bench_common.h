@@ -22,10 +22,12 @@
 /* CLOCK_MONOTONIC in nanoseconds. */
 double now_ns(void);
 
-/* The median, minimum and maximum of n samples. */
+/* The median, minimum and maximum of n samples, and the 10th and 90th
+ * percentiles (nearest rank) that say how wide their middle is. */
 struct summary {
     double med, min, max;
     int n;
+    double p10, p90;
 };
 
 /*
@@ -42,8 +44,10 @@ double percentile(const double *sorted, int n, double p);
 
 /*
  * A spread is wide, and its median likely to differ in another run, when
- * the largest sample is more than NOISY_RATIO times the smallest. It takes
- * at least two samples to have a spread.
+ * the 90th percentile is more than NOISY_RATIO times the 10th: most samples
+ * disagree, not just an outlier (a machine that shares its CPUs gives every
+ * long series a few). It takes at least two samples to have a spread; with
+ * fewer than ten, the percentiles are the extremes.
  */
 #define NOISY_RATIO 3.0
 bool summary_noisy(struct summary s);

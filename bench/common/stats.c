@@ -28,19 +28,21 @@ static int cmp_double(const void *a, const void *b)
 
 struct summary summarize(double *v, int n)
 {
-    struct summary s = {0, 0, 0, n};
+    struct summary s = {0, 0, 0, n, 0, 0};
     if (n <= 0)
         return s;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     s.min = v[0];
     s.max = v[n - 1];
     s.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    s.p10 = percentile(v, n, 10);
+    s.p90 = percentile(v, n, 90);
     return s;
 }
 
 struct summary one_value(double v)
 {
-    struct summary s = {v, v, v, 1};
+    struct summary s = {v, v, v, 1, v, v};
     return s;
 }
 
@@ -58,5 +60,5 @@ double percentile(const double *sorted, int n, double p)
 
 bool summary_noisy(struct summary s)
 {
-    return s.n >= 2 && s.max > NOISY_RATIO * s.min;
+    return s.n >= 2 && s.p90 > NOISY_RATIO * s.p10;
 }

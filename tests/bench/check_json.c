@@ -188,8 +188,8 @@ enum { K_OTHER, K_STRING, K_NUMBER, K_TRUE, K_FALSE };
 /* What one object said, as far as the checks need it. */
 struct fields {
     char name[128], unit[16], label[128];
-    bool has_med, has_label, has_noisy, noisy;
-    double med, min, max, n;
+    bool has_med, has_label, has_noisy, noisy, has_pct;
+    double med, min, max, n, p10, p90;
 };
 
 /* walls bench's rule for a noisy figure (see the man page). */
@@ -217,10 +217,16 @@ static void check_noisy(struct parser *p, const struct fields *o)
         fail(p, "a numeric figure without a boolean noisy");
         return;
     }
-    bool want = timed(o->unit) && o->n >= 2 && o->max > NOISY_RATIO * o->min;
+    if (!o->has_pct || o->p10 < o->min || o->p10 > o->p90 || o->p90 > o->max) {
+        fprintf(stderr, "check_json: figure %s: p10 %g and p90 %g missing or out of [%g, %g]\n",
+                o->name, o->p10, o->p90, o->min, o->max);
+        fail(p, "percentiles missing or out of order");
+        return;
+    }
+    bool want = timed(o->unit) && o->n >= 2 && o->p90 > NOISY_RATIO * o->p10;
     if (o->noisy != want) {
-        fprintf(stderr, "check_json: figure %s: noisy is %s, min %g max %g n %g say %s\n",
-                o->name, o->noisy ? "true" : "false", o->min, o->max, o->n,
+        fprintf(stderr, "check_json: figure %s: noisy is %s, p10 %g p90 %g n %g say %s\n",
+                o->name, o->noisy ? "true" : "false", o->p10, o->p90, o->n,
                 want ? "true" : "false");
         fail(p, "noisy disagrees with the rule");
     }
@@ -310,6 +316,10 @@ static bool parse_object(struct parser *p)
             o.min = num;
         else if (strcmp(key, "max") == 0 && kind == K_NUMBER)
             o.max = num;
+        else if (strcmp(key, "p10") == 0 && kind == K_NUMBER)
+            o.p10 = num, o.has_pct = true;
+        else if (strcmp(key, "p90") == 0 && kind == K_NUMBER)
+            o.p90 = num;
         else if (strcmp(key, "n") == 0 && kind == K_NUMBER)
             o.n = num;
         else if (strcmp(key, "noisy") == 0 && (kind == K_TRUE || kind == K_FALSE))

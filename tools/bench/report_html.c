@@ -82,7 +82,8 @@ static void print_header(FILE *f, const struct bench *b)
                "<span class=\"chip\" style=\"background:%s\"></span>processes"
                "<span class=\"chip\" style=\"background:%s\"></span>hybrid"
                "<span class=\"chip\" style=\"background:%s\"></span>plain pthreads.<br>"
-               "<span class=\"noisy\">noisy</span>: the slowest run took over %gx the fastest; "
+               "<span class=\"noisy\">noisy</span>: the slowest tenth of the runs took over %gx "
+               "the fastest tenth; "
                "the median may differ in another run.</p>\n",
             COLOR_THREADS, COLOR_PROCESSES, COLOR_HYBRID, COLOR_PTHREADS, NOISY_RATIO);
 }

@@ -78,6 +78,8 @@ static void print_figure(FILE *f, const struct figure *fg)
         field_num(f, ", ", "median", fg->s.med);
         field_num(f, ", ", "min", fg->s.min);
         field_num(f, ", ", "max", fg->s.max);
+        field_num(f, ", ", "p10", fg->s.p10);
+        field_num(f, ", ", "p90", fg->s.p90);
         fprintf(f, ", \"n\": %d, \"noisy\": %s}", fg->s.n, fg->noisy ? "true" : "false");
     } else {
         field_str(f, ", ", "text", fg->text);

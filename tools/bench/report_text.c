@@ -141,6 +141,6 @@ void print_table(FILE *f, const struct bench *b, const struct row *rows, int nro
             noisy = noisy || rows[i].lines[l].noisy;
     }
     if (noisy)
-        fprintf(f, "noisy: the slowest run took over %gx the fastest; the median may differ in "
-                   "another run\n", NOISY_RATIO);
+        fprintf(f, "noisy: the slowest tenth of the runs took over %gx the fastest tenth;\n"
+                   "       the median may differ in another run\n", NOISY_RATIO);
 }

@@ -96,7 +96,7 @@ static void run(const struct bench *b, struct row *r)
     walls_trips(r, WALLS_PROCESSES, n, "rt_walls_processes", "walls empty task, processes", &wp,
                 &rcp);
     if (rct == 0 && rcp == 0)
-        row_line(r, 0, "walls: processes x%.1f threads' time", wp.med / wt.med);
+        row_line(r, 0, "walls: processes x%.2g threads' time", wp.med / wt.med);
     verdict(r, s, measured);
 }
 

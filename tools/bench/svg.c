@@ -238,7 +238,7 @@ static void dots_legend(FILE *f, const struct dot *dots, int n, int x, int y)
     x += 36 + text_width(glyph) + 22;
     if (noisy)
         fprintf(f, "<text x=\"%d\" y=\"%d\"><tspan fill=\"%s\" font-weight=\"bold\">noisy"
-                   "</tspan>: max over %gx min</text>\n", x, y, COLOR_NOISY, NOISY_RATIO);
+                   "</tspan>: p90 over %gx p10</text>\n", x, y, COLOR_NOISY, NOISY_RATIO);
 }
 
 /* Bands behind the plot, each labelled above it in its colour. */
