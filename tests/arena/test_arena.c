@@ -35,7 +35,7 @@ static bool staged(int which)
 
 #define ARENA (64u << 20)
 
-static walls_pool *make_pool(int which, size_t arena, unsigned locks)
+static walls_pool *arena_pool(int which, size_t arena, unsigned locks)
 {
     struct walls_pool_opts o = {.arena_size = arena, .locks = locks};
     switch (which) {
@@ -267,7 +267,7 @@ static int t_lock_reader(struct walls_call *call)
 
 START_TEST(test_sum_in_place)
 {
-    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_pool *pool = arena_pool(_i, ARENA, 0);
     enum { WORDS = (1u << 20) / 8 };
     walls_buf in[3], out;
     uint64_t expect = 0;
@@ -311,7 +311,7 @@ END_TEST
  * mapping of the same pages (a write by the host shows through). */
 START_TEST(test_no_copy)
 {
-    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_pool *pool = arena_pool(_i, ARENA, 0);
     walls_buf in, out;
     ck_assert_int_eq(walls_arena_alloc(pool, 8192, &in), 0);
     ck_assert_int_eq(walls_arena_alloc(pool, 8192, &out), 0);
@@ -344,7 +344,7 @@ END_TEST
 
 START_TEST(test_write_to_input)
 {
-    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_pool *pool = arena_pool(_i, ARENA, 0);
     walls_buf in;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &in), 0);
     unsigned char *host = ptr_of(pool, in);
@@ -371,7 +371,7 @@ END_TEST
 /* A task that writes past its own output, onto another buffer's place. */
 START_TEST(test_write_beside_output)
 {
-    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_pool *pool = arena_pool(_i, ARENA, 0);
     walls_buf other, out;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &other), 0);
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &out), 0);
@@ -403,7 +403,7 @@ END_TEST
  * the kernel under the seccomp sandbox (it guards against malice). */
 START_TEST(test_mprotect_input)
 {
-    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_pool *pool = arena_pool(_i, ARENA, 0);
     walls_buf in;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &in), 0);
     struct walls_task_opts opts = {.inputs = &in, .n_inputs = 1};
@@ -459,7 +459,7 @@ START_TEST(test_reopen_arena_writable)
 {
     if (_i == P_THREADS)
         return; /* threads write the host's memory directly */
-    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_pool *pool = arena_pool(_i, ARENA, 0);
     walls_buf in;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &in), 0);
     unsigned char *host = ptr_of(pool, in);
@@ -486,7 +486,7 @@ START_TEST(test_crash_mid_output)
 {
     if (_i == P_THREADS)
         return; /* a crash in a thread kills the program */
-    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_pool *pool = arena_pool(_i, ARENA, 0);
     walls_buf keep, out;
     ck_assert_int_eq(walls_arena_alloc(pool, 65536, &keep), 0);
     ck_assert_int_eq(walls_arena_alloc(pool, 65536, &out), 0);
@@ -564,7 +564,7 @@ END_TEST
  * the same in place and staged. */
 START_TEST(test_input_is_output)
 {
-    walls_pool *pool = make_pool(_i, ARENA, 0);
+    walls_pool *pool = arena_pool(_i, ARENA, 0);
     walls_buf b;
     ck_assert_int_eq(walls_arena_alloc(pool, 8192, &b), 0);
     uint64_t *w = ptr_of(pool, b);
@@ -588,7 +588,7 @@ END_TEST
 
 START_TEST(test_lock_holder_killed)
 {
-    walls_pool *pool = make_pool(_i, ARENA, 4);
+    walls_pool *pool = arena_pool(_i, ARENA, 4);
     walls_lock *locks;
     size_t n;
     ck_assert_int_eq(walls_pool_locks(pool, &locks, &n), 0);
@@ -649,7 +649,7 @@ START_TEST(test_lock_excludes)
 {
     if (staged(_i))
         return; /* the writer's output is staged: readers would not see it */
-    walls_pool *pool = make_pool(_i, ARENA, 1);
+    walls_pool *pool = arena_pool(_i, ARENA, 1);
     walls_buf shared;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &shared), 0);
     struct walls_task_opts wopts = {.output = shared};
@@ -679,8 +679,8 @@ END_TEST
 
 START_TEST(test_bad_buffers)
 {
-    walls_pool *pool = make_pool(_i, 1u << 20, 0);
-    walls_pool *other = make_pool(_i, 1u << 20, 0);
+    walls_pool *pool = arena_pool(_i, 1u << 20, 0);
+    walls_pool *other = arena_pool(_i, 1u << 20, 0);
     walls_buf a, b, foreign;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &a), 0);
     ck_assert_int_eq(walls_arena_alloc(other, 4096, &foreign), 0);
@@ -764,7 +764,7 @@ START_TEST(test_bad_buffers)
     walls_task_free(t2);
     ck_assert_int_eq(walls_arena_free(pool, a), 0);
     /* A pool without an arena, a destroyed pool. */
-    walls_pool *plain = make_pool(_i, 0, 0);
+    walls_pool *plain = arena_pool(_i, 0, 0);
     ck_assert_int_eq(walls_arena_alloc(plain, 4096, &b), -EINVAL);
     ck_assert_int_eq(walls_arena_free(plain, foreign), -EINVAL);
     walls_lock *locks;
@@ -843,7 +843,7 @@ END_TEST
  * running a task that timed out keeps its buffers. */
 START_TEST(test_pins_outlive_timeout)
 {
-    walls_pool *pool = make_pool(_i, 1u << 20, 0);
+    walls_pool *pool = arena_pool(_i, 1u << 20, 0);
     walls_buf a;
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &a), 0);
     int ms = 1000; /* well past the limit, even on a slow machine */
@@ -874,7 +874,7 @@ START_TEST(test_nothing_left_behind)
     int fds = count_fds();
     int shm = count_shm();
     for (int round = 0; round < 3; round++) {
-        walls_pool *pool = make_pool(_i, ARENA, 8);
+        walls_pool *pool = arena_pool(_i, ARENA, 8);
         walls_buf a;
         ck_assert_int_eq(walls_arena_alloc(pool, 1u << 20, &a), 0);
         struct walls_task_opts opts = {.inputs = &a, .n_inputs = 1, .output = a};

@@ -33,15 +33,6 @@ extern char **environ;
 #error "PLUGIN_PATH must name the test plugin"
 #endif
 
-static walls_pool *proc_pool(unsigned n)
-{
-    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = n};
-    walls_pool *pool = NULL;
-    int rc = walls_pool_create(&pool, &o);
-    ck_assert_msg(rc == 0, "walls_pool_create: %d (%s)", rc, walls_strerror(rc));
-    return pool;
-}
-
 struct crash_kind {
     walls_fn *fn;
     enum walls_status status;

@@ -27,25 +27,10 @@
 #include "sizing.h"
 #include "walls.h"
 
-static const enum walls_placement placements[] = {WALLS_THREADS, WALLS_PROCESSES};
-
 static void *last_error_of_new_thread(void *arg)
 {
     *(const char **)arg = walls_last_error();
     return NULL;
-}
-
-static walls_pool *make_pool(enum walls_placement placement, unsigned workers)
-{
-    struct walls_pool_opts o = {.placement = placement};
-    if (placement == WALLS_THREADS)
-        o.threads = workers;
-    else
-        o.processes = workers;
-    walls_pool *pool = NULL;
-    int rc = walls_pool_create(&pool, &o);
-    ck_assert_msg(rc == 0, "walls_pool_create: %d (%s)", rc, walls_strerror(rc));
-    return pool;
 }
 
 START_TEST(test_add_both)
