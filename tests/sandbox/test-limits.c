@@ -4,6 +4,9 @@
  * descriptor limit are all closed to it, in processes and hybrid; without
  * the sandbox the same probes succeed, so each check can fail. Threads and
  * unknown levels are refused.
+ *
+ * The program skips (exit 77, saying why) when the kernel refuses a layer of
+ * the limits level.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -14,6 +17,7 @@
 #include <sys/resource.h>
 
 #include "helpers.h"
+#include "probe.h"
 #include "walls.h"
 
 /* What a worker may do, as bits: 1 no_new_privs is off, 2 core dumps are
@@ -88,5 +92,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    return run_suite(suite());
+    return sandbox_main(suite, "sandbox-limits", "limits", WALLS_LAYER_LIMITS);
 }

@@ -3,6 +3,9 @@
  * socket, clone, execve, kill, ptrace, getppid) each end as WALLS_VIOLATION
  * naming the call while the pool carries on, and each succeeds without the
  * sandbox; a SIGSYS the task raises itself stays a crash.
+ *
+ * The program skips (exit 77, saying why) when the kernel refuses a layer of
+ * the seccomp level.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "probe.h"
 #include "walls.h"
 
 extern char **environ;
@@ -171,5 +175,6 @@ static Suite *suite(void)
 
 int main(void)
 {
-    return run_suite(suite());
+    return sandbox_main(suite, "sandbox-seccomp", "seccomp",
+                        WALLS_LAYER_LIMITS | WALLS_LAYER_SECCOMP);
 }
