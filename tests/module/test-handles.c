@@ -187,7 +187,7 @@ END_TEST
  * table's work. */
 START_TEST(test_chunks_given_back)
 {
-    enum { CHUNKS = 1024, N = CHUNKS * CHUNK_ENTRIES };
+    enum { CHUNKS = 512, N = CHUNKS * CHUNK_ENTRIES };
     struct walls__handles *table = table_open();
     struct entry **e = calloc(N, sizeof *e);
     uint64_t *old = calloc(N, sizeof *old);
