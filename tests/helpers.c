@@ -137,6 +137,26 @@ int t_overclaim(struct walls_call *call)
     return 0;
 }
 
+const enum walls_placement placements[2] = {WALLS_THREADS, WALLS_PROCESSES};
+
+walls_pool *make_pool(enum walls_placement placement, unsigned workers)
+{
+    struct walls_pool_opts o = {.placement = placement};
+    if (placement == WALLS_THREADS)
+        o.threads = workers;
+    else
+        o.processes = workers;
+    walls_pool *pool = NULL;
+    int rc = walls_pool_create(&pool, &o);
+    ck_assert_msg(rc == 0, "walls_pool_create: %d (%s)", rc, walls_strerror(rc));
+    return pool;
+}
+
+walls_pool *proc_pool(unsigned n)
+{
+    return make_pool(WALLS_PROCESSES, n);
+}
+
 int count_children(void)
 {
     char path[64];

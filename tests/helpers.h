@@ -1,6 +1,7 @@
 /*
- * helpers.h - what several walls tests need: task functions and checks on
- * the process's children, descriptors and shared-memory names.
+ * helpers.h - what several walls tests need: task functions, pools made or
+ * the test failed, and checks on the process's children, descriptors and
+ * shared-memory names. Built once, linked into every test program.
  */
 #ifndef WALLS_TEST_HELPERS_H
 #define WALLS_TEST_HELPERS_H
@@ -22,6 +23,14 @@ int t_sleep_ms(struct walls_call *call);  /* in: an int of milliseconds */
 int t_pid(struct walls_call *call);       /* out: the worker's pid */
 int t_fds(struct walls_call *call);       /* out: the worker's open descriptors, as ints */
 int t_overclaim(struct walls_call *call); /* claims more output than out_cap */
+
+/* The placements loop tests run in: _i = 0 threads, 1 processes. */
+extern const enum walls_placement placements[2];
+/* A pool of the placement with that many workers; the test fails if it
+ * cannot be created. */
+walls_pool *make_pool(enum walls_placement placement, unsigned workers);
+/* A process pool of n workers, likewise. */
+walls_pool *proc_pool(unsigned n);
 
 /* Children of this process (from /proc), or -1. */
 int count_children(void);

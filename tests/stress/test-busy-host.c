@@ -1,5 +1,5 @@
 /*
- * test_busy_host.c - a host that already runs 8 busy threads (allocating
+ * test-busy-host.c - a host that already runs 8 busy threads (allocating
  * and printing, so malloc and stdio locks are held at random moments)
  * creates and destroys a process pool 200 times. Workers must never be
  * forked from this multi-threaded host: the fork server is re-executed, or

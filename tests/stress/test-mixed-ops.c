@@ -1,5 +1,5 @@
 /*
- * test_mixed_ops.c - four threads doing everything at once to one pool:
+ * test-mixed-ops.c - four threads doing everything at once to one pool:
  * submitting (some tasks crash, sleep or time out), waiting, waiting for
  * any, cancelling, freeing running tasks, collecting, reading stats; then
  * destroying with WALLS_CANCEL while tasks are still out. Every task must

@@ -1,5 +1,5 @@
 /*
- * test_memory.c - task memory goes back once tasks are freed.
+ * test-memory.c - task memory goes back once tasks are freed.
  *
  * A million tasks of 400 bytes are queued at once, waited for, freed, and
  * their pool destroyed: the process's resident memory must come back to

@@ -1,0 +1,145 @@
+/*
+ * test-hybrid-faults.c - blame when faults meet in one hybrid process: two
+ * tasks faulting at the same instant, and twenty thousand mixed tasks with
+ * crashes among them, each end with their own signal or as lost, never
+ * with another task's signal.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "walls.h"
+
+/* Two tasks of one hybrid process that fault at the same instant: each
+ * meets the other (a counter in the worker's own memory, fresh in every
+ * process), then one writes through NULL and the other aborts. */
+static uint32_t met;
+
+static void meet(void)
+{
+    __atomic_fetch_add(&met, 1, __ATOMIC_SEQ_CST);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    while (__atomic_load_n(&met, __ATOMIC_SEQ_CST) < 2 &&
+           (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 1000000000L);
+}
+
+static int meet_segv(struct walls_call *call)
+{
+    meet();
+    return t_segv(call);
+}
+
+static int meet_abort(struct walls_call *call)
+{
+    meet();
+    return t_abort(call);
+}
+
+START_TEST(test_hybrid_simultaneous_faults)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
+                                .restart_limit = 100000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    enum { ROUNDS = 300 };
+    int wrong = 0, both = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        /* The process is up and both its threads asleep: the pair lands on
+         * different threads. */
+        walls_task *ready, *s, *a;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 0, &ready), 0);
+        ck_assert_int_eq(walls_wait(ready, 20000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(ready);
+        usleep(2000);
+        ck_assert_int_eq(walls_submit(pool, meet_segv, NULL, 0, &s), 0);
+        ck_assert_int_eq(walls_submit(pool, meet_abort, NULL, 0, &a), 0);
+        struct walls_result rs, ra;
+        ck_assert_int_eq(walls_wait(s, 20000, &rs), 0);
+        ck_assert_int_eq(walls_wait(a, 20000, &ra), 0);
+        /* A task that faulted ends with its own signal, never the other's.
+         * One may be lost: stopped by the other's death an instant before
+         * its own fault. Both lost would mean a fault nobody was blamed for. */
+        bool s_own = rs.status == WALLS_CRASHED && rs.code == SIGSEGV;
+        bool a_own = ra.status == WALLS_CRASHED && ra.code == SIGABRT;
+        bool ok = (s_own || rs.status == WALLS_LOST) && (a_own || ra.status == WALLS_LOST) &&
+                  (s_own || a_own);
+        both += s_own && a_own;
+        if (!ok && wrong++ < 5)
+            fprintf(stderr, "round %d: segv task %s/%d, abort task %s/%d\n", round,
+                    walls_status_name(rs.status), rs.code, walls_status_name(ra.status), ra.code);
+        walls_task_free(s);
+        walls_task_free(a);
+    }
+    fprintf(stderr, "simultaneous faults: %d of %d rounds had both blamed on their own signal\n",
+            both, ROUNDS);
+    ck_assert_msg(wrong == 0, "%d of %d rounds misreported", wrong, ROUNDS);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* Many mixed tasks on two hybrid processes of two threads: a task that
+ * faulted ends with its own signal or (when a neighbour's fault killed the
+ * process first) as lost; never with another task's signal. */
+START_TEST(test_hybrid_fault_soak)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 2, .threads = 2,
+                                .restart_limit = 100000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    enum { N = 20000 };
+    static walls_task *t[N];
+    for (int i = 0; i < N; i++) {
+        int v[2] = {i, 1};
+        walls_fn *fn = i % 40 == 3 ? t_segv : i % 40 == 17 ? t_abort : t_add;
+        ck_assert_int_eq(walls_submit(pool, fn, v, sizeof v, &t[i]), 0);
+    }
+    int wrong = 0, crashed = 0;
+    for (int i = 0; i < N; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 60000, &r), 0);
+        bool ok;
+        if (i % 40 == 3 || i % 40 == 17) {
+            int own = i % 40 == 3 ? SIGSEGV : SIGABRT;
+            ok = (r.status == WALLS_CRASHED && r.code == own) || r.status == WALLS_LOST;
+            crashed += r.status == WALLS_CRASHED;
+        } else {
+            ok = r.status == WALLS_OK || r.status == WALLS_LOST;
+        }
+        if (!ok && wrong++ < 5)
+            fprintf(stderr, "task %d (%s): %s/%d\n", i,
+                    i % 40 == 3 ? "segv" : i % 40 == 17 ? "abort" : "add",
+                    walls_status_name(r.status), r.code);
+        walls_task_free(t[i]);
+    }
+    ck_assert_msg(wrong == 0, "%d of %d tasks misreported", wrong, N);
+    ck_assert_int_gt(crashed, N / 40);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("hybrid faults");
+    TCase *tc = tcase_create("processes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_hybrid_simultaneous_faults);
+    tcase_add_test(tc, test_hybrid_fault_soak);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}

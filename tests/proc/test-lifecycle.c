@@ -1,0 +1,133 @@
+/*
+ * test-lifecycle.c - the lives of the fork server and the workers: destroy
+ * returns only after reaping, leaving no child, descriptor or /dev/shm name;
+ * walls_init() keeps the fork server between pools and walls_fini() ends it;
+ * several pools share it; a fork server that cannot start workers makes pool
+ * creation fail with the reason, leaving nothing behind.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "walls.h"
+
+START_TEST(test_nothing_left_behind)
+{
+    int fds = count_fds();
+    int shm = count_shm();
+    ck_assert_int_eq(count_children(), 0);
+    for (int round = 0; round < 3; round++) {
+        walls_pool *pool = proc_pool(3);
+        walls_task *t[30];
+        for (int i = 0; i < 30; i++)
+            ck_assert_int_eq(walls_submit(pool, i == 10 ? t_abort : t_echo, "a", 1, &t[i]), 0);
+        ck_assert_int_ge(count_children(), 1);
+        for (int i = 0; i < 30; i++) {
+            struct walls_result r;
+            ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+            walls_task_free(t[i]);
+        }
+        ck_assert_int_eq(walls_pool_destroy(pool, round == 1 ? WALLS_CANCEL : 0), 0);
+        /* Destroy returns after reaping: no child, no descriptor, no name. */
+        ck_assert_int_eq(count_children(), 0);
+        ck_assert_int_eq(count_fds(), fds);
+        ck_assert_int_eq(count_shm(), shm);
+    }
+}
+END_TEST
+
+START_TEST(test_init_keeps_fork_server)
+{
+    ck_assert_int_eq(walls_init(), 0);
+    ck_assert_int_eq(count_children(), 1); /* the fork server */
+    walls_pool *pool = proc_pool(2);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(count_children(), 1);
+    walls_fini();
+    ck_assert_int_eq(count_children(), 0);
+    walls_fini(); /* unmatched: nothing */
+    ck_assert_int_eq(count_children(), 0);
+}
+END_TEST
+
+START_TEST(test_many_pools_at_once)
+{
+    walls_pool *pools[6];
+    for (int i = 0; i < 6; i++)
+        pools[i] = proc_pool(1);
+    walls_task *t[6];
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(walls_submit(pools[i], i == 2 ? t_segv : t_pid, NULL, 0, &t[i]), 0);
+    for (int i = 0; i < 6; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+        ck_assert_int_eq(r.status, i == 2 ? WALLS_CRASHED : WALLS_OK);
+        walls_task_free(t[i]);
+    }
+    for (int i = 5; i >= 0; i--)
+        ck_assert_int_eq(walls_pool_destroy(pools[i], 0), 0);
+    ck_assert_int_eq(count_children(), 0);
+}
+END_TEST
+
+START_TEST(test_worker_start_failure)
+{
+    /* A fork server whose address space is capped: its workers cannot map
+     * their mailbox, and the pool must fail with that reason, leaving
+     * nothing behind. */
+    int fds = count_fds();
+    ck_assert_int_eq(walls_init(), 0);
+    ck_assert_int_eq(count_children(), 1);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", getpid(), getpid());
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int fs_pid = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &fs_pid), 1);
+    fclose(f);
+    struct rlimit tiny = {1 << 20, 1 << 20};
+    ck_assert_int_eq(prlimit(fs_pid, RLIMIT_AS, &tiny, NULL), 0);
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 2};
+    walls_pool *pool = NULL;
+    int rc = walls_pool_create(&pool, &o);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* A sanitizer's runtime dies of the cap before our code can say why;
+     * the fork server itself may die of it, and the pool then starts a new
+     * one, without the cap. */
+    ck_assert_msg(rc == -ENOMEM || rc == -ECHILD || rc == 0, "create: %d (%s)", rc,
+                  walls_strerror(rc));
+    if (rc == 0) {
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+        pool = NULL;
+    }
+#else
+    ck_assert_msg(rc == -ENOMEM, "create: %d (%s)", rc, walls_strerror(rc));
+#endif
+    ck_assert_ptr_null(pool);
+    walls_fini();
+    ck_assert_int_eq(wait_no_children(1000), 0);
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("lifecycle");
+    TCase *tc = tcase_create("processes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_nothing_left_behind);
+    tcase_add_test(tc, test_init_keeps_fork_server);
+    tcase_add_test(tc, test_many_pools_at_once);
+    tcase_add_test(tc, test_worker_start_failure);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}

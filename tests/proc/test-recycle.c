@@ -1,0 +1,175 @@
+/*
+ * test-recycle.c - replacing workers on purpose, and their memory limit:
+ * recycle_after counts tasks (cancelled ones too) and no task is lost on the
+ * way, recycle_rss replaces a worker grown past its size, and a task that
+ * exhausts worker_memory_limit crashes flagged WALLS_RESULT_MEMORY while a
+ * crash of its own is not blamed on memory.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "walls.h"
+
+START_TEST(test_recycle_after_n)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1, .recycle_after = 10};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    enum { N = 45 };
+    walls_task *t[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t[i]), 0);
+    int pids[N], distinct = 0;
+    for (int i = 0; i < N; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 20000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        memcpy(&pids[i], r.out, sizeof pids[i]);
+        if (i == 0 || pids[i] != pids[i - 1])
+            distinct++;
+        walls_task_free(t[i]);
+    }
+    /* Ten tasks per worker process, then a new one: no task lost. */
+    ck_assert_int_eq(distinct, 5);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(pids[i], pids[i - i % 10]);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.recycled, 4);
+    ck_assert_uint_eq(st.restarts, 0);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_recycle_counts_cancelled)
+{
+    /* Given its two tasks, one cancelled before it ran: the worker is
+     * still recycled, and the next task runs on its replacement. */
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1, .recycle_after = 2};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    int ms = 200;
+    walls_task *a, *b, *c;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &a), 0);
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &b), 0);
+    ck_assert_int_eq(walls_cancel(b), 0);
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &c), 0);
+    ck_assert_int_eq(walls_wait(c, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_int_eq(walls_wait(a, 0, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(a);
+    walls_task_free(b);
+    walls_task_free(c);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.recycled, 1);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+static int grow_rss(struct walls_call *call)
+{
+    size_t mb = 0;
+    memcpy(&mb, call->in, sizeof mb);
+    char *p = malloc(mb << 20);
+    if (!p)
+        return 12;
+    memset(p, 1, mb << 20);
+    /* Keep it: the worker's resident memory stays high. */
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+    return t_pid(call);
+}
+
+START_TEST(test_recycle_rss)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .recycle_rss = 64u << 20};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    size_t small = 1, big = 100;
+    walls_task *a, *b, *c;
+    struct walls_result r;
+    int pa, pb, pc;
+    ck_assert_int_eq(walls_submit(pool, grow_rss, &small, sizeof small, &a), 0);
+    ck_assert_int_eq(walls_wait(a, 20000, &r), 0);
+    memcpy(&pa, r.out, sizeof pa);
+    ck_assert_int_eq(walls_submit(pool, grow_rss, &big, sizeof big, &b), 0);
+    ck_assert_int_eq(walls_wait(b, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    memcpy(&pb, r.out, sizeof pb);
+    ck_assert_int_eq(pa, pb); /* under the limit until this task */
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &c), 0);
+    ck_assert_int_eq(walls_wait(c, 20000, &r), 0);
+    memcpy(&pc, r.out, sizeof pc);
+    ck_assert_int_ne(pb, pc); /* replaced after it */
+    walls_task_free(a);
+    walls_task_free(b);
+    walls_task_free(c);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+static int exhaust_memory(struct walls_call *call)
+{
+    (void)call;
+    /* Allocate until it fails, then die the way careless code does. */
+    for (;;) {
+        char *p = malloc(1 << 20);
+        if (!p)
+            abort();
+        memset(p, 1, 4096);
+    }
+}
+
+START_TEST(test_memory_limit)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .worker_memory_limit = 256u << 20};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, exhaust_memory, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_CRASHED && r.code == SIGABRT, "%s/%d",
+                  walls_status_name(r.status), r.code);
+    ck_assert_uint_eq(r.flags & WALLS_RESULT_MEMORY, WALLS_RESULT_MEMORY);
+    walls_task_free(t);
+    /* A crash of its own, far from the limit, is not blamed on memory. */
+    ck_assert_int_eq(walls_submit(pool, t_abort, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_CRASHED);
+    ck_assert_uint_eq(r.flags & WALLS_RESULT_MEMORY, 0);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+#endif
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("recycle");
+    TCase *tc = tcase_create("processes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_recycle_after_n);
+    tcase_add_test(tc, test_recycle_counts_cancelled);
+    tcase_add_test(tc, test_recycle_rss);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    /* Sanitizers reserve terabytes of address space: no RLIMIT_AS fits. */
+    tcase_add_test(tc, test_memory_limit);
+#endif
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}

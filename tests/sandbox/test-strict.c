@@ -1,0 +1,157 @@
+/*
+ * test-strict.c - what a strict worker is, beyond what attacks can tell:
+ * its namespaces, credentials and filter read by the host from /proc (and
+ * compared with a seccomp-level worker's), hybrid workers under the strict
+ * level, and nothing left behind once its pool is destroyed.
+ *
+ * The program skips (exit 77, saying why) when the kernel refuses a layer of
+ * the strict sandbox.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attacks.h"
+#include "helpers.h"
+#include "probe.h"
+#include "walls.h"
+
+/* One line of /proc/<pid>/status, after its "Name:" and the tab. */
+static bool status_field(pid_t pid, const char *name, char *out, size_t len)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool found = false;
+    size_t n = strlen(name);
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == '\t' || *v == ' ')
+                v++;
+            snprintf(out, len, "%s", v);
+            out[strcspn(out, "\n")] = '\0';
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static bool same_ns(pid_t pid, const char *ns)
+{
+    char a[64], b[64], la[128] = "", lb[128] = "";
+    snprintf(a, sizeof a, "/proc/%d/ns/%s", (int)pid, ns);
+    snprintf(b, sizeof b, "/proc/self/ns/%s", ns);
+    ck_assert_int_gt(readlink(a, la, sizeof la - 1), 0);
+    ck_assert_int_gt(readlink(b, lb, sizeof lb - 1), 0);
+    return strcmp(la, lb) == 0;
+}
+
+/* What a worker really runs with, read by the host from /proc: the strict
+ * level's namespaces, credentials and filter, which no attack above can
+ * tell from the seccomp level's. */
+START_TEST(test_worker_credentials)
+{
+    static const char *const spaces[] = {"user", "net", "ipc", "mnt", "uts"};
+    for (int strict = 0; strict < 2; strict++) {
+        struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                    .sandbox = strict ? WALLS_SANDBOX_STRICT
+                                                      : WALLS_SANDBOX_SECCOMP};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        pid_t pid;
+        ck_assert_uint_eq(r.out_len, sizeof pid);
+        memcpy(&pid, r.out, sizeof pid);
+        walls_task_free(t);
+        char v[128];
+        ck_assert(status_field(pid, "NoNewPrivs", v, sizeof v));
+        ck_assert_str_eq(v, "1");
+        ck_assert(status_field(pid, "Seccomp", v, sizeof v));
+        ck_assert_str_eq(v, "2");
+        ck_assert(status_field(pid, "CapEff", v, sizeof v));
+        if (strict || geteuid() != 0)
+            ck_assert_str_eq(v, "0000000000000000");
+        if (strict && geteuid() == 0) {
+            ck_assert(status_field(pid, "Uid", v, sizeof v));
+            ck_assert_str_eq(v, "65534\t65534\t65534\t65534");
+            ck_assert(status_field(pid, "Gid", v, sizeof v));
+            ck_assert_str_eq(v, "65534\t65534\t65534\t65534");
+            ck_assert(status_field(pid, "CapBnd", v, sizeof v));
+            ck_assert_str_eq(v, "0000000000000000");
+        }
+        for (size_t i = 0; i < sizeof spaces / sizeof spaces[0]; i++)
+            ck_assert_msg(same_ns(pid, spaces[i]) == !strict, "%s worker, %s namespace",
+                          strict ? "strict" : "seccomp", spaces[i]);
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+}
+END_TEST
+
+START_TEST(test_hybrid_strict)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 3,
+                                .needs = WALLS_NEED_UNTRUSTED};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    walls_task *t[4];
+    struct walls_result r;
+    static const char hello[] = "hi";
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(walls_submit(pool, t_echo, hello, sizeof hello, &t[i]), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(walls_wait(t[i], 30000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t[i]);
+    }
+    ck_assert_int_eq(walls_submit(pool, a_unshare, &target, sizeof target, &t[3]), 0);
+    ck_assert_int_eq(walls_wait(t[3], 30000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_VIOLATION);
+    ck_assert_str_eq(walls_syscall_name(r.code), "unshare");
+    walls_task_free(t[3]);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_nothing_left_behind)
+{
+    int fds = count_fds();
+    walls_pool *pool = strict_pool();
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, a_fork, &target, sizeof target, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(wait_no_children(5000), 0);
+    ck_assert_int_eq(count_fds(), fds);
+    ck_assert_int_eq(count_shm(), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("strict");
+    TCase *tc = tcase_create("strict");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, test_worker_credentials);
+    tcase_add_test(tc, test_hybrid_strict);
+    tcase_add_test(tc, test_nothing_left_behind);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return sandbox_main(suite, "sandbox-strict", "strict", STRICT_LAYERS);
+}

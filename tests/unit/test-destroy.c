@@ -1,0 +1,127 @@
+/*
+ * test-destroy.c - destroying a pool: WALLS_CANCEL with tasks running and
+ * queued, another thread submitting while destroy runs (refused with
+ * -ESHUTDOWN or -EBADF, never anything else), and a task destroying its
+ * own pool (-EDEADLK).
+ *
+ * Loop tests run once per placement: _i = 0 threads, 1 processes.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "walls.h"
+
+START_TEST(test_destroy_cancel)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    int ms = 200;
+    walls_task *t[10];
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t[i]), 0);
+    usleep(30000);
+    ck_assert_int_eq(walls_pool_destroy(pool, WALLS_CANCEL), 0);
+    int cancelled = 0, ok = 0;
+    for (int i = 0; i < 10; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 0, &r), 0);
+        cancelled += r.status == WALLS_CANCELLED;
+        ok += r.status == WALLS_OK;
+        walls_task_free(t[i]);
+    }
+    /* The running one finishes on a thread (it cannot be stopped) and is
+     * killed in a process; everything queued is cancelled. */
+    if (placements[_i] == WALLS_THREADS) {
+        ck_assert_int_eq(ok, 1);
+        ck_assert_int_eq(cancelled, 9);
+    } else {
+        ck_assert_int_eq(ok, 0);
+        ck_assert_int_eq(cancelled, 10);
+    }
+}
+END_TEST
+
+static int destroy_rc = -1;
+
+static void *destroy_thread(void *pool)
+{
+    destroy_rc = walls_pool_destroy(pool, 0);
+    return NULL;
+}
+
+START_TEST(test_submit_while_destroying)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    int ms = 200;
+    walls_task *t;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t), 0);
+    /* A second thread destroys while this one submits. */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, destroy_thread, pool), 0);
+    int refused = 0;
+    for (int i = 0; i < 2000 && !refused; i++) {
+        walls_task *u;
+        int rc = walls_submit(pool, t_echo, NULL, 0, &u);
+        if (rc == 0)
+            walls_task_free(u);
+        else if (rc == -ESHUTDOWN || rc == -EBADF)
+            refused = 1;
+        else
+            ck_abort_msg("submit during destroy: %d", rc);
+        usleep(1000);
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(refused, 1);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(destroy_rc, 0);
+}
+END_TEST
+
+static walls_pool *self_pool;
+
+static int destroy_own_pool(struct walls_call *call)
+{
+    int rc = walls_pool_destroy(self_pool, 0);
+    memcpy(call->out, &rc, sizeof rc);
+    call->out_len = sizeof rc;
+    return 0;
+}
+
+START_TEST(test_destroy_from_worker)
+{
+    self_pool = make_pool(WALLS_THREADS, 1);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(self_pool, destroy_own_pool, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, -1, &r), 0);
+    int rc;
+    memcpy(&rc, r.out, sizeof rc);
+    ck_assert_int_eq(rc, -EDEADLK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(self_pool, 0), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("destroy");
+    TCase *tc = tcase_create("destroy");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_destroy_cancel, 0, 2);
+    tcase_add_loop_test(tc, test_submit_while_destroying, 0, 2);
+    tcase_add_test(tc, test_destroy_from_worker);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}

@@ -1,0 +1,98 @@
+/*
+ * test-events.c - driving a pool from an event loop: walls_pool_fd turns
+ * readable when a task completes, and walls_pool_collect hands out each
+ * finished task once (none freed before collection), then reads as drained.
+ * The example of a poll() loop (examples/poll_loop.c) runs as its own test.
+ *
+ * Loop tests run once per placement: _i = 0 threads, 1 processes.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+
+#include "helpers.h"
+#include "walls.h"
+
+START_TEST(test_pool_fd)
+{
+    walls_pool *pool = make_pool(placements[_i], 1);
+    int fd = walls_pool_fd(pool);
+    ck_assert_int_ge(fd, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 0), 0);
+    int ms = 50;
+    walls_task *t;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t), 0);
+    ck_assert_int_eq(poll(&p, 1, 5000), 1); /* readable once it completes */
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(t, 0, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_collect)
+{
+    walls_pool *pool = make_pool(placements[_i], 2);
+    walls_task *got[8], *t[5];
+    size_t n = 99;
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), -ENOTCONN);
+    ck_assert_int_eq(walls_pool_collect(NULL, got, 8, &n), -EINVAL);
+    ck_assert_int_eq(walls_pool_collect(pool, NULL, 8, &n), -EINVAL);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 0, &n), -EINVAL);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, NULL), -EINVAL);
+    int fd = walls_pool_fd(pool);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(walls_submit(pool, t_echo, &i, sizeof i, &t[i]), 0);
+    struct walls_result r;
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(walls_wait(t[i], -1, &r), 0);
+    walls_task_free(t[3]); /* freed before collected: not reported */
+    size_t total = 0;
+    bool seen[5] = {false};
+    for (int round = 0; round < 5 && total < 4; round++) {
+        ck_assert_int_eq(walls_pool_collect(pool, got, 2, &n), 0);
+        ck_assert_uint_le(n, 2);
+        for (size_t k = 0; k < n; k++)
+            for (int i = 0; i < 5; i++)
+                if (got[k] == t[i]) {
+                    ck_assert(!seen[i]);
+                    seen[i] = true;
+                }
+        total += n;
+    }
+    ck_assert_uint_eq(total, 4);
+    ck_assert(seen[0] && seen[1] && seen[2] && !seen[3] && seen[4]);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 0), 0); /* drained and reset */
+    for (int i = 0; i < 5; i++)
+        if (i != 3)
+            walls_task_free(t[i]);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), -EBADF);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("events");
+    TCase *tc = tcase_create("both placements");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_pool_fd, 0, 2);
+    tcase_add_loop_test(tc, test_collect, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}
