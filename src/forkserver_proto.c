@@ -64,16 +64,16 @@ int walls__msg_recv(int sock, struct walls__msg *msg, int *fds, int *nfds, bool 
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
-        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        int tmp[WALLS__MSG_MAX_FDS];
-        if (count > WALLS__MSG_MAX_FDS)
-            count = WALLS__MSG_MAX_FDS;
-        memcpy(tmp, CMSG_DATA(c), (size_t)count * sizeof(int));
-        for (int i = 0; i < count; i++) {
+        /* Every descriptor that arrived is kept or closed: the buffer's
+         * padding can hold one more than WALLS__MSG_MAX_FDS. */
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
             if (got < want)
-                fds[got++] = tmp[i];
+                fds[got++] = fd;
             else
-                close(tmp[i]);
+                close(fd);
         }
     }
     *nfds = got;

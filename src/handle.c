@@ -11,6 +11,10 @@
  * spare; past WALLS__HANDLE_SPARE spares, its pages go back to the system
  * (MADV_DONTNEED: they read as zeros from then on) and it is made again,
  * with fresh generations, only when no resident chunk has room.
+ *
+ * Generations: an entry is made free with an even one; handing it out adds
+ * one (odd: live), retiring it adds one (even: dead, and free again once
+ * released). Handles carry the odd one.
  */
 #define _GNU_SOURCE
 #include "handle.h"
@@ -88,7 +92,7 @@ static int grow(struct walls__handles *table)
     __lsan_register_root_region(mem, chunk_bytes(table));
 #endif
     table->chunks[n].mem = mem;
-    table->chunks[n].gen_base = 1;
+    table->chunks[n].gen_base = 2;
     make_chunk(table, n);
     /* Release: the chunk's contents are visible before lookups can reach it. */
     walls__store_release(&table->nchunks, n + 1);
@@ -121,6 +125,8 @@ void *walls__handle_alloc(struct walls__handles *table)
     hdr->next_free = NULL;
     if (chunk->live++ == 0)
         table->spare--;
+    /* Odd: live. Release: a lookup that reads it sees the entry as it is. */
+    walls__store_release(&hdr->gen, walls__load_relaxed(&hdr->gen) + 1);
     pthread_mutex_unlock(&table->lock);
     return hdr;
 }
@@ -128,11 +134,11 @@ void *walls__handle_alloc(struct walls__handles *table)
 void walls__handle_retire(void *entry)
 {
     struct walls__handle_hdr *hdr = entry;
-    uint32_t gen = walls__load_relaxed(&hdr->gen) + 1;
-    if (gen == 0)
-        gen = 1;
-    /* Release: a lookup that sees the new generation sees no stale state. */
-    walls__store_release(&hdr->gen, gen);
+    uint32_t gen = walls__load_relaxed(&hdr->gen);
+    if (!(gen & 1))
+        return; /* retired already */
+    /* Even: dead. Release: a lookup that sees it sees no stale state. */
+    walls__store_release(&hdr->gen, gen + 1);
 }
 
 /* Gives chunk c's pages back; its next generations start above every one
@@ -146,7 +152,7 @@ static void give_back(struct walls__handles *table, uint32_t c)
         if (gen > top)
             top = gen;
     }
-    chunk->gen_base = top + 1 ? top + 1 : 1;
+    chunk->gen_base = (top + 2) & ~1u; /* even, above every one handed out */
     chunk->resident = false;
     chunk->free = NULL;
     table->spare--;
@@ -181,9 +187,9 @@ void *walls__handle_get(struct walls__handles *table, uint64_t handle)
         return NULL;
     char *mem = table->chunks[index / table->chunk_entries].mem;
     struct walls__handle_hdr *hdr = entry_at(table, mem, index % table->chunk_entries);
-    /* Acquire: pairs with the release in make_chunk() and retire. A chunk
-     * given back reads generation 0, which no handle carries. */
-    if (walls__load_acquire(&hdr->gen) != gen)
+    /* Acquire: pairs with the releases in alloc and retire. Only live
+     * entries have odd generations; a chunk given back reads 0. */
+    if (!(gen & 1) || walls__load_acquire(&hdr->gen) != gen)
         return NULL;
     return hdr;
 }

@@ -5,7 +5,9 @@
  * index + 1). Entries live in chunks of address space that are never
  * unmapped, so looking up a stale handle reads valid memory and finds a
  * different generation: a task freed twice or a pool used after destroy is
- * refused, not dereferenced.
+ * refused, not dereferenced. A live entry's generation is odd, a free
+ * one's even (handing out and retiring each add one), so a made-up handle
+ * never names an entry that was never handed out, whatever its index.
  *
  * Memory comes back: a table whose entries hold no lock (tasks) gives the
  * pages of a chunk whose entries are all free back to the system, keeping
@@ -26,7 +28,7 @@
 
 /* Every entry starts with this header. */
 struct walls__handle_hdr {
-    uint32_t gen;   /* bumped when the entry is retired; read atomically; never 0 */
+    uint32_t gen;   /* odd while handed out, even while free; read atomically */
     uint32_t index;
     struct walls__handle_hdr *next_free;
 };
@@ -36,7 +38,7 @@ struct walls__handle_chunk {
     char *mem;                      /* published with release order; never unmapped */
     struct walls__handle_hdr *free; /* its free entries */
     uint32_t live;                  /* entries handed out */
-    uint32_t gen_base;              /* first generation when it is made again */
+    uint32_t gen_base;              /* generation (even) its entries start free with */
     uint32_t next_partial;          /* the partial stack (chunks with free entries): 1 + index */
     bool partial;                   /* on that stack */
     bool resident;                  /* made: its entries are initialised */

@@ -150,10 +150,16 @@ START_TEST(test_retire_and_release)
     ck_assert_uint_gt(gen_of(after), gen_of(before));     /* newer generation */
     ck_assert_ptr_null(walls__handle_get(table, before));
     ck_assert_ptr_eq(walls__handle_get(table, after), again);
-    /* The generation never wraps to 0, which no handle carries. */
+    /* The generation wraps past 0, which no handle carries: a live entry's
+     * is odd, a retired one's even. */
     __atomic_store_n(&again->hdr.gen, UINT32_MAX, __ATOMIC_RELAXED);
     walls__handle_retire(again);
-    ck_assert_uint_eq(gen_of(walls__handle_of(again)), 1);
+    ck_assert_uint_eq(gen_of(walls__handle_of(again)), 0);
+    walls__handle_release(table, again);
+    struct entry *wrapped = alloc_entry(table);
+    ck_assert_ptr_eq(wrapped, again);
+    ck_assert_uint_eq(gen_of(walls__handle_of(wrapped)), 1);
+    ck_assert_ptr_eq(walls__handle_get(table, walls__handle_of(wrapped)), wrapped);
     for (int i = 0; i < CHUNK_ENTRIES; i++)
         walls__handle_release(table, others[i]);
     walls__handle_release(table, kept);
@@ -166,6 +172,11 @@ START_TEST(test_garbage_refused)
     struct walls__handles *table = table_open();
     struct entry *e = alloc_entry(table);
     uint64_t h = walls__handle_of(e);
+    /* Entries never handed out are named by no handle, whatever its
+     * generation: a made-up handle finds nothing. */
+    for (uint64_t g = 1; g < 8; g++)
+        for (uint64_t index = 2; index < CHUNK_ENTRIES; index += 97)
+            ck_assert_ptr_null(walls__handle_get(table, g << 32 | (index + 1)));
     ck_assert_ptr_eq(walls__handle_get(table, h), e);
     static const uint64_t zero_gen = 1, zero_index = 1ull << 32;
     ck_assert_ptr_null(walls__handle_get(table, 0));

@@ -129,6 +129,20 @@ START_TEST(test_bad_submit_wait)
     ck_assert_int_eq(walls_wait_any(&t, 1, 0, &idx), -EBADF);
     walls_task_free(t); /* freeing twice: nothing */
     walls_task_free(NULL);
+    /* Made-up handles, including ones whose index names a task entry never
+     * handed out: refused, never followed. */
+    for (uint64_t g = 1; g < 6; g++)
+        for (uint64_t index = 1; index < 5000; index += 499) {
+            walls_task *forged = (walls_task *)(uintptr_t)(g << 32 | index);
+            if (forged == t)
+                continue;
+            ck_assert_int_eq(walls_wait(forged, 0, &r), -EBADF);
+            ck_assert_int_eq(walls_cancel(forged), -EBADF);
+            walls_task_free(forged);
+            walls_pool *fp = (walls_pool *)(uintptr_t)(g << 32 | (index % 64 + 1));
+            if (fp != pool)
+                ck_assert_int_eq(walls_pool_stats(fp, &(struct walls_stats){0}), -EBADF);
+        }
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
 END_TEST

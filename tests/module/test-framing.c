@@ -1,7 +1,7 @@
 /*
- * test-fs-framing.c - the fork server's message framing (walls__fs_send and
- * walls__fs_recv in src/forkserver.c) on its own, over a SOCK_SEQPACKET
- * socket pair: a message with 0 to WALLS__FS_MAX_FDS descriptors arrives
+ * test-framing.c - the fork server's message framing (walls__msg_send and
+ * walls__msg_recv in src/forkserver_proto.c) on its own, over a SOCK_SEQPACKET
+ * socket pair: a message with 0 to WALLS__MSG_MAX_FDS descriptors arrives
  * whole, its descriptors new, in order and close-on-exec; descriptors
  * beyond the number asked for are closed; a truncated or oversized message
  * is refused with -EPROTO and whatever descriptors came with it are
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "forkserver.h"
 
 static void socket_pair(int sv[2])
 {
@@ -52,16 +52,17 @@ static off_t size_of(int fd)
     return st.st_size;
 }
 
-/* Sends len bytes with n descriptors, bypassing walls__fs_send's framing. */
+/* Sends len bytes with n descriptors (up to 16), bypassing walls__msg_send's
+ * framing and its limit. */
 static void send_raw(int sock, const void *buf, size_t len, const int *fds, int n)
 {
     union {
-        char buf[CMSG_SPACE(WALLS__FS_MAX_FDS * sizeof(int))];
+        char buf[CMSG_SPACE(16 * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct iovec iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    ck_assert_int_le(n, WALLS__FS_MAX_FDS);
+    ck_assert_int_le(n, 16);
     if (n > 0) {
         memset(&u, 0, sizeof u);
         mh.msg_control = u.buf;
@@ -75,8 +76,8 @@ static void send_raw(int sock, const void *buf, size_t len, const int *fds, int 
     ck_assert_int_eq(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len);
 }
 
-static const struct walls__fs_msg sample = {
-    .type = WALLS__FS_SPAWNED, .worker = 7, .pid = 4242, .err = -ENOMEM,
+static const struct walls__msg sample = {
+    .type = WALLS__MSG_SPAWNED, .worker = 7, .pid = 4242, .err = -ENOMEM,
     .exit_how = 2, .exit_status = 9,
 };
 
@@ -85,15 +86,15 @@ START_TEST(test_message_with_descriptors)
     int fds_before = count_fds();
     int sv[2];
     socket_pair(sv);
-    for (int n = 0; n <= WALLS__FS_MAX_FDS; n++) {
-        int sent[WALLS__FS_MAX_FDS], got[WALLS__FS_MAX_FDS];
+    for (int n = 0; n <= WALLS__MSG_MAX_FDS; n++) {
+        int sent[WALLS__MSG_MAX_FDS], got[WALLS__MSG_MAX_FDS];
         make_fds(sent, n);
-        struct walls__fs_msg msg = sample, in;
+        struct walls__msg msg = sample, in;
         msg.worker = (uint32_t)n;
-        ck_assert_int_eq(walls__fs_send(sv[0], &msg, sent, n), 0);
-        int nfds = WALLS__FS_MAX_FDS;
+        ck_assert_int_eq(walls__msg_send(sv[0], &msg, sent, n), 0);
+        int nfds = WALLS__MSG_MAX_FDS;
         memset(&in, 0, sizeof in);
-        ck_assert_int_eq(walls__fs_recv(sv[1], &in, got, &nfds, false), 0);
+        ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, false), 0);
         ck_assert_int_eq(nfds, n);
         ck_assert_msg(memcmp(&in, &msg, sizeof msg) == 0, "%d descriptors: message changed", n);
         for (int i = 0; i < n; i++) {
@@ -112,26 +113,52 @@ END_TEST
 START_TEST(test_extra_descriptors_closed)
 {
     int fds_before = count_fds();
-    int sv[2], sent[WALLS__FS_MAX_FDS], got[WALLS__FS_MAX_FDS];
+    int sv[2], sent[WALLS__MSG_MAX_FDS], got[WALLS__MSG_MAX_FDS];
     socket_pair(sv);
-    make_fds(sent, WALLS__FS_MAX_FDS);
-    struct walls__fs_msg in;
+    make_fds(sent, WALLS__MSG_MAX_FDS);
+    struct walls__msg in;
     /* Two asked for: the first two kept, the others closed. */
-    ck_assert_int_eq(walls__fs_send(sv[0], &sample, sent, WALLS__FS_MAX_FDS), 0);
+    ck_assert_int_eq(walls__msg_send(sv[0], &sample, sent, WALLS__MSG_MAX_FDS), 0);
     int nfds = 2;
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, got, &nfds, false), 0);
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, false), 0);
     ck_assert_int_eq(nfds, 2);
     ck_assert_int_eq(size_of(got[0]), 4096);
     ck_assert_int_eq(size_of(got[1]), 2 * 4096);
-    ck_assert_int_eq(count_fds(), fds_before + 2 + WALLS__FS_MAX_FDS + 2);
+    ck_assert_int_eq(count_fds(), fds_before + 2 + WALLS__MSG_MAX_FDS + 2);
     close_fds(got, 2);
     /* None asked for: all closed. */
-    ck_assert_int_eq(walls__fs_send(sv[0], &sample, sent, WALLS__FS_MAX_FDS), 0);
+    ck_assert_int_eq(walls__msg_send(sv[0], &sample, sent, WALLS__MSG_MAX_FDS), 0);
     nfds = 0;
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, NULL, &nfds, false), 0);
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, NULL, &nfds, false), 0);
     ck_assert_int_eq(nfds, 0);
     ck_assert_int_eq(memcmp(&in, &sample, sizeof in), 0);
-    close_fds(sent, WALLS__FS_MAX_FDS);
+    close_fds(sent, WALLS__MSG_MAX_FDS);
+    close_fds(sv, 2);
+    ck_assert_int_eq(count_fds(), fds_before);
+}
+END_TEST
+
+/* A hostile peer sends more descriptors than the protocol has: the one
+ * that fits the buffer's padding beside the limit, or many more. None of
+ * them stays open. */
+START_TEST(test_too_many_descriptors)
+{
+    int fds_before = count_fds();
+    int sv[2], sent[16], got[WALLS__MSG_MAX_FDS];
+    socket_pair(sv);
+    make_fds(sent, 16);
+    static const int counts[] = {WALLS__MSG_MAX_FDS + 1, 16};
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+        send_raw(sv[0], &sample, sizeof sample, sent, counts[k]);
+        struct walls__msg in;
+        int nfds = WALLS__MSG_MAX_FDS;
+        int rc = walls__msg_recv(sv[1], &in, got, &nfds, false);
+        ck_assert_msg(rc == 0 || rc == -EPROTO, "%d descriptors: %d", counts[k], rc);
+        close_fds(got, nfds);
+        ck_assert_msg(count_fds() == fds_before + 2 + 16, "%d descriptors: %d left open",
+                      counts[k], count_fds() - fds_before - 2 - 16);
+    }
+    close_fds(sent, 16);
     close_fds(sv, 2);
     ck_assert_int_eq(count_fds(), fds_before);
 }
@@ -140,10 +167,10 @@ END_TEST
 START_TEST(test_malformed_refused)
 {
     int fds_before = count_fds();
-    int sv[2], sent[WALLS__FS_MAX_FDS], got[WALLS__FS_MAX_FDS];
+    int sv[2], sent[WALLS__MSG_MAX_FDS], got[WALLS__MSG_MAX_FDS];
     socket_pair(sv);
-    make_fds(sent, WALLS__FS_MAX_FDS);
-    char buf[sizeof(struct walls__fs_msg) + 16];
+    make_fds(sent, WALLS__MSG_MAX_FDS);
+    char buf[sizeof(struct walls__msg) + 16];
     memset(buf, 0x5a, sizeof buf);
     memcpy(buf, &sample, sizeof sample);
     static const struct {
@@ -151,31 +178,31 @@ START_TEST(test_malformed_refused)
         size_t len;
         int nfds;
     } cases[] = {
-        {"half a message", sizeof(struct walls__fs_msg) / 2, 3},
-        {"one byte short", sizeof(struct walls__fs_msg) - 1, WALLS__FS_MAX_FDS},
-        {"16 bytes too long", sizeof(struct walls__fs_msg) + 16, 3},
-        {"one byte too long", sizeof(struct walls__fs_msg) + 1, 0},
+        {"half a message", sizeof(struct walls__msg) / 2, 3},
+        {"one byte short", sizeof(struct walls__msg) - 1, WALLS__MSG_MAX_FDS},
+        {"16 bytes too long", sizeof(struct walls__msg) + 16, 3},
+        {"one byte too long", sizeof(struct walls__msg) + 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         send_raw(sv[0], buf, cases[i].len, sent, cases[i].nfds);
-        struct walls__fs_msg in;
-        int nfds = WALLS__FS_MAX_FDS;
-        int rc = walls__fs_recv(sv[1], &in, got, &nfds, false);
+        struct walls__msg in;
+        int nfds = WALLS__MSG_MAX_FDS;
+        int rc = walls__msg_recv(sv[1], &in, got, &nfds, false);
         ck_assert_msg(rc == -EPROTO, "%s: %d (%s)", cases[i].what, rc, strerror(-rc));
         ck_assert_msg(nfds == 0, "%s: %d descriptors handed out", cases[i].what, nfds);
         /* Whatever came with it was closed. */
-        ck_assert_msg(count_fds() == fds_before + 2 + WALLS__FS_MAX_FDS,
+        ck_assert_msg(count_fds() == fds_before + 2 + WALLS__MSG_MAX_FDS,
                       "%s: %d descriptors open, expected %d", cases[i].what, count_fds(),
-                      fds_before + 2 + WALLS__FS_MAX_FDS);
+                      fds_before + 2 + WALLS__MSG_MAX_FDS);
     }
     /* The socket still carries good messages after bad ones. */
-    ck_assert_int_eq(walls__fs_send(sv[0], &sample, sent, 1), 0);
+    ck_assert_int_eq(walls__msg_send(sv[0], &sample, sent, 1), 0);
     int nfds = 1;
-    struct walls__fs_msg in;
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, got, &nfds, false), 0);
+    struct walls__msg in;
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, false), 0);
     ck_assert_int_eq(nfds, 1);
     close_fds(got, 1);
-    close_fds(sent, WALLS__FS_MAX_FDS);
+    close_fds(sent, WALLS__MSG_MAX_FDS);
     close_fds(sv, 2);
     ck_assert_int_eq(count_fds(), fds_before);
 }
@@ -186,31 +213,31 @@ START_TEST(test_empty_and_closed)
     int fds_before = count_fds();
     int sv[2], got[1];
     socket_pair(sv);
-    struct walls__fs_msg in;
+    struct walls__msg in;
     int nfds = 1;
     /* Nothing there: -EAGAIN at once, nothing handed out. */
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, got, &nfds, false), -EAGAIN);
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, false), -EAGAIN);
     ck_assert_int_eq(nfds, 0);
     /* A descriptor that is not open: -EBADF, and nothing was sent. */
     int closed = dup(sv[0]);
     ck_assert_int_ge(closed, 0);
     ck_assert_int_eq(close(closed), 0);
-    ck_assert_int_eq(walls__fs_send(sv[0], &sample, &closed, 1), -EBADF);
+    ck_assert_int_eq(walls__msg_send(sv[0], &sample, &closed, 1), -EBADF);
     nfds = 1;
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, got, &nfds, false), -EAGAIN);
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, false), -EAGAIN);
     /* A message sent before the peer closed still arrives; then the end. */
-    ck_assert_int_eq(walls__fs_send(sv[0], &sample, NULL, 0), 0);
+    ck_assert_int_eq(walls__msg_send(sv[0], &sample, NULL, 0), 0);
     ck_assert_int_eq(close(sv[0]), 0);
     nfds = 1;
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, got, &nfds, false), 0);
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, false), 0);
     ck_assert_int_eq(nfds, 0);
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, got, &nfds, false), -EPIPE);
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, got, &nfds, true), -EPIPE);
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, false), -EPIPE);
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, true), -EPIPE);
     ck_assert_int_eq(close(sv[1]), 0);
     /* Sending to a closed peer: -EPIPE, and no SIGPIPE kills the sender. */
     socket_pair(sv);
     ck_assert_int_eq(close(sv[1]), 0);
-    ck_assert_int_eq(walls__fs_send(sv[0], &sample, NULL, 0), -EPIPE);
+    ck_assert_int_eq(walls__msg_send(sv[0], &sample, NULL, 0), -EPIPE);
     ck_assert_int_eq(close(sv[0]), 0);
     ck_assert_int_eq(count_fds(), fds_before);
 }
@@ -221,7 +248,7 @@ static void *send_later(void *arg)
     int sock = *(int *)arg;
     struct timespec ts = {0, 20 * 1000000};
     nanosleep(&ts, NULL);
-    return (void *)(intptr_t)walls__fs_send(sock, &sample, NULL, 0);
+    return (void *)(intptr_t)walls__msg_send(sock, &sample, NULL, 0);
 }
 
 START_TEST(test_blocking_receive)
@@ -231,9 +258,9 @@ START_TEST(test_blocking_receive)
     socket_pair(sv);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, send_later, &sv[0]), 0);
-    struct walls__fs_msg in;
+    struct walls__msg in;
     int nfds = 0;
-    ck_assert_int_eq(walls__fs_recv(sv[1], &in, NULL, &nfds, true), 0);
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, NULL, &nfds, true), 0);
     ck_assert_int_eq(memcmp(&in, &sample, sizeof in), 0);
     void *sent;
     ck_assert_int_eq(pthread_join(th, &sent), 0);
@@ -250,6 +277,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_message_with_descriptors);
     tcase_add_test(tc, test_extra_descriptors_closed);
+    tcase_add_test(tc, test_too_many_descriptors);
     tcase_add_test(tc, test_malformed_refused);
     tcase_add_test(tc, test_empty_and_closed);
     tcase_add_test(tc, test_blocking_receive);
