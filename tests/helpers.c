@@ -222,6 +222,18 @@ int count_threads(void)
     return count_dir("/proc/self/task", NULL);
 }
 
+long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 int run_suite(Suite *suite)
 {
     SRunner *sr = srunner_create(suite);

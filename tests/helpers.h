@@ -42,6 +42,8 @@ int count_fds(void);
 int count_shm(void);
 /* Threads of this process. */
 int count_threads(void);
+/* Resident memory of this process in KiB (from /proc/self/statm), or 0. */
+long rss_kb(void);
 
 /* Runs a Check suite; the exit status for main(). */
 struct Suite;

@@ -64,18 +64,6 @@ static uint32_t gen_of(uint64_t handle)
     return (uint32_t)(handle >> 32);
 }
 
-static long rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/statm", "re");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* Pages of chunk c in memory. */
 static size_t chunk_resident_pages(struct walls__handles *table, uint32_t c)
 {

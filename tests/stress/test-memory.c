@@ -27,18 +27,6 @@
  * keeps, far below the ~800 MB a million tasks of 400 bytes take. */
 #define SLACK_MB 64
 
-static long rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/statm", "re");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static int t_nothing(struct walls_call *call)
 {
     (void)call;
