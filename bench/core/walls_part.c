@@ -1,0 +1,131 @@
+/*
+ * walls_part.c - bench_core's walls figures: round trip and throughput of
+ * a placement, and how long a crashed worker takes to be replaced.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <walls.h>
+
+#include "core.h"
+
+/* Every walls call that can fail returns 0 or a negative errno. */
+#define WALLS_CHECK(call) check_walls((call), #call)
+
+static void expect_status(const struct walls_result *res, enum walls_status want, const char *what)
+{
+    if (res->status != want) {
+        fprintf(stderr, "bench_core: %s ended %s (code %d), expected %s\n", what,
+                walls_status_name(res->status), res->code, walls_status_name(want));
+        exit(1);
+    }
+}
+
+/* Submit fn, wait for it, free it. The result's out is dropped with the task. */
+static struct walls_result run_one(walls_pool *pool, walls_fn *fn)
+{
+    walls_task *task;
+    struct walls_result res;
+    WALLS_CHECK(walls_submit(pool, fn, NULL, 0, &task));
+    WALLS_CHECK(walls_wait(task, -1, &res));
+    walls_task_free(task);
+    res.out = NULL;
+    res.out_len = 0;
+    return res;
+}
+
+static void round_trip(void *ctx)
+{
+    struct walls_result res = run_one(ctx, empty_task);
+    expect_status(&res, WALLS_OK, "an empty task");
+}
+
+static void batch(void *ctx, unsigned long n)
+{
+    walls_pool *pool = ctx;
+    walls_task **tasks = xcalloc(n, sizeof *tasks);
+    for (unsigned long i = 0; i < n; i++)
+        WALLS_CHECK(walls_submit(pool, empty_task, NULL, 0, &tasks[i]));
+    for (unsigned long i = 0; i < n; i++) {
+        struct walls_result res;
+        WALLS_CHECK(walls_wait(tasks[i], -1, &res));
+        expect_status(&res, WALLS_OK, "an empty task");
+        walls_task_free(tasks[i]);
+    }
+    free(tasks);
+}
+
+static walls_pool *pool_start(enum walls_placement placement, unsigned sandbox, unsigned workers)
+{
+    struct walls_pool_opts opts = {.placement = placement, .sandbox = sandbox};
+    if (placement == WALLS_PROCESSES)
+        opts.processes = workers;
+    else if (placement == WALLS_HYBRID)
+        opts.processes = 1, opts.threads = workers;
+    else
+        opts.threads = workers;
+    walls_pool *pool;
+    WALLS_CHECK(walls_pool_create(&pool, &opts));
+    char line[640];
+    if (walls_pool_explain(pool, line, sizeof line) >= 0)
+        printf("  pool         %s\n", line);
+    return pool;
+}
+
+struct figures bench_walls(const char *title, int placement, unsigned sandbox,
+                           const struct counts *c)
+{
+    printf("\n%s, %d workers\n", title, WORKERS);
+    walls_pool *pool = pool_start((enum walls_placement)placement, sandbox, WORKERS);
+    struct figures f;
+    f.rt = measure_round_trips(round_trip, pool, c);
+    f.tput = measure_throughput(batch, pool, c);
+    WALLS_CHECK(walls_pool_destroy(pool, 0));
+    print_figures(&f, c);
+    return f;
+}
+
+/* One crash, then one empty round trip on the replacement; returns the time of both. */
+static double crash_and_recover(walls_pool *pool, int *sig)
+{
+    double t0 = now_ns();
+    struct walls_result res = run_one(pool, crash_task);
+    expect_status(&res, WALLS_CRASHED, "the crashing task");
+    round_trip(pool);
+    double elapsed = now_ns() - t0;
+    *sig = res.code;
+    return elapsed;
+}
+
+struct respawn bench_respawn(const struct counts *c)
+{
+    struct respawn r = {0};
+    printf("\nworker crash to replacement serving again: walls processes, 1 worker\n");
+    /* c->respawns + 1 restarts stay under the default limit (100 within 1 s). */
+    walls_pool *pool = pool_start(WALLS_PROCESSES, WALLS_SANDBOX_NONE, 1);
+    r.base = measure_round_trips(round_trip, pool, c);
+
+    crash_and_recover(pool, &r.signal); /* warm-up: not timed */
+    double *ns = xcalloc(c->respawns, sizeof *ns);
+    for (unsigned i = 0; i < c->respawns; i++)
+        ns[i] = crash_and_recover(pool, &r.signal);
+    r.total = latency_of(ns, c->respawns);
+    free(ns);
+    r.respawn_us = r.total.median_us - r.base.median_us;
+
+    struct walls_stats stats;
+    WALLS_CHECK(walls_pool_stats(pool, &stats));
+    r.restarts = stats.restarts;
+    WALLS_CHECK(walls_pool_destroy(pool, 0));
+
+    printf("  empty round trip on this pool          median %8.2f us\n", r.base.median_us);
+    printf("  crash + next empty round trip          median %8.2f us   p99 %8.2f us\n",
+           r.total.median_us, r.total.p99_us);
+    printf("  respawn (difference of the medians)           %8.2f us   over %u crashes, signal %d\n",
+           r.respawn_us, c->respawns, r.signal);
+    printf("  worker restarts counted by the pool           %8llu      (expected %u)\n",
+           (unsigned long long)r.restarts, c->respawns + 1);
+    fflush(stdout);
+    return r;
+}
