@@ -498,6 +498,11 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
  * @in: copied before the call returns; may be NULL when in_len is 0.
  * @task: out; the task handle, owned by the caller until walls_task_free().
  *
+ * Tasks are dealt to workers in submission order. A task that has
+ * not started may move to another worker of the pool: none waits behind a
+ * running task while another worker of its pool idles (the host decides
+ * where a task runs and believes one result for it; docs/design.md).
+ *
  * Errors: -EINVAL (pool, fn or task NULL; in NULL with in_len > 0);
  * -E2BIG (in_len above WALLS_INLINE_MAX); -EBADF (destroyed pool);
  * -ESHUTDOWN (the pool is being destroyed); -ENOMEM; -ENOENT (process

@@ -12,6 +12,9 @@
 /* Lock held: consumes every lane's completions, dispatches, and lets the
  * backend act on what asks for it (a protocol break, a recycling). */
 void walls__api_harvest(struct walls__pool *pool);
+/* Lock held: tells the backend's timekeeper to run when the engine asked
+ * for its clock (pool->want_clock). */
+void walls__api_clock(struct walls__pool *pool);
 /* Lock NOT held: harvests if no other thread is at it, and wakes waiters. */
 void walls__api_progress(struct walls__pool *pool);
 /* Lock NOT held: sleeps until the pool's done_seq moves past seq, or

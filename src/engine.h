@@ -27,7 +27,8 @@
 
 /* Appends a submitted task to the pending queue and dispatches. */
 void walls__engine_queue(struct walls__pool *pool, struct walls__task *task);
-/* Moves pending tasks into lanes with room (breaks them if the pool is). */
+/* Moves pending tasks into lanes with room (breaks them if the pool is),
+ * and tasks waiting in rings to lanes that ran dry. */
 void walls__engine_dispatch(struct walls__pool *pool);
 /* Ends a task with a result: copies out (memory for the bytes written
  * only), updates the statistics, puts it on the collect list, and marks it
@@ -58,6 +59,20 @@ void walls__engine_break(struct walls__pool *pool);
 /* Cancels a task that has not started: 0, -EALREADY (finished) or -EBUSY
  * (it runs, or is about to: only its backend can stop it). */
 int walls__engine_cancel(struct walls__pool *pool, struct walls__task *task);
+/* Takes back, newest first, up to max tasks of lane queued after request
+ * after that have not started (each slot's QUEUED -> CANCELLED exchange
+ * won against the worker's); stops at the first that has. They are put in
+ * out oldest first, still counted in the rings; the caller places them.
+ * Returns how many. */
+unsigned walls__engine_take_back(struct walls__pool *pool, struct walls__lane *lane, uint32_t after,
+                                 unsigned max, struct walls__task **out);
+/* The engine's clock for balancing: when due, moves tasks that wait behind
+ * a long-running one into idle lanes. Returns when to call again, or
+ * INT64_MAX. (walls__engine_expire calls it.) */
+int64_t walls__engine_balance(struct walls__pool *pool, int64_t now);
+/* Whether lanes should report running dry (WALLS__ARM_REFILL): tasks wait
+ * in the queue, or behind others in the rings. */
+bool walls__engine_wants_refill(const struct walls__pool *pool);
 
 /* What workers report through their doorbells (walls__engine_arm). */
 #define WALLS__ARM_EVERY 1u  /* every completion: somebody sleeps on a result */
@@ -94,7 +109,9 @@ void walls__engine_unhold(struct walls__pool *pool, struct walls__inflight *e);
  * request and asks for attention, for its backend to kill it. Then
  * dispatches. Returns when to look again: the earliest deadline ahead, a
  * tick while limited tasks are out (a start is not announced), or
- * INT64_MAX. */
+ * INT64_MAX; balancing's clock (walls__engine_balance) runs here too.
+ * When the engine wants this called and nobody may be calling it, it sets
+ * pool->want_clock, and the API layer tells the backend (its timed op). */
 int64_t walls__engine_expire(struct walls__pool *pool, int64_t now);
 
 /* While limited tasks are out, deadlines are looked at at least this often

@@ -145,8 +145,13 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
     uint32_t was = lane->oldest;
     while (lane->oldest != lane->rq_tail && lane->inflight[lane->oldest & MASK].retired)
         lane->oldest++;
-    if (lane->oldest != was && pool->ntimed)
+    if (consumed && lane->oldest != was)
         lane->retire_ns = now;
+    if (consumed && lane->oldest == lane->rq_tail && pool->nlanes > 1) {
+        /* It ran dry: tasks waiting elsewhere may move to it. */
+        lane->ran_dry = true;
+        pool->rebalance = true;
+    }
     if (consumed && lane->watch) {
         lane->attention = true;
         pool->attention = true;
@@ -261,18 +266,7 @@ static void abandon(struct walls__pool *pool, struct walls__lane *lane, uint32_t
     e->abandoned = 1;
     lane->stuck = true;
     struct walls__task *requeue[WALLS__RING_SLOTS];
-    unsigned n = 0;
-    for (uint32_t s = seq + 1; s != lane->rq_tail; s++) {
-        struct walls__inflight *b = &lane->inflight[s & MASK];
-        if (b->retired || b->kind != WALLS__REQ_TASK || b->cancelled || !b->task)
-            continue;
-        uint32_t expected = WALLS__SLOT_QUEUED;
-        if (!walls__cas(&lane->mb->rq_slots[s & MASK].state, &expected, WALLS__SLOT_CANCELLED))
-            continue;
-        b->cancelled = 1;
-        requeue[n++] = b->task;
-        b->task = NULL;
-    }
+    unsigned n = walls__engine_take_back(pool, lane, seq, WALLS__RING_SLOTS, requeue);
     while (n > 0)
         walls__engine_requeue_front(pool, requeue[--n]);
 }
@@ -299,5 +293,6 @@ int64_t walls__engine_expire(struct walls__pool *pool, int64_t now)
         pool->attention = true;
     }
     walls__engine_dispatch(pool);
-    return next;
+    int64_t balance = walls__engine_balance(pool, now);
+    return balance < next ? balance : next;
 }

@@ -153,6 +153,7 @@ struct walls__lane {
     int64_t seen_ns;            /* when that tail last moved */
     int64_t last_turn_ns;       /* its last finished task: dispatch to harvest */
     int64_t retire_ns;          /* when the host last retired one of its requests */
+    bool ran_dry;               /* it finished all it had, since the engine last balanced */
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;                 /* its worker broke the protocol: nothing it says counts */
     bool stuck;                 /* a thread still running a timed-out task */
@@ -226,6 +227,12 @@ struct walls__pool {
     uint64_t npending;
     uint64_t in_rings;          /* tasks in rings, not done */
     unsigned next_lane;         /* where the next dispatch starts looking */
+    /* Balance between lanes [lock] (dispatch.c): */
+    bool rebalance;             /* a lane ran dry: move to it tasks waiting elsewhere */
+    int64_t balance_at;         /* when to look for tasks stuck behind a long task while a
+                                 * lane idles; 0 = nothing to look for */
+    bool want_clock;            /* the engine asks for its clock (walls__engine_expire) to run:
+                                 * the API layer tells the backend's timekeeper */
     bool attention;             /* some lane has attention set */
     /* Completions, to host waiters: */
     uint32_t done_seq;          /* [atomic] bumped at each completion; waiters sleep on it */

@@ -167,7 +167,8 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     *out_task = walls__task_handle(task);
     /* The timekeeper may be asleep with no deadline to wait for. */
     if (first_timed)
-        pool->backend->timed(pool);
+        pool->want_clock = true;
+    walls__api_clock(pool);
     walls__pool_unlock(pool);
     return 0;
 }

@@ -58,6 +58,8 @@ static walls_fn *raw_resolve(void *ctx, uint16_t module, uint64_t offset, int *e
  * ring its doorbell: somebody sleeps on a result (or watches the pool's
  * descriptor), or its ring ran dry while tasks wait in the queue. Host
  * threads spinning in walls_wait() consume them otherwise. */
+static void threads_timed(struct walls__pool *pool);
+
 static void thread_published(void *ctx, bool more)
 {
     struct walls__lane *lane = ctx;
@@ -72,6 +74,10 @@ static void thread_published(void *ctx, bool more)
     walls__pool_lock(pool);
     walls__engine_harvest(pool, lane);
     walls__engine_dispatch(pool);
+    if (pool->want_clock) {
+        pool->want_clock = false;
+        threads_timed(pool);
+    }
     walls__pool_unlock(pool);
     walls__engine_signal(pool);
 }

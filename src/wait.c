@@ -28,6 +28,16 @@ void walls__api_harvest(struct walls__pool *pool)
     walls__engine_harvest_all(pool);
     if (pool->attention && pool->backend->attend)
         pool->backend->attend(pool);
+    walls__api_clock(pool);
+}
+
+void walls__api_clock(struct walls__pool *pool)
+{
+    WALLS__LOCKED(pool);
+    if (pool->want_clock) {
+        pool->want_clock = false;
+        pool->backend->timed(pool);
+    }
 }
 
 void walls__api_progress(struct walls__pool *pool)

@@ -1,0 +1,244 @@
+/*
+ * test-balance.c - tasks do not wait in one worker's queue while another
+ * worker of the pool idles: tasks that have not started move to the idle
+ * worker, in every placement, and each still ends exactly once.
+ *
+ *  - A long task, then short ones behind it: every short one finishes
+ *    while the long one still runs (without moving, half of them would
+ *    wait for it).
+ *  - Short tasks, a long one and short ones again, in one burst after the
+ *    pool warmed up on tiny tasks: the short ones behind the long one move
+ *    to the other worker even though it sleeps by then (the engine's
+ *    clock, not a worker running dry, moves them).
+ *  - A hostile worker that turns the slots the host took back from it
+ *    into queued ones again: the host believes one run of each task, the
+ *    one in the lane it moved to; the liar is killed, and the pool serves.
+ *
+ * Loop tests run once per placement: _i = 0 threads, 1 processes, 2 hybrid.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "mailbox.h"
+#include "walls.h"
+
+#define NSHORT 12
+
+static const enum walls_placement where[3] = {WALLS_THREADS, WALLS_PROCESSES, WALLS_HYBRID};
+
+/* Two workers in each placement (hybrid: one process of two threads). */
+static walls_pool *two_workers(int i)
+{
+    struct walls_pool_opts o = {.placement = where[i]};
+    if (where[i] == WALLS_THREADS)
+        o.threads = 2;
+    else if (where[i] == WALLS_PROCESSES)
+        o.processes = 2;
+    else
+        o.processes = 1, o.threads = 2;
+    walls_pool *pool = NULL;
+    int rc = walls_pool_create(&pool, &o);
+    ck_assert_msg(rc == 0, "walls_pool_create: %s", walls_strerror(rc));
+    return pool;
+}
+
+struct nap {
+    int ms;
+    int id;
+};
+
+/* Sleeps in->ms, answers in->id. */
+static int nap_task(struct walls_call *call)
+{
+    struct nap n;
+    if (call->in_len != sizeof n || call->out_cap < sizeof n.id)
+        return 1;
+    memcpy(&n, call->in, sizeof n);
+    struct timespec ts = {n.ms / 1000, (long)(n.ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    memcpy(call->out, &n.id, sizeof n.id);
+    call->out_len = sizeof n.id;
+    return 0;
+}
+
+static walls_task *submit_nap(walls_pool *pool, int ms, int id)
+{
+    struct nap n = {ms, id};
+    walls_task *t;
+    ck_assert_int_eq(walls_submit(pool, nap_task, &n, sizeof n, &t), 0);
+    return t;
+}
+
+/* Waits up to ms for t; it must have answered id. */
+static void expect_answer(walls_task *t, int64_t ms, int id)
+{
+    struct walls_result r;
+    int rc = walls_wait(t, ms, &r);
+    ck_assert_msg(rc == 0, "task %d not finished within %lld ms: %s", id, (long long)ms,
+                  walls_strerror(rc));
+    ck_assert_msg(r.status == WALLS_OK, "task %d ended %s", id, walls_status_name(r.status));
+    int got;
+    ck_assert_uint_eq(r.out_len, sizeof got);
+    memcpy(&got, r.out, sizeof got);
+    ck_assert_int_eq(got, id);
+}
+
+START_TEST(test_short_ones_pass_a_long_one)
+{
+    walls_pool *pool = two_workers(_i);
+    walls_task *lng = submit_nap(pool, 3000, -1), *sht[NSHORT];
+    for (int k = 0; k < NSHORT; k++)
+        sht[k] = submit_nap(pool, 20, k);
+    /* On the other worker alone they take 240 ms. */
+    for (int k = 0; k < NSHORT; k++)
+        expect_answer(sht[k], 2000, k);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(lng, 0, &r), -ETIMEDOUT);
+    expect_answer(lng, -1, -1);
+    for (int k = 0; k < NSHORT; k++)
+        walls_task_free(sht[k]);
+    walls_task_free(lng);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_stuck_behind_a_sleeping_worker)
+{
+    walls_pool *pool = two_workers(_i);
+    /* Tiny tasks first, so that the pool packs the next ones onto the
+     * worker that keeps up while the other sleeps. */
+    for (int k = 0; k < 2000; k++) {
+        walls_task *t = submit_nap(pool, 0, k);
+        expect_answer(t, -1, k);
+        walls_task_free(t);
+    }
+    walls_task *before[3], *lng, *after[5];
+    for (int k = 0; k < 3; k++)
+        before[k] = submit_nap(pool, 0, k);
+    lng = submit_nap(pool, 3000, -1);
+    for (int k = 0; k < 5; k++)
+        after[k] = submit_nap(pool, 0, 100 + k);
+    for (int k = 0; k < 3; k++)
+        expect_answer(before[k], 2000, k);
+    for (int k = 0; k < 5; k++)
+        expect_answer(after[k], 2000, 100 + k);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(lng, 0, &r), -ETIMEDOUT);
+    expect_answer(lng, -1, -1);
+    for (int k = 0; k < 3; k++)
+        walls_task_free(before[k]);
+    for (int k = 0; k < 5; k++)
+        walls_task_free(after[k]);
+    walls_task_free(lng);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* The worker's own mailbox, from /proc/self/maps. */
+static struct walls__mailbox *own_mailbox(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return NULL;
+    char line[512];
+    void *at = NULL;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "walls-mailbox")) {
+            unsigned long start;
+            if (sscanf(line, "%lx-", &start) == 1)
+                at = (void *)start;
+            break;
+        }
+    fclose(f);
+    return at;
+}
+
+/* For 500 ms, turns every slot of its ring the host took back (CANCELLED)
+ * into a queued one again, so that its worker runs those tasks too once
+ * this one returns. Answers how many slots it turned. */
+static int hostile_requeue(struct walls_call *call)
+{
+    struct walls__mailbox *mb = own_mailbox();
+    if (!mb || call->out_cap < sizeof(int))
+        return 1;
+    int turned = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        for (unsigned s = 0; s < WALLS__RING_SLOTS; s++) {
+            uint32_t cancelled = WALLS__SLOT_CANCELLED;
+            turned += __atomic_compare_exchange_n(&mb->rq_slots[s].state, &cancelled,
+                                                  WALLS__SLOT_QUEUED, false, __ATOMIC_SEQ_CST,
+                                                  __ATOMIC_SEQ_CST);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < 500);
+    memcpy(call->out, &turned, sizeof turned);
+    call->out_len = sizeof turned;
+    return 0;
+}
+
+START_TEST(test_hostile_requeue)
+{
+    walls_pool *pool = proc_pool(2);
+    walls_task *h, *sht[NSHORT];
+    ck_assert_int_eq(walls_submit(pool, hostile_requeue, NULL, 0, &h), 0);
+    for (int k = 0; k < NSHORT; k++)
+        sht[k] = submit_nap(pool, 20, k);
+    /* Each short task ends once, with its own answer: from the worker the
+     * host moved it to, whatever the liar runs afterwards. */
+    for (int k = 0; k < NSHORT; k++)
+        expect_answer(sht[k], 5000, k);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(h, 5000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "the hostile task ended %s", walls_status_name(r.status));
+    int turned;
+    memcpy(&turned, r.out, sizeof turned);
+    ck_assert_msg(turned > 0, "no slot was taken back from the hostile worker: nothing tested");
+    /* Its worker then runs tasks that are no longer its own: it is killed
+     * for the first it reports, and replaced. The pool serves on. */
+    struct walls_stats st = {0};
+    for (int k = 0; k < 500 && st.restarts == 0; k++) {
+        walls_task *t = submit_nap(pool, 10, 1000 + k);
+        expect_answer(t, 5000, 1000 + k);
+        walls_task_free(t);
+        ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    }
+    ck_assert_uint_ge(st.restarts, 1);
+    for (int k = 0; k < 10; k++) {
+        walls_task *t = submit_nap(pool, 0, 2000 + k);
+        expect_answer(t, 5000, 2000 + k);
+        walls_task_free(t);
+    }
+    for (int k = 0; k < NSHORT; k++)
+        walls_task_free(sht[k]);
+    walls_task_free(h);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("balance");
+    TCase *tc = tcase_create("balance");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_short_ones_pass_a_long_one, 0, 3);
+    tcase_add_loop_test(tc, test_stuck_behind_a_sleeping_worker, 0, 3);
+    tcase_add_test(tc, test_hostile_requeue);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}
