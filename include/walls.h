@@ -148,6 +148,14 @@ struct walls_pool_opts {
     /* Process-shared locks that survive their holder's death (walls_lock);
      * 0 = none; at most WALLS_LOCKS_MAX. */
     unsigned locks;
+    /* Backpressure: at most this many tasks wait to start; past it,
+     * walls_submit() and walls_submit_batch() return -EAGAIN. A task waits
+     * from its submission until it starts; the pool counts as waiting its
+     * unfinished tasks beyond one per worker (threads, or threads of all
+     * its processes), so up to max_queued + workers tasks are unfinished.
+     * 0 = unbounded. Room comes back as tasks finish: each finish makes
+     * walls_pool_fd() readable. */
+    unsigned max_queued;
     uint64_t reserved[8];     /* must be zero */
 };
 
@@ -507,7 +515,7 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
  * -E2BIG (in_len above WALLS_INLINE_MAX); -EBADF (destroyed pool);
  * -ESHUTDOWN (the pool is being destroyed); -ENOMEM; -ENOENT (process
  * placement: fn lies in no loaded module); -ENAMETOOLONG (its module's path
- * does not fit a ring slot).
+ * does not fit a ring slot); -EAGAIN (opts.max_queued tasks wait already).
  */
 WALLS_API int walls_submit(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
                            walls_task **task);
@@ -521,7 +529,10 @@ struct walls_task_opts {
     const walls_buf *inputs;
     unsigned n_inputs;
     walls_buf output;
-    uint64_t reserved[4];  /* must be zero */
+    /* The caller's own pointer, given back by walls_task_user() whatever
+     * becomes of the task; walls never looks at it. */
+    void *user;
+    uint64_t reserved[3];  /* must be zero */
 };
 
 /*
@@ -552,6 +563,37 @@ struct walls_task_opts {
  */
 WALLS_API int walls_submit_ex(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
                               const struct walls_task_opts *opts, walls_task **task);
+
+/* One input of walls_submit_batch(): len bytes at data (NULL when len is 0). */
+struct walls_input {
+    const void *data;
+    size_t len;
+};
+
+/*
+ * walls_submit_batch - n calls of fn, one per input, submitted at once:
+ * either all of them or none. Each input is copied before the call
+ * returns. tasks[i] gets the handle of in[i]'s task, owned by the caller as
+ * from walls_submit(); on an error tasks is left as it was. One lock and
+ * one wake-up serve the whole batch, so it costs less per task than n
+ * walls_submit() calls. Thread-safe, as walls_submit().
+ *
+ * Errors: -EINVAL (pool, fn, in or tasks NULL; n 0; in[i].data NULL with
+ * in[i].len above 0: walls_last_error() names i); -E2BIG (an in[i].len
+ * above WALLS_INLINE_MAX); -EAGAIN (the batch would take the pool past
+ * opts.max_queued: nothing was submitted); and those of walls_submit()
+ * (-EBADF, -ESHUTDOWN, -ENOMEM, -ENOENT, -ENAMETOOLONG).
+ */
+WALLS_API int walls_submit_batch(walls_pool *pool, walls_fn *fn, const struct walls_input *in,
+                                 size_t n, walls_task **tasks);
+
+/*
+ * walls_task_user - the user pointer given in walls_task_opts.user at
+ * submission (NULL if none): the same after the task succeeded, failed,
+ * crashed or timed out, until walls_task_free(). NULL, with the reason in
+ * walls_last_error(), for a NULL or freed handle.
+ */
+WALLS_API void *walls_task_user(walls_task *task);
 
 /*
  * The shared arena (opts.arena_size): one memory-backed file mapped by the
@@ -685,6 +727,15 @@ WALLS_API int walls_wait(walls_task *task, int64_t timeout_ms, struct walls_resu
  * -ETIMEDOUT.
  */
 WALLS_API int walls_wait_any(walls_task **tasks, size_t n, int64_t timeout_ms, size_t *index);
+
+/*
+ * walls_wait_all - wait until every one of n tasks is finished (then
+ * walls_wait(task, 0, &res) gives each result at once). Tasks may belong to
+ * different pools; timeout_ms bounds the whole wait. Errors: -EINVAL (tasks
+ * NULL, n 0, an element NULL, timeout below -1); -EBADF (an element freed);
+ * -ETIMEDOUT (some task not finished in time).
+ */
+WALLS_API int walls_wait_all(walls_task **tasks, size_t n, int64_t timeout_ms);
 
 /*
  * walls_cancel - cancel a task. One that has not started ends as

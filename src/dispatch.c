@@ -699,14 +699,22 @@ void walls__engine_dispatch(struct walls__pool *pool)
         dispatch_at(pool, walls__now_ns());
 }
 
-void walls__engine_queue(struct walls__pool *pool, struct walls__task *task)
+void walls__engine_queue_many(struct walls__pool *pool, struct walls__task *const *tasks,
+                              size_t n)
 {
     WALLS__LOCKED(pool);
-    pool->submitted++;
-    task->where = WALLS__AT_PENDING;
-    list_append(&pool->pending, task);
-    pool->npending++;
-    dispatch_at(pool, task->submit_ns);
+    for (size_t i = 0; i < n; i++) {
+        tasks[i]->where = WALLS__AT_PENDING;
+        list_append(&pool->pending, tasks[i]);
+    }
+    pool->submitted += n;
+    pool->npending += n;
+    dispatch_at(pool, tasks[0]->submit_ns);
     if (walls__engine_wants_refill(pool))
         walls__engine_arm(pool, walls__engine_armed(pool) | WALLS__ARM_REFILL);
+}
+
+void walls__engine_queue(struct walls__pool *pool, struct walls__task *task)
+{
+    walls__engine_queue_many(pool, &task, 1);
 }

@@ -27,6 +27,9 @@
 
 /* Appends a submitted task to the pending queue and dispatches. */
 void walls__engine_queue(struct walls__pool *pool, struct walls__task *task);
+/* The same for n tasks (n > 0), in order, with one dispatch. */
+void walls__engine_queue_many(struct walls__pool *pool, struct walls__task *const *tasks,
+                              size_t n);
 /* Moves pending tasks into lanes with room (breaks them if the pool is),
  * and tasks waiting in rings to lanes that ran dry. */
 void walls__engine_dispatch(struct walls__pool *pool);

@@ -100,7 +100,8 @@ const char *walls_strerror(int err)
     case -EOWNERDEAD:
         return "the lock was taken, but its last holder died holding it";
     case -EAGAIN:
-        return "no threads or processes left to start workers with";
+        return "try again later: the pool has max_queued tasks waiting already (submit), or "
+               "no threads or processes were left to start workers with";
     default:
         break;
     }

@@ -91,6 +91,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->sandbox_conf = plan.conf;
     memcpy(pool->explain, plan.explain, sizeof pool->explain);
     pool->lost_retries = o.lost_retries;
+    pool->max_queued = o.max_queued;
     pool->recycle_after = o.recycle_after;
     pool->recycle_rss_kb = (o.recycle_rss + 1023) / 1024;
     pool->memory_limit = o.worker_memory_limit;

@@ -81,6 +81,7 @@ struct walls__task {
     unsigned attempts;        /* [lock] runs started for it (LOST ones run again) */
     unsigned result_flags;    /* [lock] WALLS_RESULT_* */
     int64_t limit_ns;         /* time limit; 0 = none */
+    void *user;               /* walls_task_opts.user: the caller's, never looked at */
     struct walls__task *next; /* [lock] pending queue, then the collect list */
     struct walls__task *prev;
     bool collectable;         /* [atomic] on the pool's collect list */
@@ -204,6 +205,7 @@ struct walls__pool {
     size_t max_output;
     char explain[768];
     unsigned lost_retries;
+    unsigned max_queued;        /* 0 = unbounded (walls_pool_opts.max_queued) */
     unsigned recycle_after;
     uint64_t recycle_rss_kb;
     uint64_t memory_limit;

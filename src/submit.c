@@ -109,6 +109,78 @@ int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len
     return walls_submit_ex(handle, fn, in, in_len, NULL, out_task);
 }
 
+/* A new task of pool holding a copy of in; NULL (the reason kept) when
+ * memory runs out. */
+static struct walls__task *task_with_input(struct walls__pool *pool, const void *in,
+                                           size_t in_len, const char *call)
+{
+    struct walls__task *task = walls__task_new(pool);
+    if (!task) {
+        walls__fail(-ENOMEM, "%s: no memory for the task", call);
+        return NULL;
+    }
+    task->in_len = (uint32_t)in_len;
+    if (in_len > WALLS__TASK_SMALL && !(task->in = malloc(in_len))) {
+        walls__task_recycle(task);
+        walls__fail(-ENOMEM, "%s: no memory for a copy of %zu bytes of input", call, in_len);
+        return NULL;
+    }
+    if (in_len)
+        memcpy(task->in, in, in_len);
+    return task;
+}
+
+/* Lock held: whether the pool takes n more tasks of fn, whose place (module
+ * and offset) it finds. 0, or -errno with the reason kept. */
+static int admit(struct walls__pool *pool, walls_pool *handle, walls_fn *fn, size_t n,
+                 uint16_t *module, uint64_t *offset, const char *call)
+{
+    if (!walls__pool_still(pool, handle) || pool->state == WALLS__POOL_DEAD)
+        return walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
+    if (pool->state != WALLS__POOL_ALIVE)
+        return walls__fail(-ESHUTDOWN, "%s: the pool is being destroyed", call);
+    /* Waiting: the unfinished tasks beyond one per worker. */
+    uint64_t unfinished = pool->submitted - pool->completed;
+    if (pool->max_queued && unfinished + n > (uint64_t)pool->max_queued + pool->nlanes)
+        return walls__fail(-EAGAIN,
+                           "%s: %llu tasks unfinished on %u workers; %zu more would take the "
+                           "waiting ones past opts.max_queued %u",
+                           call, (unsigned long long)unfinished, pool->nlanes, n,
+                           pool->max_queued);
+    int rc = pool->backend->locate(pool, fn, module, offset);
+    if (rc != 0)
+        return walls__fail(rc, "%s: %s", call,
+                           rc == -ENOENT ? "fn lies in no loaded module (process placement needs "
+                                           "a function of the program or of a shared library)"
+                           : rc == -ENAMETOOLONG ? "the path of fn's module does not fit a ring slot"
+                                                 : "no memory to record fn's module");
+    return 0;
+}
+
+/* Lock held: gives an admitted task its time limit and stamps, and tells
+ * the workers to report starts from the first limited task on. Returns
+ * whether it is the only limited task unfinished (the timekeeper may sleep
+ * with no deadline to wait for). */
+static bool stamp(struct walls__pool *pool, struct walls__task *task,
+                  const struct walls_task_opts *opts, int64_t now)
+{
+    task->submit_ns = now;
+    task->limit_ns = limit_of(pool, opts);
+    task->user = opts ? opts->user : NULL;
+    if (!task->limit_ns)
+        return false;
+    bool first = pool->ntimed == 0;
+    pool->ntimed++;
+    if (!pool->timed_ever) {
+        /* From now on workers say when they start a task. */
+        pool->timed_ever = true;
+        for (unsigned i = 0; i < pool->nlanes; i++)
+            if (pool->lanes[i].mb)
+                walls__store_relaxed(&pool->lanes[i].mb->report_start, 1u);
+    }
+    return first;
+}
+
 int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
                     const struct walls_task_opts *opts, walls_task **out_task)
 {
@@ -119,29 +191,12 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
         return rc;
     if ((rc = check_submit(fn, in, in_len, opts, out_task)) != 0)
         return rc;
-    struct walls__task *task = walls__task_new(pool);
+    struct walls__task *task = task_with_input(pool, in, in_len, call);
     if (!task)
-        return walls__fail(-ENOMEM, "%s: no memory for the task", call);
-    task->in_len = (uint32_t)in_len;
-    if (in_len > WALLS__TASK_SMALL && !(task->in = malloc(in_len))) {
-        walls__task_recycle(task);
-        return walls__fail(-ENOMEM, "%s: no memory for a copy of %zu bytes of input", call,
-                           in_len);
-    }
-    if (in_len)
-        memcpy(task->in, in, in_len);
+        return -ENOMEM;
 
     walls__pool_lock(pool);
-    if (!walls__pool_still(pool, handle) || pool->state == WALLS__POOL_DEAD)
-        rc = walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
-    else if (pool->state != WALLS__POOL_ALIVE)
-        rc = walls__fail(-ESHUTDOWN, "%s: the pool is being destroyed", call);
-    else if ((rc = pool->backend->locate(pool, fn, &task->module, &task->offset)) != 0)
-        rc = walls__fail(rc, "%s: %s", call,
-                         rc == -ENOENT ? "fn lies in no loaded module (process placement needs "
-                                         "a function of the program or of a shared library)"
-                         : rc == -ENAMETOOLONG ? "the path of fn's module does not fit a ring slot"
-                                               : "no memory to record fn's module");
+    rc = admit(pool, handle, fn, 1, &task->module, &task->offset, call);
     if (rc == 0 && opts && (opts->n_inputs || opts->output))
         rc = take_buffers(pool, task, opts);
     if (rc != 0) {
@@ -149,28 +204,81 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
         walls__task_recycle(task);
         return rc;
     }
-    task->submit_ns = walls__now_ns();
-    task->limit_ns = limit_of(pool, opts);
-    bool first_timed = false;
-    if (task->limit_ns) {
-        first_timed = pool->ntimed == 0;
-        pool->ntimed++;
-        if (!pool->timed_ever) {
-            /* From now on workers say when they start a task. */
-            pool->timed_ever = true;
-            for (unsigned i = 0; i < pool->nlanes; i++)
-                if (pool->lanes[i].mb)
-                    walls__store_relaxed(&pool->lanes[i].mb->report_start, 1u);
-        }
-    }
+    if (stamp(pool, task, opts, walls__now_ns()))
+        pool->want_clock = true;
     walls__engine_queue(pool, task);
     *out_task = walls__task_handle(task);
-    /* The timekeeper may be asleep with no deadline to wait for. */
-    if (first_timed)
-        pool->want_clock = true;
     walls__api_clock(pool);
     walls__pool_unlock(pool);
     return 0;
+}
+
+int walls_submit_batch(walls_pool *handle, walls_fn *fn, const struct walls_input *in, size_t n,
+                       walls_task **out_tasks)
+{
+    static const char call[] = "walls_submit_batch";
+    int rc;
+    struct walls__pool *pool = walls__pool_from(handle, call, &rc);
+    if (!pool)
+        return rc;
+    if (!fn || !in || !out_tasks || n == 0)
+        return walls__fail(-EINVAL, "%s: %s", call,
+                           !fn      ? "fn is NULL"
+                           : !in    ? "in is NULL"
+                           : !out_tasks ? "tasks (the out-parameter) is NULL"
+                                        : "n is 0");
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].len > 0 && !in[i].data)
+            return walls__fail(-EINVAL, "%s: in[%zu].data is NULL with len %zu", call, i,
+                               in[i].len);
+        if (in[i].len > WALLS_INLINE_MAX)
+            return walls__fail(-E2BIG, "%s: in[%zu].len %zu is over WALLS_INLINE_MAX %u", call,
+                               i, in[i].len, WALLS_INLINE_MAX);
+    }
+    if (n > UINT32_MAX)
+        return walls__fail(-ENOMEM, "%s: n %zu is more tasks than a pool can hold", call, n);
+    struct walls__task **tasks = malloc(n * sizeof *tasks);
+    if (!tasks)
+        return walls__fail(-ENOMEM, "%s: no memory for %zu tasks", call, n);
+    size_t made = 0;
+    for (; made < n; made++)
+        if (!(tasks[made] = task_with_input(pool, in[made].data, in[made].len, call)))
+            break;
+    rc = made < n ? -ENOMEM : 0;
+
+    if (rc == 0) {
+        walls__pool_lock(pool);
+        uint16_t module;
+        uint64_t offset;
+        rc = admit(pool, handle, fn, n, &module, &offset, call);
+        if (rc == 0) {
+            int64_t now = walls__now_ns();
+            for (size_t i = 0; i < n; i++) {
+                tasks[i]->module = module;
+                tasks[i]->offset = offset;
+                if (stamp(pool, tasks[i], NULL, now))
+                    pool->want_clock = true;
+            }
+            walls__engine_queue_many(pool, tasks, n);
+            walls__api_clock(pool);
+        }
+        walls__pool_unlock(pool);
+    }
+    if (rc == 0)
+        for (size_t i = 0; i < n; i++)
+            out_tasks[i] = walls__task_handle(tasks[i]);
+    else
+        while (made > 0)
+            walls__task_recycle(tasks[--made]);
+    free(tasks);
+    return rc;
+}
+
+void *walls_task_user(walls_task *handle)
+{
+    int rc;
+    struct walls__task *task = walls__task_from(handle, "walls_task_user", &rc);
+    return task ? task->user : NULL;
 }
 
 int walls_cancel(walls_task *handle)

@@ -189,3 +189,42 @@ int walls_wait_any(walls_task **handles, size_t n, int64_t timeout_ms, size_t *i
     }
     return wait_for(handles, n, timeout_ms, index);
 }
+
+int walls_wait_all(walls_task **handles, size_t n, int64_t timeout_ms)
+{
+    static const char call[] = "walls_wait_all";
+    if (!handles || n == 0)
+        return walls__fail(-EINVAL, "%s: %s", call, !handles ? "tasks is NULL" : "n is 0");
+    if (timeout_ms < -1)
+        return walls__fail(-EINVAL, "%s: timeout_ms %lld is below -1", call,
+                           (long long)timeout_ms);
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        if (!handles[i])
+            return walls__fail(-EINVAL, "%s: tasks[%zu] is NULL", call, i);
+        if (!walls__task_from(handles[i], call, &rc))
+            return rc;
+    }
+    /* One after the other, within one deadline: the time spent on one is
+     * time the others ran too. */
+    int64_t deadline = deadline_of(timeout_ms);
+    for (size_t i = 0; i < n; i++) {
+        struct walls__task *task = walls__task_get(handles[i]);
+        if (!task)
+            return walls__fail(-EBADF, "%s: tasks[%zu] was freed meanwhile", call, i);
+        if (walls__task_done(task))
+            continue;
+        int64_t left_ms = -1;
+        if (deadline != INT64_MAX) {
+            int64_t left = deadline - walls__now_ns();
+            left_ms = left > 0 ? (left + 999999) / 1000000 : 0;
+        }
+        size_t index;
+        int rc = wait_for(&handles[i], 1, left_ms, &index);
+        if (rc == -EBADF)
+            return walls__fail(rc, "%s: tasks[%zu] was freed meanwhile", call, i);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

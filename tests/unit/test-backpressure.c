@@ -1,0 +1,110 @@
+/*
+ * test-backpressure.c - opts.max_queued: past that many waiting tasks
+ * (unfinished beyond one per worker), walls_submit and walls_submit_batch
+ * return -EAGAIN and submit nothing; room comes back as tasks finish, and
+ * the pool's descriptor says when, without spinning. 0 is unbounded.
+ *
+ * Loop tests run once per placement: _i = 0 threads, 1 processes.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "walls.h"
+
+static walls_pool *bounded_pool(int i, unsigned max_queued)
+{
+    struct walls_pool_opts o = {.placement = placements[i], .max_queued = max_queued};
+    if (placements[i] == WALLS_THREADS)
+        o.threads = 1;
+    else
+        o.processes = 1;
+    walls_pool *pool = NULL;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    return pool;
+}
+
+static uint64_t submitted(walls_pool *pool)
+{
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    return st.submitted;
+}
+
+START_TEST(test_eagain_past_max_queued)
+{
+    walls_pool *pool = bounded_pool(_i, 4);
+    int ms = 400;
+    walls_task *slow, *t[6];
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &slow), 0);
+    /* One worker: the slow task plus 4 waiting is the most. */
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(walls_submit(pool, t_echo, &k, sizeof k, &t[k]), 0);
+    ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 0, &t[4]), -EAGAIN);
+    ck_assert_ptr_nonnull(strstr(walls_last_error(), "max_queued 4"));
+    struct walls_input in[2] = {{NULL, 0}, {NULL, 0}};
+    ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, 2, &t[4]), -EAGAIN);
+    ck_assert_uint_eq(submitted(pool), 5);
+    /* Room comes back as tasks finish; the descriptor says so. */
+    int fd = walls_pool_fd(pool);
+    ck_assert_int_ge(fd, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 10000), 1);
+    walls_task *done[8];
+    size_t n = 0;
+    ck_assert_int_eq(walls_pool_collect(pool, done, 8, &n), 0);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 0, &t[4]), 0);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(slow, -1, &r), 0);
+    for (int k = 0; k < 5; k++) {
+        ck_assert_int_eq(walls_wait(t[k], -1, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t[k]);
+    }
+    walls_task_free(slow);
+    /* All finished: a full batch fits again, one more does not. */
+    walls_task *b[6];
+    struct walls_input six[6];
+    memset(six, 0, sizeof six);
+    ck_assert_int_eq(walls_submit_batch(pool, t_sleep_ms, six, 6, b), -EAGAIN);
+    ck_assert_int_eq(walls_submit_batch(pool, t_sleep_ms, six, 5, b), 0);
+    ck_assert_int_eq(walls_wait_all(b, 5, -1), 0);
+    for (int k = 0; k < 5; k++)
+        walls_task_free(b[k]);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_unbounded)
+{
+    walls_pool *pool = bounded_pool(_i, 0);
+    enum { MANY = 5000 };
+    static walls_task *t[MANY];
+    for (int k = 0; k < MANY; k++)
+        ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 0, &t[k]), 0);
+    ck_assert_int_eq(walls_wait_all(t, MANY, -1), 0);
+    for (int k = 0; k < MANY; k++)
+        walls_task_free(t[k]);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("backpressure");
+    TCase *tc = tcase_create("both placements");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_eagain_past_max_queued, 0, 2);
+    tcase_add_loop_test(tc, test_unbounded, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}
