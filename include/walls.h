@@ -70,10 +70,15 @@ extern "C" {
 
 /*
  * Inputs and outputs up to WALLS_INLINE_MAX bytes travel inline in the
- * workers' rings. A larger input is refused with -E2BIG; max_output may not
- * exceed it.
+ * workers' rings. Larger ones, up to WALLS_IO_MAX, travel through memory
+ * shared with the worker that runs the task, and with no other worker: an
+ * input is copied there once when the task is dealt to a worker (process
+ * placement; a thread reads the task's own copy), an output is written
+ * there by the task and copied once into the result. Memory is taken for
+ * the bytes an output holds, not for max_output. Past WALLS_IO_MAX, -E2BIG.
  */
 #define WALLS_INLINE_MAX 480
+#define WALLS_IO_MAX ((size_t)1 << 30)
 
 typedef struct walls_pool walls_pool; /* opaque */
 typedef struct walls_task walls_task; /* opaque: one submitted task */
@@ -104,7 +109,8 @@ struct walls_pool_opts {
     unsigned threads;         /* threads (THREADS, at most 1024) or per process (HYBRID, at
                                * most 64); 0 = auto */
     int64_t task_timeout_ms;  /* default per-task limit from when it starts running; 0 = none */
-    size_t max_output;        /* output bytes per task; 0 = WALLS_INLINE_MAX */
+    size_t max_output;        /* output bytes per task, at most WALLS_IO_MAX;
+                               * 0 = WALLS_INLINE_MAX */
     /* Crash-loop protection (process placement): more than restart_limit
      * worker restarts within restart_window_ms breaks the pool (see
      * walls_pool_reset). Each restart may wait restart_backoff_ms, doubled
@@ -169,8 +175,9 @@ struct walls_pool_opts {
  *      (RLIMIT_FSIZE 0: writing past a file's end kills with SIGXFSZ); at
  *      most 32 open descriptors and no new processes (RLIMIT_NOFILE,
  *      RLIMIT_NPROC; the kernel does not apply the latter to root); every
- *      descriptor closed but the worker's mailbox and doorbell, standard
- *      streams included; dies with the fork server.
+ *      descriptor closed but the worker's doorbell and its two memfds for
+ *      large inputs (read-only) and outputs, standard streams included;
+ *      dies with the fork server.
  *  SECCOMP: LIMITS plus a system-call allow-list (seccomp-bpf, built with
  *      libseccomp): memory (never executable), futex wait and wake, clocks
  *      and sleeps, reads and writes on descriptors it has, fstat, signal
@@ -416,7 +423,7 @@ WALLS_API int walls_cpu_source(char *buf, size_t len);
  * Errors (walls_last_error() names the option): -EINVAL (pool NULL,
  * unknown placement, workload or needs bits; more than 256 processes, 1024
  * threads, or 64 threads per hybrid process; max_output above
- * WALLS_INLINE_MAX; a negative timeout, restart window or backoff; a
+ * WALLS_IO_MAX; a negative timeout, restart window or backoff; a
  * restart limit above 100000; more than 100 lost_retries; placement
  * WALLS_THREADS with a process-only need or option, as above; an unknown
  * sandbox level; WALLS_NEED_UNTRUSTED with a sandbox level other than
@@ -512,7 +519,7 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
  * where a task runs and believes one result for it; docs/design.md).
  *
  * Errors: -EINVAL (pool, fn or task NULL; in NULL with in_len > 0);
- * -E2BIG (in_len above WALLS_INLINE_MAX); -EBADF (destroyed pool);
+ * -E2BIG (in_len above WALLS_IO_MAX); -EBADF (destroyed pool);
  * -ESHUTDOWN (the pool is being destroyed); -ENOMEM; -ENOENT (process
  * placement: fn lies in no loaded module); -ENAMETOOLONG (its module's path
  * does not fit a ring slot); -EAGAIN (opts.max_queued tasks wait already).
@@ -547,16 +554,17 @@ struct walls_task_opts {
  * other threads).
  *
  * Arena buffers (inputs, output) must be live buffers of this pool. Their
- * references travel in the request slot beside the inline input: each
- * takes 16 bytes of the WALLS_INLINE_MAX, so in_len + 16 x (buffers) must
- * fit. A buffer may be the input of any number of unfinished tasks, but
+ * references travel in the request slot beside an inline input, 16 bytes
+ * each of its WALLS_INLINE_MAX; an input too large to share the slot
+ * travels as any large input does. A buffer may be the input of any
+ * number of unfinished tasks, but
  * the output of only one; it cannot be freed while a task that names it
  * may still touch it.
  *
  * Errors: those of walls_submit(); -EINVAL for a timeout below -1,
  * reserved fields not zero, more than WALLS_TASK_INPUTS_MAX inputs, inputs
  * NULL with n_inputs > 0, or buffers given to a pool without an arena;
- * -E2BIG (in_len plus the buffer references over WALLS_INLINE_MAX);
+ * -E2BIG (in_len over WALLS_IO_MAX);
  * -ENOENT (a buffer that is not live in this pool: freed, never allocated,
  * or garbage); -EXDEV (a buffer of another pool); -EBUSY (the output is
  * already the output of an unfinished task).
@@ -580,7 +588,7 @@ struct walls_input {
  *
  * Errors: -EINVAL (pool, fn, in or tasks NULL; n 0; in[i].data NULL with
  * in[i].len above 0: walls_last_error() names i); -E2BIG (an in[i].len
- * above WALLS_INLINE_MAX); -EAGAIN (the batch would take the pool past
+ * above WALLS_IO_MAX); -EAGAIN (the batch would take the pool past
  * opts.max_queued: nothing was submitted); and those of walls_submit()
  * (-EBADF, -ESHUTDOWN, -ENOMEM, -ENOENT, -ENAMETOOLONG).
  */
@@ -781,7 +789,7 @@ WALLS_API const char *walls_strerror(int err);
 /*
  * walls_last_error - why the last call of walls that failed on this thread
  * failed, in words, naming the argument or option at fault, e.g.
- * "walls_pool_create: opts.max_output 4096 is over WALLS_INLINE_MAX 480".
+ * "walls_pool_create: opts.max_output 2147483648 is over WALLS_IO_MAX 1073741824".
  * Calls that succeed leave it as it was, so read it right after the
  * failure; so does -ETIMEDOUT from walls_wait() and walls_wait_any(), which
  * is an answer rather than a failure. The string is the calling thread's,

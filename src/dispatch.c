@@ -34,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,9 +135,11 @@ static void pending_unlink(struct walls__pool *pool, struct walls__task *task)
     pool->npending--;
 }
 
+/* The result's bytes are copied from out, or taken with adopt: a malloc'd
+ * buffer the task keeps (or frees). */
 static void complete_at(struct walls__pool *pool, struct walls__task *task,
-                        enum walls_status status, int code, const void *out, uint32_t out_len,
-                        int64_t now)
+                        enum walls_status status, int code, const void *out,
+                        unsigned char *adopt, uint32_t out_len, int64_t now)
 {
     WALLS__LOCKED(pool);
     if (task->where == WALLS__AT_PENDING)
@@ -154,7 +157,16 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
     task->status = status;
     task->code = code;
     task->out_len = 0;
-    if (out && out_len) {
+    if (adopt && out_len > WALLS__TASK_SMALL) {
+        /* Trimmed to the bytes written. */
+        unsigned char *trimmed = realloc(adopt, out_len);
+        task->out = trimmed ? trimmed : adopt;
+        task->out_len = out_len;
+        adopt = NULL;
+    } else if (adopt) {
+        out = adopt;
+    }
+    if (out && out_len && task->out_len == 0) {
         /* Memory for the bytes written only, taken now. */
         unsigned char *copy = out_len <= WALLS__TASK_SMALL ? task->small_out : malloc(out_len);
         if (copy) {
@@ -166,6 +178,7 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
             task->code = -ENOMEM;
         }
     }
+    free(adopt);
     pool->completed++;
     pool->by_status[task->status]++;
     int64_t lat = now - task->submit_ns;
@@ -185,14 +198,21 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
 void walls__engine_complete(struct walls__pool *pool, struct walls__task *task,
                             enum walls_status status, int code, const void *out, uint32_t out_len)
 {
-    complete_at(pool, task, status, code, out, out_len, walls__now_ns());
+    complete_at(pool, task, status, code, out, NULL, out_len, walls__now_ns());
 }
 
 void walls__engine_complete_at(struct walls__pool *pool, struct walls__task *task,
                                enum walls_status status, int code, const void *out,
                                uint32_t out_len, int64_t now)
 {
-    complete_at(pool, task, status, code, out, out_len, now);
+    complete_at(pool, task, status, code, out, NULL, out_len, now);
+}
+
+void walls__engine_complete_owned(struct walls__pool *pool, struct walls__task *task,
+                                  enum walls_status status, int code, unsigned char *out,
+                                  uint32_t out_len, int64_t now)
+{
+    complete_at(pool, task, status, code, NULL, out, out_len, now);
 }
 
 void walls__engine_signal(struct walls__pool *pool)
@@ -268,6 +288,16 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     struct walls__mailbox *mb = lane->mb;
     memset(&mb->rq, 0, sizeof mb->rq);
     memset(&mb->cq, 0, sizeof mb->cq);
+    /* A new worker sees nothing of its predecessor's tasks. */
+    memset(mb->rq_slots, 0, sizeof mb->rq_slots);
+    memset(mb->cq_slots, 0, sizeof mb->cq_slots);
+    /* Nor anything of their large inputs and outputs. */
+    if (lane->io_in_fd >= 0)
+        fallocate(lane->io_in_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)lane->io_in_base, (off_t)(WALLS__RING_SLOTS * WALLS__IO_IN_WINDOW));
+    if (lane->io_out_fd >= 0 && lane->pool->out_window)
+        fallocate(lane->io_out_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)lane->io_out_base, (off_t)(lane->depth * lane->pool->out_window));
     mb->magic = WALLS__MAILBOX_MAGIC;
     mb->version = WALLS__MAILBOX_VERSION;
     mb->worker_state = WALLS__WORKER_STARTING;
@@ -281,6 +311,8 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     lane->rq_tail = lane->oldest = lane->cq_head = 0;
     lane->seen_done = 0;
     lane->modules_sent = 0;
+    lane->io_busy = 0;
+    lane->io_next = 0;
     memset(lane->inflight, 0, sizeof lane->inflight);
     lane->broke = false;
     lane->stuck = false;
@@ -296,8 +328,12 @@ static unsigned ring_free(const struct walls__lane *lane)
     return WALLS__RING_SLOTS - (lane->rq_tail - lane->oldest);
 }
 
+/* Fills and queues the next request slot (not yet published). io, when
+ * not NULL, goes first in the data (a WALLS__REQ_TASK_IO request), then
+ * the inline input; a task's arena references go at the end. */
 static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, uint64_t offset,
-                      const void *data, uint32_t len, uint32_t out_cap, struct walls__task *task)
+                      const struct walls__io *io, const void *data, uint32_t len,
+                      uint32_t out_cap, struct walls__task *task)
 {
     uint32_t seq = lane->rq_tail;
     struct walls__req *req = &lane->mb->rq_slots[seq & MASK];
@@ -309,6 +345,9 @@ static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, 
         size_t room = refs * sizeof(struct walls__bufref);
         memcpy(req->data + WALLS__SLOT_DATA - room, task->refs, room);
     }
+    size_t head = io ? sizeof *io : 0;
+    if (io)
+        memcpy(req->data, io, sizeof *io);
     uint32_t tag = ++lane->next_tag;
     req->seq = seq;
     req->tag = tag;
@@ -318,11 +357,16 @@ static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, 
     req->in_len = (uint16_t)len;
     req->out_cap = out_cap;
     if (len)
-        memcpy(req->data, data, len);
+        memcpy(req->data + head, data, len);
     walls__store_relaxed(&req->state, WALLS__SLOT_QUEUED);
     e->task = task;
     e->tag = tag;
-    e->kind = (uint8_t)kind;
+    e->kind = (uint8_t)(kind == WALLS__REQ_TASK_IO ? WALLS__REQ_TASK : kind);
+    e->io = kind == WALLS__REQ_TASK_IO;
+    if (!e->io) {
+        e->io_in_len = 0;
+        e->io_out = e->io_in = NULL;
+    }
     e->retired = 0;
     e->cancelled = 0;
     e->abandoned = 0;
@@ -350,7 +394,7 @@ static void ring_publish(struct walls__lane *lane)
 
 void walls__engine_push_stop(struct walls__lane *lane)
 {
-    ring_push(lane, WALLS__REQ_STOP, 0, 0, NULL, 0, 0, NULL);
+    ring_push(lane, WALLS__REQ_STOP, 0, 0, NULL, NULL, 0, 0, NULL);
     ring_publish(lane);
 }
 
@@ -424,20 +468,27 @@ static bool keeps_up(struct walls__lane *lane, int64_t now)
            lane->last_turn_ns < PACK_LONG_NS;
 }
 
+/* Whether lane has no output window left for another task (large outputs:
+ * every task of the pool takes one). */
+static bool io_full(const struct walls__pool *pool, const struct walls__lane *lane)
+{
+    return pool->out_window && lane->io_busy >= lane->depth;
+}
+
 /* The lane for task: the last one used if it keeps up, else the open lane
  * with the most room; NULL when every ring is full. */
 static struct walls__lane *pick_lane(struct walls__pool *pool, const struct walls__task *task,
                                      int64_t now)
 {
     struct walls__lane *last = &pool->lanes[pool->next_lane % pool->nlanes];
-    if (takes_tasks(last) && ring_free(last) >= 1 + modules_needed(last, task) &&
+    if (takes_tasks(last) && !io_full(pool, last) && ring_free(last) >= 1 + modules_needed(last, task) &&
         keeps_up(last, now))
         return last;
     struct walls__lane *best = NULL;
     unsigned best_free = 0;
     for (unsigned k = 0; k < pool->nlanes; k++) {
         struct walls__lane *lane = &pool->lanes[(pool->next_lane + k) % pool->nlanes];
-        if (!takes_tasks(lane))
+        if (!takes_tasks(lane) || io_full(pool, lane))
             continue;
         unsigned room = ring_free(lane);
         if (room >= 1 + modules_needed(lane, task) && room > best_free) {
@@ -486,20 +537,89 @@ static int stage_in(struct walls__pool *pool, struct walls__lane *lane, struct w
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
+/* Writes len bytes at off of fd. Returns 0 or -errno. */
+static int write_at(int fd, const unsigned char *p, uint64_t len, uint64_t off)
+{
+    for (uint64_t done = 0; done < len;) {
+        ssize_t rc = pwrite(fd, p + done, (size_t)(len - done), (off_t)(off + done));
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return rc < 0 ? -errno : -EIO;
+        done += (uint64_t)rc;
+    }
+    return 0;
+}
+
+/* Where a large input or output of the request about to take lane's next
+ * slot goes (struct walls__io): a process lane's input is written into its
+ * window now; a thread lane gets the task's own copy of the input and a
+ * buffer for its output. Returns 0 or -errno (then nothing was kept). */
+static int place_io(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task,
+                    bool big_in, struct walls__io *io)
+{
+    uint32_t seq = lane->rq_tail;
+    struct walls__inflight *e = &lane->inflight[seq & MASK];
+    *io = (struct walls__io){0, 0, 0, 0};
+    e->io_in_len = 0;
+    e->io_out = e->io_in = NULL;
+    if (big_in) {
+        io->in_len = task->in_len;
+        if (lane->io_in_fd < 0) {
+            io->in_at = (uintptr_t)task->in;
+        } else {
+            io->in_at = lane->io_in_base + (uint64_t)(seq & MASK) * WALLS__IO_IN_WINDOW;
+            int rc = write_at(lane->io_in_fd, task->in, task->in_len, io->in_at);
+            if (rc != 0)
+                return rc;
+            e->io_in_len = task->in_len;
+        }
+    }
+    if (pool->out_window) {
+        io->out_cap = pool->max_output;
+        if (lane->io_out_fd < 0) {
+            /* Pages are taken as the task writes them. */
+            e->io_out = malloc(pool->max_output);
+            if (!e->io_out)
+                return -ENOMEM;
+            io->out_at = (uintptr_t)e->io_out;
+        } else {
+            e->io_window = lane->io_next++ % lane->depth;
+            io->out_at = lane->io_out_base + (uint64_t)e->io_window * pool->out_window;
+        }
+    }
+    return 0;
+}
+
 /* Puts task into lane's ring after the module definitions it needs, not
- * yet published; its staged output (stage_in) is filled already. */
-static void push_task(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task,
-                      int64_t now)
+ * yet published; its staged output (stage_in) is filled already. Returns 0,
+ * or -errno when its large input or output could not be placed. */
+static int push_task(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task,
+                     int64_t now)
 {
     while (modules_needed(lane, task)) {
         const char *path = pool->modules[lane->modules_sent].path;
-        ring_push(lane, WALLS__REQ_MODULE, (uint16_t)lane->modules_sent, 0, path,
+        ring_push(lane, WALLS__REQ_MODULE, (uint16_t)lane->modules_sent, 0, NULL, path,
                   (uint32_t)strlen(path), 0, NULL);
         lane->modules_sent++;
     }
     task->dispatch_ns = now;
-    ring_push(lane, WALLS__REQ_TASK, task->module, task->offset, task->in, task->in_len,
-              (uint32_t)pool->max_output, task);
+    size_t refs = (task->n_inputs + (task->has_output ? 1u : 0u)) * sizeof(struct walls__bufref);
+    bool io = pool->out_window || task->in_len > WALLS__SLOT_DATA - refs;
+    if (!io) {
+        ring_push(lane, WALLS__REQ_TASK, task->module, task->offset, NULL, task->in,
+                  task->in_len, (uint32_t)pool->max_output, task);
+        return 0;
+    }
+    bool big_in = task->in_len > WALLS__SLOT_DATA - refs - sizeof(struct walls__io);
+    struct walls__io where;
+    int rc = place_io(pool, lane, task, big_in, &where);
+    if (rc != 0)
+        return rc;
+    ring_push(lane, WALLS__REQ_TASK_IO, task->module, task->offset, &where, task->in,
+              big_in ? 0 : task->in_len, WALLS__SLOT_DATA, task);
+    lane->io_busy++;
+    return 0;
 }
 
 /* Whether an entry is a task that has not ended (it runs, or waits). */
@@ -598,11 +718,14 @@ static void rebalance(struct walls__pool *pool, int64_t now)
         for (unsigned m = 0; m < n; m++) {
             struct walls__task *task = moved[m];
             /* A staged output is filled again for its new lane's copy. */
-            int rc = ring_free(lane) >= 1 + modules_needed(lane, task) ? stage_in(pool, lane, task)
-                                                                         : -ENOSPC;
+            int rc = ring_free(lane) >= 1 + modules_needed(lane, task) && !io_full(pool, lane)
+                         ? stage_in(pool, lane, task)
+                         : -ENOSPC;
             if (rc == 0)
-                push_task(pool, lane, task, now);
-            else if (rc == -ENOSPC)
+                rc = push_task(pool, lane, task, now);
+            if (rc == 0)
+                continue;
+            if (rc == -ENOSPC)
                 walls__engine_requeue_front(pool, task);
             else
                 walls__engine_complete(pool, task, WALLS_FAILED, rc, NULL, 0);
@@ -676,8 +799,13 @@ static void dispatch_at(struct walls__pool *pool, int64_t now)
             walls__engine_complete(pool, task, WALLS_FAILED, staged, NULL, 0);
             continue;
         }
+        int rc = push_task(pool, lane, task, now);
+        if (rc != 0) {
+            walls__engine_complete(pool, task, WALLS_FAILED, rc, NULL, 0);
+            ring_publish(lane); /* module definitions may have gone in */
+            continue;
+        }
         pending_unlink(pool, task);
-        push_task(pool, lane, task, now);
         pool->in_rings++;
         ring_publish(lane);
     }

@@ -42,6 +42,11 @@ void walls__engine_complete(struct walls__pool *pool, struct walls__task *task,
 void walls__engine_complete_at(struct walls__pool *pool, struct walls__task *task,
                                enum walls_status status, int code, const void *out,
                                uint32_t out_len, int64_t now);
+/* The same, adopting out: a malloc'd buffer (NULL when out_len is 0) that
+ * becomes the result, trimmed to out_len, or is freed. */
+void walls__engine_complete_owned(struct walls__pool *pool, struct walls__task *task,
+                                  enum walls_status status, int code, unsigned char *out,
+                                  uint32_t out_len, int64_t now);
 /* Takes a completed task off the collect list (walls_pool_collect). */
 void walls__engine_uncollect(struct walls__pool *pool, struct walls__task *task);
 /* The pct-th percentile of submit-to-completion latency, in ns (exact to

@@ -4,8 +4,8 @@
  *
  * Every public call that fails says why in words on its way out, through
  * walls__fail(): a thread-local line that walls_last_error() returns, such
- * as "walls_pool_create: opts.max_output 4096 is over WALLS_INLINE_MAX
- * 480". walls_strerror() gives the meaning of a code in walls' terms.
+ * as "walls_pool_create: opts.max_output 2147483648 is over WALLS_IO_MAX
+ * 1073741824". walls_strerror() gives the meaning of a code in walls' terms.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -68,7 +68,7 @@ const char *walls_strerror(int err)
     case -ESHUTDOWN:
         return "the pool is being destroyed";
     case -E2BIG:
-        return "input larger than WALLS_INLINE_MAX (with the task's arena references)";
+        return "input larger than WALLS_IO_MAX";
     case -ENOTSUP:
         return "the kernel refuses a sandbox layer the pool asked for "
                "(walls_sandbox_probe() says which)";

@@ -24,7 +24,8 @@
 
 /* ---- the protocol, over SOCK_SEQPACKET sockets --------------------------- */
 
-#define WALLS__MSG_MAX_FDS 5 /* SPAWN: mailbox, doorbell, arena, staging, locks */
+#define WALLS__MSG_MAX_FDS 7 /* SPAWN: mailbox, doorbell, I/O in and out, arena, staging,
+                              * locks */
 
 enum walls__msg_type {
     WALLS__MSG_HELLO = 1, /* fork server -> host: started */

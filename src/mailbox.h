@@ -32,7 +32,7 @@
 #include "walls.h"
 
 #define WALLS__MAILBOX_MAGIC 0x57414c4cu /* "WALL" */
-#define WALLS__MAILBOX_VERSION 2u
+#define WALLS__MAILBOX_VERSION 3u
 
 #define WALLS__RING_SLOTS 32u /* power of two */
 #define WALLS__SLOT_SIZE 512u
@@ -47,7 +47,26 @@ enum walls__req_kind {
     WALLS__REQ_TASK = 1,   /* run fn(in) */
     WALLS__REQ_MODULE = 2, /* data holds the path of module number `module` */
     WALLS__REQ_STOP = 3,   /* leave the loop after acknowledging */
+    WALLS__REQ_TASK_IO = 4, /* run fn(in) with a large input or output: data starts
+                             * with a struct walls__io; an inline input follows it */
 };
+
+/*
+ * Where a large input is and where the output goes, for a WALLS__REQ_TASK_IO
+ * request. A thread worker gets addresses in the host's memory; a process
+ * worker gets offsets in its two I/O memfds: the input one, which it may
+ * only read, and the output one (see walls__worker_process_main). The host
+ * gives each request of a lane its own window in each: the input window of
+ * ring slot s starts at WALLS__IO_IN_WINDOW * s of the lane's input space,
+ * the output window at out_window * (seq % depth) of its output space.
+ */
+struct walls__io {
+    uint64_t in_at;   /* in_len 0: the input is inline, after this struct */
+    uint64_t in_len;
+    uint64_t out_at;  /* out_cap 0: the output is inline, in the completion */
+    uint64_t out_cap;
+};
+#define WALLS__IO_IN_WINDOW ((uint64_t)WALLS_IO_MAX)
 
 /* The life of a request slot's task, moved by compare-and-swap on both
  * sides so that a cancel and a start cannot both win. */

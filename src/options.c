@@ -50,9 +50,8 @@ static int check_opts(const struct walls_pool_opts *o)
                    WALLS__MAX_LANES);
     if (o->task_timeout_ms < 0)
         return BAD("opts.task_timeout_ms %lld is negative", (long long)o->task_timeout_ms);
-    if (o->max_output > WALLS_INLINE_MAX)
-        return BAD("opts.max_output %zu is over WALLS_INLINE_MAX %u", o->max_output,
-                   WALLS_INLINE_MAX);
+    if (o->max_output > WALLS_IO_MAX)
+        return BAD("opts.max_output %zu is over WALLS_IO_MAX %zu", o->max_output, WALLS_IO_MAX);
     if (o->restart_limit > 100000)
         return BAD("opts.restart_limit %u is over 100000", o->restart_limit);
     if (o->restart_window_ms < 0)

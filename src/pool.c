@@ -96,6 +96,8 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->recycle_rss_kb = (o.recycle_rss + 1023) / 1024;
     pool->memory_limit = o.worker_memory_limit;
     pool->max_output = o.max_output ? o.max_output : WALLS_INLINE_MAX;
+    if (pool->max_output > WALLS_INLINE_MAX)
+        pool->out_window = ((uint64_t)pool->max_output + WALLS__PAGE - 1) & ~(uint64_t)(WALLS__PAGE - 1);
     pool->restart_limit = o.restart_limit ? o.restart_limit : 100;
     pool->restart_window_ns = walls__ms_to_ns(o.restart_window_ms ? o.restart_window_ms : 1000);
     pool->restart_backoff_ns = walls__ms_to_ns(o.restart_backoff_ms);
@@ -113,6 +115,8 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
         pool->lanes[i].index = i;
         pool->lanes[i].kill_reason = -1;
         pool->lanes[i].staging_fd = -1;
+        pool->lanes[i].io_in_fd = pool->lanes[i].io_out_fd = -1;
+        pool->lanes[i].depth = WALLS__RING_SLOTS;
     }
     if ((o.arena_size || o.locks) &&
         (rc = walls__arena_open(&pool->arena, o.arena_size, o.locks)) != 0)

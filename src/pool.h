@@ -120,7 +120,13 @@ struct walls__inflight {
     uint8_t retired;   /* its completion was consumed */
     uint8_t cancelled;
     uint8_t abandoned; /* its task ended (timed out) while a thread still runs it */
+    uint8_t io;        /* a WALLS__REQ_TASK_IO request (struct walls__io) */
+    uint32_t io_window;    /* process lanes: its output window */
     struct walls__task_hold *held; /* abandoned: the arena buffers its thread may still use */
+    uint64_t io_in_len;    /* process lanes: bytes of input written to its input window */
+    unsigned char *io_out; /* thread lanes: the output buffer made for it (large outputs) */
+    unsigned char *io_in;  /* thread lanes, abandoned: the task's large input, kept until
+                            * its thread returns */
 };
 
 /* Arena pins that outlive their task's result. */
@@ -144,6 +150,17 @@ struct walls__lane {
     bool watch;                 /* ask for attention whenever its completions are consumed */
     uint32_t *quota;            /* tasks its process may still be given; NULL = no limit */
     int staging_fd;             /* staged arena outputs (sandboxed processes); -1 = none */
+    /* Large inputs and outputs (struct walls__io) [create]: a process lane
+     * has windows in its process's two I/O memfds, from these offsets; a
+     * thread lane has none (-1), and reads and writes host memory. */
+    int io_in_fd;
+    int io_out_fd;
+    uint64_t io_in_base;
+    uint64_t io_out_base;
+    unsigned depth;             /* large-output requests it may have outstanding: one output
+                                 * window each (process lanes) */
+    unsigned io_busy;           /* WALLS__REQ_TASK_IO requests outstanding [lock] */
+    uint32_t io_next;           /* the next output window to give, modulo depth [lock] */
     /* The host's side of its rings, never read back from the mailbox [lock]: */
     uint32_t rq_tail;           /* next request index to publish */
     uint32_t oldest;            /* oldest request not yet retired */
@@ -203,6 +220,8 @@ struct walls__pool {
     unsigned lanes_per;         /* lanes per process (1 in process placement) */
     unsigned threads_shown;     /* walls_stats.threads */
     size_t max_output;
+    uint64_t out_window;        /* max_output rounded up to pages when above WALLS_INLINE_MAX
+                                 * (outputs go through memory, struct walls__io); else 0 */
     char explain[768];
     unsigned lost_retries;
     unsigned max_queued;        /* 0 = unbounded (walls_pool_opts.max_queued) */

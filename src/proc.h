@@ -88,6 +88,9 @@ struct walls__proc {
     int memfd;           /* their memfd, and its doorbell: made once, reused */
     int doorbell;
     int staging_fd;      /* staged arena: where its outputs are written; -1 = none */
+    int io_in_fd;        /* its lanes' large inputs (struct walls__io): the host's descriptor, */
+    int io_in_ro;        /* and a read-only one for the worker */
+    int io_out_fd;       /* its lanes' large outputs */
     int pidfd;           /* the current process; -1 = none */
     pid_t pid;
     int notify_fd;       /* seccomp: the listener its refused calls go to; -1 = none */

@@ -123,6 +123,45 @@ static int procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module
 
 /* ---- mailboxes ------------------------------------------------------------------------ */
 
+/* Large inputs and outputs need no more than this of output windows per
+ * lane; the windows a lane may have (its depth) follow from max_output. */
+#define IO_OUT_SPACE ((uint64_t)1 << 30)
+
+/* The process's two I/O memfds: every lane has a window per ring slot in
+ * the input one, and depth windows of max_output in the output one. Both
+ * are sparse: memory is taken only for what is written. The worker gets a
+ * read-only descriptor of the input one. Returns 0 or -errno. */
+static int make_io(struct walls__pool *pool, struct walls__proc *proc)
+{
+    unsigned depth = WALLS__RING_SLOTS;
+    if (pool->out_window) {
+        uint64_t fit = IO_OUT_SPACE / pool->out_window;
+        depth = fit < 1 ? 1 : fit > WALLS__RING_SLOTS ? WALLS__RING_SLOTS : (unsigned)fit;
+    }
+    uint64_t in_space = (uint64_t)WALLS__RING_SLOTS * WALLS__IO_IN_WINDOW;
+    uint64_t out_space = (uint64_t)depth * pool->out_window;
+    proc->io_in_fd = memfd_create("walls-io-in", MFD_CLOEXEC);
+    proc->io_out_fd = memfd_create("walls-io-out", MFD_CLOEXEC);
+    if (proc->io_in_fd < 0 || proc->io_out_fd < 0 ||
+        ftruncate(proc->io_in_fd, (off_t)(in_space * proc->nlanes)) != 0 ||
+        ftruncate(proc->io_out_fd, (off_t)(out_space * proc->nlanes)) != 0)
+        return -errno;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", proc->io_in_fd);
+    proc->io_in_ro = open(path, O_RDONLY | O_CLOEXEC);
+    if (proc->io_in_ro < 0)
+        return -errno;
+    for (unsigned i = 0; i < proc->nlanes; i++) {
+        struct walls__lane *lane = &proc->lanes[i];
+        lane->io_in_fd = proc->io_in_fd;
+        lane->io_out_fd = proc->io_out_fd;
+        lane->io_in_base = in_space * i;
+        lane->io_out_base = out_space * i;
+        lane->depth = depth;
+    }
+    return 0;
+}
+
 static int make_mailboxes(struct walls__pool *pool, struct walls__proc *proc)
 {
     size_t size = (size_t)proc->nlanes * WALLS__MAILBOX_SIZE;
@@ -144,6 +183,9 @@ static int make_mailboxes(struct walls__pool *pool, struct walls__proc *proc)
     proc->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (proc->doorbell < 0)
         return -errno;
+    int rc = make_io(pool, proc);
+    if (rc)
+        return rc;
     if (walls__arena_mode_of(pool) == WALLS__ARENA_STAGED) {
         proc->staging_fd = memfd_create("walls-staging", MFD_CLOEXEC);
         if (proc->staging_fd < 0 || ftruncate(proc->staging_fd, (off_t)pool->arena.size) != 0)
@@ -174,8 +216,12 @@ static void close_all(struct walls__pool *pool)
             proc->lanes[k].mb = NULL;
             proc->lanes[k].live = proc->lanes[k].open = false;
             proc->lanes[k].staging_fd = -1;
+            proc->lanes[k].io_in_fd = proc->lanes[k].io_out_fd = -1;
         }
         close_fd(&proc->staging_fd);
+        close_fd(&proc->io_in_fd);
+        close_fd(&proc->io_in_ro);
+        close_fd(&proc->io_out_fd);
         close_fd(&proc->memfd);
         close_fd(&proc->doorbell);
         close_fd(&proc->pidfd);
@@ -272,6 +318,7 @@ static int procs_open(struct walls__pool *pool)
         proc->lanes = &pool->lanes[i * pool->lanes_per];
         proc->nlanes = pool->lanes_per;
         proc->memfd = proc->doorbell = proc->pidfd = proc->staging_fd = proc->notify_fd = -1;
+        proc->io_in_fd = proc->io_in_ro = proc->io_out_fd = -1;
         proc->state = WALLS__PROC_DOWN;
         for (unsigned k = 0; k < proc->nlanes; k++) {
             proc->lanes[k].backend = proc;

@@ -107,8 +107,8 @@ static state_t spawn(struct walls__pool *pool, struct walls__proc *proc)
     proc->respawn_at = 0;
     proc->quota = pool->recycle_after ? pool->recycle_after : UINT32_MAX;
     struct walls__msg msg = {.type = WALLS__MSG_SPAWN, .worker = proc->index};
-    int fds[WALLS__MSG_MAX_FDS] = {proc->memfd, proc->doorbell};
-    int nfds = 2;
+    int fds[WALLS__MSG_MAX_FDS] = {proc->memfd, proc->doorbell, proc->io_in_ro, proc->io_out_fd};
+    int nfds = 4;
     if (walls__arena_mode_of(pool) == WALLS__ARENA_DIRECT)
         fds[nfds++] = pool->arena.fd;
     if (walls__arena_mode_of(pool) == WALLS__ARENA_STAGED) {

@@ -69,7 +69,6 @@ static int check_submit(walls_fn *fn, const void *in, size_t in_len,
                            !fn         ? "fn is NULL"
                            : !out_task ? "task (the out-parameter) is NULL"
                                        : "in is NULL with in_len above 0");
-    unsigned nbufs = 0;
     if (opts) {
         if (opts->timeout_ms < -1)
             return walls__fail(-EINVAL, "%s: opts.timeout_ms %lld is below -1", call,
@@ -83,13 +82,10 @@ static int check_submit(walls_fn *fn, const void *in, size_t in_len,
         for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
             if (opts->reserved[i])
                 return walls__fail(-EINVAL, "%s: opts.reserved[%zu] is not zero", call, i);
-        nbufs = opts->n_inputs + (opts->output ? 1u : 0u);
     }
-    size_t room = WALLS_INLINE_MAX - nbufs * sizeof(struct walls__bufref);
-    if (in_len > room)
-        return walls__fail(-E2BIG, "%s: in_len %zu is over the %zu bytes a ring slot has for "
-                                   "it (WALLS_INLINE_MAX %u, less 16 per arena buffer)",
-                           call, in_len, room, WALLS_INLINE_MAX);
+    if (in_len > WALLS_IO_MAX)
+        return walls__fail(-E2BIG, "%s: in_len %zu is over WALLS_IO_MAX %zu", call, in_len,
+                           WALLS_IO_MAX);
     return 0;
 }
 
@@ -231,9 +227,9 @@ int walls_submit_batch(walls_pool *handle, walls_fn *fn, const struct walls_inpu
         if (in[i].len > 0 && !in[i].data)
             return walls__fail(-EINVAL, "%s: in[%zu].data is NULL with len %zu", call, i,
                                in[i].len);
-        if (in[i].len > WALLS_INLINE_MAX)
-            return walls__fail(-E2BIG, "%s: in[%zu].len %zu is over WALLS_INLINE_MAX %u", call,
-                               i, in[i].len, WALLS_INLINE_MAX);
+        if (in[i].len > WALLS_IO_MAX)
+            return walls__fail(-E2BIG, "%s: in[%zu].len %zu is over WALLS_IO_MAX %zu", call, i,
+                               in[i].len, WALLS_IO_MAX);
     }
     if (n > UINT32_MAX)
         return walls__fail(-ENOMEM, "%s: n %zu is more tasks than a pool can hold", call, n);

@@ -22,6 +22,12 @@ struct walls__worker_hooks {
     /* Called after each published completion; more: requests are waiting
      * in the ring. */
     void (*published)(void *ctx, bool more);
+    /* Large inputs and outputs (WALLS__REQ_TASK_IO): the len bytes at `at`
+     * (struct walls__io), readable, or writable when out; NULL with *err
+     * set when they cannot be had. Each is given back with io_unmap once
+     * the task returned. */
+    void *(*io_map)(void *ctx, uint64_t at, uint64_t len, bool out, int *err);
+    void (*io_unmap)(void *ctx, void *p, uint64_t len);
     void *ctx;
     const struct walls__arena_view *arena; /* NULL: no arena, no locks */
 };
@@ -44,8 +50,8 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
 
 /* Process workers: the main of a worker process whose mailbox is mapped
  * from mailbox_fd and whose doorbell is doorbell_fd; the extra descriptors
- * after the doorbell are the arena's, as its mailbox says. Returns the
- * exit code. */
+ * after the doorbell are its two I/O memfds (large inputs, read-only, and
+ * outputs), then the arena's, as its mailbox says. Returns the exit code. */
 int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra);
 
 /* Process workers: locate and record modules (worker side). */

@@ -61,13 +61,13 @@ static uint32_t wait_for_request(struct walls__mailbox *mb, uint32_t head, bool 
  * data; in DIRECT mode makes its output writable (*window). Returns 0 or
  * -errno: the host wrote something it never writes. */
 static int arena_call(const struct walls__arena_view *av, const struct walls__req *req,
-                      struct walls_call *call, struct walls_span *spans, unsigned char **window,
-                      size_t *window_len)
+                      size_t head, struct walls_call *call, struct walls_span *spans,
+                      unsigned char **window, size_t *window_len)
 {
     unsigned n = req->n_inputs, refs = n + (req->has_output ? 1u : 0u);
     size_t room = (size_t)refs * sizeof(struct walls__bufref);
     if (!av || !av->base || n > WALLS_TASK_INPUTS_MAX || req->has_output > 1 ||
-        room + req->in_len > WALLS__SLOT_DATA)
+        head + room + req->in_len > WALLS__SLOT_DATA)
         return -EPROTO;
     struct walls__bufref ref[WALLS_TASK_INPUTS_MAX + 1];
     memcpy(ref, req->data + WALLS__SLOT_DATA - room, room);
@@ -119,10 +119,45 @@ static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct w
         cqe->code = err;
         return;
     }
-    uint32_t in_len = req->in_len < WALLS__SLOT_DATA ? req->in_len : WALLS__SLOT_DATA;
-    uint32_t out_cap = req->out_cap < WALLS__SLOT_DATA ? req->out_cap : WALLS__SLOT_DATA;
-    struct walls_call call = {
-        .in = req->data, .in_len = in_len, .out = cqe->data, .out_cap = out_cap, .out_len = 0};
+    /* A large input or output: where it is comes first in the slot. */
+    struct walls__io io = {0, 0, 0, 0};
+    size_t head = 0;
+    if (req->kind == WALLS__REQ_TASK_IO) {
+        memcpy(&io, req->data, sizeof io);
+        head = sizeof io;
+    }
+    uint32_t room = (uint32_t)(WALLS__SLOT_DATA - head);
+    uint32_t in_len = req->in_len < room ? req->in_len : room;
+    uint64_t out_cap = req->out_cap < WALLS__SLOT_DATA ? req->out_cap : WALLS__SLOT_DATA;
+    struct walls_call call = {.in = req->data + head,
+                              .in_len = in_len,
+                              .out = cqe->data,
+                              .out_cap = (size_t)out_cap,
+                              .out_len = 0};
+    void *in_map = NULL, *out_map = NULL;
+    if (io.in_len && (!hooks->io_map || io.in_len > WALLS_IO_MAX ||
+                      !(in_map = hooks->io_map(hooks->ctx, io.in_at, io.in_len, false, &err)))) {
+        cqe->kind = WALLS__CQE_NOFN;
+        cqe->code = hooks->io_map && io.in_len <= WALLS_IO_MAX ? err : -EPROTO;
+        return;
+    }
+    if (io.out_cap && (!hooks->io_map || io.out_cap > WALLS_IO_MAX ||
+                       !(out_map = hooks->io_map(hooks->ctx, io.out_at, io.out_cap, true, &err)))) {
+        if (in_map)
+            hooks->io_unmap(hooks->ctx, in_map, io.in_len);
+        cqe->kind = WALLS__CQE_NOFN;
+        cqe->code = hooks->io_map && io.out_cap <= WALLS_IO_MAX ? err : -EPROTO;
+        return;
+    }
+    if (in_map) {
+        call.in = in_map;
+        call.in_len = (size_t)io.in_len;
+    }
+    if (out_map) {
+        call.out = out_map;
+        call.out_cap = (size_t)io.out_cap;
+        out_cap = io.out_cap;
+    }
     struct walls_span spans[WALLS_TASK_INPUTS_MAX];
     unsigned char *window = NULL;
     size_t window_len = 0;
@@ -131,17 +166,20 @@ static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct w
         call.locks = av->locks;
         call.n_locks = av->nlocks;
     }
-    if (req->n_inputs || req->has_output) {
-        err = arena_call(av, req, &call, spans, &window, &window_len);
-        if (err) {
-            cqe->kind = WALLS__CQE_NOFN;
-            cqe->code = err;
-            return;
-        }
-    }
-    int rc = fn(&call);
+    if (req->n_inputs || req->has_output)
+        err = arena_call(av, req, head, &call, spans, &window, &window_len);
+    int rc = err ? 0 : fn(&call);
     if (window && mprotect(window, window_len, PROT_READ) != 0)
         abort(); /* the output would stay writable for the next task */
+    if (in_map)
+        hooks->io_unmap(hooks->ctx, in_map, io.in_len);
+    if (out_map)
+        hooks->io_unmap(hooks->ctx, out_map, io.out_cap);
+    if (err) {
+        cqe->kind = WALLS__CQE_NOFN;
+        cqe->code = err;
+        return;
+    }
     cqe->kind = WALLS__CQE_DONE;
     if (call.out_len > out_cap) {
         /* The task broke its side of the contract, not this loop: say so,
@@ -174,6 +212,7 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
             cqe->out_len = 0;
             switch (req->kind) {
             case WALLS__REQ_TASK:
+            case WALLS__REQ_TASK_IO:
                 run_task(mb, req, cqe, hooks);
                 break;
             case WALLS__REQ_MODULE: {

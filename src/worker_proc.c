@@ -111,6 +111,33 @@ static walls_fn *proc_resolve(void *ctx, uint16_t module, uint64_t offset, int *
     return walls__module_resolve(ctx, module, offset, err);
 }
 
+/* The two I/O memfds (struct walls__io): large inputs, which this process
+ * may only read, and outputs. Kept open for the worker's life, right after
+ * the doorbell. */
+static int io_in_fd = -1, io_out_fd = -1;
+
+static void *proc_io_map(void *ctx, uint64_t at, uint64_t len, bool out, int *err)
+{
+    (void)ctx;
+    if (at % WALLS__PAGE || len == 0) {
+        *err = -EPROTO;
+        return NULL;
+    }
+    void *p = mmap(NULL, (size_t)len, out ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+                   out ? io_out_fd : io_in_fd, (off_t)at);
+    if (p == MAP_FAILED) {
+        *err = -errno;
+        return NULL;
+    }
+    return p;
+}
+
+static void proc_io_unmap(void *ctx, void *p, uint64_t len)
+{
+    (void)ctx;
+    munmap(p, (size_t)len);
+}
+
 static void proc_published(void *ctx, bool more)
 {
     struct proc_ctx *pc = ctx;
@@ -150,6 +177,8 @@ static void *lane_main(void *arg)
         .resolve = proc_resolve,
         .define_module = walls__module_define,
         .published = proc_published,
+        .io_map = proc_io_map,
+        .io_unmap = proc_io_unmap,
         .ctx = pc,
         .arena = proc_has_arena ? &proc_arena : NULL,
     };
@@ -174,12 +203,12 @@ static int enter_limits(int doorbell_fd)
         if (setrlimit(limits[i].resource, &rl) != 0)
             return errno;
     }
-    /* Everything but the mailbox (already mapped and closed) and the
-     * doorbell, standard streams included. */
+    /* Everything but the mailbox (already mapped and closed), the doorbell
+     * and the two I/O memfds after it, standard streams included. */
     for (int fd = 0; fd < 3; fd++)
-        if (fd != doorbell_fd)
+        if (fd < doorbell_fd || fd > doorbell_fd + 2)
             close(fd);
-    close_range(doorbell_fd + 1, ~0U, 0);
+    close_range(doorbell_fd + 3, ~0U, 0);
     return 0;
 }
 
@@ -272,7 +301,11 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         lane_mb[i] = pc->mb;
     }
     pthread_t threads[WALLS__MAX_LANES];
-    int err = map_arena(doorbell_fd + 1, extra);
+    if (extra < 2)
+        return start_failed(EPROTO);
+    io_in_fd = doorbell_fd + 1;
+    io_out_fd = doorbell_fd + 2;
+    int err = map_arena(doorbell_fd + 3, extra - 2);
     if (err)
         return start_failed(err);
     if (lane0->as_limit) {
@@ -336,6 +369,8 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         .resolve = proc_resolve,
         .define_module = walls__module_define,
         .published = proc_published,
+        .io_map = proc_io_map,
+        .io_unmap = proc_io_unmap,
         .ctx = lane_ctx(0),
         .arena = proc_has_arena ? &proc_arena : NULL,
     };

@@ -53,14 +53,19 @@ START_TEST(test_bad_buffers)
     ck_assert_int_eq(walls_submit_ex(pool, t_sum, NULL, 0, &opts, &t), -EINVAL);
     opts = (struct walls_task_opts){.inputs = NULL, .n_inputs = 1};
     ck_assert_int_eq(walls_submit_ex(pool, t_sum, NULL, 0, &opts, &t), -EINVAL);
+    /* An inline input shares the slot with the references; a larger one
+     * travels apart, beside them. */
     char big[WALLS_INLINE_MAX] = {0};
     opts = (struct walls_task_opts){.inputs = &a, .n_inputs = 1};
-    ck_assert_int_eq(walls_submit_ex(pool, t_sum, big, sizeof big, &opts, &t), -E2BIG);
-    ck_assert_int_eq(walls_submit_ex(pool, t_sum, big, WALLS_INLINE_MAX - 16, &opts, &t), 0);
+    ck_assert_int_eq(walls_submit_ex(pool, t_sum, big, WALLS_IO_MAX + 1, &opts, &t), -E2BIG);
+    size_t lens[2] = {WALLS_INLINE_MAX - 16, sizeof big};
     struct walls_result res;
-    ck_assert_int_eq(walls_wait(t, 20000, &res), 0);
-    ck_assert_int_eq(res.status, WALLS_OK);
-    walls_task_free(t);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(walls_submit_ex(pool, t_sum, big, lens[k], &opts, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &res), 0);
+        ck_assert_int_eq(res.status, WALLS_OK);
+        walls_task_free(t);
+    }
     /* Double free, and use after free. */
     ck_assert_int_eq(walls_arena_alloc(pool, 4096, &b), 0);
     ck_assert_int_eq(walls_arena_free(pool, b), 0);

@@ -79,14 +79,14 @@ START_TEST(test_batch_bad_input)
     in[2] = (struct walls_input){NULL, 3};
     ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, 4, t), -EINVAL);
     ck_assert_ptr_nonnull(strstr(walls_last_error(), "in[2]"));
-    in[2] = (struct walls_input){big, sizeof big};
+    in[2] = (struct walls_input){big, WALLS_IO_MAX + 1};
     ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, 4, t), -E2BIG);
     ck_assert_ptr_nonnull(strstr(walls_last_error(), "in[2]"));
     for (int i = 0; i < 4; i++)
         ck_assert_ptr_null(t[i]); /* untouched */
     no_task_submitted(pool, 0);
-    /* The largest input that fits is taken. */
-    in[2] = (struct walls_input){big, WALLS_INLINE_MAX};
+    /* An input past the inline slot is taken. */
+    in[2] = (struct walls_input){big, sizeof big};
     ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, 4, t), 0);
     ck_assert_int_eq(walls_wait_all(t, 4, -1), 0);
     for (int i = 0; i < 4; i++)

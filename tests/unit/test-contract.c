@@ -40,7 +40,7 @@ START_TEST(test_bad_create)
     o.task_timeout_ms = -5;
     ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
     memset(&o, 0, sizeof o);
-    o.max_output = WALLS_INLINE_MAX + 1;
+    o.max_output = WALLS_IO_MAX + 1;
     ck_assert_int_eq(walls_pool_create(&pool, &o), -EINVAL);
     memset(&o, 0, sizeof o);
     o.reserved[3] = 1;

@@ -29,9 +29,9 @@ static void expect_error(int rc, int want, const char *words)
 START_TEST(test_last_error)
 {
     walls_pool *pool = NULL;
-    struct walls_pool_opts o = {.max_output = 4096};
+    struct walls_pool_opts o = {.max_output = WALLS_IO_MAX + 1};
     expect_error(walls_pool_create(&pool, &o), -EINVAL,
-                 "opts.max_output 4096 is over WALLS_INLINE_MAX 480");
+                 "opts.max_output 1073741825 is over WALLS_IO_MAX 1073741824");
     o = (struct walls_pool_opts){.processes = 999};
     expect_error(walls_pool_create(&pool, &o), -EINVAL, "opts.processes 999");
     o = (struct walls_pool_opts){.reserved[2] = 1};
@@ -51,8 +51,9 @@ START_TEST(test_last_error)
     walls_task *t;
     expect_error(walls_submit(pool, NULL, NULL, 0, &t), -EINVAL, "fn is NULL");
     expect_error(walls_submit(pool, t_echo, NULL, 5, &t), -EINVAL, "in is NULL");
-    char big[WALLS_INLINE_MAX + 1] = {0};
-    expect_error(walls_submit(pool, t_echo, big, sizeof big, &t), -E2BIG, "in_len 481");
+    char big[16] = {0};
+    expect_error(walls_submit(pool, t_echo, big, WALLS_IO_MAX + 1, &t), -E2BIG,
+                 "in_len 1073741825 is over WALLS_IO_MAX");
     struct walls_task_opts to = {.timeout_ms = -3};
     expect_error(walls_submit_ex(pool, t_echo, NULL, 0, &to, &t), -EINVAL, "timeout_ms -3");
     expect_error(walls_pool_collect(pool, &t, 1, &(size_t){0}), -ENOTCONN, "walls_pool_fd()");
