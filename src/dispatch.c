@@ -158,9 +158,7 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
     task->code = code;
     task->out_len = 0;
     if (adopt && out_len > WALLS__TASK_SMALL) {
-        /* Trimmed to the bytes written. */
-        unsigned char *trimmed = realloc(adopt, out_len);
-        task->out = trimmed ? trimmed : adopt;
+        task->out = adopt; /* exactly out_len bytes */
         task->out_len = out_len;
         adopt = NULL;
     } else if (adopt) {
@@ -168,7 +166,8 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
     }
     if (out && out_len && task->out_len == 0) {
         /* Memory for the bytes written only, taken now. */
-        unsigned char *copy = out_len <= WALLS__TASK_SMALL ? task->small_out : malloc(out_len);
+        unsigned char *copy =
+            out_len <= WALLS__TASK_SMALL ? task->small_out : walls__buf_alloc(out_len);
         if (copy) {
             memcpy(copy, out, out_len);
             task->out = copy;
@@ -178,7 +177,7 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
             task->code = -ENOMEM;
         }
     }
-    free(adopt);
+    walls__buf_free(adopt, out_len);
     pool->completed++;
     pool->by_status[task->status]++;
     int64_t lat = now - task->submit_ns;
@@ -291,13 +290,7 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     /* A new worker sees nothing of its predecessor's tasks. */
     memset(mb->rq_slots, 0, sizeof mb->rq_slots);
     memset(mb->cq_slots, 0, sizeof mb->cq_slots);
-    /* Nor anything of their large inputs and outputs. */
-    if (lane->io_in_fd >= 0)
-        fallocate(lane->io_in_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)lane->io_in_base, (off_t)(WALLS__RING_SLOTS * WALLS__IO_IN_WINDOW));
-    if (lane->io_out_fd >= 0 && lane->pool->out_window)
-        fallocate(lane->io_out_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)lane->io_out_base, (off_t)(lane->depth * lane->pool->out_window));
+    walls__io_lane_reset(lane);
     mb->magic = WALLS__MAILBOX_MAGIC;
     mb->version = WALLS__MAILBOX_VERSION;
     mb->worker_state = WALLS__WORKER_STARTING;
@@ -311,8 +304,6 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     lane->rq_tail = lane->oldest = lane->cq_head = 0;
     lane->seen_done = 0;
     lane->modules_sent = 0;
-    lane->io_busy = 0;
-    lane->io_next = 0;
     memset(lane->inflight, 0, sizeof lane->inflight);
     lane->broke = false;
     lane->stuck = false;
@@ -365,7 +356,7 @@ static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, 
     e->io = kind == WALLS__REQ_TASK_IO;
     if (!e->io) {
         e->io_in_len = 0;
-        e->io_out = e->io_in = NULL;
+        e->io_in = NULL;
     }
     e->retired = 0;
     e->cancelled = 0;
@@ -468,11 +459,11 @@ static bool keeps_up(struct walls__lane *lane, int64_t now)
            lane->last_turn_ns < PACK_LONG_NS;
 }
 
-/* Whether lane has no output window left for another task (large outputs:
- * every task of the pool takes one). */
-static bool io_full(const struct walls__pool *pool, const struct walls__lane *lane)
+/* Whether task needs a large-I/O window and lane has none left. */
+static bool io_full(const struct walls__pool *pool, const struct walls__lane *lane,
+                    const struct walls__task *task)
 {
-    return pool->out_window && lane->io_busy >= lane->depth;
+    return walls__io_wanted(pool, task) && walls__io_full(lane);
 }
 
 /* The lane for task: the last one used if it keeps up, else the open lane
@@ -481,14 +472,15 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
                                      int64_t now)
 {
     struct walls__lane *last = &pool->lanes[pool->next_lane % pool->nlanes];
-    if (takes_tasks(last) && !io_full(pool, last) && ring_free(last) >= 1 + modules_needed(last, task) &&
+    if (takes_tasks(last) && !io_full(pool, last, task) &&
+        ring_free(last) >= 1 + modules_needed(last, task) &&
         keeps_up(last, now))
         return last;
     struct walls__lane *best = NULL;
     unsigned best_free = 0;
     for (unsigned k = 0; k < pool->nlanes; k++) {
         struct walls__lane *lane = &pool->lanes[(pool->next_lane + k) % pool->nlanes];
-        if (!takes_tasks(lane) || io_full(pool, lane))
+        if (!takes_tasks(lane) || io_full(pool, lane, task))
             continue;
         unsigned room = ring_free(lane);
         if (room >= 1 + modules_needed(lane, task) && room > best_free) {
@@ -537,60 +529,6 @@ static int stage_in(struct walls__pool *pool, struct walls__lane *lane, struct w
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
-/* Writes len bytes at off of fd. Returns 0 or -errno. */
-static int write_at(int fd, const unsigned char *p, uint64_t len, uint64_t off)
-{
-    for (uint64_t done = 0; done < len;) {
-        ssize_t rc = pwrite(fd, p + done, (size_t)(len - done), (off_t)(off + done));
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return rc < 0 ? -errno : -EIO;
-        done += (uint64_t)rc;
-    }
-    return 0;
-}
-
-/* Where a large input or output of the request about to take lane's next
- * slot goes (struct walls__io): a process lane's input is written into its
- * window now; a thread lane gets the task's own copy of the input and a
- * buffer for its output. Returns 0 or -errno (then nothing was kept). */
-static int place_io(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task,
-                    bool big_in, struct walls__io *io)
-{
-    uint32_t seq = lane->rq_tail;
-    struct walls__inflight *e = &lane->inflight[seq & MASK];
-    *io = (struct walls__io){0, 0, 0, 0};
-    e->io_in_len = 0;
-    e->io_out = e->io_in = NULL;
-    if (big_in) {
-        io->in_len = task->in_len;
-        if (lane->io_in_fd < 0) {
-            io->in_at = (uintptr_t)task->in;
-        } else {
-            io->in_at = lane->io_in_base + (uint64_t)(seq & MASK) * WALLS__IO_IN_WINDOW;
-            int rc = write_at(lane->io_in_fd, task->in, task->in_len, io->in_at);
-            if (rc != 0)
-                return rc;
-            e->io_in_len = task->in_len;
-        }
-    }
-    if (pool->out_window) {
-        io->out_cap = pool->max_output;
-        if (lane->io_out_fd < 0) {
-            /* Pages are taken as the task writes them. */
-            e->io_out = malloc(pool->max_output);
-            if (!e->io_out)
-                return -ENOMEM;
-            io->out_at = (uintptr_t)e->io_out;
-        } else {
-            e->io_window = lane->io_next++ % lane->depth;
-            io->out_at = lane->io_out_base + (uint64_t)e->io_window * pool->out_window;
-        }
-    }
-    return 0;
-}
-
 /* Puts task into lane's ring after the module definitions it needs, not
  * yet published; its staged output (stage_in) is filled already. Returns 0,
  * or -errno when its large input or output could not be placed. */
@@ -604,21 +542,20 @@ static int push_task(struct walls__pool *pool, struct walls__lane *lane, struct 
         lane->modules_sent++;
     }
     task->dispatch_ns = now;
-    size_t refs = (task->n_inputs + (task->has_output ? 1u : 0u)) * sizeof(struct walls__bufref);
-    bool io = pool->out_window || task->in_len > WALLS__SLOT_DATA - refs;
-    if (!io) {
+    if (!walls__io_wanted(pool, task)) {
         ring_push(lane, WALLS__REQ_TASK, task->module, task->offset, NULL, task->in,
                   task->in_len, (uint32_t)pool->max_output, task);
         return 0;
     }
+    size_t refs = (task->n_inputs + (task->has_output ? 1u : 0u)) * sizeof(struct walls__bufref);
     bool big_in = task->in_len > WALLS__SLOT_DATA - refs - sizeof(struct walls__io);
     struct walls__io where;
-    int rc = place_io(pool, lane, task, big_in, &where);
+    int rc = walls__io_place(pool, lane, task, big_in, &lane->inflight[lane->rq_tail & MASK],
+                             &where);
     if (rc != 0)
         return rc;
     ring_push(lane, WALLS__REQ_TASK_IO, task->module, task->offset, &where, task->in,
               big_in ? 0 : task->in_len, WALLS__SLOT_DATA, task);
-    lane->io_busy++;
     return 0;
 }
 
@@ -718,7 +655,7 @@ static void rebalance(struct walls__pool *pool, int64_t now)
         for (unsigned m = 0; m < n; m++) {
             struct walls__task *task = moved[m];
             /* A staged output is filled again for its new lane's copy. */
-            int rc = ring_free(lane) >= 1 + modules_needed(lane, task) && !io_full(pool, lane)
+            int rc = ring_free(lane) >= 1 + modules_needed(lane, task) && !io_full(pool, lane, task)
                          ? stage_in(pool, lane, task)
                          : -ENOSPC;
             if (rc == 0)

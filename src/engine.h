@@ -42,8 +42,9 @@ void walls__engine_complete(struct walls__pool *pool, struct walls__task *task,
 void walls__engine_complete_at(struct walls__pool *pool, struct walls__task *task,
                                enum walls_status status, int code, const void *out,
                                uint32_t out_len, int64_t now);
-/* The same, adopting out: a malloc'd buffer (NULL when out_len is 0) that
- * becomes the result, trimmed to out_len, or is freed. */
+/* The same, adopting out: a buffer of exactly out_len bytes from
+ * walls__buf_alloc (NULL when out_len is 0) that becomes the result, or is
+ * freed. */
 void walls__engine_complete_owned(struct walls__pool *pool, struct walls__task *task,
                                   enum walls_status status, int code, unsigned char *out,
                                   uint32_t out_len, int64_t now);
@@ -94,6 +95,32 @@ unsigned walls__engine_armed(const struct walls__pool *pool);
 void walls__engine_lane_reset(struct walls__lane *lane);
 /* Asks the lane's worker to leave its loop (acknowledged like a task). */
 void walls__engine_push_stop(struct walls__lane *lane);
+
+/* ---- io.c: large inputs and outputs ----------------------------------------- */
+
+/* The windows each lane of the pool has. */
+unsigned walls__io_depth(const struct walls__pool *pool);
+/* Whether task travels as a WALLS__REQ_TASK_IO request. */
+bool walls__io_wanted(const struct walls__pool *pool, const struct walls__task *task);
+/* Whether every window of lane is taken. */
+bool walls__io_full(const struct walls__lane *lane);
+/* Gives the request e (about to be pushed for task) a window of lane and
+ * fills in io; writes a process lane's large input (big_in) into it.
+ * Returns 0 or -errno (then nothing was taken). */
+int walls__io_place(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task,
+                    bool big_in, struct walls__inflight *e, struct walls__io *io);
+/* A copy of the out_len bytes request e wrote in its window (out_len
+ * checked against max_output); NULL with *err set when memory or the read
+ * fails, or when out_len is 0. */
+unsigned char *walls__io_output(struct walls__lane *lane, const struct walls__inflight *e,
+                                uint32_t out_len, int *err);
+/* Request e is over: its window goes back (its pages past what is kept). */
+void walls__io_release(struct walls__lane *lane, struct walls__inflight *e);
+/* A new worker takes the lane over: every window free and wiped. */
+void walls__io_lane_reset(struct walls__lane *lane);
+/* Thread lanes: sets the depth and maps the output windows; unmaps them. */
+int walls__io_lane_map(struct walls__lane *lane);
+void walls__io_lane_unmap(struct walls__lane *lane);
 
 /* ---- harvest.c: consumer side ---------------------------------------------- */
 

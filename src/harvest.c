@@ -45,9 +45,7 @@ static void lane_broke(struct walls__pool *pool, struct walls__lane *lane,
         }
         if (e) {
             e->retired = 1;
-            free(e->io_out);
-            free(e->io_in);
-            e->io_out = e->io_in = NULL;
+            walls__io_release(lane, e);
         }
         return;
     }
@@ -77,73 +75,6 @@ static void stage_out(struct walls__pool *pool, struct walls__lane *lane, struct
     walls__engine_stage_copy(pool, lane->staging_fd, out, false);
     fallocate(lane->staging_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)out->offset,
               (off_t)span);
-}
-
-/* ---- large inputs and outputs (struct walls__io) ---------------------------------- */
-
-/* Pages of a window kept between tasks; beyond, they go back to the system
- * as soon as the host is done with them. */
-#define IO_KEEP (64u * 1024u)
-
-static void punch(int fd, uint64_t at, uint64_t len)
-{
-    if (len > IO_KEEP)
-        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(at + IO_KEEP),
-                  (off_t)(len - IO_KEEP));
-}
-
-/* Request seq of lane is over: what it held for a large input or output
- * goes (the windows of a process lane, the buffers of a thread lane). */
-static void io_release(struct walls__pool *pool, struct walls__lane *lane, uint32_t seq,
-                       struct walls__inflight *e)
-{
-    if (!e->io)
-        return;
-    lane->io_busy--;
-    free(e->io_out);
-    free(e->io_in);
-    e->io_out = e->io_in = NULL;
-    if (lane->io_in_fd >= 0 && e->io_in_len)
-        punch(lane->io_in_fd, lane->io_in_base + (uint64_t)(seq & MASK) * WALLS__IO_IN_WINDOW,
-              (e->io_in_len + WALLS__PAGE - 1) & ~(uint64_t)(WALLS__PAGE - 1));
-    if (lane->io_out_fd >= 0 && pool->out_window)
-        punch(lane->io_out_fd, lane->io_out_base + (uint64_t)e->io_window * pool->out_window,
-              pool->out_window);
-    e->io_in_len = 0;
-}
-
-/* The large output of request e, out_len bytes (checked against
- * max_output): the thread's buffer, or a copy out of the process lane's
- * window. NULL with *err set when memory or the read fails. */
-static unsigned char *io_output(struct walls__lane *lane, struct walls__inflight *e,
-                                uint32_t out_len, int *err)
-{
-    struct walls__pool *pool = lane->pool;
-    if (lane->io_out_fd < 0) {
-        unsigned char *buf = e->io_out;
-        e->io_out = NULL;
-        return buf;
-    }
-    if (out_len == 0)
-        return NULL;
-    unsigned char *buf = malloc(out_len);
-    if (!buf) {
-        *err = -ENOMEM;
-        return NULL;
-    }
-    uint64_t at = lane->io_out_base + (uint64_t)e->io_window * pool->out_window;
-    for (uint32_t done = 0; done < out_len;) {
-        ssize_t rc = pread(lane->io_out_fd, buf + done, out_len - done, (off_t)(at + done));
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0) {
-            *err = rc < 0 ? -errno : -EIO;
-            free(buf);
-            return NULL;
-        }
-        done += (uint32_t)rc;
-    }
-    return buf;
 }
 
 /* Whether a completion's header is one the host can believe for entry e. */
@@ -197,7 +128,7 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
                 stage_out(pool, lane, e->task);
             if (e->io && pool->out_window) {
                 int err = 0;
-                unsigned char *out = io_output(lane, e, h.out_len, &err);
+                unsigned char *out = walls__io_output(lane, e, h.out_len, &err);
                 if (err)
                     walls__engine_complete_at(pool, e->task, WALLS_FAILED, err, NULL, 0, now);
                 else
@@ -220,7 +151,7 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
         }
         e->task = NULL;
         e->retired = 1;
-        io_release(pool, lane, h.seq, e);
+        walls__io_release(lane, e);
         lane->cq_head++;
     }
     /* Release: we are done reading the consumed completion slots. */
@@ -347,6 +278,7 @@ static void abandon(struct walls__pool *pool, struct walls__lane *lane, uint32_t
     if (e->io && task->in != task->small_in) {
         /* Its thread may still read its large input: kept until it returns. */
         e->io_in = task->in;
+        e->io_in_keep = task->in_len;
         task->in = task->small_in;
     }
     walls__engine_complete(pool, task, WALLS_TIMEOUT, 0, NULL, 0);

@@ -56,9 +56,10 @@ enum walls__req_kind {
  * request. A thread worker gets addresses in the host's memory; a process
  * worker gets offsets in its two I/O memfds: the input one, which it may
  * only read, and the output one (see walls__worker_process_main). The host
- * gives each request of a lane its own window in each: the input window of
- * ring slot s starts at WALLS__IO_IN_WINDOW * s of the lane's input space,
- * the output window at out_window * (seq % depth) of its output space.
+ * gives each such request of a lane a window of its own (io.c): window k of
+ * a lane starts at WALLS__IO_IN_WINDOW * k of its input space and at
+ * max_output (rounded up to pages) * k of its output space. A window is
+ * reused for later requests: a worker may keep its mapping.
  */
 struct walls__io {
     uint64_t in_at;   /* in_len 0: the input is inline, after this struct */

@@ -44,6 +44,7 @@
 #define WALLS__IO_THREADS_PER_CPU 4u /* IO-bound: threads per CPU, or per hybrid process */
 #define WALLS__MAX_MODULES 256u
 #define WALLS__TASK_SMALL 64u /* input and output bytes kept inside the task */
+#define WALLS__IO_DEPTH 8u    /* large-I/O windows of a lane at most (io.c) */
 
 /* ---- tasks ------------------------------------------------------------------
  *
@@ -121,12 +122,12 @@ struct walls__inflight {
     uint8_t cancelled;
     uint8_t abandoned; /* its task ended (timed out) while a thread still runs it */
     uint8_t io;        /* a WALLS__REQ_TASK_IO request (struct walls__io) */
-    uint32_t io_window;    /* process lanes: its output window */
+    uint32_t io_window;    /* io: the lane's window it has (io.c) */
     struct walls__task_hold *held; /* abandoned: the arena buffers its thread may still use */
-    uint64_t io_in_len;    /* process lanes: bytes of input written to its input window */
-    unsigned char *io_out; /* thread lanes: the output buffer made for it (large outputs) */
+    uint64_t io_in_len;    /* process lanes: bytes of input written to its window */
     unsigned char *io_in;  /* thread lanes, abandoned: the task's large input, kept until
-                            * its thread returns */
+                            * its thread returns, */
+    uint32_t io_in_keep;   /* and its length */
 };
 
 /* Arena pins that outlive their task's result. */
@@ -150,17 +151,17 @@ struct walls__lane {
     bool watch;                 /* ask for attention whenever its completions are consumed */
     uint32_t *quota;            /* tasks its process may still be given; NULL = no limit */
     int staging_fd;             /* staged arena outputs (sandboxed processes); -1 = none */
-    /* Large inputs and outputs (struct walls__io) [create]: a process lane
-     * has windows in its process's two I/O memfds, from these offsets; a
-     * thread lane has none (-1), and reads and writes host memory. */
+    /* Large inputs and outputs (io.c) [create]: depth windows; a process
+     * lane's are ranges of its process's two I/O memfds, from these
+     * offsets; a thread lane's output windows are in io_out_map (its
+     * memfds are -1). */
     int io_in_fd;
     int io_out_fd;
     uint64_t io_in_base;
     uint64_t io_out_base;
-    unsigned depth;             /* large-output requests it may have outstanding: one output
-                                 * window each (process lanes) */
-    unsigned io_busy;           /* WALLS__REQ_TASK_IO requests outstanding [lock] */
-    uint32_t io_next;           /* the next output window to give, modulo depth [lock] */
+    unsigned char *io_out_map;
+    unsigned depth;             /* at most WALLS__IO_DEPTH */
+    uint32_t io_used;           /* [lock] the windows given to outstanding requests */
     /* The host's side of its rings, never read back from the mailbox [lock]: */
     uint32_t rq_tail;           /* next request index to publish */
     uint32_t oldest;            /* oldest request not yet retired */

@@ -123,22 +123,15 @@ static int procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module
 
 /* ---- mailboxes ------------------------------------------------------------------------ */
 
-/* Large inputs and outputs need no more than this of output windows per
- * lane; the windows a lane may have (its depth) follow from max_output. */
-#define IO_OUT_SPACE ((uint64_t)1 << 30)
-
-/* The process's two I/O memfds: every lane has a window per ring slot in
- * the input one, and depth windows of max_output in the output one. Both
- * are sparse: memory is taken only for what is written. The worker gets a
- * read-only descriptor of the input one. Returns 0 or -errno. */
+/* The process's two I/O memfds (io.c): every lane has depth windows in
+ * each, of WALLS_IO_MAX in the input one and of max_output in the output
+ * one. Both are sparse: memory is taken only for what is written. The
+ * worker gets a read-only descriptor of the input one. Returns 0 or
+ * -errno. */
 static int make_io(struct walls__pool *pool, struct walls__proc *proc)
 {
-    unsigned depth = WALLS__RING_SLOTS;
-    if (pool->out_window) {
-        uint64_t fit = IO_OUT_SPACE / pool->out_window;
-        depth = fit < 1 ? 1 : fit > WALLS__RING_SLOTS ? WALLS__RING_SLOTS : (unsigned)fit;
-    }
-    uint64_t in_space = (uint64_t)WALLS__RING_SLOTS * WALLS__IO_IN_WINDOW;
+    unsigned depth = walls__io_depth(pool);
+    uint64_t in_space = (uint64_t)depth * WALLS__IO_IN_WINDOW;
     uint64_t out_space = (uint64_t)depth * pool->out_window;
     proc->io_in_fd = memfd_create("walls-io-in", MFD_CLOEXEC);
     proc->io_out_fd = memfd_create("walls-io-out", MFD_CLOEXEC);

@@ -116,7 +116,7 @@ static struct walls__task *task_with_input(struct walls__pool *pool, const void 
         return NULL;
     }
     task->in_len = (uint32_t)in_len;
-    if (in_len > WALLS__TASK_SMALL && !(task->in = malloc(in_len))) {
+    if (in_len > WALLS__TASK_SMALL && !(task->in = walls__buf_alloc(in_len))) {
         walls__task_recycle(task);
         walls__fail(-ENOMEM, "%s: no memory for a copy of %zu bytes of input", call, in_len);
         return NULL;

@@ -15,6 +15,10 @@ struct walls__task *walls__task_new(struct walls__pool *pool);
 void walls__task_recycle(struct walls__task *task);
 /* The task's copy of its input goes: it is not needed once the task ended. */
 void walls__task_drop_input(struct walls__task *task);
+/* Memory for a task's input or result of len bytes (malloc, or a mapping
+ * of its own with huge pages when large); freed with the same len. */
+void *walls__buf_alloc(size_t len);
+void walls__buf_free(void *p, size_t len);
 /* Whether the task has its result (acquire: the result is visible). */
 bool walls__task_done(const struct walls__task *task);
 /* The handle the caller holds for a live task. */

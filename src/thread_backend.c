@@ -203,6 +203,7 @@ static void threads_stop(struct walls__pool *pool, bool cancel)
     for (unsigned i = 0; i < pool->nlanes; i++) {
         free(pool->lanes[i].mb);
         pool->lanes[i].mb = NULL;
+        walls__io_lane_unmap(&pool->lanes[i]);
     }
     free(t->lanes);
     free(t);
@@ -229,6 +230,8 @@ static int threads_start(struct walls__pool *pool)
             break;
         }
         memset(lane->mb, 0, WALLS__MAILBOX_SIZE);
+        if ((rc = walls__io_lane_map(lane)) != 0)
+            break;
         walls__engine_lane_reset(lane);
         lane->mb->worker_state = WALLS__WORKER_READY;
         lane->live = lane->open = true;

@@ -39,10 +39,19 @@ struct module_slot {
     bool resolved;
 };
 
+/* A mapping of a large-I/O window, kept across tasks: the host gives the
+ * same windows again, and the pages it keeps in them stay mapped. */
+struct io_mapping {
+    int fd;
+    uint64_t at, len;
+    void *p;
+};
+
 struct proc_ctx {
     struct walls__mailbox *mb;
     int doorbell;
     struct module_slot modules[WALLS__MAX_MODULES];
+    struct io_mapping io[2 * WALLS__IO_DEPTH]; /* this lane's windows, as mapped */
 };
 
 /* One context per lane, made on first use (a process worker has one). */
@@ -116,15 +125,35 @@ static walls_fn *proc_resolve(void *ctx, uint16_t module, uint64_t offset, int *
  * the doorbell. */
 static int io_in_fd = -1, io_out_fd = -1;
 
+/* A window's mapping: the one kept for it, else a new one kept from now on
+ * (a whole input window, or the output window), else, when the address
+ * space is short (a memory limit), one for this task alone. */
 static void *proc_io_map(void *ctx, uint64_t at, uint64_t len, bool out, int *err)
 {
-    (void)ctx;
+    struct proc_ctx *pc = ctx;
+    int fd = out ? io_out_fd : io_in_fd;
+    int prot = out ? PROT_READ | PROT_WRITE : PROT_READ;
     if (at % WALLS__PAGE || len == 0) {
         *err = -EPROTO;
         return NULL;
     }
-    void *p = mmap(NULL, (size_t)len, out ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
-                   out ? io_out_fd : io_in_fd, (off_t)at);
+    struct io_mapping *slot = NULL;
+    for (size_t i = 0; i < sizeof pc->io / sizeof pc->io[0]; i++) {
+        struct io_mapping *m = &pc->io[i];
+        if (m->p && m->fd == fd && m->at == at && m->len >= len)
+            return m->p;
+        if (!m->p && !slot)
+            slot = m;
+    }
+    uint64_t whole = out ? len : WALLS__IO_IN_WINDOW;
+    if (slot) {
+        void *p = mmap(NULL, (size_t)whole, prot, MAP_SHARED | MAP_NORESERVE, fd, (off_t)at);
+        if (p != MAP_FAILED) {
+            *slot = (struct io_mapping){fd, at, whole, p};
+            return p;
+        }
+    }
+    void *p = mmap(NULL, (size_t)len, prot, MAP_SHARED, fd, (off_t)at);
     if (p == MAP_FAILED) {
         *err = -errno;
         return NULL;
@@ -134,7 +163,10 @@ static void *proc_io_map(void *ctx, uint64_t at, uint64_t len, bool out, int *er
 
 static void proc_io_unmap(void *ctx, void *p, uint64_t len)
 {
-    (void)ctx;
+    struct proc_ctx *pc = ctx;
+    for (size_t i = 0; i < sizeof pc->io / sizeof pc->io[0]; i++)
+        if (pc->io[i].p == p)
+            return; /* kept */
     munmap(p, (size_t)len);
 }
 
