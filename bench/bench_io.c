@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,10 +80,11 @@ struct piped {
     pid_t pid;
 };
 
-static int write_all(int fd, const unsigned char *p, size_t n)
+/* Writes (or reads) all n bytes of p; 0, or -1 on an error or end of file. */
+static int move_all(int fd, unsigned char *p, size_t n, bool out)
 {
     while (n) {
-        ssize_t rc = write(fd, p, n);
+        ssize_t rc = out ? write(fd, p, n) : read(fd, p, n);
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc <= 0)
@@ -93,18 +95,14 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    return move_all(fd, (unsigned char *)(uintptr_t)p, n, true);
+}
+
 static int read_all(int fd, unsigned char *p, size_t n)
 {
-    while (n) {
-        ssize_t rc = read(fd, p, n);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return -1;
-        p += rc;
-        n -= (size_t)rc;
-    }
-    return 0;
+    return move_all(fd, p, n, false);
 }
 
 /* The child: reads a 8-byte length, then that many bytes into its own

@@ -503,18 +503,7 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
 int walls__engine_stage_copy(struct walls__pool *pool, int fd, const struct walls__bufref *ref,
                              bool in)
 {
-    unsigned char *p = pool->arena.base + ref->offset;
-    for (uint64_t done = 0; done < ref->len;) {
-        size_t n = (size_t)(ref->len - done);
-        off_t at = (off_t)(ref->offset + done);
-        ssize_t rc = in ? pwrite(fd, p + done, n, at) : pread(fd, p + done, n, at);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return rc < 0 ? -errno : -EIO;
-        done += (uint64_t)rc;
-    }
-    return 0;
+    return walls__io_file(fd, pool->arena.base + ref->offset, ref->len, ref->offset, in);
 }
 
 /* A sandboxed process is about to run a task with an output: its staging

@@ -98,6 +98,9 @@ void walls__engine_push_stop(struct walls__lane *lane);
 
 /* ---- io.c: large inputs and outputs ----------------------------------------- */
 
+/* Writes (or reads) all len bytes at p to (from) offset off of fd, going
+ * on after a signal. Returns 0 or -errno (-EIO at the file's end). */
+int walls__io_file(int fd, unsigned char *p, uint64_t len, uint64_t off, bool write);
 /* The windows each lane of the pool has. */
 unsigned walls__io_depth(const struct walls__pool *pool);
 /* Whether task travels as a WALLS__REQ_TASK_IO request. */

@@ -58,11 +58,12 @@ bool walls__io_full(const struct walls__lane *lane)
     return lane->io_used == (lane->depth >= 32 ? UINT32_MAX : (1u << lane->depth) - 1);
 }
 
-/* Writes len bytes at off of fd. Returns 0 or -errno. */
-static int write_at(int fd, const unsigned char *p, uint64_t len, uint64_t off)
+int walls__io_file(int fd, unsigned char *p, uint64_t len, uint64_t off, bool write)
 {
     for (uint64_t done = 0; done < len;) {
-        ssize_t rc = pwrite(fd, p + done, (size_t)(len - done), (off_t)(off + done));
+        size_t n = (size_t)(len - done);
+        off_t at = (off_t)(off + done);
+        ssize_t rc = write ? pwrite(fd, p + done, n, at) : pread(fd, p + done, n, at);
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc <= 0)
@@ -95,7 +96,7 @@ int walls__io_place(struct walls__pool *pool, struct walls__lane *lane, struct w
             io->in_at = (uintptr_t)task->in;
         } else {
             io->in_at = in_at(lane, window);
-            int rc = write_at(lane->io_in_fd, task->in, task->in_len, io->in_at);
+            int rc = walls__io_file(lane->io_in_fd, task->in, task->in_len, io->in_at, true);
             if (rc != 0)
                 return rc;
             e->io_in_len = task->in_len;
@@ -127,17 +128,11 @@ unsigned char *walls__io_output(struct walls__lane *lane, const struct walls__in
         memcpy(buf, lane->io_out_map + (uint64_t)e->io_window * pool->out_window, out_len);
         return buf;
     }
-    uint64_t at = out_at(lane, e->io_window);
-    for (uint32_t done = 0; done < out_len;) {
-        ssize_t rc = pread(lane->io_out_fd, buf + done, out_len - done, (off_t)(at + done));
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0) {
-            *err = rc < 0 ? -errno : -EIO;
-            walls__buf_free(buf, out_len);
-            return NULL;
-        }
-        done += (uint32_t)rc;
+    int rc = walls__io_file(lane->io_out_fd, buf, out_len, out_at(lane, e->io_window), false);
+    if (rc != 0) {
+        *err = rc;
+        walls__buf_free(buf, out_len);
+        return NULL;
     }
     return buf;
 }

@@ -222,6 +222,24 @@ int count_threads(void)
     return count_dir("/proc/self/task", NULL);
 }
 
+void *worker_mailbox(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return NULL;
+    char line[512];
+    void *at = NULL;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "walls-mailbox")) {
+            unsigned long start;
+            if (sscanf(line, "%lx-", &start) == 1)
+                at = (void *)start;
+            break;
+        }
+    fclose(f);
+    return at;
+}
+
 long rss_kb(void)
 {
     FILE *f = fopen("/proc/self/statm", "re");

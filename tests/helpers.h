@@ -42,6 +42,9 @@ int count_fds(void);
 int count_shm(void);
 /* Threads of this process. */
 int count_threads(void);
+/* In a worker process: the mapping of its mailbox (struct walls__mailbox,
+ * src/mailbox.h), found in /proc/self/maps; NULL if none. */
+void *worker_mailbox(void);
 /* Resident memory of this process in KiB (from /proc/self/statm), or 0. */
 long rss_kb(void);
 

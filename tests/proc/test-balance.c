@@ -143,31 +143,12 @@ START_TEST(test_stuck_behind_a_sleeping_worker)
 }
 END_TEST
 
-/* The worker's own mailbox, from /proc/self/maps. */
-static struct walls__mailbox *own_mailbox(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f)
-        return NULL;
-    char line[512];
-    void *at = NULL;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, "walls-mailbox")) {
-            unsigned long start;
-            if (sscanf(line, "%lx-", &start) == 1)
-                at = (void *)start;
-            break;
-        }
-    fclose(f);
-    return at;
-}
-
 /* For 500 ms, turns every slot of its ring the host took back (CANCELLED)
  * into a queued one again, so that its worker runs those tasks too once
  * this one returns. Answers how many slots it turned. */
 static int hostile_requeue(struct walls_call *call)
 {
-    struct walls__mailbox *mb = own_mailbox();
+    struct walls__mailbox *mb = worker_mailbox();
     if (!mb || call->out_cap < sizeof(int))
         return 1;
     int turned = 0;

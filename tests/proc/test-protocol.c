@@ -21,23 +21,6 @@
  * and break the protocol, then ring the doorbell (descriptor 4) so the host
  * looks, and hang. The host must kill the worker and fail the task with
  * WALLS_PROTOCOL. */
-static struct walls__mailbox *own_mailbox(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f)
-        return NULL;
-    char line[512];
-    void *at = NULL;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, "walls-mailbox")) {
-            unsigned long start;
-            if (sscanf(line, "%lx-", &start) == 1)
-                at = (void *)start;
-            break;
-        }
-    fclose(f);
-    return at;
-}
 
 static void ring_and_hang(void)
 {
@@ -50,7 +33,7 @@ static void ring_and_hang(void)
 static int hostile_tail(struct walls_call *call)
 {
     (void)call;
-    struct walls__mailbox *mb = own_mailbox();
+    struct walls__mailbox *mb = worker_mailbox();
     if (!mb)
         return 1;
     __atomic_store_n(&mb->cq.tail, mb->cq.tail + 1000, __ATOMIC_RELEASE);
@@ -62,7 +45,7 @@ static int hostile_tail(struct walls_call *call)
  * and length, as only a corrupted worker would. */
 static int fake_completion(bool right_tag, uint32_t out_len)
 {
-    struct walls__mailbox *mb = own_mailbox();
+    struct walls__mailbox *mb = worker_mailbox();
     if (!mb)
         return 1;
     uint32_t tail = mb->cq.tail;
