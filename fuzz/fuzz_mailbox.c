@@ -45,7 +45,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(mb, 0, WALLS__MAILBOX_SIZE);
     size_t keep = offsetof(struct walls__pool, owner);
     memset((char *)&pool + keep, 0, sizeof pool - keep);
-    memset(&lane, 0, sizeof lane);
     pool.state = WALLS__POOL_ALIVE;
     pool.placement = WALLS_PROCESSES;
     pool.nlanes = 1;
@@ -56,11 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pool.event_fd = -1;
     pool.restart_limit = 100;
     /* A process lane with no real process: a kill is only a mark. */
-    lane.pool = &pool;
+    walls__engine_lane_init(&pool, &lane, 0);
     lane.mb = mb;
     lane.shared = true;
     lane.killable = true;
-    lane.staging_fd = -1;
     walls__engine_lane_reset(&lane);
     lane.live = lane.open = true;
 

@@ -15,22 +15,7 @@
  * workers spin against the submitting thread, while long tasks still
  * spread across lanes.
  *
- * Tasks are dealt before anyone knows how long they run, so a lane's ring
- * can hold tasks behind a long one while another lane idles. The host then
- * moves them (balancing): a task that has not started is taken back by
- * turning its slot from QUEUED to CANCELLED, the same exchange the worker
- * makes to start it, so exactly one side wins, and it is pushed into the
- * idle lane's ring. The worker of the lane it left only acknowledges the
- * cancelled slot; anything else from it breaks the protocol. A worker
- * therefore cannot take, repeat or lose a task of another lane: it can
- * only start its own, or refuse to give them up.
- *
- * Balancing happens when a lane runs dry (its worker reports that while
- * tasks wait behind others: the refill doorbell), taking half of the
- * longest backlog, or all of it when the task ahead of it has run
- * PACK_LONG_NS or more; and, for lanes that went idle earlier and sleep,
- * on the engine's clock (walls__engine_balance), every BALANCE_TICK_NS
- * while tasks wait behind a task that runs long.
+ * Tasks waiting in one lane's ring move to lanes that idle: balance.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -52,13 +37,9 @@
  * this and it completed something this recently (pick_lane()). */
 #define PACK_BACKLOG 8u
 #define PACK_RECENT_NS 20000
-/* ... but not when its last task took this long from dispatch to harvest:
- * waking an idle worker costs little beside such tasks, and packing them
- * would leave the other workers idle. */
-#define PACK_LONG_NS 100000
-/* While tasks wait in one lane's ring and another lane idles, the engine's
- * clock looks for long-running tasks to move them from this often. */
-#define BALANCE_TICK_NS 1000000
+/* ... but not when its last task took WALLS__LONG_TASK_NS or more from
+ * dispatch to harvest: waking an idle worker costs little beside such
+ * tasks, and packing them would leave the other workers idle. */
 
 /* ---- lists and statistics ---------------------------------------------------- */
 
@@ -282,6 +263,17 @@ int walls__engine_cancel(struct walls__pool *pool, struct walls__task *task)
 
 /* ---- rings, host side ----------------------------------------------------------- */
 
+void walls__engine_lane_init(struct walls__pool *pool, struct walls__lane *lane, unsigned index)
+{
+    memset(lane, 0, sizeof *lane);
+    lane->pool = pool;
+    lane->index = index;
+    lane->kill_reason = -1;
+    lane->staging_fd = -1;
+    lane->io_in_fd = lane->io_out_fd = -1;
+    lane->depth = WALLS__IO_DEPTH;
+}
+
 void walls__engine_lane_reset(struct walls__lane *lane)
 {
     struct walls__mailbox *mb = lane->mb;
@@ -371,7 +363,7 @@ static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, 
     }
 }
 
-static void ring_publish(struct walls__lane *lane)
+void walls__engine_publish(struct walls__lane *lane)
 {
     struct walls__mailbox *mb = lane->mb;
     /* Release: the slots written above are visible before the new tail. */
@@ -386,7 +378,7 @@ static void ring_publish(struct walls__lane *lane)
 void walls__engine_push_stop(struct walls__lane *lane)
 {
     ring_push(lane, WALLS__REQ_STOP, 0, 0, NULL, NULL, 0, 0, NULL);
-    ring_publish(lane);
+    walls__engine_publish(lane);
 }
 
 static unsigned modules_needed(const struct walls__lane *lane, const struct walls__task *task)
@@ -424,8 +416,7 @@ unsigned walls__engine_armed(const struct walls__pool *pool)
 
 /* ---- picking a lane --------------------------------------------------------------- */
 
-/* Whether lane may be given a task now. */
-static bool takes_tasks(const struct walls__lane *lane)
+bool walls__engine_takes(const struct walls__lane *lane)
 {
     return lane->open && !lane->stuck && !lane->broke && (!lane->quota || *lane->quota > 0);
 }
@@ -456,7 +447,7 @@ static bool keeps_up(struct walls__lane *lane, int64_t now)
     if (outstanding == 0)
         return true;
     return outstanding < PACK_BACKLOG && now - lane->seen_ns < PACK_RECENT_NS &&
-           lane->last_turn_ns < PACK_LONG_NS;
+           lane->last_turn_ns < WALLS__LONG_TASK_NS;
 }
 
 /* Whether task needs a large-I/O window and lane has none left. */
@@ -472,7 +463,7 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
                                      int64_t now)
 {
     struct walls__lane *last = &pool->lanes[pool->next_lane % pool->nlanes];
-    if (takes_tasks(last) && !io_full(pool, last, task) &&
+    if (walls__engine_takes(last) && !io_full(pool, last, task) &&
         ring_free(last) >= 1 + modules_needed(last, task) &&
         keeps_up(last, now))
         return last;
@@ -480,7 +471,7 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
     unsigned best_free = 0;
     for (unsigned k = 0; k < pool->nlanes; k++) {
         struct walls__lane *lane = &pool->lanes[(pool->next_lane + k) % pool->nlanes];
-        if (!takes_tasks(lane) || io_full(pool, lane, task))
+        if (!walls__engine_takes(lane) || io_full(pool, lane, task))
             continue;
         unsigned room = ring_free(lane);
         if (room >= 1 + modules_needed(lane, task) && room > best_free) {
@@ -548,154 +539,15 @@ static int push_task(struct walls__pool *pool, struct walls__lane *lane, struct 
     return 0;
 }
 
-/* Whether an entry is a task that has not ended (it runs, or waits). */
-static bool live_task(const struct walls__inflight *e)
-{
-    return !e->retired && e->kind == WALLS__REQ_TASK && !e->cancelled && e->task;
-}
-
-/* What waits in a lane's ring: the first live task (the one its worker
- * runs, or is about to), how many live tasks wait behind it, and whether
- * the first has run PACK_LONG_NS or more. */
-struct backlog {
-    uint32_t runner;
-    unsigned movable;
-    bool long_runner;
-};
-
-static struct backlog backlog_of(const struct walls__lane *lane, int64_t now)
-{
-    struct backlog b = {0, 0, false};
-    if (!lane->live || lane->broke || lane->stuck)
-        return b;
-    uint32_t s = lane->oldest;
-    while (s != lane->rq_tail && !live_task(&lane->inflight[s & MASK]))
-        s++;
-    if (s == lane->rq_tail)
-        return b;
-    b.runner = s;
-    for (uint32_t t = s + 1; t != lane->rq_tail; t++)
-        b.movable += live_task(&lane->inflight[t & MASK]);
-    /* It cannot have started before it was dispatched, nor before the
-     * request ahead of it was retired. */
-    const struct walls__task *task = lane->inflight[s & MASK].task;
-    int64_t start = task->dispatch_ns > lane->retire_ns ? task->dispatch_ns : lane->retire_ns;
-    b.long_runner = now - start >= PACK_LONG_NS;
-    return b;
-}
-
-/* Whether lane takes tasks and has nothing outstanding. */
-static bool idle(const struct walls__lane *lane)
-{
-    return lane->live && takes_tasks(lane) && lane->oldest == lane->rq_tail;
-}
-
-unsigned walls__engine_take_back(struct walls__pool *pool, struct walls__lane *lane, uint32_t after,
-                                 unsigned max, struct walls__task **out)
+int walls__engine_deal(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task,
+                       int64_t now)
 {
     WALLS__LOCKED(pool);
-    struct walls__task *got[WALLS__RING_SLOTS];
-    unsigned n = 0;
-    /* Newest first: the worker works from the other end. */
-    for (uint32_t s = lane->rq_tail; s != after + 1 && n < max;) {
-        s--;
-        struct walls__inflight *e = &lane->inflight[s & MASK];
-        if (!live_task(e))
-            continue;
-        uint32_t expected = WALLS__SLOT_QUEUED;
-        if (!walls__cas(&lane->mb->rq_slots[s & MASK].state, &expected, WALLS__SLOT_CANCELLED))
-            break; /* started: so has everything before it */
-        e->cancelled = 1;
-        got[n++] = e->task;
-        e->task = NULL;
-        if (lane->quota)
-            (*lane->quota)++;
-    }
-    for (unsigned i = 0; i < n; i++)
-        out[i] = got[n - 1 - i];
-    return n;
-}
-
-/* Moves waiting tasks into idle lanes: a lane that ran dry takes half of
- * the longest backlog (all of it behind a long runner); any idle lane
- * takes all of a backlog behind a long runner. */
-static void rebalance(struct walls__pool *pool, int64_t now)
-{
-    for (unsigned i = 0; i < pool->nlanes; i++) {
-        struct walls__lane *lane = &pool->lanes[i];
-        if (!idle(lane))
-            continue;
-        struct walls__lane *victim = NULL;
-        struct backlog best = {0, 0, false};
-        for (unsigned k = 0; k < pool->nlanes; k++) {
-            struct backlog b = backlog_of(&pool->lanes[k], now);
-            if (k != i && b.movable > best.movable && (b.long_runner || lane->ran_dry)) {
-                victim = &pool->lanes[k];
-                best = b;
-            }
-        }
-        if (!victim)
-            continue;
-        unsigned want = best.long_runner ? best.movable : (best.movable + 1) / 2;
-        if (lane->quota && want > *lane->quota)
-            want = *lane->quota;
-        struct walls__task *moved[WALLS__RING_SLOTS];
-        unsigned n = walls__engine_take_back(pool, victim, best.runner, want, moved);
-        for (unsigned m = 0; m < n; m++) {
-            struct walls__task *task = moved[m];
-            /* A staged output is filled again for its new lane's copy. */
-            int rc = ring_free(lane) >= 1 + modules_needed(lane, task) && !io_full(pool, lane, task)
-                         ? stage_in(pool, lane, task)
-                         : -ENOSPC;
-            if (rc == 0)
-                rc = push_task(pool, lane, task, now);
-            if (rc == 0)
-                continue;
-            if (rc == -ENOSPC)
-                walls__engine_requeue_front(pool, task);
-            else
-                walls__engine_complete(pool, task, WALLS_FAILED, rc, NULL, 0);
-        }
-        if (n)
-            ring_publish(lane);
-    }
-    for (unsigned i = 0; i < pool->nlanes; i++)
-        pool->lanes[i].ran_dry = false;
-}
-
-/* Whether tasks wait in some lane's ring while another lane idles. */
-static bool waiting_beside_idle(const struct walls__pool *pool, int64_t now)
-{
-    bool waiting = false, idling = false;
-    for (unsigned i = 0; i < pool->nlanes && !(waiting && idling); i++) {
-        const struct walls__lane *lane = &pool->lanes[i];
-        idling = idling || idle(lane);
-        waiting = waiting || backlog_of(lane, now).movable > 0;
-    }
-    return waiting && idling;
-}
-
-/* Asks for the engine's clock while tasks wait beside an idle lane. */
-static void watch_balance(struct walls__pool *pool, int64_t now)
-{
-    if (pool->balance_at || pool->nlanes < 2 || !waiting_beside_idle(pool, now))
-        return;
-    pool->balance_at = now + BALANCE_TICK_NS;
-    pool->want_clock = true;
-}
-
-int64_t walls__engine_balance(struct walls__pool *pool, int64_t now)
-{
-    WALLS__LOCKED(pool);
-    if (!pool->balance_at)
-        return INT64_MAX;
-    if (now < pool->balance_at)
-        return pool->balance_at;
-    pool->balance_at = 0;
-    rebalance(pool, now);
-    watch_balance(pool, now);
-    pool->want_clock = false; /* the clock runs: it asks itself */
-    return pool->balance_at ? pool->balance_at : INT64_MAX;
+    if (ring_free(lane) < 1 + modules_needed(lane, task) || io_full(pool, lane, task))
+        return -ENOSPC;
+    /* A staged output is filled for this lane's copy. */
+    int rc = stage_in(pool, lane, task);
+    return rc ? rc : push_task(pool, lane, task, now);
 }
 
 bool walls__engine_wants_refill(const struct walls__pool *pool)
@@ -728,20 +580,20 @@ static void dispatch_at(struct walls__pool *pool, int64_t now)
         int rc = push_task(pool, lane, task, now);
         if (rc != 0) {
             walls__engine_complete(pool, task, WALLS_FAILED, rc, NULL, 0);
-            ring_publish(lane); /* module definitions may have gone in */
+            walls__engine_publish(lane); /* module definitions may have gone in */
             continue;
         }
         pending_unlink(pool, task);
         pool->in_rings++;
-        ring_publish(lane);
+        walls__engine_publish(lane);
     }
     if (pool->rebalance) {
         pool->rebalance = false;
-        rebalance(pool, now);
+        walls__engine_rebalance(pool, now);
         behind = true;
     }
     if (behind)
-        watch_balance(pool, now);
+        walls__engine_watch_balance(pool, now);
     unsigned armed = walls__engine_armed(pool);
     if ((armed & WALLS__ARM_REFILL) && !walls__engine_wants_refill(pool))
         walls__engine_arm(pool, armed & ~WALLS__ARM_REFILL);

@@ -4,9 +4,11 @@
  *
  * The producer side (dispatch.c) queues tasks, picks a lane, pushes and
  * publishes requests, stages outputs in, completes tasks and wakes their
- * waiters. The consumer side (harvest.c) consumes completions, checking
- * each against the lane's in-flight table, marks lanes that break the
- * protocol, stages outputs out, and finds tasks past their time limit.
+ * waiters; balance.c moves tasks that have not started to lanes that idle;
+ * io.c places large inputs and outputs. The consumer side (harvest.c)
+ * consumes completions, checking each against the lane's in-flight table,
+ * marks lanes that break the protocol, stages outputs out, and finds tasks
+ * past their time limit.
  *
  * The engine calls neither the public API nor a backend. What only a
  * backend can do (kill a worker, recycle it) the engine asks for with data:
@@ -68,6 +70,22 @@ void walls__engine_break(struct walls__pool *pool);
 /* Cancels a task that has not started: 0, -EALREADY (finished) or -EBUSY
  * (it runs, or is about to: only its backend can stop it). */
 int walls__engine_cancel(struct walls__pool *pool, struct walls__task *task);
+/* A task that runs this long (dispatch to harvest) is a long one: packing
+ * stops behind it, and tasks waiting behind it move (balance.c). */
+#define WALLS__LONG_TASK_NS 100000
+
+/* Whether lane may be given a task now: open, alive, not stuck, with quota. */
+bool walls__engine_takes(const struct walls__lane *lane);
+/* Puts task into lane's ring (not published): 0; -ENOSPC when the lane has
+ * no room for it (slots, large-I/O windows); or -errno when its staged
+ * output or large input could not be placed there. */
+int walls__engine_deal(struct walls__pool *pool, struct walls__lane *lane, struct walls__task *task,
+                       int64_t now);
+/* Publishes what was pushed into lane's ring, waking its worker if asleep. */
+void walls__engine_publish(struct walls__lane *lane);
+
+/* ---- balance.c: moving tasks that have not started ---------------------------- */
+
 /* Takes back, newest first, up to max tasks of lane queued after request
  * after that have not started (each slot's QUEUED -> CANCELLED exchange
  * won against the worker's); stops at the first that has. They are put in
@@ -75,6 +93,13 @@ int walls__engine_cancel(struct walls__pool *pool, struct walls__task *task);
  * Returns how many. */
 unsigned walls__engine_take_back(struct walls__pool *pool, struct walls__lane *lane, uint32_t after,
                                  unsigned max, struct walls__task **out);
+/* Moves waiting tasks into idle lanes: a lane that ran dry (ran_dry) takes
+ * half of the longest backlog, all of it behind a long runner; any idle
+ * lane takes all of a backlog behind a long runner. */
+void walls__engine_rebalance(struct walls__pool *pool, int64_t now);
+/* Asks for the engine's clock (balance_at, want_clock) while tasks wait
+ * beside an idle lane. */
+void walls__engine_watch_balance(struct walls__pool *pool, int64_t now);
 /* The engine's clock for balancing: when due, moves tasks that wait behind
  * a long-running one into idle lanes. Returns when to call again, or
  * INT64_MAX. (walls__engine_expire calls it.) */
@@ -91,6 +116,8 @@ void walls__engine_arm(struct walls__pool *pool, unsigned what);
 /* What the lanes report now: WALLS__ARM_* bits. */
 unsigned walls__engine_armed(const struct walls__pool *pool);
 
+/* A lane of the pool as created: no worker, no descriptors, full depth. */
+void walls__engine_lane_init(struct walls__pool *pool, struct walls__lane *lane, unsigned index);
 /* A lane's rings and host state, as new: for a new worker of the lane. */
 void walls__engine_lane_reset(struct walls__lane *lane);
 /* Asks the lane's worker to leave its loop (acknowledged like a task). */

@@ -110,14 +110,8 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
         rc = pool->event_fd < 0 ? -errno : -ENOMEM;
         goto fail;
     }
-    for (unsigned i = 0; i < pool->nlanes; i++) {
-        pool->lanes[i].pool = pool;
-        pool->lanes[i].index = i;
-        pool->lanes[i].kill_reason = -1;
-        pool->lanes[i].staging_fd = -1;
-        pool->lanes[i].io_in_fd = pool->lanes[i].io_out_fd = -1;
-        pool->lanes[i].depth = WALLS__RING_SLOTS;
-    }
+    for (unsigned i = 0; i < pool->nlanes; i++)
+        walls__engine_lane_init(pool, &pool->lanes[i], i);
     if ((o.arena_size || o.locks) &&
         (rc = walls__arena_open(&pool->arena, o.arena_size, o.locks)) != 0)
         goto fail;

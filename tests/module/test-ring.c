@@ -38,7 +38,6 @@ static struct walls__lane lanes[2];
 static void open_pool(unsigned n, bool killable)
 {
     memset(&pool, 0, sizeof pool);
-    memset(lanes, 0, sizeof lanes);
     ck_assert_int_eq(pthread_mutex_init(&pool.lock, NULL), 0);
     pool.state = WALLS__POOL_ALIVE;
     pool.placement = killable ? WALLS_PROCESSES : WALLS_THREADS;
@@ -48,10 +47,8 @@ static void open_pool(unsigned n, bool killable)
     pool.event_fd = -1;
     for (unsigned i = 0; i < n; i++) {
         struct walls__lane *lane = &lanes[i];
-        lane->pool = &pool;
-        lane->index = i;
+        walls__engine_lane_init(&pool, lane, i);
         lane->killable = killable;
-        lane->staging_fd = -1;
         lane->mb = aligned_alloc(4096, WALLS__MAILBOX_SIZE);
         ck_assert_ptr_nonnull(lane->mb);
         memset(lane->mb, 0, WALLS__MAILBOX_SIZE);
