@@ -759,6 +759,9 @@ WALLS_API int walls_cancel(walls_task *task);
  * walls_task_free - release a task handle, cancelling the task if it has
  * not started. A running task finishes in the background and its result is
  * dropped. Freeing NULL, or a handle already freed, does nothing.
+ * Memory of freed tasks is kept for reuse while it was in use within the
+ * last second (submitting a million tasks again then faults nothing in);
+ * past that, and at walls_pool_destroy(), it goes back to the system.
  */
 WALLS_API void walls_task_free(walls_task *task);
 

@@ -113,7 +113,7 @@ uint64_t walls__engine_percentile(const struct walls__pool *pool, unsigned pct)
 static void pending_unlink(struct walls__pool *pool, struct walls__task *task)
 {
     list_unlink(&pool->pending, task);
-    pool->npending--;
+    walls__store_relaxed(&pool->npending, pool->npending - 1);
 }
 
 /* The result's bytes are copied from out, or taken with adopt: a malloc'd
@@ -228,7 +228,7 @@ void walls__engine_requeue_front(struct walls__pool *pool, struct walls__task *t
     else
         pool->pending.tail = task;
     pool->pending.head = task;
-    pool->npending++;
+    walls__store_relaxed(&pool->npending, pool->npending + 1);
 }
 
 void walls__engine_break(struct walls__pool *pool)
@@ -457,12 +457,23 @@ static bool io_full(const struct walls__pool *pool, const struct walls__lane *la
     return walls__io_wanted(pool, task) && walls__io_full(lane);
 }
 
+/* Completions nobody has consumed yet hold ring slots: they are consumed
+ * where the slots are wanted, so that the rings do not fill with finished
+ * tasks while the submitting thread queues, and no worker has to come for
+ * the pool's lock to be given more. */
+static void consume(struct walls__pool *pool, struct walls__lane *lane)
+{
+    if (lane->live && lane->mb && walls__load_relaxed(&lane->mb->cq.tail) != lane->cq_head)
+        walls__engine_harvest(pool, lane);
+}
+
 /* The lane for task: the last one used if it keeps up, else the open lane
  * with the most room; NULL when every ring is full. */
 static struct walls__lane *pick_lane(struct walls__pool *pool, const struct walls__task *task,
                                      int64_t now)
 {
     struct walls__lane *last = &pool->lanes[pool->next_lane % pool->nlanes];
+    consume(pool, last);
     if (walls__engine_takes(last) && !io_full(pool, last, task) &&
         ring_free(last) >= 1 + modules_needed(last, task) &&
         keeps_up(last, now))
@@ -471,6 +482,8 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
     unsigned best_free = 0;
     for (unsigned k = 0; k < pool->nlanes; k++) {
         struct walls__lane *lane = &pool->lanes[(pool->next_lane + k) % pool->nlanes];
+        if (k)
+            consume(pool, lane);
         if (!walls__engine_takes(lane) || io_full(pool, lane, task))
             continue;
         unsigned room = ring_free(lane);
@@ -614,7 +627,7 @@ void walls__engine_queue_many(struct walls__pool *pool, struct walls__task *cons
         list_append(&pool->pending, tasks[i]);
     }
     pool->submitted += n;
-    pool->npending += n;
+    walls__store_relaxed(&pool->npending, pool->npending + n);
     dispatch_at(pool, tasks[0]->submit_ns);
     if (walls__engine_wants_refill(pool))
         walls__engine_arm(pool, walls__engine_armed(pool) | WALLS__ARM_REFILL);

@@ -8,9 +8,11 @@
  * Entries are handed out from chunks that have free ones (the partial
  * stack, most recently freed first, so that a steady load keeps reusing the
  * same warm chunk). A chunk whose last live entry is released becomes a
- * spare; past WALLS__HANDLE_SPARE spares, its pages go back to the system
- * (MADV_DONTNEED: they read as zeros from then on) and it is made again,
- * with fresh generations, only when no resident chunk has room.
+ * spare; spares past WALLS__HANDLE_SPARE that stay empty for
+ * WALLS__HANDLE_DECAY_NS give their pages back to the system (MADV_DONTNEED:
+ * they read as zeros from then on), and such a chunk is made again, with
+ * fresh generations, only when no resident chunk has room. The age is read
+ * from the coarse clock, and only while there are spares to give back.
  *
  * Generations: an entry is made free with an even one; handing it out adds
  * one (odd: live), retiring it adds one (even: dead, and free again once
@@ -21,6 +23,7 @@
 
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "atomic.h"
 
@@ -159,6 +162,24 @@ static void give_back(struct walls__handles *table, uint32_t c)
     madvise(chunk->mem, chunk_bytes(table), MADV_DONTNEED);
 }
 
+static int64_t coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Gives back empty chunks that emptied at or before cutoff while there are
+ * more than WALLS__HANDLE_SPARE spares. Table lock held. */
+static void trim_locked(struct walls__handles *table, int64_t cutoff)
+{
+    for (uint32_t c = 0; c < table->nchunks && table->spare > WALLS__HANDLE_SPARE; c++) {
+        struct walls__handle_chunk *chunk = &table->chunks[c];
+        if (chunk->resident && chunk->live == 0 && chunk->empty_since <= cutoff)
+            give_back(table, c);
+    }
+}
+
 void walls__handle_release(struct walls__handles *table, void *entry)
 {
     struct walls__handle_hdr *hdr = entry;
@@ -169,8 +190,28 @@ void walls__handle_release(struct walls__handles *table, void *entry)
     hdr->next_free = chunk->free;
     chunk->free = hdr;
     push_partial(table, c);
-    if (--chunk->live == 0 && ++table->spare > WALLS__HANDLE_SPARE && !table->init_entry)
-        give_back(table, c);
+    bool emptied = --chunk->live == 0;
+    if (emptied) {
+        table->spare++;
+        chunk->empty_since = coarse_ns();
+    }
+    if (table->spare > WALLS__HANDLE_SPARE && !table->init_entry) {
+        int64_t now = emptied ? chunk->empty_since : coarse_ns();
+        /* A quarter of the age apart: a burst of releases scans rarely. */
+        if (now >= table->next_trim) {
+            table->next_trim = now + WALLS__HANDLE_DECAY_NS / 4;
+            trim_locked(table, now - WALLS__HANDLE_DECAY_NS);
+        }
+    }
+    pthread_mutex_unlock(&table->lock);
+}
+
+void walls__handle_trim(struct walls__handles *table, int64_t max_age_ns)
+{
+    if (table->init_entry)
+        return;
+    pthread_mutex_lock(&table->lock);
+    trim_locked(table, max_age_ns ? coarse_ns() - max_age_ns : INT64_MAX);
     pthread_mutex_unlock(&table->lock);
 }
 

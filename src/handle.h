@@ -10,10 +10,14 @@
  * never names an entry that was never handed out, whatever its index.
  *
  * Memory comes back: a table whose entries hold no lock (tasks) gives the
- * pages of a chunk whose entries are all free back to the system, keeping
- * at most WALLS__HANDLE_SPARE such chunks resident for reuse. A released
- * chunk reads as zeros (generation 0, which no handle carries) until it is
- * made again, with generations above any it handed out before.
+ * pages of a chunk whose entries are all free back to the system. It keeps
+ * WALLS__HANDLE_SPARE such chunks resident for reuse; more only while they
+ * have been empty for less than WALLS__HANDLE_DECAY_NS, so that a program
+ * that submits a million tasks, frees them and submits a million again does
+ * not fault the same pages in each time. Chunks past that age go back at
+ * the next release, or at walls__handle_trim(). A released chunk reads as
+ * zeros (generation 0, which no handle carries) until it is made again,
+ * with generations above any it handed out before.
  */
 #ifndef WALLS_HANDLE_H
 #define WALLS_HANDLE_H
@@ -25,6 +29,7 @@
 
 #define WALLS__HANDLE_CHUNKS 4096u
 #define WALLS__HANDLE_SPARE 2u /* empty chunks kept resident, per table */
+#define WALLS__HANDLE_DECAY_NS 1000000000LL /* and more for this long once empty */
 
 /* Every entry starts with this header. */
 struct walls__handle_hdr {
@@ -42,6 +47,7 @@ struct walls__handle_chunk {
     uint32_t next_partial;          /* the partial stack (chunks with free entries): 1 + index */
     bool partial;                   /* on that stack */
     bool resident;                  /* made: its entries are initialised */
+    int64_t empty_since;            /* live 0: when its last entry was released */
 };
 
 struct walls__handles {
@@ -53,6 +59,7 @@ struct walls__handles {
     uint32_t nchunks;                /* mapped chunks; published with release order */
     uint32_t partial;                /* top of the partial stack: 1 + index, 0 = empty */
     uint32_t spare;                  /* resident chunks with no live entry */
+    int64_t next_trim;               /* spare above WALLS__HANDLE_SPARE: when to look again */
     struct walls__handle_chunk chunks[WALLS__HANDLE_CHUNKS];
 };
 
@@ -62,6 +69,9 @@ void *walls__handle_alloc(struct walls__handles *table);
 void walls__handle_retire(void *entry);
 /* Invalidates every handle to the entry and makes it reusable. */
 void walls__handle_release(struct walls__handles *table, void *entry);
+/* Gives back the pages of every empty chunk beyond WALLS__HANDLE_SPARE
+ * that has been empty for max_age_ns or longer (0: all of them). */
+void walls__handle_trim(struct walls__handles *table, int64_t max_age_ns);
 /* The entry a live handle names, or NULL. */
 void *walls__handle_get(struct walls__handles *table, uint64_t handle);
 /* The handle value for a live entry. */

@@ -198,6 +198,8 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
     walls__pool_retire(pool); /* under the lock: see walls__pool_still() */
     walls__pool_unlock(pool);
     walls__pool_release(pool);
+    /* Freed tasks' memory goes back now, not after the usual delay. */
+    walls__tasks_trim();
     return 0;
 }
 

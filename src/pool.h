@@ -246,7 +246,7 @@ struct walls__pool {
     struct walls__arena arena;  /* [lock] */
     /* The queue and the rings [lock]: */
     struct walls__task_list pending; /* submitted, not yet in any ring */
-    uint64_t npending;
+    uint64_t npending;          /* stored atomically: thread workers read it unlocked */
     uint64_t in_rings;          /* tasks in rings, not done */
     unsigned next_lane;         /* where the next dispatch starts looking */
     /* Balance between lanes [lock] (dispatch.c): */

@@ -141,6 +141,11 @@ void walls__task_recycle(struct walls__task *task)
     walls__handle_release(&task_table, task);
 }
 
+void walls__tasks_trim(void)
+{
+    walls__handle_trim(&task_table, 0);
+}
+
 bool walls__task_done(const struct walls__task *task)
 {
     /* Acquire: the result fields are written before DONE is set. */

@@ -13,6 +13,9 @@
 struct walls__task *walls__task_new(struct walls__pool *pool);
 /* Frees the task's buffers and makes its entry reusable. */
 void walls__task_recycle(struct walls__task *task);
+/* Gives the memory of freed tasks back to the system now, not when it has
+ * been unused for a while (see handle.h). */
+void walls__tasks_trim(void);
 /* The task's copy of its input goes: it is not needed once the task ended. */
 void walls__task_drop_input(struct walls__task *task);
 /* Memory for a task's input or result of len bytes (malloc, or a mapping

@@ -75,6 +75,30 @@ static void thread_io_unmap(void *ctx, void *p, uint64_t len)
     (void)ctx, (void)p, (void)len;
 }
 
+/* Whether this lane, just run dry, could be given anything: tasks queued
+ * in the pool, or tasks waiting behind a running one in another lane's
+ * ring. The refill flag stays armed while the engine thinks that may be
+ * so; asking the rings themselves spares the pool's lock when the other
+ * lanes have caught up since. The words are read without the lock, as
+ * hints: seeing work that is gone costs one needless visit, and work
+ * queued after this look is dispatched by whoever queues it. */
+static bool worth_refill(const struct walls__pool *pool, const struct walls__lane *self)
+{
+    if (walls__load_relaxed(&pool->npending))
+        return true;
+    for (unsigned i = 0; i < pool->nlanes; i++) {
+        const struct walls__lane *lane = &pool->lanes[i];
+        if (lane == self || !lane->mb)
+            continue;
+        /* Published, minus finished, minus the one that may be running. */
+        uint32_t queued = walls__load_relaxed(&lane->mb->rq.tail) -
+                          walls__load_relaxed(&lane->mb->rq.head);
+        if (queued >= 2)
+            return true;
+    }
+    return false;
+}
+
 static void thread_published(void *ctx, bool more)
 {
     struct walls__lane *lane = ctx;
@@ -84,7 +108,7 @@ static void thread_published(void *ctx, bool more)
     walls__fence();
     if (walls__load_relaxed(&pool->done_waiters) == 0 &&
         !walls__load_relaxed(&pool->doorbells_armed) &&
-        !(!more && walls__load_relaxed(&pool->refill_armed)))
+        !(!more && walls__load_relaxed(&pool->refill_armed) && worth_refill(pool, lane)))
         return;
     walls__pool_lock(pool);
     walls__engine_harvest(pool, lane);

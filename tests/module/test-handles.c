@@ -6,8 +6,9 @@
  *
  * A live entry's handle finds it; a retired or released entry's handle,
  * and garbage, find nothing; a released entry is handed out again under a
- * new handle. Past WALLS__HANDLE_SPARE empty chunks, the pages of empty
- * chunks go back to the system (the process's resident memory drops, and
+ * new handle. Empty chunks stay for reuse while young; past
+ * WALLS__HANDLE_SPARE of them, the pages of those that aged (or all, when
+ * trimmed) go back to the system (the process's resident memory drops, and
  * mincore() finds none of their pages), and a chunk made again hands out
  * generations above every one it handed out before: no handle from before
  * names anything again.
@@ -184,6 +185,39 @@ END_TEST
 /* The big loops below count what went wrong and assert once: Check
  * records every passing assertion, which would take longer than the
  * table's work. */
+/* Empty chunks past the spares go back once they have stayed empty for
+ * WALLS__HANDLE_DECAY_NS, at a later release. */
+START_TEST(test_chunks_age)
+{
+    enum { CHUNKS = 8, N = CHUNKS * CHUNK_ENTRIES };
+    struct walls__handles *table = table_open();
+    static struct entry *e[N];
+    for (uint32_t i = 0; i < N; i++)
+        ck_assert_ptr_nonnull(e[i] = walls__handle_alloc(table));
+    for (uint32_t i = 0; i < N; i++)
+        walls__handle_release(table, e[i]);
+    uint32_t kept = 0;
+    for (uint32_t c = 0; c < CHUNKS; c++)
+        kept += table->chunks[c].resident;
+    ck_assert_uint_eq(kept, CHUNKS);
+    struct timespec pause = {WALLS__HANDLE_DECAY_NS / 1000000000LL,
+                             WALLS__HANDLE_DECAY_NS % 1000000000LL + 100000000L};
+    nanosleep(&pause, NULL);
+    /* One more use and release: the old chunks have aged out meanwhile. */
+    struct entry *one = walls__handle_alloc(table);
+    ck_assert_ptr_nonnull(one);
+    walls__handle_release(table, one);
+    kept = 0;
+    for (uint32_t c = 0; c < CHUNKS; c++) {
+        kept += table->chunks[c].resident;
+        if (!table->chunks[c].resident)
+            ck_assert_uint_eq(chunk_resident_pages(table, c), 0);
+    }
+    ck_assert_uint_eq(kept, WALLS__HANDLE_SPARE);
+    table_close(table);
+}
+END_TEST
+
 START_TEST(test_chunks_given_back)
 {
     enum { CHUNKS = 512, N = CHUNKS * CHUNK_ENTRIES };
@@ -212,8 +246,20 @@ START_TEST(test_chunks_given_back)
     long peak = rss_kb();
     for (uint32_t c = 0; c < CHUNKS; c++)
         ck_assert_uint_eq(chunk_resident_pages(table, c), CHUNK_BYTES / 4096);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (uint32_t i = 0; i < N; i++)
         walls__handle_release(table, e[i]);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* Emptied just now, they stay for reuse (unless releasing took so long
+     * that the first of them aged). */
+    int64_t took = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    uint32_t kept = 0;
+    for (uint32_t c = 0; c < CHUNKS; c++)
+        kept += table->chunks[c].resident;
+    if (took < WALLS__HANDLE_DECAY_NS / 2)
+        ck_assert_uint_eq(kept, CHUNKS);
+    walls__handle_trim(table, 0);
     long after = rss_kb();
     /* WALLS__HANDLE_SPARE empty chunks stay; every other one went back. */
     uint32_t resident = 0;
@@ -324,6 +370,8 @@ START_TEST(test_lookup_races_alloc)
         for (uint32_t i = 0; i < N; i++)
             if (e[i])
                 walls__handle_release(table, e[i]);
+        /* Chunks go back every round, as they would once aged. */
+        walls__handle_trim(table, 0);
     }
     ck_assert_uint_eq(failed, 0);
     __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
@@ -342,6 +390,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_retire_and_release);
     tcase_add_test(tc, test_garbage_refused);
     tcase_add_test(tc, test_chunks_given_back);
+    tcase_add_test(tc, test_chunks_age);
     tcase_add_test(tc, test_lookup_races_alloc);
     suite_add_tcase(s, tc);
     return s;
