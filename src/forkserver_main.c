@@ -8,6 +8,15 @@
  * whatever the cause) it kills all of them and exits. Workers hold the
  * fork server as their parent-death target, so they cannot outlive it.
  * The process stays single-threaded, so forking it is safe.
+ *
+ * Spare: once a worker has died of a signal (a crash, a time limit, a
+ * cancel), a replacement will likely be wanted again, and a fork is most of
+ * what a replacement costs. So the fork server then keeps one child forked
+ * ahead, "walls-spare", that waits on a socket of its own holding nothing
+ * of any pool. A spawn request hands it the worker's descriptors, and it
+ * goes on exactly as a freshly forked worker would; the next spare is
+ * forked when the fork server has nothing else to do. A spare that dies is
+ * forgotten, and a request then forks as before.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +26,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,7 +53,17 @@ struct served_pool {
     int sock; /* -1 once closed */
 };
 
+/* The child forked ahead (pid 0: none), and the fork server's end of its
+ * socket. */
+struct spare_child {
+    pid_t pid;
+    int pidfd;
+    int sock;
+};
+
 static struct served_pool *pools;
+static struct spare_child spare = {0, -1, -1};
+static bool spare_wanted; /* a worker died of a signal: keep a spare from now on */
 static int64_t spin_until; /* poll without sleeping until then */
 static size_t npools;
 static struct served_child *children;
@@ -55,6 +76,83 @@ static void kill_pool(int pool)
             syscall(SYS_pidfd_send_signal, children[i].pidfd, SIGKILL, NULL, 0);
 }
 
+static void spare_forget(void)
+{
+    if (spare.pidfd >= 0)
+        close(spare.pidfd);
+    if (spare.sock >= 0)
+        close(spare.sock);
+    spare = (struct spare_child){0, -1, -1};
+}
+
+static void spare_drop(void)
+{
+    if (spare.pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, spare.pidfd, SIGKILL, NULL, 0);
+    spare_forget(); /* reaped, as any child, by reap_children() */
+}
+
+/* The spare's life until a request comes: it holds nothing but its
+ * socket, then becomes the worker the request describes. */
+static _Noreturn void spare_main(int sock, pid_t server)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        _exit(errno);
+    if (getppid() != server)
+        _exit(ESRCH);
+    if (sock != 3 && dup3(sock, 3, O_CLOEXEC) < 0)
+        _exit(errno);
+    close_range(4, ~0U, 0);
+    walls__set_title("walls-spare");
+    struct walls__msg msg;
+    int fds[WALLS__MSG_MAX_FDS], nfds = WALLS__MSG_MAX_FDS;
+    if (walls__msg_recv(3, &msg, fds, &nfds, true) != 0 || msg.type != WALLS__MSG_SPAWN)
+        _exit(0);
+    close(3);
+    walls__worker_child(fds, nfds, server);
+}
+
+/* Forks the spare if one is wanted and none is there. */
+static void spare_make(void)
+{
+    if (!spare_wanted || spare.pid)
+        return;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return;
+    pid_t self = getpid();
+    pid_t pid = _Fork();
+    if (pid == 0)
+        spare_main(sv[1], self);
+    close(sv[1]);
+    int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (pidfd < 0) {
+        if (pid > 0)
+            kill(pid, SIGKILL);
+        close(sv[0]);
+        return;
+    }
+    fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    spare = (struct spare_child){pid, pidfd, sv[0]};
+}
+
+/* Hands a spawn request to the spare: its pid and pidfd, or -1 when there
+ * is none or it is gone. */
+static pid_t spare_take(const struct walls__msg *req, const int *fds, int nfds, int *pidfd)
+{
+    if (!spare.pid)
+        return -1;
+    if (walls__msg_send(spare.sock, req, fds, nfds) != 0) {
+        spare_drop();
+        return -1;
+    }
+    pid_t pid = spare.pid;
+    *pidfd = spare.pidfd;
+    close(spare.sock);
+    spare = (struct spare_child){0, -1, -1};
+    return pid;
+}
+
 static void reap_children(void)
 {
     for (;;) {
@@ -62,6 +160,12 @@ static void reap_children(void)
         memset(&si, 0, sizeof si);
         if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) != 0 || si.si_pid == 0)
             return;
+        if (si.si_pid == spare.pid) {
+            spare_forget();
+            continue;
+        }
+        if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+            spare_wanted = true;
         for (size_t i = 0; i < nchildren; i++) {
             struct served_child *c = &children[i];
             if (c->pid != si.si_pid)
@@ -99,21 +203,25 @@ static void spawn_worker(int pool, const struct walls__msg *req, const int *fds,
         children = grown;
         children_cap = cap;
     }
-    pid_t self = getpid();
-    pid_t pid = _Fork();
-    if (pid == 0)
-        walls__worker_child(fds, nfds, self);
+    int pidfd = -1;
+    pid_t pid = spare_take(req, fds, nfds, &pidfd);
     if (pid < 0) {
-        reply.err = -errno;
-        goto out;
+        pid_t self = getpid();
+        pid = _Fork();
+        if (pid == 0)
+            walls__worker_child(fds, nfds, self);
+        if (pid < 0) {
+            reply.err = -errno;
+            goto out;
+        }
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+            reply.err = -errno;
+            kill(pid, SIGKILL);
+            goto out;
+        }
+        fcntl(pidfd, F_SETFD, FD_CLOEXEC);
     }
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) {
-        reply.err = -errno;
-        kill(pid, SIGKILL);
-        goto out;
-    }
-    fcntl(pidfd, F_SETFD, FD_CLOEXEC);
     children[nchildren++] =
         (struct served_child){.pid = pid, .pidfd = pidfd, .pool = pool, .worker = req->worker};
     reply.pid = pid;
@@ -130,17 +238,12 @@ out:
 
 static _Noreturn void shut_down(void)
 {
+    spare_drop();
     kill_pool(-1);
-    while (nchildren > 0) {
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        if (waitid(P_ALL, 0, &si, WEXITED) != 0)
-            break;
-        for (size_t i = 0; i < nchildren; i++)
-            if (children[i].pid == si.si_pid) {
-                children[i] = children[--nchildren];
-                break;
-            }
+    /* Every child was killed: reap them all, the spare too, so that none
+     * is left once the host sees this process gone. */
+    siginfo_t si;
+    while (waitid(P_ALL, 0, &si, WEXITED) == 0 || errno == EINTR) {
     }
     _exit(0);
 }
@@ -177,6 +280,12 @@ _Noreturn void walls__forkserver_main(int ctl)
         /* Right after a death the host answers with a spawn request: poll
          * for it rather than sleep through a wake-up. */
         int ready = poll(pfds, n, 0);
+        if (ready == 0 && !spare.pid && spare_wanted) {
+            /* Nothing to do: the spare is forked now, off the way of
+             * any request. */
+            spare_make();
+            continue;
+        }
         if (ready == 0 && walls__now_ns() < spin_until) {
             sched_yield();
             continue;

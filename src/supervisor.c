@@ -163,10 +163,13 @@ static void *supervisor_main(void *arg)
          * messages come within a fork's time, and each wake-up from sleep
          * costs as much again. */
         int n = epoll_wait(ps->epfd, evs, 32, lost ? 100 : 0);
-        if (n == 0 && !lost && walls__now_ns() >= spin_until)
+        bool idle_turn = false;
+        if (n == 0 && !lost && walls__now_ns() >= spin_until) {
             n = epoll_wait(ps->epfd, evs, 32, timeout_ms);
-        else if (n == 0)
+        } else if (n == 0) {
             sched_yield();
+            idle_turn = true;
+        }
         walls__pool_lock(pool);
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
@@ -198,7 +201,12 @@ static void *supervisor_main(void *arg)
         for (unsigned i = 0; i < pool->nprocs; i++)
             if (ps->procs[i].state == WALLS__PROC_STARTING)
                 spin_until = now + RESTART_SPIN_NS;
-        walls__fetch_add(&pool->done_seq, 1);
+        /* Sleepers look again after anything happened (a process came up
+         * or went, a deadline passed); a turn of polling that found nothing
+         * wakes nobody: they would only take the CPUs a starting process
+         * needs. Completions wake them on their own. */
+        if (!idle_turn)
+            walls__fetch_add(&pool->done_seq, 1);
         walls__pool_unlock(pool);
         walls__engine_signal(pool);
         if (quit)

@@ -18,6 +18,7 @@
 #include "bench_common.h"
 
 #define WORKERS 2 /* workers of every pool compared */
+#define BATCH_CALL 1000u /* tasks per walls_submit_batch() in the batch-call figure */
 
 struct counts {
     const char *name;
@@ -36,7 +37,8 @@ struct latency {
 
 struct figures {
     struct latency rt;
-    struct summary tput; /* tasks/s over the batches; n 0 when not measured */
+    struct summary tput;       /* tasks/s over the batches; n 0 when not measured */
+    struct summary tput_batch; /* the same through walls_submit_batch (walls only) */
 };
 
 typedef void round_trip_fn(void *ctx);

@@ -61,5 +61,8 @@ void print_figures(const struct figures *f, const struct counts *c)
                f->rt.p99_us);
     printf("  throughput   median %10.0f tasks/s   (%.0f-%.0f; %u batches of %lu)\n",
            f->tput.med, f->tput.min, f->tput.max, c->batches, c->tasks);
+    if (f->tput_batch.n)
+        printf("  batch call   median %10.0f tasks/s   (%.0f-%.0f; submitted %u at a time)\n",
+               f->tput_batch.med, f->tput_batch.min, f->tput_batch.max, BATCH_CALL);
     fflush(stdout);
 }

@@ -63,7 +63,7 @@ struct figures bench_glib(const struct counts *c)
         fprintf(stderr, "bench_core: g_thread_pool_new: %s\n", err ? err->message : "failed");
         exit(1);
     }
-    struct figures f;
+    struct figures f = {0};
     f.rt = measure_round_trips(round_trip, &g, c);
     f.tput = measure_throughput(batch, &g, c);
     g_thread_pool_free(g.pool, FALSE, TRUE);

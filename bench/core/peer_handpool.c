@@ -133,7 +133,7 @@ struct figures bench_handpool(const struct counts *c)
            "%d threads\n",
            WORKERS);
     struct handpool *hp = handpool_start(WORKERS);
-    struct figures f;
+    struct figures f = {0};
     f.rt = measure_round_trips(round_trip, hp, c);
     f.tput = measure_throughput(batch, hp, c);
     handpool_stop(hp);

@@ -71,7 +71,7 @@ struct figures bench_libuv(const struct counts *c)
     struct libuv_bench *u = xcalloc(1, sizeof *u);
     check("uv_loop_init", uv_loop_init(&u->loop));
     u->loop.data = u;
-    struct figures f;
+    struct figures f = {0};
     f.rt = measure_round_trips(round_trip, u, c);
     f.tput = measure_throughput(batch, u, c);
     check("uv_loop_close", uv_loop_close(&u->loop));

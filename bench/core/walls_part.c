@@ -56,6 +56,28 @@ static void batch(void *ctx, unsigned long n)
     free(tasks);
 }
 
+/* The same through walls_submit_batch(), BATCH_CALL tasks a call, and
+ * walls_wait_all() over all of them. */
+static void batch_call(void *ctx, unsigned long n)
+{
+    walls_pool *pool = ctx;
+    walls_task **tasks = xcalloc(n, sizeof *tasks);
+    struct walls_input *in = xcalloc(BATCH_CALL, sizeof *in);
+    for (unsigned long i = 0; i < n; i += BATCH_CALL) {
+        size_t k = n - i < BATCH_CALL ? n - i : BATCH_CALL;
+        WALLS_CHECK(walls_submit_batch(pool, empty_task, in, k, &tasks[i]));
+    }
+    WALLS_CHECK(walls_wait_all(tasks, n, -1));
+    for (unsigned long i = 0; i < n; i++) {
+        struct walls_result res;
+        WALLS_CHECK(walls_wait(tasks[i], 0, &res));
+        expect_status(&res, WALLS_OK, "an empty task");
+        walls_task_free(tasks[i]);
+    }
+    free(in);
+    free(tasks);
+}
+
 static walls_pool *pool_start(enum walls_placement placement, unsigned sandbox, unsigned workers)
 {
     struct walls_pool_opts opts = {.placement = placement, .sandbox = sandbox};
@@ -78,9 +100,10 @@ struct figures bench_walls(const char *title, int placement, unsigned sandbox,
 {
     printf("\n%s, %d workers\n", title, WORKERS);
     walls_pool *pool = pool_start((enum walls_placement)placement, sandbox, WORKERS);
-    struct figures f;
+    struct figures f = {0};
     f.rt = measure_round_trips(round_trip, pool, c);
     f.tput = measure_throughput(batch, pool, c);
+    f.tput_batch = measure_throughput(batch_call, pool, c);
     WALLS_CHECK(walls_pool_destroy(pool, 0));
     print_figures(&f, c);
     return f;
