@@ -1,0 +1,551 @@
+/*
+ * conn.c - a connection's state machine (conn.h): reading, parsing with
+ * libhttp-parser, answering, writing.
+ *
+ * The parser is paused at the end of each request, so a pipelined request
+ * is looked at only once the previous response is out. While a task runs
+ * the connection is not read: a client cannot make the server buffer
+ * without bound. conn_drive() turns the machine until it would block;
+ * nothing in here calls back into it, so the stack stays flat however many
+ * requests a client pipelines.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- buffers --------------------------------------------------------------- */
+
+int buf_reserve(struct buf *b, size_t more)
+{
+    if (b->cap - b->len >= more)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < more)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int buf_add(struct buf *b, const void *data, size_t len)
+{
+    if (buf_reserve(b, len) != 0)
+        return -1;
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return -1;
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return 0;
+        }
+        if (buf_reserve(b, (size_t)n + 1) != 0)
+            return -1;
+    }
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->p);
+    *b = (struct buf){0};
+}
+
+/* ---- the parser's callbacks ------------------------------------------------ */
+
+static struct conn *conn_of(http_parser *p)
+{
+    return p->data;
+}
+
+static size_t header_bytes(const struct conn *c)
+{
+    return c->url.len + c->hdr.len;
+}
+
+static int refuse(struct conn *c, int status)
+{
+    if (!c->error_status)
+        c->error_status = status;
+    return -1;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct conn *c = conn_of(p);
+    c->url.len = c->hdr.len = c->body.len = 0;
+    c->nheaders = 0;
+    c->in_value = false;
+    c->headers_done = c->message_done = false;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = conn_of(p);
+    if (c->url.len + len > c->loop->srv->max_header)
+        return refuse(c, 414);
+    return buf_add(&c->url, at, len) ? refuse(c, 500) : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = conn_of(p);
+    if (header_bytes(c) + len + 2 > c->loop->srv->max_header)
+        return refuse(c, 431);
+    if (c->in_value || c->nheaders == 0) {
+        if (c->nheaders > 0 && buf_add(&c->hdr, "", 1))
+            return refuse(c, 500);
+        if (c->nheaders == HEADERS_MAX)
+            return refuse(c, 431);
+        c->name_at[c->nheaders++] = c->hdr.len;
+        c->in_value = false;
+    }
+    return buf_add(&c->hdr, at, len) ? refuse(c, 500) : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = conn_of(p);
+    if (header_bytes(c) + len + 2 > c->loop->srv->max_header)
+        return refuse(c, 431);
+    if (!c->in_value) {
+        if (buf_add(&c->hdr, "", 1))
+            return refuse(c, 500);
+        c->value_at[c->nheaders - 1] = c->hdr.len;
+        c->in_value = true;
+    }
+    return buf_add(&c->hdr, at, len) ? refuse(c, 500) : 0;
+}
+
+const char *conn_header_name(const struct conn *c, unsigned i)
+{
+    return c->hdr.p + c->name_at[i];
+}
+
+const char *conn_header_value(const struct conn *c, unsigned i)
+{
+    return c->hdr.p + c->value_at[i];
+}
+
+const char *conn_header(const struct conn *c, const char *name)
+{
+    for (unsigned i = 0; i < c->nheaders; i++)
+        if (strcasecmp(conn_header_name(c, i), name) == 0)
+            return conn_header_value(c, i);
+    return NULL;
+}
+
+static void send_continue(struct conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t rc = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)rc; /* a client that cannot take 26 bytes sends its body anyway */
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct conn *c = conn_of(p);
+    if (c->nheaders > 0 && !c->in_value) {
+        /* A field without a value. */
+        if (buf_add(&c->hdr, "", 1))
+            return refuse(c, 500);
+        c->value_at[c->nheaders - 1] = c->hdr.len;
+    }
+    if (buf_add(&c->hdr, "", 1) || buf_add(&c->url, "", 1))
+        return refuse(c, 500);
+    c->url.len--; /* the NUL stays after it */
+    c->headers_done = true;
+    c->deadline_ms = 0;
+    bool has_length = p->flags & F_CONTENTLENGTH;
+    if (has_length && p->content_length > c->loop->srv->max_body)
+        return refuse(c, 413);
+    const char *expect = conn_header(c, "Expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0 &&
+        ((has_length && p->content_length > 0) || (p->flags & F_CHUNKED)))
+        send_continue(c);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = conn_of(p);
+    if (c->body.len + len > c->loop->srv->max_body)
+        return refuse(c, 413);
+    return buf_add(&c->body, at, len) ? refuse(c, 500) : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct conn *c = conn_of(p);
+    c->message_done = true;
+    c->keep_alive = http_should_keep_alive(p);
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- connections ------------------------------------------------------------- */
+
+static void watch(struct conn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void start_request(struct conn *c)
+{
+    c->state = READING;
+    c->error_status = 0;
+    c->route = NULL;
+    c->status = 0;
+    c->sent_bytes = 0;
+    c->line[0] = '\0';
+    c->out.len = c->out_sent = 0;
+    c->close_after = false;
+    c->headers_done = c->message_done = false;
+    c->got = c->in.len > c->in_off;
+    c->deadline_ms = c->loop->srv->header_timeout_ms > 0
+                         ? now_ms() + c->loop->srv->header_timeout_ms
+                         : 0;
+}
+
+struct conn *conn_open(struct loop *l, int fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->loop = l;
+    c->fd = fd;
+    c->file_fd = -1;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close(fd);
+        c->fd = -1;
+        conn_free(c);
+        return NULL;
+    }
+    start_request(c);
+    return c;
+}
+
+void conn_free(struct conn *c)
+{
+    struct loop *l = c->loop;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    l->nconns--;
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    buf_free(&c->in);
+    buf_free(&c->url);
+    buf_free(&c->hdr);
+    buf_free(&c->body);
+    buf_free(&c->out);
+    free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->fd >= 0) {
+        epoll_ctl(c->loop->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->state == WAITING) {
+        c->peer_gone = true; /* freed once its task ends */
+        return;
+    }
+    if (!c->dead) {
+        c->dead = true;
+        c->next_dead = c->loop->dead;
+        c->loop->dead = c;
+    }
+}
+
+void conn_reap(struct loop *l)
+{
+    while (l->dead) {
+        struct conn *c = l->dead;
+        l->dead = c->next_dead;
+        conn_free(c);
+    }
+}
+
+/* ---- responses ----------------------------------------------------------------- */
+
+int conn_head(struct conn *c, int status, uint64_t content_length)
+{
+    char date[64];
+    httpd_date(time(NULL), date, sizeof date);
+    c->status = status;
+    if (httpd_stopping(c->loop->srv))
+        c->close_after = true;
+    return buf_printf(&c->out,
+                      "HTTP/1.1 %d %s\r\nServer: " HTTPD_NAME "\r\nDate: %s\r\n"
+                      "Content-Length: %llu\r\nConnection: %s\r\n",
+                      status, httpd_reason(status), date, (unsigned long long)content_length,
+                      c->keep_alive && !c->close_after ? "keep-alive" : "close");
+}
+
+bool conn_is_head(const struct conn *c)
+{
+    return c->parser.method == HTTP_HEAD;
+}
+
+void conn_respond(struct conn *c, int status, const char *type, const char *extra,
+                  const void *body, size_t len)
+{
+    c->out.len = c->out_sent = 0;
+    bool empty = status == 304 || status == 204;
+    bool no_body = conn_is_head(c) || empty;
+    if (conn_head(c, status, empty ? 0 : len) ||
+        (type && buf_printf(&c->out, "Content-Type: %s\r\n", type)) ||
+        (extra && buf_add(&c->out, extra, strlen(extra))) || buf_add(&c->out, "\r\n", 2) ||
+        (!no_body && len && buf_add(&c->out, body, len))) {
+        /* No memory for it: the client sees the connection close. */
+        c->close_after = true;
+        c->out.len = 0;
+    }
+    c->sent_bytes = no_body ? 0 : len;
+    c->state = WRITING;
+}
+
+void conn_respond_error(struct conn *c, int status)
+{
+    char body[128];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, httpd_reason(status));
+    if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431)
+        c->close_after = true;
+    conn_respond(c, status, "text/plain", status == 503 ? "Retry-After: 1\r\n" : NULL, body,
+                 (size_t)n);
+}
+
+/* ---- a request, start to end ---------------------------------------------------------- */
+
+static void request_line(struct conn *c)
+{
+    snprintf(c->line, sizeof c->line, "%s %.*s HTTP/%u.%u",
+             http_method_str((enum http_method)c->parser.method),
+             (int)(c->url.len > 400 ? 400 : c->url.len), c->url.p ? c->url.p : "",
+             c->parser.http_major, c->parser.http_minor);
+}
+
+static void handle_request(struct conn *c)
+{
+    request_line(c);
+    const char *url = c->url.p;
+    if (c->parser.upgrade || c->parser.method == HTTP_CONNECT || !url || url[0] != '/') {
+        c->close_after = true;
+        conn_respond_error(c, 400);
+        return;
+    }
+    const char *q = memchr(url, '?', c->url.len);
+    size_t path_len = q ? (size_t)(q - url) : c->url.len;
+    struct route *r = httpd_route_for(c->loop->srv, url, path_len);
+    if (r)
+        handler_submit(c, r);
+    else
+        static_serve(c);
+}
+
+/* Parses what was read. Returns true when it acted on a request (the
+ * state changed), false when it needs more bytes. */
+static bool parse_some(struct conn *c)
+{
+    size_t avail = c->in.len - c->in_off;
+    if (avail == 0)
+        return false;
+    size_t n = http_parser_execute(&c->parser, &settings, c->in.p + c->in_off, avail);
+    c->in_off += n;
+    enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+    if (err == HPE_PAUSED && c->message_done) {
+        http_parser_pause(&c->parser, 0);
+        c->message_done = false;
+        handle_request(c);
+        return true;
+    }
+    if (err != HPE_OK || c->parser.upgrade) {
+        /* Refused, or an Upgrade (the parser stops after its headers). */
+        if (!c->line[0] && c->url.len)
+            request_line(c);
+        c->keep_alive = false;
+        c->close_after = true;
+        conn_respond_error(c, err == HPE_OK || !c->error_status ? 400 : c->error_status);
+        return true;
+    }
+    if (c->in_off == c->in.len)
+        c->in.len = c->in_off = 0; /* all parsed: the buffer starts over */
+    return false;
+}
+
+/* Reads more. Returns true when it got bytes; false when it would block,
+ * or when the connection ended. */
+static bool read_some(struct conn *c)
+{
+    if (c->in_off > 0) {
+        memmove(c->in.p, c->in.p + c->in_off, c->in.len - c->in_off);
+        c->in.len -= c->in_off;
+        c->in_off = 0;
+    }
+    if (buf_reserve(&c->in, READ_CHUNK) != 0) {
+        conn_close(c);
+        return false;
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
+        if (n > 0) {
+            c->got = true;
+            c->in.len += (size_t)n;
+            return true;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return false;
+        conn_close(c);
+        return false;
+    }
+}
+
+static void log_access(struct conn *c)
+{
+    struct server *srv = c->loop->srv;
+    if (c->route)
+        __atomic_fetch_add(&c->route->by_class[c->status / 100 % 6], 1, __ATOMIC_RELAXED);
+    if (!srv->access_log)
+        return;
+    httpd_log_access(srv, c->peer, c->line[0] ? c->line : "-", c->status, c->sent_bytes,
+                     c->headers_done ? conn_header(c, "Referer") : NULL,
+                     c->headers_done ? conn_header(c, "User-Agent") : NULL);
+}
+
+/* Sends what it can of the response. Returns true once all is sent; false
+ * when the socket is full (then watched for writing) or the connection
+ * ended. */
+static bool flush(struct conn *c)
+{
+    while (c->out_sent < c->out.len) {
+        ssize_t n = send(c->fd, c->out.p + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            watch(c, EPOLLOUT);
+            return false;
+        }
+        if (n <= 0) {
+            conn_close(c);
+            return false;
+        }
+        c->out_sent += (size_t)n;
+    }
+    while (c->file_fd >= 0 && c->file_left > 0) {
+        ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, (size_t)c->file_left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            watch(c, EPOLLOUT);
+            return false;
+        }
+        if (n <= 0) {
+            conn_close(c);
+            return false;
+        }
+        c->file_left -= n;
+    }
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    return true;
+}
+
+void conn_drive(struct conn *c)
+{
+    uint32_t watched = EPOLLIN;
+    while (c->fd >= 0) {
+        if (c->state == WAITING) {
+            watch(c, 0); /* not read while its task runs */
+            return;
+        }
+        if (c->state == WRITING) {
+            if (!flush(c))
+                return;
+            log_access(c);
+            if (c->close_after || !c->keep_alive || httpd_stopping(c->loop->srv)) {
+                conn_close(c);
+                return;
+            }
+            start_request(c);
+            watched = 0;
+            continue;
+        }
+        if (watched != EPOLLIN) {
+            watch(c, EPOLLIN);
+            watched = EPOLLIN;
+        }
+        if (parse_some(c))
+            continue;
+        if (!c->headers_done && c->in.len - c->in_off > c->loop->srv->max_header + READ_CHUNK) {
+            conn_respond_error(c, 431);
+            continue;
+        }
+        if (!read_some(c))
+            return;
+    }
+}

@@ -1,0 +1,142 @@
+/*
+ * conn.h - a connection of walls-httpd and the loop that owns it, shared
+ * by conn.c (reading, parsing, writing: the connection's state machine),
+ * static.c (static files), handler.c (requests for the routes' handlers)
+ * and loop.c (the event loops).
+ *
+ * A connection is touched only by the thread of its loop. Whoever might
+ * end it calls conn_close(), which closes the socket at once but leaves
+ * the memory to the loop (conn_reap at the end of each turn), so that no
+ * caller up the stack is left holding a freed connection.
+ */
+#ifndef WALLS_HTTPD_CONN_H
+#define WALLS_HTTPD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "httpd.h"
+
+#define HEADERS_MAX 100  /* request headers at most (431 past it) */
+#define SWEEP_MS 200     /* how often deadlines are looked at */
+#define READ_CHUNK 16384
+
+/* READING --a request is complete--> static file:    WRITING
+ *                                    a route:        WAITING --its task ends--> WRITING
+ * WRITING --all sent--> keep-alive: READING (the bytes already read are parsed first)
+ *                       otherwise:  closed */
+enum conn_state { READING, WAITING, WRITING };
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+struct conn {
+    struct loop *loop;
+    int fd;
+    struct conn *prev, *next;
+    enum conn_state state;
+    bool peer_gone;   /* the client closed or failed while its task ran */
+    bool dead;        /* closed; on the loop's dead list, freed at conn_reap */
+    struct conn *next_dead;
+    bool got;         /* bytes of the current request have arrived */
+    char peer[64];
+    http_parser parser;
+    struct buf in;     /* read, not yet parsed: in.p[in_off..in.len) */
+    size_t in_off;
+    /* The request being parsed. */
+    struct buf url;
+    struct buf hdr;    /* name NUL value NUL ... */
+    size_t name_at[HEADERS_MAX], value_at[HEADERS_MAX];
+    unsigned nheaders;
+    bool in_value;
+    bool headers_done, message_done;
+    struct buf body;
+    int error_status;  /* set by a callback that refused the request */
+    int64_t deadline_ms; /* headers not complete by then: 408 */
+    /* The response. */
+    struct buf out;
+    size_t out_sent;
+    int file_fd;
+    off_t file_off, file_left;
+    bool keep_alive, close_after;
+    int status;
+    uint64_t sent_bytes;
+    char line[512];   /* the request line, for the access log */
+    struct route *route;
+    walls_task *task;
+};
+
+struct loop {
+    struct server *srv;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    int ep;
+    int listen_fd;
+    int wake_fd;          /* eventfd: inbox or stop */
+    struct conn *conns;   /* all connections not yet freed */
+    struct conn *dead;    /* closed ones, freed at the end of the turn */
+    unsigned nconns;
+    pthread_mutex_t inbox_lock;
+    walls_task **inbox;   /* tasks of this loop's connections collected elsewhere */
+    size_t inbox_len, inbox_cap;
+    bool draining;        /* graceful stop: no more accepts */
+    bool finished;        /* [atomic] its thread left its loop */
+};
+
+/* epoll tags: small numbers are ours, pointers are connections. */
+#define TAG_LISTEN 1u
+#define TAG_WAKE 2u
+#define TAG_POOL 16u /* + route index */
+
+int64_t now_ms(void);
+
+/* ---- buffers (conn.c) ---- */
+int buf_reserve(struct buf *b, size_t more);
+int buf_add(struct buf *b, const void *data, size_t len);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(struct buf *b);
+
+/* ---- connections (conn.c) ---- */
+/* A new connection of loop l on socket fd, watched for reading. NULL (the
+ * socket closed) when memory runs out. */
+struct conn *conn_open(struct loop *l, int fd, const char *peer);
+/* Reads, parses, answers and writes as far as it can without blocking. */
+void conn_drive(struct conn *c);
+/* Ends the connection: the socket now, the memory at conn_reap (or, with
+ * a task running, once the task ends). */
+void conn_close(struct conn *c);
+/* Frees the loop's closed connections. */
+void conn_reap(struct loop *l);
+/* Frees the connection now (the loop's end). */
+void conn_free(struct conn *c);
+/* The response: status, type, extra header lines (each ending in CRLF)
+ * and body; sent by the next conn_drive. */
+void conn_respond(struct conn *c, int status, const char *type, const char *extra,
+                  const void *body, size_t len);
+/* A short text response for status; closes after it for the statuses that
+ * leave the request stream in doubt. */
+void conn_respond_error(struct conn *c, int status);
+/* The status line and the headers of every response, into c->out. */
+int conn_head(struct conn *c, int status, uint64_t content_length);
+/* The value of the request's first header called name, or NULL. */
+const char *conn_header(const struct conn *c, const char *name);
+const char *conn_header_name(const struct conn *c, unsigned i);
+const char *conn_header_value(const struct conn *c, unsigned i);
+bool conn_is_head(const struct conn *c);
+
+/* ---- static files (static.c) ---- */
+/* Answers a request no route takes, from the root. */
+void static_serve(struct conn *c);
+
+/* ---- handlers (handler.c) ---- */
+/* Hands the request to route r's pool (or answers the failure). */
+void handler_submit(struct conn *c, struct route *r);
+/* The task of c's request ended: its response, or its failure's. */
+void handler_done(struct conn *c, walls_task *task);
+
+#endif

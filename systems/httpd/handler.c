@@ -1,0 +1,193 @@
+/*
+ * handler.c - requests for the routes' handlers: the request encoded for
+ * the task (walls-httpd.h reads it), the task submitted with its
+ * connection as user data, and its end turned into a response: the
+ * handler's own, checked (a worker's output is not trusted), or the
+ * failure's status, with the cause in the error log.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conn.h"
+#include "walls-httpd.h"
+
+/* The request for the handler: magic, header count, body length, then
+ * method, path, query, each header's name and value (NUL-terminated), and
+ * the body (walls-httpd.h reads it). */
+static int encode_request(struct conn *c, struct buf *b)
+{
+    const char *url = c->url.p;
+    const char *q = memchr(url, '?', c->url.len);
+    size_t path_len = q ? (size_t)(q - url) : c->url.len;
+    const char *query = q ? q + 1 : "";
+    size_t query_len = q ? c->url.len - path_len - 1 : 0;
+    unsigned n = c->nheaders < WHTTPD_HEADERS_MAX ? c->nheaders : WHTTPD_HEADERS_MAX;
+    if (c->body.len > UINT32_MAX)
+        return -1;
+    uint32_t head[3] = {WHTTPD_REQUEST_MAGIC, n, (uint32_t)c->body.len};
+    const char *method = http_method_str((enum http_method)c->parser.method);
+    if (buf_add(b, head, sizeof head) || buf_add(b, method, strlen(method) + 1) ||
+        buf_add(b, url, path_len) || buf_add(b, "", 1) || buf_add(b, query, query_len) ||
+        buf_add(b, "", 1))
+        return -1;
+    for (unsigned i = 0; i < n; i++) {
+        const char *name = conn_header_name(c, i), *value = conn_header_value(c, i);
+        while (*value == ' ' || *value == '\t')
+            value++;
+        size_t vlen = strlen(value);
+        while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+            vlen--;
+        if (buf_add(b, name, strlen(name) + 1) || buf_add(b, value, vlen) || buf_add(b, "", 1))
+            return -1;
+    }
+    return c->body.len ? buf_add(b, c->body.p, c->body.len) : 0;
+}
+
+void handler_submit(struct conn *c, struct route *r)
+{
+    struct buf in = {0};
+    c->route = r;
+    __atomic_fetch_add(&r->requests, 1, __ATOMIC_RELAXED);
+    if (encode_request(c, &in) != 0) {
+        buf_free(&in);
+        conn_respond_error(c, 500);
+        return;
+    }
+    struct walls_task_opts opts = {.user = c};
+    int rc = walls_submit_ex(r->pool, r->fn, in.p, in.len, &opts, &c->task);
+    buf_free(&in);
+    if (rc != 0) {
+        httpd_log_error(c->loop->srv, "route %s: walls_submit: %s (%s)", r->prefix,
+                        walls_strerror(rc), walls_last_error());
+        c->task = NULL;
+        conn_respond_error(c, rc == -EAGAIN || rc == -ESHUTDOWN ? 503 : 500);
+        return;
+    }
+    c->state = WAITING;
+}
+
+/* Checks and turns a handler's output into the response. Returns false
+ * when the output is not a response walls-httpd.h wrote. */
+static bool respond_from(struct conn *c, const unsigned char *p, size_t len)
+{
+    uint32_t head[4];
+    if (len < sizeof head)
+        return false;
+    memcpy(head, p, sizeof head);
+    if (head[0] != WHTTPD_RESPONSE_MAGIC || head[1] < 100 || head[1] > 599 ||
+        head[2] > HEADERS_MAX || head[3] > len - sizeof head)
+        return false;
+    size_t at = sizeof head, body_at = len - head[3];
+    struct buf extra = {0};
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < head[2]; i++) {
+        const unsigned char *name = p + at;
+        const unsigned char *nul = at < body_at ? memchr(name, '\0', body_at - at) : NULL;
+        if (!nul) {
+            ok = false;
+            break;
+        }
+        const unsigned char *value = nul + 1;
+        size_t vat = (size_t)(value - p);
+        const unsigned char *vnul = vat < body_at ? memchr(value, '\0', body_at - vat) : NULL;
+        if (!vnul || nul == name) {
+            ok = false;
+            break;
+        }
+        /* Nothing that would end a header line or forge one. */
+        for (const unsigned char *q = name; q < vnul; q++)
+            if (*q == '\r' || *q == '\n' || (q < nul && (*q == ':' || *q <= ' ')))
+                ok = false;
+        ok = ok && strcasecmp((const char *)name, "Content-Length") != 0 &&
+             strcasecmp((const char *)name, "Connection") != 0 &&
+             strcasecmp((const char *)name, "Transfer-Encoding") != 0 &&
+             buf_printf(&extra, "%s: %s\r\n", name, value) == 0;
+        at = (size_t)(vnul - p) + 1;
+    }
+    if (!ok || at != body_at) {
+        buf_free(&extra);
+        return false;
+    }
+    if (buf_add(&extra, "", 1)) {
+        buf_free(&extra);
+        return false;
+    }
+    conn_respond(c, (int)head[1], NULL, extra.p, p + body_at, head[3]);
+    buf_free(&extra);
+    return true;
+}
+
+static const char *signal_name(int sig)
+{
+    const char *abbrev = sigabbrev_np(sig);
+    static __thread char buf[32];
+    snprintf(buf, sizeof buf, "SIG%s", abbrev ? abbrev : "?");
+    return abbrev ? buf : "an unknown signal";
+}
+
+void handler_done(struct conn *c, walls_task *task)
+{
+    struct server *srv = c->loop->srv;
+    struct route *r = c->route;
+    struct walls_result res;
+    c->task = NULL;
+    c->state = READING; /* nothing runs for it any more */
+    if (c->peer_gone || walls_wait(task, 0, &res) != 0) {
+        walls_task_free(task);
+        conn_close(c);
+        return;
+    }
+    switch (res.status) {
+    case WALLS_OK:
+        if (!respond_from(c, res.out, res.out_len)) {
+            httpd_log_error(srv, "route %s: %s:%s wrote no valid response (%zu bytes)", r->prefix,
+                            r->plugin, r->function, res.out_len);
+            conn_respond_error(c, 502);
+        }
+        break;
+    case WALLS_FAILED:
+        httpd_log_error(srv, "route %s: %s returned %d for \"%s\"", r->prefix, r->function,
+                        res.code, c->line);
+        conn_respond_error(c, 500);
+        break;
+    case WALLS_CRASHED:
+        httpd_log_error(srv, "route %s: %s crashed %s for \"%s\"", r->prefix, r->function,
+                        signal_name(res.code), c->line);
+        conn_respond_error(c, 502);
+        break;
+    case WALLS_TIMEOUT:
+        httpd_log_error(srv, "route %s: %s timed out after %lld ms for \"%s\"; its worker was "
+                        "killed", r->prefix, r->function, (long long)r->timeout_ms, c->line);
+        conn_respond_error(c, 504);
+        break;
+    case WALLS_VIOLATION:
+        httpd_log_error(srv, "route %s: %s stopped by the sandbox calling %s for \"%s\"",
+                        r->prefix, r->function, walls_syscall_name(res.code), c->line);
+        conn_respond_error(c, 502);
+        break;
+    case WALLS_BROKEN: {
+        int64_t none = 0;
+        if (__atomic_compare_exchange_n(&r->broken_ms, &none, now_ms(), false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            httpd_log_error(srv, "route %s: the pool is broken (its workers keep dying); "
+                            "answering 503 for a second, then trying again", r->prefix);
+        conn_respond_error(c, 503);
+        break;
+    }
+    case WALLS_CANCELLED:
+        conn_respond_error(c, 503);
+        break;
+    default:
+        httpd_log_error(srv, "route %s: %s ended %s (code %d) for \"%s\"", r->prefix, r->function,
+                        walls_status_name(res.status), res.code, c->line);
+        conn_respond_error(c, 502);
+        break;
+    }
+    walls_task_free(task); /* after its output was copied into the response */
+    conn_drive(c);
+}
+

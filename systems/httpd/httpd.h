@@ -1,0 +1,135 @@
+/*
+ * httpd.h - walls-httpd's server and routes, shared by its parts: main.c
+ * (the command line, plugins, pools, signals), loop.c (the event loops),
+ * conn.c (a connection: reading, parsing, writing; conn.h), handler.c (the
+ * routes' handlers), static.c (static files), http.c (reason phrases and
+ * dates) and log.c (the error and access logs).
+ *
+ * Each loop thread owns its listening socket (SO_REUSEPORT) and the
+ * connections it accepted; nothing of a connection is touched by another
+ * thread. The routes' pools are shared: every loop watches every pool's
+ * descriptor (EPOLLEXCLUSIVE, so one loop wakes per completion), and a loop
+ * that collects a task of another loop's connection hands it over through
+ * that loop's inbox.
+ */
+#ifndef WALLS_HTTPD_INTERNAL_H
+#define WALLS_HTTPD_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <http_parser.h>
+#include <walls.h>
+
+#define HTTPD_ROUTES_MAX 64
+#define HTTPD_NAME "walls-httpd"
+
+struct route {
+    char prefix[256];
+    size_t prefix_len;
+    char plugin[PATH_MAX];
+    char function[128];
+    void *dl;
+    walls_fn *fn;
+    const char *placement_name; /* threads, processes, hybrid, strict */
+    enum walls_placement placement;
+    unsigned sandbox;
+    int64_t timeout_ms; /* 0: none */
+    unsigned workers;
+    walls_pool *pool;
+    int pool_fd;
+    int64_t broken_ms;  /* [atomic] when its pool was found broken; 0: it is not */
+    /* Counted by the loops, atomically. */
+    uint64_t requests;
+    uint64_t by_class[6]; /* 1xx..5xx by first digit; [0] unused */
+};
+
+struct server {
+    struct route routes[HTTPD_ROUTES_MAX];
+    unsigned nroutes;
+    char root[PATH_MAX];
+    int root_fd;            /* -1: no static files */
+    char host[64];
+    int port;               /* the bound one once listening */
+    unsigned nloops;
+    struct loop *loops;
+    size_t max_header;      /* request line and headers, bytes */
+    size_t max_body;
+    int header_timeout_ms;  /* 408 for a client slower than this */
+    unsigned max_conns;     /* per loop */
+    size_t max_output;      /* a handler's response at most */
+    unsigned workers;       /* default per route */
+    int shutdown_ms;        /* graceful stop bound */
+    unsigned restart_limit; /* the pools' crash-loop limit (0: walls' default) */
+    FILE *access_log;       /* NULL: none */
+    FILE *error_log;
+    pthread_mutex_t log_lock;
+    int stopping;           /* [atomic] 0, or 1: graceful, 2: at once (httpd_stopping) */
+};
+
+/* How the server stops: 0 (it does not), 1 (gracefully), 2 (at once). */
+static inline int httpd_stopping(const struct server *srv)
+{
+    return __atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE);
+}
+
+static inline void httpd_stop(struct server *srv, int how)
+{
+    __atomic_store_n(&srv->stopping, how, __ATOMIC_RELEASE);
+}
+
+/* ---- main.c ---- */
+
+/* The route whose prefix is the longest one path starts with, or NULL. */
+struct route *httpd_route_for(struct server *srv, const char *path, size_t len);
+
+/* ---- loop.c ---- */
+
+struct loop;
+/* Creates the loops' sockets and epolls (binding srv->port if 0); 0 or -errno. */
+int httpd_loops_open(struct server *srv);
+/* Runs them on threads; 0 or -errno. */
+int httpd_loops_start(struct server *srv);
+/* Wakes every loop to look at srv->stopping. */
+void httpd_loops_wake(struct server *srv);
+/* Whether every loop has left (graceful stop: its connections are done). */
+bool httpd_loops_done(struct server *srv);
+/* Wakes the loops, joins them, and frees what they held. */
+void httpd_loops_stop(struct server *srv);
+
+/* ---- log.c ---- */
+
+void httpd_log_error(struct server *srv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void httpd_log_notice(struct server *srv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* One line of the combined format. */
+void httpd_log_access(struct server *srv, const char *peer, const char *request_line,
+                      int status, uint64_t bytes, const char *referer, const char *agent);
+
+/* ---- http.c ---- */
+
+/* The reason phrase of an HTTP status. */
+const char *httpd_reason(int status);
+/* Writes an RFC 7231 date of t into buf (at least 30 bytes). */
+void httpd_date(time_t t, char *buf, size_t len);
+/* Parses an RFC 7231 date (or the two obsolete forms); -1 if it is none. */
+time_t httpd_parse_date(const char *s);
+
+/* ---- static.c ---- */
+
+struct stat;
+/* The Content-Type for a file name's extension. */
+const char *httpd_mime_type(const char *path);
+/* Opens the file a request path (percent-encoded, maybe with a query)
+ * names under the root: 200 with *fd and *st, or the status to answer
+ * (400 malformed, 403 outside the root or not a regular file, 404). */
+int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, struct stat *st);
+
+#endif

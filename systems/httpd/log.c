@@ -1,0 +1,87 @@
+/*
+ * log.c - the error log and the access log (the combined format), one
+ * line each, written whole under one lock and flushed.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "httpd.h"
+
+static void stamp(char *buf, size_t len, bool access)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    if (access)
+        strftime(buf, len, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    else
+        strftime(buf, len, "%Y/%m/%d %H:%M:%S", &tm);
+}
+
+static void log_line(struct server *srv, const char *level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void log_line(struct server *srv, const char *level, const char *fmt, va_list ap)
+{
+    if (!srv->error_log)
+        return;
+    char when[64];
+    stamp(when, sizeof when, false);
+    pthread_mutex_lock(&srv->log_lock);
+    fprintf(srv->error_log, "%s [%s] ", when, level);
+    vfprintf(srv->error_log, fmt, ap);
+    fputc('\n', srv->error_log);
+    fflush(srv->error_log);
+    pthread_mutex_unlock(&srv->log_lock);
+}
+
+void httpd_log_error(struct server *srv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(srv, "error", fmt, ap);
+    va_end(ap);
+}
+
+void httpd_log_notice(struct server *srv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(srv, "notice", fmt, ap);
+    va_end(ap);
+}
+
+/* A quoted field: quotes and control bytes escaped as \xHH. */
+static void quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    if (!s)
+        s = "-";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f)
+            fprintf(f, "\\x%02X", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+void httpd_log_access(struct server *srv, const char *peer, const char *request_line,
+                      int status, uint64_t bytes, const char *referer, const char *agent)
+{
+    char when[64];
+    stamp(when, sizeof when, true);
+    pthread_mutex_lock(&srv->log_lock);
+    FILE *f = srv->access_log;
+    fprintf(f, "%s - - [%s] ", peer, when);
+    quoted(f, request_line);
+    fprintf(f, " %d %llu ", status, (unsigned long long)bytes);
+    quoted(f, referer);
+    fputc(' ', f);
+    quoted(f, agent);
+    fputc('\n', f);
+    fflush(f);
+    pthread_mutex_unlock(&srv->log_lock);
+}

@@ -1,0 +1,335 @@
+/*
+ * loop.c - the event loops: accepting connections, collecting the tasks
+ * of the routes' pools, handing them to the loop that owns their
+ * connection, deadlines, and stopping.
+ *
+ * Each loop has its own listening socket on the same address
+ * (SO_REUSEPORT) and its own epoll. Every loop watches every pool's
+ * descriptor with EPOLLEXCLUSIVE, so a completion wakes one loop, which
+ * collects what finished; a task of another loop's connection goes to that
+ * loop's inbox. Every sweep (200 ms) each loop also collects, so nothing
+ * waits on a loop that was woken while it was leaving.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+static void accept_all(struct loop *l)
+{
+    struct server *srv = l->srv;
+    for (;;) {
+        struct sockaddr_in sa;
+        socklen_t salen = sizeof sa;
+        int fd = accept4(l->listen_fd, (struct sockaddr *)&sa, &salen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        char peer[64];
+        inet_ntop(AF_INET, &sa.sin_addr, peer, sizeof peer);
+        struct conn *c = conn_open(l, fd, peer);
+        if (c && l->nconns > srv->max_conns) {
+            /* Over the cap: told so, and closed. */
+            c->keep_alive = false;
+            conn_respond_error(c, 503);
+            conn_drive(c);
+        }
+    }
+}
+
+/* Tasks of this loop's connections, collected by this loop or handed over. */
+static void finish(struct loop *l, walls_task *task)
+{
+    struct conn *c = walls_task_user(task);
+    if (!c) {
+        walls_task_free(task);
+        return;
+    }
+    if (c->loop != l) {
+        struct loop *owner = c->loop;
+        pthread_mutex_lock(&owner->inbox_lock);
+        if (owner->inbox_len == owner->inbox_cap) {
+            size_t cap = owner->inbox_cap ? owner->inbox_cap * 2 : 64;
+            walls_task **grown = realloc(owner->inbox, cap * sizeof *grown);
+            if (!grown) {
+                /* Cannot hand it over: the owner never hears, so the
+                 * connection times out with its client. */
+                pthread_mutex_unlock(&owner->inbox_lock);
+                httpd_log_error(l->srv, "out of memory handing a response over");
+                return;
+            }
+            owner->inbox = grown;
+            owner->inbox_cap = cap;
+        }
+        owner->inbox[owner->inbox_len++] = task;
+        pthread_mutex_unlock(&owner->inbox_lock);
+        uint64_t one = 1;
+        ssize_t rc = write(owner->wake_fd, &one, sizeof one);
+        (void)rc;
+        return;
+    }
+    handler_done(c, task);
+}
+
+static void collect(struct loop *l, struct route *r)
+{
+    walls_task *tasks[64];
+    size_t n;
+    while (walls_pool_collect(r->pool, tasks, 64, &n) == 0 && n > 0) {
+        for (size_t i = 0; i < n; i++)
+            finish(l, tasks[i]);
+        if (n < 64)
+            break;
+    }
+}
+
+static void drain_inbox(struct loop *l)
+{
+    uint64_t v;
+    ssize_t rc = read(l->wake_fd, &v, sizeof v);
+    (void)rc;
+    for (;;) {
+        pthread_mutex_lock(&l->inbox_lock);
+        walls_task *task = l->inbox_len ? l->inbox[--l->inbox_len] : NULL;
+        pthread_mutex_unlock(&l->inbox_lock);
+        if (!task)
+            return;
+        handler_done(walls_task_user(task), task);
+    }
+}
+
+static void sweep(struct loop *l, int64_t now)
+{
+    struct server *srv = l->srv;
+    for (struct conn *c = l->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->fd < 0 || c->dead)
+            continue;
+        bool idle = !c->got && c->in.len == c->in_off;
+        if (c->state == READING && c->deadline_ms && now >= c->deadline_ms) {
+            if (idle) {
+                conn_close(c); /* an idle keep-alive connection: just closed */
+                continue;
+            }
+            c->keep_alive = false;
+            conn_respond_error(c, 408);
+            conn_drive(c);
+            continue;
+        }
+        /* Stopping: idle connections go; busy ones when their response is out. */
+        if (httpd_stopping(srv) && c->state == READING && idle)
+            conn_close(c);
+    }
+    for (unsigned k = 0; k < srv->nroutes; k++) {
+        struct route *r = &srv->routes[k];
+        /* A completion another loop was woken for but left (it was
+         * stopping): looked for here too, so it waits a sweep at most. */
+        collect(l, r);
+        /* A broken pool is given another chance after a second. */
+        int64_t broken = __atomic_load_n(&r->broken_ms, __ATOMIC_ACQUIRE);
+        if (broken && now - broken >= 1000 &&
+            __atomic_compare_exchange_n(&r->broken_ms, &broken, 0, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+            int rc = walls_pool_reset(r->pool);
+            httpd_log_notice(srv, "route %s: pool reset%s%s", r->prefix, rc ? ": " : "",
+                             rc ? walls_strerror(rc) : "");
+        }
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct loop *l = arg;
+    struct server *srv = l->srv;
+    int64_t next_sweep = now_ms() + SWEEP_MS;
+    for (;;) {
+        if (httpd_stopping(srv) == 2)
+            break;
+        if (httpd_stopping(srv) && !l->draining) {
+            l->draining = true;
+            epoll_ctl(l->ep, EPOLL_CTL_DEL, l->listen_fd, NULL);
+            close(l->listen_fd);
+            l->listen_fd = -1;
+            sweep(l, now_ms());
+        }
+        if (l->draining && !l->conns)
+            break;
+        struct epoll_event evs[64];
+        int n = epoll_wait(l->ep, evs, 64, SWEEP_MS);
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == TAG_LISTEN) {
+                accept_all(l);
+            } else if (tag == TAG_WAKE) {
+                drain_inbox(l);
+            } else if (tag >= TAG_POOL && tag < TAG_POOL + HTTPD_ROUTES_MAX) {
+                collect(l, &srv->routes[tag - TAG_POOL]);
+            } else {
+                struct conn *c = evs[i].data.ptr;
+                if (c->fd >= 0 && !c->dead)
+                    conn_drive(c);
+            }
+        }
+        int64_t now = now_ms();
+        if (now >= next_sweep) {
+            sweep(l, now);
+            next_sweep = now + SWEEP_MS;
+        }
+        conn_reap(l);
+    }
+    /* At once: connections go; tasks still running end with their pools
+     * (what is left is freed by httpd_loops_stop). */
+    conn_reap(l);
+    for (struct conn *c = l->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->fd >= 0) {
+            epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = -1;
+        }
+        if (c->state == WAITING)
+            c->peer_gone = true;
+        else
+            conn_free(c);
+    }
+    __atomic_store_n(&l->finished, true, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* ---- setting up -------------------------------------------------------------------------- */
+
+static int listen_on(struct server *srv, int *out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
+    if (inet_pton(AF_INET, srv->host, &sa.sin_addr) != 1) {
+        close(fd);
+        return -EINVAL;
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 1024) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    if (srv->port == 0) {
+        socklen_t len = sizeof sa;
+        getsockname(fd, (struct sockaddr *)&sa, &len);
+        srv->port = ntohs(sa.sin_port);
+    }
+    *out = fd;
+    return 0;
+}
+
+int httpd_loops_open(struct server *srv)
+{
+    srv->loops = calloc(srv->nloops, sizeof *srv->loops);
+    if (!srv->loops)
+        return -ENOMEM;
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct loop *l = &srv->loops[i];
+        l->srv = srv;
+        l->index = i;
+        l->listen_fd = l->wake_fd = -1;
+        pthread_mutex_init(&l->inbox_lock, NULL);
+        l->ep = epoll_create1(EPOLL_CLOEXEC);
+        l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (l->ep < 0 || l->wake_fd < 0)
+            return -errno;
+        int rc = listen_on(srv, &l->listen_fd);
+        if (rc)
+            return rc;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
+        struct epoll_event wake = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
+        if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->listen_fd, &ev) != 0 ||
+            epoll_ctl(l->ep, EPOLL_CTL_ADD, l->wake_fd, &wake) != 0)
+            return -errno;
+        for (unsigned k = 0; k < srv->nroutes; k++) {
+            struct epoll_event pev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+                                      .data.u64 = TAG_POOL + k};
+            if (epoll_ctl(l->ep, EPOLL_CTL_ADD, srv->routes[k].pool_fd, &pev) != 0)
+                return -errno;
+        }
+    }
+    return 0;
+}
+
+int httpd_loops_start(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        int rc = pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i]);
+        if (rc)
+            return -rc;
+        srv->loops[i].started = true;
+    }
+    return 0;
+}
+
+void httpd_loops_wake(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        uint64_t one = 1;
+        ssize_t rc = write(srv->loops[i].wake_fd, &one, sizeof one);
+        (void)rc;
+    }
+}
+
+bool httpd_loops_done(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (srv->loops[i].started && !__atomic_load_n(&srv->loops[i].finished, __ATOMIC_ACQUIRE))
+            return false;
+    return true;
+}
+
+void httpd_loops_stop(struct server *srv)
+{
+    if (!srv->loops)
+        return;
+    httpd_loops_wake(srv);
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (srv->loops[i].started)
+            pthread_join(srv->loops[i].thread, NULL);
+    /* What is left: connections whose tasks still run, and tasks handed
+     * to a loop that had stopped. Their results are dropped. */
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct loop *l = &srv->loops[i];
+        conn_reap(l);
+        while (l->conns) {
+            if (l->conns->task)
+                walls_task_free(l->conns->task);
+            conn_free(l->conns);
+        }
+        for (size_t k = 0; k < l->inbox_len; k++)
+            walls_task_free(l->inbox[k]);
+        l->inbox_len = 0;
+    }
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct loop *l = &srv->loops[i];
+        if (l->listen_fd >= 0)
+            close(l->listen_fd);
+        if (l->wake_fd >= 0)
+            close(l->wake_fd);
+        if (l->ep >= 0)
+            close(l->ep);
+        free(l->inbox);
+        pthread_mutex_destroy(&l->inbox_lock);
+    }
+    free(srv->loops);
+    srv->loops = NULL;
+}

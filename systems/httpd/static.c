@@ -1,0 +1,238 @@
+/*
+ * static.c - static files under the root: a request path becomes a file
+ * opened beneath the root directory, never above it.
+ *
+ * The path is percent-decoded (a decoded NUL is refused), and the file is
+ * opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) relative to
+ * the root's descriptor: "..", absolute symlinks and symlinks that lead
+ * out are refused by the kernel, whatever the path looks like. A directory
+ * is served as its index.html when it has one; it is never listed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+static const struct {
+    const char *ext, *type;
+} types[] = {
+    {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
+    {"css", "text/css"},                  {"js", "text/javascript"},
+    {"json", "application/json"},         {"txt", "text/plain; charset=utf-8"},
+    {"xml", "application/xml"},           {"svg", "image/svg+xml"},
+    {"png", "image/png"},                 {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},               {"gif", "image/gif"},
+    {"webp", "image/webp"},               {"ico", "image/x-icon"},
+    {"wasm", "application/wasm"},         {"pdf", "application/pdf"},
+    {"woff2", "font/woff2"},              {"mp4", "video/mp4"},
+};
+
+const char *httpd_mime_type(const char *path)
+{
+    const char *end = strchr(path, '?');
+    size_t len = end ? (size_t)(end - path) : strlen(path);
+    const char *dot = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (path[i] == '.')
+            dot = path + i + 1;
+        else if (path[i] == '/')
+            dot = NULL;
+    if (dot) {
+        size_t n = (size_t)(path + len - dot);
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (strlen(types[i].ext) == n && strncasecmp(types[i].ext, dot, n) == 0)
+                return types[i].type;
+    }
+    return "application/octet-stream";
+}
+
+static int hex(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the path part of url into out (room for len + 1): 0, or -1 when
+ * malformed (a bad escape, an encoded NUL). */
+static int decode_path(const char *url, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && url[i] != '?' && url[i] != '#'; i++) {
+        int ch = (unsigned char)url[i];
+        if (ch == '%') {
+            int a = i + 2 < len ? hex(url[i + 1]) : -1, b = i + 2 < len ? hex(url[i + 2]) : -1;
+            if (a < 0 || b < 0)
+                return -1;
+            ch = a * 16 + b;
+            i += 2;
+        }
+        if (ch == '\0')
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int open_beneath(int root, const char *rel, int flags)
+{
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    return (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
+}
+
+int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, struct stat *st)
+{
+    char *path = malloc(len + 16);
+    if (!path)
+        return 500;
+    if (decode_path(url, len, path) != 0 || path[0] != '/') {
+        free(path);
+        return 400;
+    }
+    /* Relative to the root: leading slashes go ("" is the root itself). */
+    const char *rel = path;
+    while (*rel == '/')
+        rel++;
+    if (!*rel)
+        rel = ".";
+    int f = open_beneath(srv->root_fd, rel, O_RDONLY);
+    int err = errno;
+    if (f >= 0 && fstat(f, st) == 0 && S_ISDIR(st->st_mode)) {
+        int index = open_beneath(f, "index.html", O_RDONLY);
+        err = errno;
+        close(f);
+        f = index;
+        if (f < 0 && err == ENOENT)
+            err = EACCES; /* a directory without an index is not listed */
+    }
+    free(path);
+    if (f < 0)
+        return err == ENOENT || err == ENOTDIR ? 404 : err == ENAMETOOLONG ? 414 : 403;
+    if (fstat(f, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(f);
+        return 403;
+    }
+    *fd = f;
+    return 200;
+}
+
+/* ---- answering ---------------------------------------------------------------------- */
+
+/* Parses "bytes=a-b", "bytes=a-" or "bytes=-n" against size: 0 with the
+ * range, -1 when not one satisfiable single range of this form, -2 when
+ * a well-formed range lies outside the file. */
+static int parse_range(const char *v, off_t size, off_t *from, off_t *to)
+{
+    if (strncmp(v, "bytes=", 6) != 0 || strchr(v, ','))
+        return -1;
+    const char *s = v + 6;
+    char *end;
+    if (*s == '-') {
+        long long n = strtoll(s + 1, &end, 10);
+        if (end == s + 1 || *end || n <= 0)
+            return -1;
+        if (size == 0)
+            return -2;
+        *from = n >= size ? 0 : size - n;
+        *to = size - 1;
+        return 0;
+    }
+    long long a = strtoll(s, &end, 10);
+    if (end == s || *end != '-' || a < 0)
+        return -1;
+    s = end + 1;
+    long long b = size - 1;
+    if (*s) {
+        b = strtoll(s, &end, 10);
+        if (end == s || *end || b < a)
+            return -1;
+    }
+    if (a >= size)
+        return -2;
+    *from = a;
+    *to = b >= size ? size - 1 : b;
+    return 0;
+}
+
+void static_serve(struct conn *c)
+{
+    struct server *srv = c->loop->srv;
+    if (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD) {
+        conn_respond(c, 405, "text/plain", "Allow: GET, HEAD\r\n", "405 Method Not Allowed\n", 23);
+        return;
+    }
+    int fd = -1;
+    struct stat st;
+    int status = srv->root_fd < 0 ? 404 : httpd_static_open(srv, c->url.p, c->url.len, &fd, &st);
+    if (status != 200) {
+        conn_respond_error(c, status);
+        return;
+    }
+    char last[64];
+    httpd_date(st.st_mtime, last, sizeof last);
+    const char *ims = conn_header(c, "If-Modified-Since");
+    if (ims) {
+        time_t t = httpd_parse_date(ims);
+        if (t != (time_t)-1 && st.st_mtime <= t) {
+            close(fd);
+            char extra[96];
+            snprintf(extra, sizeof extra, "Last-Modified: %s\r\n", last);
+            conn_respond(c, 304, NULL, extra, NULL, 0);
+            return;
+        }
+    }
+    off_t from = 0, to = st.st_size - 1;
+    int status_code = 200;
+    const char *range = conn_header(c, "Range");
+    if (range) {
+        int r = parse_range(range, st.st_size, &from, &to);
+        if (r == -2) {
+            close(fd);
+            char extra[96];
+            snprintf(extra, sizeof extra, "Content-Range: bytes */%lld\r\n", (long long)st.st_size);
+            conn_respond(c, 416, "text/plain", extra, "416 Range Not Satisfiable\n", 26);
+            return;
+        }
+        if (r == 0)
+            status_code = 206;
+        else
+            from = 0, to = st.st_size - 1;
+    }
+    off_t len = st.st_size == 0 ? 0 : to - from + 1;
+    c->out.len = c->out_sent = 0;
+    if (conn_head(c, status_code, (uint64_t)len) ||
+        buf_printf(&c->out, "Content-Type: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",
+                   httpd_mime_type(c->url.p), last) ||
+        (status_code == 206 &&
+         buf_printf(&c->out, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)from,
+                    (long long)to, (long long)st.st_size)) ||
+        buf_add(&c->out, "\r\n", 2)) {
+        close(fd);
+        conn_close(c);
+        return;
+    }
+    if (conn_is_head(c) || len == 0) {
+        close(fd);
+    } else {
+        c->file_fd = fd;
+        c->file_off = from;
+        c->file_left = len;
+        c->sent_bytes = (uint64_t)len;
+    }
+    c->state = WRITING;
+}

@@ -1,0 +1,258 @@
+#!/bin/sh
+# test-httpd.sh - walls-httpd driven by real clients (curl, wrk) and by
+# httpd-raw for requests no client sends: every failure mapping, the bad
+# inputs, static files, keep-alive and pipelining, a bounded load run, a
+# graceful and an immediate stop, and nothing left running afterwards.
+#
+#   test-httpd.sh WALLS_HTTPD EXAMPLES_SO HTTPD_RAW
+#
+# The server listens on 127.0.0.1 with a port the kernel picks.
+set -u
+SERVER=$1
+PLUGIN=$2
+RAW=$3
+WORK=$(mktemp -d /tmp/walls-httpd-test.XXXXXX)
+FAILED=0
+PID=
+trap 'cleanup' EXIT INT TERM
+
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        kill -QUIT "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null
+    fi
+    rm -rf "$WORK"
+}
+
+fail() {
+    echo "FAIL: $*"
+    FAILED=$((FAILED + 1))
+}
+
+pass() {
+    echo "ok: $*"
+}
+
+# expect WHAT WANT GOT
+expect() {
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: wanted [$2], got [$3]"; fi
+}
+
+# contains WHAT NEEDLE FILE
+contains() {
+    if grep -q -- "$2" "$3"; then pass "$1"; else fail "$1: no [$2] in $3:"; sed 's/^/    /' "$3" | head -20; fi
+}
+
+for tool in curl wrk; do
+    command -v $tool >/dev/null 2>&1 || { echo "FAIL: $tool is not installed"; exit 1; }
+done
+
+mkdir -p "$WORK/www/sub" "$WORK/www/noindex"
+printf 'hello, static\n' > "$WORK/www/index.html"
+printf 'thirteen byte' > "$WORK/www/13.txt"
+printf 'body{}' > "$WORK/www/sub/style.css"
+ln -s /etc/passwd "$WORK/www/escape"
+ln -s 13.txt "$WORK/www/inside"
+head -c 150000 /dev/urandom > "$WORK/big.bin"
+head -c 300000 /dev/urandom > "$WORK/huge.bin"
+
+# start NAME ARGS...: starts the server, sets PID and URL and PORT.
+start() {
+    name=$1
+    shift
+    : > "$WORK/$name.err"
+    "$SERVER" --listen 127.0.0.1:0 --error-log "$WORK/$name.err" "$@" &
+    PID=$!
+    PORT=
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/$name.err")
+        [ -n "$PORT" ] && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ -z "$PORT" ]; then
+        echo "FAIL: $name: the server did not start"
+        cat "$WORK/$name.err"
+        exit 1
+    fi
+    URL=http://127.0.0.1:$PORT
+}
+
+# Every process the server made (its fork server, workers, spares), for
+# checking that none is left once it is gone.
+descendants() {
+    for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+
+# stop SIGNAL: stops the server, waits for it, and checks that nothing it
+# started is left.
+stop() {
+    kids=$(descendants "$PID")
+    kill -"$1" "$PID"
+    wait "$PID"
+    rc=$?
+    PID=
+    left=
+    for k in $kids; do
+        if [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null; then
+            left="$left $k"
+        fi
+    done
+    expect "stopped by SIG$1 with status 0" 0 "$rc"
+    expect "nothing left running after SIG$1" "" "$left"
+}
+
+code() {
+    curl -s -o "$WORK/body" -w '%{http_code}' "$@"
+}
+
+R="$PLUGIN"
+start main --root "$WORK/www" --access-log "$WORK/access.log" \
+    --header-timeout 500 --max-header 1024 --max-body 200000 \
+    --route "/hello=$R:hello:threads" \
+    --route "/dyn=$R:dyn:processes" \
+    --route "/hy=$R:dyn:hybrid" \
+    --route "/crash=$R:crash:processes" \
+    --route "/nap=$R:nap:processes:300" \
+    --route "/slow=$R:nap:processes:5000" \
+    --route "/echo=$R:echo:hybrid" \
+    --route "/open=$R:opener:strict" \
+    --route "/fail=$R:fail:threads"
+ERR=$WORK/main.err
+
+# ---- handlers ----
+expect "hello" "200 hello" "$(code "$URL/hello") $(cat "$WORK/body")"
+expect "dyn on processes" '200 {"n":12,"sq":144}' "$(code "$URL/dyn?n=12") $(cat "$WORK/body")"
+expect "dyn on hybrid" '200 {"n":-5,"sq":25}' "$(code "$URL/hy?n=-5") $(cat "$WORK/body")"
+expect "echo of a 150 kB body" 200 "$(code --data-binary @"$WORK/big.bin" "$URL/echo")"
+if cmp -s "$WORK/big.bin" "$WORK/body"; then pass "echo: same bytes back"; else fail "echo: bytes differ"; fi
+expect "echo of a chunked body" 200 \
+    "$(code -H 'Transfer-Encoding: chunked' --data-binary @"$WORK/big.bin" "$URL/echo")"
+if cmp -s "$WORK/big.bin" "$WORK/body"; then pass "chunked echo: same bytes"; else fail "chunked echo differs"; fi
+expect "HEAD of a handler has no body" "200 0" \
+    "$(curl -s -I -o /dev/null -w '%{http_code} %{size_download}' "$URL/hello")"
+
+# ---- failure mapping: each only for its own request ----
+expect "a crash is 502" 502 "$(code "$URL/crash?crash=1")"
+contains "the log names the crash" "crashed SIGSEGV" "$ERR"
+expect "the next request on that route is untouched" "200 alive" "$(code "$URL/crash") $(cat "$WORK/body")"
+expect "an overrun is 504" 504 "$(code "$URL/nap?ms=2000")"
+contains "the log names the time-out" "timed out after 300 ms" "$ERR"
+expect "the same route within its limit" 200 "$(code "$URL/nap?ms=10")"
+expect "a sandbox stop is 502" 502 "$(code "$URL/open")"
+# The call is openat; under ThreadSanitizer its interceptor calls readlink first.
+contains "the log names the refused call" "stopped by the sandbox calling \(openat\|readlink\)" "$ERR"
+expect "a handler error is 500" 500 "$(code "$URL/fail")"
+contains "the log names the error" "fail returned 1" "$ERR"
+
+# Crashes at the same time as good requests: only the crashing ones fail.
+curl -s -o /dev/null -w '%{http_code}\n' -Z --parallel-max 16 \
+    "$URL/crash?crash=1&[1-10]" "$URL/crash?n=[1-30]" > "$WORK/mixed" 2>/dev/null
+expect "10 concurrent crashes among 30 good requests: 502s" 10 "$(grep -c 502 "$WORK/mixed")"
+expect "... and 200s" 30 "$(grep -c 200 "$WORK/mixed")"
+
+# ---- static files ----
+expect "index" "200 hello, static" "$(code "$URL/") $(cat "$WORK/body")"
+expect "a 13-byte file" "200 thirteen byte" "$(code "$URL/13.txt") $(cat "$WORK/body")"
+curl -s -D "$WORK/h" -o /dev/null "$URL/sub/style.css"
+contains "Content-Type by extension" "Content-Type: text/css" "$WORK/h"
+contains "Last-Modified" "Last-Modified: " "$WORK/h"
+LM=$(sed -n 's/^Last-Modified: \(.*\)\r$/\1/p' "$WORK/h")
+expect "If-Modified-Since gives 304" 304 "$(code -H "If-Modified-Since: $LM" "$URL/sub/style.css")"
+expect "an older If-Modified-Since gives 200" 200 \
+    "$(code -H 'If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT' "$URL/sub/style.css")"
+expect "a Range gives 206" "206 irte" "$(code -r 2-5 "$URL/13.txt") $(cat "$WORK/body")"
+expect "a suffix Range" "206 byte" "$(code -r -4 "$URL/13.txt") $(cat "$WORK/body")"
+expect "a Range past the end gives 416" 416 "$(code -r 100-200 "$URL/13.txt")"
+expect "HEAD of a file" "200 0" "$(curl -s -I -o /dev/null -w '%{http_code} %{size_download}' "$URL/13.txt")"
+expect "no directory listing" 403 "$(code "$URL/noindex/")"
+expect "a symlink out of the root" 403 "$(code "$URL/escape")"
+expect "a symlink inside the root" 200 "$(code "$URL/inside")"
+expect "climbing with .." 403 "$(code --path-as-is "$URL/../../etc/passwd")"
+expect "climbing with %2e%2e" 403 "$(code --path-as-is "$URL/%2e%2e/%2e%2e/etc/passwd")"
+expect "a missing file" 404 "$(code "$URL/nope")"
+expect "POST to a file" 405 "$(code -d x "$URL/13.txt")"
+
+# ---- bad input and limits ----
+first_line() { head -1 | tr -d '\r'; }
+expect "a malformed request is 400" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'GARBAGE\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "a header block over the limit is 431" "HTTP/1.1 431 Request Header Fields Too Large" \
+    "$( (printf 'GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: '; head -c 2000 /dev/zero | tr '\0' a; printf '\r\n\r\n') | "$RAW" "$PORT" | first_line)"
+expect "a URL over the limit is 414" "HTTP/1.1 414 URI Too Long" \
+    "$( (printf 'GET /'; head -c 2000 /dev/zero | tr '\0' a; printf ' HTTP/1.1\r\n\r\n') | "$RAW" "$PORT" | first_line)"
+expect "a body over the limit is 413" 413 "$(code --data-binary @"$WORK/huge.bin" "$URL/echo")"
+expect "a chunked body over the limit is 413" 413 \
+    "$(code -H 'Transfer-Encoding: chunked' --data-binary @"$WORK/huge.bin" "$URL/echo")"
+expect "headers slower than the limit get 408" "HTTP/1.1 408 Request Timeout" \
+    "$(printf 'GET /hello HTTP/1.1\r\nHost: x\r\n' | "$RAW" "$PORT" 3000 | first_line)"
+printf 'GET /hello HTTP/1.1\r\nHost: x\r\n' | "$RAW" "$PORT" 3000 > /dev/null
+expect "... and the connection is closed" 0 $?
+
+# ---- keep-alive and pipelining ----
+printf 'GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /dyn?n=3 HTTP/1.1\r\nHost: x\r\n\r\nGET /13.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+    "$RAW" "$PORT" > "$WORK/piped"
+expect "three pipelined requests, three responses" 3 "$(grep -a -o 'HTTP/1.1 200 OK' "$WORK/piped" | wc -l)"
+expect "... in order" 'hello {"n":3,"sq":9} thirteen byte' \
+    "$(grep -a -o -e '^hello' -e '{"n":3,"sq":9}' -e 'thirteen byte' "$WORK/piped" | tr '\n' ' ' | sed 's/ $//')"
+curl -s -v -o /dev/null -o /dev/null "$URL/hello" "$URL/dyn?n=1" 2> "$WORK/reuse"
+contains "keep-alive: curl reuses the connection" "Re-using existing connection" "$WORK/reuse"
+contains "the access log has combined-format lines" '"GET /hello HTTP/1.1" 200 6 "-" "curl/' "$WORK/access.log"
+
+# ---- a bounded load run ----
+wrk -t2 -c16 -d2s "$URL/hello" > "$WORK/wrk" 2>&1
+if grep -q 'Requests/sec' "$WORK/wrk" && ! grep -q -e 'Non-2xx' -e 'Socket errors' "$WORK/wrk"; then
+    pass "wrk for 2 s: $(grep 'Requests/sec' "$WORK/wrk" | tr -s ' ')"
+else
+    fail "wrk run"; cat "$WORK/wrk"
+fi
+
+# ---- graceful stop: a response in progress is finished ----
+curl -s -o "$WORK/late" -w '%{http_code}' "$URL/slow?ms=400" > "$WORK/late.code" &
+CURL=$!
+sleep 0.15
+kids=$(descendants "$PID")
+kill -TERM "$PID"
+sleep 0.1
+expect "no new connections while stopping" 000 "$(code --max-time 2 "$URL/hello")"
+wait "$CURL"
+expect "the request in progress got its response" "200 rested" "$(cat "$WORK/late.code") $(cat "$WORK/late")"
+wait "$PID"
+expect "graceful stop status" 0 $?
+PID=
+left=
+for k in $kids; do
+    [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null && left="$left $k"
+done
+expect "nothing left after the graceful stop" "" "$left"
+
+# ---- a broken pool: 503 with Retry-After, then served again ----
+start broken --restart-limit 2 --route "/crash=$R:crash:processes" --workers 1
+for _ in 1 2 3 4 5; do code "$URL/crash?crash=1" > /dev/null; done
+curl -s -D "$WORK/h" -o /dev/null "$URL/crash"
+contains "a broken pool answers 503" "HTTP/1.1 503" "$WORK/h"
+contains "... with Retry-After" "Retry-After: 1" "$WORK/h"
+sleep 1.5
+code "$URL/crash" > /dev/null
+expect "after the reset the route serves again" 200 "$(code "$URL/crash")"
+stop QUIT
+
+# ---- bad command lines ----
+"$SERVER" --listen 127.0.0.1:0 --route "/x=$R:nosuchfn" 2> "$WORK/bad"
+expect "an unknown function is refused" 2 $?
+contains "... naming it" "no function nosuchfn" "$WORK/bad"
+"$SERVER" --listen 127.0.0.1:0 --route "/x=$R:hello:sideways" 2> "$WORK/bad"
+expect "an unknown placement is refused" 2 $?
+"$SERVER" --listen nowhere 2> "$WORK/bad"
+expect "a bad --listen is refused" 2 $?
+"$SERVER" --bogus 2> "$WORK/bad"
+expect "an unknown flag is refused" 2 $?
+
+if [ "$FAILED" -ne 0 ]; then
+    echo "$FAILED check(s) failed"
+    exit 1
+fi
+echo "all checks passed"
