@@ -24,6 +24,13 @@
 
 #include "conn.h"
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t now_ms(void)
 {
     struct timespec ts;
@@ -266,7 +273,7 @@ struct conn *conn_open(struct loop *l, int fd, const char *peer)
     if (l->conns)
         l->conns->prev = c;
     l->conns = c;
-    l->nconns++;
+    __atomic_fetch_add(&l->nconns, 1, __ATOMIC_RELAXED);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
@@ -287,7 +294,7 @@ void conn_free(struct conn *c)
         l->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    l->nconns--;
+    __atomic_fetch_sub(&l->nconns, 1, __ATOMIC_RELAXED);
     if (c->fd >= 0)
         close(c->fd);
     if (c->file_fd >= 0)
@@ -389,6 +396,7 @@ static void request_line(struct conn *c)
 static void handle_request(struct conn *c)
 {
     request_line(c);
+    c->start_ns = now_ns();
     const char *url = c->url.p;
     if (c->parser.upgrade || c->parser.method == HTTP_CONNECT || !url || url[0] != '/') {
         c->close_after = true;
@@ -397,6 +405,8 @@ static void handle_request(struct conn *c)
     }
     const char *q = memchr(url, '?', c->url.len);
     size_t path_len = q ? (size_t)(q - url) : c->url.len;
+    if (status_serve(c, url, path_len))
+        return;
     struct route *r = httpd_route_for(c->loop->srv, url, path_len);
     if (r)
         handler_submit(c, r);
@@ -466,8 +476,10 @@ static bool read_some(struct conn *c)
 static void log_access(struct conn *c)
 {
     struct server *srv = c->loop->srv;
-    if (c->route)
+    if (c->route) {
         __atomic_fetch_add(&c->route->by_class[c->status / 100 % 6], 1, __ATOMIC_RELAXED);
+        status_record(c->route, now_ns() - c->start_ns);
+    }
     if (!srv->access_log)
         return;
     httpd_log_access(srv, c->peer, c->line[0] ? c->line : "-", c->status, c->sent_bytes,

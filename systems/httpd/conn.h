@@ -68,6 +68,7 @@ struct conn {
     char line[512];   /* the request line, for the access log */
     struct route *route;
     walls_task *task;
+    int64_t start_ns;  /* when the request was complete */
 };
 
 struct loop {
@@ -80,7 +81,7 @@ struct loop {
     int wake_fd;          /* eventfd: inbox or stop */
     struct conn *conns;   /* all connections not yet freed */
     struct conn *dead;    /* closed ones, freed at the end of the turn */
-    unsigned nconns;
+    unsigned nconns;      /* [atomic]: /_status reads it from other loops */
     pthread_mutex_t inbox_lock;
     walls_task **inbox;   /* tasks of this loop's connections collected elsewhere */
     size_t inbox_len, inbox_cap;
@@ -132,6 +133,13 @@ bool conn_is_head(const struct conn *c);
 /* ---- static files (static.c) ---- */
 /* Answers a request no route takes, from the root. */
 void static_serve(struct conn *c);
+
+/* ---- the server's own pages (status.c) ---- */
+void status_start(void);
+/* Counts a response of route r that took ns. */
+void status_record(struct route *r, int64_t ns);
+/* Answers /_status and /_status.html; false for any other path. */
+bool status_serve(struct conn *c, const char *path, size_t len);
 
 /* ---- handlers (handler.c) ---- */
 /* Hands the request to route r's pool (or answers the failure). */

@@ -28,6 +28,7 @@
 #include <walls.h>
 
 #define HTTPD_ROUTES_MAX 64
+#define HTTPD_LAT_BUCKETS 128 /* latency histogram: 4 buckets per power of two of us */
 #define HTTPD_NAME "walls-httpd"
 
 struct route {
@@ -48,6 +49,7 @@ struct route {
     /* Counted by the loops, atomically. */
     uint64_t requests;
     uint64_t by_class[6]; /* 1xx..5xx by first digit; [0] unused */
+    uint64_t latency[HTTPD_LAT_BUCKETS]; /* request complete to response sent (status.c) */
 };
 
 struct server {

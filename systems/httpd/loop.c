@@ -39,7 +39,7 @@ static void accept_all(struct loop *l)
         char peer[64];
         inet_ntop(AF_INET, &sa.sin_addr, peer, sizeof peer);
         struct conn *c = conn_open(l, fd, peer);
-        if (c && l->nconns > srv->max_conns) {
+        if (c && __atomic_load_n(&l->nconns, __ATOMIC_RELAXED) > srv->max_conns) {
             /* Over the cap: told so, and closed. */
             c->keep_alive = false;
             conn_respond_error(c, 503);

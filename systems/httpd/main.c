@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "httpd.h"
+#include "conn.h"
 
 static void usage(FILE *to)
 {
@@ -406,6 +406,7 @@ int main(int argc, char **argv)
                 walls_last_error());
         return 1;
     }
+    status_start();
     if ((rc = make_pools(&srv)) != 0) {
         destroy_pools(&srv, true);
         walls_fini();

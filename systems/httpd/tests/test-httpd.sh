@@ -154,6 +154,18 @@ curl -s -o /dev/null -w '%{http_code}\n' -Z --parallel-max 16 \
 expect "10 concurrent crashes among 30 good requests: 502s" 10 "$(grep -c 502 "$WORK/mixed")"
 expect "... and 200s" 30 "$(grep -c 200 "$WORK/mixed")"
 
+# ---- the server's own pages ----
+expect "/_status answers" 200 "$(code "$URL/_status")"
+tr -d '\n' < "$WORK/body" > "$WORK/status.json"
+contains "/_status counts the crash route's requests" '"prefix":"/crash","plugin":"[^"]*","function":"crash","placement":"processes","timeout_ms":0,"requests":4[0-9]' "$WORK/status.json"
+contains "/_status has the 5xx of the crashes" '"5xx":1[01]' "$WORK/status.json"
+contains "/_status has the pool's restarts" '"restarts":1[01]' "$WORK/status.json"
+contains "/_status has latency percentiles" '"latency_ms":{"p50":[0-9.]*,"p99":[0-9.]*}' "$WORK/status.json"
+contains "/_status names the sandbox stop" '"violation":1' "$WORK/status.json"
+curl -s -D "$WORK/h" -o "$WORK/body" "$URL/_status.html"
+contains "/_status.html is a page" "Content-Type: text/html" "$WORK/h"
+contains "... that reads /_status" "fetch('/_status')" "$WORK/body"
+
 # ---- static files ----
 expect "index" "200 hello, static" "$(code "$URL/") $(cat "$WORK/body")"
 expect "a 13-byte file" "200 thirteen byte" "$(code "$URL/13.txt") $(cat "$WORK/body")"
