@@ -27,9 +27,10 @@
 
 #include "atomic.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
+/* The leak checker's, when the program runs under one (ASan or LSan),
+ * whether or not this library was built with it: entries point at heap
+ * memory, so it must look in the chunks too. */
+extern void __lsan_register_root_region(const void *p, size_t size) __attribute__((weak));
 
 static size_t chunk_bytes(const struct walls__handles *table)
 {
@@ -90,10 +91,8 @@ static int grow(struct walls__handles *table)
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return -1;
-#if defined(__SANITIZE_ADDRESS__)
-    /* Entries point at heap memory: the leak checker must look in here. */
-    __lsan_register_root_region(mem, chunk_bytes(table));
-#endif
+    if (__lsan_register_root_region)
+        __lsan_register_root_region(mem, chunk_bytes(table));
     table->chunks[n].mem = mem;
     table->chunks[n].gen_base = 2;
     make_chunk(table, n);

@@ -15,6 +15,18 @@
 #include "conn.h"
 #include "walls-httpd.h"
 
+struct route *httpd_route_for(struct server *srv, const char *path, size_t len)
+{
+    struct route *best = NULL;
+    for (unsigned i = 0; i < srv->nroutes; i++) {
+        struct route *r = &srv->routes[i];
+        if (r->prefix_len <= len && memcmp(path, r->prefix, r->prefix_len) == 0 &&
+            (!best || r->prefix_len > best->prefix_len))
+            best = r;
+    }
+    return best;
+}
+
 /* The request for the handler: magic, header count, body length, then
  * method, path, query, each header's name and value (NUL-terminated), and
  * the body (walls-httpd.h reads it). */

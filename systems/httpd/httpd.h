@@ -86,7 +86,7 @@ static inline void httpd_stop(struct server *srv, int how)
     __atomic_store_n(&srv->stopping, how, __ATOMIC_RELEASE);
 }
 
-/* ---- main.c ---- */
+/* ---- handler.c ---- */
 
 /* The route whose prefix is the longest one path starts with, or NULL. */
 struct route *httpd_route_for(struct server *srv, const char *path, size_t len);

@@ -74,18 +74,6 @@ static int parse_size(const char *s, unsigned long long max, unsigned long long 
     return 0;
 }
 
-struct route *httpd_route_for(struct server *srv, const char *path, size_t len)
-{
-    struct route *best = NULL;
-    for (unsigned i = 0; i < srv->nroutes; i++) {
-        struct route *r = &srv->routes[i];
-        if (r->prefix_len <= len && memcmp(path, r->prefix, r->prefix_len) == 0 &&
-            (!best || r->prefix_len > best->prefix_len))
-            best = r;
-    }
-    return best;
-}
-
 /* PREFIX=PLUGIN.so:FUNCTION[:PLACEMENT[:TIMEOUT_MS]] */
 static int parse_route(struct server *srv, const char *spec)
 {
