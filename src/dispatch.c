@@ -201,18 +201,22 @@ void walls__engine_signal(struct walls__pool *pool)
      * done_seq: a waiter counts itself, then re-reads done_seq. */
     if (walls__fetch_add(&pool->done_waiters, 0) > 0)
         walls__futex_wake(&pool->done_seq, INT_MAX, false);
+    /* Nothing to count, or nobody watches the descriptor (the count is
+     * forgotten when walls_pool_fd() arms it). */
+    if (!walls__load_relaxed(&pool->unsignalled) || !walls__load_relaxed(&pool->fd_armed))
+        return;
+    /* Under the lock: a destroy in between closes the descriptor, and its
+     * number may be the program's again; and walls_pool_collect(), which
+     * forgets the count once it took every finished task, is not between
+     * taking the count and writing it. */
+    walls__pool_lock(pool);
     uint32_t completed = __atomic_exchange_n(&pool->unsignalled, 0, __ATOMIC_ACQ_REL);
-    if (completed && walls__load_relaxed(&pool->fd_armed)) {
-        /* Under the lock: a destroy in between closes the descriptor, and
-         * its number may be the program's again. */
-        walls__pool_lock(pool);
-        if (pool->fd_armed && pool->event_fd >= 0) {
-            uint64_t count = completed;
-            ssize_t rc = write(pool->event_fd, &count, sizeof count);
-            (void)rc;
-        }
-        walls__pool_unlock(pool);
+    if (completed && pool->fd_armed && pool->event_fd >= 0) {
+        uint64_t count = completed;
+        ssize_t rc = write(pool->event_fd, &count, sizeof count);
+        (void)rc;
     }
+    walls__pool_unlock(pool);
 }
 
 void walls__engine_requeue_front(struct walls__pool *pool, struct walls__task *task)

@@ -225,7 +225,11 @@ int walls_pool_fd(walls_pool *handle)
     struct walls__pool *pool = walls__pool_enter(handle, "walls_pool_fd", &rc);
     if (!pool)
         return rc;
-    walls__store_relaxed(&pool->fd_armed, true);
+    if (!pool->fd_armed) {
+        /* Completions before this are on no list: they make nothing readable. */
+        __atomic_store_n(&pool->unsignalled, 0, __ATOMIC_RELAXED);
+        walls__store_relaxed(&pool->fd_armed, true);
+    }
     walls__engine_arm(pool, walls__engine_armed(pool) | WALLS__ARM_EVERY);
     int fd = pool->event_fd;
     walls__pool_unlock(pool);
@@ -264,6 +268,12 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
         uint64_t one = 1;
         ssize_t wr = write(pool->event_fd, &one, sizeof one);
         (void)wr;
+    } else {
+        /* Every finished task on the list was taken: completions counted
+         * but not yet signalled (here, or by the thread that finished them,
+         * which signals after it unlocks) must not make the descriptor
+         * readable with nothing to collect. Later ones count anew. */
+        __atomic_store_n(&pool->unsignalled, 0, __ATOMIC_RELEASE);
     }
     walls__pool_unlock(pool);
     walls__engine_signal(pool);

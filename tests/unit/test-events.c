@@ -81,6 +81,47 @@ START_TEST(test_collect)
 }
 END_TEST
 
+/* Once every finished task was collected, the descriptor is not readable:
+ * a completion counted by the thread that finished it (a worker, the
+ * supervisor, or collect's own look at the rings) and signalled after that
+ * thread let go of the pool must not make it readable again after the
+ * collect. Many tasks a round, collected as they finish, round after
+ * round. */
+START_TEST(test_drained_stays_quiet)
+{
+    enum { ROUNDS = 300, BATCH = 32 };
+    walls_pool *pool = make_pool(placements[_i], 2);
+    int fd = walls_pool_fd(pool);
+    ck_assert_int_ge(fd, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    unsigned noisy = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        walls_task *t[BATCH], *got[BATCH];
+        for (int i = 0; i < BATCH; i++)
+            ck_assert_int_eq(walls_submit(pool, t_echo, &i, sizeof i, &t[i]), 0);
+        size_t n, total = 0;
+        while (total < BATCH) {
+            ck_assert_int_eq(walls_pool_collect(pool, got, BATCH, &n), 0);
+            total += n;
+        }
+        ck_assert_uint_eq(total, BATCH);
+        for (int i = 0; i < BATCH; i++)
+            walls_task_free(t[i]);
+        /* Any late signal of this round has had time to land. */
+        for (volatile int spin = 0; spin < 20000; spin++) {
+        }
+        if (poll(&p, 1, 0) != 0) {
+            noisy++;
+            ck_assert_int_eq(walls_pool_collect(pool, got, BATCH, &n), 0);
+            ck_assert_uint_eq(n, 0);
+        }
+    }
+    ck_assert_msg(noisy == 0, "the descriptor was readable with nothing to collect after %u of "
+                              "%d rounds", noisy, ROUNDS);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("events");
@@ -88,6 +129,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_pool_fd, 0, 2);
     tcase_add_loop_test(tc, test_collect, 0, 2);
+    tcase_add_loop_test(tc, test_drained_stays_quiet, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
