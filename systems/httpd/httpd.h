@@ -59,6 +59,7 @@ struct server {
     int root_fd;            /* -1: no static files */
     char host[64];
     int port;               /* the bound one once listening */
+    bool listening;         /* an address was given */
     unsigned nloops;
     struct loop *loops;
     size_t max_header;      /* request line and headers, bytes */
@@ -85,6 +86,26 @@ static inline void httpd_stop(struct server *srv, int how)
 {
     __atomic_store_n(&srv->stopping, how, __ATOMIC_RELEASE);
 }
+
+/* ---- options.c, config.c: the settings ---- */
+
+extern const char *httpd_where; /* "FILE:LINE" while a configuration file is read */
+/* Prints "walls-httpd: [where: ]message" to standard error; returns 2. */
+int httpd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void httpd_usage(FILE *to);
+/* Applies one setting, by its option name without dashes ("max-body"). 0, or
+ * 2 with the reason printed. */
+int httpd_option(struct server *srv, const char *name, const char *value);
+/* The command line, with -c FILE read where it stands; *check_only for -t. */
+int httpd_parse_args(struct server *srv, int argc, char **argv, bool *check_only);
+/* Reads a configuration file (config.c). 0, or 2 with FILE:LINE: reason. */
+int httpd_config_load(struct server *srv, const char *path);
+/* A route of prefix, not yet counted (srv->nroutes++ once complete). */
+struct route *httpd_route_new(struct server *srv, const char *prefix, size_t len);
+int httpd_route_handler(struct route *r, const char *plugin, const char *function);
+int httpd_route_placement(struct route *r, const char *placement);
+int httpd_route_timeout(struct route *r, const char *ms);
+int httpd_route_workers(struct route *r, const char *n);
 
 /* ---- handler.c ---- */
 

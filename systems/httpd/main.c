@@ -17,7 +17,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <getopt.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -27,247 +26,6 @@
 
 #include "conn.h"
 
-static void usage(FILE *to)
-{
-    fprintf(to,
-            "usage: walls-httpd --listen HOST:PORT [options]\n"
-            "  --listen HOST:PORT       IPv4 address and port (port 0: any free one)\n"
-            "  --root DIR               serve static files from DIR\n"
-            "  --route PREFIX=PLUGIN.so:FUNCTION[:PLACEMENT[:TIMEOUT_MS]]\n"
-            "                           requests whose path starts with PREFIX go to FUNCTION;\n"
-            "                           PLACEMENT: threads, processes (default), hybrid, strict\n"
-            "  --workers N              workers per route (default: usable CPUs)\n"
-            "  --loops N                event-loop threads (default: usable CPUs)\n"
-            "  --max-header BYTES       request line and headers (default 8192)\n"
-            "  --max-body BYTES         request body (default 1048576)\n"
-            "  --max-output BYTES       a handler's response (default 1048576)\n"
-            "  --max-conns N            open connections (default 4096)\n"
-            "  --header-timeout MS      408 for headers slower than this (default 10000)\n"
-            "  --shutdown-timeout MS    graceful stop bound (default 10000)\n"
-            "  --restart-limit N        worker restarts within a second that break a\n"
-            "                           route's pool (503 until it is reset; default 100)\n"
-            "  --access-log FILE        combined-format access log (default: none)\n"
-            "  --error-log FILE         error log (default: standard error)\n"
-            "  --help, --version\n");
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "walls-httpd: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
-
-static int parse_size(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* PREFIX=PLUGIN.so:FUNCTION[:PLACEMENT[:TIMEOUT_MS]] */
-static int parse_route(struct server *srv, const char *spec)
-{
-    if (srv->nroutes == HTTPD_ROUTES_MAX)
-        return fail("too many routes (at most 64): %s", spec);
-    struct route *r = &srv->routes[srv->nroutes];
-    memset(r, 0, sizeof *r);
-    const char *eq = strchr(spec, '=');
-    if (!eq || eq == spec || spec[0] != '/' || (size_t)(eq - spec) >= sizeof r->prefix)
-        return fail("--route %s: want PREFIX=PLUGIN.so:FUNCTION, PREFIX starting with /", spec);
-    memcpy(r->prefix, spec, (size_t)(eq - spec));
-    r->prefix_len = (size_t)(eq - spec);
-    char rest[PATH_MAX + 256];
-    if (strlen(eq + 1) >= sizeof rest)
-        return fail("--route %s: too long", spec);
-    strcpy(rest, eq + 1);
-    char *fields[4] = {NULL};
-    int n = 0;
-    for (char *p = rest; n < 4; n++) {
-        fields[n] = p;
-        char *colon = strchr(p, ':');
-        if (!colon) {
-            n++;
-            break;
-        }
-        *colon = '\0';
-        p = colon + 1;
-        if (n == 3)
-            return fail("--route %s: too many fields", spec);
-    }
-    if (n < 2 || !*fields[0] || !*fields[1])
-        return fail("--route %s: want PLUGIN.so:FUNCTION after the =", spec);
-    if (!realpath(fields[0], r->plugin))
-        return fail("--route: plugin %s not found", fields[0]);
-    if (strlen(fields[1]) >= sizeof r->function)
-        return fail("--route %s: function name too long", spec);
-    strcpy(r->function, fields[1]);
-    const char *placement = n > 2 && *fields[2] ? fields[2] : "processes";
-    static const struct {
-        const char *name;
-        enum walls_placement placement;
-        unsigned sandbox;
-    } kinds[] = {{"threads", WALLS_THREADS, WALLS_SANDBOX_NONE},
-                 {"processes", WALLS_PROCESSES, WALLS_SANDBOX_NONE},
-                 {"hybrid", WALLS_HYBRID, WALLS_SANDBOX_NONE},
-                 {"strict", WALLS_PROCESSES, WALLS_SANDBOX_STRICT}};
-    size_t k = 0;
-    while (k < 4 && strcmp(kinds[k].name, placement) != 0)
-        k++;
-    if (k == 4)
-        return fail("--route: unknown placement %s (threads, processes, hybrid or strict)",
-                    placement);
-    r->placement_name = kinds[k].name;
-    r->placement = kinds[k].placement;
-    r->sandbox = kinds[k].sandbox;
-    if (n > 3) {
-        unsigned long long ms;
-        if (parse_size(fields[3], 86400000ULL, &ms) != 0 || ms == 0)
-            return fail("--route: time limit %s is not a number of milliseconds (1-86400000)",
-                        fields[3]);
-        r->timeout_ms = (int64_t)ms;
-    }
-    r->pool_fd = -1;
-    srv->nroutes++;
-    return 0;
-}
-
-static int parse_listen(struct server *srv, const char *spec)
-{
-    const char *colon = strrchr(spec, ':');
-    unsigned long long port;
-    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof srv->host ||
-        parse_size(colon + 1, 65535, &port) != 0)
-        return fail("--listen %s: want an IPv4 HOST:PORT", spec);
-    memcpy(srv->host, spec, (size_t)(colon - spec));
-    srv->host[colon - spec] = '\0';
-    srv->port = (int)port;
-    return 0;
-}
-
-static int parse_args(struct server *srv, int argc, char **argv)
-{
-    enum { O_LISTEN = 256, O_ROOT, O_ROUTE, O_WORKERS, O_LOOPS, O_MAX_HEADER, O_MAX_BODY,
-           O_MAX_OUTPUT, O_MAX_CONNS, O_HEADER_TIMEOUT, O_SHUTDOWN_TIMEOUT, O_ACCESS_LOG,
-           O_ERROR_LOG, O_RESTART_LIMIT, O_HELP, O_VERSION };
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"root", required_argument, NULL, O_ROOT},
-        {"route", required_argument, NULL, O_ROUTE},
-        {"workers", required_argument, NULL, O_WORKERS},
-        {"loops", required_argument, NULL, O_LOOPS},
-        {"max-header", required_argument, NULL, O_MAX_HEADER},
-        {"max-body", required_argument, NULL, O_MAX_BODY},
-        {"max-output", required_argument, NULL, O_MAX_OUTPUT},
-        {"max-conns", required_argument, NULL, O_MAX_CONNS},
-        {"header-timeout", required_argument, NULL, O_HEADER_TIMEOUT},
-        {"shutdown-timeout", required_argument, NULL, O_SHUTDOWN_TIMEOUT},
-        {"access-log", required_argument, NULL, O_ACCESS_LOG},
-        {"error-log", required_argument, NULL, O_ERROR_LOG},
-        {"restart-limit", required_argument, NULL, O_RESTART_LIMIT},
-        {"help", no_argument, NULL, O_HELP},
-        {"version", no_argument, NULL, O_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    bool listened = false;
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        unsigned long long v = 0;
-        int rc = 0;
-        switch (ch) {
-        case O_LISTEN:
-            rc = parse_listen(srv, optarg);
-            listened = true;
-            break;
-        case O_ROOT:
-            if (!realpath(optarg, srv->root))
-                return fail("--root %s: no such directory", optarg);
-            break;
-        case O_ROUTE:
-            rc = parse_route(srv, optarg);
-            break;
-        case O_WORKERS:
-        case O_LOOPS:
-        case O_MAX_CONNS:
-            if (parse_size(optarg, 1024, &v) != 0 || v == 0)
-                return fail("%s is not a count from 1 to 1024", optarg);
-            if (ch == O_WORKERS)
-                srv->workers = (unsigned)v;
-            else if (ch == O_LOOPS)
-                srv->nloops = (unsigned)v;
-            else
-                srv->max_conns = (unsigned)v;
-            break;
-        case O_MAX_HEADER:
-            if (parse_size(optarg, 65536, &v) != 0 || v < 256)
-                return fail("--max-header %s: want 256 to 65536 bytes", optarg);
-            srv->max_header = (size_t)v;
-            break;
-        case O_MAX_BODY:
-        case O_MAX_OUTPUT:
-            if (parse_size(optarg, WALLS_IO_MAX - 65536, &v) != 0 || v < 64)
-                return fail("%s: want 64 bytes to just under 1 GiB", optarg);
-            if (ch == O_MAX_BODY)
-                srv->max_body = (size_t)v;
-            else
-                srv->max_output = (size_t)v;
-            break;
-        case O_RESTART_LIMIT:
-            if (parse_size(optarg, 100000, &v) != 0 || v == 0)
-                return fail("--restart-limit %s: want 1 to 100000", optarg);
-            srv->restart_limit = (unsigned)v;
-            break;
-        case O_HEADER_TIMEOUT:
-        case O_SHUTDOWN_TIMEOUT:
-            if (parse_size(optarg, 3600000, &v) != 0 || v == 0)
-                return fail("%s: want 1 to 3600000 milliseconds", optarg);
-            if (ch == O_HEADER_TIMEOUT)
-                srv->header_timeout_ms = (int)v;
-            else
-                srv->shutdown_ms = (int)v;
-            break;
-        case O_ACCESS_LOG:
-        case O_ERROR_LOG: {
-            FILE *f = fopen(optarg, "ae");
-            if (!f)
-                return fail("cannot open log %s", optarg);
-            setvbuf(f, NULL, _IOFBF, 1 << 16);
-            if (ch == O_ACCESS_LOG)
-                srv->access_log = f;
-            else
-                srv->error_log = f;
-            break;
-        }
-        case O_HELP:
-            usage(stdout);
-            exit(0);
-        case O_VERSION:
-            printf("walls-httpd (walls %s)\n", walls_version());
-            exit(0);
-        default:
-            usage(stderr);
-            return fail("unknown or incomplete option %s", argv[optind - 1]);
-        }
-        if (rc)
-            return rc;
-    }
-    if (optind < argc)
-        return fail("unexpected argument %s", argv[optind]);
-    if (!listened)
-        return fail("--listen HOST:PORT is required");
-    return 0;
-}
-
 /* Loads each route's plugin and finds its function. */
 static int load_plugins(struct server *srv)
 {
@@ -275,12 +33,12 @@ static int load_plugins(struct server *srv)
         struct route *r = &srv->routes[i];
         r->dl = dlopen(r->plugin, RTLD_NOW | RTLD_LOCAL);
         if (!r->dl) {
-            fprintf(stderr, "walls-httpd: --route %s: %s\n", r->prefix, dlerror());
+            fprintf(stderr, "walls-httpd: route %s: %s\n", r->prefix, dlerror());
             return 2;
         }
         r->fn = (walls_fn *)dlsym(r->dl, r->function);
         if (!r->fn) {
-            fprintf(stderr, "walls-httpd: --route %s: %s has no function %s\n", r->prefix,
+            fprintf(stderr, "walls-httpd: route %s: %s has no function %s\n", r->prefix,
                     r->plugin, r->function);
             return 2;
         }
@@ -381,14 +139,23 @@ int main(int argc, char **argv)
     srv.shutdown_ms = 10000;
     srv.error_log = stderr;
     pthread_mutex_init(&srv.log_lock, NULL);
-    int rc = parse_args(&srv, argc, argv);
+    bool check_only = false;
+    int rc = httpd_parse_args(&srv, argc, argv, &check_only);
     if (rc)
-        return rc;
+        return check_only ? 1 : rc;
     if (srv.root[0] &&
-        (srv.root_fd = open(srv.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return fail("--root %s: not a directory", srv.root);
+        (srv.root_fd = open(srv.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        httpd_fail("root %s: not a directory", srv.root);
+        return check_only ? 1 : 2;
+    }
     if ((rc = load_plugins(&srv)) != 0)
-        return rc;
+        return check_only ? 1 : rc;
+    if (check_only) {
+        printf("walls-httpd: the configuration is ok: listen %s:%d, %u route%s%s%s\n", srv.host,
+               srv.port, srv.nroutes, srv.nroutes == 1 ? "" : "s", srv.root[0] ? ", root " : "",
+               srv.root);
+        return 0;
+    }
     if (srv.nroutes && (rc = walls_init()) != 0) {
         fprintf(stderr, "walls-httpd: walls_init: %s (%s)\n", walls_strerror(rc),
                 walls_last_error());

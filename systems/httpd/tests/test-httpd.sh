@@ -252,6 +252,57 @@ code "$URL/crash" > /dev/null
 expect "after the reset the route serves again" 200 "$(code "$URL/crash")"
 stop QUIT
 
+# ---- the configuration file ----
+mkdir -p "$WORK/conf/www"
+cp "$PLUGIN" "$WORK/conf/plugin.so"
+printf 'from the file\n' > "$WORK/conf/www/f.txt"
+cat > "$WORK/conf/good.conf" <<CONF
+# a comment
+listen 127.0.0.1:1   # overridden by the flag after -c
+root www
+max_body 4096
+header_timeout 5000
+
+route /hello {
+    handler plugin.so:hello
+    placement threads
+}
+route /dyn {
+    handler plugin.so:dyn
+    placement processes
+    timeout 1000
+    workers 1
+}
+route /h2=plugin.so:hello:hybrid
+CONF
+"$SERVER" -t -c "$WORK/conf/good.conf" > "$WORK/t.out" 2>&1
+expect "-t accepts a good file" 0 $?
+contains "... and says so" "the configuration is ok" "$WORK/t.out"
+start conf -c "$WORK/conf/good.conf" --listen 127.0.0.1:0
+expect "a route from the file (block form)" '200 {"n":4,"sq":16}' "$(code "$URL/dyn?n=4") $(cat "$WORK/body")"
+expect "a route from the file (flag form)" "200 hello" "$(code "$URL/h2") $(cat "$WORK/body")"
+expect "the root from the file, relative to it" "200 from the file" "$(code "$URL/f.txt") $(cat "$WORK/body")"
+expect "max_body from the file" 413 "$(code --data-binary @"$WORK/big.bin" "$URL/dyn")"
+stop TERM
+printf 'listen 127.0.0.1:0\nroute /a {\n    handler plugin.so:hello\n    colour blue\n}\n' > "$WORK/conf/bad1.conf"
+"$SERVER" -t -c "$WORK/conf/bad1.conf" 2> "$WORK/bad"
+expect "-t refuses an unknown route setting" 1 $?
+contains "... naming the file and line" "bad1.conf:4: unknown route setting colour" "$WORK/bad"
+printf 'listen 127.0.0.1:0\nmax_bodies 5\n' > "$WORK/conf/bad2.conf"
+"$SERVER" -t -c "$WORK/conf/bad2.conf" 2> "$WORK/bad"
+contains "an unknown setting, with its line" "bad2.conf:2: unknown setting max-bodies" "$WORK/bad"
+printf 'listen 127.0.0.1:0\nroute /a {\n    placement threads\n' > "$WORK/conf/bad3.conf"
+"$SERVER" -t -c "$WORK/conf/bad3.conf" 2> "$WORK/bad"
+contains "a route never closed" "bad3.conf:2: route /a is not closed" "$WORK/bad"
+printf 'listen 127.0.0.1:0\nroute /a {\n}\n' > "$WORK/conf/bad4.conf"
+"$SERVER" -t -c "$WORK/conf/bad4.conf" 2> "$WORK/bad"
+contains "a route without a handler" "bad4.conf:3: route /a has no handler" "$WORK/bad"
+printf 'listen 127.0.0.1:0\nmax_body -5\n' > "$WORK/conf/bad5.conf"
+"$SERVER" -t -c "$WORK/conf/bad5.conf" 2> "$WORK/bad"
+contains "a negative size" "bad5.conf:2: max-body -5: want" "$WORK/bad"
+"$SERVER" -t -c "$WORK/conf/missing.conf" 2> "$WORK/bad"
+expect "a missing file" 1 $?
+
 # ---- bad command lines ----
 "$SERVER" --listen 127.0.0.1:0 --route "/x=$R:nosuchfn" 2> "$WORK/bad"
 expect "an unknown function is refused" 2 $?

@@ -1,0 +1,159 @@
+/*
+ * config.c - walls-httpd's configuration file.
+ *
+ *     # comments run to the end of the line
+ *     listen 127.0.0.1:8080
+ *     root www                      # relative paths: from the file's directory
+ *     workers 2
+ *     access_log logs/access.log
+ *
+ *     route /hello {
+ *         handler walls-httpd-examples.so:hello
+ *         placement threads         # threads, processes (default), hybrid, strict
+ *         timeout 1000              # milliseconds; none by default
+ *         workers 4                 # this route's; the global one by default
+ *     }
+ *     route /dyn=walls-httpd-examples.so:dyn:processes   # or the flag's form
+ *
+ * Every other directive is a command-line option without its dashes
+ * (max_body, header_timeout, ...: '_' and '-' alike) and one value. A
+ * mistake is reported as FILE:LINE: what is wrong.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httpd.h"
+
+/* path made absolute against dir when relative, into out (PATH_MAX); a
+ * result too long for a path is left as it is, to be refused later. */
+static const char *against(const char *dir, const char *path, char *out)
+{
+    if (path[0] == '/' || !dir[0] || strlen(dir) + strlen(path) + 2 > PATH_MAX)
+        return path;
+    strcpy(out, dir);
+    strcat(out, "/");
+    strcat(out, path);
+    return out;
+}
+
+static bool is_path_setting(const char *name)
+{
+    return strcmp(name, "root") == 0 || strcmp(name, "access-log") == 0 ||
+           strcmp(name, "error-log") == 0;
+}
+
+/* A route block's directive. */
+static int route_line(struct route *r, const char *dir, const char *key, const char *value)
+{
+    char abs[PATH_MAX];
+    if (strcmp(key, "handler") == 0) {
+        const char *colon = strrchr(value, ':');
+        if (!colon || colon == value || !colon[1])
+            return httpd_fail("handler %s: want PLUGIN.so:FUNCTION", value);
+        char plugin[PATH_MAX];
+        snprintf(plugin, sizeof plugin, "%.*s", (int)(colon - value), value);
+        return httpd_route_handler(r, against(dir, plugin, abs), colon + 1);
+    }
+    if (strcmp(key, "placement") == 0)
+        return httpd_route_placement(r, value);
+    if (strcmp(key, "timeout") == 0)
+        return httpd_route_timeout(r, value);
+    if (strcmp(key, "workers") == 0)
+        return httpd_route_workers(r, value);
+    return httpd_fail("unknown route setting %s (handler, placement, timeout, workers)", key);
+}
+
+int httpd_config_load(struct server *srv, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return httpd_fail("cannot read the configuration file %s: %s", path, strerror(errno));
+    char dir[PATH_MAX] = "";
+    const char *slash = strrchr(path, '/');
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (slash && slash == path)
+        strcpy(dir, "/");
+    char where[PATH_MAX + 32], line[4096], abs[PATH_MAX];
+    struct route *block = NULL;
+    bool has_handler = false;
+    int rc = 0, lineno = 0, block_line = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        lineno++;
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        httpd_where = where;
+        if (!strchr(line, '\n') && !feof(f)) {
+            rc = httpd_fail("line too long");
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *tok[4];
+        int n = 0;
+        for (char *save = NULL, *t = strtok_r(line, " \t\r\n", &save); t;
+             t = strtok_r(NULL, " \t\r\n", &save)) {
+            if (n == 4) {
+                n = 5;
+                break;
+            }
+            tok[n++] = t;
+        }
+        if (n == 0)
+            continue;
+        if (n > 3) {
+            rc = httpd_fail("too many words");
+            break;
+        }
+        for (char *p = tok[0]; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        if (block) {
+            if (n == 1 && strcmp(tok[0], "}") == 0) {
+                if (!has_handler) {
+                    rc = httpd_fail("route %s has no handler", block->prefix);
+                    break;
+                }
+                srv->nroutes++;
+                block = NULL;
+            } else if (n == 2) {
+                has_handler |= strcmp(tok[0], "handler") == 0;
+                rc = route_line(block, dir, tok[0], tok[1]);
+            } else {
+                rc = httpd_fail("want one setting and its value, or }");
+            }
+            continue;
+        }
+        if (strcmp(tok[0], "route") == 0 && n == 3 && strcmp(tok[2], "{") == 0) {
+            block = httpd_route_new(srv, tok[1], strlen(tok[1]));
+            block_line = lineno;
+            has_handler = false;
+            rc = block ? 0 : 2;
+        } else if (strcmp(tok[0], "route") == 0 && n == 2 && strchr(tok[1], '=')) {
+            /* The flag's form; a relative plugin path is the file's. */
+            char spec[2 * PATH_MAX];
+            const char *eq = strchr(tok[1], '=');
+            snprintf(spec, sizeof spec, "%.*s=%s", (int)(eq - tok[1]), tok[1],
+                     against(dir, eq + 1, abs));
+            rc = httpd_option(srv, "route", spec);
+        } else if (n == 2) {
+            rc = httpd_option(srv, tok[0], is_path_setting(tok[0]) ? against(dir, tok[1], abs)
+                                                                  : tok[1]);
+        } else {
+            rc = httpd_fail("want a setting and one value, or route PREFIX {");
+        }
+    }
+    if (!rc && block) {
+        snprintf(where, sizeof where, "%s:%d", path, block_line);
+        rc = httpd_fail("route %s is not closed with }", block->prefix);
+    }
+    if (!rc && ferror(f))
+        rc = httpd_fail("cannot read the configuration file: %s", strerror(errno));
+    httpd_where = NULL;
+    fclose(f);
+    return rc;
+}
