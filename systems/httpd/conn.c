@@ -233,10 +233,14 @@ static const http_parser_settings settings = {
 
 /* ---- connections ------------------------------------------------------------- */
 
+/* Watches the socket for events; a system call only when that changes. */
 static void watch(struct conn *c, uint32_t events)
 {
+    if (c->events == events)
+        return;
     struct epoll_event ev = {.events = events, .data.ptr = c};
-    epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    if (epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->events = events;
 }
 
 static void start_request(struct conn *c)
@@ -275,6 +279,7 @@ struct conn *conn_open(struct loop *l, int fd, const char *peer)
     l->conns = c;
     __atomic_fetch_add(&l->nconns, 1, __ATOMIC_RELAXED);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    c->events = EPOLLIN;
     if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
         c->fd = -1;
@@ -336,10 +341,22 @@ void conn_reap(struct loop *l)
 
 /* ---- responses ----------------------------------------------------------------- */
 
+/* The Date header's value, formatted once a second by each loop thread. */
+static const char *date_now(void)
+{
+    static __thread time_t at;
+    static __thread char date[64];
+    time_t now = time(NULL);
+    if (now != at) {
+        httpd_date(now, date, sizeof date);
+        at = now;
+    }
+    return date;
+}
+
 int conn_head(struct conn *c, int status, uint64_t content_length)
 {
-    char date[64];
-    httpd_date(time(NULL), date, sizeof date);
+    const char *date = date_now();
     c->status = status;
     if (httpd_stopping(c->loop->srv))
         c->close_after = true;
@@ -492,8 +509,12 @@ static void log_access(struct conn *c)
  * ended. */
 static bool flush(struct conn *c)
 {
+    /* With a file to follow, the headers wait for its first bytes: one
+     * segment, not two, for a small file. */
+    int more = c->file_fd >= 0 && c->file_left > 0 ? MSG_MORE : 0;
     while (c->out_sent < c->out.len) {
-        ssize_t n = send(c->fd, c->out.p + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
+        ssize_t n = send(c->fd, c->out.p + c->out_sent, c->out.len - c->out_sent,
+                         MSG_NOSIGNAL | more);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
@@ -529,7 +550,6 @@ static bool flush(struct conn *c)
 
 void conn_drive(struct conn *c)
 {
-    uint32_t watched = EPOLLIN;
     while (c->fd >= 0) {
         if (c->state == WAITING) {
             watch(c, 0); /* not read while its task runs */
@@ -544,13 +564,9 @@ void conn_drive(struct conn *c)
                 return;
             }
             start_request(c);
-            watched = 0;
             continue;
         }
-        if (watched != EPOLLIN) {
-            watch(c, EPOLLIN);
-            watched = EPOLLIN;
-        }
+        watch(c, EPOLLIN);
         if (parse_some(c))
             continue;
         if (!c->headers_done && c->in.len - c->in_off > c->loop->srv->max_header + READ_CHUNK) {

@@ -120,6 +120,17 @@ static void crash(walls_pool *pool)
     walls_task_free(t);
 }
 
+/* A one-process pool that had a crash, and its spare's pid. */
+static walls_pool *pool_with_spare(pid_t *spare)
+{
+    walls_pool *pool = proc_pool(1);
+    crash(pool);
+    worker_pid(pool);
+    *spare = spare_within(5000);
+    ck_assert_msg(*spare > 0, "no spare 5 s after a crash");
+    return pool;
+}
+
 START_TEST(test_no_spare_without_a_death)
 {
     walls_pool *pool = proc_pool(2);
@@ -132,12 +143,8 @@ END_TEST
 
 START_TEST(test_spare_after_crash_holds_nothing)
 {
-    walls_pool *pool = proc_pool(1);
-    worker_pid(pool);
-    crash(pool);
-    worker_pid(pool);
-    pid_t spare = spare_within(5000);
-    ck_assert_msg(spare > 0, "no spare 5 s after a crash");
+    pid_t spare;
+    walls_pool *pool = pool_with_spare(&spare);
     /* Descriptors: 0-2 as the fork server has them, and its one socket. */
     char dir[64];
     snprintf(dir, sizeof dir, "/proc/%d/fd", (int)spare);
@@ -184,11 +191,8 @@ END_TEST
 
 START_TEST(test_spare_killed_from_outside)
 {
-    walls_pool *pool = proc_pool(1);
-    crash(pool);
-    worker_pid(pool);
-    pid_t spare = spare_within(5000);
-    ck_assert_int_gt(spare, 0);
+    pid_t spare;
+    walls_pool *pool = pool_with_spare(&spare);
     ck_assert_int_eq(kill(spare, SIGKILL), 0);
     /* Killed just before it was wanted: the replacement is forked anew. */
     crash(pool);
@@ -202,11 +206,8 @@ END_TEST
 
 START_TEST(test_spare_ends_with_fork_server)
 {
-    walls_pool *pool = proc_pool(1);
-    crash(pool);
-    worker_pid(pool);
-    pid_t spare = spare_within(5000);
-    ck_assert_int_gt(spare, 0);
+    pid_t spare;
+    walls_pool *pool = pool_with_spare(&spare);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     /* The fork server went with the last pool, after reaping its spare. */
     ck_assert_int_eq(count_children(), 0);

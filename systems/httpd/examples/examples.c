@@ -3,7 +3,7 @@
  * walls-httpd-examples.so:
  *
  *   hello  200 "hello\n"
- *   dyn    the JSON of /dyn?n=K: {"n":K,"sq":K*K}
+ *   dyn    the JSON of /dyn?n=K: {"n":K,"sq":K*K}; segfaults when the query has crash=1
  *   crash  segfaults when the query has crash=1, else 200
  *   nap    sleeps for the query's ms= milliseconds (at most 60000), then 200
  *   echo   200 with the request body as its body
@@ -46,6 +46,8 @@ int dyn(struct walls_call *call)
     if (whttpd_request_read(call, &req) != 0)
         return 1;
     long long n = param(&req, "n", 0);
+    if (param(&req, "crash", 0) == 1) /* the benchmark's one request in a hundred */
+        *(volatile int *)0 = 1;
     if (n > 3037000499LL || n < -3037000499LL) /* n * n fits */
         return whttpd_respond(call, 400, "text/plain", "n is too large\n", 15);
     char body[96];
