@@ -95,29 +95,34 @@ static pid_t spare_within(int ms)
     }
 }
 
-/* The pid of the process that runs the next task of pool. */
-static pid_t worker_pid(walls_pool *pool)
+/* Runs fn on pool, waits for it, and checks how it ended; the result's
+ * output is copied into out (when given) before the task goes. */
+static void run_one(walls_pool *pool, walls_fn *fn, enum walls_status want, void *out,
+                    size_t len)
 {
     walls_task *t;
     struct walls_result r;
-    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_submit(pool, fn, NULL, 0, &t), 0);
     ck_assert_int_eq(walls_wait(t, 10000, &r), 0);
-    ck_assert_int_eq(r.status, WALLS_OK);
-    ck_assert_uint_eq(r.out_len, sizeof(pid_t));
-    pid_t pid;
-    memcpy(&pid, r.out, sizeof pid);
+    ck_assert_int_eq(r.status, want);
+    if (out) {
+        ck_assert_uint_eq(r.out_len, len);
+        memcpy(out, r.out, len);
+    }
     walls_task_free(t);
+}
+
+/* The pid of the process that runs the next task of pool. */
+static pid_t worker_pid(walls_pool *pool)
+{
+    pid_t pid;
+    run_one(pool, t_pid, WALLS_OK, &pid, sizeof pid);
     return pid;
 }
 
 static void crash(walls_pool *pool)
 {
-    walls_task *t;
-    struct walls_result r;
-    ck_assert_int_eq(walls_submit(pool, t_segv, NULL, 0, &t), 0);
-    ck_assert_int_eq(walls_wait(t, 10000, &r), 0);
-    ck_assert_int_eq(r.status, WALLS_CRASHED);
-    walls_task_free(t);
+    run_one(pool, t_segv, WALLS_CRASHED, NULL, 0);
 }
 
 /* A one-process pool that had a crash, and its spare's pid. */

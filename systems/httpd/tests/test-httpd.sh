@@ -284,22 +284,23 @@ expect "a route from the file (flag form)" "200 hello" "$(code "$URL/h2") $(cat 
 expect "the root from the file, relative to it" "200 from the file" "$(code "$URL/f.txt") $(cat "$WORK/body")"
 expect "max_body from the file" 413 "$(code --data-binary @"$WORK/big.bin" "$URL/dyn")"
 stop TERM
-printf 'listen 127.0.0.1:0\nroute /a {\n    handler plugin.so:hello\n    colour blue\n}\n' > "$WORK/conf/bad1.conf"
-"$SERVER" -t -c "$WORK/conf/bad1.conf" 2> "$WORK/bad"
-expect "-t refuses an unknown route setting" 1 $?
-contains "... naming the file and line" "bad1.conf:4: unknown route setting colour" "$WORK/bad"
-printf 'listen 127.0.0.1:0\nmax_bodies 5\n' > "$WORK/conf/bad2.conf"
-"$SERVER" -t -c "$WORK/conf/bad2.conf" 2> "$WORK/bad"
-contains "an unknown setting, with its line" "bad2.conf:2: unknown setting max-bodies" "$WORK/bad"
-printf 'listen 127.0.0.1:0\nroute /a {\n    placement threads\n' > "$WORK/conf/bad3.conf"
-"$SERVER" -t -c "$WORK/conf/bad3.conf" 2> "$WORK/bad"
-contains "a route never closed" "bad3.conf:2: route /a is not closed" "$WORK/bad"
-printf 'listen 127.0.0.1:0\nroute /a {\n}\n' > "$WORK/conf/bad4.conf"
-"$SERVER" -t -c "$WORK/conf/bad4.conf" 2> "$WORK/bad"
-contains "a route without a handler" "bad4.conf:3: route /a has no handler" "$WORK/bad"
-printf 'listen 127.0.0.1:0\nmax_body -5\n' > "$WORK/conf/bad5.conf"
-"$SERVER" -t -c "$WORK/conf/bad5.conf" 2> "$WORK/bad"
-contains "a negative size" "bad5.conf:2: max-body -5: want" "$WORK/bad"
+# bad_conf NAME CONTENT WHAT NEEDLE: -t refuses the file, saying NEEDLE.
+bad_conf() {
+    printf "$2" > "$WORK/conf/$1"
+    "$SERVER" -t -c "$WORK/conf/$1" 2> "$WORK/bad"
+    expect "-t refuses $3" 1 $?
+    contains "... naming the file and line" "$4" "$WORK/bad"
+}
+bad_conf bad1.conf 'listen 127.0.0.1:0\nroute /a {\n    handler plugin.so:hello\n    colour blue\n}\n' \
+    "an unknown route setting" "bad1.conf:4: unknown route setting colour"
+bad_conf bad2.conf 'listen 127.0.0.1:0\nmax_bodies 5\n' \
+    "an unknown setting" "bad2.conf:2: unknown setting max-bodies"
+bad_conf bad3.conf 'listen 127.0.0.1:0\nroute /a {\n    placement threads\n' \
+    "a route never closed" "bad3.conf:2: route /a is not closed"
+bad_conf bad4.conf 'listen 127.0.0.1:0\nroute /a {\n}\n' \
+    "a route without a handler" "bad4.conf:3: route /a has no handler"
+bad_conf bad5.conf 'listen 127.0.0.1:0\nmax_body -5\n' \
+    "a negative size" "bad5.conf:2: max-body -5: want"
 "$SERVER" -t -c "$WORK/conf/missing.conf" 2> "$WORK/bad"
 expect "a missing file" 1 $?
 
