@@ -128,6 +128,8 @@ static int on_url(http_parser *p, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = conn_of(p);
+    if (c->headers_done)
+        return 0; /* a chunked body's trailer: not passed on */
     if (header_bytes(c) + len + 2 > c->loop->srv->max_header)
         return refuse(c, 431);
     if (c->in_value || c->nheaders == 0) {
@@ -144,6 +146,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = conn_of(p);
+    if (c->headers_done)
+        return 0;
     if (header_bytes(c) + len + 2 > c->loop->srv->max_header)
         return refuse(c, 431);
     if (!c->in_value) {

@@ -204,6 +204,11 @@ expect "headers slower than the limit get 408" "HTTP/1.1 408 Request Timeout" \
 printf 'GET /hello HTTP/1.1\r\nHost: x\r\n' | "$RAW" "$PORT" 3000 > /dev/null
 expect "... and the connection is closed" 0 $?
 
+printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: t\r\nX-More: u\r\n\r\n' |
+    "$RAW" "$PORT" > "$WORK/trailer"
+expect "a chunked body with trailers" "HTTP/1.1 200 OK" "$(first_line < "$WORK/trailer")"
+contains "... echoed whole" "hello" "$WORK/trailer"
+
 # ---- keep-alive and pipelining ----
 printf 'GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /dyn?n=3 HTTP/1.1\r\nHost: x\r\n\r\nGET /13.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
     "$RAW" "$PORT" > "$WORK/piped"
