@@ -247,11 +247,20 @@ static void watch(struct conn *c, uint32_t events)
         c->events = events;
 }
 
+/* The connection is done with its route: a reload may retire it once no
+ * connection holds it. */
+static void drop_route(struct conn *c)
+{
+    if (c->route)
+        __atomic_fetch_sub(&c->route->outstanding, 1, __ATOMIC_RELEASE);
+    c->route = NULL;
+}
+
 static void start_request(struct conn *c)
 {
     c->state = READING;
     c->error_status = 0;
-    c->route = NULL;
+    drop_route(c);
     c->status = 0;
     c->sent_bytes = 0;
     c->line[0] = '\0';
@@ -297,6 +306,7 @@ struct conn *conn_open(struct loop *l, int fd, const char *peer)
 void conn_free(struct conn *c)
 {
     struct loop *l = c->loop;
+    drop_route(c);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -88,12 +88,14 @@ struct loop {
     size_t inbox_len, inbox_cap;
     bool draining;        /* graceful stop: no more accepts */
     bool finished;        /* [atomic] its thread left its loop */
+    uint64_t turns;       /* [atomic] turns of its loop taken (a reload waits on them) */
 };
 
-/* epoll tags: small numbers are ours, pointers are connections. */
-#define TAG_LISTEN 1u
-#define TAG_WAKE 2u
-#define TAG_POOL 16u /* + route index */
+/* epoll tags: 2 and 4 are the loop's own; an even pointer is a
+ * connection; a route's pointer with its low bit set is its pool. */
+#define TAG_LISTEN 2u
+#define TAG_WAKE 4u
+#define TAG_ROUTE 1u
 
 int64_t now_ms(void);
 

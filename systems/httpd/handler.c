@@ -18,8 +18,9 @@
 struct route *httpd_route_for(struct server *srv, const char *path, size_t len)
 {
     struct route *best = NULL;
-    for (unsigned i = 0; i < srv->nroutes; i++) {
-        struct route *r = &srv->routes[i];
+    struct routeset *set = httpd_routes(srv);
+    for (unsigned i = 0; i < set->nroutes; i++) {
+        struct route *r = &set->routes[i];
         if (r->prefix_len <= len && memcmp(path, r->prefix, r->prefix_len) == 0 &&
             (!best || r->prefix_len > best->prefix_len))
             best = r;
@@ -62,7 +63,8 @@ static int encode_request(struct conn *c, struct buf *b)
 void handler_submit(struct conn *c, struct route *r)
 {
     struct buf in = {0};
-    c->route = r;
+    c->route = r; /* held until the response is out (conn.c drops it) */
+    __atomic_fetch_add(&r->outstanding, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&r->requests, 1, __ATOMIC_RELAXED);
     if (encode_request(c, &in) != 0) {
         buf_free(&in);

@@ -50,11 +50,21 @@ struct route {
     uint64_t requests;
     uint64_t by_class[6]; /* 1xx..5xx by first digit; [0] unused */
     uint64_t latency[HTTPD_LAT_BUCKETS]; /* request complete to response sent (status.c) */
+    uint64_t outstanding; /* [atomic] connections whose request it took and that have
+                           * not sent its response yet (a reload waits for 0) */
+};
+
+/* The routes in force: replaced whole by a reload, while connections that
+ * started under the old ones finish with them. */
+struct routeset {
+    unsigned nroutes;
+    struct route routes[HTTPD_ROUTES_MAX];
 };
 
 struct server {
-    struct route routes[HTTPD_ROUTES_MAX];
+    struct route routes[HTTPD_ROUTES_MAX]; /* as parsed (options.c, config.c) */
     unsigned nroutes;
+    struct routeset *active; /* [atomic] what the loops route by (httpd_routes) */
     char root[PATH_MAX];
     int root_fd;            /* -1: no static files */
     char host[64];
@@ -87,10 +97,18 @@ static inline void httpd_stop(struct server *srv, int how)
     __atomic_store_n(&srv->stopping, how, __ATOMIC_RELEASE);
 }
 
+/* The routes in force now. */
+static inline struct routeset *httpd_routes(const struct server *srv)
+{
+    return __atomic_load_n(&srv->active, __ATOMIC_ACQUIRE);
+}
+
 /* ---- options.c, config.c: the settings ---- */
 
-extern const char *httpd_where; /* "FILE:LINE" while a configuration file is read */
-/* Prints "walls-httpd: [where: ]message" to standard error; returns 2. */
+extern const char *httpd_where;      /* "FILE:LINE" while a configuration file is read */
+extern struct server *httpd_running; /* set once serving */
+/* Prints "walls-httpd: [where: ]message" to standard error, or once the
+ * server runs, to its error log; returns 2. */
 int httpd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void httpd_usage(FILE *to);
 /* Applies one setting, by its option name without dashes ("max-body"). 0, or
@@ -121,6 +139,13 @@ int httpd_loops_open(struct server *srv);
 int httpd_loops_start(struct server *srv);
 /* Wakes every loop to look at srv->stopping. */
 void httpd_loops_wake(struct server *srv);
+/* Adds (or, remove: takes away) the pools of set to every loop's epoll. */
+int httpd_loops_watch(struct server *srv, struct routeset *set, bool remove);
+/* How many turns the loops have taken in all; one that has left counts
+ * as turning for ever. */
+void httpd_loops_turns(struct server *srv, uint64_t *turns);
+/* Whether every loop turned since turns were taken. */
+bool httpd_loops_turned(struct server *srv, const uint64_t *turns);
 /* Whether every loop has left (graceful stop: its connections are done). */
 bool httpd_loops_done(struct server *srv);
 /* Wakes the loops, joins them, and frees what they held. */

@@ -131,8 +131,9 @@ static void sweep(struct loop *l, int64_t now)
         if (httpd_stopping(srv) && c->state == READING && idle)
             conn_close(c);
     }
-    for (unsigned k = 0; k < srv->nroutes; k++) {
-        struct route *r = &srv->routes[k];
+    struct routeset *set = httpd_routes(srv);
+    for (unsigned k = 0; k < set->nroutes; k++) {
+        struct route *r = &set->routes[k];
         /* A completion another loop was woken for but left (it was
          * stopping): looked for here too, so it waits a sweep at most. */
         collect(l, r);
@@ -173,8 +174,8 @@ static void *loop_main(void *arg)
                 accept_all(l);
             } else if (tag == TAG_WAKE) {
                 drain_inbox(l);
-            } else if (tag >= TAG_POOL && tag < TAG_POOL + HTTPD_ROUTES_MAX) {
-                collect(l, &srv->routes[tag - TAG_POOL]);
+            } else if (tag & TAG_ROUTE) {
+                collect(l, (struct route *)(uintptr_t)(tag & ~(uint64_t)TAG_ROUTE));
             } else {
                 struct conn *c = evs[i].data.ptr;
                 if (c->fd >= 0 && !c->dead)
@@ -187,6 +188,7 @@ static void *loop_main(void *arg)
             next_sweep = now + SWEEP_MS;
         }
         conn_reap(l);
+        __atomic_fetch_add(&l->turns, 1, __ATOMIC_RELEASE);
     }
     /* At once: connections go; tasks still running end with their pools
      * (what is left is freed by httpd_loops_stop). */
@@ -259,14 +261,37 @@ int httpd_loops_open(struct server *srv)
         if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->listen_fd, &ev) != 0 ||
             epoll_ctl(l->ep, EPOLL_CTL_ADD, l->wake_fd, &wake) != 0)
             return -errno;
-        for (unsigned k = 0; k < srv->nroutes; k++) {
-            struct epoll_event pev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
-                                      .data.u64 = TAG_POOL + k};
-            if (epoll_ctl(l->ep, EPOLL_CTL_ADD, srv->routes[k].pool_fd, &pev) != 0)
+    }
+    return httpd_loops_watch(srv, httpd_routes(srv), false);
+}
+
+int httpd_loops_watch(struct server *srv, struct routeset *set, bool remove)
+{
+    for (unsigned i = 0; i < srv->nloops; i++)
+        for (unsigned k = 0; k < set->nroutes; k++) {
+            struct route *r = &set->routes[k];
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+                                     .data.u64 = (uint64_t)(uintptr_t)r | TAG_ROUTE};
+            if (epoll_ctl(srv->loops[i].ep, remove ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, r->pool_fd,
+                          &ev) != 0 && !remove)
                 return -errno;
         }
-    }
     return 0;
+}
+
+void httpd_loops_turns(struct server *srv, uint64_t *turns)
+{
+    for (unsigned i = 0; i < srv->nloops; i++)
+        turns[i] = __atomic_load_n(&srv->loops[i].turns, __ATOMIC_ACQUIRE);
+}
+
+bool httpd_loops_turned(struct server *srv, const uint64_t *turns)
+{
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (__atomic_load_n(&srv->loops[i].turns, __ATOMIC_ACQUIRE) == turns[i] &&
+            !__atomic_load_n(&srv->loops[i].finished, __ATOMIC_ACQUIRE))
+            return false;
+    return true;
 }
 
 int httpd_loops_start(struct server *srv)

@@ -12,7 +12,9 @@
  * that every worker, sandboxed or not, has the plugins mapped already;
  * then the pools, then the loops. SIGTERM and SIGINT stop gracefully
  * (no more accepts, responses in progress finish, at most
- * --shutdown-timeout), SIGQUIT at once. See docs/httpd.md.
+ * --shutdown-timeout), SIGQUIT at once; SIGHUP reloads the routes (new
+ * pools take new requests, the old ones finish theirs and go). See
+ * docs/httpd.md.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -32,16 +34,12 @@ static int load_plugins(struct server *srv)
     for (unsigned i = 0; i < srv->nroutes; i++) {
         struct route *r = &srv->routes[i];
         r->dl = dlopen(r->plugin, RTLD_NOW | RTLD_LOCAL);
-        if (!r->dl) {
-            fprintf(stderr, "walls-httpd: route %s: %s\n", r->prefix, dlerror());
-            return 2;
-        }
+        if (!r->dl)
+            return httpd_fail("route %s: %s", r->prefix, dlerror());
         r->fn = (walls_fn *)dlsym(r->dl, r->function);
-        if (!r->fn) {
-            fprintf(stderr, "walls-httpd: route %s: %s has no function %s\n", r->prefix,
-                    r->plugin, r->function);
-            return 2;
-        }
+        if (!r->fn)
+            return httpd_fail("route %s: %s has no function %s", r->prefix, r->plugin,
+                              r->function);
     }
     return 0;
 }
@@ -67,38 +65,163 @@ static int make_pools(struct server *srv)
         }
         int rc = walls_pool_create(&r->pool, &o);
         if (rc != 0) {
-            fprintf(stderr, "walls-httpd: route %s: walls_pool_create: %s (%s)\n", r->prefix,
-                    walls_strerror(rc), walls_last_error());
+            httpd_fail("route %s: walls_pool_create: %s (%s)", r->prefix, walls_strerror(rc),
+                       walls_last_error());
             return 1;
         }
         r->pool_fd = walls_pool_fd(r->pool);
         if (r->pool_fd < 0) {
-            fprintf(stderr, "walls-httpd: route %s: walls_pool_fd: %s\n", r->prefix,
-                    walls_strerror(r->pool_fd));
+            httpd_fail("route %s: walls_pool_fd: %s", r->prefix, walls_strerror(r->pool_fd));
             return 1;
         }
     }
     return 0;
 }
 
-static void destroy_pools(struct server *srv, bool at_once)
+static void destroy_routes(struct route *routes, unsigned n, bool at_once)
 {
-    for (unsigned i = 0; i < srv->nroutes; i++)
-        if (srv->routes[i].pool) {
-            walls_pool_destroy(srv->routes[i].pool, at_once ? WALLS_CANCEL : 0);
-            srv->routes[i].pool = NULL;
+    for (unsigned i = 0; i < n; i++)
+        if (routes[i].pool) {
+            walls_pool_destroy(routes[i].pool, at_once ? WALLS_CANCEL : 0);
+            routes[i].pool = NULL;
         }
 }
 
-/* Waits for the stop signals; returns once the loops are done. */
+/* The parsed routes, with their pools, as the set in force. */
+static struct routeset *set_of(const struct server *parsed)
+{
+    struct routeset *set = calloc(1, sizeof *set);
+    if (!set)
+        return NULL;
+    memcpy(set->routes, parsed->routes, parsed->nroutes * sizeof parsed->routes[0]);
+    set->nroutes = parsed->nroutes;
+    return set;
+}
+
+/* ---- reloading --------------------------------------------------------------------- */
+
+/* Route sets replaced by a reload, until every loop has turned (none
+ * routes by them any more) and their last tasks were answered. */
+struct retiring {
+    struct routeset *set;
+    uint64_t turns[1024];
+    bool turned;    /* every loop turned since the swap: none routes by it */
+    bool unwatched; /* its pools left the loops' epolls (turns taken again) */
+    struct retiring *next;
+};
+
+static struct retiring *retiring;
+static int saved_argc;
+static char **saved_argv;
+
+static void defaults(struct server *srv)
+{
+    int cpus = walls_cpu_count();
+    srv->root_fd = -1;
+    srv->workers = srv->nloops = cpus > 0 ? (unsigned)cpus : 1;
+    srv->max_header = 8192;
+    srv->max_body = 1 << 20;
+    srv->max_output = 1 << 20;
+    srv->max_conns = 4096;
+    srv->header_timeout_ms = 10000;
+    srv->shutdown_ms = 10000;
+}
+
+/* SIGHUP: the command line and the configuration file read again; the
+ * routes they give get new pools and take every request from now on; the
+ * old routes finish what they have. Other settings take a restart. */
+static void reload(struct server *srv)
+{
+    struct server *next = calloc(1, sizeof *next);
+    if (!next) {
+        httpd_log_error(srv, "reload: no memory; the routes stay as they were");
+        return;
+    }
+    defaults(next);
+    bool check_only = false;
+    optind = 0; /* getopt from the start again */
+    int rc = httpd_parse_args(next, saved_argc, saved_argv, &check_only);
+    if (next->access_log)
+        fclose(next->access_log);
+    if (next->error_log && next->error_log != stderr)
+        fclose(next->error_log);
+    if (rc == 0)
+        rc = load_plugins(next);
+    if (rc == 0)
+        rc = make_pools(next);
+    struct routeset *set = rc == 0 ? set_of(next) : NULL;
+    if (set && httpd_loops_watch(srv, set, false) != 0) {
+        httpd_loops_watch(srv, set, true);
+        free(set);
+        set = NULL;
+    }
+    if (!set) {
+        destroy_routes(next->routes, next->nroutes, true);
+        free(next);
+        httpd_log_error(srv, "reload failed; the routes stay as they were");
+        return;
+    }
+    free(next);
+    struct retiring *old = calloc(1, sizeof *old);
+    old->set = httpd_routes(srv);
+    httpd_loops_turns(srv, old->turns);
+    __atomic_store_n(&srv->active, set, __ATOMIC_RELEASE);
+    old->next = retiring;
+    retiring = old;
+    httpd_loops_wake(srv); /* each turns, and routes by the new set from then on */
+    httpd_log_notice(srv, "reloaded: %u routes; the %u old ones finish what they have",
+                     set->nroutes, old->set->nroutes);
+}
+
+static bool set_idle(const struct routeset *set)
+{
+    for (unsigned i = 0; i < set->nroutes; i++)
+        if (__atomic_load_n(&set->routes[i].outstanding, __ATOMIC_ACQUIRE))
+            return false;
+    return true;
+}
+
+/* Retires the old sets that are done; with at_once, all of them. */
+static void retire(struct server *srv, bool at_once)
+{
+    for (struct retiring **p = &retiring; *p;) {
+        struct retiring *r = *p;
+        bool turned = httpd_loops_turned(srv, r->turns);
+        if (!at_once && !r->turned && turned) {
+            r->turned = true;
+        } else if (!at_once && r->turned && !r->unwatched && set_idle(r->set) && srv->loops) {
+            /* Out of the epolls; a loop may still hold an event of one of
+             * its pools from before: freed once every loop turned again. */
+            httpd_loops_watch(srv, r->set, true);
+            httpd_loops_turns(srv, r->turns);
+            httpd_loops_wake(srv);
+            r->unwatched = true;
+        }
+        if (!at_once && !(r->unwatched && turned && httpd_loops_turned(srv, r->turns))) {
+            p = &r->next;
+            continue;
+        }
+        if (srv->loops && !r->unwatched)
+            httpd_loops_watch(srv, r->set, true);
+        destroy_routes(r->set->routes, r->set->nroutes, at_once);
+        *p = r->next;
+        free(r->set);
+        free(r);
+        if (!at_once)
+            httpd_log_notice(srv, "the routes before the reload are retired");
+    }
+}
+
+/* Waits for signals: SIGHUP reloads; the stop signals return once the
+ * loops are done. */
 static void serve(struct server *srv, const sigset_t *sigs)
 {
     for (;;) {
-        int sig = sigwaitinfo(sigs, NULL);
-        if (sig == SIGHUP) {
-            httpd_log_notice(srv, "SIGHUP: reloading is not supported by this version; ignored");
-            continue;
-        }
+        struct timespec tick = {0, 50000000};
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        retire(srv, false);
+        if (sig == SIGHUP)
+            reload(srv);
         if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
             break;
     }
@@ -128,16 +251,10 @@ static void serve(struct server *srv, const sigset_t *sigs)
 int main(int argc, char **argv)
 {
     static struct server srv;
-    int cpus = walls_cpu_count();
-    srv.root_fd = -1;
-    srv.workers = srv.nloops = cpus > 0 ? (unsigned)cpus : 1;
-    srv.max_header = 8192;
-    srv.max_body = 1 << 20;
-    srv.max_output = 1 << 20;
-    srv.max_conns = 4096;
-    srv.header_timeout_ms = 10000;
-    srv.shutdown_ms = 10000;
+    defaults(&srv);
     srv.error_log = stderr;
+    saved_argc = argc;
+    saved_argv = argv;
     pthread_mutex_init(&srv.log_lock, NULL);
     bool check_only = false;
     int rc = httpd_parse_args(&srv, argc, argv, &check_only);
@@ -162,10 +279,10 @@ int main(int argc, char **argv)
         return 1;
     }
     status_start();
-    if ((rc = make_pools(&srv)) != 0) {
-        destroy_pools(&srv, true);
+    if ((rc = make_pools(&srv)) != 0 || !(srv.active = set_of(&srv))) {
+        destroy_routes(srv.routes, srv.nroutes, true);
         walls_fini();
-        return rc;
+        return rc ? rc : 1;
     }
     /* Signals are taken by sigwait here; the loop threads block them. */
     sigset_t sigs;
@@ -182,10 +299,11 @@ int main(int argc, char **argv)
                 strerror(-rc));
         httpd_stop(&srv, 2);
         httpd_loops_stop(&srv);
-        destroy_pools(&srv, true);
+        destroy_routes(srv.active->routes, srv.active->nroutes, true);
         walls_fini();
         return 1;
     }
+    httpd_running = &srv;
     httpd_log_notice(&srv, "listening on http://%s:%d (%u loops, %u routes%s%s)", srv.host,
                     srv.port, srv.nloops, srv.nroutes, srv.root[0] ? ", root " : "", srv.root);
     for (unsigned i = 0; i < srv.nroutes; i++) {
@@ -199,7 +317,9 @@ int main(int argc, char **argv)
     serve(&srv, &sigs);
     bool at_once = httpd_stopping(&srv) == 2;
     httpd_loops_stop(&srv);
-    destroy_pools(&srv, at_once);
+    retire(&srv, true);
+    destroy_routes(srv.active->routes, srv.active->nroutes, at_once);
+    free(srv.active);
     walls_fini();
     httpd_log_notice(&srv, "stopped%s", at_once ? " at once" : "");
     if (srv.access_log)

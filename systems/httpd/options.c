@@ -14,18 +14,22 @@
 
 #include "httpd.h"
 
-const char *httpd_where; /* "FILE:LINE" while a configuration file is read */
+const char *httpd_where;      /* "FILE:LINE" while a configuration file is read */
+struct server *httpd_running; /* once serving: failures go to its error log */
 
 int httpd_fail(const char *fmt, ...)
 {
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "walls-httpd: ");
-    if (httpd_where)
-        fprintf(stderr, "%s: ", httpd_where);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    if (httpd_running)
+        httpd_log_error(httpd_running, "%s%s%s", httpd_where ? httpd_where : "",
+                        httpd_where ? ": " : "", line);
+    else
+        fprintf(stderr, "walls-httpd: %s%s%s\n", httpd_where ? httpd_where : "",
+                httpd_where ? ": " : "", line);
     return 2;
 }
 

@@ -172,10 +172,11 @@ bool status_serve(struct conn *c, const char *path, size_t len)
     buf_printf(&b, "{\"server\":{\"walls\":\"%s\",\"uptime_s\":%lld,\"loops\":%u,"
                    "\"connections\":%u},\"routes\":[",
                walls_version(), (long long)(time(NULL) - started), srv->nloops, conns);
-    for (unsigned i = 0; i < srv->nroutes; i++) {
+    struct routeset *set = httpd_routes(srv);
+    for (unsigned i = 0; i < set->nroutes; i++) {
         if (i)
             buf_add(&b, ",", 1);
-        route_json(&b, &srv->routes[i]);
+        route_json(&b, &set->routes[i]);
     }
     buf_add(&b, "]}\n", 3);
     conn_respond(c, 200, "application/json", "Cache-Control: no-store\r\n", b.p, b.len);

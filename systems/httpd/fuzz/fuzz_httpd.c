@@ -66,6 +66,7 @@ int fz_garbage(struct walls_call *call)
 }
 
 static struct server srv;
+static struct routeset routes;
 static struct loop loop;
 
 static void make_root(void)
@@ -96,7 +97,7 @@ static void make_root(void)
 
 static void add_route(const char *prefix, walls_fn *fn, walls_pool *pool)
 {
-    struct route *r = &srv.routes[srv.nroutes++];
+    struct route *r = &routes.routes[routes.nroutes++];
     snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
     r->prefix_len = strlen(prefix);
     snprintf(r->function, sizeof r->function, "%s", prefix + 1);
@@ -129,6 +130,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     add_route("/echo", fz_echo, pool);
     add_route("/garbage", fz_garbage, pool);
+    srv.active = &routes;
     loop.srv = &srv;
     loop.ep = epoll_create1(EPOLL_CLOEXEC);
     loop.listen_fd = loop.wake_fd = -1;

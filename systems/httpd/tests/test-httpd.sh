@@ -289,6 +289,46 @@ expect "a route from the file (flag form)" "200 hello" "$(code "$URL/h2") $(cat 
 expect "the root from the file, relative to it" "200 from the file" "$(code "$URL/f.txt") $(cat "$WORK/body")"
 expect "max_body from the file" 413 "$(code --data-binary @"$WORK/big.bin" "$URL/dyn")"
 stop TERM
+# ---- reload: new routes take new requests, old ones finish theirs ----
+cat > "$WORK/conf/reload.conf" <<CONF
+route /v=plugin.so:hello:processes
+route /slow=plugin.so:nap:processes
+CONF
+start reload -c "$WORK/conf/reload.conf" --listen 127.0.0.1:0 --workers 1
+expect "before the reload" "200 hello" "$(code "$URL/v") $(cat "$WORK/body")"
+curl -s -o "$WORK/late" -w '%{http_code}' "$URL/slow?ms=700" > "$WORK/late.code" &
+CURL=$!
+wrk -t1 -c8 -d2s "$URL/v" > "$WORK/wrk" 2>&1 &
+WRK=$!
+sleep 0.3
+cat > "$WORK/conf/reload.conf" <<CONF
+route /v=plugin.so:dyn:hybrid
+route /slow=plugin.so:nap:processes
+CONF
+kill -HUP "$PID"
+sleep 0.5
+kill -HUP "$PID"
+wait "$WRK"
+if grep -q 'Requests/sec' "$WORK/wrk" && ! grep -q -e 'Non-2xx' -e 'Socket errors' "$WORK/wrk"; then
+    pass "no request failed and no connection dropped across two reloads"
+else
+    fail "requests across reloads"; cat "$WORK/wrk"
+fi
+expect "after the reload the new handler answers" '200 {"n":3,"sq":9}' "$(code "$URL/v?n=3") $(cat "$WORK/body")"
+wait "$CURL"
+expect "a request in progress at the reload finished on the old route" "200 rested" \
+    "$(cat "$WORK/late.code") $(cat "$WORK/late")"
+contains "the reload is logged" "reloaded: 2 routes" "$WORK/reload.err"
+for _ in $(seq 1 40); do grep -q "retired" "$WORK/reload.err" && break; sleep 0.05; done
+contains "the old routes are retired once done" "routes before the reload are retired" "$WORK/reload.err"
+printf 'route /v=plugin.so:nosuch\n' > "$WORK/conf/reload.conf"
+kill -HUP "$PID"
+sleep 0.3
+contains "a bad reload is refused" "reload failed; the routes stay as they were" "$WORK/reload.err"
+contains "... naming why" "has no function nosuch" "$WORK/reload.err"
+expect "... and the routes in force keep serving" 200 "$(code "$URL/v?n=1")"
+stop TERM
+
 # bad_conf NAME CONTENT WHAT NEEDLE: -t refuses the file, saying NEEDLE.
 bad_conf() {
     printf "$2" > "$WORK/conf/$1"
