@@ -252,7 +252,7 @@ static void watch(struct conn *c, uint32_t events)
 static void drop_route(struct conn *c)
 {
     if (c->route)
-        __atomic_fetch_sub(&c->route->outstanding, 1, __ATOMIC_RELEASE);
+        httpd_release_sub(&c->route->outstanding, 1);
     c->route = NULL;
 }
 
@@ -290,7 +290,7 @@ struct conn *conn_open(struct loop *l, int fd, const char *peer)
     if (l->conns)
         l->conns->prev = c;
     l->conns = c;
-    __atomic_fetch_add(&l->nconns, 1, __ATOMIC_RELAXED);
+    httpd_count(&l->nconns, 1);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     c->events = EPOLLIN;
     if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -313,7 +313,7 @@ void conn_free(struct conn *c)
         l->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    __atomic_fetch_sub(&l->nconns, 1, __ATOMIC_RELAXED);
+    httpd_count(&l->nconns, (unsigned)-1);
     if (c->fd >= 0)
         close(c->fd);
     if (c->file_fd >= 0)
@@ -508,7 +508,7 @@ static void log_access(struct conn *c)
 {
     struct server *srv = c->loop->srv;
     if (c->route) {
-        __atomic_fetch_add(&c->route->by_class[c->status / 100 % 6], 1, __ATOMIC_RELAXED);
+        httpd_count(&c->route->by_class[c->status / 100 % 6], 1);
         status_record(c->route, now_ns() - c->start_ns);
     }
     if (!srv->access_log)

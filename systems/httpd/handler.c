@@ -64,8 +64,8 @@ void handler_submit(struct conn *c, struct route *r)
 {
     struct buf in = {0};
     c->route = r; /* held until the response is out (conn.c drops it) */
-    __atomic_fetch_add(&r->outstanding, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&r->requests, 1, __ATOMIC_RELAXED);
+    httpd_count(&r->outstanding, 1);
+    httpd_count(&r->requests, 1);
     if (encode_request(c, &in) != 0) {
         buf_free(&in);
         conn_respond_error(c, 500);
@@ -185,8 +185,7 @@ void handler_done(struct conn *c, walls_task *task)
         break;
     case WALLS_BROKEN: {
         int64_t none = 0;
-        if (__atomic_compare_exchange_n(&r->broken_ms, &none, now_ms(), false, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED))
+        if (httpd_cas(&r->broken_ms, &none, now_ms()))
             httpd_log_error(srv, "route %s: the pool is broken (its workers keep dying); "
                             "answering 503 for a second, then trying again", r->prefix);
         conn_respond_error(c, 503);

@@ -86,21 +86,34 @@ struct server {
     int stopping;           /* [atomic] 0, or 1: graceful, 2: at once (httpd_stopping) */
 };
 
+/* Words shared between threads. Counters (statistics, connections) are
+ * relaxed: nothing is read through them. Loads and stores that hand over
+ * state are acquire and release: what was written before the store is seen
+ * after the load that sees it. */
+#define httpd_count(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define httpd_peek(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define httpd_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define httpd_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define httpd_release_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
+#define httpd_release_sub(p, v) __atomic_fetch_sub((p), (v), __ATOMIC_RELEASE)
+#define httpd_cas(p, expected, v)                                                               \
+    __atomic_compare_exchange_n((p), (expected), (v), false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+
 /* How the server stops: 0 (it does not), 1 (gracefully), 2 (at once). */
 static inline int httpd_stopping(const struct server *srv)
 {
-    return __atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE);
+    return httpd_load(&srv->stopping);
 }
 
 static inline void httpd_stop(struct server *srv, int how)
 {
-    __atomic_store_n(&srv->stopping, how, __ATOMIC_RELEASE);
+    httpd_store(&srv->stopping, how);
 }
 
 /* The routes in force now. */
 static inline struct routeset *httpd_routes(const struct server *srv)
 {
-    return __atomic_load_n(&srv->active, __ATOMIC_ACQUIRE);
+    return httpd_load(&srv->active);
 }
 
 /* ---- options.c, config.c: the settings ---- */

@@ -39,7 +39,7 @@ static void accept_all(struct loop *l)
         char peer[64];
         inet_ntop(AF_INET, &sa.sin_addr, peer, sizeof peer);
         struct conn *c = conn_open(l, fd, peer);
-        if (c && __atomic_load_n(&l->nconns, __ATOMIC_RELAXED) > srv->max_conns) {
+        if (c && httpd_peek(&l->nconns) > srv->max_conns) {
             /* Over the cap: told so, and closed. */
             c->keep_alive = false;
             conn_respond_error(c, 503);
@@ -138,10 +138,9 @@ static void sweep(struct loop *l, int64_t now)
          * stopping): looked for here too, so it waits a sweep at most. */
         collect(l, r);
         /* A broken pool is given another chance after a second. */
-        int64_t broken = __atomic_load_n(&r->broken_ms, __ATOMIC_ACQUIRE);
+        int64_t broken = httpd_load(&r->broken_ms);
         if (broken && now - broken >= 1000 &&
-            __atomic_compare_exchange_n(&r->broken_ms, &broken, 0, false, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED)) {
+            httpd_cas(&r->broken_ms, &broken, 0)) {
             int rc = walls_pool_reset(r->pool);
             httpd_log_notice(srv, "route %s: pool reset%s%s", r->prefix, rc ? ": " : "",
                              rc ? walls_strerror(rc) : "");
@@ -188,7 +187,8 @@ static void *loop_main(void *arg)
             next_sweep = now + SWEEP_MS;
         }
         conn_reap(l);
-        __atomic_fetch_add(&l->turns, 1, __ATOMIC_RELEASE);
+        /* Release: this turn's use of the routes is over before it counts. */
+        httpd_release_add(&l->turns, 1);
     }
     /* At once: connections go; tasks still running end with their pools
      * (what is left is freed by httpd_loops_stop). */
@@ -205,7 +205,7 @@ static void *loop_main(void *arg)
         else
             conn_free(c);
     }
-    __atomic_store_n(&l->finished, true, __ATOMIC_RELEASE);
+    httpd_store(&l->finished, true);
     return NULL;
 }
 
@@ -282,14 +282,14 @@ int httpd_loops_watch(struct server *srv, struct routeset *set, bool remove)
 void httpd_loops_turns(struct server *srv, uint64_t *turns)
 {
     for (unsigned i = 0; i < srv->nloops; i++)
-        turns[i] = __atomic_load_n(&srv->loops[i].turns, __ATOMIC_ACQUIRE);
+        turns[i] = httpd_load(&srv->loops[i].turns);
 }
 
 bool httpd_loops_turned(struct server *srv, const uint64_t *turns)
 {
     for (unsigned i = 0; i < srv->nloops; i++)
-        if (__atomic_load_n(&srv->loops[i].turns, __ATOMIC_ACQUIRE) == turns[i] &&
-            !__atomic_load_n(&srv->loops[i].finished, __ATOMIC_ACQUIRE))
+        if (httpd_load(&srv->loops[i].turns) == turns[i] &&
+            !httpd_load(&srv->loops[i].finished))
             return false;
     return true;
 }
@@ -317,7 +317,7 @@ void httpd_loops_wake(struct server *srv)
 bool httpd_loops_done(struct server *srv)
 {
     for (unsigned i = 0; i < srv->nloops; i++)
-        if (srv->loops[i].started && !__atomic_load_n(&srv->loops[i].finished, __ATOMIC_ACQUIRE))
+        if (srv->loops[i].started && !httpd_load(&srv->loops[i].finished))
             return false;
     return true;
 }

@@ -165,7 +165,7 @@ static void reload(struct server *srv)
     struct retiring *old = calloc(1, sizeof *old);
     old->set = httpd_routes(srv);
     httpd_loops_turns(srv, old->turns);
-    __atomic_store_n(&srv->active, set, __ATOMIC_RELEASE);
+    httpd_store(&srv->active, set);
     old->next = retiring;
     retiring = old;
     httpd_loops_wake(srv); /* each turns, and routes by the new set from then on */
@@ -176,7 +176,7 @@ static void reload(struct server *srv)
 static bool set_idle(const struct routeset *set)
 {
     for (unsigned i = 0; i < set->nroutes; i++)
-        if (__atomic_load_n(&set->routes[i].outstanding, __ATOMIC_ACQUIRE))
+        if (httpd_load(&set->routes[i].outstanding))
             return false;
     return true;
 }

@@ -44,14 +44,14 @@ static uint64_t bucket_top(unsigned b)
 void status_record(struct route *r, int64_t ns)
 {
     uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
-    __atomic_fetch_add(&r->latency[bucket_of(us)], 1, __ATOMIC_RELAXED);
+    httpd_count(&r->latency[bucket_of(us)], 1);
 }
 
 static double quantile_ms(const struct route *r, double q)
 {
     uint64_t counts[HTTPD_LAT_BUCKETS], total = 0;
     for (unsigned b = 0; b < HTTPD_LAT_BUCKETS; b++)
-        total += counts[b] = __atomic_load_n(&r->latency[b], __ATOMIC_RELAXED);
+        total += counts[b] = httpd_peek(&r->latency[b]);
     if (total == 0)
         return 0;
     uint64_t rank = (uint64_t)(q * (double)total + 0.999999), seen = 0;
@@ -87,11 +87,11 @@ static void route_json(struct buf *b, struct route *r)
     json_str(b, r->function);
     buf_printf(b, ",\"placement\":\"%s\",\"timeout_ms\":%lld,\"requests\":%llu", r->placement_name,
                (long long)r->timeout_ms,
-               (unsigned long long)__atomic_load_n(&r->requests, __ATOMIC_RELAXED));
+               (unsigned long long)httpd_peek(&r->requests));
     buf_add(b, ",\"responses\":{", 14);
     for (int k = 1; k <= 5; k++)
         buf_printf(b, "%s\"%dxx\":%llu", k > 1 ? "," : "", k,
-                   (unsigned long long)__atomic_load_n(&r->by_class[k], __ATOMIC_RELAXED));
+                   (unsigned long long)httpd_peek(&r->by_class[k]));
     buf_printf(b, "},\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f}", quantile_ms(r, 0.50),
                quantile_ms(r, 0.99));
     struct walls_stats st;
@@ -167,7 +167,7 @@ bool status_serve(struct conn *c, const char *path, size_t len)
     struct server *srv = c->loop->srv;
     unsigned conns = 0;
     for (unsigned i = 0; i < srv->nloops; i++)
-        conns += __atomic_load_n(&srv->loops[i].nconns, __ATOMIC_RELAXED);
+        conns += httpd_peek(&srv->loops[i].nconns);
     struct buf b = {0};
     buf_printf(&b, "{\"server\":{\"walls\":\"%s\",\"uptime_s\":%lld,\"loops\":%u,"
                    "\"connections\":%u},\"routes\":[",
