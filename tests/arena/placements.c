@@ -70,7 +70,17 @@ struct walls_result run(walls_pool *pool, walls_fn *fn, const void *in, size_t i
     int rc = walls_submit_ex(pool, fn, in, in_len, opts, &t);
     ck_assert_msg(rc == 0, "submit: %d (%s)", rc, walls_strerror(rc));
     struct walls_result res;
-    ck_assert_int_eq(walls_wait(t, 20000, &res), 0);
+    rc = walls_wait(t, 20000, &res);
+    if (rc != 0) {
+        /* Rare and not reproduced on demand: say what the pool was doing. */
+        struct walls_stats st;
+        walls_pool_stats(pool, &st);
+        ck_abort_msg("walls_wait: %d (%s); the pool: %llu submitted, %llu completed, %llu in "
+                     "flight, %llu queued, %llu restarts, broken %u",
+                     rc, walls_strerror(rc), (unsigned long long)st.submitted,
+                     (unsigned long long)st.completed, (unsigned long long)st.in_flight,
+                     (unsigned long long)st.queued, (unsigned long long)st.restarts, st.broken);
+    }
     /* The output is the task's: keep a copy past its free. */
     static unsigned char out[WALLS_INLINE_MAX];
     memcpy(out, res.out, res.out_len);
