@@ -117,12 +117,19 @@ static int on_message_begin(http_parser *p)
     return 0;
 }
 
+/* Appends a piece of the request to b, refused with status past limit. */
+static int take(struct conn *c, struct buf *b, const char *at, size_t len, size_t limit,
+                int status)
+{
+    if (b->len + len > limit)
+        return refuse(c, status);
+    return buf_add(b, at, len) ? refuse(c, 500) : 0;
+}
+
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = conn_of(p);
-    if (c->url.len + len > c->loop->srv->max_header)
-        return refuse(c, 414);
-    return buf_add(&c->url, at, len) ? refuse(c, 500) : 0;
+    return take(c, &c->url, at, len, c->loop->srv->max_header, 414);
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
@@ -211,9 +218,7 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = conn_of(p);
-    if (c->body.len + len > c->loop->srv->max_body)
-        return refuse(c, 413);
-    return buf_add(&c->body, at, len) ? refuse(c, 500) : 0;
+    return take(c, &c->body, at, len, c->loop->srv->max_body, 413);
 }
 
 static int on_message_complete(http_parser *p)

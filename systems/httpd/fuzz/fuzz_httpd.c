@@ -69,11 +69,27 @@ static struct server srv;
 static struct routeset routes;
 static struct loop loop;
 
+static char root_dir[] = "/tmp/fuzz-httpd-root.XXXXXX";
+static const char *const root_names[] = {"index.html", "a.txt", "sub", "out", "in"};
+
+/* The root goes when the fuzzer exits. */
+static void remove_root(void)
+{
+    char path[256];
+    for (size_t i = 0; i < sizeof root_names / sizeof root_names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", root_dir, root_names[i]);
+        if (unlink(path) != 0)
+            rmdir(path);
+    }
+    rmdir(root_dir);
+}
+
 static void make_root(void)
 {
-    char dir[] = "/tmp/fuzz-httpd-root.XXXXXX";
+    char *dir = root_dir;
     if (!mkdtemp(dir))
         abort();
+    atexit(remove_root);
     char path[256];
     snprintf(path, sizeof path, "%s/index.html", dir);
     FILE *f = fopen(path, "w");

@@ -349,6 +349,63 @@ bad_conf bad5.conf 'listen 127.0.0.1:0\nmax_body -5\n' \
 "$SERVER" -t -c "$WORK/conf/missing.conf" 2> "$WORK/bad"
 expect "a missing file" 1 $?
 
+# ---- the connection cap ----
+start cap --loops 1 --max-conns 2 --route "/hello=$R:hello:threads"
+# Two connections held open with a request that never ends.
+printf 'GET /hello HTTP/1.1\r\nHost: x\r\n' | "$RAW" "$PORT" 2500 > /dev/null &
+HOLD1=$!
+printf 'GET /hello HTTP/1.1\r\nHost: x\r\n' | "$RAW" "$PORT" 2500 > /dev/null &
+HOLD2=$!
+sleep 0.4
+curl -s -D "$WORK/h" -o /dev/null "$URL/hello"
+contains "a connection over the cap gets 503" "HTTP/1.1 503" "$WORK/h"
+contains "... and is closed" "Connection: close" "$WORK/h"
+wait "$HOLD1" "$HOLD2"
+expect "below the cap again: served" "200 hello" "$(code "$URL/hello") $(cat "$WORK/body")"
+stop TERM
+
+# ---- a graceful stop is bounded ----
+start bound --shutdown-timeout 500 --route "/slow=$R:nap:processes"
+curl -s -o /dev/null --max-time 10 "$URL/slow?ms=5000" &
+CURL=$!
+sleep 0.3
+kids=$(descendants "$PID")
+T0=$(date +%s%N)
+kill -TERM "$PID"
+wait "$PID"
+rc=$?
+T1=$(date +%s%N)
+PID=
+expect "a graceful stop past its bound still ends with status 0" 0 "$rc"
+ms=$(( (T1 - T0) / 1000000 ))
+if [ "$ms" -lt 3000 ]; then pass "it ended in $ms ms, not after the 5 s handler"; else fail "the stop took $ms ms"; fi
+wait "$CURL" 2>/dev/null
+left=
+for k in $kids; do
+    [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null && left="$left $k"
+done
+expect "nothing left after a bounded stop" "" "$left"
+
+# ---- kill -9 of the server: its workers go with it ----
+start killed --route "/dyn=$R:dyn:processes" --route "/s=$R:dyn:strict"
+code "$URL/dyn?n=1" > /dev/null
+code "$URL/s?n=1" > /dev/null
+kids=$(descendants "$PID")
+[ -n "$kids" ] && pass "the server has worker processes ($(echo $kids | wc -w))" || fail "no worker processes"
+kill -KILL "$PID"
+wait "$PID" 2>/dev/null
+PID=
+left=
+for _ in $(seq 1 40); do
+    left=
+    for k in $kids; do
+        [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null && left="$left $k"
+    done
+    [ -z "$left" ] && break
+    sleep 0.05
+done
+expect "after kill -9, no process it started is left" "" "$left"
+
 # ---- bad command lines ----
 "$SERVER" --listen 127.0.0.1:0 --route "/x=$R:nosuchfn" 2> "$WORK/bad"
 expect "an unknown function is refused" 2 $?
