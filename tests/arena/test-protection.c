@@ -73,7 +73,9 @@ START_TEST(test_write_to_input)
             ck_assert_uint_eq(host[i], 0x11);
         /* The pool carries on. */
         res = run(pool, t_sum, NULL, 0, &opts);
-        ck_assert_int_eq(res.status, WALLS_OK);
+        ck_assert_msg(res.status == WALLS_OK, "%s: the next task ended %s, code %d (%s)",
+                      placement_names[_i], walls_status_name(res.status), res.code,
+                      res.status == WALLS_VIOLATION ? walls_syscall_name(res.code) : "");
     }
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
