@@ -29,12 +29,16 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-void walls__set_title(const char *title)
+/* Where the command line lies: the bytes between arg_start and arg_end,
+ * fields 48 and 49 of /proc/self/stat (counted past the name's last ')',
+ * which may itself hold spaces and parentheses). Read once: a fork keeps
+ * the addresses, so the fork server's children, spares and workers alike,
+ * find them already known and each start skips two system calls and a
+ * file open. */
+static uintptr_t args_start, args_end;
+
+static void find_args(void)
 {
-    prctl(PR_SET_NAME, (unsigned long)title, 0, 0, 0);
-    /* The command line is the bytes between arg_start and arg_end, fields
-     * 48 and 49 of /proc/self/stat (counted past the name's last ')',
-     * which may itself hold spaces and parentheses). */
     char buf[2048];
     long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -63,10 +67,21 @@ void walls__set_title(const char *title)
         else if (field == 49)
             end = v;
     }
-    if (!start || end <= start)
+    if (start && end > start) {
+        args_start = start;
+        args_end = end;
+    }
+}
+
+void walls__set_title(const char *title)
+{
+    prctl(PR_SET_NAME, (unsigned long)title, 0, 0, 0);
+    if (!args_start)
+        find_args();
+    if (!args_start)
         return;
-    char *args = (char *)start;
-    size_t room = end - start, i = 0;
+    char *args = (char *)args_start;
+    size_t room = args_end - args_start, i = 0;
     for (; title[i] && i + 1 < room; i++)
         args[i] = title[i];
     for (; i < room; i++)

@@ -308,6 +308,9 @@ _Noreturn void walls__forkserver_main(int ctl)
             int rc = walls__msg_recv(pools[i].sock, &msg, fds, &nfds, false);
             if (rc == 0 && msg.type == WALLS__MSG_SPAWN) {
                 spawn_worker((int)i, &msg, fds, nfds);
+                /* What the polling waited for came: stop taking a CPU
+                 * that the workers want under load. */
+                spin_until = 0;
             } else if (rc == 0 || rc == -EPROTO) {
                 for (int k = 0; k < nfds; k++)
                     close(fds[k]);
