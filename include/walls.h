@@ -162,10 +162,19 @@ struct walls_pool_opts {
      * 0 = unbounded. Room comes back as tasks finish: each finish makes
      * walls_pool_fd() readable. */
     unsigned max_queued;
-    uint64_t reserved[8];     /* must be zero */
+    /* Writable shared region (every placement): bytes of memory that the
+     * host and every worker of the pool map read-write, for state several
+     * processes change under the pool's locks (a table, a buffer pool).
+     * Zeroed at creation; rounded up to whole pages; 0 = none; at most
+     * WALLS_SHARED_MAX. Memory is taken only as pages are written. It
+     * lives until walls_pool_destroy(): a worker's death changes nothing
+     * in it. See walls_pool_shared() for what it means for the sandbox. */
+    size_t shared_size;
+    uint64_t reserved[7];     /* must be zero */
 };
 
 #define WALLS_ARENA_MAX ((size_t)1 << 40) /* 1 TiB of address space */
+#define WALLS_SHARED_MAX ((size_t)1 << 40) /* 1 TiB of address space */
 #define WALLS_LOCKS_MAX 4096u
 
 /*
@@ -292,6 +301,11 @@ struct walls_call {
     /* The pool's locks (opts.locks of them), in this worker's mapping. */
     walls_lock *locks;
     size_t n_locks;
+    /* The pool's writable shared region (opts.shared_size), in this
+     * worker's mapping: NULL and 0 when the pool has none. Its address
+     * differs from process to process: keep offsets in it, not pointers. */
+    void *shared;
+    size_t shared_size;
 };
 
 /* A task function: 0 = success, any other value is an application code. */
@@ -700,6 +714,37 @@ WALLS_API int walls_arena_ptr(walls_pool *pool, walls_buf buf, void **ptr, size_
  * -ENOENT (the pool has no locks).
  */
 WALLS_API int walls_pool_locks(walls_pool *pool, walls_lock **locks, size_t *n);
+
+/*
+ * walls_pool_shared - the pool's writable shared region (opts.shared_size)
+ * in the host's mapping.
+ * @base: out; valid until the pool is destroyed.
+ * @size: out; the region's size, whole pages.
+ *
+ * Unlike the arena, the region is writable by every worker of the pool,
+ * in every placement and under every sandbox level, and no task owns any
+ * part of it: it is for workers that trust each other with its contents,
+ * such as the backends of one database. Each worker maps it before its
+ * sandbox closes and keeps no descriptor of it. What the sandbox still
+ * holds: a worker can write nothing else shared (not the arena, not
+ * another task's input or output), and its system calls stay filtered.
+ * What it cannot hold: a hostile task can write anything into the region,
+ * so whatever reads it must check what it reads, as it would a file.
+ *
+ * The region is a memory-backed file mapped shared: at a different
+ * address in each process (keep offsets in it, not pointers), and shared
+ * too with a child the host fork()s. Writes are plain stores: no copy, no
+ * staging, visible to every process at once. A worker that dies leaves
+ * what it wrote: guard each change with one of the pool's locks and keep
+ * enough beside it (an undo or redo record) for the next holder, told
+ * -EOWNERDEAD, to finish or roll back the change.
+ *
+ * Errors: -EINVAL (pool, base or size NULL); -EBADF (destroyed pool);
+ * -ENOENT (the pool has no region: opts.shared_size 0).
+ * Thread safety: any thread of the host, not from tasks (they have
+ * call->shared).
+ */
+WALLS_API int walls_pool_shared(walls_pool *pool, void **base, size_t *size);
 
 /*
  * walls_lock_acquire - take a lock, waiting at most timeout_ms.

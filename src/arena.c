@@ -72,10 +72,10 @@ static uint64_t pack(const struct walls__arena *a, const struct walls__arena_rec
            (uint64_t)r->gen << WALLS__PAGE_BITS | r->page;
 }
 
-int walls__arena_open(struct walls__arena *a, size_t size, unsigned nlocks)
+int walls__arena_open(struct walls__arena *a, size_t size, unsigned nlocks, size_t shared)
 {
     memset(a, 0, sizeof *a);
-    a->fd = a->ro_fd = a->lock_fd = -1;
+    a->fd = a->ro_fd = a->lock_fd = a->shared_fd = -1;
     int rc = 0;
     if (size) {
         size = (size + WALLS__PAGE - 1) & ~(size_t)(WALLS__PAGE - 1);
@@ -111,6 +111,18 @@ int walls__arena_open(struct walls__arena *a, size_t size, unsigned nlocks)
         a->nlocks = nlocks;
         walls__locks_init(a->locks, nlocks);
     }
+    if (shared) {
+        shared = (shared + WALLS__PAGE - 1) & ~(size_t)(WALLS__PAGE - 1);
+        a->shared_fd = memfd_create("walls-shared", MFD_CLOEXEC);
+        if (a->shared_fd < 0 || ftruncate(a->shared_fd, (off_t)shared) != 0)
+            goto fail;
+        void *map = mmap(NULL, shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                         a->shared_fd, 0);
+        if (map == MAP_FAILED)
+            goto fail;
+        a->shared = map;
+        a->shared_size = shared;
+    }
     return 0;
 fail:
     rc = errno ? -errno : -ENOMEM;
@@ -133,6 +145,10 @@ void walls__arena_close(struct walls__arena *a)
     }
     if (a->lock_fd >= 0)
         close(a->lock_fd);
+    if (a->shared)
+        munmap(a->shared, a->shared_size);
+    if (a->shared_fd >= 0)
+        close(a->shared_fd);
     free(a->recs);
     free(a->free);
     serial_give(a->serial);

@@ -10,7 +10,8 @@
  * among live arenas; a generation comes back to the same page only after
  * 2^20 allocations in the arena.
  *
- * Locks live in a second, small memfd mapped read-write by everyone.
+ * Locks live in a second, small memfd mapped read-write by everyone, and
+ * the shared region (opts.shared_size) in a third, likewise.
  */
 #ifndef WALLS_ARENA_H
 #define WALLS_ARENA_H
@@ -62,10 +63,15 @@ struct walls__arena {
     int lock_fd;         /* -1 = no locks */
     walls_lock *locks;
     unsigned nlocks;
+    /* The writable shared region (opts.shared_size): mapped read-write
+     * by everyone, owned by no task. */
+    int shared_fd;       /* -1 = none */
+    unsigned char *shared;
+    size_t shared_size;  /* whole pages */
 };
 
 /* All under the pool lock. */
-int walls__arena_open(struct walls__arena *a, size_t size, unsigned nlocks);
+int walls__arena_open(struct walls__arena *a, size_t size, unsigned nlocks, size_t shared);
 void walls__arena_close(struct walls__arena *a);
 int walls__arena_alloc(struct walls__arena *a, size_t size, walls_buf *buf);
 int walls__arena_free(struct walls__arena *a, walls_buf buf);

@@ -100,6 +100,26 @@ int walls_arena_ptr(walls_pool *handle, walls_buf buf, void **ptr, size_t *size)
     return rc ? bad_buffer(call, buf, rc) : 0;
 }
 
+int walls_pool_shared(walls_pool *handle, void **base, size_t *size)
+{
+    if (!base || !size)
+        return walls__fail(-EINVAL, "walls_pool_shared: %s",
+                           !base ? "base is NULL" : "size is NULL");
+    int rc;
+    struct walls__pool *pool = walls__pool_enter(handle, "walls_pool_shared", &rc);
+    if (!pool)
+        return rc;
+    rc = pool->arena.shared ? 0
+                            : walls__fail(-ENOENT, "walls_pool_shared: the pool has no shared "
+                                                   "region (opts.shared_size 0)");
+    if (rc == 0) {
+        *base = pool->arena.shared;
+        *size = pool->arena.shared_size;
+    }
+    walls__pool_unlock(pool);
+    return rc;
+}
+
 int walls_pool_locks(walls_pool *handle, walls_lock **locks, size_t *n)
 {
     if (!locks || !n)

@@ -172,6 +172,7 @@ struct walls__mailbox {
     uint32_t arena_mode;     /* enum walls__arena_mode */
     uint32_t nlocks;         /* 0 = no locks */
     uint32_t lock_token;     /* this process's holder token */
+    uint64_t shared_size;    /* the writable shared region; 0 = none */
     struct walls__ring_idx rq;
     struct walls__ring_idx cq;
     _Alignas(64) struct walls__req rq_slots[WALLS__RING_SLOTS];

@@ -65,6 +65,8 @@ static int check_opts(const struct walls_pool_opts *o)
         return BAD("opts.sandbox %u is not a walls_sandbox level", o->sandbox);
     if (o->arena_size > WALLS_ARENA_MAX)
         return BAD("opts.arena_size %zu is over WALLS_ARENA_MAX", o->arena_size);
+    if (o->shared_size > WALLS_SHARED_MAX)
+        return BAD("opts.shared_size %zu is over WALLS_SHARED_MAX", o->shared_size);
     if (o->locks > WALLS_LOCKS_MAX)
         return BAD("opts.locks %u is over WALLS_LOCKS_MAX %u", o->locks, WALLS_LOCKS_MAX);
     if (o->placement == WALLS_THREADS) {
@@ -142,7 +144,7 @@ static void explain(struct walls__plan *plan, const struct walls_pool_opts *o, i
                  o->processes ? "given" : "1 per usable CPU", t, threads,
                  o->threads ? "given" : io ? "4 for IO-bound work" : "1 for CPU-bound work");
     static const char *const names[] = {"auto", "threads", "processes", "hybrid"};
-    char arena[96] = "";
+    char arena[160] = "";
     bool staged = plan->sandbox != WALLS_SANDBOX_NONE;
     if (o->arena_size || o->locks)
         snprintf(arena, sizeof arena, "; arena: %zu KiB%s, %u locks",
@@ -152,6 +154,11 @@ static void explain(struct walls__plan *plan, const struct walls_pool_opts *o, i
                  : staged                           ? " (read-only, outputs staged)"
                                                     : " (read-only, outputs in place)",
                  o->locks);
+    if (o->shared_size) {
+        size_t at = strlen(arena);
+        snprintf(arena + at, sizeof arena - at, "; shared region: %zu KiB, writable by every worker",
+                 (o->shared_size + 4095) / 4096 * 4);
+    }
     snprintf(plan->explain, sizeof plan->explain, "%s: %s; %s; %d usable CPUs from %s%s%s",
              names[plan->placement], size, why, cpus, source, sandbox, arena);
 }

@@ -103,7 +103,7 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     pool->restart_backoff_ns = walls__ms_to_ns(o.restart_backoff_ms);
     pool->default_limit_ns = walls__ms_to_ns(o.task_timeout_ms);
     pool->timed_ever = pool->default_limit_ns != 0;
-    pool->arena.fd = pool->arena.ro_fd = pool->arena.lock_fd = -1;
+    pool->arena.fd = pool->arena.ro_fd = pool->arena.lock_fd = pool->arena.shared_fd = -1;
     pool->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pool->lanes = calloc(pool->nlanes, sizeof *pool->lanes);
     if (pool->event_fd < 0 || !pool->lanes) {
@@ -112,8 +112,8 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     }
     for (unsigned i = 0; i < pool->nlanes; i++)
         walls__engine_lane_init(pool, &pool->lanes[i], i);
-    if ((o.arena_size || o.locks) &&
-        (rc = walls__arena_open(&pool->arena, o.arena_size, o.locks)) != 0)
+    if ((o.arena_size || o.locks || o.shared_size) &&
+        (rc = walls__arena_open(&pool->arena, o.arena_size, o.locks, o.shared_size)) != 0)
         goto fail;
     pool->state = WALLS__POOL_ALIVE;
     if ((rc = pool->backend->start(pool)) != 0)

@@ -97,6 +97,7 @@ static state_t spawn(struct walls__pool *pool, struct walls__proc *proc)
     lane0->arena_size = pool->arena.base ? pool->arena.size : 0;
     lane0->arena_mode = (uint32_t)walls__arena_mode_of(pool);
     lane0->nlocks = pool->arena.nlocks;
+    lane0->shared_size = pool->arena.shared_size;
     proc->lock_token = ps->next_token++;
     if (ps->next_token > INT32_MAX) /* tokens fill 31 bits of a lock word */
         ps->next_token = 2;
@@ -117,6 +118,8 @@ static state_t spawn(struct walls__pool *pool, struct walls__proc *proc)
     }
     if (pool->arena.locks)
         fds[nfds++] = pool->arena.lock_fd;
+    if (pool->arena.shared)
+        fds[nfds++] = pool->arena.shared_fd;
     if (walls__msg_send(ps->sock, &msg, fds, nfds) != 0) {
         proc->respawn_at = walls__now_ns() + RETRY_NS;
         return WALLS__PROC_DOWN;

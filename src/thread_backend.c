@@ -127,14 +127,15 @@ static void *thread_main(void *arg)
     /* Threads see the arena and locks where the host maps them. */
     const struct walls__arena *a = &lane->pool->arena;
     struct walls__arena_view view = {
-        .base = a->base, .size = a->size, .locks = a->locks, .nlocks = a->nlocks};
+        .base = a->base, .size = a->size, .locks = a->locks, .nlocks = a->nlocks,
+        .shared = a->shared, .shared_size = a->shared_size};
     struct walls__worker_hooks hooks = {
         .resolve = raw_resolve,
         .published = thread_published,
         .io_map = thread_io_map,
         .io_unmap = thread_io_unmap,
         .ctx = lane,
-        .arena = a->base || a->locks ? &view : NULL,
+        .arena = a->base || a->locks || a->shared ? &view : NULL,
     };
     walls__worker_loop(lane->mb, &hooks, false);
     return NULL;

@@ -40,6 +40,8 @@ struct walls__arena_view {
     bool windows;           /* DIRECT: outputs are made writable for the call */
     walls_lock *locks;
     uint32_t nlocks;
+    unsigned char *shared;  /* the writable shared region; NULL = none */
+    uint64_t shared_size;
 };
 
 /* Runs until a STOP request. Never returns an error: a bad request is

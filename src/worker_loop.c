@@ -165,6 +165,8 @@ static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct w
     if (av) {
         call.locks = av->locks;
         call.n_locks = av->nlocks;
+        call.shared = av->shared;
+        call.shared_size = av->shared_size;
     }
     if (req->n_inputs || req->has_output)
         err = arena_call(av, req, head, &call, spans, &window, &window_len);

@@ -258,10 +258,12 @@ static int map_arena(int first, int extra)
 {
     uint64_t size = lane0->arena_size;
     uint32_t mode = lane0->arena_mode, nlocks = lane0->nlocks;
-    int want = (size ? 1 : 0) + (mode == WALLS__ARENA_STAGED ? 1 : 0) + (nlocks ? 1 : 0);
+    uint64_t shared = lane0->shared_size;
+    int want = (size ? 1 : 0) + (mode == WALLS__ARENA_STAGED ? 1 : 0) + (nlocks ? 1 : 0) +
+               (shared ? 1 : 0);
     if (want != extra || (size && mode != WALLS__ARENA_DIRECT && mode != WALLS__ARENA_STAGED) ||
         (!size && mode) || size % WALLS__PAGE || size > WALLS_ARENA_MAX ||
-        nlocks > WALLS_LOCKS_MAX)
+        nlocks > WALLS_LOCKS_MAX || shared % WALLS__PAGE || shared > WALLS_SHARED_MAX)
         return EPROTO;
     int fd = first;
     if (size) {
@@ -290,10 +292,20 @@ static int map_arena(int first, int extra)
         proc_arena.locks = map;
         proc_arena.nlocks = nlocks;
     }
+    if (shared) {
+        /* Read-write under every sandbox level: the pool asked for workers
+         * that share it (walls_pool_shared). Mapped now, before any
+         * filter, and the descriptor closed below. */
+        void *map = map_fd(fd++, shared, PROT_READ | PROT_WRITE);
+        if (map == MAP_FAILED)
+            return errno ? errno : EPROTO;
+        proc_arena.shared = map;
+        proc_arena.shared_size = shared;
+    }
     for (int i = first; i < first + extra; i++)
         close(i);
     walls__locks_set_token(lane0->lock_token);
-    proc_has_arena = size || nlocks;
+    proc_has_arena = size || nlocks || shared;
     return 0;
 }
 

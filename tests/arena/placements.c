@@ -15,6 +15,11 @@ const char *const placement_names[NPLACEMENTS] = {"threads",          "processes
 walls_pool *arena_pool(int which, size_t arena, unsigned locks)
 {
     struct walls_pool_opts o = {.arena_size = arena, .locks = locks};
+    return placement_pool(which, o);
+}
+
+walls_pool *placement_pool(int which, struct walls_pool_opts o)
+{
     switch (which) {
     case P_THREADS:
         o.placement = WALLS_THREADS;

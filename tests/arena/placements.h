@@ -31,6 +31,8 @@ static inline bool staged(int which)
 /* A pool in placement which (a P_ value) with an arena of that size and
  * that many locks; the test fails if it cannot be created. */
 walls_pool *arena_pool(int which, size_t arena, unsigned locks);
+/* A pool in placement which with the other options of o. */
+walls_pool *placement_pool(int which, struct walls_pool_opts o);
 /* The host's pointer to a live buffer; the test fails otherwise. */
 void *ptr_of(walls_pool *pool, walls_buf buf);
 /* Submits, waits at most 20 s and frees the task; the result's output is

@@ -26,7 +26,7 @@ enum { PAGES = 16 };
 
 static void open_arena(struct walls__arena *a, size_t size)
 {
-    int rc = walls__arena_open(a, size, 0);
+    int rc = walls__arena_open(a, size, 0, 0);
     ck_assert_msg(rc == 0, "walls__arena_open: %d (%s)", rc, walls_strerror(rc));
 }
 
@@ -330,7 +330,7 @@ START_TEST(test_open_close)
     int fds = count_fds();
     struct walls__arena a;
     /* Rounded up to whole pages; the locks get a descriptor of their own. */
-    ck_assert_int_eq(walls__arena_open(&a, 5000, 3), 0);
+    ck_assert_int_eq(walls__arena_open(&a, 5000, 3, 0), 0);
     ck_assert_uint_eq(a.size, 2 * WALLS__PAGE);
     ck_assert_int_ge(a.fd, 0);
     ck_assert_int_ge(a.lock_fd, 0);
@@ -344,7 +344,7 @@ START_TEST(test_open_close)
     ck_assert_int_eq(a.lock_fd, -1);
     ck_assert_ptr_null(a.base);
     /* Locks without an arena: no buffer fits. */
-    ck_assert_int_eq(walls__arena_open(&a, 0, 1), 0);
+    ck_assert_int_eq(walls__arena_open(&a, 0, 1, 0), 0);
     ck_assert_int_eq(a.fd, -1);
     ck_assert_int_eq(walls__arena_alloc(&a, 1, &b), -ENOSPC);
     walls__arena_close(&a);
