@@ -1,0 +1,141 @@
+/*
+ * backend.c - the task a backend process runs: one connection's batch of
+ * pipelined commands.
+ *
+ * Each command runs in its own transaction, and its reply and the slot's
+ * progress become part of that transaction, so that they take effect
+ * together or not at all. A reply that would overflow the slot ends the
+ * batch before its command (the front sends the rest again), unless the
+ * slot is still empty: then the reply goes to the task's output, and the
+ * batch ends after it.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+
+struct backend {
+    bool ready;
+    struct kv_store st;
+    struct resp_parser parser;
+    struct kv_out out;
+};
+
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Application codes of a refused batch (never expected from the front). */
+enum { BAD_STORE = 1, BAD_BATCH, BAD_SLOT, BAD_COMMAND };
+
+int kv_backend(struct walls_call *call)
+{
+    /* One per thread: hybrid backends run several batches at once. */
+    static __thread struct backend b;
+    if (!b.ready) {
+        if (!call->shared ||
+            kv_store_open(&b.st, call->shared, call->shared_size, call->locks) != 0 ||
+            call->n_locks < KV_LOCKS)
+            return BAD_STORE;
+        resp_parser_init(&b.parser);
+        b.ready = true;
+    }
+    struct kv_batch hdr;
+    if (call->in_len < sizeof hdr)
+        return BAD_BATCH;
+    memcpy(&hdr, call->in, sizeof hdr);
+    if (hdr.slot >= b.st.hdr->nslots || hdr.ncmds == 0 || hdr.ncmds > KV_BATCH_MAX)
+        return BAD_BATCH;
+    struct kv_slot *slot = kv_slot_of(&b.st, hdr.slot);
+    if (__atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE) != hdr.seq)
+        return BAD_SLOT;
+    const char *p = (const char *)call->in + sizeof hdr;
+    size_t left = call->in_len - sizeof hdr;
+    uint32_t len = 0;
+    int64_t now = realtime_ms();
+    for (uint32_t i = 0; i < hdr.ncmds; i++) {
+        size_t need;
+        const char *err;
+        ssize_t n = resp_parse(&b.parser, p, left, &need, &err);
+        if (n <= 0)
+            return BAD_COMMAND;
+        p += n;
+        left -= (size_t)n;
+        __atomic_store_n(&slot->cur_cmd, i, __ATOMIC_RELEASE);
+        __atomic_store_n(&slot->dirty, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
+        b.out.len = 0;
+        b.out.failed = false;
+        struct kv_ctx c = {.st = &b.st,
+                           .slot = slot,
+                           .argv = b.parser.argv,
+                           .argc = b.parser.argc,
+                           .out = &b.out,
+                           .now_ms = now};
+        int rc = kv_run(&c);
+        if (b.out.failed) {
+            if (c.in_txn) {
+                kv_txn_abort(&c.txn);
+                c.in_txn = false;
+            }
+            b.out.len = 0;
+            b.out.failed = false;
+            kv_reply_error(&b.out, "ERR out of memory building the reply");
+        }
+        bool fits = len + b.out.len <= KV_SLOT_ROOM;
+        if (!fits && len > 0) {
+            /* Sent again by the front, in a batch of its own. */
+            if (c.in_txn)
+                kv_txn_abort(&c.txn);
+            break;
+        }
+        if (!fits && b.out.len > call->out_cap) {
+            if (c.in_txn)
+                kv_txn_abort(&c.txn);
+            c.in_txn = false;
+            rc = 0;
+            b.out.len = 0;
+            kv_reply_error(&b.out, "ERR the reply is over %zu bytes", call->out_cap);
+            fits = true;
+        }
+        uint64_t progress;
+        if (fits) {
+            memcpy(slot->replies + len, b.out.p, b.out.len);
+            progress = KV_PROGRESS(i + 1, len + b.out.len);
+        } else {
+            memcpy(call->out, b.out.p, b.out.len);
+            call->out_len = b.out.len;
+            progress = KV_PROGRESS(i + 1, len) | KV_BIG;
+        }
+        if (c.in_txn && rc == 0) {
+            kv_put_slot(&c.txn, &slot->progress, progress);
+            if (c.txn.full) {
+                /* No room left to log even the progress: undone, and said. */
+                kv_txn_abort(&c.txn);
+                b.out.len = 0;
+                kv_reply_error(&b.out, "ERR the command changes too much at once");
+                memcpy(slot->replies + len, b.out.p, b.out.len);
+                progress = KV_PROGRESS(i + 1, len + b.out.len);
+                __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
+            } else {
+                kv_txn_commit(&c.txn);
+            }
+        } else {
+            if (c.in_txn)
+                kv_txn_abort(&c.txn);
+            /* Nothing changed: the progress alone, in one store. */
+            __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
+        }
+        __atomic_fetch_add(&b.st.hdr->commands, 1, __ATOMIC_RELAXED);
+        len = KV_LEN(progress);
+        if (progress & KV_BIG)
+            break;
+    }
+    __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
+    return 0;
+}

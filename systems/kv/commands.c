@@ -1,0 +1,1167 @@
+/*
+ * commands.c - the command table and the commands on strings and keys,
+ * as the backends run them (lists, hashes and sets are in types.c).
+ *
+ * A command names its keys by position (first, last, step, as Redis's
+ * command table does); the stripes of those keys are taken together, in
+ * order, in one transaction, so a multi-key command (MSET, DEL) is atomic
+ * and is undone as a whole if its backend dies. Commands that look at the
+ * whole keyspace (KEYS, SCAN, DBSIZE) take one stripe at a time, and
+ * FLUSHALL all of them. Replies and error words are redis-server 7.0's.
+ */
+#define _GNU_SOURCE
+#include "cmd.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- replies ------------------------------------------------------------- */
+
+static bool reserve(struct kv_out *o, size_t more)
+{
+    if (o->failed)
+        return false;
+    if (o->len + more <= o->cap)
+        return true;
+    size_t cap = o->cap ? o->cap : 4096;
+    while (cap < o->len + more)
+        cap *= 2;
+    char *p = realloc(o->p, cap);
+    if (!p) {
+        o->failed = true;
+        return false;
+    }
+    o->p = p;
+    o->cap = cap;
+    return true;
+}
+
+void kv_reply_raw(struct kv_out *o, const void *p, size_t len)
+{
+    if (reserve(o, len)) {
+        memcpy(o->p + o->len, p, len);
+        o->len += len;
+    }
+}
+
+/* Writes with a resp_put_* writer: tries the room left, grows once. */
+#define PUT(o, call_with_room)                                                                \
+    do {                                                                                      \
+        size_t room_ = (o)->cap - (o)->len;                                                   \
+        char *at_ = (o)->p ? (o)->p + (o)->len : NULL;                                        \
+        size_t need_ = (call_with_room);                                                      \
+        if (need_ > room_) {                                                                  \
+            if (!reserve((o), need_))                                                         \
+                break;                                                                        \
+            room_ = (o)->cap - (o)->len;                                                      \
+            at_ = (o)->p + (o)->len;                                                          \
+            need_ = (call_with_room);                                                         \
+        }                                                                                     \
+        (o)->len += need_;                                                                    \
+    } while (0)
+
+void kv_reply_ok(struct kv_out *o)
+{
+    kv_reply_raw(o, "+OK\r\n", 5);
+}
+
+void kv_reply_simple(struct kv_out *o, const char *s)
+{
+    PUT(o, resp_put_simple(at_, room_, s));
+}
+
+void kv_reply_error(struct kv_out *o, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    for (char *p = text; *p; p++)
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    PUT(o, resp_put_error(at_, room_, text));
+}
+
+void kv_reply_int(struct kv_out *o, long long v)
+{
+    PUT(o, resp_put_int(at_, room_, v));
+}
+
+void kv_reply_bulk(struct kv_out *o, const void *p, size_t len)
+{
+    PUT(o, resp_put_bulk(at_, room_, p, len));
+}
+
+void kv_reply_null(struct kv_out *o)
+{
+    kv_reply_raw(o, "$-1\r\n", 5);
+}
+
+void kv_reply_array(struct kv_out *o, long long n)
+{
+    PUT(o, resp_put_array(at_, room_, n));
+}
+
+/* ---- arguments ------------------------------------------------------------ */
+
+bool kv_arg_is(const struct resp_arg *a, const char *word)
+{
+    size_t n = strlen(word);
+    return a->len == n && strncasecmp(a->p, word, n) == 0;
+}
+
+/* A whole, strictly written 64-bit integer, as Redis's string2ll. */
+bool kv_arg_ll(const struct resp_arg *a, long long *v)
+{
+    return kv_parse_ll(a->p, a->len, v);
+}
+
+bool kv_parse_ll(const char *s, size_t len, long long *v)
+{
+    if (len == 0 || len > 20)
+        return false;
+    if (len == 1 && s[0] == '0') {
+        *v = 0;
+        return true;
+    }
+    size_t i = 0;
+    bool neg = false;
+    if (s[0] == '-') {
+        neg = true;
+        i = 1;
+        if (len == 1)
+            return false;
+    }
+    if (s[i] < '1' || s[i] > '9')
+        return false;
+    unsigned long long acc = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (acc > (ULLONG_MAX - d) / 10)
+            return false;
+        acc = acc * 10 + d;
+    }
+    if (neg) {
+        if (acc > (unsigned long long)LLONG_MAX + 1)
+            return false;
+        *v = acc == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)acc;
+    } else {
+        if (acc > LLONG_MAX)
+            return false;
+        *v = (long long)acc;
+    }
+    return true;
+}
+
+void kv_err_int(struct kv_ctx *c)
+{
+    kv_reply_error(c->out, "ERR value is not an integer or out of range");
+}
+
+void kv_err_type(struct kv_ctx *c)
+{
+    kv_reply_error(c->out, "WRONGTYPE Operation against a key holding the wrong kind of value");
+}
+
+void kv_err_syntax(struct kv_ctx *c)
+{
+    kv_reply_error(c->out, "ERR syntax error");
+}
+
+int kv_err_oom(struct kv_ctx *c)
+{
+    if (c->txn.full)
+        kv_reply_error(c->out, "ERR the command changes too much at once to be undone if it fails; "
+                               "split it");
+    else
+        kv_reply_error(c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+    return -1;
+}
+
+/* ---- keys ------------------------------------------------------------------ */
+
+struct kv_stripe *kv_key_stripe(struct kv_ctx *c, const struct resp_arg *key, uint64_t *hash,
+                                unsigned *index)
+{
+    *hash = kv_hash(c->st, key->p, key->len);
+    *index = kv_stripe_for(*hash);
+    return kv_stripe_of(c->st, *index);
+}
+
+/* Deletes the entry at *link: its object too. */
+void kv_drop(struct kv_ctx *c, unsigned stripe, uint64_t *link, uint64_t off)
+{
+    struct kv_stripe *s = kv_stripe_of(c->st, stripe);
+    struct kv_ent *e = kv_at(c->st, off);
+    if (e->expire_ms)
+        kv_put(&c->txn, &s->nexpires, s->nexpires - 1);
+    kv_dict_unlink(&c->txn, &s->keys, link, off);
+    kv_free_value(c, stripe, e);
+    kv_free(&c->txn, stripe, off);
+}
+
+struct kv_ent *kv_lookup(struct kv_ctx *c, const struct resp_arg *key, struct kv_found *f)
+{
+    struct kv_stripe *s = kv_key_stripe(c, key, &f->hash, &f->stripe);
+    f->off = kv_dict_find(&c->txn, &s->keys, key->p, key->len, f->hash, &f->link);
+    if (!f->off)
+        return NULL;
+    struct kv_ent *e = kv_at(c->st, f->off);
+    if (e->expire_ms && e->expire_ms <= c->now_ms) {
+        kv_drop(c, f->stripe, f->link, f->off);
+        __atomic_fetch_add(&c->st->hdr->expired, 1, __ATOMIC_RELAXED);
+        f->off = 0;
+        return NULL;
+    }
+    e->lru = (uint64_t)c->now_ms; /* not logged: a hint for eviction only */
+    return e;
+}
+
+/* A new table entry for key, with room for vlen value bytes (written by
+ * the caller), in the key's stripe. 0 on a full heap. */
+uint64_t kv_new_entry(struct kv_ctx *c, const struct kv_found *f, const struct resp_arg *key,
+                      uint32_t type, size_t vroom)
+{
+    uint64_t off = kv_alloc(&c->txn, f->stripe, sizeof(struct kv_ent) + key->len + vroom);
+    if (!off)
+        return 0;
+    struct kv_ent *e = kv_at(c->st, off);
+    e->next = 0;
+    e->hash = f->hash;
+    e->klen = (uint32_t)key->len;
+    e->type = type;
+    e->val = 0;
+    e->expire_ms = 0;
+    e->lru = (uint64_t)c->now_ms;
+    memcpy(e->data, key->p, key->len);
+    return off;
+}
+
+/* Puts a fresh entry where f found (or did not find) the key. */
+int kv_install(struct kv_ctx *c, struct kv_found *f, uint64_t off)
+{
+    struct kv_stripe *s = kv_stripe_of(c->st, f->stripe);
+    struct kv_ent *e = kv_at(c->st, off);
+    if (e->expire_ms)
+        kv_put(&c->txn, &s->nexpires, s->nexpires + 1);
+    if (f->off) {
+        struct kv_ent *old = kv_at(c->st, f->off);
+        if (old->expire_ms)
+            kv_put(&c->txn, &s->nexpires, s->nexpires - 1);
+        kv_dict_replace(&c->txn, f->link, f->off, off);
+        kv_free_value(c, f->stripe, old);
+        kv_free(&c->txn, f->stripe, f->off);
+        f->off = off;
+        return c->txn.full ? -1 : 0;
+    }
+    if (kv_dict_add(&c->txn, f->stripe, &s->keys, off) != 0)
+        return -1;
+    f->off = off;
+    return 0;
+}
+
+/* Whether writing may go on: under maxmemory, or room made by eviction. */
+bool kv_room_for_write(struct kv_ctx *c)
+{
+    uint64_t max = c->st->hdr->maxmemory;
+    if (!max)
+        return true;
+    uint64_t used = 0;
+    for (unsigned i = 0; i < KV_STRIPES; i++)
+        used += __atomic_load_n(&kv_stripe_of(c->st, i)->used, __ATOMIC_RELAXED);
+    if (used <= max)
+        return true;
+    if (c->st->hdr->policy == 1)
+        return kv_evict(c, used - max);
+    return false;
+}
+
+/* ---- strings ---------------------------------------------------------------- */
+
+static const char *str_of(const struct kv_ent *e)
+{
+    return e->data + e->klen;
+}
+
+/* A new string entry for key holding val. */
+static uint64_t new_string(struct kv_ctx *c, struct kv_found *f, const struct resp_arg *key,
+                           const void *val, size_t vlen, size_t room)
+{
+    uint64_t off = kv_new_entry(c, f, key, KV_STRING, room > vlen ? room : vlen);
+    if (off) {
+        struct kv_ent *e = kv_at(c->st, off);
+        e->val = vlen;
+        memcpy(e->data + key->len, val, vlen);
+    }
+    return off;
+}
+
+static void cmd_get(struct kv_ctx *c)
+{
+    struct kv_found f;
+    struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
+    if (!e) {
+        __atomic_fetch_add(&c->st->hdr->keyspace_misses, 1, __ATOMIC_RELAXED);
+        kv_reply_null(c->out);
+    } else if (e->type != KV_STRING) {
+        kv_err_type(c);
+    } else {
+        __atomic_fetch_add(&c->st->hdr->keyspace_hits, 1, __ATOMIC_RELAXED);
+        kv_reply_bulk(c->out, str_of(e), e->val);
+    }
+}
+
+/* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]. As
+ * redis-server: every option is read before the time is (a syntax error
+ * wins over a bad number), and one unit may be given again (the last one
+ * counts), but not two units, nor a unit with KEEPTTL. */
+static int cmd_set(struct kv_ctx *c)
+{
+    bool nx = false, xx = false, get = false, keepttl = false;
+    const struct resp_arg *unit = NULL, *amount = NULL;
+    for (size_t i = 3; i < c->argc; i++) {
+        const struct resp_arg *a = &c->argv[i];
+        bool timed = kv_arg_is(a, "ex") || kv_arg_is(a, "px") || kv_arg_is(a, "exat") ||
+                     kv_arg_is(a, "pxat");
+        if (kv_arg_is(a, "nx") && !xx)
+            nx = true;
+        else if (kv_arg_is(a, "xx") && !nx)
+            xx = true;
+        else if (kv_arg_is(a, "get"))
+            get = true;
+        else if (kv_arg_is(a, "keepttl") && !unit)
+            keepttl = true;
+        else if (timed && !keepttl && (!unit || (unit->len == a->len &&
+                                                 strncasecmp(unit->p, a->p, a->len) == 0)) &&
+                 i + 1 < c->argc) {
+            unit = a;
+            amount = &c->argv[++i];
+        } else {
+            kv_err_syntax(c);
+            return 0;
+        }
+    }
+    int64_t expire = 0;
+    if (unit) {
+        long long v;
+        if (!kv_arg_ll(amount, &v)) {
+            kv_err_int(c);
+            return 0;
+        }
+        bool ms = tolower((unsigned char)unit->p[0]) == 'p';
+        bool at = unit->len > 2;
+        /* Relative times count from now: past the largest time, invalid. */
+        if (v <= 0 || (!ms && v > LLONG_MAX / 1000) ||
+            (!at && (ms ? v : v * 1000) > LLONG_MAX - c->now_ms)) {
+            kv_reply_error(c->out, "ERR invalid expire time in 'set' command");
+            return 0;
+        }
+        int64_t msv = ms ? v : v * 1000;
+        expire = at ? msv : c->now_ms + msv;
+    }
+    struct kv_found f;
+    struct kv_ent *old = kv_lookup(c, &c->argv[1], &f);
+    if (get && old && old->type != KV_STRING) {
+        kv_err_type(c);
+        return 0;
+    }
+    if ((nx && old) || (xx && !old)) {
+        if (get && old)
+            kv_reply_bulk(c->out, str_of(old), old->val);
+        else
+            kv_reply_null(c->out);
+        return 0;
+    }
+    if (!kv_room_for_write(c))
+        return kv_err_oom(c);
+    if (get) {
+        /* The old value goes out before its memory is given back. */
+        if (old)
+            kv_reply_bulk(c->out, str_of(old), old->val);
+        else
+            kv_reply_null(c->out);
+    }
+    int64_t keep = keepttl && old ? old->expire_ms : 0;
+    const struct resp_arg *v = &c->argv[2];
+    uint64_t off = new_string(c, &f, &c->argv[1], v->p, v->len, 0);
+    if (!off)
+        return kv_err_oom(c);
+    ((struct kv_ent *)kv_at(c->st, off))->expire_ms = unit ? expire : keep;
+    if (kv_install(c, &f, off) != 0)
+        return kv_err_oom(c);
+    if (!get)
+        kv_reply_ok(c->out);
+    return 0;
+}
+
+static int cmd_getset(struct kv_ctx *c)
+{
+    struct kv_found f;
+    struct kv_ent *old = kv_lookup(c, &c->argv[1], &f);
+    if (old && old->type != KV_STRING) {
+        kv_err_type(c);
+        return 0;
+    }
+    if (!kv_room_for_write(c))
+        return kv_err_oom(c);
+    if (old)
+        kv_reply_bulk(c->out, str_of(old), old->val);
+    else
+        kv_reply_null(c->out);
+    const struct resp_arg *v = &c->argv[2];
+    uint64_t off = new_string(c, &f, &c->argv[1], v->p, v->len, 0);
+    if (!off || kv_install(c, &f, off) != 0)
+        return kv_err_oom(c);
+    return 0;
+}
+
+static void cmd_mget(struct kv_ctx *c)
+{
+    kv_reply_array(c->out, (long long)c->argc - 1);
+    for (size_t i = 1; i < c->argc; i++) {
+        struct kv_found f;
+        struct kv_ent *e = kv_lookup(c, &c->argv[i], &f);
+        if (e && e->type == KV_STRING)
+            kv_reply_bulk(c->out, str_of(e), e->val);
+        else
+            kv_reply_null(c->out);
+    }
+}
+
+static int cmd_mset(struct kv_ctx *c)
+{
+    if (c->argc % 2 == 0) {
+        kv_reply_error(c->out, "ERR wrong number of arguments for 'mset' command");
+        return 0;
+    }
+    if (!kv_room_for_write(c))
+        return kv_err_oom(c);
+    for (size_t i = 1; i < c->argc; i += 2) {
+        struct kv_found f;
+        kv_lookup(c, &c->argv[i], &f);
+        const struct resp_arg *v = &c->argv[i + 1];
+        uint64_t off = new_string(c, &f, &c->argv[i], v->p, v->len, 0);
+        if (!off || kv_install(c, &f, off) != 0)
+            return kv_err_oom(c);
+    }
+    kv_reply_ok(c->out);
+    return 0;
+}
+
+static int cmd_append(struct kv_ctx *c)
+{
+    struct kv_found f;
+    struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
+    const struct resp_arg *v = &c->argv[2];
+    if (e && e->type != KV_STRING) {
+        kv_err_type(c);
+        return 0;
+    }
+    size_t have = e ? e->val : 0;
+    if (have + v->len > RESP_MAX_BULK) {
+        kv_reply_error(c->out, "ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        return 0;
+    }
+    if (!kv_room_for_write(c))
+        return kv_err_oom(c);
+    if (e && sizeof(struct kv_ent) + e->klen + have + v->len <= kv_block_room(c->st, f.off)) {
+        /* Room in the block: past the value's end nothing is committed,
+         * so only the length is logged. */
+        memcpy(e->data + e->klen + have, v->p, v->len);
+        kv_put(&c->txn, &e->val, have + v->len);
+    } else {
+        size_t want = have + v->len;
+        uint64_t off = new_string(c, &f, &c->argv[1], e ? str_of(e) : "", have, e ? want * 2 : want);
+        if (!off)
+            return kv_err_oom(c);
+        struct kv_ent *n = kv_at(c->st, off);
+        memcpy(n->data + n->klen + have, v->p, v->len);
+        n->val = want;
+        n->expire_ms = e ? e->expire_ms : 0;
+        if (kv_install(c, &f, off) != 0)
+            return kv_err_oom(c);
+    }
+    kv_reply_int(c->out, (long long)(have + v->len));
+    return c->txn.full ? kv_err_oom(c) : 0;
+}
+
+static void cmd_strlen(struct kv_ctx *c)
+{
+    struct kv_found f;
+    struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
+    if (e && e->type != KV_STRING)
+        kv_err_type(c);
+    else
+        kv_reply_int(c->out, e ? (long long)e->val : 0);
+}
+
+static int incr_by(struct kv_ctx *c, long long by)
+{
+    struct kv_found f;
+    struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
+    long long v = 0;
+    if (e && e->type != KV_STRING) {
+        kv_err_type(c);
+        return 0;
+    }
+    if (e && !kv_parse_ll(str_of(e), e->val, &v)) {
+        kv_err_int(c);
+        return 0;
+    }
+    if ((by > 0 && v > LLONG_MAX - by) || (by < 0 && v < LLONG_MIN - by)) {
+        kv_reply_error(c->out, "ERR increment or decrement would overflow");
+        return 0;
+    }
+    v += by;
+    char text[24];
+    int n = snprintf(text, sizeof text, "%lld", v);
+    if (e && sizeof(struct kv_ent) + e->klen + (size_t)n <= kv_block_room(c->st, f.off)) {
+        kv_put_bytes(&c->txn, e->data + e->klen, text, (size_t)n);
+        kv_put(&c->txn, &e->val, (uint64_t)n);
+    } else {
+        if (!kv_room_for_write(c))
+            return kv_err_oom(c);
+        /* Room for any 64-bit value: later increments stay in place. */
+        uint64_t off = new_string(c, &f, &c->argv[1], text, (size_t)n, 20);
+        if (!off)
+            return kv_err_oom(c);
+        ((struct kv_ent *)kv_at(c->st, off))->expire_ms = e ? e->expire_ms : 0;
+        if (kv_install(c, &f, off) != 0)
+            return kv_err_oom(c);
+    }
+    kv_reply_int(c->out, v);
+    return c->txn.full ? kv_err_oom(c) : 0;
+}
+
+static int cmd_incr(struct kv_ctx *c)
+{
+    return incr_by(c, 1);
+}
+
+static int cmd_decr(struct kv_ctx *c)
+{
+    return incr_by(c, -1);
+}
+
+static int cmd_incrby(struct kv_ctx *c)
+{
+    long long by;
+    if (!kv_arg_ll(&c->argv[2], &by)) {
+        kv_err_int(c);
+        return 0;
+    }
+    return incr_by(c, by);
+}
+
+static int cmd_decrby(struct kv_ctx *c)
+{
+    long long by;
+    if (!kv_arg_ll(&c->argv[2], &by)) {
+        kv_err_int(c);
+        return 0;
+    }
+    if (by == LLONG_MIN) {
+        kv_reply_error(c->out, "ERR decrement would overflow");
+        return 0;
+    }
+    return incr_by(c, -by);
+}
+
+/* ---- keys ------------------------------------------------------------------ */
+
+static int cmd_del(struct kv_ctx *c)
+{
+    long long n = 0;
+    for (size_t i = 1; i < c->argc; i++) {
+        struct kv_found f;
+        if (kv_lookup(c, &c->argv[i], &f)) {
+            kv_drop(c, f.stripe, f.link, f.off);
+            n++;
+        }
+    }
+    if (c->txn.full)
+        return kv_err_oom(c);
+    kv_reply_int(c->out, n);
+    return 0;
+}
+
+static void cmd_exists(struct kv_ctx *c)
+{
+    long long n = 0;
+    for (size_t i = 1; i < c->argc; i++) {
+        struct kv_found f;
+        if (kv_lookup(c, &c->argv[i], &f))
+            n++;
+    }
+    kv_reply_int(c->out, n);
+}
+
+/* EXPIRE/PEXPIRE key time [NX|XX|GT|LT]. The options are checked before
+ * the time, as redis-server does. */
+static int expire_generic(struct kv_ctx *c, bool ms, const char *name)
+{
+    bool nx = false, xx = false, gt = false, lt = false;
+    for (size_t i = 3; i < c->argc; i++) {
+        if (kv_arg_is(&c->argv[i], "nx"))
+            nx = true;
+        else if (kv_arg_is(&c->argv[i], "xx"))
+            xx = true;
+        else if (kv_arg_is(&c->argv[i], "gt"))
+            gt = true;
+        else if (kv_arg_is(&c->argv[i], "lt"))
+            lt = true;
+        else {
+            kv_reply_error(c->out, "ERR Unsupported option %.*s", (int)c->argv[i].len,
+                           c->argv[i].p);
+            return 0;
+        }
+    }
+    if (nx && (xx || gt || lt)) {
+        kv_reply_error(c->out,
+                       "ERR NX and XX, GT or LT options at the same time are not compatible");
+        return 0;
+    }
+    if (gt && lt) {
+        kv_reply_error(c->out, "ERR GT and LT options at the same time are not compatible");
+        return 0;
+    }
+    long long v;
+    if (!kv_arg_ll(&c->argv[2], &v)) {
+        kv_err_int(c);
+        return 0;
+    }
+    if ((!ms && (v > LLONG_MAX / 1000 || v < LLONG_MIN / 1000))) {
+        kv_reply_error(c->out, "ERR invalid expire time in '%s' command", name);
+        return 0;
+    }
+    long long msv = ms ? v : v * 1000;
+    if ((msv > 0 && msv > LLONG_MAX - c->now_ms)) {
+        kv_reply_error(c->out, "ERR invalid expire time in '%s' command", name);
+        return 0;
+    }
+    int64_t when = c->now_ms + msv;
+    struct kv_found f;
+    struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
+    if (!e) {
+        kv_reply_int(c->out, 0);
+        return 0;
+    }
+    int64_t cur = e->expire_ms; /* 0: never, which counts as infinite */
+    if ((nx && cur) || (xx && !cur) || (gt && (!cur || when <= cur)) ||
+        (lt && cur && when >= cur)) {
+        kv_reply_int(c->out, 0);
+        return 0;
+    }
+    if (when <= c->now_ms) {
+        kv_drop(c, f.stripe, f.link, f.off);
+    } else {
+        struct kv_stripe *s = kv_stripe_of(c->st, f.stripe);
+        if (!cur)
+            kv_put(&c->txn, &s->nexpires, s->nexpires + 1);
+        kv_put(&c->txn, (uint64_t *)&e->expire_ms, (uint64_t)when);
+    }
+    kv_reply_int(c->out, 1);
+    return c->txn.full ? kv_err_oom(c) : 0;
+}
+
+static int cmd_expire(struct kv_ctx *c)
+{
+    return expire_generic(c, false, "expire");
+}
+
+static int cmd_pexpire(struct kv_ctx *c)
+{
+    return expire_generic(c, true, "pexpire");
+}
+
+static void ttl_generic(struct kv_ctx *c, bool ms)
+{
+    struct kv_found f;
+    struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
+    if (!e)
+        kv_reply_int(c->out, -2);
+    else if (!e->expire_ms)
+        kv_reply_int(c->out, -1);
+    else {
+        long long left = e->expire_ms - c->now_ms;
+        kv_reply_int(c->out, ms ? left : (left + 500) / 1000);
+    }
+}
+
+static void cmd_ttl(struct kv_ctx *c)
+{
+    ttl_generic(c, false);
+}
+
+static void cmd_pttl(struct kv_ctx *c)
+{
+    ttl_generic(c, true);
+}
+
+static int cmd_persist(struct kv_ctx *c)
+{
+    struct kv_found f;
+    struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
+    if (!e || !e->expire_ms) {
+        kv_reply_int(c->out, 0);
+        return 0;
+    }
+    struct kv_stripe *s = kv_stripe_of(c->st, f.stripe);
+    kv_put(&c->txn, &s->nexpires, s->nexpires - 1);
+    kv_put(&c->txn, (uint64_t *)&e->expire_ms, 0);
+    kv_reply_int(c->out, 1);
+    return c->txn.full ? kv_err_oom(c) : 0;
+}
+
+static const char *type_name(uint32_t type)
+{
+    switch (type) {
+    case KV_STRING:
+        return "string";
+    case KV_LIST:
+        return "list";
+    case KV_HASH:
+        return "hash";
+    case KV_SET:
+        return "set";
+    default:
+        return "none";
+    }
+}
+
+static void cmd_type(struct kv_ctx *c)
+{
+    struct kv_found f;
+    struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
+    kv_reply_simple(c->out, e ? type_name(e->type) : "none");
+}
+
+/* ---- the whole keyspace ------------------------------------------------------ */
+
+/* Runs fn on each stripe in turn, each under its lock (a transaction that
+ * changes nothing). -1 if a lock could not be had (the reply says so). */
+static int each_stripe(struct kv_ctx *c, int (*fn)(struct kv_ctx *c, unsigned i, void *arg),
+                       void *arg, unsigned from)
+{
+    for (unsigned i = from; i < KV_STRIPES; i++) {
+        struct kv_txn t;
+        int err;
+        if (kv_txn_begin(&t, c->st, (uint64_t)1 << i, c->slot, &err) != 0) {
+            kv_reply_error(c->out, "ERR the table is busy (%s)", strerror(-err));
+            return -1;
+        }
+        int rc = fn(c, i, arg);
+        kv_txn_commit(&t);
+        if (rc)
+            return rc > 0 ? 0 : rc;
+    }
+    return 0;
+}
+
+struct keys_walk {
+    struct kv_ctx *c;
+    const struct resp_arg *pattern;
+    struct kv_out keys;
+    long long n;
+};
+
+static int keys_one(void *arg, struct kv_ent *e)
+{
+    struct keys_walk *w = arg;
+    if (e->expire_ms && e->expire_ms <= w->c->now_ms)
+        return 0;
+    if (w->pattern && !kv_glob(w->pattern->p, w->pattern->len, e->data, e->klen, false))
+        return 0;
+    kv_reply_bulk(&w->keys, e->data, e->klen);
+    w->n++;
+    return w->keys.failed ? -1 : 0;
+}
+
+static int keys_stripe(struct kv_ctx *c, unsigned i, void *arg)
+{
+    return kv_dict_each(c->st, &kv_stripe_of(c->st, i)->keys, keys_one, arg) ? -1 : 0;
+}
+
+static void cmd_keys(struct kv_ctx *c)
+{
+    bool all = c->argv[1].len == 1 && c->argv[1].p[0] == '*';
+    struct keys_walk w = {.c = c, .pattern = all ? NULL : &c->argv[1]};
+    if (each_stripe(c, keys_stripe, &w, 0) == 0) {
+        kv_reply_array(c->out, w.n);
+        kv_reply_raw(c->out, w.keys.p, w.keys.len);
+    } else if (w.keys.failed) {
+        kv_reply_error(c->out, "ERR out of memory");
+    }
+    free(w.keys.p);
+}
+
+static int dbsize_stripe(struct kv_ctx *c, unsigned i, void *arg)
+{
+    *(long long *)arg += (long long)kv_stripe_of(c->st, i)->keys.used;
+    return 0;
+}
+
+static void cmd_dbsize(struct kv_ctx *c)
+{
+    long long n = 0;
+    if (each_stripe(c, dbsize_stripe, &n, 0) == 0)
+        kv_reply_int(c->out, n);
+}
+
+/* SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is the
+ * stripe in its high bits and the next bucket below: a dictionary only
+ * ever doubles, and bucket b of a table spreads over b and b + size of
+ * the next, so walking buckets upward misses nothing present all along. */
+struct scan_walk {
+    struct kv_ctx *c;
+    const struct resp_arg *pattern, *type;
+    struct kv_out keys;
+    long long n;
+};
+
+static void scan_bucket(struct scan_walk *w, uint64_t e)
+{
+    struct kv_store *st = w->c->st;
+    for (; e; e = ((struct kv_ent *)kv_at(st, e))->next) {
+        struct kv_ent *ent = kv_at(st, e);
+        if (ent->expire_ms && ent->expire_ms <= w->c->now_ms)
+            continue;
+        if (w->pattern && !kv_glob(w->pattern->p, w->pattern->len, ent->data, ent->klen, false))
+            continue;
+        if (w->type && !kv_arg_is(w->type, type_name(ent->type)))
+            continue;
+        kv_reply_bulk(&w->keys, ent->data, ent->klen);
+        w->n++;
+    }
+}
+
+/* A cursor as redis-server reads it, with strtoul: up to a NUL byte, no
+ * leading blank, an optional sign (a minus wraps around), then digits and
+ * nothing else, within 64 bits; an empty cursor is 0. */
+static bool parse_cursor(const struct resp_arg *a, uint64_t *cursor)
+{
+    size_t len = strnlen(a->p, a->len), i = 0;
+    if (len > 0 && (a->p[0] == ' ' || (a->p[0] >= '\t' && a->p[0] <= '\r')))
+        return false;
+    bool negative = false;
+    if (len > 0 && (a->p[0] == '-' || a->p[0] == '+')) {
+        if (len == 1)
+            return false; /* a sign and no digit */
+        negative = a->p[0] == '-';
+        i = 1;
+    }
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        unsigned d = (unsigned)(a->p[i] - '0');
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *cursor = negative ? -v : v;
+    return true;
+}
+
+static void cmd_scan(struct kv_ctx *c)
+{
+    uint64_t cursor = 0;
+    if (!parse_cursor(&c->argv[1], &cursor)) {
+        kv_reply_error(c->out, "ERR invalid cursor");
+        return;
+    }
+    long long count = 10;
+    struct scan_walk w = {.c = c};
+    for (size_t i = 2; i < c->argc; i++) {
+        if (i + 1 >= c->argc) {
+            kv_err_syntax(c);
+            return;
+        }
+        if (kv_arg_is(&c->argv[i], "match"))
+            w.pattern = &c->argv[++i];
+        else if (kv_arg_is(&c->argv[i], "count")) {
+            if (!kv_arg_ll(&c->argv[++i], &count)) {
+                kv_err_int(c);
+                return;
+            }
+            if (count < 1) {
+                kv_err_syntax(c);
+                return;
+            }
+        } else if (kv_arg_is(&c->argv[i], "type"))
+            w.type = &c->argv[++i];
+        else {
+            kv_err_syntax(c);
+            return;
+        }
+    }
+    if (w.pattern && w.pattern->len == 1 && w.pattern->p[0] == '*')
+        w.pattern = NULL;
+    unsigned stripe = (unsigned)(cursor >> 58);
+    uint64_t bucket = cursor & (((uint64_t)1 << 58) - 1);
+    long long visited = 0;
+    while (stripe < KV_STRIPES && visited < count) {
+        struct kv_txn t;
+        int err;
+        if (kv_txn_begin(&t, c->st, (uint64_t)1 << stripe, c->slot, &err) != 0) {
+            kv_reply_error(c->out, "ERR the table is busy (%s)", strerror(-err));
+            free(w.keys.p);
+            return;
+        }
+        struct kv_dict *d = &kv_stripe_of(c->st, stripe)->keys;
+        /* The larger table while growing: its buckets cover the smaller's. */
+        int k = d->rehash != KV_NONE ? 1 : 0;
+        uint64_t size = d->table[k] ? d->size[k] : 0;
+        while (bucket < size && visited < count) {
+            scan_bucket(&w, ((uint64_t *)kv_at(c->st, d->table[k]))[bucket]);
+            if (k == 1) {
+                /* Entries not moved yet: bucket b of the old table holds
+                 * what goes to b and b + size0 of the new one. */
+                uint64_t b0 = bucket & (d->size[0] - 1);
+                if (b0 >= d->rehash && bucket < d->size[0])
+                    scan_bucket(&w, ((uint64_t *)kv_at(c->st, d->table[0]))[b0]);
+            }
+            bucket++;
+            visited++;
+        }
+        kv_txn_commit(&t);
+        if (bucket >= size) {
+            stripe++;
+            bucket = 0;
+        }
+    }
+    unsigned long long next = stripe >= KV_STRIPES ? 0 : ((unsigned long long)stripe << 58 | bucket);
+    char num[24];
+    int len = snprintf(num, sizeof num, "%llu", next);
+    kv_reply_array(c->out, 2);
+    kv_reply_bulk(c->out, num, (size_t)len);
+    kv_reply_array(c->out, w.n);
+    kv_reply_raw(c->out, w.keys.p, w.keys.len);
+    free(w.keys.p);
+}
+
+/* FLUSHDB / FLUSHALL [ASYNC|SYNC]: every stripe at once, its heap
+ * emptied by resetting its header (a few logged words a stripe). */
+static int cmd_flush(struct kv_ctx *c)
+{
+    if (c->argc > 2 || (c->argc == 2 && !kv_arg_is(&c->argv[1], "async") &&
+                        !kv_arg_is(&c->argv[1], "sync"))) {
+        kv_err_syntax(c);
+        return 0;
+    }
+    for (unsigned i = 0; i < KV_STRIPES; i++) {
+        struct kv_stripe *s = kv_stripe_of(c->st, i);
+        kv_put(&c->txn, &s->bump, s->heap_start);
+        for (unsigned k = 0; k < KV_CLASSES; k++)
+            if (s->free_head[k])
+                kv_put(&c->txn, &s->free_head[k], 0);
+        kv_put(&c->txn, &s->large_free, 0);
+        kv_put(&c->txn, &s->used, 0);
+        kv_put(&c->txn, &s->nexpires, 0);
+        kv_put(&c->txn, &s->keys.table[0], 0);
+        kv_put(&c->txn, &s->keys.table[1], 0);
+        kv_put(&c->txn, &s->keys.size[0], 0);
+        kv_put(&c->txn, &s->keys.size[1], 0);
+        kv_put(&c->txn, &s->keys.used, 0);
+        kv_put(&c->txn, &s->keys.rehash, KV_NONE);
+    }
+    if (c->txn.full)
+        return kv_err_oom(c);
+    kv_reply_ok(c->out);
+    return 0;
+}
+
+/* ---- server and connection ------------------------------------------------------ */
+
+static void cmd_ping(struct kv_ctx *c)
+{
+    if (c->argc > 2)
+        kv_reply_error(c->out, "ERR wrong number of arguments for 'ping' command");
+    else if (c->argc == 1)
+        kv_reply_simple(c->out, "PONG");
+    else
+        kv_reply_bulk(c->out, c->argv[1].p, c->argv[1].len);
+}
+
+static void cmd_echo(struct kv_ctx *c)
+{
+    kv_reply_bulk(c->out, c->argv[1].p, c->argv[1].len);
+}
+
+static void cmd_select(struct kv_ctx *c)
+{
+    long long db;
+    if (!kv_arg_ll(&c->argv[1], &db))
+        kv_err_int(c);
+    else if (db != 0)
+        kv_reply_error(c->out, "ERR DB index is out of range");
+    else
+        kv_reply_ok(c->out);
+}
+
+static void cmd_quit(struct kv_ctx *c)
+{
+    kv_reply_ok(c->out);
+}
+
+/* ---- the table ------------------------------------------------------------------ */
+
+#define R KV_CMD_READONLY
+#define W KV_CMD_WRITE
+#define M KV_CMD_DENYOOM
+#define A KV_CMD_ALL
+#define N KV_CMD_NOKEY
+
+/* Runs without a transaction: a void handler. */
+#define V(fn) .read = fn
+#define X(fn) .write = fn
+
+const struct kv_command kv_commands[] = {
+    {"get", 2, R, 1, 1, 1, V(cmd_get)},
+    {"set", -3, W | M, 1, 1, 1, X(cmd_set)},
+    {"getset", 3, W | M, 1, 1, 1, X(cmd_getset)},
+    {"mget", -2, R, 1, -1, 1, V(cmd_mget)},
+    {"mset", -3, W | M, 1, -1, 2, X(cmd_mset)},
+    {"append", 3, W | M, 1, 1, 1, X(cmd_append)},
+    {"strlen", 2, R, 1, 1, 1, V(cmd_strlen)},
+    {"incr", 2, W | M, 1, 1, 1, X(cmd_incr)},
+    {"decr", 2, W | M, 1, 1, 1, X(cmd_decr)},
+    {"incrby", 3, W | M, 1, 1, 1, X(cmd_incrby)},
+    {"decrby", 3, W | M, 1, 1, 1, X(cmd_decrby)},
+    {"del", -2, W, 1, -1, 1, X(cmd_del)},
+    {"exists", -2, R, 1, -1, 1, V(cmd_exists)},
+    {"expire", -3, W, 1, 1, 1, X(cmd_expire)},
+    {"pexpire", -3, W, 1, 1, 1, X(cmd_pexpire)},
+    {"ttl", 2, R, 1, 1, 1, V(cmd_ttl)},
+    {"pttl", 2, R, 1, 1, 1, V(cmd_pttl)},
+    {"persist", 2, W, 1, 1, 1, X(cmd_persist)},
+    {"type", 2, R, 1, 1, 1, V(cmd_type)},
+    {"keys", 2, R | N, 0, 0, 0, V(cmd_keys)},
+    {"scan", -2, R | N, 0, 0, 0, V(cmd_scan)},
+    {"dbsize", 1, R | N, 0, 0, 0, V(cmd_dbsize)},
+    {"flushdb", -1, W | A, 0, 0, 0, X(cmd_flush)},
+    {"flushall", -1, W | A, 0, 0, 0, X(cmd_flush)},
+    {"lpush", -3, W | M, 1, 1, 1, X(kv_cmd_lpush)},
+    {"rpush", -3, W | M, 1, 1, 1, X(kv_cmd_rpush)},
+    {"lpop", -2, W, 1, 1, 1, X(kv_cmd_lpop)},
+    {"rpop", -2, W, 1, 1, 1, X(kv_cmd_rpop)},
+    {"llen", 2, R, 1, 1, 1, V(kv_cmd_llen)},
+    {"lrange", 4, R, 1, 1, 1, V(kv_cmd_lrange)},
+    {"lindex", 3, R, 1, 1, 1, V(kv_cmd_lindex)},
+    {"hset", -4, W | M, 1, 1, 1, X(kv_cmd_hset)},
+    {"hget", 3, R, 1, 1, 1, V(kv_cmd_hget)},
+    {"hdel", -3, W, 1, 1, 1, X(kv_cmd_hdel)},
+    {"hgetall", 2, R, 1, 1, 1, V(kv_cmd_hgetall)},
+    {"hlen", 2, R, 1, 1, 1, V(kv_cmd_hlen)},
+    {"hexists", 3, R, 1, 1, 1, V(kv_cmd_hexists)},
+    {"hincrby", 4, W | M, 1, 1, 1, X(kv_cmd_hincrby)},
+    {"sadd", -3, W | M, 1, 1, 1, X(kv_cmd_sadd)},
+    {"srem", -3, W, 1, 1, 1, X(kv_cmd_srem)},
+    {"smembers", 2, R, 1, 1, 1, V(kv_cmd_smembers)},
+    {"sismember", 3, R, 1, 1, 1, V(kv_cmd_sismember)},
+    {"scard", 2, R, 1, 1, 1, V(kv_cmd_scard)},
+    {"spop", -2, W, 1, 1, 1, X(kv_cmd_spop)},
+    {"ping", -1, R | N, 0, 0, 0, V(cmd_ping)},
+    {"echo", 2, R | N, 0, 0, 0, V(cmd_echo)},
+    {"select", 2, R | N, 0, 0, 0, V(cmd_select)},
+    {"quit", -1, R | N, 0, 0, 0, V(cmd_quit)},
+    {"info", -1, R | N, 0, 0, 0, V(kv_cmd_info)},
+    {"config", -2, R | N, 0, 0, 0, V(kv_cmd_config)},
+    {"command", -1, R | N, 0, 0, 0, V(kv_cmd_command)},
+};
+
+const size_t kv_ncommands = sizeof kv_commands / sizeof kv_commands[0];
+
+const struct kv_command *kv_command_find(const struct resp_arg *name)
+{
+    if (name->len == 0 || name->len > 16)
+        return NULL;
+    for (size_t i = 0; i < kv_ncommands; i++) {
+        const struct kv_command *k = &kv_commands[i];
+        if (strlen(k->name) == name->len && strncasecmp(k->name, name->p, name->len) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+bool kv_is_quit(const struct resp_arg *name)
+{
+    return kv_arg_is(name, "quit");
+}
+
+/* The stripes of the command's keys. */
+static uint64_t key_stripes(const struct kv_command *k, const struct resp_arg *argv, size_t argc,
+                            const struct kv_store *st)
+{
+    if (k->flags & KV_CMD_ALL)
+        return ~(uint64_t)0;
+    uint64_t set = 0;
+    size_t last = k->last < 0 ? argc - 1 : (size_t)k->last;
+    for (size_t i = (size_t)k->first; k->first > 0 && i <= last && i < argc; i += (size_t)k->step)
+        set |= (uint64_t)1 << kv_stripe_for(kv_hash(st, argv[i].p, argv[i].len));
+    return set;
+}
+
+/* Redis's words: the name and the first arguments, quoted, each cut so
+ * that the arguments take about 128 bytes (a NUL byte ends one too). */
+static void unknown(struct kv_ctx *c)
+{
+    char args[256] = "";
+    size_t at = 0;
+    for (size_t i = 1; i < c->argc && at < 128; i++) {
+        size_t room = 128 - at, len = c->argv[i].len < room ? c->argv[i].len : room;
+        int n = snprintf(args + at, sizeof args - at, "'%.*s' ", (int)len, c->argv[i].p);
+        if (n < 0 || (size_t)n >= sizeof args - at)
+            break;
+        at += (size_t)n;
+    }
+    kv_reply_error(c->out, "ERR unknown command '%.*s', with args beginning with: %s",
+                   (int)(c->argv[0].len > 128 ? 128 : c->argv[0].len), c->argv[0].p, args);
+}
+
+int kv_run(struct kv_ctx *c)
+{
+    c->in_txn = false;
+    if (c->argc == 0)
+        return 0;
+    const struct kv_command *k = kv_command_find(&c->argv[0]);
+    if (!k) {
+        unknown(c);
+        return 0;
+    }
+    if ((k->arity > 0 && c->argc != (size_t)k->arity) ||
+        (k->arity < 0 && c->argc < (size_t)-k->arity)) {
+        char name[24];
+        size_t n = strlen(k->name);
+        memcpy(name, k->name, n + 1);
+        kv_reply_error(c->out, "ERR wrong number of arguments for '%s' command", name);
+        return 0;
+    }
+    if ((k->flags & KV_CMD_NOKEY) && !(k->flags & KV_CMD_ALL)) {
+        k->read(c);
+        return 0;
+    }
+    uint64_t set = key_stripes(k, c->argv, c->argc, c->st);
+    if (!set) {
+        kv_reply_error(c->out, "ERR wrong number of arguments for '%s' command", k->name);
+        return 0;
+    }
+    int err;
+    if (kv_txn_begin(&c->txn, c->st, set, c->slot, &err) != 0) {
+        kv_reply_error(c->out, "ERR the table is busy (%s)", strerror(-err));
+        return 0;
+    }
+    c->in_txn = true;
+    if (k->read) {
+        k->read(c);
+        return c->txn.full ? kv_err_oom(c) : 0;
+    }
+    return k->write(c);
+}

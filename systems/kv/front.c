@@ -1,0 +1,670 @@
+/*
+ * front.c - connections, batches and what happens when a backend dies
+ * (see front.h for the loop's shape).
+ *
+ * A batch's replies are in its connection's reply slot. When its task
+ * ends normally, every command took effect and the slot holds all their
+ * replies, or the first ones (the backend stopped before a reply that
+ * would not fit): those go out, the rest is sent again. When the backend
+ * died, the front first takes the stripes the dying command held, which
+ * rolls back whatever it had not committed; the slot's progress, changed
+ * only inside committed transactions, then says exactly which commands
+ * took effect. Their replies go out; the command that was running gets
+ * an error if it had changed something before it died (now undone), or
+ * runs once more if it had not; the rest of the batch is sent again.
+ */
+#define _GNU_SOURCE
+#include "front.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+
+#define TAG_LISTEN 1
+#define TAG_POOL 2
+#define TAG_WAKE 3
+#define HEADROOM sizeof(struct kv_batch) /* before a batch's bytes, for its header */
+#define IN_HIGH (4u << 20)               /* unparsed bytes held while a batch is out */
+#define BATCH_BYTES (1u << 20)           /* a batch's commands, unless one alone is larger */
+
+void kv_log(struct server *srv, const char *fmt, ...)
+{
+    if (srv->set.quiet)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%d %b %Y %H:%M:%S", &tm);
+    fprintf(stderr, "%d:M %s.%03ld * %s\n", (int)getpid(), when, ts.tv_nsec / 1000000, line);
+}
+
+/* ---- buffers ------------------------------------------------------------- */
+
+static bool buf_room(struct kv_buf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return true;
+    /* Move what is pending to the front (after the headroom) first. */
+    if (b->off > HEADROOM) {
+        size_t pending = b->len - b->off;
+        memmove(b->p + HEADROOM, b->p + b->off, pending);
+        b->off = HEADROOM;
+        b->len = HEADROOM + pending;
+        if (b->len + more <= b->cap)
+            return true;
+    }
+    size_t cap = b->cap ? b->cap : 16384;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return false;
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+static bool buf_add(struct kv_buf *b, const void *p, size_t len)
+{
+    if (!buf_room(b, len))
+        return false;
+    memcpy(b->p + b->len, p, len);
+    b->len += len;
+    return true;
+}
+
+/* ---- slots ------------------------------------------------------------------ */
+
+static bool slot_take(struct server *srv, uint32_t *slot)
+{
+    pthread_mutex_lock(&srv->slots_lock);
+    bool ok = srv->nfree > 0;
+    if (ok)
+        *slot = srv->free_slots[--srv->nfree];
+    pthread_mutex_unlock(&srv->slots_lock);
+    return ok;
+}
+
+static void slot_give(struct server *srv, uint32_t slot)
+{
+    pthread_mutex_lock(&srv->slots_lock);
+    srv->free_slots[srv->nfree++] = slot;
+    pthread_mutex_unlock(&srv->slots_lock);
+}
+
+/* ---- connections --------------------------------------------------------------- */
+
+static void conn_want(struct conn *c, bool out)
+{
+    uint32_t events = EPOLLRDHUP;
+    /* Stop reading while a batch is out and much is already waiting. */
+    if (!(c->task && c->in.len - c->in.off > IN_HIGH) && !c->closing)
+        events |= EPOLLIN;
+    if (out)
+        events |= EPOLLOUT;
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct server *srv = c->loop->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->loop->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    slot_give(srv, c->slot);
+    resp_parser_fini(&c->parser);
+    free(c->in.p);
+    free(c->out.p);
+    free(c->cmd_end);
+    free(c->cmd_write);
+    free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->fd >= 0) {
+        epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+        __atomic_fetch_sub(&kv_info_of(&c->loop->srv->st)->clients, 1, __ATOMIC_RELAXED);
+    }
+    c->dead = true;
+    if (!c->task)
+        conn_free(c);
+}
+
+/* Writes what is pending; false if the connection was closed. */
+static bool conn_flush(struct conn *c)
+{
+    while (c->out.off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.p + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            conn_want(c, true);
+            return true;
+        }
+        if (n <= 0) {
+            conn_close(c);
+            return false;
+        }
+        c->out.off += (size_t)n;
+    }
+    c->out.off = c->out.len = 0;
+    if (c->closing) {
+        conn_close(c);
+        return false;
+    }
+    conn_want(c, false);
+    return true;
+}
+
+/* Queues reply bytes, writing them at once when nothing waits before them. */
+static bool conn_send(struct conn *c, const void *p, size_t len)
+{
+    if (c->out.len == c->out.off && len > 0) {
+        ssize_t n;
+        do
+            n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            conn_close(c);
+            return false;
+        }
+        if (n > 0) {
+            p = (const char *)p + n;
+            len -= (size_t)n;
+        }
+    }
+    if (len > 0 && !buf_add(&c->out, p, len)) {
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+static bool conn_error(struct conn *c, const char *text)
+{
+    char line[600];
+    int n = snprintf(line, sizeof line, "-%s\r\n", text);
+    return conn_send(c, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static bool grow_batch(struct conn *c)
+{
+    if (c->cmd_end)
+        return true;
+    c->cmd_end = malloc(KV_BATCH_MAX * sizeof *c->cmd_end);
+    c->cmd_write = malloc(KV_BATCH_MAX * sizeof *c->cmd_write);
+    return c->cmd_end && c->cmd_write;
+}
+
+static void submit(struct conn *c);
+
+/* Parses what is buffered and sends the complete commands as a batch. */
+static void conn_serve(struct conn *c)
+{
+    if (c->task || c->dead || c->closing)
+        return;
+    if (!grow_batch(c)) {
+        conn_error(c, "ERR out of memory");
+        c->closing = true;
+        conn_flush(c);
+        return;
+    }
+    size_t pos = c->in.off;
+    c->ncmds = 0;
+    c->quit_after = false;
+    while (c->ncmds < KV_BATCH_MAX && pos < c->in.len && !c->proto_error) {
+        /* An unfinished first command waits until what it asked for is in. */
+        if (c->ncmds == 0 && c->in.len - c->in.off < c->need)
+            break;
+        size_t need = 0;
+        const char *err = NULL;
+        ssize_t n = resp_parse(&c->parser, c->in.p + pos, c->in.len - pos, &need, &err);
+        if (n == 0) {
+            c->need = c->ncmds == 0 ? pos - c->in.off + need : 0;
+            break;
+        }
+        c->need = 0;
+        if (n < 0) {
+            c->proto_error = err;
+            break;
+        }
+        if (c->parser.argc == 0 && c->ncmds == 0) {
+            /* An empty command before the batch: nothing to answer. */
+            pos += (size_t)n;
+            c->in.off = pos;
+            continue;
+        }
+        if (c->ncmds > 0 && pos + (size_t)n - c->in.off > BATCH_BYTES)
+            break;
+        pos += (size_t)n;
+        c->cmd_end[c->ncmds] = pos;
+        const struct kv_command *k =
+            c->parser.argc ? kv_command_find(&c->parser.argv[0]) : NULL;
+        c->cmd_write[c->ncmds] = k && (k->flags & KV_CMD_WRITE);
+        c->ncmds++;
+        if (k && kv_is_quit(&c->parser.argv[0])) {
+            c->quit_after = true;
+            break;
+        }
+    }
+    if (c->ncmds > 0) {
+        c->retried = 0;
+        submit(c);
+        return;
+    }
+    if (c->proto_error) {
+        /* Redis answers a protocol error, then closes. */
+        conn_error(c, c->proto_error);
+        c->closing = true;
+        conn_flush(c);
+        return;
+    }
+    if (c->in.off == c->in.len)
+        c->in.off = c->in.len = HEADROOM;
+}
+
+/* Sends commands [0, ncmds) of the batch to the backends. */
+static void submit(struct conn *c)
+{
+    struct server *srv = c->loop->srv;
+    struct kv_slot *slot = kv_slot_of(&srv->st, c->slot);
+    uint64_t seq = __atomic_add_fetch(&srv->next_seq, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->progress, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->dirty, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->seq, seq, __ATOMIC_RELEASE);
+    struct kv_batch hdr = {.slot = c->slot, .seq = seq, .ncmds = c->ncmds};
+    char *at = c->in.p + c->in.off - HEADROOM;
+    memcpy(at, &hdr, sizeof hdr);
+    size_t len = c->cmd_end[c->ncmds - 1] - c->in.off + HEADROOM;
+    struct walls_task_opts opts = {.user = c};
+    int rc = walls_submit_ex(srv->pool, kv_backend, at, len, &opts, &c->task);
+    if (rc != 0) {
+        c->task = NULL;
+        char text[160];
+        snprintf(text, sizeof text, "ERR the backends refused the command: %s",
+                 walls_strerror(rc));
+        for (uint32_t i = 0; i < c->ncmds; i++)
+            if (!conn_error(c, text))
+                return;
+        c->in.off = c->cmd_end[c->ncmds - 1];
+        c->ncmds = 0;
+        if (c->quit_after)
+            c->closing = true;
+        conn_flush(c);
+        return;
+    }
+    conn_want(c, c->out.len > c->out.off);
+}
+
+/* Drops the first done commands of the batch. */
+static void consume(struct conn *c, uint32_t done)
+{
+    if (done == 0)
+        return;
+    c->in.off = c->cmd_end[done - 1];
+    memmove(c->cmd_end, c->cmd_end + done, (c->ncmds - done) * sizeof *c->cmd_end);
+    memmove(c->cmd_write, c->cmd_write + done, (c->ncmds - done) * sizeof *c->cmd_write);
+    c->ncmds -= done;
+}
+
+/* A finished task of this loop's connection. */
+static void finish(struct front *l, walls_task *task)
+{
+    struct conn *c = walls_task_user(task);
+    struct server *srv = l->srv;
+    struct walls_result res;
+    int rc = walls_wait(task, 0, &res);
+    struct kv_slot *slot = kv_slot_of(&srv->st, c->slot);
+    bool died = rc != 0 || res.status != WALLS_OK;
+    if (died) {
+        /* Roll back what the dying command had not committed, so that
+         * the slot's progress is final. */
+        kv_settle(&srv->st, __atomic_load_n(&slot->cur_set, __ATOMIC_ACQUIRE));
+        if (rc == 0 && res.status != WALLS_CANCELLED)
+            __atomic_fetch_add(&kv_info_of(&srv->st)->backend_deaths, 1, __ATOMIC_RELAXED);
+    }
+    c->task = NULL;
+    if (c->dead) {
+        walls_task_free(task);
+        conn_free(c);
+        return;
+    }
+    uint64_t progress = __atomic_load_n(&slot->progress, __ATOMIC_ACQUIRE);
+    uint32_t done = KV_DONE(progress), len = KV_LEN(progress);
+    if (done > c->ncmds || len > KV_SLOT_ROOM) {
+        walls_task_free(task);
+        conn_error(c, "ERR the backend broke the reply protocol");
+        c->closing = true;
+        conn_flush(c);
+        return;
+    }
+    if (!conn_send(c, slot->replies, len)) {
+        walls_task_free(task);
+        return;
+    }
+    if (progress & KV_BIG) {
+        if (!died) {
+            if (!conn_send(c, res.out, res.out_len)) {
+                walls_task_free(task);
+                return;
+            }
+        } else if (c->cmd_write[done - 1]) {
+            /* It took effect; its reply died with the backend. */
+            if (!conn_error(c, "ERR the backend died after the command took effect, before "
+                               "its reply was read"))
+                return;
+        } else {
+            done--; /* it changed nothing: it runs again */
+        }
+    }
+    walls_task_free(task);
+    if (!died && res.status == WALLS_OK && done == 0 && c->ncmds > 0) {
+        /* The backend refused the batch as malformed: never expected. */
+        conn_error(c, "ERR the backend refused the batch");
+        c->closing = true;
+        conn_flush(c);
+        return;
+    }
+    if (died && rc == 0 && res.status == WALLS_CANCELLED) {
+        c->closing = true;
+        conn_flush(c);
+        return;
+    }
+    bool quit = c->quit_after && done == c->ncmds;
+    consume(c, done);
+    if (died && c->ncmds > 0) {
+        bool changed = __atomic_load_n(&slot->cur_cmd, __ATOMIC_ACQUIRE) == done &&
+                       __atomic_load_n(&slot->dirty, __ATOMIC_ACQUIRE);
+        if (changed || c->retried) {
+            char text[200];
+            snprintf(text, sizeof text,
+                     "ERR the backend running this command died (%s)%s",
+                     walls_status_name(res.status),
+                     changed ? "; what it had changed was undone" : "");
+            if (!conn_error(c, text))
+                return;
+            consume(c, 1);
+            c->retried = 0;
+        } else {
+            c->retried = 1;
+        }
+    } else {
+        c->retried = 0;
+    }
+    if (quit) {
+        c->closing = true;
+        conn_flush(c);
+        return;
+    }
+    if (c->ncmds > 0) {
+        submit(c);
+        return;
+    }
+    if (!conn_flush(c))
+        return;
+    conn_serve(c);
+}
+
+static void hand_over(struct front *l, walls_task *task)
+{
+    struct conn *c = walls_task_user(task);
+    if (c->loop == l) {
+        finish(l, task);
+        return;
+    }
+    struct front *owner = c->loop;
+    pthread_mutex_lock(&owner->inbox_lock);
+    if (owner->inbox_len == owner->inbox_cap) {
+        size_t cap = owner->inbox_cap ? owner->inbox_cap * 2 : 64;
+        walls_task **grown = realloc(owner->inbox, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&owner->inbox_lock);
+            /* Cannot hand it over: finish it here, minus the connection's
+             * own work, which only its thread may do; the client waits
+             * for a reply that does not come and times out. */
+            kv_log(l->srv, "out of memory handing a reply over");
+            return;
+        }
+        owner->inbox = grown;
+        owner->inbox_cap = cap;
+    }
+    owner->inbox[owner->inbox_len++] = task;
+    pthread_mutex_unlock(&owner->inbox_lock);
+    uint64_t one = 1;
+    ssize_t rc = write(owner->wake_fd, &one, sizeof one);
+    (void)rc;
+}
+
+static void collect(struct front *l)
+{
+    walls_task *tasks[64];
+    size_t n;
+    while (walls_pool_collect(l->srv->pool, tasks, 64, &n) == 0 && n > 0) {
+        for (size_t i = 0; i < n; i++)
+            hand_over(l, tasks[i]);
+        if (n < 64)
+            break;
+    }
+}
+
+static void drain_inbox(struct front *l)
+{
+    uint64_t v;
+    ssize_t rc = read(l->wake_fd, &v, sizeof v);
+    (void)rc;
+    for (;;) {
+        pthread_mutex_lock(&l->inbox_lock);
+        walls_task *task = l->inbox_len ? l->inbox[--l->inbox_len] : NULL;
+        pthread_mutex_unlock(&l->inbox_lock);
+        if (!task)
+            return;
+        finish(l, task);
+    }
+}
+
+static void conn_readable(struct conn *c)
+{
+    for (;;) {
+        if (!buf_room(&c->in, 16384)) {
+            conn_error(c, "ERR out of memory");
+            c->closing = true;
+            conn_flush(c);
+            return;
+        }
+        ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            conn_close(c);
+            return;
+        }
+        c->in.len += (size_t)n;
+        if ((size_t)n < 16384 || (c->task && c->in.len - c->in.off > IN_HIGH))
+            break;
+    }
+    if (c->task)
+        conn_want(c, c->out.len > c->out.off);
+    else
+        conn_serve(c);
+}
+
+static void accept_all(struct front *l)
+{
+    struct server *srv = l->srv;
+    for (;;) {
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        struct kv_info *info = kv_info_of(&srv->st);
+        uint32_t slot;
+        struct conn *c = NULL;
+        if (__atomic_load_n(&srv->stop, __ATOMIC_RELAXED) || !slot_take(srv, &slot)) {
+            static const char full[] = "-ERR max number of clients reached\r\n";
+            ssize_t rc = send(fd, full, sizeof full - 1, MSG_NOSIGNAL);
+            (void)rc;
+            close(fd);
+            __atomic_fetch_add(&info->rejected, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c || !buf_room(&c->in, 16384)) {
+            if (c)
+                free(c->in.p);
+            free(c);
+            slot_give(srv, slot);
+            close(fd);
+            continue;
+        }
+        c->in.off = c->in.len = HEADROOM;
+        c->fd = fd;
+        c->loop = l;
+        c->slot = slot;
+        resp_parser_init(&c->parser);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->next = l->conns;
+        if (l->conns)
+            l->conns->prev = c;
+        l->conns = c;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+        __atomic_fetch_add(&info->clients, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&info->connections, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static void *front_main(void *arg)
+{
+    struct front *l = arg;
+    struct server *srv = l->srv;
+    struct epoll_event evs[64];
+    for (;;) {
+        int stop = __atomic_load_n(&srv->stop, __ATOMIC_ACQUIRE);
+        if (stop) {
+            /* Stopping: idle connections close now, busy ones after their
+             * batch is answered (or at once when told to hurry). */
+            bool busy = false;
+            for (struct conn *c = l->conns, *next; c; c = next) {
+                next = c->next;
+                if (c->dead)
+                    busy = true;
+                else if (!c->task || stop > 1)
+                    conn_close(c);
+                else
+                    busy = true;
+            }
+            if (!busy)
+                return NULL;
+        }
+        int n = epoll_wait(l->epfd, evs, 64, stop ? 10 : 200);
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == TAG_LISTEN) {
+                accept_all(l);
+            } else if (tag == TAG_POOL) {
+                collect(l);
+            } else if (tag == TAG_WAKE) {
+                drain_inbox(l);
+            } else {
+                struct conn *c = evs[i].data.ptr;
+                if (c->dead)
+                    continue;
+                uint32_t e = evs[i].events;
+                if (e & EPOLLOUT) {
+                    if (!conn_flush(c))
+                        continue;
+                    if (!c->task)
+                        conn_serve(c);
+                    if (c->dead)
+                        continue;
+                }
+                if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                    conn_readable(c);
+            }
+        }
+        if (stop) {
+            collect(l);
+            drain_inbox(l);
+        }
+    }
+}
+
+int kv_front_start(struct server *srv)
+{
+    srv->fronts = calloc(srv->set.threads, sizeof *srv->fronts);
+    if (!srv->fronts)
+        return -ENOMEM;
+    for (unsigned i = 0; i < srv->set.threads; i++) {
+        struct front *l = &srv->fronts[i];
+        l->srv = srv;
+        l->index = i;
+        pthread_mutex_init(&l->inbox_lock, NULL);
+        l->epfd = epoll_create1(EPOLL_CLOEXEC);
+        l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (l->epfd < 0 || l->wake_fd < 0)
+            return -errno;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
+        struct epoll_event pool = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_POOL};
+        struct epoll_event wake = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) != 0 ||
+            epoll_ctl(l->epfd, EPOLL_CTL_ADD, srv->pool_fd, &pool) != 0 ||
+            epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &wake) != 0)
+            return -errno;
+    }
+    for (unsigned i = 0; i < srv->set.threads; i++) {
+        int rc = pthread_create(&srv->fronts[i].thread, NULL, front_main, &srv->fronts[i]);
+        if (rc != 0)
+            return -rc;
+    }
+    return 0;
+}
+
+void kv_front_join(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->set.threads; i++)
+        pthread_join(srv->fronts[i].thread, NULL);
+    for (unsigned i = 0; i < srv->set.threads; i++) {
+        close(srv->fronts[i].epfd);
+        close(srv->fronts[i].wake_fd);
+        free(srv->fronts[i].inbox);
+        pthread_mutex_destroy(&srv->fronts[i].inbox_lock);
+    }
+    free(srv->fronts);
+}
+
+void kv_front_wake_all(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->set.threads; i++) {
+        uint64_t one = 1;
+        ssize_t rc = write(srv->fronts[i].wake_fd, &one, sizeof one);
+        (void)rc;
+    }
+}

@@ -1,0 +1,97 @@
+/*
+ * front.h - walls-kv's front: the threads that own the sockets.
+ *
+ * Each front thread runs an epoll loop over the listening socket (shared,
+ * EPOLLEXCLUSIVE), its connections, the pool's descriptor and a wake-up
+ * eventfd. A connection parses what it read into commands and, when no
+ * batch of its own is out, sends every complete command it has (up to
+ * KV_BATCH_MAX, cut after a QUIT) to the backends as one task. Replies go
+ * out in order: a connection has at most one batch out at a time.
+ *
+ * The pool is shared, so any thread may collect a finished task; a task
+ * of another thread's connection is handed to it through its inbox.
+ */
+#ifndef KV_FRONT_H
+#define KV_FRONT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv.h"
+
+struct kv_settings {
+    char bind[64];
+    unsigned port;
+    unsigned backends;
+    unsigned threads;
+    bool appendonly;
+    char appendfsync[16];
+    char dir[256];
+    uint64_t maxmemory;
+    int policy; /* 0 noeviction, 1 allkeys-lru */
+    unsigned maxclients;
+    size_t heap;   /* bytes of heap a stripe */
+    bool quiet;
+};
+
+struct kv_buf {
+    char *p;
+    size_t off, len, cap; /* bytes [off, len) are pending */
+};
+
+struct front;
+
+struct conn {
+    int fd;
+    struct front *loop;
+    uint32_t slot;
+    uint64_t id;
+    struct kv_buf in, out;
+    struct resp_parser parser;
+    size_t need;             /* bytes past in.off before parsing is worth trying again */
+    /* The batch out: commands [0, ncmds), ending at cmd_end[i] in `in`. */
+    walls_task *task;
+    uint32_t ncmds;
+    uint32_t retried;        /* the first command was sent again after a death */
+    size_t *cmd_end;
+    bool *cmd_write;
+    bool quit_after;         /* the batch ends with QUIT */
+    const char *proto_error; /* to send once the batch is answered, then close */
+    bool closing;            /* close once out is written */
+    bool dead;
+    struct conn *prev, *next;
+};
+
+struct server {
+    struct kv_settings set;
+    walls_pool *pool;
+    int pool_fd;
+    struct kv_store st;
+    int listen_fd;
+    unsigned port;           /* bound */
+    struct front *fronts;
+    uint32_t *free_slots;    /* a stack of reply slots */
+    uint32_t nfree;
+    pthread_mutex_t slots_lock;
+    uint64_t next_seq;       /* atomic */
+    int stop;                /* atomic: 1 graceful, 2 at once */
+};
+
+struct front {
+    struct server *srv;
+    pthread_t thread;
+    unsigned index;
+    int epfd, wake_fd;
+    struct conn *conns;
+    pthread_mutex_t inbox_lock;
+    walls_task **inbox;
+    size_t inbox_len, inbox_cap;
+};
+
+int kv_front_start(struct server *srv);
+void kv_front_join(struct server *srv);
+void kv_front_wake_all(struct server *srv);
+void kv_log(struct server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

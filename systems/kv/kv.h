@@ -1,0 +1,101 @@
+/*
+ * kv.h - what walls-kv's pieces share: the command layer that runs in the
+ * backends (commands.c, types.c), the batch task (backend.c), and the
+ * settings the front fixes at start.
+ *
+ * A task carries one connection's batch of pipelined commands, as the
+ * client sent them (RESP), behind a small header; the backend runs them
+ * in order, each in its own transaction, and writes their replies to the
+ * task's reply slot (store.h).
+ */
+#ifndef KV_KV_H
+#define KV_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resp.h"
+#include "store.h"
+#include "walls.h"
+
+#define KV_BATCH_MAX 1024u          /* commands in one task */
+#define KV_OUT_MAX (RESP_MAX_BULK + 4096) /* a reply too big for a slot, in the task's output */
+
+/* The front's settings and counters the backends read (INFO, CONFIG GET):
+ * in the region's header page, after struct kv_header. */
+struct kv_info {
+    char bind[64];
+    char dir[256];
+    char appendfsync[16];
+    char policy[24];
+    uint64_t port;
+    uint64_t appendonly;
+    uint64_t backends;
+    uint64_t threads;
+    uint64_t pid;
+    uint64_t started_ms;        /* CLOCK_REALTIME */
+    uint64_t started_mono_ms;   /* CLOCK_MONOTONIC */
+    uint64_t clients;           /* connected now (the front's atomic adds) */
+    uint64_t connections;       /* accepted since start */
+    uint64_t rejected;
+    uint64_t backend_deaths;
+    uint64_t aof_size;
+};
+
+static inline struct kv_info *kv_info_of(const struct kv_store *st)
+{
+    return (struct kv_info *)(st->base + ((sizeof(struct kv_header) + 63) & ~(size_t)63));
+}
+
+/* A task's input: this header, then the commands' bytes. */
+struct kv_batch {
+    uint64_t slot;
+    uint64_t seq;
+    uint32_t ncmds;
+    uint32_t pad;
+};
+
+/* A growable reply buffer, private to the process. */
+struct kv_out {
+    char *p;
+    size_t len, cap;
+    bool failed; /* out of memory: the reply is incomplete */
+};
+
+/* One command as the command layer runs it. */
+struct kv_ctx {
+    struct kv_store *st;
+    struct kv_slot *slot;        /* NULL outside a task (tests, the fuzz target) */
+    struct kv_txn txn;
+    bool in_txn;
+    const struct resp_arg *argv;
+    size_t argc;
+    struct kv_out *out;
+    int64_t now_ms;              /* CLOCK_REALTIME */
+};
+
+/* Runs argv: the reply goes to c->out. Returns 0 with the transaction (if
+ * one was begun: c->in_txn) still open for the caller to commit, or -1
+ * when it must be aborted (its error reply is written). */
+int kv_run(struct kv_ctx *c);
+/* The command's flags, by name (for the front: QUIT; 0 if unknown). */
+bool kv_is_quit(const struct resp_arg *name);
+
+/* Reply writers into c->out. */
+void kv_reply_raw(struct kv_out *o, const void *p, size_t len);
+void kv_reply_ok(struct kv_out *o);
+void kv_reply_simple(struct kv_out *o, const char *s);
+void kv_reply_error(struct kv_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kv_reply_int(struct kv_out *o, long long v);
+void kv_reply_bulk(struct kv_out *o, const void *p, size_t len);
+void kv_reply_null(struct kv_out *o);
+void kv_reply_array(struct kv_out *o, long long n);
+
+/* The batch task (backend.c). */
+int kv_backend(struct walls_call *call);
+
+/* Glob matching as KEYS and SCAN MATCH do it. */
+bool kv_glob(const char *pat, size_t plen, const char *s, size_t slen, bool nocase);
+
+#endif

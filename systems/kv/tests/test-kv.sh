@@ -1,0 +1,477 @@
+#!/bin/sh
+# test-kv.sh - walls-kv answers as redis-server 7.0.15 does. The commands
+# of replies.commands go through redis-cli and their transcript must equal
+# replies.expected, which is redis-server's own; then what a demanding
+# client does: pipelined bursts (redis-cli --pipe, and one write of 2004
+# commands with a reply over a reply slot), commands cut across writes,
+# malformed requests, a bulk length over 512 MB, 1000 idle connections,
+# the replies walls-kv gives on purpose unlike redis (SELECT 1, CONFIG
+# SET), and a SIGTERM stop that leaves no process behind.
+#
+#   test-kv.sh WALLS_KV_BINARY SOURCE_DIR
+#   test-kv.sh --expected REDIS_PORT SOURCE_DIR
+#
+# The second form rewrites replies.expected from a redis-server 7.0.15 on
+# 127.0.0.1:REDIS_PORT, started with --save '' --appendonly no (the script
+# flushes it). Exit 0: passed; 1: failed; 77: skipped (redis-cli or python3
+# missing).
+set -eu
+# Byte order for sorting, and redis-cli's messages untranslated.
+LC_ALL=C
+export LC_ALL
+
+if [ $# -ne 2 ] && [ $# -ne 3 ]; then
+    echo "usage: $0 WALLS_KV_BINARY SOURCE_DIR | --expected REDIS_PORT SOURCE_DIR" >&2
+    exit 2
+fi
+for tool in redis-cli python3; do
+    if ! command -v $tool >/dev/null 2>&1; then
+        echo "SKIP: $tool is not installed"
+        exit 77
+    fi
+done
+
+if [ "$1" = --expected ]; then
+    MODE=expected
+    PORT=$2
+    SRC=$3
+else
+    MODE=compare
+    BIN=$1
+    SRC=$2
+fi
+TESTS=$SRC/systems/kv/tests
+WORK=$(mktemp -d /tmp/walls-kv-test.XXXXXX)
+PID=
+FAILED=0
+
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        kill -QUIT "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+    echo "FAIL: $*"
+    FAILED=$((FAILED + 1))
+}
+
+pass() {
+    echo "ok: $*"
+}
+
+# expect WHAT WANT GOT
+expect() {
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: wanted [$2], got [$3]"; fi
+}
+
+# cli ARGS...: one command through redis-cli, its reply as redis-cli shows it.
+cli() {
+    redis-cli -p "$PORT" --no-raw "$@" 2>&1
+}
+
+# ---- the transcript ---------------------------------------------------------
+
+# segment FILE: runs the commands in FILE through one redis-cli and prints
+# each as "> command" followed by its reply. An ECHO @@ before each command
+# marks where its reply starts; @sort and @pairs lines have their reply
+# sorted, line by line or two lines at a time.
+segment() {
+    [ -s "$1" ] || return 0
+    awk '{ print "ECHO @@"; sub(/^@(sort|pairs) /, ""); print }' "$1" > "$WORK/stream"
+    redis-cli -p "$PORT" --no-raw < "$WORK/stream" > "$WORK/out" 2>&1 || true
+    awk '
+        function flush(   i, j, t, k) {
+            if (mode == 2) {
+                k = 0
+                for (i = 1; i <= m; i += 2)
+                    buf[++k] = buf[i] " => " buf[i + 1]
+                m = k
+            }
+            for (i = 2; i <= m; i++) {
+                t = buf[i]
+                for (j = i - 1; j >= 1 && buf[j] > t; j--)
+                    buf[j + 1] = buf[j]
+                buf[j + 1] = t
+            }
+            for (i = 1; i <= m; i++)
+                print buf[i]
+            m = 0
+        }
+        NR == FNR { cmd[++n] = $0; next }
+        $0 == "\"@@\"" {
+            flush()
+            print "> " cmd[++at]
+            mode = cmd[at] ~ /^@sort / ? 1 : cmd[at] ~ /^@pairs / ? 2 : 0
+            next
+        }
+        mode == 0 { print; next }
+        { line = $0; while (sub(/^ *[0-9]+\) /, "", line)) ; buf[++m] = line }
+        END {
+            flush()
+            if (at != n)
+                print "!! " n - at " of " n " commands were not answered"
+        }
+    ' "$1" "$WORK/out"
+}
+
+# scan ARGS: SCAN from cursor 0 with ARGS until the cursor is 0 again; the
+# keys found, sorted, each once (SCAN may return a key twice).
+scan() {
+    echo "> @scan $1"
+    cursor=0
+    calls=0
+    : > "$WORK/keys"
+    while :; do
+        # shellcheck disable=SC2086 # ARGS are words
+        redis-cli -p "$PORT" --no-raw SCAN "$cursor" $1 > "$WORK/scan" 2>&1 || true
+        next=$(sed -n '1s/^1) "\([0-9]*\)"$/\1/p' "$WORK/scan")
+        if [ -z "$next" ]; then
+            echo "!! SCAN $cursor $1 answered:"
+            cat "$WORK/scan"
+            return 0
+        fi
+        sed -e '1d' -e ':a' -e 's/^ *[0-9][0-9]*) //' -e 'ta' -e '/^(empty array)$/d' \
+            "$WORK/scan" >> "$WORK/keys"
+        cursor=$next
+        calls=$((calls + 1))
+        [ "$cursor" != 0 ] || break
+        if [ $calls -ge 20000 ]; then
+            echo "!! SCAN did not come back to cursor 0 in $calls calls"
+            return 0
+        fi
+    done
+    if [ -s "$WORK/keys" ]; then sort -u "$WORK/keys"; else echo "(no keys)"; fi
+}
+
+# transcript: the whole of replies.commands against the server on PORT.
+transcript() {
+    grep -v -e '^#' -e '^[[:space:]]*$' "$TESTS/replies.commands" > "$WORK/commands"
+    : > "$WORK/segment"
+    while IFS= read -r line; do
+        case $line in
+        "@scan "*)
+            segment "$WORK/segment"
+            : > "$WORK/segment"
+            scan "${line#@scan }"
+            ;;
+        *)
+            printf '%s\n' "$line" >> "$WORK/segment"
+            ;;
+        esac
+    done < "$WORK/commands"
+    segment "$WORK/segment"
+}
+
+if [ $MODE = expected ]; then
+    if ! cli INFO server | grep -q '^redis_version:7\.0\.15'; then
+        echo "127.0.0.1:$PORT is not redis-server 7.0.15" >&2
+        exit 1
+    fi
+    transcript > "$TESTS/replies.expected"
+    echo "wrote $TESTS/replies.expected: $(grep -c '^> ' "$TESTS/replies.expected") commands"
+    exit 0
+fi
+
+# ---- walls-kv -----------------------------------------------------------------
+
+"$BIN" --port 0 --quiet > "$WORK/stdout" 2> "$WORK/stderr" &
+PID=$!
+PORT=
+for _ in $(seq 1 100); do
+    PORT=$(sed -n '1s/^\([0-9][0-9]*\)$/\1/p' "$WORK/stdout")
+    [ -n "$PORT" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.05
+done
+if [ -z "$PORT" ]; then
+    echo "FAIL: walls-kv did not start"
+    cat "$WORK/stdout" "$WORK/stderr"
+    exit 1
+fi
+expect "walls-kv answers PING" PONG "$(cli PING)"
+
+transcript > "$WORK/replies.got"
+COMPARED=$(grep -c '^> ' "$TESTS/replies.expected" || true)
+if diff -u "$TESTS/replies.expected" "$WORK/replies.got" > "$WORK/replies.diff"; then
+    pass "$COMPARED commands answered as redis-server 7.0.15 does"
+else
+    fail "replies differ from redis-server 7.0.15's (- redis, + walls-kv):"
+    cat "$WORK/replies.diff"
+fi
+
+# Where walls-kv differs on purpose: one database, settings fixed at start.
+expect "SELECT 1 is refused" "(error) ERR DB index is out of range" "$(cli SELECT 1)"
+expect "SELECT 0 is allowed" "OK" "$(cli SELECT 0)"
+got=$(cli CONFIG SET maxmemory 1000)
+case $got in
+"(error) ERR "*) pass "CONFIG SET is refused ($got)" ;;
+*) fail "CONFIG SET is refused: got [$got]" ;;
+esac
+expect "CONFIG SET changed nothing" "$(printf '1) "maxmemory"\n2) "0"')" "$(cli CONFIG GET maxmemory)"
+
+# A pipelined burst through a real client: redis-cli --pipe.
+cli FLUSHALL > /dev/null
+i=0
+while [ $i -lt 10000 ]; do
+    printf 'SET pipe:%d %d\r\n' $i $i
+    i=$((i + 1))
+done > "$WORK/pipe"
+got=$(redis-cli -p "$PORT" --pipe --pipe-timeout 10 < "$WORK/pipe" 2>&1 | tail -n 1)
+expect "redis-cli --pipe of 10000 SETs" "errors: 0, replies: 10000" "$got"
+expect "the 10000 keys are there" "(integer) 10000" "$(cli DBSIZE)"
+expect "and hold their values" '"9999"' "$(cli GET pipe:9999)"
+
+# Raw clients: one write of 2004 commands, commands cut across writes,
+# malformed requests, a bulk length over 512 MB, 1000 idle connections.
+cat > "$WORK/raw.py" <<'EOF'
+import resource, socket, sys, time
+
+PORT = int(sys.argv[1])
+failed = []
+
+
+def check(what, ok, detail=''):
+    print(('ok: ' if ok else 'FAIL: ') + what + ('' if ok else ': ' + detail))
+    if not ok:
+        failed.append(what)
+
+
+def connect():
+    s = socket.create_connection(('127.0.0.1', PORT), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_until_closed(s, limit):
+    """Every byte until the server closes; None if it has not within limit s."""
+    s.settimeout(limit)
+    data = b''
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        return data
+
+
+def read_exact(s, n, limit):
+    s.settimeout(limit)
+    data = b''
+    deadline = time.monotonic() + limit
+    try:
+        while len(data) < n and time.monotonic() < deadline:
+            chunk = s.recv(min(1 << 20, n - len(data)))
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
+def bulk(b):
+    return b'$%d\r\n%s\r\n' % (len(b), b)
+
+
+def command(*args):
+    return b'*%d\r\n' % len(args) + b''.join(bulk(a) for a in args)
+
+
+def ask(s, req, n):
+    s.sendall(req)
+    return read_exact(s, n, 10)
+
+
+def burst():
+    big = bytes(range(256)) * 800  # 204800 bytes: more than a reply slot
+    n = 1000
+    req = b''.join(command(b'SET', b'burst:%d' % i, b'value:%d' % i) for i in range(n))
+    req += command(b'SET', b'burst:big', big)
+    req += b''.join(command(b'GET', b'burst:%d' % i) for i in range(n))
+    req += command(b'GET', b'burst:big') + command(b'GET', b'burst:none')
+    req += command(b'DEL', b'burst:big')
+    want = b'+OK\r\n' * (n + 1)
+    want += b''.join(bulk(b'value:%d' % i) for i in range(n))
+    want += bulk(big) + b'$-1\r\n:1\r\n'
+    s = connect()
+    got = ask(s, req, len(want))
+    s.close()
+    first = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]),
+                 min(len(got), len(want)))
+    check('one write of %d commands answered in order' % (2 * n + 4), got == want,
+          'got %d of %d bytes, first difference at byte %d: %r' %
+          (len(got), len(want), first, got[first:first + 60]))
+
+
+def split():
+    """Commands cut across writes, the server left waiting between them:
+    what a client sending a large value, or redis-cli --pipe, does."""
+    val = b'x' * 100000
+    big = command(b'SET', b'split:big', val)
+    cases = [
+        ('an inline command in two writes', [b'PI', b'NG\r\n'], b'+PONG\r\n'),
+        ('a command in two writes', [b'*1\r\n$4\r\nPI', b'NG\r\n'], b'+PONG\r\n'),
+        ('a 100 KB value in three writes', [big[:1000], big[1000:60000], big[60000:]],
+         b'+OK\r\n'),
+        ('1000 PINGs and half a 100 KB SET, the other half, then a GET',
+         [b'PING\r\n' * 1000 + big[:50000], big[50000:], command(b'GET', b'split:big')],
+         b'+PONG\r\n' * 1000 + b'+OK\r\n' + bulk(val)),
+    ]
+    for what, parts, want in cases:
+        s = connect()
+        for part in parts:
+            s.sendall(part)
+            time.sleep(0.1)
+        got = read_exact(s, len(want), 3)
+        s.close()
+        check(what + ' is answered', got == want,
+              'got %d of %d bytes: %r' % (len(got), len(want), got[-40:]))
+
+
+MALFORMED = [
+    (b'*1\r\n$x\r\n', b'-ERR Protocol error: invalid bulk length\r\n'),
+    (b'*1\r\n$-1\r\n', b'-ERR Protocol error: invalid bulk length\r\n'),
+    (b'*abc\r\n', b'-ERR Protocol error: invalid multibulk length\r\n'),
+    (b'*2\r\n$3\r\nGET\r\n:1\r\n', b"-ERR Protocol error: expected '$', got ':'\r\n"),
+    (b'SET "a b\r\n', b'-ERR Protocol error: unbalanced quotes in request\r\n'),
+    (b'PING\r\n*1\r\n$x\r\nPING\r\n', b'+PONG\r\n-ERR Protocol error: invalid bulk length\r\n'),
+]
+
+
+def malformed():
+    for req, want in MALFORMED:
+        s = connect()
+        s.sendall(req)
+        got = read_until_closed(s, 5)
+        s.close()
+        check('malformed %r: its error, then the connection closes' % req, got == want,
+              'wanted %r then EOF, got %r' % (want, got if got is not None else 'no EOF in 5 s'))
+
+
+def bigbulk():
+    s = connect()
+    s.sendall(b'*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870913\r\n')
+    got = read_until_closed(s, 3)
+    s.close()
+    want = b'-ERR Protocol error: invalid bulk length\r\n'
+    check('a bulk length over 512 MB is refused at once, the connection closed', got == want,
+          'wanted %r then EOF, got %r' % (want, got if got is not None else 'nothing in 3 s'))
+    s = connect()
+    s.sendall(b'*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\nabc')
+    got = read_until_closed(s, 0.5)
+    s.close()
+    check('a bulk length of 512 MB exactly is waited for', got is None, 'got %r' % got)
+
+
+def info_clients(s):
+    s.sendall(command(b'INFO', b'clients'))
+    head = b''
+    while not head.endswith(b'\r\n'):
+        byte = s.recv(1)
+        if not byte:
+            return -1
+        head += byte
+    body = read_exact(s, int(head[1:-2]) + 2, 10)
+    for line in body.decode().splitlines():
+        if line.startswith('connected_clients:'):
+            return int(line.split(':')[1])
+    return -1
+
+
+def idle():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    n = 1000
+    conns = [connect() for _ in range(n)]
+    probe = connect()
+    want = b'+PONG\r\n+OK\r\n$3\r\nyes\r\n'
+    got = ask(probe, command(b'PING') + command(b'SET', b'idle', b'yes') +
+              command(b'GET', b'idle'), len(want))
+    check('with %d idle connections open the server answers' % n, got == want, 'got %r' % got)
+    count = -1
+    for _ in range(50):
+        count = info_clients(probe)
+        if count == n + 1:
+            break
+        time.sleep(0.1)
+    check('INFO counts the %d clients' % (n + 1), count == n + 1, 'connected_clients:%d' % count)
+    for c in conns:
+        c.sendall(command(b'PING'))
+    answered = sum(1 for c in conns if read_exact(c, 7, 10) == b'+PONG\r\n')
+    check('every idle connection still answers', answered == n, '%d of %d' % (answered, n))
+    for c in conns:
+        c.close()
+    for _ in range(50):
+        count = info_clients(probe)
+        if count == 1:
+            break
+        time.sleep(0.1)
+    check('closed connections are let go', count == 1, 'connected_clients:%d' % count)
+    probe.close()
+
+
+for name in sys.argv[2:]:
+    globals()[name]()
+sys.exit(1 if failed else 0)
+EOF
+python3 "$WORK/raw.py" "$PORT" burst split malformed bigbulk idle || FAILED=$((FAILED + 1))
+expect "still answering after all that" PONG "$(cli PING)"
+expect "no walls-kv message on stderr" "" "$(cat "$WORK/stderr")"
+
+# ---- the stop ---------------------------------------------------------------------
+
+# Every process walls-kv made (its fork server and backends), for checking
+# that none is left once it is gone.
+descendants() {
+    # shellcheck disable=SC2013 # the file holds pids separated by blanks
+    for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+kids=$(descendants "$PID")
+expect "walls-kv runs a fork server and backends" yes "$([ -n "$kids" ] && echo yes || echo no)"
+if ! kill -TERM "$PID" 2>/dev/null; then
+    fail "walls-kv had already exited before SIGTERM"
+fi
+# Wait at most 15 s: a stop that hangs fails, and is ended with SIGKILL.
+waited=0
+while kill -0 "$PID" 2>/dev/null && ! grep -q '^State:.*Z' /proc/"$PID"/status 2>/dev/null; do
+    if [ $waited -ge 150 ]; then
+        fail "walls-kv still running 15 s after SIGTERM"
+        kill -KILL "$PID" 2>/dev/null || true
+        break
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+done
+rc=0
+wait "$PID" || rc=$?
+PID=
+expect "walls-kv exits with status 0 after SIGTERM" 0 "$rc"
+left=
+for k in $kids; do
+    if pgrep '^walls-' | grep -qx "$k"; then
+        left="$left $k($(cat /proc/"$k"/comm 2>/dev/null))"
+    fi
+done
+expect "no walls-kv or walls- process left after SIGTERM" "" "$left"
+for k in $left; do
+    kill -KILL "${k%%(*}" 2>/dev/null || true
+done
+
+if [ $FAILED -ne 0 ]; then
+    echo "$FAILED check(s) failed"
+    exit 1
+fi
+echo "all passed"
