@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -280,6 +281,23 @@ int main(int argc, char **argv)
     if (srv.set.appendonly)
         return fail("--appendonly yes: the append-only file is not built yet in this version");
     signal(SIGPIPE, SIG_IGN);
+    /* As redis-server does: room for maxclients descriptors, within the
+     * hard limit, else fewer clients, said. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+        rlim_t want = (rlim_t)srv.set.maxclients + 64;
+        if (nofile.rlim_cur < want) {
+            nofile.rlim_cur = want < nofile.rlim_max ? want : nofile.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &nofile);
+            getrlimit(RLIMIT_NOFILE, &nofile);
+            if (nofile.rlim_cur < want) {
+                unsigned fit = nofile.rlim_cur > 96 ? (unsigned)(nofile.rlim_cur - 64) : 32;
+                fprintf(stderr, "walls-kv: the open-files limit (%llu) allows %u clients, not %u\n",
+                        (unsigned long long)nofile.rlim_cur, fit, srv.set.maxclients);
+                srv.set.maxclients = fit;
+            }
+        }
+    }
     if ((rc = start_pool(&srv)) != 0 || (rc = open_listener(&srv)) != 0)
         return rc;
     kv_info_of(&srv.st)->port = srv.port;
