@@ -21,6 +21,7 @@ struct backend {
     struct kv_store st;
     struct resp_parser parser;
     struct kv_out out;
+    struct kv_out aof; /* the running command's record */
 };
 
 static int64_t realtime_ms(void)
@@ -28,6 +29,24 @@ static int64_t realtime_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The append-only file's record of a command that changed the table: its
+ * own words unless it wrote a record itself. 0, or -1 if it cannot be
+ * kept (too large, or no memory to build it). */
+static int record(struct kv_ctx *c)
+{
+    const struct kv_command *k = kv_command_find(&c->argv[0]);
+    if (!k || !(k->flags & KV_CMD_WRITE))
+        return 0; /* a read that deleted an expired key: replaying it does the same */
+    if (!c->aof_written)
+        kv_aof_words(c, (int)c->argc, c->argv);
+    if (c->aof->failed)
+        return -1;
+    if (c->aof->len == 0)
+        return 0;
+    c->aof_end = kv_aof_append(&c->txn, c->aof->p, c->aof->len);
+    return c->aof_end ? 0 : -1;
 }
 
 /* Application codes of a refused batch (never expected from the front). */
@@ -71,13 +90,24 @@ int kv_backend(struct walls_call *call)
         __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
         b.out.len = 0;
         b.out.failed = false;
+        b.aof.len = 0;
+        b.aof.failed = false;
         struct kv_ctx c = {.st = &b.st,
                            .slot = slot,
                            .argv = b.parser.argv,
                            .argc = b.parser.argc,
                            .out = &b.out,
-                           .now_ms = now};
+                           .now_ms = now,
+                           .aof = b.st.hdr->aof_size ? &b.aof : NULL};
         int rc = kv_run(&c);
+        if (c.aof && c.in_txn && rc == 0 && c.txn.wrote && record(&c) != 0) {
+            kv_txn_abort(&c.txn);
+            c.in_txn = false;
+            b.out.len = 0;
+            kv_reply_error(&b.out, "ERR the command is too large for the append-only file "
+                                   "(%u MB at most)",
+                           KV_AOF_RING / 2 >> 20);
+        }
         if (b.out.failed) {
             if (c.in_txn) {
                 kv_txn_abort(&c.txn);
@@ -105,7 +135,8 @@ int kv_backend(struct walls_call *call)
         }
         uint64_t progress;
         if (fits) {
-            memcpy(slot->replies + len, b.out.p, b.out.len);
+            if (b.out.len)
+                memcpy(slot->replies + len, b.out.p, b.out.len);
             progress = KV_PROGRESS(i + 1, len + b.out.len);
         } else {
             memcpy(call->out, b.out.p, b.out.len);
@@ -113,6 +144,8 @@ int kv_backend(struct walls_call *call)
             progress = KV_PROGRESS(i + 1, len) | KV_BIG;
         }
         if (c.in_txn && rc == 0) {
+            if (c.aof_end)
+                kv_put_slot(&c.txn, &slot->aof_end, c.aof_end);
             kv_put_slot(&c.txn, &slot->progress, progress);
             if (c.txn.full) {
                 /* No room left to log even the progress: undone, and said. */

@@ -44,7 +44,7 @@ static bool reserve(struct kv_out *o, size_t more)
 
 void kv_reply_raw(struct kv_out *o, const void *p, size_t len)
 {
-    if (reserve(o, len)) {
+    if (len > 0 && reserve(o, len)) {
         memcpy(o->p + o->len, p, len);
         o->len += len;
     }
@@ -107,6 +107,20 @@ void kv_reply_null(struct kv_out *o)
 void kv_reply_array(struct kv_out *o, long long n)
 {
     PUT(o, resp_put_array(at_, room_, n));
+}
+
+void kv_aof_words(struct kv_ctx *c, int argc, const struct resp_arg *argv)
+{
+    if (!c->aof)
+        return;
+    kv_reply_array(c->aof, argc);
+    for (int i = 0; i < argc; i++)
+        kv_reply_bulk(c->aof, argv[i].p, argv[i].len);
+}
+
+static struct resp_arg word(const char *s)
+{
+    return (struct resp_arg){s, strlen(s)};
 }
 
 /* ---- arguments ------------------------------------------------------------ */
@@ -395,11 +409,26 @@ static int cmd_set(struct kv_ctx *c)
     uint64_t off = new_string(c, &f, &c->argv[1], v->p, v->len, 0);
     if (!off)
         return kv_err_oom(c);
-    ((struct kv_ent *)kv_at(c->st, off))->expire_ms = unit ? expire : keep;
+    int64_t when = unit ? expire : keep;
+    ((struct kv_ent *)kv_at(c->st, off))->expire_ms = when;
     if (kv_install(c, &f, off) != 0)
         return kv_err_oom(c);
     if (!get)
         kv_reply_ok(c->out);
+    if (c->aof) {
+        /* Replayed later: the expiry as an instant, the condition (already
+         * decided) and GET left out. */
+        char num[24];
+        struct resp_arg w[5] = {word("SET"), c->argv[1], c->argv[2]};
+        int n = 3;
+        if (when) {
+            w[n++] = word("PXAT");
+            w[n++] = (struct resp_arg){num, (size_t)snprintf(num, sizeof num, "%lld",
+                                                             (long long)when)};
+        }
+        kv_aof_words(c, n, w);
+        c->aof_written = true;
+    }
     return 0;
 }
 
@@ -607,7 +636,7 @@ static void cmd_exists(struct kv_ctx *c)
 
 /* EXPIRE/PEXPIRE key time [NX|XX|GT|LT]. The options are checked before
  * the time, as redis-server does. */
-static int expire_generic(struct kv_ctx *c, bool ms, const char *name)
+static int expire_generic(struct kv_ctx *c, bool ms, bool at, const char *name)
 {
     bool nx = false, xx = false, gt = false, lt = false;
     for (size_t i = 3; i < c->argc; i++) {
@@ -644,11 +673,11 @@ static int expire_generic(struct kv_ctx *c, bool ms, const char *name)
         return 0;
     }
     long long msv = ms ? v : v * 1000;
-    if ((msv > 0 && msv > LLONG_MAX - c->now_ms)) {
+    if (!at && msv > 0 && msv > LLONG_MAX - c->now_ms) {
         kv_reply_error(c->out, "ERR invalid expire time in '%s' command", name);
         return 0;
     }
-    int64_t when = c->now_ms + msv;
+    int64_t when = at ? msv : c->now_ms + msv;
     struct kv_found f;
     struct kv_ent *e = kv_lookup(c, &c->argv[1], &f);
     if (!e) {
@@ -661,26 +690,43 @@ static int expire_generic(struct kv_ctx *c, bool ms, const char *name)
         kv_reply_int(c->out, 0);
         return 0;
     }
+    char num[24];
+    struct resp_arg w[3] = {word("DEL"), c->argv[1]};
     if (when <= c->now_ms) {
         kv_drop(c, f.stripe, f.link, f.off);
+        kv_aof_words(c, 2, w);
     } else {
         struct kv_stripe *s = kv_stripe_of(c->st, f.stripe);
         if (!cur)
             kv_put(&c->txn, &s->nexpires, s->nexpires + 1);
         kv_put(&c->txn, (uint64_t *)&e->expire_ms, (uint64_t)when);
+        w[0] = word("PEXPIREAT");
+        w[2] = (struct resp_arg){num, (size_t)snprintf(num, sizeof num, "%lld", (long long)when)};
+        kv_aof_words(c, 3, w);
     }
+    c->aof_written = true;
     kv_reply_int(c->out, 1);
     return c->txn.full ? kv_err_oom(c) : 0;
 }
 
 static int cmd_expire(struct kv_ctx *c)
 {
-    return expire_generic(c, false, "expire");
+    return expire_generic(c, false, false, "expire");
 }
 
 static int cmd_pexpire(struct kv_ctx *c)
 {
-    return expire_generic(c, true, "pexpire");
+    return expire_generic(c, true, false, "pexpire");
+}
+
+static int cmd_expireat(struct kv_ctx *c)
+{
+    return expire_generic(c, false, true, "expireat");
+}
+
+static int cmd_pexpireat(struct kv_ctx *c)
+{
+    return expire_generic(c, true, true, "pexpireat");
 }
 
 static void ttl_generic(struct kv_ctx *c, bool ms)
@@ -1039,6 +1085,8 @@ const struct kv_command kv_commands[] = {
     {"exists", -2, R, 1, -1, 1, V(cmd_exists)},
     {"expire", -3, W, 1, 1, 1, X(cmd_expire)},
     {"pexpire", -3, W, 1, 1, 1, X(cmd_pexpire)},
+    {"expireat", -3, W, 1, 1, 1, X(cmd_expireat)},
+    {"pexpireat", -3, W, 1, 1, 1, X(cmd_pexpireat)},
     {"ttl", 2, R, 1, 1, 1, V(cmd_ttl)},
     {"pttl", 2, R, 1, 1, 1, V(cmd_pttl)},
     {"persist", 2, W, 1, 1, 1, X(cmd_persist)},

@@ -297,6 +297,7 @@ static void submit(struct conn *c)
     __atomic_store_n(&slot->progress, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->dirty, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->aof_end, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->seq, seq, __ATOMIC_RELEASE);
     struct kv_batch hdr = {.slot = c->slot, .seq = seq, .ncmds = c->ncmds};
     char *at = c->in.p + c->in.off - HEADROOM;
@@ -333,6 +334,39 @@ static void consume(struct conn *c, uint32_t done)
     c->ncmds -= done;
 }
 
+static void park(struct front *l, walls_task *task)
+{
+    if (l->nparked == l->parked_cap) {
+        size_t cap = l->parked_cap ? l->parked_cap * 2 : 64;
+        walls_task **grown = realloc(l->parked, cap * sizeof *grown);
+        if (!grown) {
+            kv_log(l->srv, "out of memory holding a reply for its sync");
+            return;
+        }
+        l->parked = grown;
+        l->parked_cap = cap;
+    }
+    l->parked[l->nparked++] = task;
+}
+
+static void finish(struct front *l, walls_task *task);
+
+/* Batches whose records may be on disk now. */
+static void unpark(struct front *l)
+{
+    size_t n = l->nparked;
+    if (n == 0)
+        return;
+    walls_task **tasks = malloc(n * sizeof *tasks);
+    if (!tasks)
+        return;
+    memcpy(tasks, l->parked, n * sizeof *tasks);
+    l->nparked = 0;
+    for (size_t i = 0; i < n; i++)
+        finish(l, tasks[i]);
+    free(tasks);
+}
+
 /* A finished task of this loop's connection. */
 static void finish(struct front *l, walls_task *task)
 {
@@ -342,13 +376,22 @@ static void finish(struct front *l, walls_task *task)
     int rc = walls_wait(task, 0, &res);
     struct kv_slot *slot = kv_slot_of(&srv->st, c->slot);
     bool died = rc != 0 || res.status != WALLS_OK;
-    if (died) {
+    if (died && !c->settled) {
         /* Roll back what the dying command had not committed, so that
          * the slot's progress is final. */
         kv_settle(&srv->st, __atomic_load_n(&slot->cur_set, __ATOMIC_ACQUIRE));
         if (rc == 0 && res.status != WALLS_CANCELLED)
             __atomic_fetch_add(&kv_info_of(&srv->st)->backend_deaths, 1, __ATOMIC_RELAXED);
+        c->settled = true;
     }
+    if (srv->aof_mode == KV_FSYNC_ALWAYS && !c->dead &&
+        __atomic_load_n(&slot->aof_end, __ATOMIC_ACQUIRE) >
+            __atomic_load_n(&srv->st.hdr->aof_synced, __ATOMIC_ACQUIRE)) {
+        /* Acknowledged only once on disk: back when the writer has synced. */
+        park(l, task);
+        return;
+    }
+    c->settled = false;
     c->task = NULL;
     if (c->dead) {
         walls_task_free(task);
@@ -483,9 +526,10 @@ static void drain_inbox(struct front *l)
         walls_task *task = l->inbox_len ? l->inbox[--l->inbox_len] : NULL;
         pthread_mutex_unlock(&l->inbox_lock);
         if (!task)
-            return;
+            break;
         finish(l, task);
     }
+    unpark(l);
 }
 
 static void conn_readable(struct conn *c)
@@ -610,7 +654,7 @@ static void *front_main(void *arg)
                     conn_readable(c);
             }
         }
-        if (stop) {
+        if (stop || n == 0) {
             collect(l);
             drain_inbox(l);
         }
@@ -655,6 +699,7 @@ void kv_front_join(struct server *srv)
         close(srv->fronts[i].epfd);
         close(srv->fronts[i].wake_fd);
         free(srv->fronts[i].inbox);
+        free(srv->fronts[i].parked);
         pthread_mutex_destroy(&srv->fronts[i].inbox_lock);
     }
     free(srv->fronts);

@@ -35,6 +35,8 @@ struct kv_settings {
     bool quiet;
 };
 
+enum { KV_FSYNC_NO, KV_FSYNC_EVERYSEC, KV_FSYNC_ALWAYS };
+
 struct kv_buf {
     char *p;
     size_t off, len, cap; /* bytes [off, len) are pending */
@@ -60,6 +62,7 @@ struct conn {
     const char *proto_error; /* to send once the batch is answered, then close */
     bool closing;            /* close once out is written */
     bool dead;
+    bool settled;            /* its dead backend's stripes were taken already */
     struct conn *prev, *next;
 };
 
@@ -76,6 +79,13 @@ struct server {
     pthread_mutex_t slots_lock;
     uint64_t next_seq;       /* atomic */
     int stop;                /* atomic: 1 graceful, 2 at once */
+    /* The append-only file (aof.c). */
+    int aof_mode;            /* KV_FSYNC_*, when appendonly */
+    int aof_fd;
+    bool aof_running;
+    pthread_t aof_thread;
+    int aof_stop;            /* atomic */
+    int64_t aof_stop_ms;
 };
 
 struct front {
@@ -87,6 +97,9 @@ struct front {
     pthread_mutex_t inbox_lock;
     walls_task **inbox;
     size_t inbox_len, inbox_cap;
+    /* appendfsync always: finished batches whose records are not synced. */
+    walls_task **parked;
+    size_t nparked, parked_cap;
 };
 
 int kv_front_start(struct server *srv);

@@ -73,7 +73,18 @@ struct kv_ctx {
     size_t argc;
     struct kv_out *out;
     int64_t now_ms;              /* CLOCK_REALTIME */
+    /* The append-only file: what the command's record says (NULL: none
+     * kept). Evictions put their DELs here; a command whose effect its
+     * own words do not fix (relative times, random picks) writes its
+     * record itself and sets aof_written; otherwise the backend writes
+     * the command as it came. */
+    struct kv_out *aof;
+    bool aof_written;
+    uint64_t aof_end;   /* the ring position past its record, once written */
 };
+
+/* Appends a command (argc words) to c->aof in RESP. */
+void kv_aof_words(struct kv_ctx *c, int argc, const struct resp_arg *argv);
 
 /* Runs argv: the reply goes to c->out. Returns 0 with the transaction (if
  * one was begun: c->in_txn) still open for the caller to commit, or -1

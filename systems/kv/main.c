@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aof.h"
 #include "front.h"
 
 #define VERSION "0.1.0"
@@ -224,7 +225,7 @@ static int open_listener(struct server *srv)
 
 static int start_pool(struct server *srv)
 {
-    size_t size = kv_region_size(srv->set.maxclients, srv->set.heap);
+    size_t size = kv_region_size(srv->set.maxclients, srv->set.heap, srv->set.appendonly);
     struct walls_pool_opts o = {
         .placement = WALLS_PROCESSES,
         .processes = srv->set.backends,
@@ -245,7 +246,7 @@ static int start_pool(struct server *srv)
         (rc = walls_pool_locks(srv->pool, &locks, &nlocks)) != 0)
         return fail("the shared table: %s", walls_strerror(rc));
     kv_store_format(&srv->st, base, got, srv->set.maxclients, srv->set.maxmemory,
-                    srv->set.policy);
+                    srv->set.policy, srv->set.appendonly);
     srv->st.locks = locks;
     struct kv_info *in = kv_info_of(&srv->st);
     snprintf(in->bind, sizeof in->bind, "%s", srv->set.bind);
@@ -278,8 +279,6 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &srv.set);
     if (rc != 0)
         return rc;
-    if (srv.set.appendonly)
-        return fail("--appendonly yes: the append-only file is not built yet in this version");
     signal(SIGPIPE, SIG_IGN);
     /* As redis-server does: room for maxclients descriptors, within the
      * hard limit, else fewer clients, said. */
@@ -298,8 +297,27 @@ int main(int argc, char **argv)
             }
         }
     }
-    if ((rc = start_pool(&srv)) != 0 || (rc = open_listener(&srv)) != 0)
+    if ((rc = start_pool(&srv)) != 0)
         return rc;
+    char aof_path[300];
+    snprintf(aof_path, sizeof aof_path, "%s/appendonly.aof", srv.set.dir);
+    if (srv.set.appendonly) {
+        srv.aof_mode = strcmp(srv.set.appendfsync, "always") == 0     ? KV_FSYNC_ALWAYS
+                       : strcmp(srv.set.appendfsync, "everysec") == 0 ? KV_FSYNC_EVERYSEC
+                                                                      : KV_FSYNC_NO;
+        if ((rc = kv_aof_replay(&srv, aof_path)) != 0) {
+            walls_pool_destroy(srv.pool, WALLS_CANCEL);
+            return rc == -EILSEQ ? 1 : fail("%s: %s", aof_path, strerror(-rc));
+        }
+    }
+    if ((rc = open_listener(&srv)) != 0) {
+        walls_pool_destroy(srv.pool, WALLS_CANCEL);
+        return rc;
+    }
+    if (srv.set.appendonly && (rc = kv_aof_open(&srv, aof_path)) != 0) {
+        walls_pool_destroy(srv.pool, WALLS_CANCEL);
+        return fail("%s: %s", aof_path, strerror(-rc));
+    }
     kv_info_of(&srv.st)->port = srv.port;
     /* Signals come to the main thread's sigwait only. */
     sigset_t sigs;
@@ -311,6 +329,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     if ((rc = kv_front_start(&srv)) != 0)
         return fail("the front threads: %s", strerror(-rc));
+    if (srv.set.appendonly && (rc = kv_aof_start(&srv)) != 0)
+        return fail("the append-only file's writer: %s", strerror(-rc));
     kv_log(&srv, "walls-kv %s ready to accept connections tcp on %s:%u (%u backends, %u front "
                  "threads)",
            VERSION, srv.set.bind, srv.port, srv.set.backends, srv.set.threads);
@@ -331,6 +351,9 @@ int main(int argc, char **argv)
     close(srv.listen_fd);
     kv_front_wake_all(&srv);
     kv_front_join(&srv);
+    kv_aof_stop(&srv);
+    if (srv.set.appendonly)
+        close(srv.aof_fd);
     walls_pool_destroy(srv.pool, WALLS_CANCEL);
     free(srv.free_slots);
     kv_log(&srv, "walls-kv is now ready to exit, bye bye...");

@@ -152,6 +152,13 @@ bool kv_evict(struct kv_ctx *c, uint64_t over)
         if (!best)
             return false;
         uint64_t before = s->used;
+        if (c->aof) {
+            /* The file must forget it too. */
+            struct kv_ent *e = kv_at(c->st, best);
+            kv_reply_array(c->aof, 2);
+            kv_reply_bulk(c->aof, "DEL", 3);
+            kv_reply_bulk(c->aof, e->data, e->klen);
+        }
         kv_drop(c, stripe, best_link, best);
         if (c->txn.full)
             return false;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KV_MAGIC 0x77616c6c736b7631ULL /* "wallskv1" */
 #define BLOCK_HEAD 16u                 /* a block's header: its size, then a mark */
@@ -58,10 +59,10 @@ static size_t stripe_size(size_t heap)
     return head + log + ((heap + 4095) & ~(size_t)4095);
 }
 
-size_t kv_region_size(size_t nslots, size_t heap)
+size_t kv_region_size(size_t nslots, size_t heap, bool aof)
 {
     size_t head = 4096;
-    return head + nslots * KV_SLOT_SIZE + KV_STRIPES * stripe_size(heap);
+    return head + nslots * KV_SLOT_SIZE + (aof ? KV_AOF_RING : 0) + KV_STRIPES * stripe_size(heap);
 }
 
 struct kv_stripe *kv_stripe_of(const struct kv_store *st, unsigned i)
@@ -75,7 +76,7 @@ struct kv_slot *kv_slot_of(const struct kv_store *st, uint64_t i)
 }
 
 void kv_store_format(struct kv_store *st, void *base, size_t size, size_t nslots,
-                     uint64_t maxmemory, int policy)
+                     uint64_t maxmemory, int policy, bool aof)
 {
     st->base = base;
     st->hdr = base;
@@ -87,7 +88,9 @@ void kv_store_format(struct kv_store *st, void *base, size_t size, size_t nslots
     h->size = size;
     h->nslots = nslots;
     h->slots_off = 4096;
-    h->stripes_off = 4096 + nslots * KV_SLOT_SIZE;
+    h->aof_off = 4096 + nslots * KV_SLOT_SIZE;
+    h->aof_size = aof ? KV_AOF_RING : 0;
+    h->stripes_off = h->aof_off + h->aof_size;
     size_t heap = (size - h->stripes_off) / KV_STRIPES;
     h->stripe_size = heap & ~(uint64_t)4095;
     h->maxmemory = maxmemory;
@@ -101,6 +104,7 @@ void kv_store_format(struct kv_store *st, void *base, size_t size, size_t nslots
         s->heap_start = s->bump = s->log_off + (uint64_t)KV_LOG_CAP * sizeof(struct kv_undo);
         s->heap_end = at + h->stripe_size;
         s->keys.rehash = KV_NONE;
+        s->aof_rec = KV_NONE;
     }
     store(&h->magic, KV_MAGIC);
 }
@@ -168,6 +172,22 @@ static unsigned lowest(uint64_t set)
     return (unsigned)__builtin_ctzll(set);
 }
 
+/* Settles the append-only file's record of the transaction whose home
+ * is h: it reaches the file if the transaction committed. */
+static void resolve_aof(struct kv_store *st, struct kv_stripe *h, uint32_t state)
+{
+    uint64_t at = h->aof_rec;
+    if (at == KV_NONE)
+        return;
+    h->aof_rec = KV_NONE;
+    uint64_t size = st->hdr->aof_size;
+    if (!size)
+        return;
+    struct kv_aof_rec *rec = kv_at(st, st->hdr->aof_off + at % size);
+    if (rec->tag == h->aof_tag && __atomic_load_n(&rec->state, __ATOMIC_ACQUIRE) == KV_AOF_PENDING)
+        __atomic_store_n(&rec->state, state, __ATOMIC_RELEASE);
+}
+
 /* Rolls back the transaction whose home is stripe home, holding every
  * stripe it held (and also), then lets go of them all. */
 static int recover(struct kv_store *st, unsigned home, uint64_t also)
@@ -198,6 +218,8 @@ static int recover(struct kv_store *st, unsigned home, uint64_t also)
                 store((uint64_t *)kv_at(st, off), log[i].old);
         }
         store(&h->log_n, 0);
+        /* An empty log is a committed transaction: its record stands. */
+        resolve_aof(st, h, n > 0 ? KV_AOF_ABORTED : KV_AOF_COMMITTED);
     }
     for (unsigned i = 0; i < KV_STRIPES; i++)
         if ((want & ((uint64_t)1 << i)) && load(&kv_stripe_of(st, i)->txn_home) == home)
@@ -272,6 +294,7 @@ void kv_txn_commit(struct kv_txn *t)
 {
     /* The commit point: every change before it is published with it. */
     store(&t->h->log_n, 0);
+    resolve_aof(t->st, t->h, KV_AOF_COMMITTED);
     finish(t);
 }
 
@@ -281,7 +304,54 @@ void kv_txn_abort(struct kv_txn *t)
     for (uint64_t i = n; i-- > 0;)
         store((uint64_t *)kv_at(t->st, t->log[i].off), t->log[i].old);
     store(&t->h->log_n, 0);
+    resolve_aof(t->st, t->h, KV_AOF_ABORTED);
     finish(t);
+}
+
+uint64_t kv_aof_append(struct kv_txn *t, const void *p, size_t len)
+{
+    struct kv_store *st = t->st;
+    struct kv_header *hdr = st->hdr;
+    uint64_t size = hdr->aof_size;
+    uint64_t need = sizeof(struct kv_aof_rec) + ((len + 15) & ~(uint64_t)15);
+    if (!size || need > size / 2 || len > UINT32_MAX)
+        return 0;
+    walls_lock *lock = &st->locks[KV_LOCK_AOF];
+    for (;;) {
+        int rc = walls_lock_acquire(lock, LOCK_TIMEOUT_MS);
+        if (rc != 0 && rc != -EOWNERDEAD)
+            return 0;
+        /* A holder that died here either published the new head or did
+         * not: the head is one store. */
+        uint64_t head = hdr->aof_head, tail = load(&hdr->aof_tail);
+        uint64_t at = head % size, pad = at + need > size ? size - at : 0;
+        if (head + pad + need - tail > size) {
+            /* Full: the writer is behind. Let go and wait a little. */
+            walls_lock_release(lock);
+            struct timespec nap = {0, 100000};
+            nanosleep(&nap, NULL);
+            continue;
+        }
+        if (pad) {
+            struct kv_aof_rec *fill = kv_at(st, hdr->aof_off + at);
+            fill->len = (uint32_t)(pad - sizeof *fill);
+            fill->tag = 0;
+            __atomic_store_n(&fill->state, KV_AOF_PAD, __ATOMIC_RELEASE);
+            head += pad;
+        }
+        struct kv_aof_rec *rec = kv_at(st, hdr->aof_off + head % size);
+        uint64_t tag = (uint64_t)t->home << 56 | (++t->h->txns & (((uint64_t)1 << 56) - 1));
+        rec->len = (uint32_t)len;
+        rec->tag = tag;
+        __atomic_store_n(&rec->state, KV_AOF_PENDING, __ATOMIC_RELEASE);
+        /* Ours before it is anyone's: a recoverer finds it by these. */
+        t->h->aof_tag = tag;
+        t->h->aof_rec = head;
+        store(&hdr->aof_head, head + need);
+        walls_lock_release(lock);
+        memcpy(rec + 1, p, len);
+        return head + need;
+    }
 }
 
 static bool is_fresh(const struct kv_txn *t, uint64_t off, size_t len)

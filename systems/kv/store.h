@@ -107,6 +107,11 @@ struct kv_stripe {
     uint64_t nexpires;              /* keys with a time to live */
     struct kv_dict keys;
     uint64_t log_off;               /* the undo entries */
+    /* The append-only file's record of the open transaction (home stripe,
+     * plain): where in the ring, and the tag that says it is still ours. */
+    uint64_t aof_rec;               /* KV_NONE = none */
+    uint64_t aof_tag;
+    uint64_t txns;                  /* transactions begun here, for tags */
 };
 
 /* A reply slot: the progress of one task's batch. Progress is one word,
@@ -121,7 +126,8 @@ struct kv_slot {
     uint64_t cur_set;  /* stripes the running command takes (plain) */
     uint64_t cur_cmd;  /* its index in the batch (plain) */
     uint64_t dirty;    /* it changed something before dying (plain) */
-    uint64_t pad[3];
+    uint64_t aof_end;  /* the ring position past the batch's last record (logged) */
+    uint64_t pad[2];
     char replies[];
 };
 
@@ -150,7 +156,26 @@ struct kv_header {
     uint64_t keyspace_hits;
     uint64_t keyspace_misses;
     uint64_t recoveries;    /* transactions rolled back after a death */
+    /* The append-only file's ring (see aof.c): records of committed
+     * commands, in the order their stripes' locks made them, on their way
+     * to the file. Positions count bytes since start, never wrap. */
+    uint64_t aof_off, aof_size;   /* the ring; size 0 = no append-only file */
+    uint64_t aof_head;            /* reserved up to here (KV_LOCK_AOF) */
+    uint64_t aof_tail;            /* written to the file up to here (the writer) */
+    uint64_t aof_synced;          /* on disk up to here (the writer) */
 };
+
+/* A record in the ring: this header, then len bytes of RESP commands,
+ * padded to 16. A record never wraps: a PAD record fills a ring's end. */
+enum kv_aof_state { KV_AOF_PENDING = 1, KV_AOF_COMMITTED, KV_AOF_ABORTED, KV_AOF_PAD };
+
+struct kv_aof_rec {
+    uint32_t state;
+    uint32_t len;
+    uint64_t tag;  /* home stripe << 56 | its transaction count */
+};
+
+#define KV_AOF_RING (32u << 20)
 
 /* A process's view of the store. */
 struct kv_store {
@@ -159,11 +184,12 @@ struct kv_store {
     walls_lock *locks;
 };
 
-/* The region's size for n slots and a heap of heap bytes per stripe. */
-size_t kv_region_size(size_t nslots, size_t heap);
+/* The region's size for n slots, a heap of heap bytes per stripe and an
+ * append-only file's ring if aof. */
+size_t kv_region_size(size_t nslots, size_t heap, bool aof);
 /* Lays the store out in a zeroed region (the host, once). */
 void kv_store_format(struct kv_store *st, void *base, size_t size, size_t nslots,
-                     uint64_t maxmemory, int policy);
+                     uint64_t maxmemory, int policy, bool aof);
 /* Binds a process's view; 0, or -1 when the region is not a store. */
 int kv_store_open(struct kv_store *st, void *base, size_t size, walls_lock *locks);
 
@@ -229,6 +255,12 @@ size_t kv_block_room(const struct kv_store *st, uint64_t off);
 /* The front's side of a dead backend: takes (and so recovers) the
  * stripes of set, then lets go. */
 void kv_settle(struct kv_store *st, uint64_t set);
+
+/* Puts len bytes of RESP commands in the append-only file's ring as the
+ * record of t, to reach the file if and only if t commits. Waits while
+ * the ring is full. The ring position past the record, or 0 when the
+ * record cannot fit in the ring at all. */
+uint64_t kv_aof_append(struct kv_txn *t, const void *p, size_t len);
 
 /* ---- dictionaries ------------------------------------------------------- */
 

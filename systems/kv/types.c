@@ -627,6 +627,13 @@ int kv_cmd_spop(struct kv_ctx *c)
     long long n = want < 0 ? 1 : (want < (long long)d->used ? want : (long long)d->used);
     if (want >= 0)
         kv_reply_array(c->out, n);
+    if (c->aof && n > 0) {
+        /* Replayed as the removal of what was picked. */
+        kv_reply_array(c->aof, n + 2);
+        kv_reply_bulk(c->aof, "SREM", 4);
+        kv_reply_bulk(c->aof, c->argv[1].p, c->argv[1].len);
+        c->aof_written = true;
+    }
     for (long long i = 0; i < n; i++) {
         uint64_t *link;
         uint64_t off = random_member(c, d, &link);
@@ -634,6 +641,8 @@ int kv_cmd_spop(struct kv_ctx *c)
             break;
         struct kv_ent *e = kv_at(c->st, off);
         kv_reply_bulk(c->out, e->data, e->klen);
+        if (c->aof)
+            kv_reply_bulk(c->aof, e->data, e->klen);
         kv_dict_unlink(&c->txn, d, link, off);
         kv_free(&c->txn, f.stripe, off);
     }

@@ -26,7 +26,7 @@ static void setup(void)
     static bool ready;
     if (ready)
         return;
-    size_t size = kv_region_size(4, (size_t)4 << 20);
+    size_t size = kv_region_size(4, (size_t)4 << 20, false);
     struct walls_pool_opts o = {.placement = WALLS_THREADS,
                                 .threads = 1,
                                 .shared_size = size,
@@ -38,7 +38,7 @@ static void setup(void)
     if (walls_pool_create(&pool, &o) != 0 || walls_pool_shared(pool, &base, &got) != 0 ||
         walls_pool_locks(pool, &locks, &n) != 0)
         abort();
-    kv_store_format(&st, base, got, 4, 0, 0);
+    kv_store_format(&st, base, got, 4, 0, 0, false);
     st.locks = locks;
     resp_parser_init(&parser);
     ready = true;

@@ -78,13 +78,18 @@ static int dial(void)
 
 /* Reads one reply line (integers, errors, simple strings) or a bulk
  * reply's line and payload into buf. */
-static void read_reply(int fd, char *buf, size_t cap)
+static int whole_server_mode; /* a lost connection ends the client */
+
+/* false: the connection went (whole-server mode only). */
+static bool read_reply(int fd, char *buf, size_t cap)
 {
     size_t n = 0;
     for (;;) {
         if (n + 1 >= cap)
             fatal("reply too long");
         ssize_t r = recv(fd, buf + n, 1, 0);
+        if (r <= 0 && whole_server_mode)
+            return false;
         if (r <= 0)
             fatal("connection lost (%s): a dying backend must not drop its client",
                   r < 0 ? strerror(errno) : "closed");
@@ -106,17 +111,21 @@ static void read_reply(int fd, char *buf, size_t cap)
         }
         buf[len] = '\0';
     }
+    return true;
 }
 
-static void send_all(int fd, const char *p, size_t len)
+static bool send_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0 && whole_server_mode)
+            return false;
         if (n <= 0)
             fatal("send: %s", strerror(errno));
         p += n;
         len -= (size_t)n;
     }
+    return true;
 }
 
 static void *client(void *arg)
@@ -140,8 +149,8 @@ static void *client(void *arg)
         } else {
             len = snprintf(cmd, sizeof cmd, "*2\r\n$4\r\nINCR\r\n$%d\r\n%s\r\n", klen, key);
         }
-        send_all(fd, cmd, (size_t)len);
-        read_reply(fd, reply, sizeof reply);
+        if (!send_all(fd, cmd, (size_t)len) || !read_reply(fd, reply, sizeof reply))
+            break;
         pthread_mutex_lock(&count_lock);
         replies++;
         if (reply[0] == ':') {
@@ -219,34 +228,106 @@ static long get_int(int fd, const char *cmd, size_t len)
     return v;
 }
 
-int main(int argc, char **argv)
+static pid_t start_server(const char *binary, const char *aof_dir, const char *fsync)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: kv-crash WALLS_KV [KILLS] [CLIENTS]\n");
-        return 2;
-    }
-    int kills = argc > 2 ? atoi(argv[2]) : 100;
-    int nclients = argc > 3 ? atoi(argv[3]) : 4;
-    if (nclients < 1 || nclients > MAX_CLIENTS)
-        nclients = 4;
     int out[2];
     if (pipe(out) != 0)
         fatal("pipe: %s", strerror(errno));
-    server = fork();
-    if (server == 0) {
+    pid_t pid = fork();
+    if (pid == 0) {
         /* The server goes with this program, however it ends. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(out[1], 1);
         close(out[0]);
-        execl(argv[1], argv[1], "--port", "0", "--bind", "127.0.0.1", "--backends", "2",
-              "--threads", "2", "--quiet", (char *)NULL);
+        if (aof_dir)
+            execl(binary, binary, "--port", "0", "--bind", "127.0.0.1", "--backends", "2",
+                  "--threads", "2", "--quiet", "--appendonly", "yes", "--appendfsync", fsync,
+                  "--dir", aof_dir, (char *)NULL);
+        else
+            execl(binary, binary, "--port", "0", "--bind", "127.0.0.1", "--backends", "2",
+                  "--threads", "2", "--quiet", (char *)NULL);
         _exit(127);
     }
     close(out[1]);
     FILE *f = fdopen(out[0], "r");
     if (!f || fscanf(f, "%u", &port) != 1)
         fatal("walls-kv did not say its port");
+    fclose(f);
+    return pid;
+}
+
+/* kill -9 of the whole server under appendfsync always, then a restart
+ * from its file: every acknowledged write is there, and at most one more
+ * a client (the one it was waiting for). */
+static int whole_server(const char *binary, const char *dir, int nclients)
+{
+    server = start_server(binary, dir, "always");
+    pthread_t threads[MAX_CLIENTS];
+    for (int i = 0; i < nclients; i++)
+        pthread_create(&threads[i], NULL, client, (void *)(uintptr_t)(i + 1));
+    struct timespec run = {1, 500 * 1000000L};
+    nanosleep(&run, NULL);
+    kill(server, SIGKILL);
+    int status;
+    waitpid(server, &status, 0);
+    /* The clients see their connection go: they stop there. */
+    for (int i = 0; i < nclients; i++)
+        pthread_join(threads[i], NULL);
+    server = start_server(binary, dir, "always");
+    int fd = dial();
+    long lost = 0, extra = 0;
+    for (int k = 0; k < NKEYS + NLISTS; k++) {
+        bool list = k >= NKEYS;
+        int i = list ? k - NKEYS : k;
+        char cmd[128], key[32];
+        int klen = snprintf(key, sizeof key, list ? "crash:list:%d" : "crash:n:%d", i);
+        int len = list ? snprintf(cmd, sizeof cmd, "*2\r\n$4\r\nLLEN\r\n$%d\r\n%s\r\n", klen, key)
+                       : snprintf(cmd, sizeof cmd, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", klen, key);
+        long v = get_int(fd, cmd, (size_t)len);
+        long acked = list ? acked_push[i] : acked_incr[i];
+        long slack = (long)nclients * (list ? PUSH_ELEMENTS : 1);
+        if (v < acked)
+            lost += acked - v;
+        if (v > acked + slack)
+            extra += v - acked - slack;
+        if (v < acked || v > acked + slack)
+            fprintf(stderr, "kv-crash: after the restart %s = %ld, acknowledged %ld\n", key, v,
+                    acked);
+    }
+    close(fd);
+    kill(server, SIGTERM);
+    waitpid(server, &status, 0);
+    printf("kv-crash: the whole server killed under appendfsync always after %ld replies; after "
+           "its restart from the file, lost acknowledged writes: %ld, writes beyond the ones "
+           "in flight: %ld\n",
+           replies, lost, extra);
+    return failed || lost || extra || !WIFEXITED(status) || WEXITSTATUS(status) ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: kv-crash WALLS_KV [KILLS] [CLIENTS]\n"
+                        "       kv-crash WALLS_KV aof [CLIENTS]\n");
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 2 && strcmp(argv[2], "aof") == 0) {
+        whole_server_mode = 1;
+        char dir[] = "/tmp/walls-kv-crash.XXXXXX", file[64];
+        if (!mkdtemp(dir))
+            fatal("mkdtemp: %s", strerror(errno));
+        int rc = whole_server(argv[1], dir, argc > 3 ? atoi(argv[3]) : 4);
+        snprintf(file, sizeof file, "%s/appendonly.aof", dir);
+        unlink(file);
+        rmdir(dir);
+        return rc;
+    }
+    int kills = argc > 2 ? atoi(argv[2]) : 100;
+    int nclients = argc > 3 ? atoi(argv[3]) : 4;
+    if (nclients < 1 || nclients > MAX_CLIENTS)
+        nclients = 4;
+    server = start_server(argv[1], NULL, NULL);
     pthread_t threads[MAX_CLIENTS];
     for (int i = 0; i < nclients; i++)
         pthread_create(&threads[i], NULL, client, (void *)(uintptr_t)(i + 1));
