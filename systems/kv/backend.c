@@ -49,8 +49,116 @@ static int record(struct kv_ctx *c)
     return c->aof_end ? 0 : -1;
 }
 
-/* Application codes of a refused batch (never expected from the front). */
-enum { BAD_STORE = 1, BAD_BATCH, BAD_SLOT, BAD_COMMAND };
+/* Application codes of a refused task (never expected from the front). */
+enum { BAD_STORE = 1, BAD_BATCH };
+
+/* Runs one connection's batch: commands [0, e->ncmds) in p[0, e->len).
+ * single: the task carries this batch alone, so a reply too big for the
+ * slot may use the task's output. */
+static void run_batch(struct backend *b, struct walls_call *call, const struct kv_entry *e,
+                      const char *p, bool single, int64_t now)
+{
+    if (e->slot >= b->st.hdr->nslots || e->ncmds == 0 || e->ncmds > KV_BATCH_MAX)
+        return; /* nothing done: the front says the batch was refused */
+    struct kv_slot *slot = kv_slot_of(&b->st, e->slot);
+    if (__atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE) != e->seq)
+        return;
+    size_t left = e->len;
+    uint32_t len = 0;
+    for (uint32_t i = 0; i < e->ncmds; i++) {
+        size_t need;
+        const char *err;
+        ssize_t n = resp_parse(&b->parser, p, left, &need, &err);
+        if (n <= 0)
+            break;
+        p += n;
+        left -= (size_t)n;
+        __atomic_store_n(&slot->cur_cmd, i, __ATOMIC_RELEASE);
+        __atomic_store_n(&slot->dirty, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
+        b->out.len = 0;
+        b->out.failed = false;
+        b->aof.len = 0;
+        b->aof.failed = false;
+        struct kv_ctx c = {.st = &b->st,
+                           .slot = slot,
+                           .argv = b->parser.argv,
+                           .argc = b->parser.argc,
+                           .out = &b->out,
+                           .now_ms = now,
+                           .aof = b->st.hdr->aof_size ? &b->aof : NULL};
+        int rc = kv_run(&c);
+        if (c.aof && c.in_txn && rc == 0 && c.txn.wrote && record(&c) != 0) {
+            kv_txn_abort(&c.txn);
+            c.in_txn = false;
+            b->out.len = 0;
+            kv_reply_error(&b->out, "ERR the command is too large for the append-only file "
+                                    "(%u MB at most)",
+                           KV_AOF_RING / 2 >> 20);
+        }
+        if (b->out.failed) {
+            if (c.in_txn) {
+                kv_txn_abort(&c.txn);
+                c.in_txn = false;
+            }
+            b->out.len = 0;
+            b->out.failed = false;
+            kv_reply_error(&b->out, "ERR out of memory building the reply");
+        }
+        bool fits = len + b->out.len <= KV_SLOT_ROOM;
+        if (!fits && (len > 0 || !single)) {
+            /* Sent again by the front: first in this slot, alone in its task. */
+            if (c.in_txn)
+                kv_txn_abort(&c.txn);
+            break;
+        }
+        if (!fits && b->out.len > call->out_cap) {
+            if (c.in_txn)
+                kv_txn_abort(&c.txn);
+            c.in_txn = false;
+            rc = 0;
+            b->out.len = 0;
+            kv_reply_error(&b->out, "ERR the reply is over %zu bytes", call->out_cap);
+            fits = true;
+        }
+        uint64_t progress;
+        if (fits) {
+            if (b->out.len)
+                memcpy(slot->replies + len, b->out.p, b->out.len);
+            progress = KV_PROGRESS(i + 1, len + b->out.len);
+        } else {
+            memcpy(call->out, b->out.p, b->out.len);
+            call->out_len = b->out.len;
+            progress = KV_PROGRESS(i + 1, len) | KV_BIG;
+        }
+        if (c.in_txn && rc == 0) {
+            if (c.aof_end)
+                kv_put_slot(&c.txn, &slot->aof_end, c.aof_end);
+            kv_put_slot(&c.txn, &slot->progress, progress);
+            if (c.txn.full) {
+                /* No room left to log even the progress: undone, and said. */
+                kv_txn_abort(&c.txn);
+                b->out.len = 0;
+                kv_reply_error(&b->out, "ERR the command changes too much at once");
+                memcpy(slot->replies + len, b->out.p, b->out.len);
+                progress = KV_PROGRESS(i + 1, len + b->out.len);
+                __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
+            } else {
+                kv_txn_commit(&c.txn);
+            }
+        } else {
+            if (c.in_txn)
+                kv_txn_abort(&c.txn);
+            /* Nothing changed: the progress alone, in one store. */
+            __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
+        }
+        __atomic_fetch_add(&b->st.hdr->commands, 1, __ATOMIC_RELAXED);
+        len = KV_LEN(progress);
+        if (progress & KV_BIG)
+            break;
+    }
+    __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
+}
 
 int kv_backend(struct walls_call *call)
 {
@@ -64,111 +172,25 @@ int kv_backend(struct walls_call *call)
         resp_parser_init(&b.parser);
         b.ready = true;
     }
-    struct kv_batch hdr;
-    if (call->in_len < sizeof hdr)
+    struct kv_group_head head;
+    if (call->in_len < sizeof head)
         return BAD_BATCH;
-    memcpy(&hdr, call->in, sizeof hdr);
-    if (hdr.slot >= b.st.hdr->nslots || hdr.ncmds == 0 || hdr.ncmds > KV_BATCH_MAX)
-        return BAD_BATCH;
-    struct kv_slot *slot = kv_slot_of(&b.st, hdr.slot);
-    if (__atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE) != hdr.seq)
-        return BAD_SLOT;
-    const char *p = (const char *)call->in + sizeof hdr;
-    size_t left = call->in_len - sizeof hdr;
-    uint32_t len = 0;
+    memcpy(&head, call->in, sizeof head);
+    const char *p = (const char *)call->in + sizeof head;
+    size_t left = call->in_len - sizeof head;
     int64_t now = realtime_ms();
-    for (uint32_t i = 0; i < hdr.ncmds; i++) {
-        size_t need;
-        const char *err;
-        ssize_t n = resp_parse(&b.parser, p, left, &need, &err);
-        if (n <= 0)
-            return BAD_COMMAND;
-        p += n;
-        left -= (size_t)n;
-        __atomic_store_n(&slot->cur_cmd, i, __ATOMIC_RELEASE);
-        __atomic_store_n(&slot->dirty, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
-        b.out.len = 0;
-        b.out.failed = false;
-        b.aof.len = 0;
-        b.aof.failed = false;
-        struct kv_ctx c = {.st = &b.st,
-                           .slot = slot,
-                           .argv = b.parser.argv,
-                           .argc = b.parser.argc,
-                           .out = &b.out,
-                           .now_ms = now,
-                           .aof = b.st.hdr->aof_size ? &b.aof : NULL};
-        int rc = kv_run(&c);
-        if (c.aof && c.in_txn && rc == 0 && c.txn.wrote && record(&c) != 0) {
-            kv_txn_abort(&c.txn);
-            c.in_txn = false;
-            b.out.len = 0;
-            kv_reply_error(&b.out, "ERR the command is too large for the append-only file "
-                                   "(%u MB at most)",
-                           KV_AOF_RING / 2 >> 20);
-        }
-        if (b.out.failed) {
-            if (c.in_txn) {
-                kv_txn_abort(&c.txn);
-                c.in_txn = false;
-            }
-            b.out.len = 0;
-            b.out.failed = false;
-            kv_reply_error(&b.out, "ERR out of memory building the reply");
-        }
-        bool fits = len + b.out.len <= KV_SLOT_ROOM;
-        if (!fits && len > 0) {
-            /* Sent again by the front, in a batch of its own. */
-            if (c.in_txn)
-                kv_txn_abort(&c.txn);
-            break;
-        }
-        if (!fits && b.out.len > call->out_cap) {
-            if (c.in_txn)
-                kv_txn_abort(&c.txn);
-            c.in_txn = false;
-            rc = 0;
-            b.out.len = 0;
-            kv_reply_error(&b.out, "ERR the reply is over %zu bytes", call->out_cap);
-            fits = true;
-        }
-        uint64_t progress;
-        if (fits) {
-            if (b.out.len)
-                memcpy(slot->replies + len, b.out.p, b.out.len);
-            progress = KV_PROGRESS(i + 1, len + b.out.len);
-        } else {
-            memcpy(call->out, b.out.p, b.out.len);
-            call->out_len = b.out.len;
-            progress = KV_PROGRESS(i + 1, len) | KV_BIG;
-        }
-        if (c.in_txn && rc == 0) {
-            if (c.aof_end)
-                kv_put_slot(&c.txn, &slot->aof_end, c.aof_end);
-            kv_put_slot(&c.txn, &slot->progress, progress);
-            if (c.txn.full) {
-                /* No room left to log even the progress: undone, and said. */
-                kv_txn_abort(&c.txn);
-                b.out.len = 0;
-                kv_reply_error(&b.out, "ERR the command changes too much at once");
-                memcpy(slot->replies + len, b.out.p, b.out.len);
-                progress = KV_PROGRESS(i + 1, len + b.out.len);
-                __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
-            } else {
-                kv_txn_commit(&c.txn);
-            }
-        } else {
-            if (c.in_txn)
-                kv_txn_abort(&c.txn);
-            /* Nothing changed: the progress alone, in one store. */
-            __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
-        }
-        __atomic_fetch_add(&b.st.hdr->commands, 1, __ATOMIC_RELAXED);
-        len = KV_LEN(progress);
-        if (progress & KV_BIG)
-            break;
+    for (uint32_t i = 0; i < head.nentries; i++) {
+        struct kv_entry e;
+        if (left < sizeof e)
+            return BAD_BATCH;
+        memcpy(&e, p, sizeof e);
+        p += sizeof e;
+        left -= sizeof e;
+        if (e.len > left)
+            return BAD_BATCH;
+        run_batch(&b, call, &e, p, head.nentries == 1, now);
+        p += e.len;
+        left -= e.len;
     }
-    __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
     return 0;
 }

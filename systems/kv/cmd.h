@@ -59,6 +59,8 @@ bool kv_room_for_write(struct kv_ctx *c);
 /* allkeys-lru: evicts from the stripes held until over bytes are freed
  * or nothing is left to evict there. */
 bool kv_evict(struct kv_ctx *c, uint64_t over);
+/* The same before a write, from any stripe, none held yet. */
+void kv_evict_before(struct kv_ctx *c);
 
 /* types.c */
 int kv_cmd_lpush(struct kv_ctx *c);

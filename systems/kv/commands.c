@@ -1201,6 +1201,8 @@ int kv_run(struct kv_ctx *c)
         kv_reply_error(c->out, "ERR wrong number of arguments for '%s' command", k->name);
         return 0;
     }
+    if (k->flags & KV_CMD_DENYOOM)
+        kv_evict_before(c);
     int err;
     if (kv_txn_begin(&c->txn, c->st, set, c->slot, &err) != 0) {
         kv_reply_error(c->out, "ERR the table is busy (%s)", strerror(-err));

@@ -34,7 +34,9 @@
 #define TAG_LISTEN 1
 #define TAG_POOL 2
 #define TAG_WAKE 3
-#define HEADROOM sizeof(struct kv_batch) /* before a batch's bytes, for its header */
+/* Before a batch's bytes, for the headers of a task of one connection. */
+#define HEADROOM (sizeof(struct kv_group_head) + sizeof(struct kv_entry))
+#define GROUP_MAX 64                     /* connections in one task */
 #define IN_HIGH (4u << 20)               /* unparsed bytes held while a batch is out */
 #define BATCH_BYTES (1u << 20)           /* a batch's commands, unless one alone is larger */
 
@@ -116,7 +118,7 @@ static void conn_want(struct conn *c, bool out)
 {
     uint32_t events = EPOLLRDHUP;
     /* Stop reading while a batch is out and much is already waiting. */
-    if (!(c->task && c->in.len - c->in.off > IN_HIGH) && !c->closing)
+    if (!(c->group && c->in.len - c->in.off > IN_HIGH) && !c->closing)
         events |= EPOLLIN;
     if (out)
         events |= EPOLLOUT;
@@ -151,7 +153,8 @@ static void conn_close(struct conn *c)
         __atomic_fetch_sub(&kv_info_of(&c->loop->srv->st)->clients, 1, __ATOMIC_RELAXED);
     }
     c->dead = true;
-    if (!c->task)
+    /* Freed once no task carries it and no turn's end will look at it. */
+    if (!c->group && !c->queued)
         conn_free(c);
 }
 
@@ -221,12 +224,13 @@ static bool grow_batch(struct conn *c)
     return c->cmd_end && c->cmd_write;
 }
 
-static void submit(struct conn *c);
+static void queue(struct conn *c);
 
-/* Parses what is buffered and sends the complete commands as a batch. */
+/* Parses what is buffered and queues the complete commands as the
+ * connection's next batch. */
 static void conn_serve(struct conn *c)
 {
-    if (c->task || c->dead || c->closing)
+    if (c->group || c->queued || c->dead || c->closing)
         return;
     if (!grow_batch(c)) {
         conn_error(c, "ERR out of memory");
@@ -274,7 +278,7 @@ static void conn_serve(struct conn *c)
     }
     if (c->ncmds > 0) {
         c->retried = 0;
-        submit(c);
+        queue(c);
         return;
     }
     if (c->proto_error) {
@@ -288,39 +292,157 @@ static void conn_serve(struct conn *c)
         c->in.off = c->in.len = HEADROOM;
 }
 
-/* Sends commands [0, ncmds) of the batch to the backends. */
-static void submit(struct conn *c)
+/* The batch [0, ncmds) waits for the end of this loop turn, when every
+ * connection's batch that is ready goes out in a few tasks. */
+static void queue(struct conn *c)
+{
+    struct front *l = c->loop;
+    if (c->queued)
+        return;
+    if (l->nready == l->ready_cap) {
+        size_t cap = l->ready_cap ? l->ready_cap * 2 : 64;
+        struct conn **grown = realloc(l->ready, cap * sizeof *grown);
+        if (!grown) {
+            conn_error(c, "ERR out of memory");
+            c->closing = true;
+            conn_flush(c);
+            return;
+        }
+        l->ready = grown;
+        l->ready_cap = cap;
+    }
+    c->queued = true;
+    l->ready[l->nready++] = c;
+}
+
+/* Readies the slot for a new batch and says where the batch's bytes are. */
+static struct kv_entry prepare(struct conn *c)
 {
     struct server *srv = c->loop->srv;
     struct kv_slot *slot = kv_slot_of(&srv->st, c->slot);
     uint64_t seq = __atomic_add_fetch(&srv->next_seq, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->progress, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->cur_cmd, UINT64_MAX, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->dirty, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->aof_end, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->seq, seq, __ATOMIC_RELEASE);
-    struct kv_batch hdr = {.slot = c->slot, .seq = seq, .ncmds = c->ncmds};
-    char *at = c->in.p + c->in.off - HEADROOM;
-    memcpy(at, &hdr, sizeof hdr);
-    size_t len = c->cmd_end[c->ncmds - 1] - c->in.off + HEADROOM;
-    struct walls_task_opts opts = {.user = c};
-    int rc = walls_submit_ex(srv->pool, kv_backend, at, len, &opts, &c->task);
-    if (rc != 0) {
-        c->task = NULL;
-        char text[160];
-        snprintf(text, sizeof text, "ERR the backends refused the command: %s",
-                 walls_strerror(rc));
-        for (uint32_t i = 0; i < c->ncmds; i++)
-            if (!conn_error(c, text))
-                return;
-        c->in.off = c->cmd_end[c->ncmds - 1];
-        c->ncmds = 0;
-        if (c->quit_after)
-            c->closing = true;
-        conn_flush(c);
+    return (struct kv_entry){.slot = c->slot,
+                             .seq = seq,
+                             .ncmds = c->ncmds,
+                             .len = (uint32_t)(c->cmd_end[c->ncmds - 1] - c->in.off)};
+}
+
+static void refuse(struct conn *c, int rc)
+{
+    char text[160];
+    snprintf(text, sizeof text, "ERR the backends refused the command: %s", walls_strerror(rc));
+    for (uint32_t i = 0; i < c->ncmds; i++)
+        if (!conn_error(c, text))
+            return;
+    c->in.off = c->cmd_end[c->ncmds - 1];
+    c->ncmds = 0;
+    if (c->quit_after)
+        c->closing = true;
+    conn_flush(c);
+}
+
+/* One task for conns[0, n). A single connection's bytes go as they lie in
+ * its buffer, behind the headers written into its headroom; several are
+ * copied into the loop's buffer. */
+static void submit_group(struct front *l, struct conn **conns, uint32_t n)
+{
+    struct server *srv = l->srv;
+    struct group *g = malloc(sizeof *g + n * sizeof *conns);
+    if (!g) {
+        for (uint32_t i = 0; i < n; i++)
+            refuse(conns[i], -ENOMEM);
         return;
     }
-    conn_want(c, c->out.len > c->out.off);
+    g->loop = l;
+    g->task = NULL;
+    g->settled = false;
+    g->n = n;
+    memcpy(g->conns, conns, n * sizeof *conns);
+    struct kv_group_head head = {.nentries = n};
+    const char *at;
+    size_t len;
+    if (n == 1) {
+        struct conn *c = conns[0];
+        struct kv_entry e = prepare(c);
+        char *p = c->in.p + c->in.off - HEADROOM;
+        memcpy(p, &head, sizeof head);
+        memcpy(p + sizeof head, &e, sizeof e);
+        at = p;
+        len = HEADROOM + e.len;
+    } else {
+        l->group_buf.len = 0;
+        bool ok = buf_add(&l->group_buf, &head, sizeof head);
+        for (uint32_t i = 0; i < n && ok; i++) {
+            struct conn *c = conns[i];
+            struct kv_entry e = prepare(c);
+            ok = buf_add(&l->group_buf, &e, sizeof e) &&
+                 buf_add(&l->group_buf, c->in.p + c->in.off, e.len);
+        }
+        if (!ok) {
+            free(g);
+            for (uint32_t i = 0; i < n; i++)
+                refuse(conns[i], -ENOMEM);
+            return;
+        }
+        at = l->group_buf.p;
+        len = l->group_buf.len;
+    }
+    struct walls_task_opts opts = {.user = g};
+    int rc = walls_submit_ex(srv->pool, kv_backend, at, len, &opts, &g->task);
+    if (rc != 0) {
+        free(g);
+        for (uint32_t i = 0; i < n; i++)
+            refuse(conns[i], rc);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        conns[i]->group = g;
+        conn_want(conns[i], conns[i]->out.len > conns[i]->out.off);
+    }
+}
+
+/* The end of a loop turn: the ready batches go out, spread over about as
+ * many tasks as there are backends, at most GROUP_MAX connections each.
+ * A connection whose reply may need the task's own output goes alone. */
+static void flush_ready(struct front *l)
+{
+    uint32_t n = (uint32_t)l->nready, backends = l->srv->set.backends;
+    if (n == 0)
+        return;
+    l->nready = 0;
+    struct conn *batch[GROUP_MAX];
+    uint32_t per = (n + backends - 1) / backends, k = 0;
+    if (per > GROUP_MAX)
+        per = GROUP_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        struct conn *c = l->ready[i];
+        c->queued = false;
+        if (c->dead) {
+            if (!c->group)
+                conn_free(c);
+            continue;
+        }
+        if (c->closing || c->ncmds == 0)
+            continue;
+        if (c->alone) {
+            c->alone = false;
+            submit_group(l, &c, 1);
+            continue;
+        }
+        batch[k++] = c;
+        if (k == per) {
+            submit_group(l, batch, k);
+            k = 0;
+        }
+    }
+    if (k > 0)
+        submit_group(l, batch, k);
 }
 
 /* Drops the first done commands of the batch. */
@@ -367,56 +489,30 @@ static void unpark(struct front *l)
     free(tasks);
 }
 
-/* A finished task of this loop's connection. */
-static void finish(struct front *l, walls_task *task)
+/* One connection's part of a finished task. */
+static void conn_done(struct conn *c, const struct walls_result *res, bool died, bool single)
 {
-    struct conn *c = walls_task_user(task);
-    struct server *srv = l->srv;
-    struct walls_result res;
-    int rc = walls_wait(task, 0, &res);
+    struct server *srv = c->loop->srv;
     struct kv_slot *slot = kv_slot_of(&srv->st, c->slot);
-    bool died = rc != 0 || res.status != WALLS_OK;
-    if (died && !c->settled) {
-        /* Roll back what the dying command had not committed, so that
-         * the slot's progress is final. */
-        kv_settle(&srv->st, __atomic_load_n(&slot->cur_set, __ATOMIC_ACQUIRE));
-        if (rc == 0 && res.status != WALLS_CANCELLED)
-            __atomic_fetch_add(&kv_info_of(&srv->st)->backend_deaths, 1, __ATOMIC_RELAXED);
-        c->settled = true;
-    }
-    if (srv->aof_mode == KV_FSYNC_ALWAYS && !c->dead &&
-        __atomic_load_n(&slot->aof_end, __ATOMIC_ACQUIRE) >
-            __atomic_load_n(&srv->st.hdr->aof_synced, __ATOMIC_ACQUIRE)) {
-        /* Acknowledged only once on disk: back when the writer has synced. */
-        park(l, task);
-        return;
-    }
-    c->settled = false;
-    c->task = NULL;
+    c->group = NULL;
     if (c->dead) {
-        walls_task_free(task);
         conn_free(c);
         return;
     }
     uint64_t progress = __atomic_load_n(&slot->progress, __ATOMIC_ACQUIRE);
     uint32_t done = KV_DONE(progress), len = KV_LEN(progress);
-    if (done > c->ncmds || len > KV_SLOT_ROOM) {
-        walls_task_free(task);
+    if (done > c->ncmds || len > KV_SLOT_ROOM || ((progress & KV_BIG) && (!single || !done))) {
         conn_error(c, "ERR the backend broke the reply protocol");
         c->closing = true;
         conn_flush(c);
         return;
     }
-    if (!conn_send(c, slot->replies, len)) {
-        walls_task_free(task);
+    if (!conn_send(c, slot->replies, len))
         return;
-    }
     if (progress & KV_BIG) {
         if (!died) {
-            if (!conn_send(c, res.out, res.out_len)) {
-                walls_task_free(task);
+            if (!conn_send(c, res->out, res->out_len))
                 return;
-            }
         } else if (c->cmd_write[done - 1]) {
             /* It took effect; its reply died with the backend. */
             if (!conn_error(c, "ERR the backend died after the command took effect, before "
@@ -426,29 +522,21 @@ static void finish(struct front *l, walls_task *task)
             done--; /* it changed nothing: it runs again */
         }
     }
-    walls_task_free(task);
-    if (!died && res.status == WALLS_OK && done == 0 && c->ncmds > 0) {
-        /* The backend refused the batch as malformed: never expected. */
-        conn_error(c, "ERR the backend refused the batch");
-        c->closing = true;
-        conn_flush(c);
-        return;
-    }
-    if (died && rc == 0 && res.status == WALLS_CANCELLED) {
+    if (died && res->status == WALLS_CANCELLED) {
         c->closing = true;
         conn_flush(c);
         return;
     }
     bool quit = c->quit_after && done == c->ncmds;
     consume(c, done);
-    if (died && c->ncmds > 0) {
+    bool started = __atomic_load_n(&slot->cur_cmd, __ATOMIC_ACQUIRE) != UINT64_MAX;
+    if (died && c->ncmds > 0 && started) {
         bool changed = __atomic_load_n(&slot->cur_cmd, __ATOMIC_ACQUIRE) == done &&
                        __atomic_load_n(&slot->dirty, __ATOMIC_ACQUIRE);
         if (changed || c->retried) {
             char text[200];
-            snprintf(text, sizeof text,
-                     "ERR the backend running this command died (%s)%s",
-                     walls_status_name(res.status),
+            snprintf(text, sizeof text, "ERR the backend running this command died (%s)%s",
+                     walls_status_name(res->status),
                      changed ? "; what it had changed was undone" : "");
             if (!conn_error(c, text))
                 return;
@@ -457,8 +545,18 @@ static void finish(struct front *l, walls_task *task)
         } else {
             c->retried = 1;
         }
-    } else {
+    } else if (!died) {
         c->retried = 0;
+        /* Stopped before a reply too big for its slot: that one goes alone,
+         * with the task's output for its reply. */
+        if (c->ncmds > 0 && !single && done == 0)
+            c->alone = true;
+        if (c->ncmds > 0 && single && done == 0) {
+            conn_error(c, "ERR the backend refused the batch");
+            c->closing = true;
+            conn_flush(c);
+            return;
+        }
     }
     if (quit) {
         c->closing = true;
@@ -466,7 +564,7 @@ static void finish(struct front *l, walls_task *task)
         return;
     }
     if (c->ncmds > 0) {
-        submit(c);
+        queue(c);
         return;
     }
     if (!conn_flush(c))
@@ -474,14 +572,54 @@ static void finish(struct front *l, walls_task *task)
     conn_serve(c);
 }
 
+/* A finished task of this loop's connections. */
+static void finish(struct front *l, walls_task *task)
+{
+    struct group *g = walls_task_user(task);
+    struct server *srv = l->srv;
+    struct walls_result res;
+    int rc = walls_wait(task, 0, &res);
+    bool died = rc != 0 || res.status != WALLS_OK;
+    if (rc != 0)
+        res = (struct walls_result){.status = WALLS_FAILED, .code = rc};
+    if (died && !g->settled) {
+        /* Roll back what the dying command had not committed, so that
+         * every slot's progress is final. */
+        for (uint32_t i = 0; i < g->n; i++) {
+            struct kv_slot *slot = kv_slot_of(&srv->st, g->conns[i]->slot);
+            kv_settle(&srv->st, __atomic_load_n(&slot->cur_set, __ATOMIC_ACQUIRE));
+        }
+        if (res.status != WALLS_CANCELLED)
+            __atomic_fetch_add(&kv_info_of(&srv->st)->backend_deaths, 1, __ATOMIC_RELAXED);
+        g->settled = true;
+    }
+    if (srv->aof_mode == KV_FSYNC_ALWAYS) {
+        uint64_t synced = __atomic_load_n(&srv->st.hdr->aof_synced, __ATOMIC_ACQUIRE);
+        for (uint32_t i = 0; i < g->n; i++) {
+            struct kv_slot *slot = kv_slot_of(&srv->st, g->conns[i]->slot);
+            if (!g->conns[i]->dead &&
+                __atomic_load_n(&slot->aof_end, __ATOMIC_ACQUIRE) > synced) {
+                /* Acknowledged only once on disk: back when the writer
+                 * has synced. */
+                park(l, task);
+                return;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < g->n; i++)
+        conn_done(g->conns[i], &res, died, g->n == 1);
+    walls_task_free(task);
+    free(g);
+}
+
 static void hand_over(struct front *l, walls_task *task)
 {
-    struct conn *c = walls_task_user(task);
-    if (c->loop == l) {
+    struct group *g = walls_task_user(task);
+    if (g->loop == l) {
         finish(l, task);
         return;
     }
-    struct front *owner = c->loop;
+    struct front *owner = g->loop;
     pthread_mutex_lock(&owner->inbox_lock);
     if (owner->inbox_len == owner->inbox_cap) {
         size_t cap = owner->inbox_cap ? owner->inbox_cap * 2 : 64;
@@ -551,10 +689,10 @@ static void conn_readable(struct conn *c)
             return;
         }
         c->in.len += (size_t)n;
-        if ((size_t)n < 16384 || (c->task && c->in.len - c->in.off > IN_HIGH))
+        if ((size_t)n < 16384 || (c->group && c->in.len - c->in.off > IN_HIGH))
             break;
     }
-    if (c->task)
+    if (c->group)
         conn_want(c, c->out.len > c->out.off);
     else
         conn_serve(c);
@@ -620,7 +758,7 @@ static void *front_main(void *arg)
                 next = c->next;
                 if (c->dead)
                     busy = true;
-                else if (!c->task || stop > 1)
+                else if (!c->group || stop > 1)
                     conn_close(c);
                 else
                     busy = true;
@@ -645,7 +783,7 @@ static void *front_main(void *arg)
                 if (e & EPOLLOUT) {
                     if (!conn_flush(c))
                         continue;
-                    if (!c->task)
+                    if (!c->group)
                         conn_serve(c);
                     if (c->dead)
                         continue;
@@ -658,6 +796,7 @@ static void *front_main(void *arg)
             collect(l);
             drain_inbox(l);
         }
+        flush_ready(l);
     }
 }
 
@@ -700,6 +839,8 @@ void kv_front_join(struct server *srv)
         close(srv->fronts[i].wake_fd);
         free(srv->fronts[i].inbox);
         free(srv->fronts[i].parked);
+        free(srv->fronts[i].ready);
+        free(srv->fronts[i].group_buf.p);
         pthread_mutex_destroy(&srv->fronts[i].inbox_lock);
     }
     free(srv->fronts);

@@ -43,6 +43,7 @@ struct kv_buf {
 };
 
 struct front;
+struct group;
 
 struct conn {
     int fd;
@@ -52,8 +53,11 @@ struct conn {
     struct kv_buf in, out;
     struct resp_parser parser;
     size_t need;             /* bytes past in.off before parsing is worth trying again */
-    /* The batch out: commands [0, ncmds), ending at cmd_end[i] in `in`. */
-    walls_task *task;
+    /* The batch: commands [0, ncmds), ending at cmd_end[i] in `in`; out in
+     * the task of group, or queued for the end of the loop's turn. */
+    struct group *group;
+    bool queued;
+    bool alone;              /* its next batch goes in a task of its own */
     uint32_t ncmds;
     uint32_t retried;        /* the first command was sent again after a death */
     size_t *cmd_end;
@@ -62,8 +66,16 @@ struct conn {
     const char *proto_error; /* to send once the batch is answered, then close */
     bool closing;            /* close once out is written */
     bool dead;
-    bool settled;            /* its dead backend's stripes were taken already */
     struct conn *prev, *next;
+};
+
+/* A task and the connections whose batches it carries (all of one loop). */
+struct group {
+    struct front *loop;
+    walls_task *task;
+    bool settled;            /* its dead backend's stripes were taken already */
+    uint32_t n;
+    struct conn *conns[];
 };
 
 struct server {
@@ -100,6 +112,10 @@ struct front {
     /* appendfsync always: finished batches whose records are not synced. */
     walls_task **parked;
     size_t nparked, parked_cap;
+    /* Connections whose batch goes out at the end of this turn. */
+    struct conn **ready;
+    size_t nready, ready_cap;
+    struct kv_buf group_buf; /* a task's input, when it carries several */
 };
 
 int kv_front_start(struct server *srv);

@@ -3,10 +3,11 @@
  * backends (commands.c, types.c), the batch task (backend.c), and the
  * settings the front fixes at start.
  *
- * A task carries one connection's batch of pipelined commands, as the
- * client sent them (RESP), behind a small header; the backend runs them
- * in order, each in its own transaction, and writes their replies to the
- * task's reply slot (store.h).
+ * A task carries the batches of pipelined commands of one or more
+ * connections, as the clients sent them (RESP), each behind a small
+ * header; the backend runs each batch's commands in order, each in its own
+ * transaction, and writes their replies to the connection's reply slot
+ * (store.h).
  */
 #ifndef KV_KV_H
 #define KV_KV_H
@@ -48,12 +49,18 @@ static inline struct kv_info *kv_info_of(const struct kv_store *st)
     return (struct kv_info *)(st->base + ((sizeof(struct kv_header) + 63) & ~(size_t)63));
 }
 
-/* A task's input: this header, then the commands' bytes. */
-struct kv_batch {
+/* A task's input: this header, then for each connection an entry and its
+ * commands' bytes (len of them). */
+struct kv_group_head {
+    uint32_t nentries;
+    uint32_t pad;
+};
+
+struct kv_entry {
     uint64_t slot;
     uint64_t seq;
     uint32_t ncmds;
-    uint32_t pad;
+    uint32_t len;
 };
 
 /* A growable reply buffer, private to the process. */

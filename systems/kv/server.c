@@ -168,6 +168,43 @@ bool kv_evict(struct kv_ctx *c, uint64_t over)
     return freed >= over;
 }
 
+/* Before a write over maxmemory under allkeys-lru, with no stripe held
+ * yet: evicts from any stripe, each eviction a transaction of its own
+ * (and a DEL record in the append-only file), until under the limit. */
+void kv_evict_before(struct kv_ctx *c)
+{
+    struct kv_header *h = c->st->hdr;
+    if (!h->maxmemory || h->policy != 1)
+        return;
+    static __thread unsigned next;
+    struct kv_out rec = {0};
+    for (unsigned round = 0; round < 4 * KV_STRIPES; round++) {
+        uint64_t used = 0;
+        for (unsigned i = 0; i < KV_STRIPES; i++)
+            used += __atomic_load_n(&kv_stripe_of(c->st, i)->used, __ATOMIC_RELAXED);
+        if (used <= h->maxmemory)
+            break;
+        unsigned stripe = next++ % KV_STRIPES;
+        if (!__atomic_load_n(&kv_stripe_of(c->st, stripe)->keys.used, __ATOMIC_RELAXED))
+            continue;
+        struct kv_ctx e = {.st = c->st, .slot = c->slot, .out = c->out, .now_ms = c->now_ms,
+                           .aof = h->aof_size ? &rec : NULL};
+        int err;
+        if (kv_txn_begin(&e.txn, c->st, (uint64_t)1 << stripe, c->slot, &err) != 0)
+            break;
+        rec.len = 0;
+        rec.failed = false;
+        kv_evict(&e, 1);
+        if (e.aof && rec.len && (rec.failed || !kv_aof_append(&e.txn, rec.p, rec.len)))
+            kv_txn_abort(&e.txn);
+        else if (e.txn.full)
+            kv_txn_abort(&e.txn);
+        else
+            kv_txn_commit(&e.txn);
+    }
+    free(rec.p);
+}
+
 /* ---- INFO ------------------------------------------------------------------------ */
 
 static uint64_t used_memory(const struct kv_store *st)

@@ -323,8 +323,12 @@ int main(int argc, char **argv)
         rmdir(dir);
         return rc;
     }
-    int kills = argc > 2 ? atoi(argv[2]) : 100;
-    int nclients = argc > 3 ? atoi(argv[3]) : 4;
+    /* timed SECONDS INTERVAL_MS [CLIENTS]: a kill every INTERVAL_MS (0:
+     * none) for SECONDS, and the clients' throughput said. */
+    bool timed = argc > 4 && strcmp(argv[2], "timed") == 0;
+    int seconds = timed ? atoi(argv[3]) : 0, interval = timed ? atoi(argv[4]) : 0;
+    int kills = timed ? INT32_MAX : argc > 2 ? atoi(argv[2]) : 100;
+    int nclients = timed ? (argc > 5 ? atoi(argv[5]) : 4) : argc > 3 ? atoi(argv[3]) : 4;
     if (nclients < 1 || nclients > MAX_CLIENTS)
         nclients = 4;
     server = start_server(argv[1], NULL, NULL);
@@ -337,7 +341,16 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &start);
     while (done < kills) {
         struct timespec nap = {0, (long)(5 + rand_r(&seed) % 36) * 1000000L};
+        if (timed)
+            nap = interval ? (struct timespec){interval / 1000, (long)(interval % 1000) * 1000000L}
+                           : (struct timespec){seconds, 0};
         nanosleep(&nap, NULL);
+        if (timed) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec - start.tv_sec >= seconds)
+                break;
+        }
         pid_t pids[64];
         int n = backends(pids, 64);
         if (n == 0)
@@ -346,9 +359,15 @@ int main(int argc, char **argv)
             done++;
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec > 120)
+        if (!timed && now.tv_sec - start.tv_sec > 120)
             fatal("only %d kills in 120 s", done);
     }
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    double elapsed = (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
+    pthread_mutex_lock(&count_lock);
+    long replies_then = replies;
+    pthread_mutex_unlock(&count_lock);
     /* Let the last victims be replaced and the clients run a little. */
     struct timespec settle = {0, 200 * 1000000L};
     nanosleep(&settle, NULL);
@@ -403,6 +422,9 @@ int main(int argc, char **argv)
            "backend died; lost acknowledged writes: %ld, unacknowledged writes that took "
            "effect: %ld\n",
            done, replies, died_errors, lost, extra);
+    if (timed)
+        printf("kv-crash: %.0f replies/s over %.1f s, %d kills\n", (double)replies_then / elapsed,
+               elapsed, done);
     if (failed || lost || extra)
         return 1;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {

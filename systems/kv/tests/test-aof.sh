@@ -139,7 +139,8 @@ PID=""
 cmp -s "$WORK/good.aof" "$WORK/appendonly.aof" || fail "the file changed with --appendonly no"
 
 sleep 0.2
-if pgrep -f "walls-kv --port 0 --bind 127.0.0.1 --backends 2 --threads 1 --appendonly" > /dev/null; then
+# Only this test's servers: each was given --dir $WORK.
+if pgrep -f -- "--dir $WORK" > /dev/null; then
     fail "a walls-kv is left running"
 fi
 echo "PASS: append-only file"

@@ -1,0 +1,102 @@
+#!/bin/sh
+# test-maxmemory.sh - walls-kv's --maxmemory: under noeviction, writes past
+# the limit get redis-server's OOM error while reads and deletes go on,
+# and room made by a DEL is used again; under allkeys-lru, writes go on,
+# keys are evicted (INFO says how many), the memory stays near the limit,
+# and the keys used last are the ones kept.
+#
+#   test-maxmemory.sh WALLS_KV_BINARY
+#
+# Exit 0: passed; 1: failed; 77: skipped (redis-cli missing).
+set -eu
+LC_ALL=C
+export LC_ALL
+KV=$1
+command -v redis-cli >/dev/null 2>&1 || { echo "SKIP: redis-cli is not installed"; exit 77; }
+WORK=$(mktemp -d /tmp/walls-kv-maxmem.XXXXXX)
+PID=""
+cleanup() {
+    [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+fail() {
+    echo "FAIL: $*"
+    exit 1
+}
+
+start() {
+    "$KV" --port 0 --bind 127.0.0.1 --backends 2 --threads 1 --quiet "$@" > "$WORK/port" &
+    PID=$!
+    for _ in $(seq 1 100); do
+        [ -s "$WORK/port" ] && break
+        sleep 0.05
+    done
+    PORT=$(head -n 1 "$WORK/port")
+    [ -n "$PORT" ] || fail "walls-kv did not start"
+}
+
+stop() {
+    kill -TERM "$PID"
+    wait "$PID" || fail "walls-kv did not stop cleanly"
+    PID=""
+}
+
+cli() {
+    redis-cli -h 127.0.0.1 -p "$PORT" "$@"
+}
+
+info() {
+    cli info "$1" | tr -d '\r' | sed -n "s/^$2://p"
+}
+
+# 400 SETs of 10 KB values (4 MB) in one pipeline; their replies in $WORK/replies.
+fill() {
+    value=$(head -c 10000 /dev/zero | tr '\0' v)
+    i=0
+    while [ $i -lt 400 ]; do
+        printf 'SET %s:%d %s\r\n' "$1" "$i" "$value"
+        i=$((i + 1))
+    done > "$WORK/cmds"
+    cli < "$WORK/cmds" > "$WORK/replies"
+}
+
+# noeviction: 2 MB holds about 200 of them.
+start --maxmemory 2mb --maxmemory-policy noeviction
+fill a
+ok=$(grep -c '^OK$' "$WORK/replies" || true)
+oom=$(grep -c "^OOM command not allowed when used memory > 'maxmemory'.$" "$WORK/replies" || true)
+[ "$ok" -gt 50 ] && [ "$ok" -lt 400 ] || fail "noeviction: $ok SETs took, wanted some but not all"
+[ $((ok + oom)) -eq 400 ] || fail "noeviction: $ok OK and $oom OOM replies of 400"
+[ "$(cli get a:0 | head -c 3)" = vvv ] || fail "a read failed over the limit"
+[ "$(cli dbsize)" -eq "$ok" ] || fail "dbsize $(cli dbsize), wanted $ok"
+[ "$(info memory maxmemory_policy)" = noeviction ] || fail "INFO does not say noeviction"
+# A delete is not refused, and its room is used again.
+[ "$(cli del a:0 a:1 a:2 a:3 a:4)" -eq 5 ] || fail "DEL over the limit"
+[ "$(cli set again x)" = OK ] || fail "a SET after a DEL was refused"
+[ "$(cli config get maxmemory | tail -n 1)" = 2097152 ] || fail "CONFIG GET maxmemory"
+stop
+
+# allkeys-lru: every write takes; old keys go.
+start --maxmemory 2mb --maxmemory-policy allkeys-lru
+fill b
+[ "$(grep -c '^OK$' "$WORK/replies")" -eq 400 ] || fail "allkeys-lru refused writes"
+evicted=$(info stats evicted_keys)
+[ "$evicted" -gt 100 ] || fail "allkeys-lru evicted $evicted keys"
+used=$(info memory used_memory)
+[ "$used" -le 2400000 ] || fail "used_memory $used, far over maxmemory"
+keys=$(cli dbsize)
+[ $((keys + evicted)) -eq 400 ] || fail "dbsize $keys + evicted $evicted is not 400"
+# The last written are kept rather than the first.
+last=0
+first=0
+for i in 390 391 392 393 394 395 396 397 398 399; do
+    [ "$(cli exists "b:$i")" -eq 1 ] && last=$((last + 1))
+done
+for i in 0 1 2 3 4 5 6 7 8 9; do
+    [ "$(cli exists "b:$i")" -eq 1 ] && first=$((first + 1))
+done
+[ "$last" -gt "$first" ] || fail "allkeys-lru kept $first of the first keys and $last of the last"
+stop
+echo "PASS: maxmemory"
