@@ -59,6 +59,18 @@ static void *container(struct kv_ctx *c, struct kv_found *f, uint32_t type, bool
     return kv_at(c->st, obj);
 }
 
+/* The optional count of LPOP, RPOP and SPOP (argv[2]): -1 when absent.
+ * false, with the reply written, when it is not a count. */
+static bool pop_count(struct kv_ctx *c, long long *count)
+{
+    *count = -1;
+    if (c->argc == 3 && (!kv_arg_ll(&c->argv[2], count) || *count < 0)) {
+        kv_reply_error(c->out, "ERR value is out of range, must be positive");
+        return false;
+    }
+    return true;
+}
+
 /* Deletes the key of f when its container is empty. */
 static void drop_if_empty(struct kv_ctx *c, struct kv_found *f, uint64_t count)
 {
@@ -157,16 +169,14 @@ static void pop_one(struct kv_ctx *c, struct kv_found *f, struct kv_list *l, boo
 
 static int pop(struct kv_ctx *c, bool left)
 {
-    long long count = -1;
+    long long count;
     if (c->argc > 3) {
         kv_reply_error(c->out, "ERR wrong number of arguments for '%s' command",
                        left ? "lpop" : "rpop");
         return 0;
     }
-    if (c->argc == 3 && (!kv_arg_ll(&c->argv[2], &count) || count < 0)) {
-        kv_reply_error(c->out, "ERR value is out of range, must be positive");
+    if (!pop_count(c, &count))
         return 0;
-    }
     struct kv_found f;
     bool absent;
     int rc;
@@ -602,15 +612,13 @@ static uint64_t random_member(struct kv_ctx *c, struct kv_dict *d, uint64_t **li
 
 int kv_cmd_spop(struct kv_ctx *c)
 {
-    long long want = -1;
+    long long want;
     if (c->argc > 3) {
         kv_err_syntax(c);
         return 0;
     }
-    if (c->argc == 3 && (!kv_arg_ll(&c->argv[2], &want) || want < 0)) {
-        kv_reply_error(c->out, "ERR value is out of range, must be positive");
+    if (!pop_count(c, &want))
         return 0;
-    }
     struct kv_found f;
     bool absent;
     int rc;
