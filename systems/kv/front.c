@@ -224,19 +224,19 @@ static bool grow_batch(struct conn *c)
     return c->cmd_end && c->cmd_write;
 }
 
-static void queue(struct conn *c);
+static bool queue(struct conn *c);
 
 /* Parses what is buffered and queues the complete commands as the
- * connection's next batch. */
-static void conn_serve(struct conn *c)
+ * connection's next batch. false: the connection was closed (and may be
+ * freed). */
+static bool conn_serve(struct conn *c)
 {
     if (c->group || c->queued || c->dead || c->closing)
-        return;
+        return !c->dead;
     if (!grow_batch(c)) {
         conn_error(c, "ERR out of memory");
         c->closing = true;
-        conn_flush(c);
-        return;
+        return conn_flush(c);
     }
     size_t pos = c->in.off;
     c->ncmds = 0;
@@ -266,7 +266,7 @@ static void conn_serve(struct conn *c)
         if (c->ncmds > 0 && pos + (size_t)n - c->in.off > BATCH_BYTES)
             break;
         pos += (size_t)n;
-        c->cmd_end[c->ncmds] = pos;
+        c->cmd_end[c->ncmds] = pos - c->in.off;
         const struct kv_command *k =
             c->parser.argc ? kv_command_find(&c->parser.argv[0]) : NULL;
         c->cmd_write[c->ncmds] = k && (k->flags & KV_CMD_WRITE);
@@ -278,41 +278,43 @@ static void conn_serve(struct conn *c)
     }
     if (c->ncmds > 0) {
         c->retried = 0;
-        queue(c);
-        return;
+        return queue(c);
     }
     if (c->proto_error) {
         /* Redis answers a protocol error, then closes. */
-        conn_error(c, c->proto_error);
+        if (!conn_error(c, c->proto_error))
+            return false;
         c->closing = true;
-        conn_flush(c);
-        return;
+        return conn_flush(c);
     }
     if (c->in.off == c->in.len)
         c->in.off = c->in.len = HEADROOM;
+    return true;
 }
 
 /* The batch [0, ncmds) waits for the end of this loop turn, when every
- * connection's batch that is ready goes out in a few tasks. */
-static void queue(struct conn *c)
+ * connection's batch that is ready goes out in a few tasks. false: the
+ * connection was closed instead (no memory to queue it). */
+static bool queue(struct conn *c)
 {
     struct front *l = c->loop;
     if (c->queued)
-        return;
+        return true;
     if (l->nready == l->ready_cap) {
         size_t cap = l->ready_cap ? l->ready_cap * 2 : 64;
         struct conn **grown = realloc(l->ready, cap * sizeof *grown);
         if (!grown) {
-            conn_error(c, "ERR out of memory");
+            if (!conn_error(c, "ERR out of memory"))
+                return false;
             c->closing = true;
-            conn_flush(c);
-            return;
+            return conn_flush(c);
         }
         l->ready = grown;
         l->ready_cap = cap;
     }
     c->queued = true;
     l->ready[l->nready++] = c;
+    return true;
 }
 
 /* Readies the slot for a new batch and says where the batch's bytes are. */
@@ -330,7 +332,7 @@ static struct kv_entry prepare(struct conn *c)
     return (struct kv_entry){.slot = c->slot,
                              .seq = seq,
                              .ncmds = c->ncmds,
-                             .len = (uint32_t)(c->cmd_end[c->ncmds - 1] - c->in.off)};
+                             .len = (uint32_t)c->cmd_end[c->ncmds - 1]};
 }
 
 static void refuse(struct conn *c, int rc)
@@ -340,7 +342,7 @@ static void refuse(struct conn *c, int rc)
     for (uint32_t i = 0; i < c->ncmds; i++)
         if (!conn_error(c, text))
             return;
-    c->in.off = c->cmd_end[c->ncmds - 1];
+    c->in.off += c->cmd_end[c->ncmds - 1];
     c->ncmds = 0;
     if (c->quit_after)
         c->closing = true;
@@ -423,11 +425,13 @@ static void flush_ready(struct front *l)
     for (uint32_t i = 0; i < n; i++) {
         struct conn *c = l->ready[i];
         c->queued = false;
-        if (c->dead) {
+        if (c->dead && (c->ncmds == 0 || c->closing)) {
             if (!c->group)
                 conn_free(c);
             continue;
         }
+        /* A client that sent whole commands and went runs them still, as
+         * with redis-server; nobody reads the replies. */
         if (c->closing || c->ncmds == 0)
             continue;
         if (c->alone) {
@@ -450,8 +454,10 @@ static void consume(struct conn *c, uint32_t done)
 {
     if (done == 0)
         return;
-    c->in.off = c->cmd_end[done - 1];
-    memmove(c->cmd_end, c->cmd_end + done, (c->ncmds - done) * sizeof *c->cmd_end);
+    size_t base = c->cmd_end[done - 1];
+    c->in.off += base;
+    for (uint32_t i = done; i < c->ncmds; i++)
+        c->cmd_end[i - done] = c->cmd_end[i] - base;
     memmove(c->cmd_write, c->cmd_write + done, (c->ncmds - done) * sizeof *c->cmd_write);
     c->ncmds -= done;
 }
@@ -685,6 +691,9 @@ static void conn_readable(struct conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n <= 0) {
+            /* Gone: what it sent whole still runs. */
+            if (n == 0 && !conn_serve(c))
+                return;
             conn_close(c);
             return;
         }

@@ -53,7 +53,9 @@ struct conn {
     struct kv_buf in, out;
     struct resp_parser parser;
     size_t need;             /* bytes past in.off before parsing is worth trying again */
-    /* The batch: commands [0, ncmds), ending at cmd_end[i] in `in`; out in
+    /* The batch: commands [0, ncmds), command i ending cmd_end[i] bytes
+     * past in.off (offsets from in.off: the buffer's pending bytes move
+     * when it is compacted, even while the batch is out); out in
      * the task of group, or queued for the end of the loop's turn. */
     struct group *group;
     bool queued;

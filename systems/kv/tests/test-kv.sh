@@ -5,6 +5,7 @@
 # client does: pipelined bursts (redis-cli --pipe, and one write of 2004
 # commands with a reply over a reply slot), commands cut across writes,
 # malformed requests, a bulk length over 512 MB, 1000 idle connections,
+# clients that vanish mid-command,
 # the replies walls-kv gives on purpose unlike redis (SELECT 1, CONFIG
 # SET), and a SIGTERM stop that leaves no process behind.
 #
@@ -420,11 +421,40 @@ def idle():
     probe.close()
 
 
+def vanish():
+    # Clients that go mid-command: half a command then gone, and whole
+    # batches (200-element pushes) sent and gone before their replies.
+    # Each push happens whole or not at all, and the server goes on.
+    for i in range(50):
+        s = connect()
+        if i % 2:
+            s.sendall(b'*3\r\n$5\r\nRPUSH\r\n$6\r\nvanish\r\n$100\r\nshort')
+        else:
+            s.sendall(command(b'RPUSH', b'vanish', *([b'x'] * 200)))
+        s.close()
+    probe = connect()
+    n = -1
+    for _ in range(50):
+        got = ask(probe, command(b'LLEN', b'vanish'), 1)
+        rest = b''
+        while not got.endswith(b'\r\n') and not rest.endswith(b'\r\n'):
+            rest += probe.recv(64)
+        n = int((got + rest)[1:-2])
+        if n == 25 * 200:
+            break
+        time.sleep(0.1)
+    check('clients that vanish mid-command: every whole push took, no half one',
+          n == 25 * 200, 'LLEN %d' % n)
+    want = b'+PONG\r\n'
+    check('the server answers after them', ask(probe, command(b'PING'), len(want)) == want)
+    probe.close()
+
+
 for name in sys.argv[2:]:
     globals()[name]()
 sys.exit(1 if failed else 0)
 EOF
-python3 "$WORK/raw.py" "$PORT" burst split malformed bigbulk idle || FAILED=$((FAILED + 1))
+python3 "$WORK/raw.py" "$PORT" burst split malformed bigbulk idle vanish || FAILED=$((FAILED + 1))
 expect "still answering after all that" PONG "$(cli PING)"
 expect "no walls-kv message on stderr" "" "$(cat "$WORK/stderr")"
 
