@@ -455,6 +455,46 @@ for name in sys.argv[2:]:
 sys.exit(1 if failed else 0)
 EOF
 python3 "$WORK/raw.py" "$PORT" burst split malformed bigbulk idle vanish || FAILED=$((FAILED + 1))
+
+# ---- a client library ------------------------------------------------------
+
+# redis-py (Debian python3-redis), unmodified: its replies parsed into
+# Python values, a pipeline, SCAN's iterator, an error raised as one.
+PY=
+for p in python3 /usr/bin/python3; do
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import redis' 2>/dev/null; then
+        PY=$p
+        break
+    fi
+done
+if [ -n "$PY" ]; then
+    got=$("$PY" - "$PORT" <<'PYEOF' 2>&1
+import sys
+import redis
+r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]))
+r.flushall()
+out = [r.ping(), r.set('py:a', '1'), r.incr('py:a'), r.mget('py:a', 'py:none'),
+       r.rpush('py:l', 1, 2, 3), r.lrange('py:l', 0, -1), r.lpop('py:l', 2),
+       r.hset('py:h', mapping={'f': 'v', 'g': 'w'}), sorted(r.hgetall('py:h').items()),
+       r.sadd('py:s', 'x', 'y'), sorted(r.smembers('py:s')), r.expire('py:a', 100),
+       r.ttl('py:a'), r.type('py:h')]
+p = r.pipeline(transaction=False)
+for i in range(500):
+    p.set('py:k%d' % i, i)
+out.append(sum(1 for ok in p.execute() if ok))
+out.append(len(list(r.scan_iter(match='py:k*', count=50))))
+try:
+    r.lpush('py:a', 'x')
+except redis.ResponseError as e:
+    out.append(str(e))
+out.append(r.info('keyspace')['db0']['keys'])
+print(out)
+PYEOF
+)
+    expect "redis-py drives it" "[True, True, 2, [b'2', None], 3, [b'1', b'2', b'3'], [b'1', b'2'], 2, [(b'f', b'v'), (b'g', b'w')], 2, [b'x', b'y'], True, 100, b'hash', 500, 500, 'WRONGTYPE Operation against a key holding the wrong kind of value', 504]" "$got"
+else
+    echo "skip: redis-py (python3-redis) is not installed"
+fi
 expect "still answering after all that" PONG "$(cli PING)"
 expect "no walls-kv message on stderr" "" "$(cat "$WORK/stderr")"
 
