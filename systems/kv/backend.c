@@ -36,8 +36,8 @@ static int64_t realtime_ms(void)
  * kept (too large, or no memory to build it). */
 static int record(struct kv_ctx *c)
 {
-    const struct kv_command *k = kv_command_find(&c->argv[0]);
-    if (!k || !(k->flags & KV_CMD_WRITE))
+    const struct kv_command *k = c->exec ? NULL : kv_command_find(&c->argv[0]);
+    if (!c->exec && (!k || !(k->flags & KV_CMD_WRITE)))
         return 0; /* a read that deleted an expired key: replaying it does the same */
     if (!c->aof_written)
         kv_aof_words(c, (int)c->argc, c->argv);
@@ -52,6 +52,83 @@ static int record(struct kv_ctx *c)
 /* Application codes of a refused task (never expected from the front). */
 enum { BAD_STORE = 1, BAD_BATCH };
 
+/* After command i of a batch ran (rc as kv_run says): its reply into the
+ * slot (or the task's output), its record into the ring, the slot's
+ * progress into its transaction, which then commits. false: the batch
+ * stops here (the front sends the rest again, or the reply was big). */
+static bool settle_reply(struct backend *b, struct walls_call *call, struct kv_slot *slot,
+                     struct kv_ctx *c, int rc, uint32_t i, uint32_t *lenp, bool single)
+{
+    uint32_t len = *lenp;
+    if (c->aof && c->in_txn && rc == 0 && c->txn.wrote && record(c) != 0) {
+        kv_txn_abort(&c->txn);
+        c->in_txn = false;
+        b->out.len = 0;
+        kv_reply_error(&b->out, "ERR the command is too large for the append-only file "
+                                "(%u MB at most)",
+                       KV_AOF_RING / 2 >> 20);
+    }
+    if (b->out.failed) {
+        if (c->in_txn) {
+            kv_txn_abort(&c->txn);
+            c->in_txn = false;
+        }
+        b->out.len = 0;
+        b->out.failed = false;
+        kv_reply_error(&b->out, "ERR out of memory building the reply");
+    }
+    bool fits = len + b->out.len <= KV_SLOT_ROOM;
+    if (!fits && (len > 0 || !single)) {
+        /* Sent again by the front: first in this slot, alone in its task. */
+        if (c->in_txn)
+            kv_txn_abort(&c->txn);
+        return false;
+    }
+    if (!fits && b->out.len > call->out_cap) {
+        if (c->in_txn)
+            kv_txn_abort(&c->txn);
+        c->in_txn = false;
+        rc = 0;
+        b->out.len = 0;
+        kv_reply_error(&b->out, "ERR the reply is over %zu bytes", call->out_cap);
+        fits = true;
+    }
+    uint64_t progress;
+    if (fits) {
+        if (b->out.len)
+            memcpy(slot->replies + len, b->out.p, b->out.len);
+        progress = KV_PROGRESS(i + 1, len + b->out.len);
+    } else {
+        memcpy(call->out, b->out.p, b->out.len);
+        call->out_len = b->out.len;
+        progress = KV_PROGRESS(i + 1, len) | KV_BIG;
+    }
+    if (c->in_txn && rc == 0) {
+        if (c->aof_end)
+            kv_put_slot(&c->txn, &slot->aof_end, c->aof_end);
+        kv_put_slot(&c->txn, &slot->progress, progress);
+        if (c->txn.full) {
+            /* No room left to log even the progress: undone, and said. */
+            kv_txn_abort(&c->txn);
+            b->out.len = 0;
+            kv_reply_error(&b->out, "ERR the command changes too much at once");
+            memcpy(slot->replies + len, b->out.p, b->out.len);
+            progress = KV_PROGRESS(i + 1, len + b->out.len);
+            __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
+        } else {
+            kv_txn_commit(&c->txn);
+        }
+    } else {
+        if (c->in_txn)
+            kv_txn_abort(&c->txn);
+        /* Nothing changed: the progress alone, in one store. */
+        __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
+    }
+    __atomic_fetch_add(&b->st.hdr->commands, 1, __ATOMIC_RELAXED);
+    *lenp = KV_LEN(progress);
+    return !(progress & KV_BIG);
+}
+
 /* Runs one connection's batch: commands [0, e->ncmds) in p[0, e->len).
  * single: the task carries this batch alone, so a reply too big for the
  * slot may use the task's output. */
@@ -65,6 +142,24 @@ static void run_batch(struct backend *b, struct walls_call *call, const struct k
         return;
     size_t left = e->len;
     uint32_t len = 0;
+    if (e->flags & KV_ENTRY_EXEC) {
+        /* One command for the front (its EXEC): the queued ones, as one. */
+        __atomic_store_n(&slot->cur_cmd, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&slot->dirty, 0, __ATOMIC_RELEASE);
+        b->out.len = 0;
+        b->out.failed = false;
+        b->aof.len = 0;
+        b->aof.failed = false;
+        struct kv_ctx c = {.st = &b->st,
+                           .slot = slot,
+                           .out = &b->out,
+                           .now_ms = now,
+                           .aof = b->st.hdr->aof_size ? &b->aof : NULL};
+        int rc = kv_exec(&c, &b->parser, p, e->len, e->ncmds);
+        settle_reply(b, call, slot, &c, rc, 0, &len, single);
+        __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
+        return;
+    }
     for (uint32_t i = 0; i < e->ncmds; i++) {
         size_t need;
         const char *err;
@@ -88,73 +183,7 @@ static void run_batch(struct backend *b, struct walls_call *call, const struct k
                            .now_ms = now,
                            .aof = b->st.hdr->aof_size ? &b->aof : NULL};
         int rc = kv_run(&c);
-        if (c.aof && c.in_txn && rc == 0 && c.txn.wrote && record(&c) != 0) {
-            kv_txn_abort(&c.txn);
-            c.in_txn = false;
-            b->out.len = 0;
-            kv_reply_error(&b->out, "ERR the command is too large for the append-only file "
-                                    "(%u MB at most)",
-                           KV_AOF_RING / 2 >> 20);
-        }
-        if (b->out.failed) {
-            if (c.in_txn) {
-                kv_txn_abort(&c.txn);
-                c.in_txn = false;
-            }
-            b->out.len = 0;
-            b->out.failed = false;
-            kv_reply_error(&b->out, "ERR out of memory building the reply");
-        }
-        bool fits = len + b->out.len <= KV_SLOT_ROOM;
-        if (!fits && (len > 0 || !single)) {
-            /* Sent again by the front: first in this slot, alone in its task. */
-            if (c.in_txn)
-                kv_txn_abort(&c.txn);
-            break;
-        }
-        if (!fits && b->out.len > call->out_cap) {
-            if (c.in_txn)
-                kv_txn_abort(&c.txn);
-            c.in_txn = false;
-            rc = 0;
-            b->out.len = 0;
-            kv_reply_error(&b->out, "ERR the reply is over %zu bytes", call->out_cap);
-            fits = true;
-        }
-        uint64_t progress;
-        if (fits) {
-            if (b->out.len)
-                memcpy(slot->replies + len, b->out.p, b->out.len);
-            progress = KV_PROGRESS(i + 1, len + b->out.len);
-        } else {
-            memcpy(call->out, b->out.p, b->out.len);
-            call->out_len = b->out.len;
-            progress = KV_PROGRESS(i + 1, len) | KV_BIG;
-        }
-        if (c.in_txn && rc == 0) {
-            if (c.aof_end)
-                kv_put_slot(&c.txn, &slot->aof_end, c.aof_end);
-            kv_put_slot(&c.txn, &slot->progress, progress);
-            if (c.txn.full) {
-                /* No room left to log even the progress: undone, and said. */
-                kv_txn_abort(&c.txn);
-                b->out.len = 0;
-                kv_reply_error(&b->out, "ERR the command changes too much at once");
-                memcpy(slot->replies + len, b->out.p, b->out.len);
-                progress = KV_PROGRESS(i + 1, len + b->out.len);
-                __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
-            } else {
-                kv_txn_commit(&c.txn);
-            }
-        } else {
-            if (c.in_txn)
-                kv_txn_abort(&c.txn);
-            /* Nothing changed: the progress alone, in one store. */
-            __atomic_store_n(&slot->progress, progress, __ATOMIC_RELEASE);
-        }
-        __atomic_fetch_add(&b->st.hdr->commands, 1, __ATOMIC_RELAXED);
-        len = KV_LEN(progress);
-        if (progress & KV_BIG)
+        if (!settle_reply(b, call, slot, &c, rc, i, &len, single))
             break;
     }
     __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);

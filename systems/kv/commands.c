@@ -801,12 +801,15 @@ static int each_stripe(struct kv_ctx *c, int (*fn)(struct kv_ctx *c, unsigned i,
     for (unsigned i = from; i < KV_STRIPES; i++) {
         struct kv_txn t;
         int err;
-        if (kv_txn_begin(&t, c->st, (uint64_t)1 << i, c->slot, &err) != 0) {
+        /* Inside an EXEC, the transaction holds every stripe already. */
+        bool held = c->in_txn && (c->txn.set & ((uint64_t)1 << i));
+        if (!held && kv_txn_begin(&t, c->st, (uint64_t)1 << i, c->slot, &err) != 0) {
             kv_reply_error(c->out, "ERR the table is busy (%s)", strerror(-err));
             return -1;
         }
         int rc = fn(c, i, arg);
-        kv_txn_commit(&t);
+        if (!held)
+            kv_txn_commit(&t);
         if (rc)
             return rc > 0 ? 0 : rc;
     }
@@ -956,7 +959,8 @@ static void cmd_scan(struct kv_ctx *c)
     while (stripe < KV_STRIPES && visited < count) {
         struct kv_txn t;
         int err;
-        if (kv_txn_begin(&t, c->st, (uint64_t)1 << stripe, c->slot, &err) != 0) {
+        bool held = c->in_txn && (c->txn.set & ((uint64_t)1 << stripe));
+        if (!held && kv_txn_begin(&t, c->st, (uint64_t)1 << stripe, c->slot, &err) != 0) {
             kv_reply_error(c->out, "ERR the table is busy (%s)", strerror(-err));
             free(w.keys.p);
             return;
@@ -977,7 +981,8 @@ static void cmd_scan(struct kv_ctx *c)
             bucket++;
             visited++;
         }
-        kv_txn_commit(&t);
+        if (!held)
+            kv_txn_commit(&t);
         if (bucket >= size) {
             stripe++;
             bucket = 0;
@@ -1172,6 +1177,126 @@ static void unknown(struct kv_ctx *c)
     }
     kv_reply_error(c->out, "ERR unknown command '%.*s', with args beginning with: %s",
                    (int)(c->argv[0].len > 128 ? 128 : c->argv[0].len), c->argv[0].p, args);
+}
+
+bool kv_is_multi(const struct resp_arg *name)
+{
+    return kv_arg_is(name, "multi");
+}
+
+bool kv_is_exec(const struct resp_arg *name)
+{
+    return kv_arg_is(name, "exec");
+}
+
+bool kv_is_discard(const struct resp_arg *name)
+{
+    return kv_arg_is(name, "discard");
+}
+
+const char *kv_queue_check(const struct resp_arg *argv, size_t argc, char *buf, size_t len)
+{
+    struct kv_out out = {0};
+    struct kv_ctx c = {.argv = argv, .argc = argc, .out = &out};
+    const struct kv_command *k = kv_command_find(&argv[0]);
+    if (!k)
+        unknown(&c);
+    else if ((k->arity > 0 && argc != (size_t)k->arity) || (k->arity < 0 && argc < (size_t)-k->arity))
+        kv_reply_error(&out, "ERR wrong number of arguments for '%s' command", k->name);
+    if (out.len == 0)
+        return "";
+    /* "-text\r\n" to "text". */
+    size_t n = out.len >= 3 ? out.len - 3 : 0;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, out.p + 1, n);
+    buf[n] = '\0';
+    free(out.p);
+    return buf;
+}
+
+/* Whether a keyless command reads the whole keyspace (an EXEC holding it
+ * must hold every stripe). */
+static bool whole_keyspace(const struct kv_command *k)
+{
+    return (k->flags & KV_CMD_ALL) || k->read == cmd_keys || k->read == cmd_scan ||
+           k->read == cmd_dbsize;
+}
+
+int kv_exec(struct kv_ctx *c, struct resp_parser *parser, const char *p, size_t len, uint32_t n)
+{
+    c->in_txn = false;
+    uint64_t set = 0;
+    const char *q = p;
+    size_t left = len;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t need;
+        const char *err;
+        ssize_t m = resp_parse(parser, q, left, &need, &err);
+        if (m <= 0)
+            break;
+        q += m;
+        left -= (size_t)m;
+        const struct kv_command *k = parser->argc ? kv_command_find(&parser->argv[0]) : NULL;
+        if (!k)
+            continue;
+        if (whole_keyspace(k))
+            set = ~(uint64_t)0;
+        else if (!(k->flags & KV_CMD_NOKEY))
+            set |= key_stripes(k, parser->argv, parser->argc, c->st);
+    }
+    if (set) {
+        int err;
+        if (kv_txn_begin(&c->txn, c->st, set, c->slot, &err) != 0) {
+            kv_reply_error(c->out, "ERR the table is busy (%s)", strerror(-err));
+            return 0;
+        }
+        c->in_txn = true;
+    }
+    c->exec = true;
+    kv_reply_array(c->out, n);
+    q = p;
+    left = len;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t need;
+        const char *err;
+        ssize_t m = resp_parse(parser, q, left, &need, &err);
+        if (m <= 0) {
+            kv_reply_error(c->out, "ERR the queued command could not be read");
+            continue;
+        }
+        q += m;
+        left -= (size_t)m;
+        c->argv = parser->argv;
+        c->argc = parser->argc;
+        const struct kv_command *k = c->argc ? kv_command_find(&c->argv[0]) : NULL;
+        if (!k || (k->arity > 0 && c->argc != (size_t)k->arity) ||
+            (k->arity < 0 && c->argc < (size_t)-k->arity)) {
+            kv_reply_error(c->out, "ERR the queued command is not one walls-kv runs");
+            continue;
+        }
+        uint64_t mark = c->in_txn ? c->txn.h->log_n : 0;
+        size_t aof_mark = c->aof ? c->aof->len : 0;
+        c->aof_written = false;
+        int rc = 0;
+        if (k->read)
+            k->read(c);
+        else
+            rc = k->write(c);
+        bool changed = c->in_txn && c->txn.h->log_n > mark;
+        if (rc != 0 || (c->in_txn && c->txn.full)) {
+            /* This command alone is undone; its error is its reply. */
+            if (c->in_txn)
+                kv_txn_undo_to(&c->txn, mark);
+            if (c->aof)
+                c->aof->len = aof_mark;
+            continue;
+        }
+        if (c->aof && changed && (k->flags & KV_CMD_WRITE) && !c->aof_written)
+            kv_aof_words(c, (int)c->argc, c->argv);
+    }
+    c->aof_written = true; /* the record is built: every command's own */
+    return 0;
 }
 
 int kv_run(struct kv_ctx *c)

@@ -141,6 +141,7 @@ static void conn_free(struct conn *c)
     free(c->out.p);
     free(c->cmd_end);
     free(c->cmd_write);
+    free(c->queued_cmds.p);
     free(c);
 }
 
@@ -226,6 +227,69 @@ static bool grow_batch(struct conn *c)
 
 static bool queue(struct conn *c);
 
+/* A MULTI, EXEC or DISCARD, or a command inside a MULTI, just parsed
+ * (len bytes at in.off), with no batch ahead of it. Returns 0 when it was
+ * answered here (its bytes consumed), 1 when it is an EXEC whose batch is
+ * ready, -1 when the connection was closed. */
+static int transaction(struct conn *c, size_t len)
+{
+    const struct resp_arg *argv = c->parser.argv;
+    size_t argc = c->parser.argc;
+    const char *reply = NULL;
+    char text[600];
+    if (kv_is_multi(&argv[0])) {
+        reply = c->in_multi ? "-ERR MULTI calls can not be nested\r\n" : "+OK\r\n";
+        c->in_multi = true;
+    } else if (kv_is_discard(&argv[0])) {
+        reply = c->in_multi ? "+OK\r\n" : "-ERR DISCARD without MULTI\r\n";
+        c->in_multi = c->multi_failed = false;
+        c->queued_cmds.len = 0;
+        c->nqueued = 0;
+    } else if (kv_is_exec(&argv[0])) {
+        if (!c->in_multi) {
+            reply = "-ERR EXEC without MULTI\r\n";
+        } else if (c->multi_failed) {
+            reply = "-EXECABORT Transaction discarded because of previous errors.\r\n";
+            c->in_multi = c->multi_failed = false;
+            c->queued_cmds.len = 0;
+            c->nqueued = 0;
+        } else if (c->nqueued == 0) {
+            reply = "*0\r\n";
+            c->in_multi = false;
+        } else {
+            /* The EXEC is the batch's one command; its commands are the
+             * queued ones, run as one transaction. */
+            c->cmd_end[0] = len;
+            c->cmd_write[0] = true;
+            c->ncmds = 1;
+            c->exec_batch = true;
+            c->retried = 0;
+            return 1;
+        }
+    } else {
+        const char *err = kv_queue_check(argv, argc, text + 1, sizeof text - 3);
+        if (*err) {
+            /* Refused now, and the EXEC will be too. */
+            text[0] = '-';
+            size_t n = strlen(text);
+            memcpy(text + n, "\r\n", 3);
+            reply = text;
+            c->multi_failed = true;
+        } else if (c->nqueued >= KV_BATCH_MAX) {
+            reply = "-ERR walls-kv queues at most 1024 commands in a MULTI\r\n";
+            c->multi_failed = true;
+        } else if (buf_add(&c->queued_cmds, c->in.p + c->in.off, len)) {
+            c->nqueued++;
+            reply = "+QUEUED\r\n";
+        } else {
+            reply = "-ERR out of memory\r\n";
+            c->multi_failed = true;
+        }
+    }
+    c->in.off += len;
+    return conn_send(c, reply, strlen(reply)) ? 0 : -1;
+}
+
 /* Parses what is buffered and queues the complete commands as the
  * connection's next batch. false: the connection was closed (and may be
  * freed). */
@@ -263,6 +327,20 @@ static bool conn_serve(struct conn *c)
             c->in.off = pos;
             continue;
         }
+        const struct resp_arg *name = c->parser.argc ? &c->parser.argv[0] : NULL;
+        if (name && (c->in_multi || kv_is_multi(name) || kv_is_exec(name) || kv_is_discard(name))) {
+            /* A transaction's words are the front's: they wait for what is
+             * ahead of them, then are answered here, in order. */
+            if (c->ncmds > 0)
+                break;
+            int t = transaction(c, (size_t)n);
+            if (t < 0)
+                return false;
+            pos = c->in.off;
+            if (t > 0)
+                break; /* an EXEC: its batch is ready */
+            continue;
+        }
         if (c->ncmds > 0 && pos + (size_t)n - c->in.off > BATCH_BYTES)
             break;
         pos += (size_t)n;
@@ -277,7 +355,8 @@ static bool conn_serve(struct conn *c)
         }
     }
     if (c->ncmds > 0) {
-        c->retried = 0;
+        if (!c->exec_batch)
+            c->retried = 0;
         return queue(c);
     }
     if (c->proto_error) {
@@ -329,10 +408,23 @@ static struct kv_entry prepare(struct conn *c)
     __atomic_store_n(&slot->dirty, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->aof_end, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->seq, seq, __ATOMIC_RELEASE);
+    if (c->exec_batch)
+        return (struct kv_entry){.slot = c->slot,
+                                 .seq = seq,
+                                 .ncmds = c->nqueued,
+                                 .len = (uint32_t)c->queued_cmds.len,
+                                 .flags = KV_ENTRY_EXEC};
     return (struct kv_entry){.slot = c->slot,
                              .seq = seq,
                              .ncmds = c->ncmds,
                              .len = (uint32_t)c->cmd_end[c->ncmds - 1]};
+}
+
+/* Where the batch's bytes are: the queued commands of an EXEC, else the
+ * buffer's. */
+static const char *batch_bytes(const struct conn *c)
+{
+    return c->exec_batch ? c->queued_cmds.p : c->in.p + c->in.off;
 }
 
 static void refuse(struct conn *c, int rc)
@@ -369,7 +461,7 @@ static void submit_group(struct front *l, struct conn **conns, uint32_t n)
     struct kv_group_head head = {.nentries = n};
     const char *at;
     size_t len;
-    if (n == 1) {
+    if (n == 1 && !conns[0]->exec_batch) {
         struct conn *c = conns[0];
         struct kv_entry e = prepare(c);
         char *p = c->in.p + c->in.off - HEADROOM;
@@ -384,7 +476,7 @@ static void submit_group(struct front *l, struct conn **conns, uint32_t n)
             struct conn *c = conns[i];
             struct kv_entry e = prepare(c);
             ok = buf_add(&l->group_buf, &e, sizeof e) &&
-                 buf_add(&l->group_buf, c->in.p + c->in.off, e.len);
+                 (e.len == 0 || buf_add(&l->group_buf, batch_bytes(c), e.len));
         }
         if (!ok) {
             free(g);
@@ -495,6 +587,14 @@ static void unpark(struct front *l)
     free(tasks);
 }
 
+/* The EXEC went out and was answered: the transaction is over. */
+static void end_exec(struct conn *c)
+{
+    c->exec_batch = c->in_multi = c->multi_failed = false;
+    c->queued_cmds.len = 0;
+    c->nqueued = 0;
+}
+
 /* One connection's part of a finished task. */
 static void conn_done(struct conn *c, const struct walls_result *res, bool died, bool single)
 {
@@ -535,6 +635,8 @@ static void conn_done(struct conn *c, const struct walls_result *res, bool died,
     }
     bool quit = c->quit_after && done == c->ncmds;
     consume(c, done);
+    if (c->exec_batch && done > 0)
+        end_exec(c);
     bool started = __atomic_load_n(&slot->cur_cmd, __ATOMIC_ACQUIRE) != UINT64_MAX;
     if (died && c->ncmds > 0 && started) {
         bool changed = __atomic_load_n(&slot->cur_cmd, __ATOMIC_ACQUIRE) == done &&
@@ -547,6 +649,8 @@ static void conn_done(struct conn *c, const struct walls_result *res, bool died,
             if (!conn_error(c, text))
                 return;
             consume(c, 1);
+            if (c->exec_batch)
+                end_exec(c);
             c->retried = 0;
         } else {
             c->retried = 1;

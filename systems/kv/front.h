@@ -65,6 +65,11 @@ struct conn {
     size_t *cmd_end;
     bool *cmd_write;
     bool quit_after;         /* the batch ends with QUIT */
+    /* MULTI: the commands queued for the EXEC, as sent. */
+    bool in_multi, multi_failed;
+    bool exec_batch;         /* the batch is the EXEC, its commands these */
+    struct kv_buf queued_cmds;
+    uint32_t nqueued;
     const char *proto_error; /* to send once the batch is answered, then close */
     bool closing;            /* close once out is written */
     bool dead;

@@ -61,7 +61,11 @@ struct kv_entry {
     uint64_t seq;
     uint32_t ncmds;
     uint32_t len;
+    uint32_t flags;   /* KV_ENTRY_EXEC: the commands are a MULTI's, run as one */
+    uint32_t pad;
 };
+
+#define KV_ENTRY_EXEC 1u
 
 /* A growable reply buffer, private to the process. */
 struct kv_out {
@@ -88,7 +92,21 @@ struct kv_ctx {
     struct kv_out *aof;
     bool aof_written;
     uint64_t aof_end;   /* the ring position past its record, once written */
+    bool exec;          /* an EXEC: its record holds every command that changed something */
 };
+
+/* EXEC: the n queued commands in p[0, len), run in one transaction over
+ * every stripe they name (all of them for a command that looks at the
+ * whole keyspace), their replies as one array. A command that fails
+ * midway has its own changes undone; the others stand, as in Redis.
+ * Returns as kv_run does. */
+int kv_exec(struct kv_ctx *c, struct resp_parser *parser, const char *p, size_t len, uint32_t n);
+/* Whether a command name is one the front keeps for a transaction. */
+bool kv_is_multi(const struct resp_arg *name);
+bool kv_is_exec(const struct resp_arg *name);
+bool kv_is_discard(const struct resp_arg *name);
+/* "" if argv can be queued in a MULTI, else the error Redis gives. */
+const char *kv_queue_check(const struct resp_arg *argv, size_t argc, char *buf, size_t len);
 
 /* Appends a command (argc words) to c->aof in RESP. */
 void kv_aof_words(struct kv_ctx *c, int argc, const struct resp_arg *argv);

@@ -308,6 +308,15 @@ void kv_txn_abort(struct kv_txn *t)
     finish(t);
 }
 
+void kv_txn_undo_to(struct kv_txn *t, uint64_t mark)
+{
+    uint64_t n = load(&t->h->log_n);
+    for (uint64_t i = n; i-- > mark;)
+        store((uint64_t *)kv_at(t->st, t->log[i].off), t->log[i].old);
+    store(&t->h->log_n, mark < n ? mark : n);
+    t->full = false;
+}
+
 uint64_t kv_aof_append(struct kv_txn *t, const void *p, size_t len)
 {
     struct kv_store *st = t->st;

@@ -238,6 +238,10 @@ int kv_txn_begin(struct kv_txn *t, struct kv_store *st, uint64_t set, struct kv_
 void kv_txn_commit(struct kv_txn *t);
 void kv_txn_abort(struct kv_txn *t);
 
+/* Undoes the changes logged since mark (a past t->h->log_n), keeping the
+ * transaction open: one command of an EXEC that failed midway. */
+void kv_txn_undo_to(struct kv_txn *t, uint64_t mark);
+
 /* Logged writes. They never fail: a full log marks the transaction (t->full),
  * which the caller must then abort. */
 void kv_put(struct kv_txn *t, uint64_t *word, uint64_t value);

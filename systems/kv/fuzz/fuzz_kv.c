@@ -3,6 +3,9 @@
  * parser, then every command it yields run against a real table, as a
  * backend runs it (each in its own transaction, committed or aborted).
  *
+ * Then, when the input is RESP arrays, the same commands run once more as
+ * one EXEC (one transaction over all their stripes).
+ *
  * The table lives in the writable shared region of a small thread pool,
  * whose locks this thread takes as the host. After each input the table
  * is checked: every stripe's byte count matches its heap, and the table
@@ -76,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     setup();
     const char *buf = (const char *)data;
     size_t pos = 0;
+    uint32_t ncmds = 0;
     while (pos < size) {
         size_t need = 0;
         const char *err = NULL;
@@ -85,7 +89,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((size_t)n > size - pos)
             abort();
         pos += (size_t)n;
+        ncmds += parser.argc > 0;
         run_one();
+    }
+    /* The same commands again, as one MULTI's EXEC. */
+    if (ncmds > 0 && data[0] == '*') {
+        static struct resp_parser exec_parser;
+        static bool exec_ready;
+        if (!exec_ready) {
+            resp_parser_init(&exec_parser);
+            exec_ready = true;
+        }
+        out.len = 0;
+        out.failed = false;
+        struct kv_ctx c = {.st = &st, .out = &out, .now_ms = 1};
+        kv_exec(&c, &exec_parser, buf, pos, ncmds);
+        if (c.in_txn)
+            kv_txn_commit(&c.txn);
+        for (unsigned i = 0; i < KV_STRIPES; i++)
+            if (kv_stripe_of(&st, i)->txn_home != KV_NONE || kv_stripe_of(&st, i)->log_n != 0)
+                abort();
     }
     /* Keep the table small from one input to the next. */
     uint64_t used = 0;

@@ -7,8 +7,8 @@
  *
  * Starts walls-kv (2 backends, 2 front threads) on 127.0.0.1, port chosen
  * by the kernel. CLIENTS threads (default 4) each send INCR on one of 100
- * keys and RPUSH on one of 10 lists, one command at a time, counting the
- * replies: an integer is an acknowledgement; an error must be the one
+ * keys, RPUSH on one of 10 lists, or a MULTI of two INCRs, one at a time,
+ * counting the replies: an integer is an acknowledgement; an error must be the one
  * walls-kv gives for a command whose backend died (its change undone).
  * Meanwhile the killer sends SIGKILL to a random backend every 5-40 ms,
  * KILLS times (default 100). Then every key must hold exactly its
@@ -134,7 +134,45 @@ static void *client(void *arg)
     int fd = dial();
     char cmd[64 + 7 * PUSH_ELEMENTS + 64], reply[256];
     while (!__atomic_load_n(&stop_clients, __ATOMIC_RELAXED)) {
-        bool push = rand_r(&seed) % 5 == 0;
+        unsigned pick = (unsigned)rand_r(&seed) % 7;
+        if (pick == 6 && !whole_server_mode) {
+            /* MULTI; INCR a; INCR b; EXEC: both or neither, even when the
+             * backend dies in between. */
+            int a = (int)(rand_r(&seed) % NKEYS), b2 = (int)(rand_r(&seed) % NKEYS);
+            char ka[32], kb[32];
+            int la = snprintf(ka, sizeof ka, "crash:n:%d", a);
+            int lb = snprintf(kb, sizeof kb, "crash:n:%d", b2);
+            int len = snprintf(cmd, sizeof cmd,
+                               "*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$%d\r\n%s\r\n"
+                               "*2\r\n$4\r\nINCR\r\n$%d\r\n%s\r\n*1\r\n$4\r\nEXEC\r\n",
+                               la, ka, lb, kb);
+            char r1[64], r2[64], r3[64];
+            if (!send_all(fd, cmd, (size_t)len) || !read_reply(fd, r1, sizeof r1) ||
+                !read_reply(fd, r2, sizeof r2) || !read_reply(fd, r3, sizeof r3) ||
+                !read_reply(fd, reply, sizeof reply))
+                break;
+            bool both = reply[0] == '*' && reply[1] == '2';
+            char x[64], y[64];
+            if (both && (!read_reply(fd, x, sizeof x) || !read_reply(fd, y, sizeof y)))
+                break;
+            pthread_mutex_lock(&count_lock);
+            replies++;
+            if (strcmp(r1, "+OK") || strcmp(r2, "+QUEUED") || strcmp(r3, "+QUEUED")) {
+                fprintf(stderr, "kv-crash: MULTI replies %s %s %s\n", r1, r2, r3);
+                failed = 1;
+            } else if (both && x[0] == ':' && y[0] == ':') {
+                acked_incr[a]++;
+                acked_incr[b2]++;
+            } else if (reply[0] == '-' && strstr(reply, "ERR the backend running this command died")) {
+                died_errors++;
+            } else {
+                fprintf(stderr, "kv-crash: unexpected reply to EXEC: %s\n", reply);
+                failed = 1;
+            }
+            pthread_mutex_unlock(&count_lock);
+            continue;
+        }
+        bool push = pick == 0;
         int k = (int)(rand_r(&seed) % (push ? NLISTS : NKEYS));
         char key[32];
         int klen = snprintf(key, sizeof key, push ? "crash:list:%d" : "crash:n:%d", k);

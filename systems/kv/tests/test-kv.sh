@@ -456,6 +456,19 @@ sys.exit(1 if failed else 0)
 EOF
 python3 "$WORK/raw.py" "$PORT" burst split malformed bigbulk idle vanish || FAILED=$((FAILED + 1))
 
+# ---- transactions ------------------------------------------------------------
+
+# multi.commands through one redis-cli; multi.expected is what
+# redis-server 7.0.15 answered to the same lines.
+cli FLUSHALL > /dev/null
+redis-cli -p "$PORT" --no-raw < "$SRC/systems/kv/tests/multi.commands" > "$WORK/multi.got" 2>&1 || true
+if cmp -s "$SRC/systems/kv/tests/multi.expected" "$WORK/multi.got"; then
+    pass "MULTI, EXEC and DISCARD answer as redis-server does"
+else
+    fail "MULTI, EXEC and DISCARD differ from redis-server 7.0.15 (- redis, + walls-kv):"
+    diff -u "$SRC/systems/kv/tests/multi.expected" "$WORK/multi.got" | sed 's/^/    /'
+fi
+
 # ---- a client library ------------------------------------------------------
 
 # redis-py (Debian python3-redis), unmodified: its replies parsed into
@@ -488,10 +501,15 @@ try:
 except redis.ResponseError as e:
     out.append(str(e))
 out.append(r.info('keyspace')['db0']['keys'])
+t = r.pipeline()  # MULTI ... EXEC
+t.set('py:t', 1)
+t.incr('py:t')
+t.lpush('py:t', 'x')
+out.append([x if not isinstance(x, Exception) else 'error' for x in t.execute(raise_on_error=False)])
 print(out)
 PYEOF
 )
-    expect "redis-py drives it" "[True, True, 2, [b'2', None], 3, [b'1', b'2', b'3'], [b'1', b'2'], 2, [(b'f', b'v'), (b'g', b'w')], 2, [b'x', b'y'], True, 100, b'hash', 500, 500, 'WRONGTYPE Operation against a key holding the wrong kind of value', 504]" "$got"
+    expect "redis-py drives it" "[True, True, 2, [b'2', None], 3, [b'1', b'2', b'3'], [b'1', b'2'], 2, [(b'f', b'v'), (b'g', b'w')], 2, [b'x', b'y'], True, 100, b'hash', 500, 500, 'WRONGTYPE Operation against a key holding the wrong kind of value', 504, [True, 2, 'error']]" "$got"
 else
     echo "skip: redis-py (python3-redis) is not installed"
 fi
