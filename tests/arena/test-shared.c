@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "placements.h"
@@ -105,6 +107,12 @@ static int t_write_both(struct walls_call *call)
     words(call)[W_MARKS] = 77;
     ((volatile unsigned char *)(uintptr_t)call->inputs[0].ptr)[0] = 1;
     return 0;
+}
+
+/* 0 when the region's magic word holds 42. */
+static int t_magic(struct walls_call *call)
+{
+    return call->shared && words(call)[W_MAGIC] == 42 ? 0 : 1;
 }
 
 /* 0 when the call shows no region. */
@@ -216,6 +224,36 @@ START_TEST(test_arena_stays_read_only)
 }
 END_TEST
 
+/* The region is a shared mapping: a child the host forks writes it, and
+ * the host sees the write (as walls_pool_shared documents). */
+START_TEST(test_shared_seen_by_a_fork)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .shared_size = SHARED};
+    walls_pool *pool = NULL;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    void *base = NULL;
+    size_t size = 0;
+    ck_assert_int_eq(walls_pool_shared(pool, &base, &size), 0);
+    volatile uint64_t *w = base;
+    w[W_MAGIC] = 1;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        w[W_MAGIC] = w[W_MAGIC] + 41;
+        _exit(0);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_uint_eq(w[W_MAGIC], 42);
+    /* And a task of the pool reads what the child wrote. */
+    struct walls_result res = run(pool, t_magic, NULL, 0, NULL);
+    ck_assert_int_eq(res.status, WALLS_OK);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 START_TEST(test_shared_bad_input)
 {
     /* Over the limit: refused, with a reason. */
@@ -262,6 +300,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_shared_counts, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_shared_outlives_a_crash, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_arena_stays_read_only, 0, NPLACEMENTS);
+    tcase_add_test(tc, test_shared_seen_by_a_fork);
     tcase_add_test(tc, test_shared_bad_input);
     suite_add_tcase(s, tc);
     return s;
