@@ -157,7 +157,6 @@ static void *supervisor_main(void *arg)
     bool lost = false;
     int timeout_ms = -1;
     int64_t spin_until = 0;
-    int64_t next_due = 0;
     for (;;) {
         struct epoll_event evs[32];
         /* While a replacement starts, poll instead of sleeping: its
@@ -170,10 +169,6 @@ static void *supervisor_main(void *arg)
         } else if (n == 0) {
             sched_yield();
             idle_turn = true;
-            /* Nothing came and nothing is due: leave the lock to the
-             * submitters and workers. */
-            if (!lost && walls__now_ns() < next_due)
-                continue;
         }
         walls__pool_lock(pool);
         for (int i = 0; i < n; i++) {
@@ -201,18 +196,11 @@ static void *supervisor_main(void *arg)
         bool quit = ps->quit;
         int64_t next = work(pool);
         int64_t now = walls__now_ns();
-        next_due = next;
         /* Round up: waking a little late is the lesser evil than spinning. */
         timeout_ms = next == INT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
-        /* Poll only while a process is on its way: once it is up, every
-         * turn spent polling is taken from the workers. */
-        bool starting = false;
         for (unsigned i = 0; i < pool->nprocs; i++)
-            starting |= ps->procs[i].state == WALLS__PROC_STARTING;
-        if (!starting)
-            spin_until = 0;
-        else if (spin_until == 0)
-            spin_until = now + RESTART_SPIN_NS;
+            if (ps->procs[i].state == WALLS__PROC_STARTING)
+                spin_until = now + RESTART_SPIN_NS;
         /* Sleepers look again after anything happened (a process came up
          * or went, a deadline passed); a turn of polling that found nothing
          * wakes nobody: they would only take the CPUs a starting process
