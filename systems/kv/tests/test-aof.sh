@@ -128,6 +128,7 @@ grep -q "damaged at byte" "$WORK/log" || fail "no message for the damaged file"
 
 # 5. --appendonly no leaves the file alone and starts empty.
 cp "$WORK/good.aof" "$WORK/appendonly.aof"
+rm -f "$WORK/port"
 "$KV" --port 0 --bind 127.0.0.1 --dir "$WORK" --quiet > "$WORK/port" 2> "$WORK/log" &
 PID=$!
 for _ in $(seq 1 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done

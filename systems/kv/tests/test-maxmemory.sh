@@ -27,6 +27,8 @@ fail() {
 }
 
 start() {
+    # The last server's port must not be read for this one's.
+    rm -f "$WORK/port"
     "$KV" --port 0 --bind 127.0.0.1 --backends 2 --threads 1 --quiet "$@" > "$WORK/port" &
     PID=$!
     for _ in $(seq 1 100); do
