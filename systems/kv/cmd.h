@@ -44,8 +44,6 @@ void kv_err_type(struct kv_ctx *c);
 void kv_err_syntax(struct kv_ctx *c);
 int kv_err_oom(struct kv_ctx *c); /* writes the OOM error; returns -1 */
 
-struct kv_stripe *kv_key_stripe(struct kv_ctx *c, const struct resp_arg *key, uint64_t *hash,
-                                unsigned *index);
 /* The live entry of key (an expired one is deleted), or NULL; f says
  * where it is or would go. */
 struct kv_ent *kv_lookup(struct kv_ctx *c, const struct resp_arg *key, struct kv_found *f);

@@ -203,8 +203,8 @@ int kv_err_oom(struct kv_ctx *c)
 
 /* ---- keys ------------------------------------------------------------------ */
 
-struct kv_stripe *kv_key_stripe(struct kv_ctx *c, const struct resp_arg *key, uint64_t *hash,
-                                unsigned *index)
+static struct kv_stripe *key_stripe(struct kv_ctx *c, const struct resp_arg *key, uint64_t *hash,
+                                    unsigned *index)
 {
     *hash = kv_hash(c->st, key->p, key->len);
     *index = kv_stripe_for(*hash);
@@ -225,7 +225,7 @@ void kv_drop(struct kv_ctx *c, unsigned stripe, uint64_t *link, uint64_t off)
 
 struct kv_ent *kv_lookup(struct kv_ctx *c, const struct resp_arg *key, struct kv_found *f)
 {
-    struct kv_stripe *s = kv_key_stripe(c, key, &f->hash, &f->stripe);
+    struct kv_stripe *s = key_stripe(c, key, &f->hash, &f->stripe);
     f->off = kv_dict_find(&c->txn, &s->keys, key->p, key->len, f->hash, &f->link);
     if (!f->off)
         return NULL;

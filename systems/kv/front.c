@@ -921,7 +921,6 @@ int kv_front_start(struct server *srv)
     for (unsigned i = 0; i < srv->set.threads; i++) {
         struct front *l = &srv->fronts[i];
         l->srv = srv;
-        l->index = i;
         pthread_mutex_init(&l->inbox_lock, NULL);
         l->epfd = epoll_create1(EPOLL_CLOEXEC);
         l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -49,7 +49,6 @@ struct conn {
     int fd;
     struct front *loop;
     uint32_t slot;
-    uint64_t id;
     struct kv_buf in, out;
     struct resp_parser parser;
     size_t need;             /* bytes past in.off before parsing is worth trying again */
@@ -110,7 +109,6 @@ struct server {
 struct front {
     struct server *srv;
     pthread_t thread;
-    unsigned index;
     int epfd, wake_fd;
     struct conn *conns;
     pthread_mutex_t inbox_lock;

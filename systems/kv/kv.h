@@ -115,7 +115,7 @@ void kv_aof_words(struct kv_ctx *c, int argc, const struct resp_arg *argv);
  * one was begun: c->in_txn) still open for the caller to commit, or -1
  * when it must be aborted (its error reply is written). */
 int kv_run(struct kv_ctx *c);
-/* The command's flags, by name (for the front: QUIT; 0 if unknown). */
+/* Whether a command name is QUIT (the front closes after its batch). */
 bool kv_is_quit(const struct resp_arg *name);
 
 /* Reply writers into c->out. */

@@ -222,7 +222,7 @@ struct kv_txn {
     struct kv_undo *log;
     bool full;              /* the log ran out: the transaction must abort */
     bool wrote;             /* it logged a change of the table */
-    struct kv_slot *slot;   /* whose progress counts as changing nothing */
+    struct kv_slot *slot;   /* the task's slot, told when the table first changes (dirty) */
     /* Blocks allocated by this transaction: written without the log. */
     uint64_t fresh_off[KV_FRESH_MAX], fresh_end[KV_FRESH_MAX];
     unsigned nfresh;

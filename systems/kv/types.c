@@ -71,6 +71,19 @@ static bool pop_count(struct kv_ctx *c, long long *count)
     return true;
 }
 
+/* The key's container for a command that does not create one: NULL with
+ * the reply written when the key holds another type (WRONGTYPE) or
+ * nothing (absent, in RESP). */
+static void *existing(struct kv_ctx *c, struct kv_found *f, uint32_t type, const char *absent)
+{
+    bool none;
+    int rc;
+    void *o = container(c, f, type, false, &none, &rc);
+    if (!o && none)
+        kv_reply_raw(c->out, absent, strlen(absent));
+    return o;
+}
+
 /* Deletes the key of f when its container is empty. */
 static void drop_if_empty(struct kv_ctx *c, struct kv_found *f, uint64_t count)
 {
@@ -178,18 +191,9 @@ static int pop(struct kv_ctx *c, bool left)
     if (!pop_count(c, &count))
         return 0;
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_list *l = container(c, &f, KV_LIST, false, &absent, &rc);
-    if (!l) {
-        if (absent) {
-            if (count >= 0)
-                kv_reply_raw(c->out, "*-1\r\n", 5);
-            else
-                kv_reply_null(c->out);
-        }
-        return rc;
-    }
+    struct kv_list *l = existing(c, &f, KV_LIST, count >= 0 ? "*-1\r\n" : "$-1\r\n");
+    if (!l)
+        return 0;
     if (count < 0) {
         pop_one(c, &f, l, left);
     } else {
@@ -215,11 +219,9 @@ int kv_cmd_rpop(struct kv_ctx *c)
 void kv_cmd_llen(struct kv_ctx *c)
 {
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_list *l = container(c, &f, KV_LIST, false, &absent, &rc);
-    if (l || absent)
-        kv_reply_int(c->out, l ? (long long)l->len : 0);
+    struct kv_list *l = existing(c, &f, KV_LIST, ":0\r\n");
+    if (l)
+        kv_reply_int(c->out, (long long)l->len);
 }
 
 /* Redis's index rules: negative counts from the end. */
@@ -236,14 +238,9 @@ void kv_cmd_lrange(struct kv_ctx *c)
         return;
     }
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_list *l = container(c, &f, KV_LIST, false, &absent, &rc);
-    if (!l) {
-        if (absent)
-            kv_reply_array(c->out, 0);
+    struct kv_list *l = existing(c, &f, KV_LIST, "*0\r\n");
+    if (!l)
         return;
-    }
     long long len = (long long)l->len;
     start = norm(start, len);
     stop = norm(stop, len);
@@ -281,14 +278,9 @@ void kv_cmd_lrange(struct kv_ctx *c)
 void kv_cmd_lindex(struct kv_ctx *c)
 {
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_list *l = container(c, &f, KV_LIST, false, &absent, &rc);
-    if (!l) {
-        if (absent)
-            kv_reply_null(c->out);
+    struct kv_list *l = existing(c, &f, KV_LIST, "$-1\r\n");
+    if (!l)
         return;
-    }
     long long index;
     if (!kv_arg_ll(&c->argv[2], &index)) {
         kv_err_int(c);
@@ -390,14 +382,9 @@ int kv_cmd_hset(struct kv_ctx *c)
 void kv_cmd_hget(struct kv_ctx *c)
 {
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_dict *d = container(c, &f, KV_HASH, false, &absent, &rc);
-    if (!d) {
-        if (absent)
-            kv_reply_null(c->out);
+    struct kv_dict *d = existing(c, &f, KV_HASH, "$-1\r\n");
+    if (!d)
         return;
-    }
     uint64_t *link;
     struct kv_ent *e = field_find(c, d, &c->argv[2], &link);
     if (e)
@@ -409,14 +396,9 @@ void kv_cmd_hget(struct kv_ctx *c)
 static int remove_members(struct kv_ctx *c, uint32_t type)
 {
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_dict *d = container(c, &f, type, false, &absent, &rc);
-    if (!d) {
-        if (absent)
-            kv_reply_int(c->out, 0);
-        return rc;
-    }
+    struct kv_dict *d = existing(c, &f, type, ":0\r\n");
+    if (!d)
+        return 0;
     long long n = 0;
     for (size_t i = 2; i < c->argc; i++) {
         uint64_t *link;
@@ -457,14 +439,9 @@ static int reply_entry(void *arg, struct kv_ent *e)
 static void members(struct kv_ctx *c, uint32_t type, bool values)
 {
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_dict *d = container(c, &f, type, false, &absent, &rc);
-    if (!d) {
-        if (absent)
-            kv_reply_array(c->out, 0);
+    struct kv_dict *d = existing(c, &f, type, "*0\r\n");
+    if (!d)
         return;
-    }
     kv_reply_array(c->out, (long long)(values ? 2 * d->used : d->used));
     struct walk w = {c, values};
     kv_dict_each(c->st, d, reply_entry, &w);
@@ -478,11 +455,9 @@ void kv_cmd_hgetall(struct kv_ctx *c)
 static void count(struct kv_ctx *c, uint32_t type)
 {
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_dict *d = container(c, &f, type, false, &absent, &rc);
-    if (d || absent)
-        kv_reply_int(c->out, d ? (long long)d->used : 0);
+    struct kv_dict *d = existing(c, &f, type, ":0\r\n");
+    if (d)
+        kv_reply_int(c->out, (long long)d->used);
 }
 
 void kv_cmd_hlen(struct kv_ctx *c)
@@ -493,14 +468,9 @@ void kv_cmd_hlen(struct kv_ctx *c)
 static void is_member(struct kv_ctx *c, uint32_t type)
 {
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_dict *d = container(c, &f, type, false, &absent, &rc);
-    if (!d) {
-        if (absent)
-            kv_reply_int(c->out, 0);
+    struct kv_dict *d = existing(c, &f, type, ":0\r\n");
+    if (!d)
         return;
-    }
     uint64_t *link;
     kv_reply_int(c->out, field_find(c, d, &c->argv[2], &link) ? 1 : 0);
 }
@@ -620,18 +590,9 @@ int kv_cmd_spop(struct kv_ctx *c)
     if (!pop_count(c, &want))
         return 0;
     struct kv_found f;
-    bool absent;
-    int rc;
-    struct kv_dict *d = container(c, &f, KV_SET, false, &absent, &rc);
-    if (!d) {
-        if (absent) {
-            if (want >= 0)
-                kv_reply_array(c->out, 0);
-            else
-                kv_reply_null(c->out);
-        }
-        return rc;
-    }
+    struct kv_dict *d = existing(c, &f, KV_SET, want >= 0 ? "*0\r\n" : "$-1\r\n");
+    if (!d)
+        return 0;
     long long n = want < 0 ? 1 : (want < (long long)d->used ? want : (long long)d->used);
     if (want >= 0)
         kv_reply_array(c->out, n);

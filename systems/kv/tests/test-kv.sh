@@ -469,6 +469,19 @@ else
     diff -u "$SRC/systems/kv/tests/multi.expected" "$WORK/multi.got" | sed 's/^/    /'
 fi
 
+# ---- redis-benchmark ---------------------------------------------------------
+
+# A short, bounded run of the benchmark's commands, pipelined and not: every
+# test finishes with a rate, and nothing comes back as an error.
+for pipe in 1 16; do
+    redis-benchmark -p "$PORT" -n 20000 -c 20 -P $pipe -t set,get,incr,lpush,rpush,lpop,rpop,hset,mset \
+        --csv > "$WORK/bench.csv" 2> "$WORK/bench.err" || true
+    tests=$(sed 1d "$WORK/bench.csv" | tr -d '"' | awk -F, '$2 > 0' | wc -l)
+    expect "redis-benchmark -P $pipe: 9 tests with a rate" 9 "$tests"
+    expect "redis-benchmark -P $pipe: no errors" "" "$(grep -i err "$WORK/bench.err" | head -n 3)"
+done
+expect "the benchmark's keys are there (3-byte values)" "(integer) 3" "$(cli STRLEN key:__rand_int__)"
+
 # ---- a client library ------------------------------------------------------
 
 # redis-py (Debian python3-redis), unmodified: its replies parsed into

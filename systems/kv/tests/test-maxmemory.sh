@@ -29,7 +29,7 @@ fail() {
 start() {
     # The last server's port must not be read for this one's.
     rm -f "$WORK/port"
-    "$KV" --port 0 --bind 127.0.0.1 --backends 2 --threads 1 --quiet "$@" > "$WORK/port" &
+    "$KV" --port 0 --bind 127.0.0.1 --backends 2 --threads 1 --quiet --dir "$WORK" "$@" > "$WORK/port" &
     PID=$!
     for _ in $(seq 1 100); do
         [ -s "$WORK/port" ] && break
@@ -101,4 +101,9 @@ for i in 0 1 2 3 4 5 6 7 8 9; do
 done
 [ "$last" -gt "$first" ] || fail "allkeys-lru kept $first of the first keys and $last of the last"
 stop
+# Nothing of either server is left: each was given --dir $WORK.
+sleep 0.2
+if pgrep -f -- "--dir $WORK" > /dev/null; then
+    fail "a walls-kv is left running"
+fi
 echo "PASS: maxmemory"
