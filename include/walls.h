@@ -129,9 +129,14 @@ struct walls_pool_opts {
      * loses no task and is not a restart. */
     unsigned recycle_after;     /* 0 = never */
     size_t recycle_rss;         /* 0 = never */
-    /* Address-space limit (RLIMIT_AS) of each worker process; 0 = none.
-     * A task that hits it sees allocations fail; if it then dies, it ends
-     * as WALLS_CRASHED (or as it died) with WALLS_RESULT_MEMORY set. */
+    /* Memory limit of each worker process: the address space its tasks
+     * may add to what the process holds once started (its program and
+     * libraries, what it inherited from the fork server, the mailbox, the
+     * arena and the shared region), enforced by setting RLIMIT_AS to that
+     * start size plus this (or to this alone where /proc cannot be read);
+     * 0 = none. Thread stacks of hybrid workers count against it. A task
+     * that hits it sees allocations fail; if it then dies, it ends as
+     * WALLS_CRASHED (or as it died) with WALLS_RESULT_MEMORY set. */
     size_t worker_memory_limit;
     /* Sandbox of process and hybrid workers: WALLS_SANDBOX_*. */
     unsigned sandbox;

@@ -64,6 +64,9 @@ int walls__module_define(void *ctx, uint16_t module, const char *path);
  * lanes' mailboxes mbs[0..n) (lane 0's also holds the settings), and have
  * a freeze signal stop the other lanes when one faults. */
 void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n);
+/* The RLIMIT_AS this worker process runs under (worker_memory_limit on top
+ * of its address space at start); 0 = none. Set before any task runs. */
+extern uint64_t walls__as_limit;
 /* The calling thread serves lane (0-based) from now on. */
 void walls__faults_become_lane(unsigned lane);
 

@@ -33,7 +33,8 @@
 #include "worker.h"
 
 
-static const struct walls__mailbox *lane0; /* the settings: memory limit, sandbox */
+static const struct walls__mailbox *lane0; /* the settings: sandbox */
+uint64_t walls__as_limit;
 static struct walls__mailbox *lane_mb[WALLS__MAX_LANES];
 static pid_t lane_tid[WALLS__MAX_LANES]; /* set by each lane thread at its start */
 static unsigned nlanes;
@@ -63,7 +64,7 @@ static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SI
  * raw system calls, since this runs in a signal handler. */
 static bool near_memory_limit(void)
 {
-    uint64_t limit = lane0->as_limit;
+    uint64_t limit = walls__as_limit;
     if (!limit || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
         lane0->sandbox == WALLS_SANDBOX_STRICT) /* no open() allowed there */
         return false;

@@ -244,6 +244,22 @@ static int enter_limits(int doorbell_fd)
     return 0;
 }
 
+/* This process's address space in bytes (VmSize), or 0 if /proc cannot
+ * be read: the limit is then absolute, as RLIMIT_AS itself is. */
+static uint64_t address_space_size(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    uint64_t pages = 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        pages = pages * 10 + (uint64_t)(buf[i] - '0');
+    return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 static void *map_fd(int fd, size_t size, int prot)
 {
     struct stat st;
@@ -353,7 +369,15 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
     if (err)
         return start_failed(err);
     if (lane0->as_limit) {
-        struct rlimit as = {lane0->as_limit, lane0->as_limit};
+        /* The limit is what tasks may add to the address space the worker
+         * starts with: its program, what it inherited from the fork server
+         * (forked from a host with thread stacks and malloc arenas, that
+         * can be hundreds of megabytes of reservations), the mailbox, the
+         * arena and the shared region. */
+        uint64_t base = address_space_size();
+        uint64_t limit = lane0->as_limit;
+        walls__as_limit = base > UINT64_MAX - limit ? UINT64_MAX : base + limit;
+        struct rlimit as = {walls__as_limit, walls__as_limit};
         if (setrlimit(RLIMIT_AS, &as) != 0)
             return errno > 0 && errno < 120 ? errno : EINVAL;
     }

@@ -3,13 +3,17 @@
  * recycle_after counts tasks (cancelled ones too) and no task is lost on the
  * way, recycle_rss replaces a worker grown past its size, and a task that
  * exhausts worker_memory_limit crashes flagged WALLS_RESULT_MEMORY while a
- * crash of its own is not blamed on memory.
+ * crash of its own is not blamed on memory, and the limit is what tasks may
+ * take beyond what the worker holds at start (a big arena, reservations
+ * inherited from the host through the fork server).
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "helpers.h"
 #include "walls.h"
@@ -153,6 +157,64 @@ START_TEST(test_memory_limit)
 END_TEST
 #endif
 
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+/* Takes 64 MiB and touches it: ENOMEM if the worker's limit refused it. */
+static int take_64m(struct walls_call *call)
+{
+    (void)call;
+    size_t len = (size_t)64 << 20;
+    char *p = malloc(len);
+    if (!p)
+        return ENOMEM;
+    memset(p, 1, len);
+    free(p);
+    return 0;
+}
+
+static void expect_64m(walls_pool *pool)
+{
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, take_64m, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "64 MiB under a 256 MiB limit: %s/%d",
+                  walls_status_name(r.status), r.code);
+    walls_task_free(t);
+}
+
+START_TEST(test_memory_limit_beside_arena)
+{
+    /* A 1 GiB arena is mapped in every worker, yet a task has its 256 MiB. */
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .worker_memory_limit = 256u << 20,
+                                .arena_size = (size_t)1 << 30};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    expect_64m(pool);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_memory_limit_inherited)
+{
+    /* The host reserves 2 GiB before its first pool: the fork server, forked
+     * from this single-threaded process, and so every worker inherit the
+     * reservation. It is not the tasks' memory. */
+    void *junk = mmap(NULL, (size_t)2 << 30, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+    ck_assert_ptr_ne(junk, MAP_FAILED);
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .worker_memory_limit = 256u << 20,
+                                .sandbox = WALLS_SANDBOX_SECCOMP};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    expect_64m(pool);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    munmap(junk, (size_t)2 << 30);
+}
+END_TEST
+#endif
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("recycle");
@@ -164,6 +226,8 @@ static Suite *suite(void)
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     /* Sanitizers reserve terabytes of address space: no RLIMIT_AS fits. */
     tcase_add_test(tc, test_memory_limit);
+    tcase_add_test(tc, test_memory_limit_beside_arena);
+    tcase_add_test(tc, test_memory_limit_inherited);
 #endif
     suite_add_tcase(s, tc);
     return s;
