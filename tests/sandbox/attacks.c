@@ -575,6 +575,22 @@ int a_int80(struct walls_call *c)
 #endif
 }
 
+bool kernel_has_i386_abi(void)
+{
+#if defined(__x86_64__)
+    /* Where the kernel runs without IA-32 emulation, int 0x80 faults. */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(a_int80(NULL) == 0 ? 0 : 1);
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return true;
+    return !(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+#else
+    return false;
+#endif
+}
+
 int a_x32(struct walls_call *c)
 {
     (void)c;

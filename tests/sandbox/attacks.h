@@ -48,6 +48,9 @@ int a_unshare(struct walls_call *c);    /* a mount namespace */
 int a_spin(struct walls_call *c);       /* spins target.spin_ms */
 int a_int80(struct walls_call *c);      /* getpid through the i386 ABI */
 int a_x32(struct walls_call *c);        /* getpid through the x32 ABI */
+/* Whether int 0x80 reaches the kernel's i386 ABI here: without IA-32
+ * emulation it faults (SIGSEGV) before any filter sees it. Forks. */
+bool kernel_has_i386_abi(void);
 
 struct attack {
     const char *what;
