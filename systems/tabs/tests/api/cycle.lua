@@ -1,0 +1,4 @@
+-- A table that holds itself cannot be sent.
+local t = {}
+t.self = t
+tab.post("broker", t)

@@ -1,0 +1,2 @@
+-- Its top level never ends.
+while true do end

@@ -1,0 +1,2 @@
+local t = nil
+t.field = 1

@@ -1,0 +1,3 @@
+-- Never returns to the event loop.
+tab.on_message(function() end)
+while true do end

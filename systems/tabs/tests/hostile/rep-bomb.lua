@@ -1,0 +1,3 @@
+-- One call asks for a gigabyte.
+local s = string.rep("x", 1 << 30)
+tab.post("broker", {len = #s})

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""walls-tabs as a user runs it: the hostile battery, each item beside ten
+well-behaved tabs, behind the Lua wall alone and with it taken down
+(--unsafe-lua), where only the process wall holds; the Lua API; bad scripts;
+the shared kitchen (--threads) for contrast; bad command lines. After every
+run, no process the run started is left (this test is a subreaper, so
+orphans would become its children)."""
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+BIN, TESTS = sys.argv[1], sys.argv[2]
+GOOD = sorted(os.path.join(TESTS, "good", f) for f in os.listdir(os.path.join(TESTS, "good"))
+              if f.endswith(".lua"))
+EXPECTED = json.load(open(os.path.join(TESTS, "good", "expected.json")))
+ORIGINS = ["--origin", "store-a=shop", "--origin", "store-b=shop"]
+# Sanitizer builds are slower; the infinite loops wait out this limit.
+TIMEOUT = ["--timeout-ms", "3000"]
+failures = []
+
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_CHILD_SUBREAPER = 36
+if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    print("cannot become a subreaper; process checks would not mean anything")
+    sys.exit(77)
+
+
+def fail(what):
+    failures.append(what)
+    print("FAIL:", what, flush=True)
+
+
+def children():
+    found = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                found += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return found
+
+
+def leftovers(label):
+    # Reap what already exited, then anything still alive is a leak.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        if not children():
+            return
+        time.sleep(0.05)
+    pids = children()
+    names = []
+    for p in pids:
+        try:
+            names.append(open(f"/proc/{p}/comm").read().strip())
+        except OSError:
+            names.append("?")
+        os.kill(p, signal.SIGKILL)
+    fail(f"{label}: processes left running: {list(zip(pids, names))}")
+
+
+def run(args, label, expect_rc=None):
+    proc = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=120)
+    leftovers(label)
+    if expect_rc is not None and proc.returncode != expect_rc:
+        fail(f"{label}: exit status {proc.returncode}, wanted {expect_rc}; stderr: {proc.stderr[-500:]}")
+    return proc
+
+
+def tabs_of(proc, label):
+    out = {}
+    for line in proc.stdout.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            fail(f"{label}: not JSON: {line!r}")
+            continue
+        for key in ("name", "outcome", "detail", "sent", "received"):
+            if key not in obj:
+                fail(f"{label}: no key {key} in {line}")
+        out[obj.get("name")] = obj
+    return out
+
+
+def check_good(tabs, label):
+    for name, result in EXPECTED.items():
+        t = tabs.get(name)
+        if t is None:
+            fail(f"{label}: well-behaved tab {name} missing from the report")
+        elif t["outcome"] != "ok" or t.get("result") != result:
+            fail(f"{label}: well-behaved tab {name}: {t['outcome']} {t['detail']!r} "
+                 f"result {t.get('result')}, wanted ok {result}")
+
+
+def item(script, outcomes, detail, unsafe=False, result=None):
+    name = os.path.basename(script)[:-4]
+    label = f"{name}{' (unsafe)' if unsafe else ''}"
+    args = ["run", "--json", "--quiet"] + TIMEOUT + ORIGINS + (["--unsafe-lua"] if unsafe else [])
+    proc = run(args + GOOD + [os.path.join(TESTS, script)], label)
+    tabs = tabs_of(proc, label)
+    check_good(tabs, label)
+    t = tabs.get(name)
+    if t is None:
+        fail(f"{label}: no line for the tab; stdout {proc.stdout!r} stderr {proc.stderr[-300:]!r}")
+        return
+    if t["outcome"] not in outcomes or not re.search(detail, t["detail"]):
+        fail(f"{label}: {t['outcome']} {t['detail']!r}, wanted {outcomes} matching {detail!r}")
+    if result is not None and t.get("result") != result:
+        fail(f"{label}: result {t.get('result')}, wanted {result}")
+    want_rc = 0 if outcomes == ("ok",) else 1
+    if proc.returncode != want_rc:
+        fail(f"{label}: exit status {proc.returncode}, wanted {want_rc}")
+    print(f"ok   {label:28} {t['outcome']:14} {t['detail']}", flush=True)
+
+
+H = "hostile/"
+SEEN = {"seen": "cart=mine shop:cart=nil shop/cart=nil ../shop/cart=nil gone=nil"}
+# The Lua wall: the libraries are not there.
+item(H + "read-file.lua", ("error",), r"global 'io'")
+item(H + "socket.lua", ("error",), r"global 'require'")
+item(H + "exec.lua", ("error",), r"global 'os'")
+item(H + "fork-bomb.lua", ("error",), r"global 'os'")
+item(H + "signal-broker.lua", ("error",), r"global 'os'")
+item(H + "trace-broker.lua", ("error",), r"global 'debug'")
+item(H + "bytecode.lua", ("error",), r"binary chunk")
+item(H + "other-origin.lua", ("ok",), r"^$", result=SEEN)
+# Limits, the same in both modes.
+for unsafe in (False, True):
+    item(H + "loop.lua", ("unresponsive",), r"ran past 3000 ms; killed", unsafe)
+    item(H + "memory-bomb.lua", ("out-of-memory",), r"not enough memory|memory limit", unsafe)
+    item(H + "rep-bomb.lua", ("out-of-memory",), r"not enough memory|memory limit", unsafe)
+    item(H + "recursion.lua", ("error", "out-of-memory"), r"stack overflow|not enough memory",
+         unsafe)
+    item(H + "flood.lua", ("violation",), r"flooded the broker", unsafe)
+    item(H + "pattern-bomb.lua", ("unresponsive",), r"ran past 3000 ms; killed", unsafe)
+# The Lua wall down: only the process wall stands, and holds.
+item(H + "read-file.lua", ("violation",), r"^open(at)?$", True)
+item(H + "socket.lua", ("violation",), r"^socket$", True)
+item(H + "exec.lua", ("violation",), r"^execve$", True)
+item(H + "fork-bomb.lua", ("violation",), r"^(fork|clone|clone3|vfork)$", True)
+item(H + "signal-broker.lua", ("violation",), r"^kill$", True)
+item(H + "trace-broker.lua", ("violation",), r"^ptrace$", True)
+item(H + "bytecode.lua", ("crashed",), r"^SIGSEGV$", True)
+item(H + "other-origin.lua", ("violation",), r"^process_vm_readv$", True)
+if os.path.exists("/tmp/walls-tabs-escaped"):
+    fail("a tab ran a program of the host: /tmp/walls-tabs-escaped exists")
+    os.unlink("/tmp/walls-tabs-escaped")
+# Bad scripts.
+item("bad/syntax.lua", ("error",), r"syntax.lua:1: unexpected symbol near '='")
+item("bad/runtime.lua", ("error",), r"runtime.lua:2: attempt to index a nil value")
+item("bad/never-returns.lua", ("unresponsive",), r"ran past 3000 ms")
+# The API's edges.
+item("api/big-message.lua", ("error",), r"message too large \(limit 65536 bytes\)")
+item("api/bad-message.lua", ("error",), r"cannot hold a function")
+item("api/cycle.lua", ("error",), r"more than 32 deep")
+item("api/timers-limit.lua", ("error",), r"too many pending timers \(limit 256\)")
+item("api/quota.lua", ("error",), r"storage quota exceeded")
+item("api/unknown-target.lua", ("ok",), r"^$", result={"posted": True})
+item("api/echo-types.lua", ("ok",), r"^$",
+     result={"int": 42, "float": 0.25, "yes": True, "no": False, "str": "a\"b\n",
+             "big": 9223372036854775807, "neg": -7, "type1": "integer", "type2": "float"})
+item("api/load-text.lua", ("ok",), r"^$", result={"answer": 42, "dofile": True, "loadfile": True})
+
+# Counts: unknown-target's message was dropped; ping sent 11 and got 10.
+proc = run(["run", "--json", "--quiet"] + ORIGINS + GOOD + [os.path.join(TESTS, "api/unknown-target.lua")],
+           "counts", 0)
+tabs = tabs_of(proc, "counts")
+if tabs.get("unknown-target", {}).get("dropped") != 1:
+    fail(f"counts: unknown-target dropped {tabs.get('unknown-target')}, wanted 1")
+if (tabs.get("ping", {}).get("sent"), tabs.get("ping", {}).get("received")) != (11, 10):
+    fail(f"counts: ping {tabs.get('ping')}, wanted sent 11 received 10")
+
+# The plain report: one line per tab, name first.
+proc = run(["run", "--quiet"] + ORIGINS + GOOD, "plain", 0)
+lines = proc.stdout.splitlines()
+if len(lines) != len(GOOD) or not all(re.match(r"^\S+ +ok +sent=\d+ received=\d+ ", l) for l in lines):
+    fail(f"plain: {proc.stdout!r}")
+
+# A timer that keeps a tab busy past the deadline is reported, not waited for.
+proc = run(["run", "--json", "--quiet", "--deadline-ms", "300", os.path.join(TESTS, "good/timers.lua"),
+            os.path.join(TESTS, "api/unknown-target.lua")], "deadline")
+t = tabs_of(proc, "deadline")
+if "timers" not in t:
+    fail("deadline: no report")
+
+# The shared kitchen: the same API in one process, and what a hostile tab does there.
+proc = run(["run", "--threads", "--json", "--quiet"] + ORIGINS + GOOD, "threads", 0)
+check_good(tabs_of(proc, "threads"), "threads")
+proc = run(["run", "--threads", "--json", "--quiet"] + TIMEOUT + ORIGINS + GOOD +
+           [os.path.join(TESTS, "hostile/loop.lua")], "threads loop", 1)
+t = tabs_of(proc, "threads loop")
+check_good(t, "threads loop")
+if t.get("loop", {}).get("outcome") != "unresponsive" or "Lua hook" not in t["loop"]["detail"]:
+    fail(f"threads loop: {t.get('loop')}")
+# Stuck in one C call, a thread cannot be stopped: its neighbours finish,
+# the report comes, and the program leaves the thread behind by exiting.
+proc = run(["run", "--threads", "--json", "--quiet"] + TIMEOUT + ORIGINS + GOOD +
+           [os.path.join(TESTS, "hostile/pattern-bomb.lua")], "threads pattern-bomb", 1)
+t = tabs_of(proc, "threads pattern-bomb")
+check_good(t, "threads pattern-bomb")
+if "its thread runs on" not in t.get("pattern-bomb", {}).get("detail", ""):
+    fail(f"threads pattern-bomb: {t.get('pattern-bomb')}")
+proc = run(["run", "--threads", "--unsafe-lua", "--json", "--quiet"] + ORIGINS + GOOD +
+           [os.path.join(TESTS, "hostile/bytecode.lua")], "threads bytecode")
+if proc.returncode != -signal.SIGSEGV or proc.stdout.strip():
+    fail(f"threads bytecode: wanted the whole program dead of SIGSEGV with no report, got "
+         f"status {proc.returncode} and {proc.stdout!r}")
+else:
+    print("ok   threads: malformed bytecode took every tab with it (SIGSEGV)")
+
+# Bad command lines: status 2 and a message naming the problem.
+bad = [
+    ([], r"usage"),
+    (["frobnicate"], r"unknown command"),
+    (["run"], r"no scripts"),
+    (["run", "--bogus", GOOD[0]], r"unknown or incomplete option"),
+    (["run", "--timeout-ms", "0", GOOD[0]], r"--timeout-ms needs a number"),
+    (["run", "--timeout-ms", "abc", GOOD[0]], r"--timeout-ms needs a number"),
+    (["run", "--memory-mib", "-1", GOOD[0]], r"--memory-mib needs a number"),
+    (["run", "--memory-mib"], r"--memory-mib needs a number"),
+    (["run", "--origin", "x", GOOD[0]], r"TAB=ORIGIN"),
+    (["run", "--origin", "nobody=a", GOOD[0]], r"names no tab"),
+    (["run", "--origin", "coro=bad/origin", GOOD[0]], r"bad origin"),
+    (["run", GOOD[0], GOOD[0]], r"two tabs are named"),
+    (["serve", GOOD[0]], r"--ui"),
+]
+for args, msg in bad:
+    proc = run(args, f"usage {args}", 2)
+    if not re.search(msg, proc.stderr):
+        fail(f"usage {args}: stderr {proc.stderr!r} does not say {msg!r}")
+os.makedirs("/tmp/walls-tabs-test", exist_ok=True)
+for fname, msg in (("broker.lua", r'not "broker"'), ("bad name!.lua", r"letters, digits")):
+    path = os.path.join("/tmp/walls-tabs-test", fname)
+    open(path, "w").write("-- nothing\n")
+    proc = run(["run", path], f"name {fname}", 2)
+    if not re.search(msg, proc.stderr):
+        fail(f"name {fname}: stderr {proc.stderr!r}")
+    os.unlink(path)
+# A script that cannot be read is that tab's error, not the run's.
+proc = run(["run", "--json", "--quiet", GOOD[0], "/nonexistent/gone.lua"], "missing file", 1)
+t = tabs_of(proc, "missing file")
+if t.get("gone", {}).get("outcome") != "error" or "cannot read" not in t["gone"]["detail"]:
+    fail(f"missing file: {t.get('gone')}")
+# SIGTERM mid-run: the report still comes, and nothing is left.
+p = subprocess.Popen([BIN, "run", "--json", "--quiet", os.path.join(TESTS, "hostile/loop.lua")],
+                     stdout=subprocess.PIPE, text=True)
+time.sleep(0.5)
+p.send_signal(signal.SIGTERM)
+out, _ = p.communicate(timeout=30)
+leftovers("sigterm")
+if "loop" not in out:
+    fail(f"sigterm: no report: {out!r}")
+
+if failures:
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1)
+print("all passed")
