@@ -196,8 +196,12 @@ static void *supervisor_main(void *arg)
         bool quit = ps->quit;
         int64_t next = work(pool);
         int64_t now = walls__now_ns();
-        /* Round up: waking a little late is the lesser evil than spinning. */
-        timeout_ms = next == INT64_MAX ? -1 : (int)((next - now + 999999) / 1000000);
+        /* Round up: waking a little late is the lesser evil than spinning.
+         * A time already past (this turn ran long: preempted, or slowed by
+         * a sanitizer) is a look at once, never a negative timeout, which
+         * epoll_wait() takes as "until woken". */
+        int64_t left = next - now;
+        timeout_ms = next == INT64_MAX ? -1 : left > 0 ? (int)((left + 999999) / 1000000) : 0;
         for (unsigned i = 0; i < pool->nprocs; i++)
             if (ps->procs[i].state == WALLS__PROC_STARTING)
                 spin_until = now + RESTART_SPIN_NS;

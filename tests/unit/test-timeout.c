@@ -1,13 +1,21 @@
 /*
  * test-timeout.c - task time limits: a process task looping forever ends as
  * WALLS_TIMEOUT, never before its limit, and the pool serves the next task;
- * the pool's default limit, a task's own override (none), and bad limits.
+ * the pool's default limit, a task's own override (none), and bad limits;
+ * limits kept by a supervisor that is preempted in the middle of its turn.
  *
  * Loop tests run once per placement: _i = 0 threads, 1 processes.
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "helpers.h"
@@ -83,6 +91,92 @@ START_TEST(test_timeout_default_and_override)
 }
 END_TEST
 
+/* The threads of this process, at most max of them; returns how many. */
+static size_t thread_ids(pid_t *ids, size_t max)
+{
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max)
+        if (e->d_name[0] != '.')
+            ids[n++] = (pid_t)atoi(e->d_name);
+    closedir(d);
+    return n;
+}
+
+static int preempting = 1;
+
+/* Takes its CPU for 8 ms at a time, with naps of 1 to 100 us between: a
+ * SCHED_IDLE thread of that CPU runs in the naps, and is preempted for the
+ * next 8 ms wherever it is when the nap ends. */
+static void *preempter(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* naps as short as asked */
+    unsigned seed = 1;
+    while (__atomic_load_n(&preempting, __ATOMIC_RELAXED)) {
+        struct timespec nap = {0, 1000 + (long)(rand_r(&seed) % 100) * 1000}, a, b;
+        nanosleep(&nap, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &b);
+        while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < 8000000L);
+    }
+    return NULL;
+}
+
+START_TEST(test_timeout_preempted_supervisor)
+{
+    /* The supervisor sleeps until the next deadline (or its tick) as it
+     * reckoned it during its turn. A turn that ends past that time, the
+     * supervisor preempted on a busy machine, must look again at once,
+     * not sleep until something else wakes it: the task would run on past
+     * its limit. Here the pool's threads (the supervisor) run at SCHED_IDLE
+     * on one CPU beside a thread that takes it for 8 ms at a time. */
+    cpu_set_t was, one;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof was, &was), 0);
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &was)) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    pid_t before[64], after[64];
+    size_t nbefore = thread_ids(before, 64);
+    walls_pool *pool = make_pool(WALLS_PROCESSES, 1);
+    size_t nafter = thread_ids(after, 64);
+    struct sched_param idle = {0};
+    for (size_t i = 0; i < nafter; i++) {
+        bool old = false;
+        for (size_t k = 0; k < nbefore; k++)
+            old |= after[i] == before[k];
+        if (!old)
+            ck_assert_int_eq(sched_setscheduler(after[i], SCHED_IDLE, &idle), 0);
+    }
+    pthread_t busy;
+    ck_assert_int_eq(pthread_create(&busy, NULL, preempter, NULL), 0);
+    struct walls_task_opts to = {.timeout_ms = 100};
+    int ms = 60000, late = -1;
+    for (int i = 0; i < 20 && late < 0; i++) {
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &ms, sizeof ms, &to, &t), 0);
+        if (walls_wait(t, 10000, &r) != 0)
+            late = i;
+        else
+            ck_assert_msg(r.status == WALLS_TIMEOUT, "status %s", walls_status_name(r.status));
+        walls_task_free(t);
+    }
+    __atomic_store_n(&preempting, 0, __ATOMIC_RELAXED);
+    pthread_join(busy, NULL);
+    ck_assert_msg(late < 0, "task %d: still running 10 s past its 100 ms limit", late);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof was, &was), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("timeout");
@@ -90,6 +184,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_timeout_process);
     tcase_add_loop_test(tc, test_timeout_default_and_override, 0, 2);
+    tcase_add_test(tc, test_timeout_preempted_supervisor);
     suite_add_tcase(s, tc);
     return s;
 }
