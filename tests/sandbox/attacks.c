@@ -585,7 +585,8 @@ bool kernel_has_i386_abi(void)
     int status;
     if (pid < 0 || waitpid(pid, &status, 0) != pid)
         return true;
-    return !(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+    /* A fault kills the child, or a sanitizer's handler ends it nonzero. */
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 #else
     return false;
 #endif
