@@ -22,14 +22,16 @@ bench: build
 test: test-plain test-asan test-tsan build-release build-clang fuzz
 
 # The host's reading of a hostile worker's mailbox, walls-httpd's request
-# path and walls-kv's (RESP and the commands), each fuzzed for a bounded
+# path, walls-kv's (RESP and the commands) and what a walls-tabs tab hands
+# its broker, each fuzzed for a bounded
 # time (FUZZ_SECONDS); a finding fails the run and leaves a crash file.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWALLS_FUZZ=ON \
 	    -DWALLS_BUILD_TESTS=OFF -DWALLS_BUILD_BENCH=OFF $(CMAKE_FLAGS)
-	cmake --build build-fuzz -j$(JOBS) --target fuzz_mailbox fuzz_httpd fuzz_kv fuzz_resp
-	mkdir -p build-fuzz/corpus build-fuzz/corpus-httpd build-fuzz/corpus-kv build-fuzz/corpus-resp
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_mailbox fuzz_httpd fuzz_kv fuzz_resp fuzz_tabs
+	mkdir -p build-fuzz/corpus build-fuzz/corpus-httpd build-fuzz/corpus-kv build-fuzz/corpus-resp \
+	    build-fuzz/corpus-tabs
 	./build-fuzz/fuzz_mailbox -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=build-fuzz/ build-fuzz/corpus
 	./build-fuzz/systems/httpd/fuzz_httpd -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
@@ -41,6 +43,9 @@ fuzz: deps
 	./build-fuzz/systems/kv/fuzz_resp -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -max_len=4096 -artifact_prefix=build-fuzz/resp- build-fuzz/corpus-resp \
 	    systems/kv/fuzz/seeds
+	./build-fuzz/systems/tabs/fuzz_tabs -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -max_len=4096 -artifact_prefix=build-fuzz/tabs- build-fuzz/corpus-tabs \
+	    systems/tabs/fuzz/seeds
 
 test-plain: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALLS_WERROR=ON $(CMAKE_FLAGS)

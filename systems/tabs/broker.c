@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,9 @@
 #include <unistd.h>
 
 #include "tabs.h"
+
+/* Threads that make the pools of tabs added together. */
+#define OPENERS 8
 
 /* How long a turn watches its batches before it sleeps. */
 #define BROKER_SPIN_NS 50000
@@ -68,6 +72,8 @@ struct tab {
     unsigned ntimers;
     int running, closed;
     int stuck; /* --threads: its thread ran past the limit in C code and runs on */
+    int pending; /* added, its pool not made yet: the next turn starts it */
+    char create_error[200];
     enum tab_outcome outcome;
     char detail[TAB_LOG_MAX + 64];
     uint64_t sent, received, dropped, events, lua_bytes, cpu_ns;
@@ -161,6 +167,7 @@ static void free_pool(struct tab *t)
 static void stop(struct tab *t, enum tab_outcome outcome, const char *detail)
 {
     t->running = 0;
+    t->pending = 0;
     t->outcome = outcome;
     snprintf(t->detail, sizeof t->detail, "%s", detail);
     drop_queue(t);
@@ -336,7 +343,86 @@ static char *read_script(const char *path, size_t *len)
     return buf;
 }
 
-/* Gives the tab a new pool and queues its script. */
+/* The pool of one tab: one process under the strict sandbox, or one
+ * thread in --threads mode. */
+static void pool_opts(const struct broker *b, struct walls_pool_opts *po)
+{
+    memset(po, 0, sizeof *po);
+    po->max_output = TAB_OUTPUT_MAX;
+    if (b->opts.threads) {
+        po->placement = WALLS_THREADS;
+        po->threads = 1;
+        /* A thread cannot be killed: the Lua hook stops long events, and
+         * this limit only reports one stuck in C code. */
+        po->task_timeout_ms = b->opts.timeout_ms + 1000;
+    } else {
+        po->placement = WALLS_PROCESSES;
+        po->processes = 1;
+        po->sandbox = WALLS_SANDBOX_STRICT;
+        po->sandbox_fallback = WALLS_SANDBOX_FALLBACK;
+        po->task_timeout_ms = b->opts.timeout_ms;
+        /* The Lua limit plus room for the program's own mappings. */
+        po->worker_memory_limit = b->opts.memory + ((size_t)256 << 20);
+        po->restart_limit = 100000;
+    }
+}
+
+/* Creates the pools of tabs[0..n) from several threads at once: most of a
+ * pool's start is its worker's own set-up (namespaces, the seccomp filter),
+ * which runs beside the others'. Errors are kept in each tab for start(). */
+struct opener {
+    struct broker *b;
+    struct tab **tabs;
+    size_t n, next;
+};
+
+static void *open_pools(void *arg)
+{
+    struct opener *o = arg;
+    struct walls_pool_opts po;
+    pool_opts(o->b, &po);
+    for (;;) {
+        size_t i = __atomic_fetch_add(&o->next, 1, __ATOMIC_RELAXED);
+        if (i >= o->n)
+            return NULL;
+        struct tab *t = o->tabs[i];
+        if (walls_pool_create(&t->pool, &po) != 0) {
+            t->pool = NULL;
+            snprintf(t->create_error, sizeof t->create_error, "%s", walls_last_error());
+        }
+    }
+}
+
+static int start(struct broker *b, struct tab *t);
+
+static void start_pending(struct broker *b)
+{
+    struct tab **pending = malloc(b->n * sizeof *pending);
+    size_t n = 0;
+    for (size_t i = 0; pending && i < b->n; i++)
+        if (b->tabs[i]->pending)
+            pending[n++] = b->tabs[i];
+    struct opener o = {b, pending, n, 0};
+    pthread_t threads[OPENERS];
+    size_t started = 0;
+    if (n > 1)
+        while (started < OPENERS && started < n &&
+               pthread_create(&threads[started], NULL, open_pools, &o) == 0)
+            started++;
+    /* Whatever the threads did not take (none started, or one tab), here. */
+    open_pools(&o);
+    for (size_t k = 0; k < started; k++)
+        pthread_join(threads[k], NULL);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->tabs[i]->pending) {
+            b->tabs[i]->pending = 0;
+            start(b, b->tabs[i]);
+        }
+    free(pending);
+}
+
+/* Gives the tab a new pool (unless it has one already) and queues its
+ * script. */
 static int start(struct broker *b, struct tab *t)
 {
     size_t src_len;
@@ -348,30 +434,18 @@ static int start(struct broker *b, struct tab *t)
         stop(t, OUT_ERROR, why);
         return -1;
     }
-    struct walls_pool_opts po = {0};
-    po.max_output = TAB_OUTPUT_MAX;
-    if (b->opts.threads) {
-        po.placement = WALLS_THREADS;
-        po.threads = 1;
-        /* A thread cannot be killed: the Lua hook stops long events, and
-         * this limit only reports one stuck in C code. */
-        po.task_timeout_ms = b->opts.timeout_ms + 1000;
-    } else {
-        po.placement = WALLS_PROCESSES;
-        po.processes = 1;
-        po.sandbox = WALLS_SANDBOX_STRICT;
-        po.sandbox_fallback = WALLS_SANDBOX_FALLBACK;
-        po.task_timeout_ms = b->opts.timeout_ms;
-        /* The Lua limit plus room for the program's own mappings. */
-        po.worker_memory_limit = b->opts.memory + ((size_t)256 << 20);
-        po.restart_limit = 100000;
+    int rc = 0;
+    if (t->pool == NULL && t->create_error[0] == '\0') {
+        struct walls_pool_opts po;
+        pool_opts(b, &po);
+        if ((rc = walls_pool_create(&t->pool, &po)) != 0)
+            snprintf(t->create_error, sizeof t->create_error, "%s", walls_last_error());
     }
-    int rc = walls_pool_create(&t->pool, &po);
-    if (rc) {
-        char why[256];
-        snprintf(why, sizeof why, "cannot start its process: %s", walls_last_error());
+    if (t->pool == NULL) {
+        char why[sizeof t->create_error + 32];
+        snprintf(why, sizeof why, "cannot start its process: %s", t->create_error);
+        t->create_error[0] = '\0';
         free(src);
-        t->pool = NULL;
         stop(t, OUT_ERROR, why);
         return -1;
     }
@@ -479,7 +553,8 @@ int broker_add(struct broker *b, const char *path, const char *origin)
         return -1;
     }
     b->tabs[b->n++] = t;
-    start(b, t);
+    t->pending = 1;
+    t->running = 1;
     return (int)(b->n - 1);
 }
 
@@ -535,6 +610,7 @@ int broker_reload(struct broker *b, size_t i)
     struct tab *t = b->tabs[i];
     drop_queue(t);
     free_pool(t);
+    t->pending = 0;
     t->closed = 0;
     t->last_log[0] = '\0';
     free(t->result_json);
@@ -784,6 +860,15 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
     return ended ? NULL : "no end record";
 }
 
+const char *broker_check_output(const uint8_t *p, size_t n)
+{
+    unsigned posts = 0;
+    int state = END_OK;
+    const char *detail = "";
+    uint32_t detail_len = 0;
+    return records(NULL, NULL, p, n, 0, &posts, &state, &detail, &detail_len);
+}
+
 static void refill(struct tab *t)
 {
     int64_t now = tabs_now_ms();
@@ -945,6 +1030,11 @@ static int spin(struct broker *b, const size_t *which, size_t busy)
 
 int broker_turn(struct broker *b, int timeout_ms)
 {
+    for (size_t i = 0; i < b->n; i++)
+        if (b->tabs[i]->pending) {
+            start_pending(b);
+            break;
+        }
     int64_t now = tabs_now_ms();
     int64_t next = now + (timeout_ms < 0 ? 3600000 : timeout_ms);
     for (size_t i = 0; i < b->n; i++) {
@@ -1034,7 +1124,7 @@ int broker_idle(const struct broker *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         const struct tab *t = b->tabs[i];
-        if (t->running && (t->task || t->head || t->ntimers))
+        if (t->running && (t->pending || t->task || t->head || t->ntimers))
             return 0;
     }
     return 1;

@@ -93,6 +93,9 @@ static void print_tab(const struct tab_info *in, int json)
     printf("{%s}\n", buf);
 }
 
+static int run_command(int argc, char **argv, int serve, struct origin_opt *origins,
+                       const char **scripts);
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -117,16 +120,23 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Room for every argument: freed on every way out. */
+    struct origin_opt *origins = calloc((size_t)argc, sizeof *origins);
+    const char **scripts = calloc((size_t)argc, sizeof *scripts);
+    int rc = origins && scripts ? run_command(argc, argv, serve, origins, scripts) : 1;
+    free(origins);
+    free(scripts);
+    return rc;
+}
+
+static int run_command(int argc, char **argv, int serve, struct origin_opt *origins,
+                       const char **scripts)
+{
     struct broker_opts opts = {.timeout_ms = 1000, .memory = (size_t)64 << 20};
     long deadline_ms = 30000;
     int json = 0;
     const char *ui = NULL;
-    struct origin_opt *origins = calloc((size_t)argc, sizeof *origins);
-    size_t norigins = 0;
-    const char **scripts = calloc((size_t)argc, sizeof *scripts);
-    size_t nscripts = 0;
-    if (!origins || !scripts)
-        return 1;
+    size_t norigins = 0, nscripts = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         long v;
@@ -261,7 +271,5 @@ int main(int argc, char **argv)
         _exit(rc);
     }
     broker_destroy(b);
-    free(origins);
-    free(scripts);
     return rc;
 }

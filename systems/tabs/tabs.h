@@ -172,6 +172,9 @@ int broker_stuck(const struct broker *b);
 int broker_idle(const struct broker *b);
 
 int64_t tabs_now_ms(void);
+/* Checks a batch's output as the broker does before acting on any of it:
+ * NULL when well-formed, else what is wrong. Touches no state. */
+const char *broker_check_output(const uint8_t *p, size_t n);
 
 /* The web page of `walls-tabs serve` (ui.c). */
 int ui_start(struct broker *b, const char *addr);
