@@ -1,7 +1,8 @@
 -- Kills the broker, or any process it can name.
+local r, err
 if tab.unsafe then
-  tab.unsafe.syscall(62, tab.unsafe.broker_pid, 9) -- kill(broker, SIGKILL)
+  r, err = tab.unsafe.syscall(62, tab.unsafe.broker_pid, 9) -- kill(broker, SIGKILL)
 else
-  os.execute("kill -9 $PPID")
+  r = os.execute("kill -9 $PPID")
 end
-tab.post("broker", {killed = true})
+tab.post("broker", {kill = r, errno = err})
