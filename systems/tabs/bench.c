@@ -145,6 +145,22 @@ static int write_script(const char *dir, const char *name, const char *text, cha
     return fclose(f);
 }
 
+/* Writes n copies of a script as PREFIX0.lua... and runs them as tabs
+ * until every one has loaded. */
+static int open_tabs(struct broker *b, const char *dir, const char *prefix, const char *text,
+                     unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        char name[32], path[512];
+        snprintf(name, sizeof name, "%s%u", prefix, i);
+        if (write_script(dir, name, text, path, sizeof path) || broker_add(b, path, NULL) < 0)
+            return -1;
+    }
+    while (!broker_idle(b))
+        broker_turn(b, 1000);
+    return 0;
+}
+
 struct figures {
     double open_ms;
     long pss_kib_per_tab;
@@ -176,16 +192,10 @@ static int measure(int threads, const char *dir, unsigned ntabs, unsigned sample
 
     /* Open: every tab loaded and its first event done. */
     int64_t t0 = now_ns();
-    for (unsigned i = 0; i < ntabs; i++) {
-        char name[32], path[512];
-        snprintf(name, sizeof name, "echo%u", i);
-        if (write_script(dir, name, ECHO_LUA, path, sizeof path) || broker_add(b, path, NULL) < 0) {
-            broker_destroy(b);
-            return -1;
-        }
+    if (open_tabs(b, dir, "echo", ECHO_LUA, ntabs)) {
+        broker_destroy(b);
+        return -1;
     }
-    while (!broker_idle(b))
-        broker_turn(b, 1000);
     fig->open_ms = (double)(now_ns() - t0) / 1e6;
     for (size_t i = 0; i < broker_count(b); i++) {
         struct tab_info in;
@@ -234,16 +244,10 @@ static int measure(int threads, const char *dir, unsigned ntabs, unsigned sample
     rep.got = 0;
     broker_on_message(b, on_reply, &rep);
     unsigned cpus = (unsigned)walls_cpu_count();
-    for (unsigned i = 0; i < cpus; i++) {
-        char name[32], path[512];
-        snprintf(name, sizeof name, "work%u", i);
-        if (write_script(dir, name, WORK_LUA, path, sizeof path) || broker_add(b, path, NULL) < 0) {
-            broker_destroy(b);
-            return -1;
-        }
+    if (open_tabs(b, dir, "work", WORK_LUA, cpus)) {
+        broker_destroy(b);
+        return -1;
     }
-    while (!broker_idle(b))
-        broker_turn(b, 1000);
     unsigned jobs = samples / 50 ? samples / 50 : 1;
     encode_int(value, 2000000);
     int64_t t1 = now_ns();
