@@ -182,5 +182,9 @@ int64_t walls__engine_expire(struct walls__pool *pool, int64_t now);
 /* While limited tasks are out, deadlines are looked at at least this often
  * (a task's start is not announced). */
 #define WALLS__DEADLINE_TICK_NS 2000000
+/* How long the timekeeper keeps ticking once no limited task is out: a
+ * limited task submitted meanwhile needs no wake-up of it, which a loop of
+ * one short limited task at a time would otherwise pay on every task. */
+#define WALLS__CLOCK_LINGER_NS 50000000
 
 #endif

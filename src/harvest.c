@@ -218,15 +218,21 @@ static struct walls__inflight *running(struct walls__lane *lane, uint32_t *seq)
 /* The next lane, from index *from on, whose running task is past its
  * limit at now (its request in *seq); NULL when none is left. *next is
  * lowered to the earliest deadline still ahead, and to a tick while limited
- * tasks are out. */
+ * tasks are out and for WALLS__CLOCK_LINGER_NS after (pool->clock_until). */
 static struct walls__lane *overrun(struct walls__pool *pool, int64_t now, unsigned *from,
                                    uint32_t *seq, int64_t *next)
 {
     WALLS__LOCKED(pool);
-    if (pool->ntimed == 0 || !pool->lanes)
+    if (!pool->lanes)
+        return NULL;
+    if (pool->ntimed > 0)
+        pool->clock_until = now + WALLS__CLOCK_LINGER_NS;
+    else if (now >= pool->clock_until)
         return NULL;
     if (now + WALLS__DEADLINE_TICK_NS < *next)
         *next = now + WALLS__DEADLINE_TICK_NS;
+    if (pool->ntimed == 0)
+        return NULL; /* lingering: only the tick */
     for (; *from < pool->nlanes; (*from)++) {
         struct walls__lane *lane = &pool->lanes[*from];
         struct walls__inflight *e;

@@ -267,6 +267,8 @@ struct walls__pool {
     /* Time limits [lock]: */
     bool timed_ever;            /* a task with a limit was submitted: workers report starts */
     uint64_t ntimed;            /* unfinished tasks with a limit */
+    int64_t clock_until;        /* the timekeeper looks at least every deadline tick until
+                                 * then (WALLS__CLOCK_LINGER_NS past its last limited task) */
     /* Health and statistics [lock]: */
     bool broken;
     uint64_t submitted, completed, by_status[WALLS_BROKEN + 1], restarts, recycled;

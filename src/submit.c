@@ -155,8 +155,10 @@ static int admit(struct walls__pool *pool, walls_pool *handle, walls_fn *fn, siz
 
 /* Lock held: gives an admitted task its time limit and stamps, and tells
  * the workers to report starts from the first limited task on. Returns
- * whether it is the only limited task unfinished (the timekeeper may sleep
- * with no deadline to wait for). */
+ * whether the timekeeper must be woken: the task is the only limited one
+ * unfinished, and the timekeeper's tick is not still running (it may
+ * sleep with no deadline to wait for). It looks again within a tick when
+ * it is, sees the task, and keeps ticking. */
 static bool stamp(struct walls__pool *pool, struct walls__task *task,
                   const struct walls_task_opts *opts, int64_t now)
 {
@@ -165,7 +167,7 @@ static bool stamp(struct walls__pool *pool, struct walls__task *task,
     task->user = opts ? opts->user : NULL;
     if (!task->limit_ns)
         return false;
-    bool first = pool->ntimed == 0;
+    bool first = pool->ntimed == 0 && now + WALLS__DEADLINE_TICK_NS >= pool->clock_until;
     pool->ntimed++;
     if (!pool->timed_ever) {
         /* From now on workers say when they start a task. */
