@@ -42,6 +42,7 @@ struct tab_state {
     timer_t watchdog;       /* --threads: this thread's CPU-time timer */
     int has_watchdog;
     volatile sig_atomic_t hook_fired;
+    uint8_t *encode_buf;    /* TAB_MSG_MAX bytes for tab.post */
     unsigned timers;        /* pending */
     uint32_t next_timer;
     size_t storage_bytes;
@@ -282,7 +283,9 @@ static int l_post(lua_State *L)
     luaL_checkany(L, 2);
     if (to_len == 0 || to_len > TAB_NAME_MAX)
         luaL_argerror(L, 1, "not a tab name");
-    uint8_t *buf = lua_newuserdatauv(L, TAB_MSG_MAX, 0);
+    /* Encoded in the tab's own buffer: a fresh one per post would be
+     * 64 KiB of garbage for the collector each time. */
+    uint8_t *buf = tab->encode_buf;
     struct wbuf w = {buf, 0, TAB_MSG_MAX, 0};
     encode(L, 2, &w, 0, 0);
     need_room(L, 1 + 4 + to_len + 4 + w.len);
@@ -575,6 +578,7 @@ static void state_free(void *p)
         timer_delete(t->watchdog);
     if (t->L)
         lua_close(t->L);
+    free(t->encode_buf);
     free(t);
 }
 
@@ -652,6 +656,11 @@ static int load(struct rbuf *r, struct wbuf *out, char *detail, size_t cap)
         return END_NOMEM;
     }
     pthread_setspecific(state_key, tab);
+    tab->encode_buf = malloc(TAB_MSG_MAX);
+    if (tab->encode_buf == NULL) {
+        snprintf(detail, cap, "not enough memory");
+        return END_NOMEM;
+    }
     tab->flags = flags;
     tab->timeout_ms = timeout_ms;
     tab->limit = (size_t)limit;
