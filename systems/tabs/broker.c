@@ -169,7 +169,7 @@ static void stop(struct tab *t, enum tab_outcome outcome, const char *detail)
     t->running = 0;
     t->pending = 0;
     t->outcome = outcome;
-    snprintf(t->detail, sizeof t->detail, "%s", detail);
+    snprintf(t->detail, sizeof t->detail, "%.*s", (int)sizeof t->detail - 1, detail);
     drop_queue(t);
     t->ntimers = 0;
     /* A stuck thread cannot be joined: its pool is left to it. */
