@@ -68,6 +68,7 @@ struct tab {
     unsigned batch_msgs;   /* messages in it */
     struct event *head, *tail;
     unsigned queued;
+    size_t queued_bytes;
     struct timer timers[TAB_TIMERS_MAX];
     unsigned ntimers;
     int running, closed;
@@ -149,6 +150,7 @@ static void drop_queue(struct tab *t)
     }
     t->tail = NULL;
     t->queued = 0;
+    t->queued_bytes = 0;
 }
 
 static void free_pool(struct tab *t)
@@ -184,7 +186,7 @@ void broker_destroy(struct broker *b)
     for (size_t i = 0; i < b->n; i++) {
         struct tab *t = b->tabs[i];
         drop_queue(t);
-        if (!t->stuck)
+        if (!t->stuck && !(b->opts.threads && t->task))
             free_pool(t);
         free(t->name);
         free(t->path);
@@ -232,7 +234,8 @@ static struct entry *origin_find(struct origin *o, const char *key, size_t klen)
     return NULL;
 }
 
-/* Applies a tab's storage change; -1 when it would pass the quota. */
+/* Applies a tab's storage change: 1 when it changed something, 0 when it
+ * deleted a key that was not there, -1 when it would pass the quota. */
 static int origin_set(struct origin *o, const char *key, size_t klen, const char *val,
                       size_t vlen, int present)
 {
@@ -244,6 +247,7 @@ static int origin_set(struct origin *o, const char *key, size_t klen, const char
             free(e->value);
             o->bytes -= old;
             *e = o->entries[--o->n];
+            return 1;
         }
         return 0;
     }
@@ -282,12 +286,15 @@ static int origin_set(struct origin *o, const char *key, size_t klen, const char
     e->value = v;
     e->vlen = vlen;
     o->bytes = o->bytes - old + klen + vlen;
-    return 0;
+    return 1;
 }
 
+/* Queues an event. Messages are refused past TAB_QUEUE_MAX events or
+ * TAB_QUEUE_BYTES; the tab's own script, timers and storage changes are
+ * bounded elsewhere (size, TAB_TIMERS_MAX, the rate limit) and always go. */
 static int enqueue(struct tab *t, const uint8_t *data, size_t len, int message)
 {
-    if (t->queued >= TAB_QUEUE_MAX)
+    if (message && (t->queued >= TAB_QUEUE_MAX || t->queued_bytes + len > TAB_QUEUE_BYTES))
         return -1;
     struct event *e = malloc(sizeof *e + len);
     if (e == NULL)
@@ -302,6 +309,7 @@ static int enqueue(struct tab *t, const uint8_t *data, size_t len, int message)
         t->head = e;
     t->tail = e;
     t->queued++;
+    t->queued_bytes += len;
     return 0;
 }
 
@@ -343,6 +351,15 @@ static char *read_script(const char *path, size_t *len)
     return buf;
 }
 
+/* Threads mode: the watchdog counts a thread's CPU time, which a busy
+ * machine hands out slowly. This wall-clock limit on a batch of `events`
+ * only tells when to give up a thread as stuck in C code, so it leaves the
+ * watchdog ample room: five times the CPU limit per event, and 2 s. */
+static int64_t thread_backstop_ms(int64_t timeout_ms, unsigned events)
+{
+    return 5 * timeout_ms * (int64_t)events + 2000;
+}
+
 /* The pool of one tab: one process under the strict sandbox, or one
  * thread in --threads mode. */
 static void pool_opts(const struct broker *b, struct walls_pool_opts *po)
@@ -354,7 +371,7 @@ static void pool_opts(const struct broker *b, struct walls_pool_opts *po)
         po->threads = 1;
         /* A thread cannot be killed: the Lua hook stops long events, and
          * this limit only reports one stuck in C code. */
-        po->task_timeout_ms = b->opts.timeout_ms + 1000;
+        po->task_timeout_ms = thread_backstop_ms(b->opts.timeout_ms, 1);
     } else {
         po->placement = WALLS_PROCESSES;
         po->processes = 1;
@@ -623,9 +640,11 @@ void broker_close(struct broker *b, size_t i)
     if (i >= b->n)
         return;
     struct tab *t = b->tabs[i];
+    if (b->opts.threads && t->task)
+        t->stuck = 1; /* a thread cannot be stopped: it is left to finish */
     if (t->running)
         stop(t, OUT_OK, "closed");
-    else
+    else if (!t->stuck)
         free_pool(t);
     t->closed = 1;
 }
@@ -694,11 +713,13 @@ static int submit(struct broker *b, struct tab *t)
 {
     struct wbuf w = {b->batch, 0, TAB_INPUT_MAX, 0};
     unsigned events = 0, msgs = 0;
-    while (t->head && (events == 0 || t->head->len <= w.cap - w.len)) {
+    while (t->head && events < TAB_BATCH_EVENTS &&
+           (events == 0 || t->head->len <= w.cap - w.len)) {
         struct event *e = t->head;
         wbuf_bytes(&w, e->data, e->len);
         t->head = e->next;
         t->queued--;
+        t->queued_bytes -= e->len;
         events++;
         msgs += (unsigned)e->message;
         free(e);
@@ -710,7 +731,8 @@ static int submit(struct broker *b, struct tab *t)
         return -1;
     }
     struct walls_task_opts to = {0};
-    to.timeout_ms = b->opts.timeout_ms * (int64_t)events + (b->opts.threads ? 1000 : 0);
+    to.timeout_ms = b->opts.threads ? thread_backstop_ms(b->opts.timeout_ms, events)
+                                    : b->opts.timeout_ms * (int64_t)events;
     int rc = walls_submit_ex(t->pool, tab_task, w.p, w.len, &to, &t->task);
     if (rc) {
         char why[256];
@@ -797,13 +819,17 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
             if (rbuf_str(&r, &k, &kl, TAB_KEY_MAX) || kl == 0 || rbuf_u8(&r, &present) ||
                 present > 1 || rbuf_str(&r, &v, &vl, TAB_VALUE_MAX))
                 return "a malformed storage change";
+            (*posts)++; /* rate-limited as messages are */
             if (!apply)
                 break;
-            if (origin_set(t->origin, k, kl, v, vl, present)) {
+            int changed = origin_set(t->origin, k, kl, v, vl, present);
+            if (changed < 0) {
                 snprintf(t->last_log, sizeof t->last_log,
                          "storage quota exceeded: a change was dropped");
                 break;
             }
+            if (changed == 0)
+                break; /* deleting a key that is not there */
             /* Every other running tab of the origin gets the change. */
             uint8_t *ev = malloc(16 + kl + vl);
             if (ev == NULL)
@@ -826,6 +852,7 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
             uint32_t len;
             if (rbuf_str(&r, &s, &len, TAB_LOG_MAX))
                 return "a malformed log line";
+            (*posts)++;
             if (!apply)
                 break;
             memcpy(t->last_log, s, len);
@@ -841,7 +868,7 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
             uint8_t state;
             uint64_t bytes, cpu;
             uint32_t timers;
-            if (rbuf_u8(&r, &state) || state > END_NOSTATE ||
+            if (rbuf_u8(&r, &state) || state > END_OVERTIME ||
                 rbuf_str(&r, end_detail, end_detail_len, TAB_LOG_MAX) || rbuf_u64(&r, &bytes) ||
                 rbuf_u64(&r, &cpu) || rbuf_u32(&r, &timers))
                 return "a malformed end record";
@@ -907,13 +934,15 @@ static void finished(struct broker *b, struct tab *t)
         refill(t);
         if (posts > t->tokens) {
             walls_task_free(task);
-            snprintf(why, sizeof why, "flooded the broker: over %d messages a second",
+            snprintf(why, sizeof why,
+                     "flooded the broker: over %d messages, logs and storage changes a second",
                      TAB_RATE_PER_S);
             stop(t, OUT_VIOLATION, why);
             return;
         }
         t->tokens -= posts;
-        t->received += t->batch_msgs;
+        if (state == END_OK)
+            t->received += t->batch_msgs; /* else some never ran */
         bad = records(b, t, res.out, res.out_len, 1, &posts, &state, &detail, &detail_len);
         snprintf(why, sizeof why, "%.*s", (int)detail_len, detail);
         for (char *c = why; *c; c++)
@@ -933,6 +962,11 @@ static void finished(struct broker *b, struct tab *t)
         } else if (state == END_UNRESPONSIVE) {
             char lim[TAB_LOG_MAX + 128];
             snprintf(lim, sizeof lim, "an event ran past %lld ms (stopped by the Lua hook)",
+                     (long long)b->opts.timeout_ms);
+            stop(t, OUT_UNRESPONSIVE, lim);
+        } else if (state == END_OVERTIME) {
+            char lim[TAB_LOG_MAX + 128];
+            snprintf(lim, sizeof lim, "an event used %s ms of CPU, past its %lld ms", why,
                      (long long)b->opts.timeout_ms);
             stop(t, OUT_UNRESPONSIVE, lim);
         } else if (state == END_NOSTATE) {
@@ -998,7 +1032,7 @@ static void fire_timers(struct tab *t, int64_t now)
         wbuf_u8(&w, EV_TIMER);
         wbuf_u32(&w, t->timers[best].id);
         if (enqueue(t, ev, w.len, 0))
-            return; /* the queue is full: it fires on a later turn */
+            return; /* no memory: it fires on a later turn */
         t->timers[best] = t->timers[--t->ntimers];
     }
 }
@@ -1116,7 +1150,7 @@ int broker_stuck(const struct broker *b)
 {
     int n = 0;
     for (size_t i = 0; i < b->n; i++)
-        n += b->tabs[i]->stuck;
+        n += b->tabs[i]->stuck || (b->opts.threads && b->tabs[i]->task);
     return n;
 }
 

@@ -75,7 +75,9 @@ static void print_tab(const struct tab_info *in, int json)
                in->detail[0] ? in->detail : "-");
         return;
     }
-    char buf[4096];
+    /* Room for the longest of each: a result (4 KiB), a detail and a name
+     * escaped at 6 bytes a byte. */
+    static char buf[16384];
     size_t at = 0;
     at = json_str(buf, sizeof buf, at, "name", 4);
     at += (size_t)snprintf(buf + at, sizeof buf - at, ":");

@@ -43,6 +43,7 @@ struct tab_state {
     int has_watchdog;
     volatile sig_atomic_t hook_fired;
     uint8_t *encode_buf;    /* TAB_MSG_MAX bytes for tab.post */
+    int load_nomem;         /* the script could not be compiled for want of memory */
     unsigned timers;        /* pending */
     uint32_t next_timer;
     size_t storage_bytes;
@@ -59,7 +60,6 @@ static __thread struct tab_state *tab;
 static const char KEY_HANDLER[] = "tab.handler";
 static const char KEY_TIMERS[] = "tab.timers";
 static const char KEY_STORAGE[] = "tab.storage";
-static const char KEY_CHUNK[] = "tab.chunk";
 
 static int64_t thread_cpu_ns(void)
 {
@@ -97,11 +97,14 @@ static void *tab_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
  * the standalone interpreter stops scripts on SIGINT that way), and the
  * hook raises an error at the next instruction. No hook runs before that,
  * so a tab pays nothing for it. A tab stuck in C code (a long string
- * operation) is not stopped: walls reports its batch TIMEOUT. */
+ * operation), or looping inside a coroutine (the hook is set on the
+ * tab's main state only), is not stopped: walls reports its batch TIMEOUT
+ * and its thread runs on. */
 static void hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    lua_sethook(L, NULL, 0, 0);
+    /* The hook stays until the event is over: a script that catches this
+     * error (pcall in a loop) meets it again at its next instruction. */
     luaL_error(L, "event ran past its time limit");
 }
 
@@ -314,13 +317,15 @@ static int l_set_timeout(lua_State *L)
         luaL_error(L, "too many pending timers (limit %d)", TAB_TIMERS_MAX);
     need_room(L, 9);
     uint32_t id = ++tab->next_timer;
-    lua_getfield(L, LUA_REGISTRYINDEX, KEY_TIMERS);
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, id);
-    tab->timers++;
+    /* The record first: what follows may run a finalizer that writes its
+     * own records into the room just checked. */
     wbuf_u8(tab->out, REC_TIMER);
     wbuf_u32(tab->out, id);
     wbuf_u32(tab->out, (uint32_t)ms);
+    tab->timers++;
+    lua_getfield(L, LUA_REGISTRYINDEX, KEY_TIMERS);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, id);
     lua_pushinteger(L, id);
     return 1;
 }
@@ -383,11 +388,11 @@ static int l_storage_set(lua_State *L)
         luaL_error(L, "storage quota exceeded (%d bytes, %d keys per origin)",
                    (int)TAB_STORAGE_MAX, TAB_STORAGE_KEYS);
     need_room(L, 1 + 4 + klen + 1 + 4 + vlen);
-    storage_put(L, key, klen, val, vlen, val != NULL);
-    wbuf_u8(tab->out, REC_STORE);
+    wbuf_u8(tab->out, REC_STORE); /* the record first, as in set_timeout */
     wbuf_str(tab->out, key, klen);
     wbuf_u8(tab->out, val != NULL);
     wbuf_str(tab->out, val ? val : "", vlen);
+    storage_put(L, key, klen, val, vlen, val != NULL);
     return 0;
 }
 
@@ -466,6 +471,11 @@ static void open_safe_libs(lua_State *L)
         lua_pushnil(L);
         lua_setglobal(L, *name);
     }
+    /* Lua 5.4.4 overflows the C stack on deeply nested coroutine.close. */
+    lua_getglobal(L, LUA_COLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "close");
+    lua_pop(L, 1);
     lua_getglobal(L, "load");
     lua_pushcclosure(L, l_load_text, 1);
     lua_setglobal(L, "load");
@@ -574,6 +584,16 @@ static void state_free(void *p)
     struct tab_state *t = p;
     if (t == NULL)
         return;
+    if (t->has_watchdog && t->L) {
+        /* Finalizers run in lua_close(): one that loops is cut by the
+         * watchdog's hook like any event (its error is only a warning). */
+        tab = t;
+        watchdog_arm(t->timeout_ms);
+        lua_close(t->L);
+        t->L = NULL;
+        watchdog_arm(0);
+        tab = NULL;
+    }
     if (t->has_watchdog)
         timer_delete(t->watchdog);
     if (t->L)
@@ -599,6 +619,17 @@ static void tab_free(void)
 }
 
 /* Runs fn(rbuf, kind) protected; returns END_* and the detail. */
+/* The error on top of the stack, in words. Only a string is copied as it
+ * is: converting anything else takes memory, which may be what ran out,
+ * and this runs unprotected. */
+static void error_text(lua_State *L, char *detail, size_t cap)
+{
+    if (lua_type(L, -1) == LUA_TSTRING)
+        snprintf(detail, cap, "%s", lua_tostring(L, -1));
+    else
+        snprintf(detail, cap, "(error object is a %s value)", luaL_typename(L, -1));
+}
+
 static int run_protected(lua_CFunction fn, struct rbuf *r, int kind, char *detail, size_t cap)
 {
     lua_State *L = tab->L;
@@ -616,20 +647,26 @@ static int run_protected(lua_CFunction fn, struct rbuf *r, int kind, char *detai
     }
     if (rc == LUA_OK)
         return END_OK;
-    const char *msg = lua_tostring(L, -1);
-    snprintf(detail, cap, "%s", msg ? msg : "(error object is not a string)");
+    error_text(L, detail, cap);
     lua_settop(L, 0);
     if (tab->hook_fired)
         return END_UNRESPONSIVE;
-    return rc == LUA_ERRMEM ? END_NOMEM : END_ERROR;
+    return rc == LUA_ERRMEM || tab->load_nomem ? END_NOMEM : END_ERROR;
 }
 
-/* Runs the script's top level; protected. */
+/* Compiles the script (r holds its source) and runs its top level;
+ * protected. */
 static int run_chunk(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, KEY_CHUNK);
-    lua_pushnil(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, KEY_CHUNK);
+    const struct rbuf *r = lua_touserdata(L, 1);
+    char chunk[TAB_NAME_MAX + 8];
+    snprintf(chunk, sizeof chunk, "@%s.lua", tab->name);
+    int rc = luaL_loadbufferx(L, (const char *)r->p, r->len, chunk,
+                              tab->flags & LOAD_UNSAFE ? "bt" : "t");
+    if (rc != LUA_OK) {
+        tab->load_nomem = rc == LUA_ERRMEM;
+        return lua_error(L);
+    }
     lua_call(L, 0, 0);
     return 0;
 }
@@ -680,18 +717,10 @@ static int load(struct rbuf *r, struct wbuf *out, char *detail, size_t cap)
     int rc = run_protected(setup, r, 0, detail, cap);
     if (rc != END_OK)
         return rc;
-    char chunk[TAB_NAME_MAX + 8];
-    snprintf(chunk, sizeof chunk, "@%s.lua", tab->name);
-    lua_State *L = tab->L;
-    int lrc = luaL_loadbufferx(L, src, src_len, chunk, flags & LOAD_UNSAFE ? "bt" : "t");
-    if (lrc != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
-        snprintf(detail, cap, "%s", msg ? msg : "cannot load the script");
-        lua_settop(L, 0);
-        return lrc == LUA_ERRMEM ? END_NOMEM : END_ERROR;
-    }
-    lua_setfield(L, LUA_REGISTRYINDEX, KEY_CHUNK);
-    return run_protected(run_chunk, r, 0, detail, cap);
+    struct rbuf source = {(const uint8_t *)src, src_len, 0};
+    rc = run_protected(run_chunk, &source, 0, detail, cap);
+    tab->load_nomem = 0;
+    return rc;
 }
 
 int tab_task(struct walls_call *call)
@@ -707,7 +736,13 @@ int tab_task(struct walls_call *call)
         uint8_t kind;
         (void)rbuf_u8(&r, &kind);
         if (kind == EV_LOAD) {
+            int64_t ev0 = thread_cpu_ns();
             end = load(&r, &out, detail, sizeof detail);
+            int64_t used = thread_cpu_ns() - ev0;
+            if (end == END_OK && tab->timeout_ms && used > (int64_t)tab->timeout_ms * 1000000) {
+                snprintf(detail, sizeof detail, "%lld", (long long)(used / 1000000));
+                end = END_OVERTIME;
+            }
             continue;
         }
         if (tab == NULL || tab->L == NULL) {
@@ -721,7 +756,15 @@ int tab_task(struct walls_call *call)
             break;
         }
         tab->out = &out;
+        int64_t ev0 = thread_cpu_ns();
         end = run_protected(deliver, &r, kind, detail, sizeof detail);
+        int64_t used = thread_cpu_ns() - ev0;
+        /* A batch's limit is that of all its events: one that returned
+         * having used more than its own share is over it all the same. */
+        if (end == END_OK && tab->timeout_ms && used > (int64_t)tab->timeout_ms * 1000000) {
+            snprintf(detail, sizeof detail, "%lld", (long long)(used / 1000000));
+            end = END_OVERTIME;
+        }
     }
 
     struct wbuf *w = &out;

@@ -27,7 +27,10 @@
 #define TAB_MSG_MAX (64u * 1024)        /* bytes of one encoded message */
 #define TAB_MSG_DEPTH 32                /* nesting of tables in a message */
 #define TAB_OUTPUT_MAX (1u << 20)       /* bytes a tab returns from one event batch */
-#define TAB_INPUT_MAX (1u << 20)        /* bytes of events given in one batch */
+#define TAB_INPUT_MAX (2u << 20)        /* bytes of events given in one batch: room for a
+                                         * 512 KiB script and a full origin's storage */
+#define TAB_BATCH_EVENTS 8              /* events in one batch, so that one that never
+                                         * returns is stopped within 8 limits */
 #define TAB_TIMERS_MAX 256              /* pending timers of one tab */
 #define TAB_TIMEOUT_MAX_MS (3600 * 1000) /* longest timer */
 #define TAB_KEY_MAX 256                 /* bytes of a storage key */
@@ -36,7 +39,8 @@
 #define TAB_STORAGE_KEYS 1024           /* keys per origin */
 #define TAB_RATE_PER_S 2000             /* messages a tab may post per second... */
 #define TAB_RATE_BURST 4000             /* ...after a burst of this many */
-#define TAB_QUEUE_MAX 8192              /* undelivered events of one tab */
+#define TAB_QUEUE_MAX 8192              /* undelivered events of one tab... */
+#define TAB_QUEUE_BYTES (4u << 20)      /* ...and their bytes */
 #define TAB_LOG_MAX 512                 /* bytes of one log line */
 
 /* Events, broker to tab. */
@@ -65,6 +69,7 @@ enum tab_end {
     END_NOMEM = 2,        /* the Lua allocator's limit */
     END_UNRESPONSIVE = 3, /* stopped by the hook (threads mode) */
     END_NOSTATE = 4,      /* the process holds no tab (it was replaced) */
+    END_OVERTIME = 5,     /* an event returned after using more CPU than its limit */
 };
 
 /* A bounded writer over caller memory. */

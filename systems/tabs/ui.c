@@ -437,13 +437,10 @@ static void serve_tabs(struct conn *c)
                    in.timers);
         out_json_str(&o, in.last_log);
         out_printf(&o, ",\"result\":");
-        /* The broker keeps at most 1023 bytes of a result: one that long may
-         * have been cut mid-value, so it goes out as a string, never raw. */
-        size_t rlen = strlen(in.result_json);
-        if (rlen == 0)
+        /* The broker keeps a result whole as JSON, or replaces one too long
+         * to keep by {"truncated":true,...}: either is a JSON value. */
+        if (in.result_json[0] == '\0')
             out_printf(&o, "null");
-        else if (rlen >= 1023)
-            out_json_str(&o, in.result_json);
         else
             out_printf(&o, "%s", in.result_json);
         out_printf(&o, "}");

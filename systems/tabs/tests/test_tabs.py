@@ -107,10 +107,10 @@ def check_good(tabs, label):
                  f"result {t.get('result')}, wanted ok {result}")
 
 
-def item(script, outcomes, detail, unsafe=False, result=None):
+def item(script, outcomes, detail, unsafe=False, result=None, limit=TIMEOUT):
     name = os.path.basename(script)[:-4]
     label = f"{name}{' (unsafe)' if unsafe else ''}"
-    args = ["run", "--json", "--quiet"] + TIMEOUT + ORIGINS + (["--unsafe-lua"] if unsafe else [])
+    args = ["run", "--json", "--quiet"] + limit + ORIGINS + (["--unsafe-lua"] if unsafe else [])
     proc = run(args + GOOD + [os.path.join(TESTS, script)], label)
     tabs = tabs_of(proc, label)
     check_good(tabs, label)
@@ -149,6 +149,14 @@ for unsafe in (False, True):
          r"stack overflow|not enough memory|ran past", unsafe)
     item(H + "flood.lua", ("violation",), r"flooded the broker", unsafe)
     item(H + "pattern-bomb.lua", ("unresponsive",), r"ran past 3000 ms; killed", unsafe)
+    item(H + "pcall-loop.lua", ("unresponsive",), r"ran past 3000 ms; killed", unsafe)
+    # Thousands of events queued for itself, the first never returning: a
+    # batch holds at most 8 events, so it is killed within 8 limits.
+    item(H + "batch-loop.lua", ("unresponsive",), r"ran past 300 ms; killed", unsafe,
+         limit=["--timeout-ms", "300"])
+# An event that returns, but after more than its own limit of CPU.
+item("api/overtime.lua", ("unresponsive",), r"an event used \d+ ms of CPU, past its 300 ms", True,
+     limit=["--timeout-ms", "300"])
 # The Lua wall down: only the process wall stands, and holds.
 item(H + "read-file.lua", ("violation",), r"^open(at)?$", True)
 item(H + "socket.lua", ("violation",), r"^socket$", True)
@@ -175,7 +183,8 @@ item("api/unknown-target.lua", ("ok",), r"^$", result={"posted": True})
 item("api/echo-types.lua", ("ok",), r"^$",
      result={"int": 42, "float": 0.25, "yes": True, "no": False, "str": "a\"b\n",
              "big": 9223372036854775807, "neg": -7, "type1": "integer", "type2": "float"})
-item("api/load-text.lua", ("ok",), r"^$", result={"answer": 42, "dofile": True, "loadfile": True})
+item("api/load-text.lua", ("ok",), r"^$", result={"answer": 42, "dofile": True, "loadfile": True,
+                                                  "close": True})
 
 # Counts: unknown-target's message was dropped; ping sent 11 and got 10.
 proc = run(["run", "--json", "--quiet"] + ORIGINS + GOOD + [os.path.join(TESTS, "api/unknown-target.lua")],
@@ -212,12 +221,18 @@ if t.get("loop", {}).get("outcome") != "unresponsive" or not stopped:
     fail(f"threads loop: {t.get('loop')}")
 # Stuck in one C call, a thread cannot be stopped: its neighbours finish,
 # the report comes, and the program leaves the thread behind by exiting.
-proc = run(["run", "--threads", "--json", "--quiet"] + TIMEOUT + ORIGINS + GOOD +
+proc = run(["run", "--threads", "--json", "--quiet", "--timeout-ms", "1000"] + ORIGINS + GOOD +
            [os.path.join(TESTS, "hostile/pattern-bomb.lua")], "threads pattern-bomb", 1)
 t = tabs_of(proc, "threads pattern-bomb")
 check_good(t, "threads pattern-bomb")
 if "its thread runs on" not in t.get("pattern-bomb", {}).get("detail", ""):
     fail(f"threads pattern-bomb: {t.get('pattern-bomb')}")
+# The watchdog's hook stays set: catching its error does not escape it.
+proc = run(["run", "--threads", "--json", "--quiet", "--timeout-ms", "500", "--deadline-ms", "20000",
+            os.path.join(TESTS, "hostile/pcall-loop.lua")], "threads pcall-loop", 1)
+t = tabs_of(proc, "threads pcall-loop").get("pcall-loop", {})
+if t.get("outcome") != "unresponsive" or not ("Lua hook" in t.get("detail", "") or TSAN):
+    fail(f"threads pcall-loop: {t}")
 proc = run(["run", "--threads", "--unsafe-lua", "--json", "--quiet"] + ORIGINS + GOOD +
            [os.path.join(TESTS, "hostile/bytecode.lua")], "threads bytecode")
 died = proc.returncode == -signal.SIGSEGV or (TSAN and proc.returncode == 66)
