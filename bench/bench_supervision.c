@@ -33,7 +33,7 @@ static double now_us(void)
     return now_ns() / 1e3;
 }
 
-static int spin(struct walls_call *call)
+static int spin_forever(struct walls_call *call)
 {
     (void)call;
     for (volatile unsigned long i = 0;; i++) {
@@ -83,7 +83,7 @@ static void timeout_overshoot(void)
         walls_task *t;
         struct walls_result r;
         double a = now_us();
-        check_walls(walls_submit_ex(pool, spin, NULL, 0, &limit, &t), "walls_submit_ex");
+        check_walls(walls_submit_ex(pool, spin_forever, NULL, 0, &limit, &t), "walls_submit_ex");
         check_walls(walls_wait(t, -1, &r), "walls_wait");
         late[i] = now_us() - a - 50000.0;
         if (r.status != WALLS_TIMEOUT) {

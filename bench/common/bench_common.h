@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "spin.h"
+
 /* ---- time and statistics (stats.c) ---- */
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -137,6 +139,8 @@ void pipe_copy_stop(struct pipe_copy *copy);
 /* ---- tasks and checks for benchmark programs (tasks.c) ---- */
 
 struct walls_call;
+
+
 
 /* A walls task that does nothing and returns 0. */
 int empty_task(struct walls_call *call);

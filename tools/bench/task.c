@@ -20,16 +20,6 @@
 /* Read at run time so the compiler cannot see the fault coming. */
 static volatile uintptr_t fault_address = 8;
 
-uint64_t spin(uint64_t n)
-{
-    uint64_t x = 88172645463325252ull;
-    for (uint64_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-    }
-    return x;
-}
 
 void sleep_ns(uint64_t ns)
 {

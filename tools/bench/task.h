@@ -36,8 +36,6 @@ int bench_task(struct walls_call *call);
 /* A task of kind with its amount. */
 struct task_in task(enum task_kind kind, uint64_t amount);
 
-/* Pure computation: n rounds of a xorshift chain the compiler cannot shorten. */
-uint64_t spin(uint64_t n);
 
 /* Sums bytes of 64-bit words one by one: T_SUM's work. */
 uint64_t sum_words(const uint64_t *p, size_t bytes);
