@@ -94,18 +94,27 @@ static uint64_t hist_value(unsigned bucket)
     return low + ((uint64_t)1 << (msb - 4)) / 2;
 }
 
-uint64_t walls__engine_percentile(const struct walls__pool *pool, unsigned pct)
+void walls__hist_add(uint64_t *hist, int64_t ns)
 {
-    uint64_t total = pool->completed;
+    hist[hist_bucket(ns > 0 ? (uint64_t)ns : 0)]++;
+}
+
+uint64_t walls__hist_percentile(const uint64_t *hist, uint64_t total, unsigned pct)
+{
     if (total == 0)
         return 0;
     uint64_t rank = (total * pct + 99) / 100, seen = 0;
     for (unsigned b = 0; b < WALLS__HIST_BUCKETS; b++) {
-        seen += pool->hist[b];
+        seen += hist[b];
         if (seen >= rank)
             return hist_value(b);
     }
     return 0;
+}
+
+uint64_t walls__engine_percentile(const struct walls__pool *pool, unsigned pct)
+{
+    return walls__hist_percentile(pool->hist, pool->completed, pct);
 }
 
 /* ---- completion ---------------------------------------------------------------- */
@@ -162,7 +171,7 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
     pool->completed++;
     pool->by_status[task->status]++;
     int64_t lat = now - task->submit_ns;
-    pool->hist[hist_bucket(lat > 0 ? (uint64_t)lat : 0)]++;
+    walls__hist_add(pool->hist, lat);
     walls__fetch_add(&pool->done_seq, 1);
     walls__fetch_add(&pool->unsignalled, 1);
     if (pool->fd_armed && !(walls__load_relaxed(&task->flags) & WALLS__TASK_FREED)) {
@@ -276,6 +285,28 @@ void walls__engine_lane_init(struct walls__pool *pool, struct walls__lane *lane,
     lane->staging_fd = -1;
     lane->io_in_fd = lane->io_out_fd = -1;
     lane->depth = WALLS__IO_DEPTH;
+}
+
+int walls__engine_lane_private(struct walls__lane *lane)
+{
+    lane->mb = aligned_alloc(4096, WALLS__MAILBOX_SIZE);
+    if (!lane->mb)
+        return -ENOMEM;
+    memset(lane->mb, 0, WALLS__MAILBOX_SIZE);
+    int rc = walls__io_lane_map(lane);
+    if (rc)
+        return rc;
+    walls__engine_lane_reset(lane);
+    lane->mb->worker_state = WALLS__WORKER_READY;
+    lane->live = lane->open = true;
+    return 0;
+}
+
+void walls__engine_lane_private_free(struct walls__lane *lane)
+{
+    free(lane->mb);
+    lane->mb = NULL;
+    walls__io_lane_unmap(lane);
 }
 
 void walls__engine_lane_reset(struct walls__lane *lane)

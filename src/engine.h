@@ -55,6 +55,10 @@ void walls__engine_uncollect(struct walls__pool *pool, struct walls__task *task)
 /* The pct-th percentile of submit-to-completion latency, in ns (exact to
  * 1/16). */
 uint64_t walls__engine_percentile(const struct walls__pool *pool, unsigned pct);
+/* A latency histogram of WALLS__HIST_BUCKETS counts: adds one of ns, and
+ * the pct-th percentile of total counted (exact to 1/16). No lock. */
+void walls__hist_add(uint64_t *hist, int64_t ns);
+uint64_t walls__hist_percentile(const uint64_t *hist, uint64_t total, unsigned pct);
 /* Copies a staged output buffer between the arena and a staging memfd (in:
  * into the memfd). Returns 0 or -errno. */
 int walls__engine_stage_copy(struct walls__pool *pool, int fd, const struct walls__bufref *ref,
@@ -120,6 +124,12 @@ unsigned walls__engine_armed(const struct walls__pool *pool);
 void walls__engine_lane_init(struct walls__pool *pool, struct walls__lane *lane, unsigned index);
 /* A lane's rings and host state, as new: for a new worker of the lane. */
 void walls__engine_lane_reset(struct walls__lane *lane);
+/* A lane whose worker is in the host (a thread, a relay): its mailbox in
+ * private memory, its output windows mapped, as new, live and open.
+ * Returns 0 or -errno (then what it took is freed by the next call). */
+int walls__engine_lane_private(struct walls__lane *lane);
+/* Frees what walls__engine_lane_private() took. */
+void walls__engine_lane_private_free(struct walls__lane *lane);
 /* Asks the lane's worker to leave its loop (acknowledged like a task). */
 void walls__engine_push_stop(struct walls__lane *lane);
 

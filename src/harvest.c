@@ -78,10 +78,16 @@ static void stage_out(struct walls__pool *pool, struct walls__lane *lane, struct
 }
 
 /* Whether a completion's header is one the host can believe for entry e. */
-static bool believable_done(const struct walls__pool *pool, const struct walls__cqe *h)
+static bool believable_done(const struct walls__pool *pool, const struct walls__lane *lane,
+                            const struct walls__cqe *h)
 {
-    return (h->status == WALLS_OK || h->status == WALLS_FAILED || h->status == WALLS_PROTOCOL) &&
-           h->out_len <= pool->max_output && (h->status != WALLS_PROTOCOL || h->out_len == 0);
+    /* A relay's completions are the host's own: any status, with its
+     * result flags in reserved[0]. */
+    bool status = lane->relayed ? h->status <= WALLS_BROKEN
+                                : h->status == WALLS_OK || h->status == WALLS_FAILED ||
+                                      h->status == WALLS_PROTOCOL;
+    return status && h->out_len <= pool->max_output &&
+           (h->status != WALLS_PROTOCOL || h->out_len == 0);
 }
 
 void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
@@ -121,8 +127,10 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
             /* A thread finally returned from a task that timed out. */
             lane->stuck = false;
             walls__engine_unhold(pool, e);
-        } else if (h.kind == WALLS__CQE_DONE && believable_done(pool, &h)) {
+        } else if (h.kind == WALLS__CQE_DONE && believable_done(pool, lane, &h)) {
             e->task->attempts++;
+            if (lane->relayed)
+                e->task->result_flags = h.reserved[0];
             lane->last_turn_ns = now - e->task->dispatch_ns;
             if (e->task->has_output && lane->staging_fd >= 0)
                 stage_out(pool, lane, e->task);

@@ -25,13 +25,19 @@ struct walls__plan {
     unsigned sandbox;                       /* the level its workers apply */
     struct walls__sandbox_conf *conf;       /* processes: what they apply; the caller
                                              * frees it; NULL for threads */
-    char explain[768];                      /* walls_pool_explain()'s line */
+    char explain[2048];                      /* walls_pool_explain()'s line */
 };
 
 /* Checks opts and plans the pool. Returns 0, or what walls_pool_create()
  * returns for bad options (-EINVAL, -ENOENT, -ENOTSUP), or -ENOMEM, each
  * with its reason kept for walls_last_error(). */
 int walls__plan_pool(const struct walls_pool_opts *opts, struct walls__plan *plan);
+
+/* Creates a pool of plan's shape from checked opts (pool.c); the backend
+ * finds backend_state in pool->backend_state when it starts. Takes plan's
+ * conf. Returns what walls_pool_create() returns. */
+int walls__pool_create_planned(walls_pool **pool, const struct walls_pool_opts *opts,
+                               struct walls__plan *plan, void *backend_state);
 
 /* Milliseconds as nanoseconds, capped far from overflow. */
 int64_t walls__ms_to_ns(int64_t ms);

@@ -75,21 +75,31 @@ int walls_pool_create(walls_pool **out, const struct walls_pool_opts *opts_in)
     int rc = walls__plan_pool(&o, &plan);
     if (rc)
         return rc;
+    return walls__pool_create_planned(out, &o, &plan, NULL);
+}
+
+int walls__pool_create_planned(walls_pool **out, const struct walls_pool_opts *opts,
+                               struct walls__plan *plan_in, void *backend_state)
+{
+    const struct walls_pool_opts o = *opts;
+    const struct walls__plan *plan = plan_in;
+    int rc;
     struct walls__pool *pool = walls__pool_new();
     if (!pool) {
-        free(plan.conf);
+        free(plan->conf);
         return create_error(-ENOMEM);
     }
+    pool->backend_state = backend_state;
     walls__store_relaxed(&pool->owner, walls__self());
-    pool->placement = plan.placement;
-    pool->backend = plan.backend;
-    pool->nlanes = plan.nlanes;
-    pool->nprocs = plan.nprocs;
-    pool->lanes_per = plan.lanes_per;
-    pool->threads_shown = plan.threads_shown;
-    pool->sandbox = plan.sandbox;
-    pool->sandbox_conf = plan.conf;
-    memcpy(pool->explain, plan.explain, sizeof pool->explain);
+    pool->placement = plan->placement;
+    pool->backend = plan->backend;
+    pool->nlanes = plan->nlanes;
+    pool->nprocs = plan->nprocs;
+    pool->lanes_per = plan->lanes_per;
+    pool->threads_shown = plan->threads_shown;
+    pool->sandbox = plan->sandbox;
+    pool->sandbox_conf = plan->conf;
+    memcpy(pool->explain, plan->explain, sizeof pool->explain);
     pool->lost_retries = o.lost_retries;
     pool->max_queued = o.max_queued;
     pool->recycle_after = o.recycle_after;

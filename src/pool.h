@@ -143,6 +143,8 @@ struct walls__lane {
     bool shared;                /* [create] its mailbox is shared with a worker process:
                                  * futexes on it are not private */
     bool killable;              /* [create] its worker can be killed (process lanes) */
+    bool relayed;               /* [create] a relay writes its completions (relay.h): any
+                                 * status in them is believed */
     void *backend;              /* [create] the backend's record of its worker */
     struct walls__mailbox *mb;  /* [backend] */
     /* What the backend says of it [lock]: */
@@ -223,7 +225,7 @@ struct walls__pool {
     size_t max_output;
     uint64_t out_window;        /* max_output rounded up to pages when above WALLS_INLINE_MAX
                                  * (outputs go through memory, struct walls__io); else 0 */
-    char explain[768];
+    char explain[2048];
     unsigned lost_retries;
     unsigned max_queued;        /* 0 = unbounded (walls_pool_opts.max_queued) */
     unsigned recycle_after;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "module.h"
 #include "pool.h"
 #include "throttle.h"
 
@@ -99,13 +100,6 @@ struct walls__proc {
     int start_error;     /* why it failed before READY */
     int64_t respawn_at;  /* DOWN: when to start it; 0 = not planned */
     uint32_t lock_token; /* the holder token of its current process */
-};
-
-/* A cache of where task functions are (proc_backend.c). */
-struct walls__fn_cache {
-    walls_fn *fn;
-    uint64_t offset;
-    uint16_t module;
 };
 
 /* The backend's state (pool->backend_state). */

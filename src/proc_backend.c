@@ -17,8 +17,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,92 +31,16 @@
 #include "forkserver.h"
 #include "futex.h"
 #include "internal.h"
+#include "module.h"
 #include "proc.h"
 
 /* ---- task functions ----------------------------------------------------------------- */
 
-struct object_search {
-    uintptr_t addr;
-    bool first;        /* the next object reported is the first one */
-    bool found;
-    bool too_long;     /* its name does not fit in path */
-    uintptr_t base;    /* its load bias: segment addresses are base + p_vaddr */
-    char path[PATH_MAX]; /* "" for the main program */
-};
-
-static int find_object(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    struct object_search *s = data;
-    /* The first object reported is the main program, in dynamic and static
-     * programs alike; the worker side names it "" too. */
-    bool main_program = s->first;
-    s->first = false;
-    for (size_t i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t start = (uintptr_t)info->dlpi_addr + (uintptr_t)ph->p_vaddr;
-        if (ph->p_type != PT_LOAD || s->addr < start || s->addr - start >= ph->p_memsz)
-            continue;
-        const char *name = main_program || !info->dlpi_name ? "" : info->dlpi_name;
-        size_t len = strlen(name);
-        s->found = true;
-        s->base = (uintptr_t)info->dlpi_addr;
-        s->too_long = len >= sizeof s->path;
-        if (!s->too_long)
-            memcpy(s->path, name, len + 1);
-        return 1;
-    }
-    return 0;
-}
-
-/*
- * Which module fn lives in, and where in it. Pool lock held.
- *
- * The module is found by walking the loaded objects' segments, not with
- * dladdr(), which knows nothing of the main program of a static
- * executable; dl_iterate_phdr() reports it there as well.
- */
+/* Which module fn lives in, and where in it (module.c). Pool lock held. */
 static int procs_locate(struct walls__pool *pool, walls_fn *fn, uint16_t *module,
                         uint64_t *offset)
 {
-    unsigned slot = (unsigned)(((uintptr_t)fn >> 4) & 63u);
-    struct walls__fn_cache *c = &walls__procs_of(pool)->fn_cache[slot];
-    if (c->fn == fn) {
-        *module = c->module;
-        *offset = c->offset;
-        return 0;
-    }
-    struct object_search search = {.addr = (uintptr_t)fn, .first = true};
-    dl_iterate_phdr(find_object, &search);
-    if (!search.found)
-        return -ENOENT;
-    if (search.too_long)
-        return -ENAMETOOLONG;
-    char resolved[PATH_MAX];
-    const char *path = search.path;
-    if (path[0] && realpath(path, resolved))
-        path = resolved;
-    if (strlen(path) >= WALLS__SLOT_DATA)
-        return -ENAMETOOLONG;
-    unsigned m;
-    for (m = 0; m < pool->nmodules; m++)
-        if (strcmp(pool->modules[m].path, path) == 0)
-            break;
-    if (m == pool->nmodules) {
-        if (m == WALLS__MAX_MODULES)
-            return -ENOMEM;
-        char *copy = strdup(path);
-        if (!copy)
-            return -ENOMEM;
-        pool->modules[m].path = copy;
-        pool->nmodules++;
-    }
-    c->fn = fn;
-    c->module = (uint16_t)m;
-    c->offset = (uint64_t)((uintptr_t)fn - search.base);
-    *module = c->module;
-    *offset = c->offset;
-    return 0;
+    return walls__module_locate(pool, walls__procs_of(pool)->fn_cache, fn, module, offset);
 }
 
 /* ---- mailboxes ------------------------------------------------------------------------ */

@@ -225,11 +225,8 @@ static void threads_stop(struct walls__pool *pool, bool cancel)
         pool->lanes[i].open = false;
     }
     walls__pool_unlock(pool);
-    for (unsigned i = 0; i < pool->nlanes; i++) {
-        free(pool->lanes[i].mb);
-        pool->lanes[i].mb = NULL;
-        walls__io_lane_unmap(&pool->lanes[i]);
-    }
+    for (unsigned i = 0; i < pool->nlanes; i++)
+        walls__engine_lane_private_free(&pool->lanes[i]);
     free(t->lanes);
     free(t);
     pool->backend_state = NULL;
@@ -249,17 +246,8 @@ static int threads_start(struct walls__pool *pool)
     for (unsigned i = 0; i < pool->nlanes && rc == 0; i++) {
         struct walls__lane *lane = &pool->lanes[i];
         lane->backend = &t->lanes[i];
-        lane->mb = aligned_alloc(4096, WALLS__MAILBOX_SIZE);
-        if (!lane->mb) {
-            rc = -ENOMEM;
+        if ((rc = walls__engine_lane_private(lane)) != 0)
             break;
-        }
-        memset(lane->mb, 0, WALLS__MAILBOX_SIZE);
-        if ((rc = walls__io_lane_map(lane)) != 0)
-            break;
-        walls__engine_lane_reset(lane);
-        lane->mb->worker_state = WALLS__WORKER_READY;
-        lane->live = lane->open = true;
         rc = walls__thread_start(&t->lanes[i].thread, thread_main, lane);
         t->lanes[i].started = rc == 0;
     }

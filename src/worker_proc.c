@@ -11,10 +11,8 @@
  * loaded it after the fork server started.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +26,7 @@
 #include "atomic.h"
 #include "futex.h"
 #include "internal.h"
+#include "module.h"
 #include "sandbox.h"
 #include "worker.h"
 
@@ -65,14 +64,6 @@ static struct proc_ctx *lane_ctx(unsigned lane)
     return ctx[lane];
 }
 
-static int main_program_base(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    /* The first object reported is the main program. */
-    *(uintptr_t *)data = (uintptr_t)info->dlpi_addr;
-    return 1;
-}
-
 int walls__module_define(void *ctx, uint16_t module, const char *path)
 {
     struct proc_ctx *pc = ctx;
@@ -97,18 +88,10 @@ walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int
     }
     struct module_slot *slot = &pc->modules[module];
     if (!slot->resolved) {
-        if (slot->path[0] == '\0') {
-            dl_iterate_phdr(main_program_base, &slot->base);
-        } else {
-            void *handle = dlopen(slot->path, RTLD_NOW | RTLD_NOLOAD);
-            if (!handle)
-                handle = dlopen(slot->path, RTLD_NOW | RTLD_LOCAL);
-            struct link_map *lm = NULL;
-            if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm) {
-                *err = -ENOENT;
-                return NULL;
-            }
-            slot->base = (uintptr_t)lm->l_addr; /* the handle stays open */
+        int rc = walls__module_base(slot->path, &slot->base);
+        if (rc) {
+            *err = rc;
+            return NULL;
         }
         slot->resolved = true;
     }

@@ -1,0 +1,38 @@
+/*
+ * module.h - task functions named by where they are: the module (a loaded
+ * object, "" for the main program) and the offset in it. A worker process,
+ * or a rank of an MPI job running the same executable, finds the function
+ * again from those two.
+ */
+#ifndef WALLS_MODULE_H
+#define WALLS_MODULE_H
+
+#include <stdint.h>
+
+#include "pool.h"
+#include "walls.h"
+
+/* Where some task functions were found: a 64-entry cache, keyed by the
+ * function's address. */
+struct walls__fn_cache {
+    walls_fn *fn;
+    uint64_t offset;
+    uint16_t module;
+};
+
+#define WALLS__FN_CACHE 64u
+
+/* Which module fn lives in (numbered in the pool's module table, added
+ * there if new) and its offset in it. Pool lock held. Returns 0, -ENOENT
+ * (in no module), -ENAMETOOLONG (the path does not fit a ring slot) or
+ * -ENOMEM (no memory, or WALLS__MAX_MODULES modules already). */
+int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[WALLS__FN_CACHE],
+                         walls_fn *fn, uint16_t *module, uint64_t *offset);
+
+/* Where the module at path ("" for the main program) is loaded in this
+ * process, loading it if it is not: 0, or -ENOENT. Exported for
+ * libwalls-mpi (relay.h). */
+__attribute__((visibility("default"))) int walls__module_base(const char *path,
+                                                              uintptr_t *base);
+
+#endif
