@@ -109,7 +109,7 @@ static void complete(struct relay *r, unsigned index, uint16_t kind, int status,
     cqe->code = code;
     cqe->out_len = 0;
     cqe->reserved[0] = flags;
-    if (kind == WALLS__CQE_DONE && out_len) {
+    if (kind == WALLS__CQE_DONE && out_len && status != WALLS_PROTOCOL) {
         size_t cap = rl->out_window ? rl->window_cap : WALLS__SLOT_DATA;
         if (out_len > cap || out_len > r->pool->max_output) {
             cqe->status = WALLS_PROTOCOL; /* more than the task may write */
@@ -167,6 +167,12 @@ static bool take(struct relay *r, unsigned index)
         uint32_t expected = WALLS__SLOT_QUEUED;
         if (!walls__cas(&req->state, &expected, WALLS__SLOT_RUNNING)) {
             complete(r, index, WALLS__CQE_ACK, 0, 0, 0, NULL, 0); /* cancelled before it went */
+            continue;
+        }
+        if (walls__load_acquire(&rl->kill_wanted) == req->seq + 1) {
+            /* Stopped before it went: it never runs anywhere. */
+            complete(r, index, WALLS__CQE_DONE, walls__load_relaxed(&rl->kill_status), 0, 0,
+                     NULL, 0);
             continue;
         }
         struct walls__io io = {0, 0, 0, 0};
@@ -270,6 +276,7 @@ static bool kills(struct relay *r, int64_t now)
 static void lanes_round(struct relay *r)
 {
     struct walls__pool *pool = r->pool;
+    bool open;
     for (unsigned i = 0; i < pool->nlanes; i++) {
         struct relay_lane *rl = &r->lanes[i];
         struct walls__lane *lane = &pool->lanes[i];
@@ -278,7 +285,9 @@ static void lanes_round(struct relay *r)
             r->peers[rl->peer].counted++;
             rl->took_ns = -1;
         }
-        if (rl->kill_done) {
+        uint32_t wanted = walls__load_relaxed(&rl->kill_wanted);
+        if (rl->kill_done || (wanted && (int32_t)(rl->head - wanted) >= 0)) {
+            /* Over: it ended as asked, or had ended before the ask came. */
             rl->kill_done = false;
             walls__store_relaxed(&rl->kill_wanted, 0);
             lane->kill_reason = -1;
@@ -291,6 +300,11 @@ static void lanes_round(struct relay *r)
                                                  back);
             while (n > 0)
                 walls__engine_requeue_front(pool, back[--n]);
+            open = false;
+            for (unsigned k = 0; k < pool->nlanes; k++)
+                open |= pool->lanes[k].open;
+            if (!open)
+                walls__engine_break(pool); /* no peer left to run what waits */
         }
     }
     uint64_t restarts = 0, recycled = 0;
@@ -304,6 +318,8 @@ static void lanes_round(struct relay *r)
 
 /* Nothing happened in a round: for RELAY_SPIN_NS after the last thing
  * that did, only let others run; then sleep, a little longer each round. */
+static void relay_attend(struct walls__pool *pool);
+
 static void nap(int64_t idle_ns, int64_t *nap_ns)
 {
     if (idle_ns < RELAY_SPIN_NS) {
@@ -336,12 +352,16 @@ static void *relay_main(void *arg)
         bool attention = walls__load_relaxed(&pool->attention);
         if (r->published || r->lost || clock || attention) {
             walls__pool_lock(pool);
+            /* What finished is consumed before the clock looks for
+             * overruns, so that no kill is asked for a task already over. */
+            lanes_round(r);
+            walls__api_harvest(pool);
             if (clock) {
                 walls__store_relaxed(&r->clock, false);
                 r->clock_at = walls__engine_expire(pool, now);
+                if (pool->attention)
+                    relay_attend(pool);
             }
-            lanes_round(r);
-            walls__api_harvest(pool);
             walls__pool_unlock(pool);
             walls__engine_signal(pool);
             did |= r->published || r->lost;
@@ -380,7 +400,7 @@ static int relay_stop_running(struct walls__pool *pool, struct walls__lane *lane
                               enum walls_status status)
 {
     struct relay_lane *rl = &relay_of(pool)->lanes[lane->index];
-    if (lane->kill_reason < 0) {
+    if (lane->kill_reason < 0 || lane->kill_seq != seq) {
         lane->kill_reason = (int)status;
         lane->kill_code = 0;
         lane->kill_flags = 0;
@@ -440,8 +460,17 @@ static int relay_start(struct walls__pool *pool)
         rc = walls__thread_start(&r->thread, relay_main, r);
         r->started = rc == 0;
     }
-    if (rc)
-        relay_stop(pool, false);
+    if (rc) {
+        /* The lanes go; r stays for walls__relay_pool_create to free. */
+        if (r->started) {
+            walls__store_release(&r->quit, true);
+            pthread_join(r->thread, NULL);
+            r->started = false;
+        }
+        for (unsigned i = 0; i < pool->nlanes; i++)
+            walls__engine_lane_private_free(&pool->lanes[i]);
+        pool->backend_state = NULL;
+    }
     return rc;
 }
 
@@ -477,6 +506,10 @@ int walls__relay_check(const struct walls_pool_opts *opts)
     memset(&o, 0, sizeof o);
     if (opts)
         o = *opts;
+    /* The peers apply the sandbox, on their kernels: here the options are
+     * checked, not what this kernel would refuse. */
+    if (!o.sandbox_fallback)
+        o.sandbox_fallback = WALLS_SANDBOX_FALLBACK;
     struct walls__plan plan;
     int rc = walls__plan_pool(&o, &plan);
     if (rc == 0)
@@ -551,8 +584,8 @@ int walls__relay_pool_create(walls_pool **out, const struct walls_pool_opts *opt
     plan.conf = NULL;
     snprintf(plan.explain, sizeof plan.explain, "%s", conf->explain ? conf->explain : "");
     rc = walls__pool_create_planned(out, &o, &plan, r);
-    if (rc && !r->pool)
-        free_relay(r); /* it never started: nothing else frees it */
+    if (rc)
+        free_relay(r); /* no pool holds it */
     return rc;
 }
 

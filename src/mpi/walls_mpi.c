@@ -59,6 +59,7 @@ enum tag {
 #define READ_PATHS_MAX 8
 #define READ_PATH_LEN 256
 #define CLOSE_WAIT_NS 10000000000LL
+#define LANES_MAX (256u * 64u) /* a pool's workers at most: processes x threads */
 #define SPIN_NS 200000
 #define NAP_STEP_NS 20000
 #define NAP_MAX_NS 1000000
@@ -185,6 +186,32 @@ static int reap_sends(struct link *l)
     return n;
 }
 
+/* Sends a small message that must go out even without memory for a
+ * buffer of its own. */
+static void post_surely(struct link *l, int dest, int tag, const void *hdr, size_t hlen)
+{
+    if (post(l, dest, tag, hdr, hlen, NULL, 0) != 0)
+        MPI_Send(hdr, (int)hlen, MPI_BYTE, dest, tag, l->comm);
+}
+
+/* Gives up the sends still under way (to a rank that went silent): each
+ * is cancelled, and one MPI will not let go of is left with its buffer. */
+static void drop_sends(struct link *l)
+{
+    for (struct pending *p = l->sends; p; p = p->next)
+        MPI_Cancel(&p->req);
+    for (int tries = 0; l->sends && tries < 100; tries++) {
+        reap_sends(l);
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    while (l->sends) {
+        struct pending *p = l->sends;
+        l->sends = p->next;
+        MPI_Request_free(&p->req); /* its buffer stays: MPI may still read it */
+    }
+}
+
 static void flush_sends(struct link *l)
 {
     while (l->sends) {
@@ -204,8 +231,11 @@ static long take(struct link *l, MPI_Message *msg, MPI_Status *st)
     if ((size_t)count > l->rcap) {
         unsigned char *p = realloc(l->rbuf, (size_t)count);
         if (!p) {
-            char sink;
-            MPI_Mrecv(&sink, 0, MPI_BYTE, msg, MPI_STATUS_IGNORE);
+            /* A matched message must be received whole, and walls cannot
+             * go on without it: say so, and end the job. */
+            fprintf(stderr, "walls-mpi: no memory for a message of %d bytes from rank %d\n",
+                    count, st->MPI_SOURCE);
+            MPI_Abort(l->comm, 1);
             return -ENOMEM;
         }
         l->rbuf = p;
@@ -339,16 +369,19 @@ static int hub_poll(void *ctx, walls__relay_deliver *deliver, void *relay)
  * (with err and text) while it was being created. */
 static void hub_end(struct hub *h, int err, const char *text)
 {
+    bool silent = false;
     if (h->live) {
         for (int r = 1; r < h->size; r++)
-            post(&h->link, r, T_STOP, "", 0, NULL, 0);
+            post_surely(&h->link, r, T_STOP, "", 0);
         /* Each answers STOPPED; results of tasks given up on may come first. */
         int waiting = h->size - 1;
         while (waiting > 0) {
             MPI_Status st;
             long len = await(&h->link, MPI_ANY_SOURCE, MPI_ANY_TAG, &st, CLOSE_WAIT_NS);
-            if (len == -ETIMEDOUT)
+            if (len == -ETIMEDOUT) {
+                silent = true;
                 break;
+            }
             if (st.MPI_TAG == T_STOPPED)
                 waiting--;
         }
@@ -356,9 +389,12 @@ static void hub_end(struct hub *h, int err, const char *text)
         struct abort_msg m = {.err = err};
         snprintf(m.text, sizeof m.text, "%s", text ? text : "");
         for (int r = 1; r < h->size; r++)
-            post(&h->link, r, T_ABORT, &m, sizeof m, NULL, 0);
+            post_surely(&h->link, r, T_ABORT, &m, sizeof m);
     }
-    flush_sends(&h->link);
+    if (silent)
+        drop_sends(&h->link); /* a silent rank may never take them */
+    else
+        flush_sends(&h->link);
     free(h->link.rbuf);
     MPI_Comm_free(&h->link.comm);
     free(h);
@@ -450,11 +486,16 @@ int walls_mpi_pool_create(walls_pool **out, MPI_Comm comm, const struct walls_po
         return fail(-EINVAL, "%s: the communicator has one rank: no rank would serve", call);
 
     /* From here on every rank hears how it ends, so that none waits. */
+    MPI_Comm dup;
+    MPI_Comm_dup(comm, &dup);
     struct hub *h = calloc(1, sizeof *h);
-    if (!h)
+    if (!h) {
+        fprintf(stderr, "walls_mpi_pool_create: no memory to tell the ranks so\n");
+        MPI_Abort(comm, 1);
         return fail(-ENOMEM, "%s: %s", call, walls_strerror(-ENOMEM));
+    }
     h->size = size;
-    MPI_Comm_dup(comm, &h->link.comm);
+    h->link.comm = dup;
     int err = check_create(out, opts);
     char why[TEXT_MAX + 128] = "";
     if (err)
@@ -470,11 +511,12 @@ int walls_mpi_pool_create(walls_pool **out, MPI_Comm comm, const struct walls_po
         err = err ? err : -ENOMEM;
     }
     uint64_t exe = fingerprint();
-    if (hello) {
+    if (hello)
         pack_hello(hello, err ? NULL : opts, exe, err);
-        for (int r = 1; r < size; r++)
-            MPI_Send(hello, (int)sizeof *hello, MPI_BYTE, r, T_HELLO, h->link.comm);
-    }
+    /* Without memory for it, an empty greeting: the ranks answer it as
+     * one walls does not send, and are told to give up. */
+    for (int r = 1; r < size; r++)
+        MPI_Send(hello, hello ? (int)sizeof *hello : 0, MPI_BYTE, r, T_HELLO, h->link.comm);
     /* Every rank answers, whatever rank 0's own verdict. */
     for (int r = 1; r < size; r++) {
         MPI_Status st;
@@ -590,8 +632,8 @@ static void run_task(struct server *s, const unsigned char *p, size_t len)
     if (len < sizeof m)
         return;
     memcpy(&m, p, sizeof m);
-    if (m.in_len != len - sizeof m)
-        return;
+    if (m.in_len != len - sizeof m || m.lane >= LANES_MAX)
+        return; /* no lane of rank 0's: nobody to answer */
     if (m.lane >= s->nslots) {
         unsigned n = m.lane + 1 > 2 * s->nslots ? m.lane + 1 : 2 * s->nslots;
         struct slot *grown = realloc(s->slots, n * sizeof *grown);
@@ -836,7 +878,7 @@ int walls_mpi_serve(MPI_Comm comm, const struct walls_pool_opts *local)
         if (st.MPI_TAG == T_ABORT && len == (long)sizeof m)
             memcpy(&m, s->link.rbuf, sizeof m);
         m.text[sizeof m.text - 1] = '\0';
-        err = m.err == -ENOEXEC ? -ENOEXEC : st.MPI_TAG == T_ABORT ? -ECHILD : -EPROTO;
+        err = st.MPI_TAG == T_ABORT ? -ECHILD : -EPROTO;
         snprintf(why, sizeof why, "%s: rank 0 gave the pool up: %.900s", call, m.text);
     }
     if (!err) {
