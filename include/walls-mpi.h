@@ -15,12 +15,18 @@
  *   walls_pool_destroy(pool, 0)  ------>   walls_mpi_serve() returns 0
  *
  * Every rank must run the same executable (task functions travel as a
- * module and an offset in it); rank 0 checks that and refuses another
- * build. The library is separate from libwalls so that the core never
- * depends on MPI; it needs MPI initialised with MPI_THREAD_MULTIPLE on
- * rank 0 (walls talks MPI from a thread of its own) and at least
- * MPI_THREAD_SERIALIZED on the others. docs/scale-out.md says how to run
- * it across machines and what is guaranteed.
+ * module and an offset in it); rank 0 checks that (the executable's
+ * contents and the walls version: a shared library holding task
+ * functions must be the same file at the same path everywhere, unchecked)
+ * and refuses another build. The library is separate from libwalls so
+ * that the core never depends on MPI; it needs MPI initialised with
+ * MPI_THREAD_MULTIPLE on rank 0 (walls talks MPI from a thread of its
+ * own). A serving rank talks MPI only from the thread in
+ * walls_mpi_serve(), which under MPI_THREAD_FUNNELED or below must be the
+ * thread that initialised MPI. Destroy the pool before MPI_Finalize(); one
+ * still alive then is destroyed by it, with WALLS_CANCEL (but not one
+ * another thread is destroying at that moment). docs/scale-out.md says
+ * how to run it across machines and what is guaranteed.
  */
 #ifndef WALLS_MPI_H
 #define WALLS_MPI_H
@@ -53,16 +59,21 @@ extern "C" {
  * WALLS_TIMEOUT; walls_cancel() stops a running task the same way. A rank
  * that does not answer such a request within 5 s is given up: the task
  * ends with the status asked for, and that worker of the rank is given no
- * more tasks. A task without a time limit waits for its rank as long as
- * it takes.
+ * more tasks; once every worker of every rank is given up, the tasks still
+ * waiting end as WALLS_BROKEN. A task without a time limit waits for its
+ * rank as long as it takes.
  *
  * Errors: -EINVAL (pool or opts invalid, comm MPI_COMM_NULL, this is not
  * rank 0, or comm has a single rank); -ENOTSUP (arena, locks or shared
  * region asked for; MPI not initialised, or below MPI_THREAD_MULTIPLE);
  * -ENOEXEC (a rank runs another executable, or another version of walls);
  * -ECHILD (a rank could not create its pool: walls_last_error() names the
- * rank and its reason); -ENOMEM. On an error every serving rank's
- * walls_mpi_serve() returns an error too.
+ * rank and its reason); -ENOMEM; -EAGAIN, -EMFILE, -ENFILE (rank 0 could
+ * not start its relay thread or make the pool's descriptor). On an error
+ * every serving rank's walls_mpi_serve() returns an error too. Options
+ * are checked here as walls_pool_create() checks them, but the sandbox
+ * as the serving ranks' kernels will apply it: a layer this kernel lacks
+ * is no error here.
  */
 int walls_mpi_pool_create(walls_pool **pool, MPI_Comm comm, const struct walls_pool_opts *opts);
 
@@ -82,8 +93,9 @@ int walls_mpi_pool_create(walls_pool **pool, MPI_Comm comm, const struct walls_p
  * arena, locks or a shared region); -ENOTSUP (MPI not initialised);
  * -ENOEXEC (this rank's executable or walls differs from rank 0's); -ECHILD
  * (this rank's pool could not be created, or rank 0 gave up the pool
- * while creating it: walls_last_error() says which); -EPROTO (rank 0 sent
- * something walls does not send).
+ * while creating it, for instance because another rank runs another
+ * build: walls_last_error() says which); -EPROTO (rank 0 sent something
+ * walls does not send).
  */
 int walls_mpi_serve(MPI_Comm comm, const struct walls_pool_opts *local);
 
