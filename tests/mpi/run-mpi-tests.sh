@@ -7,9 +7,11 @@
 # process of it is left (none with the job's WALLS_MPI_TEST_DIR in its
 # environment, which every rank's fork server and workers inherit, and
 # none running test-mpi from BINDIR), and no /dev/shm entry appeared that
-# nothing holds open. Last, a serving rank is killed with SIGKILL in the
+# nothing holds open. Then a serving rank is killed with SIGKILL in the
 # middle of a job: mpirun must end the job, nonzero, within 60 s, saying
-# which rank died, and leave nothing behind.
+# which rank died, and leave nothing behind. Last, a serving rank is
+# stopped with SIGSTOP: rank 0 must give up its limited tasks within the
+# grace and run the rest on the other rank.
 #
 # usage: run-mpi-tests.sh BINDIR    (the directory of test-mpi and test-mpi-other)
 # Exit: 0 all passed, 1 a check failed, 77 mpirun missing (skipped).
@@ -152,7 +154,7 @@ run_check() {
     check_clean
 }
 
-for check in correct crash timeout cancel destroy args; do
+for check in correct crash timeout cancel destroy fair args; do
     # shellcheck disable=SC2086
     run_check "$check" 0 $MPIRUN -np 3 "$bindir/test-mpi" "$check"
 done
@@ -162,22 +164,31 @@ done
 run_check mismatch 0 $MPIRUN -np 1 "$bindir/test-mpi" mismatch : \
     -np 2 "$bindir/test-mpi-other" mismatch
 
+# await_line LINE: waits up to 60 s for every rank's pid file and for LINE
+# in the job's output; sets rank1 to rank 1's pid. Returns 1 (after
+# failing and reaping the job) when the job did not get there.
+await_line() {
+    waited=0
+    while [ "$waited" -lt 60 ]; do
+        [ -s "$job_dir/rank-1.pid" ] && [ -s "$job_dir/rank-2.pid" ] &&
+            [ -s "$job_dir/rank-0.pid" ] && grep -q "$1" "$tmp/$job_name.log" && break
+        kill -0 "$job_pid" 2>/dev/null || break
+        sleep 1
+        waited=$((waited + 1))
+    done
+    rank1=$(cat "$job_dir/rank-1.pid" 2>/dev/null)
+    if [ -z "$rank1" ] || ! kill -0 "$job_pid" 2>/dev/null; then
+        fail "$job_name: the job did not start (no rank-1.pid, or mpirun ended)"
+        wait_job 30
+        return 1
+    fi
+}
+
 # A serving rank dies: rank 1 is killed with SIGKILL while tasks run.
 # shellcheck disable=SC2086
 start_job victim $MPIRUN -np 3 "$bindir/test-mpi" victim
-waited=0
-while [ "$waited" -lt 60 ]; do
-    [ -s "$job_dir/rank-1.pid" ] && [ -s "$job_dir/rank-2.pid" ] && [ -s "$job_dir/rank-0.pid" ] &&
-        grep -q "ok victim submitted" "$tmp/victim.log" && break
-    kill -0 "$job_pid" 2>/dev/null || break
-    sleep 1
-    waited=$((waited + 1))
-done
-victim=$(cat "$job_dir/rank-1.pid" 2>/dev/null)
-if [ -z "$victim" ] || ! kill -0 "$job_pid" 2>/dev/null; then
-    fail "victim: the job did not start (no rank-1.pid, or mpirun ended)"
-    wait_job 30
-else
+if await_line "ok victim submitted"; then
+    victim=$rank1
     sleep 3 # tasks are running on both ranks now
     case $(tr '\0' ' ' 2>/dev/null <"/proc/$victim/cmdline") in
     *test-mpi*victim*) ;;
@@ -194,6 +205,31 @@ else
         fail "victim: mpirun exited $job_rc but its output does not name rank 1"
     else
         echo "run-mpi-tests.sh: victim passed: mpirun exited $job_rc ${since} s after rank 1 was killed, naming it"
+    fi
+fi
+check_clean
+
+# A serving rank alive but silent: rank 1 is stopped with SIGSTOP; rank 0
+# must give its limited tasks up within the grace and run the rest on
+# rank 2. Rank 1 is resumed for the pool's destruction.
+# shellcheck disable=SC2086
+start_job silent $MPIRUN -np 3 "$bindir/test-mpi" silent
+if await_line "ok silent ready"; then
+    silent=$rank1
+    kill -STOP "$silent"
+    : >"$job_dir/stopped"
+    waited=0
+    while [ "$waited" -lt 60 ] && kill -0 "$job_pid" 2>/dev/null &&
+        ! grep -q "ok silent given up" "$tmp/silent.log"; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    kill -CONT "$silent"
+    wait_job 120
+    if [ "$job_rc" -ne 0 ]; then
+        fail "silent: exit status $job_rc, expected 0 (output above)"
+    else
+        echo "run-mpi-tests.sh: silent passed (${job_seconds} s)"
     fi
 fi
 check_clean

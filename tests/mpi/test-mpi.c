@@ -7,7 +7,7 @@
  * program exits 0 when all passed, 1 otherwise, with a line on stderr
  * naming each failed assertion and both sides of it.
  *
- *   mpirun -np 3 test-mpi correct|crash|timeout|cancel|destroy|args|victim
+ *   mpirun -np 3 test-mpi correct|crash|timeout|cancel|destroy|args|victim|silent|fair
  *   mpirun -np 1 test-mpi mismatch : -np 2 test-mpi-other mismatch
  *
  * Checks, each a subcommand (run-mpi-tests.sh runs them all):
@@ -29,6 +29,11 @@
  *  mismatch  a rank runs another build: -ENOEXEC on every rank.
  *  args      arguments refused before any task runs, on both sides.
  *  victim    a long job for run-mpi-tests.sh to kill a serving rank in.
+ *  fair      20 short tasks behind a 3 s one finish on the other rank
+ *            while it runs.
+ *  silent    a serving rank stopped (SIGSTOP) by run-mpi-tests.sh: its
+ *            limited tasks end as timeout within the grace, the rest run
+ *            on the other rank.
  *
  * With WALLS_MPI_TEST_DIR set, each rank writes its pid to
  * $WALLS_MPI_TEST_DIR/rank-<n>.pid first (the victim check kills one).
@@ -1202,6 +1207,110 @@ static void root_victim(void)
     destroy_pool(pool, 0);
 }
 
+/* ---- fair ---- */
+
+/* A long task on one rank must not hold the tasks behind it while the
+ * other rank idles: 20 short tasks submitted after a 3 s one all finish
+ * while it still runs. */
+static void root_fair(void)
+{
+    struct walls_pool_opts opts = {.placement = WALLS_PROCESSES, .processes = 1};
+    walls_pool *pool = create_pool(&opts);
+    if (!pool)
+        return;
+    enum { SHORT = 20 };
+    struct spec long_spec = {.k = 1, .sleep_ms = 3000}, short_spec[SHORT];
+    walls_task *long_task = NULL, *shorts[SHORT] = {NULL};
+    expect_rc(submit_spec(pool, &long_spec, NULL, &long_task), 0, "walls_submit");
+    for (size_t i = 0; i < SHORT; i++) {
+        short_spec[i] = (struct spec){.k = 10 + i, .sleep_ms = 5, .payload = i, .out_size = i};
+        expect_rc(submit_spec(pool, &short_spec[i], NULL, &shorts[i]), 0, "walls_submit");
+    }
+    double t0 = now_ms();
+    wait_all_ok(shorts, short_spec, SHORT, 60000);
+    double shorts_ms = now_ms() - t0;
+    struct walls_result r;
+    bool long_done = walls_wait(long_task, 0, &r) == 0;
+    if (long_done)
+        fail("the 3 s task had ended when the short ones did (%.0f ms): they waited behind it",
+             shorts_ms);
+    else
+        ok("20 short tasks done in %.0f ms while the 3 s task still ran", shorts_ms);
+    if (wait_result(long_task, 60000, &r, "the long task") && r.status != WALLS_OK)
+        fail("the long task ended %s", walls_status_name(r.status));
+    walls_task_free(long_task);
+    free_tasks(shorts, SHORT);
+    destroy_pool(pool, 0);
+}
+
+/* ---- silent ---- */
+
+/* A serving rank that is alive but silent: run-mpi-tests.sh stops rank 1
+ * (SIGSTOP) once rank 0 says "ok silent ready", and says so by creating
+ * $WALLS_MPI_TEST_DIR/stopped. Limited tasks given to it must end as
+ * WALLS_TIMEOUT within their limit and the 5 s grace, and the tasks
+ * behind them run on rank 2. The script resumes rank 1 (SIGCONT) once
+ * rank 0 says "ok silent given up", so that the pool can be destroyed. */
+static void root_silent(void)
+{
+    struct walls_pool_opts opts = {.placement = WALLS_PROCESSES, .processes = 1};
+    walls_pool *pool = create_pool(&opts);
+    const char *dir = getenv("WALLS_MPI_TEST_DIR");
+    if (!pool)
+        return;
+    if (!dir || !*dir) {
+        fail("WALLS_MPI_TEST_DIR is not set: run it from run-mpi-tests.sh");
+        destroy_pool(pool, WALLS_CANCEL);
+        return;
+    }
+    char stopped[4096];
+    snprintf(stopped, sizeof stopped, "%s/stopped", dir);
+    ok("ready");
+    double t0 = now_ms();
+    while (access(stopped, F_OK) != 0 && now_ms() - t0 < 60000)
+        sleep_ms(50);
+    if (access(stopped, F_OK) != 0) {
+        fail("rank 1 was not stopped within 60 s");
+        destroy_pool(pool, WALLS_CANCEL);
+        return;
+    }
+    /* One sleeper per rank, each with a 500 ms limit, then short tasks. */
+    enum { SLEEPERS = 2, SHORT = 20 };
+    walls_task *sleepers[SLEEPERS] = {NULL}, *shorts[SHORT] = {NULL};
+    struct spec sleep_spec[SLEEPERS], short_spec[SHORT];
+    struct walls_task_opts limit = {.timeout_ms = 500};
+    t0 = now_ms();
+    for (size_t i = 0; i < SLEEPERS; i++) {
+        sleep_spec[i] = (struct spec){.k = i, .sleep_ms = 20000};
+        expect_rc(submit_spec(pool, &sleep_spec[i], &limit, &sleepers[i]), 0, "walls_submit_ex");
+    }
+    for (size_t i = 0; i < SHORT; i++) {
+        short_spec[i] = (struct spec){.k = 100 + i, .payload = i, .out_size = i};
+        expect_rc(submit_spec(pool, &short_spec[i], &limit, &shorts[i]), 0, "walls_submit_ex");
+    }
+    for (size_t i = 0; i < SLEEPERS; i++) {
+        struct walls_result r;
+        if (sleepers[i] && wait_result(sleepers[i], 30000, &r, "a sleeper") &&
+            r.status != WALLS_TIMEOUT)
+            fail("sleeper %zu ended %s, expected timeout", i, walls_status_name(r.status));
+    }
+    double took = now_ms() - t0;
+    /* 500 ms, the 5 s grace, and room for a loaded machine. */
+    if (took > 20000)
+        fail("the sleepers took %.0f ms to end, expected under 20 s", took);
+    wait_all_ok(shorts, short_spec, SHORT, 30000);
+    struct walls_stats r2 = rank_stats(pool, 2);
+    ok("given up: the sleepers ended as timeout within %.0f ms; %" PRIu64 " tasks ran on rank 2",
+       took, r2.completed);
+    if (r2.completed < SHORT)
+        fail("rank 2 completed %" PRIu64 " tasks, expected the %d short ones at least",
+             r2.completed, SHORT);
+    free_tasks(sleepers, SLEEPERS);
+    free_tasks(shorts, SHORT);
+    sleep_ms(1000); /* rank 1 is resumed meanwhile */
+    destroy_pool(pool, 0);
+}
+
 /* ---- main ---- */
 
 struct check {
@@ -1228,6 +1337,8 @@ static const struct check checks[] = {
     {"mismatch", root_mismatch, NULL, 1, -ENOEXEC, false},
     {"args", root_args, serve_args, 0, 0, false},
     {"victim", root_victim, NULL, 1, 0, false},
+    {"silent", root_silent, NULL, 1, 0, false},
+    {"fair", root_fair, NULL, 1, 0, false},
 };
 
 static void write_pid(void)
