@@ -316,10 +316,10 @@ static void lanes_round(struct relay *r)
     pool->recycled = recycled;
 }
 
-/* Nothing happened in a round: for RELAY_SPIN_NS after the last thing
- * that did, only let others run; then sleep, a little longer each round. */
 static void relay_attend(struct walls__pool *pool);
 
+/* Nothing happened in a round: for RELAY_SPIN_NS after the last thing
+ * that did, only let others run; then sleep, a little longer each round. */
 static void nap(int64_t idle_ns, int64_t *nap_ns)
 {
     if (idle_ns < RELAY_SPIN_NS) {
