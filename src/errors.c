@@ -70,12 +70,15 @@ const char *walls_strerror(int err)
     case -E2BIG:
         return "input larger than WALLS_IO_MAX";
     case -ENOTSUP:
-        return "the kernel refuses a sandbox layer the pool asked for "
-               "(walls_sandbox_probe() says which)";
+        return "not supported: the kernel refuses a sandbox layer the pool asked for "
+               "(walls_sandbox_probe() says which), or, across MPI ranks, what needs one "
+               "machine or a higher MPI thread level (walls_last_error() says which)";
     case -ECHILD:
-        return "a worker process or the fork server died while starting, or is gone";
+        return "a worker process or the fork server died while starting, or is gone; across "
+               "MPI ranks, a rank could not make its pool";
     case -ENOEXEC:
-        return "could not re-execute the program as the fork server";
+        return "could not re-execute the program as the fork server, or an MPI rank runs "
+               "another build";
     case -EALREADY:
         return "the task has finished already";
     case -EBUSY:
