@@ -28,6 +28,7 @@
 #define WALLS_MAILBOX_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "walls.h"
 
@@ -68,6 +69,7 @@ struct walls__io {
     uint64_t out_cap;
 };
 #define WALLS__IO_IN_WINDOW ((uint64_t)WALLS_IO_MAX)
+
 
 /* The life of a request slot's task, moved by compare-and-swap on both
  * sides so that a cancel and a start cannot both win. */
@@ -125,6 +127,18 @@ struct walls__cqe {
 
 _Static_assert(sizeof(struct walls__req) == WALLS__SLOT_SIZE, "request slot size");
 _Static_assert(sizeof(struct walls__cqe) == WALLS__SLOT_SIZE, "completion slot size");
+
+/* Where a task request's inline bytes start: after its struct walls__io
+ * (copied to *io) in a WALLS__REQ_TASK_IO request, at 0 otherwise (*io
+ * then all zero). Used by every consumer of a ring. */
+static inline size_t walls__req_io(const struct walls__req *req, struct walls__io *io)
+{
+    *io = (struct walls__io){0, 0, 0, 0};
+    if (req->kind != WALLS__REQ_TASK_IO)
+        return 0;
+    memcpy(io, req->data, sizeof *io);
+    return sizeof *io;
+}
 
 struct walls__ring_idx {
     _Alignas(64) uint32_t tail;  /* producer publishes */

@@ -72,7 +72,6 @@ struct relay_peer {
 struct relay {
     struct walls__relay_ops ops;
     void *ctx;
-    bool ctx_closed;
     unsigned npeers;
     struct relay_peer *peers;
     struct relay_lane *lanes;
@@ -175,12 +174,8 @@ static bool take(struct relay *r, unsigned index)
                      NULL, 0);
             continue;
         }
-        struct walls__io io = {0, 0, 0, 0};
-        size_t head = 0;
-        if (req->kind == WALLS__REQ_TASK_IO) {
-            memcpy(&io, req->data, sizeof io);
-            head = sizeof io;
-        }
+        struct walls__io io;
+        size_t head = walls__req_io(req, &io);
         struct walls__relay_task t = {
             .lane = index, .seq = req->seq, .module = req->module, .offset = req->offset,
             .in = req->data + head,
@@ -416,7 +411,7 @@ static void free_relay(struct relay *r)
 {
     if (!r)
         return;
-    if (!r->ctx_closed && r->ops.close)
+    if (r->ops.close)
         r->ops.close(r->ctx);
     free(r->peers);
     free(r->lanes);

@@ -120,12 +120,8 @@ static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct w
         return;
     }
     /* A large input or output: where it is comes first in the slot. */
-    struct walls__io io = {0, 0, 0, 0};
-    size_t head = 0;
-    if (req->kind == WALLS__REQ_TASK_IO) {
-        memcpy(&io, req->data, sizeof io);
-        head = sizeof io;
-    }
+    struct walls__io io;
+    size_t head = walls__req_io(req, &io);
     uint32_t room = (uint32_t)(WALLS__SLOT_DATA - head);
     uint32_t in_len = req->in_len < room ? req->in_len : room;
     uint64_t out_cap = req->out_cap < WALLS__SLOT_DATA ? req->out_cap : WALLS__SLOT_DATA;

@@ -60,6 +60,7 @@ enum tag {
 #define READ_PATH_LEN 256
 #define CLOSE_WAIT_NS 10000000000LL
 #define LANES_MAX (256u * 64u) /* a pool's workers at most: processes x threads */
+#define MODULES_MAX 256u       /* a pool's modules at most */
 #define SPIN_NS 200000
 #define NAP_STEP_NS 20000
 #define NAP_MAX_NS 1000000
@@ -67,7 +68,7 @@ enum tag {
 struct hello {
     uint64_t magic;
     uint32_t protocol;
-    uint32_t abort_err; /* unused in HELLO */
+    uint32_t abort_err; /* not 0: rank 0 gave up already (-errno); make no pool */
     uint64_t exe;       /* fingerprint of rank 0's executable */
     char version[16];
     struct walls_pool_opts opts; /* sandbox_read_paths travel below */
@@ -602,20 +603,17 @@ struct server {
     walls_pool *pool;
     struct slot *slots; /* by rank 0's lane */
     unsigned nslots;
-    char *modules[65536];
-    uintptr_t bases[65536];
+    char *modules[MODULES_MAX];
+    uintptr_t bases[MODULES_MAX];
+    uint64_t restarts, recycled; /* its pool's, as last read */
 };
 
 static void answer(struct server *s, uint32_t lane, uint32_t seq, int status, int code,
                    unsigned flags, const void *out, size_t out_len)
 {
-    struct walls_stats st;
-    memset(&st, 0, sizeof st);
-    if (s->pool)
-        walls_pool_stats(s->pool, &st);
     struct result_msg m = {.lane = lane, .seq = seq, .status = status, .code = code,
-                           .flags = flags, .out_len = out_len, .restarts = st.restarts,
-                           .recycled = st.recycled};
+                           .flags = flags, .out_len = out_len, .restarts = s->restarts,
+                           .recycled = s->recycled};
     if (post(&s->link, 0, T_RESULT, &m, sizeof m, out, out_len) != 0) {
         /* No memory for the output: the task's end is still told. */
         m.status = WALLS_FAILED;
@@ -647,7 +645,7 @@ static void run_task(struct server *s, const unsigned char *p, size_t len)
     }
     int rc = -ENOENT;
     walls_fn *fn = NULL;
-    if (m.module < 65536 && s->modules[m.module]) {
+    if (m.module < MODULES_MAX && s->modules[m.module]) {
         rc = 0;
         if (!s->bases[m.module])
             rc = walls__module_base(s->modules[m.module], &s->bases[m.module]);
@@ -674,8 +672,14 @@ static int finished(struct server *s)
 {
     walls_task *done[64];
     size_t n = 0;
-    if (walls_pool_collect(s->pool, done, 64, &n) != 0)
+    if (walls_pool_collect(s->pool, done, 64, &n) != 0 || n == 0)
         return 0;
+    /* Its pool's counters go with these results, read once for them. */
+    struct walls_stats st;
+    if (walls_pool_stats(s->pool, &st) == 0) {
+        s->restarts = st.restarts;
+        s->recycled = st.recycled;
+    }
     for (size_t i = 0; i < n; i++) {
         uint32_t lane = (uint32_t)((uintptr_t)walls_task_user(done[i]) - 1u);
         struct walls_result res;
@@ -754,7 +758,7 @@ static int serve_loop(struct server *s)
                     break;
                 memcpy(&m, p, (size_t)len);
                 m.path[len - (long)offsetof(struct module_msg, path) - 1] = '\0';
-                if (m.module < 65536 && !s->modules[m.module])
+                if (m.module < MODULES_MAX && !s->modules[m.module])
                     s->modules[m.module] = strdup(m.path);
                 break;
             }
@@ -898,7 +902,7 @@ int walls_mpi_serve(MPI_Comm comm, const struct walls_pool_opts *local)
         post(&s->link, 0, T_STOPPED, "", 0, NULL, 0);
     flush_sends(&s->link);
     MPI_Comm_free(&dup);
-    for (unsigned i = 0; i < 65536; i++)
+    for (unsigned i = 0; i < MODULES_MAX; i++)
         free(s->modules[i]);
     free(s->slots);
     free(s->link.rbuf);
