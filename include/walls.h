@@ -189,12 +189,14 @@ struct walls_pool_opts {
  *      (RLIMIT_FSIZE 0: writing past a file's end kills with SIGXFSZ); at
  *      most 32 open descriptors and no new processes (RLIMIT_NOFILE,
  *      RLIMIT_NPROC; the kernel does not apply the latter to root); every
- *      descriptor closed but the worker's doorbell and its two memfds for
- *      large inputs (read-only) and outputs, standard streams included;
+ *      descriptor closed but the worker's doorbell, its two memfds for
+ *      large inputs (read-only) and outputs, and the pool's bell (the
+ *      walls_pool_fd eventfd), standard streams included;
  *      dies with the fork server.
  *  SECCOMP: LIMITS plus a system-call allow-list (seccomp-bpf, built with
  *      libseccomp): memory (never executable), futex wait and wake, clocks
- *      and sleeps, reads and writes on descriptors it has, fstat, signal
+ *      and sleeps, reads and writes on descriptors it has (but no read of
+ *      the pool's walls_pool_fd descriptor), fstat, signal
  *      handlers and masks, signals to itself. Any other call (open,
  *      socket, exec, fork, ptrace, kill, ..., or any call through another
  *      ABI such as int 0x80) ends the task as WALLS_VIOLATION, code = the
@@ -495,10 +497,15 @@ WALLS_API int walls_pool_reset(walls_pool *pool);
 /*
  * walls_pool_fd - a descriptor that becomes readable when a task of the
  * pool completes, for an epoll, poll or libuv loop. It is an eventfd owned
- * by the pool (do not close it). From the first call on, the pool also
- * keeps a list of completed tasks for walls_pool_collect(), which resets
- * the descriptor. Returns the descriptor, or -EINVAL (NULL), -EBADF
- * (destroyed pool).
+ * by the pool (do not close it; it is non-blocking). From the first call
+ * on, the pool also keeps a list of completed tasks for
+ * walls_pool_collect(), which resets the descriptor. Process and hybrid
+ * workers write it themselves when they finish a task, so the loop wakes
+ * without a hop through a host thread; once walls_pool_collect() has taken
+ * every finished task the descriptor is quiet again. A worker can write it
+ * for nothing, a wake-up with nothing to collect; under
+ * WALLS_SANDBOX_SECCOMP and STRICT it cannot read it or change its flags.
+ * Returns the descriptor, or -EINVAL (NULL), -EBADF (destroyed pool).
  */
 WALLS_API int walls_pool_fd(walls_pool *pool);
 

@@ -50,6 +50,10 @@ struct walls__backend {
     /* Whether a host thread about to sleep on completions must arm the
      * doorbells first: process lanes cannot see the host's sleepers. */
     bool arm_for_sleepers;
+    /* Whether its workers ring the pool's eventfd themselves once a loop
+     * watches it (WALLS__ARM_EVENT); otherwise they report every
+     * completion as for a sleeper (WALLS__ARM_EVERY). */
+    bool rings_bell;
 };
 
 extern const struct walls__backend walls__thread_backend;

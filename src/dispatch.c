@@ -328,6 +328,8 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     mb->notify_fd = -1;
     mb->report_start = lane->pool->timed_ever;
     mb->peak_rss_kb = 0;
+    mb->bell_begun = mb->bell_done = 0;
+    lane->bell_unsure = false;
     lane->rq_tail = lane->oldest = lane->cq_head = 0;
     lane->seen_done = 0;
     lane->modules_sent = 0;
@@ -426,16 +428,20 @@ static unsigned modules_needed(const struct walls__lane *lane, const struct wall
 void walls__engine_arm(struct walls__pool *pool, unsigned what)
 {
     bool every = what & WALLS__ARM_EVERY, refill = what & WALLS__ARM_REFILL;
-    if (pool->doorbells_armed == every && pool->refill_armed == refill)
+    bool event = what & WALLS__ARM_EVENT;
+    if (pool->doorbells_armed == every && pool->refill_armed == refill &&
+        pool->event_armed == event)
         return;
     walls__store_relaxed(&pool->doorbells_armed, every);
     walls__store_relaxed(&pool->refill_armed, refill);
+    pool->event_armed = event;
     for (unsigned i = 0; i < pool->nlanes; i++) {
         struct walls__mailbox *mb = pool->lanes[i].mb;
         if (!mb || !pool->lanes[i].shared)
             continue; /* a thread lane reads the pool's flags */
         walls__store_relaxed(&mb->doorbell_armed, every ? 1u : 0u);
         walls__store_relaxed(&mb->refill_armed, refill ? 1u : 0u);
+        walls__store_relaxed(&mb->event_armed, event ? 1u : 0u);
     }
     /* Full fence: the flags are stored before the caller looks at the
      * completion rings again (a worker fences between publishing and
@@ -446,7 +452,8 @@ void walls__engine_arm(struct walls__pool *pool, unsigned what)
 unsigned walls__engine_armed(const struct walls__pool *pool)
 {
     return (pool->doorbells_armed ? WALLS__ARM_EVERY : 0u) |
-           (pool->refill_armed ? WALLS__ARM_REFILL : 0u);
+           (pool->refill_armed ? WALLS__ARM_REFILL : 0u) |
+           (pool->event_armed ? WALLS__ARM_EVENT : 0u);
 }
 
 /* ---- picking a lane --------------------------------------------------------------- */

@@ -115,10 +115,17 @@ bool walls__engine_wants_refill(const struct walls__pool *pool);
 /* What workers report through their doorbells (walls__engine_arm). */
 #define WALLS__ARM_EVERY 1u  /* every completion: somebody sleeps on a result */
 #define WALLS__ARM_REFILL 2u /* a ring that ran dry: tasks wait in the queue */
+#define WALLS__ARM_EVENT 4u  /* every completion, on the pool's own eventfd (process
+                              * lanes): a loop watches walls_pool_fd() */
 /* Sets what the lanes report; fences after a change. */
 void walls__engine_arm(struct walls__pool *pool, unsigned what);
 /* What the lanes report now: WALLS__ARM_* bits. */
 unsigned walls__engine_armed(const struct walls__pool *pool);
+/* Lock held, nothing left to collect: waits (briefly, bounded) until every
+ * bell a process lane began has rung, then resets the pool's descriptor and
+ * harvests again, so that a bell rung for a completion already taken does
+ * not leave the descriptor readable with nothing to collect. */
+void walls__engine_settle_bells(struct walls__pool *pool);
 
 /* A lane of the pool as created: no worker, no descriptors, full depth. */
 void walls__engine_lane_init(struct walls__pool *pool, struct walls__lane *lane, unsigned index);

@@ -24,8 +24,8 @@
 
 /* ---- the protocol, over SOCK_SEQPACKET sockets --------------------------- */
 
-#define WALLS__MSG_MAX_FDS 8 /* SPAWN: mailbox, doorbell, I/O in and out, arena, staging,
-                              * locks, shared region */
+#define WALLS__MSG_MAX_FDS 9 /* SPAWN: mailbox, doorbell, I/O in and out, the pool's bell,
+                              * arena, staging, locks, shared region */
 
 enum walls__msg_type {
     WALLS__MSG_HELLO = 1, /* fork server -> host: started */

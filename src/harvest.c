@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,4 +330,51 @@ int64_t walls__engine_expire(struct walls__pool *pool, int64_t now)
     walls__engine_dispatch(pool);
     int64_t balance = walls__engine_balance(pool, now);
     return balance < next ? balance : next;
+}
+
+/* ---- the pool's bell ---------------------------------------------------------- */
+
+/* A bell is one write(2): the host waits that long by spinning, then by
+ * yielding (the worker may have been preempted between counting and
+ * ringing), and gives up on a lane after BELL_WAIT_NS, never waiting for it
+ * again until its next worker: a worker that counts and never rings costs
+ * its host one such wait. */
+#define BELL_SPINS 64
+#define BELL_WAIT_NS 2000000
+
+void walls__engine_settle_bells(struct walls__pool *pool)
+{
+    WALLS__LOCKED(pool);
+    if (!pool->event_armed || pool->event_fd < 0)
+        return;
+    int64_t deadline = 0;
+    for (unsigned i = 0; i < pool->nlanes; i++) {
+        struct walls__lane *lane = &pool->lanes[i];
+        if (!lane->mb || !lane->shared || !lane->live || lane->bell_unsure)
+            continue;
+        /* Acquire: every completion taken so far was counted before it
+         * was published, so begun covers its bell. */
+        uint32_t begun = walls__load_acquire(&lane->mb->bell_begun);
+        for (unsigned spin = 0;
+             (int32_t)(walls__load_acquire(&lane->mb->bell_done) - begun) < 0; spin++) {
+            if (spin < BELL_SPINS) {
+                walls__cpu_relax();
+                continue;
+            }
+            int64_t now = walls__now_ns();
+            if (!deadline)
+                deadline = now + BELL_WAIT_NS;
+            if (now >= deadline) {
+                lane->bell_unsure = true;
+                break;
+            }
+            sched_yield();
+        }
+    }
+    /* Every bell for what was taken has rung: reset, and take what rang
+     * since (its bell may be among those just reset). */
+    uint64_t count;
+    ssize_t rd = read(pool->event_fd, &count, sizeof count);
+    (void)rd;
+    walls__engine_harvest_all(pool);
 }

@@ -23,6 +23,14 @@
  * publishing: after every completion when the host set doorbell_armed
  * (somebody sleeps on a result), or when the request ring ran dry when it
  * set refill_armed (tasks wait in the host's queue).
+ *
+ * A process worker also holds the pool's own eventfd (walls_pool_fd), its
+ * bell: when the host set event_armed (a loop watches that descriptor), it
+ * rings the bell after every completion, so the loop wakes at once instead
+ * of through the supervisor. It counts bell_begun before it publishes such
+ * a completion and bell_done once the bell has rung; the host, to leave the
+ * descriptor quiet once it has taken every completion, waits until the two
+ * agree (a bounded wait: a worker can lie) before it resets the descriptor.
  */
 #ifndef WALLS_MAILBOX_H
 #define WALLS_MAILBOX_H
@@ -33,7 +41,7 @@
 #include "walls.h"
 
 #define WALLS__MAILBOX_MAGIC 0x57414c4cu /* "WALL" */
-#define WALLS__MAILBOX_VERSION 3u
+#define WALLS__MAILBOX_VERSION 4u
 
 #define WALLS__RING_SLOTS 32u /* power of two */
 #define WALLS__SLOT_SIZE 512u
@@ -160,6 +168,9 @@ struct walls__mailbox {
     int32_t start_error;     /* written by the worker: negative errno when FAILED */
     uint32_t doorbell_armed; /* written by the host: ring after every completion */
     uint32_t refill_armed;   /* written by the host: ring when the request ring runs dry */
+    uint32_t event_armed;    /* written by the host: ring the bell after every completion */
+    uint32_t bell_begun;     /* written by the worker: bell rings begun (counted before */
+    uint32_t bell_done;      /* publishing) and finished */
     uint32_t worker_pid;     /* written by the worker; informative only */
     uint32_t lanes;          /* lane 0, written by the host: mailboxes in this mapping */
     /* How this lane's thread ended its process, written by the worker in

@@ -235,15 +235,33 @@ int walls_pool_fd(walls_pool *handle)
     struct walls__pool *pool = walls__pool_enter(handle, "walls_pool_fd", &rc);
     if (!pool)
         return rc;
-    if (!pool->fd_armed) {
+    bool first = !pool->fd_armed;
+    if (first) {
         /* Completions before this are on no list: they make nothing readable. */
         __atomic_store_n(&pool->unsignalled, 0, __ATOMIC_RELAXED);
         walls__store_relaxed(&pool->fd_armed, true);
     }
-    walls__engine_arm(pool, walls__engine_armed(pool) | WALLS__ARM_EVERY);
+    walls__engine_arm(pool, walls__engine_armed(pool) | (pool->backend->rings_bell
+                                                             ? WALLS__ARM_EVENT
+                                                             : WALLS__ARM_EVERY));
+    /* Armed and fenced: a completion published before the workers could
+     * see the flag rang nothing; take it now, later ones ring. */
+    if (first)
+        walls__api_harvest(pool);
     int fd = pool->event_fd;
     walls__pool_unlock(pool);
+    if (first)
+        walls__engine_signal(pool);
     return fd;
+}
+
+static void take_collected(struct walls__pool *pool, walls_task **tasks, size_t max, size_t *n)
+{
+    while (*n < max && pool->collect.head) {
+        struct walls__task *task = pool->collect.head;
+        walls__engine_uncollect(pool, task);
+        tasks[(*n)++] = walls__task_handle(task);
+    }
 }
 
 int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_t *n)
@@ -269,10 +287,16 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
     ssize_t rd = read(pool->event_fd, &count, sizeof count);
     (void)rd;
     walls__api_harvest(pool);
-    while (*n < max && pool->collect.head) {
-        struct walls__task *task = pool->collect.head;
-        walls__engine_uncollect(pool, task);
-        tasks[(*n)++] = walls__task_handle(task);
+    take_collected(pool, tasks, max, n);
+    /* All taken: bells that workers rang for them must not leave the
+     * descriptor readable. What settling harvests has bells of its own,
+     * settled in the next round once it is taken; after a few rounds it
+     * stays on the list, and the descriptor readable for it. */
+    for (int round = 0; !pool->collect.head && pool->event_armed; round++) {
+        walls__engine_settle_bells(pool);
+        if (!pool->collect.head || round == 3)
+            break;
+        take_collected(pool, tasks, max, n);
     }
     if (pool->collect.head != NULL) {
         uint64_t one = 1;

@@ -175,6 +175,7 @@ struct walls__lane {
     int64_t last_turn_ns;       /* its last finished task: dispatch to harvest */
     int64_t retire_ns;          /* when the host last retired one of its requests */
     bool ran_dry;               /* it finished all it had, since the engine last balanced */
+    bool bell_unsure;           /* its worker began a bell it never finished: not waited for */
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;                 /* its worker broke the protocol: nothing it says counts */
     bool stuck;                 /* a thread still running a timed-out task */
@@ -266,6 +267,7 @@ struct walls__pool {
     bool fd_armed;              /* [lock; atomic reads] walls_pool_fd was called */
     bool doorbells_armed;       /* [lock; atomic reads] workers report every completion */
     bool refill_armed;          /* [lock; atomic reads] workers report a ring run dry */
+    bool event_armed;           /* [lock] process workers ring event_fd themselves */
     /* Time limits [lock]: */
     bool timed_ever;            /* a task with a limit was submitted: workers report starts */
     uint64_t ntimed;            /* unfinished tasks with a limit */

@@ -348,4 +348,5 @@ const struct walls__backend walls__proc_backend = {
     .timed = procs_timed,
     .is_worker = procs_is_worker,
     .arm_for_sleepers = true,
+    .rings_bell = true,
 };

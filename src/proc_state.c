@@ -86,6 +86,7 @@ static state_t spawn(struct walls__pool *pool, struct walls__proc *proc)
         walls__engine_lane_reset(lane);
         walls__store_relaxed(&lane->mb->doorbell_armed, armed & WALLS__ARM_EVERY ? 1u : 0u);
         walls__store_relaxed(&lane->mb->refill_armed, armed & WALLS__ARM_REFILL ? 1u : 0u);
+        walls__store_relaxed(&lane->mb->event_armed, armed & WALLS__ARM_EVENT ? 1u : 0u);
         lane->mb->rss_wanted = pool->recycle_rss_kb != 0;
     }
     struct walls__mailbox *lane0 = proc->lanes[0].mb;
@@ -108,8 +109,9 @@ static state_t spawn(struct walls__pool *pool, struct walls__proc *proc)
     proc->respawn_at = 0;
     proc->quota = pool->recycle_after ? pool->recycle_after : UINT32_MAX;
     struct walls__msg msg = {.type = WALLS__MSG_SPAWN, .worker = proc->index};
-    int fds[WALLS__MSG_MAX_FDS] = {proc->memfd, proc->doorbell, proc->io_in_ro, proc->io_out_fd};
-    int nfds = 4;
+    int fds[WALLS__MSG_MAX_FDS] = {proc->memfd, proc->doorbell, proc->io_in_ro, proc->io_out_fd,
+                                   pool->event_fd};
+    int nfds = 5;
     if (walls__arena_mode_of(pool) == WALLS__ARENA_DIRECT)
         fds[nfds++] = pool->arena.fd;
     if (walls__arena_mode_of(pool) == WALLS__ARENA_STAGED) {

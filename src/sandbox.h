@@ -64,9 +64,10 @@ int walls__sandbox_plan(const struct walls_pool_opts *opts, unsigned level,
 
 /* Worker side, all while the worker still has one thread. */
 
-/* Builds the allow-list, widened by the WALLS_ALLOW_* groups in allow;
- * NULL with *err set (an errno) when it cannot. */
-void *walls__sandbox_build(unsigned allow, int *err);
+/* Builds the allow-list, widened by the WALLS_ALLOW_* groups in allow,
+ * with reads of unreadable_fd, and changes to its status flags, refused
+ * (-1: none); NULL with *err set (an errno) when it cannot. */
+void *walls__sandbox_build(unsigned allow, int unreadable_fd, int *err);
 /* Loads a built filter for every thread of the process and frees it; the
  * descriptor of its listener, where the kernel reports refused calls, comes
  * back in *listener. Returns 0 or an errno. */

@@ -70,7 +70,26 @@ static int allow_all(scmp_filter_ctx ctx, const int *calls, size_t n)
     return rc;
 }
 
-void *walls__sandbox_build(unsigned allow, int *err)
+/* Allows call on every descriptor but `fd` (its first argument), with the
+ * comparisons in also[] besides; the descriptor is compared as the kernel
+ * reads a descriptor (an unsigned int, its low 32 bits). Not-equal is not a
+ * comparison libseccomp can make on 32 bits, so it is spelled out: the
+ * descriptor differs from fd in bit k, for some k. */
+static int allow_but_fd(scmp_filter_ctx ctx, int call, int fd, const struct scmp_arg_cmp *also,
+                        unsigned n_also)
+{
+    int rc = 0;
+    for (unsigned k = 0; k < 32 && rc == 0; k++) {
+        uint32_t bit = 1u << k;
+        struct scmp_arg_cmp cmp[4] = {INT_ARG_MASKED(0, bit, ~(uint32_t)fd & bit)};
+        for (unsigned i = 0; i < n_also && i < 3; i++)
+            cmp[1 + i] = also[i];
+        rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, call, 1 + n_also, cmp);
+    }
+    return rc;
+}
+
+void *walls__sandbox_build(unsigned allow, int unreadable_fd, int *err)
 {
     /* Everything not allowed below stops in the kernel and is reported to
      * the host's listener, calls through a foreign ABI (int 0x80, x32)
@@ -80,9 +99,9 @@ void *walls__sandbox_build(unsigned allow, int *err)
         *err = ENOMEM;
         return NULL;
     }
+    static const int reads[] = {SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64)};
     static const int base[] = {
-        SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
-        SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(close), SCMP_SYS(fstat),
+        SCMP_SYS(write), SCMP_SYS(writev), SCMP_SYS(pwrite64), SCMP_SYS(close), SCMP_SYS(fstat),
         SCMP_SYS(lseek), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk),
         SCMP_SYS(madvise), SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn),
         SCMP_SYS(rt_sigprocmask), SCMP_SYS(sigaltstack), SCMP_SYS(gettid), SCMP_SYS(getpid),
@@ -94,6 +113,11 @@ void *walls__sandbox_build(unsigned allow, int *err)
         SCMP_SYS(rt_sigaction),
     };
     int rc = allow_all(ctx, base, sizeof base / sizeof base[0]);
+    /* Reads, but not of the pool's bell: a read would reset it, and a loop
+     * watching it would miss other workers' completions. */
+    for (size_t i = 0; rc == 0 && i < sizeof reads / sizeof reads[0]; i++)
+        rc = unreadable_fd >= 0 ? allow_but_fd(ctx, reads[i], unreadable_fd, NULL, 0)
+                                : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, reads[i], 0);
     if (rc == 0)
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_NOTIFY);
     /* Memory, never executable: no code arrives after the filter. (prot is
@@ -119,15 +143,20 @@ void *walls__sandbox_build(unsigned allow, int *err)
                               INT_ARG_MASKED(3, AT_EMPTY_PATH, AT_EMPTY_PATH));
     /* fcntl, where a group needs it: descriptor and status flags, never
      * O_ASYNC or F_SETOWN, which would send signals to any process of the
-     * same user. cmd is an unsigned int, and so is F_SETFL's argument. */
+     * same user, and no status flags for the pool's bell, whose
+     * O_NONBLOCK the host and every worker share. cmd is an unsigned int,
+     * and so is F_SETFL's argument. */
     if (rc == 0 && (allow & (WALLS_ALLOW_NETWORK | WALLS_ALLOW_READ_FILES))) {
         static const int cmds[] = {F_GETFD, F_SETFD, F_GETFL};
         for (size_t i = 0; rc == 0 && i < sizeof cmds / sizeof cmds[0]; i++)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                                   INT_ARG_EQ(1, cmds[i]));
+        const struct scmp_arg_cmp setfl[2] = {INT_ARG_EQ(1, F_SETFL),
+                                              INT_ARG_MASKED(2, O_ASYNC, 0)};
         if (rc == 0)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2, INT_ARG_EQ(1, F_SETFL),
-                                  INT_ARG_MASKED(2, O_ASYNC, 0));
+            rc = unreadable_fd >= 0
+                     ? allow_but_fd(ctx, SCMP_SYS(fcntl), unreadable_fd, setfl, 2)
+                     : seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2, setfl);
     }
     /* Threads: refused with an error, so that pthread_create() returns
      * EPERM to the task instead of its worker being killed. clone's flags

@@ -126,16 +126,17 @@ static int64_t work(struct walls__pool *pool)
     struct walls__procs *ps = walls__procs_of(pool);
     walls__engine_harvest_all(pool);
     walls__procs_attend(pool);
-    unsigned what = (walls__load_relaxed(&pool->done_waiters) > 0 ||
-                     walls__load_relaxed(&pool->fd_armed))
-                        ? WALLS__ARM_EVERY
-                        : 0u;
+    /* A loop watching the pool's descriptor is rung by the workers
+     * themselves; this thread hears of completions only for sleepers. */
+    unsigned what = walls__load_relaxed(&pool->done_waiters) > 0 ? WALLS__ARM_EVERY : 0u;
+    if (walls__load_relaxed(&pool->fd_armed))
+        what |= WALLS__ARM_EVENT;
     if (pool->npending > 0)
         what |= WALLS__ARM_REFILL;
     walls__engine_arm(pool, what);
     /* Armed and fenced: completions published before the arming are
      * caught here, later ones ring. */
-    if (what)
+    if (what & (WALLS__ARM_EVERY | WALLS__ARM_REFILL))
         walls__engine_harvest_all(pool);
     int64_t now = walls__now_ns();
     int64_t next = walls__engine_expire(pool, now);

@@ -117,6 +117,7 @@ static int wait_for(walls_task *const *tasks, size_t n, int64_t timeout_ms, size
 {
     int64_t deadline = deadline_of(timeout_ms);
     int64_t spin_until = walls__now_ns() + WALLS__HOST_SPIN_NS;
+    bool looked = false;
     for (;;) {
         struct walls__pool *first;
         bool mixed;
@@ -141,8 +142,26 @@ static int wait_for(walls_task *const *tasks, size_t n, int64_t timeout_ms, size
             return rc;
         }
         int64_t now = walls__now_ns();
-        if (now >= deadline)
-            return -ETIMEDOUT;
+        if (now >= deadline) {
+            /* The look above gives way to a busy lock; the last one waits
+             * for it, so that a task whose completion was published (its
+             * bell rang) is not reported unfinished. */
+            if (looked)
+                return -ETIMEDOUT;
+            looked = true;
+            last = NULL;
+            for (size_t k = 0; k < n; k++) {
+                struct walls__task *task = walls__task_get(tasks[k]);
+                if (task && task->pool != last) {
+                    last = task->pool;
+                    walls__pool_lock(last);
+                    walls__api_harvest(last);
+                    walls__pool_unlock(last);
+                    walls__engine_signal(last);
+                }
+            }
+            continue;
+        }
         if (now < spin_until) {
             for (int k = 0; k < 64; k++)
                 walls__cpu_relax();

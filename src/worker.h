@@ -19,6 +19,10 @@ struct walls__worker_hooks {
     walls_fn *(*resolve)(void *ctx, uint16_t module, uint64_t offset, int *err);
     /* Records the path of module number `module`. Returns 0 or -errno. */
     int (*define_module)(void *ctx, uint16_t module, const char *path);
+    /* Called before each completion is published; task: it ends a task
+     * (not a control request, nor a task cancelled before it started).
+     * NULL: nothing to do. */
+    void (*publishing)(void *ctx, bool task);
     /* Called after each published completion; more: requests are waiting
      * in the ring. */
     void (*published)(void *ctx, bool more);
@@ -53,7 +57,8 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
 /* Process workers: the main of a worker process whose mailbox is mapped
  * from mailbox_fd and whose doorbell is doorbell_fd; the extra descriptors
  * after the doorbell are its two I/O memfds (large inputs, read-only, and
- * outputs), then the arena's, as its mailbox says. Returns the exit code. */
+ * outputs), the pool's bell (its eventfd), then the arena's, as its
+ * mailbox says. Returns the exit code. */
 int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra);
 
 /* Process workers: locate and record modules (worker side). */

@@ -14,6 +14,8 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +233,8 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
             }
             head++;
             ctail++;
+            if (hooks->publishing)
+                hooks->publishing(hooks->ctx, cqe->kind != WALLS__CQE_ACK);
             /* Release: the task is done with the request slot before the
              * host may refill it, and the completion's bytes are written
              * before the host can see the new tail. */

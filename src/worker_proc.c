@@ -49,6 +49,7 @@ struct io_mapping {
 struct proc_ctx {
     struct walls__mailbox *mb;
     int doorbell;
+    bool ringing; /* the completion being published rings the pool's bell */
     struct module_slot modules[WALLS__MAX_MODULES];
     struct io_mapping io[2 * WALLS__IO_DEPTH]; /* this lane's windows, as mapped */
 };
@@ -153,9 +154,32 @@ static void proc_io_unmap(void *ctx, void *p, uint64_t len)
     munmap(p, (size_t)len);
 }
 
+/* The pool's eventfd, which a loop watches: kept open for the worker's
+ * life after the two I/O memfds. Never read here (under SECCOMP and STRICT
+ * the filter refuses it): reading would swallow other workers' rings. */
+static int bell_fd = -1;
+
+/* Counted before the completion is published, so that the host, having
+ * taken it, knows a ring for it may be on its way (mailbox.h). */
+static void proc_publishing(void *ctx, bool task)
+{
+    struct proc_ctx *pc = ctx;
+    pc->ringing = task && walls__load_relaxed(&pc->mb->event_armed) != 0;
+    if (pc->ringing)
+        walls__store_relaxed(&pc->mb->bell_begun, pc->mb->bell_begun + 1);
+}
+
 static void proc_published(void *ctx, bool more)
 {
     struct proc_ctx *pc = ctx;
+    if (pc->ringing) {
+        uint64_t one = 1;
+        ssize_t rc = write(bell_fd, &one, sizeof one);
+        (void)rc;
+        pc->ringing = false;
+        /* Release: the ring happened before the host sees it counted. */
+        walls__store_release(&pc->mb->bell_done, pc->mb->bell_done + 1);
+    }
     if (walls__load_relaxed(&pc->mb->rss_wanted)) {
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -191,6 +215,7 @@ static void *lane_main(void *arg)
     struct walls__worker_hooks hooks = {
         .resolve = proc_resolve,
         .define_module = walls__module_define,
+        .publishing = proc_publishing,
         .published = proc_published,
         .io_map = proc_io_map,
         .io_unmap = proc_io_unmap,
@@ -219,11 +244,12 @@ static int enter_limits(int doorbell_fd)
             return errno;
     }
     /* Everything but the mailbox (already mapped and closed), the doorbell
-     * and the two I/O memfds after it, standard streams included. */
+     * and the two I/O memfds and the bell after it, standard streams
+     * included. */
     for (int fd = 0; fd < 3; fd++)
-        if (fd < doorbell_fd || fd > doorbell_fd + 2)
+        if (fd < doorbell_fd || fd > doorbell_fd + 3)
             close(fd);
-    close_range(doorbell_fd + 3, ~0U, 0);
+    close_range(doorbell_fd + 4, ~0U, 0);
     return 0;
 }
 
@@ -344,11 +370,12 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         lane_mb[i] = pc->mb;
     }
     pthread_t threads[WALLS__MAX_LANES];
-    if (extra < 2)
+    if (extra < 3)
         return start_failed(EPROTO);
     io_in_fd = doorbell_fd + 1;
     io_out_fd = doorbell_fd + 2;
-    int err = map_arena(doorbell_fd + 3, extra - 2);
+    bell_fd = doorbell_fd + 3;
+    int err = map_arena(doorbell_fd + 4, extra - 3);
     if (err)
         return start_failed(err);
     if (lane0->as_limit) {
@@ -370,7 +397,7 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
     bool strict = lane0->sandbox == WALLS_SANDBOX_STRICT;
     if (lane0->sandbox == WALLS_SANDBOX_SECCOMP || strict) {
         struct walls__sandbox_conf conf = *walls__sandbox_conf_of(lane0);
-        filter = walls__sandbox_build(strict ? conf.allow : 0, &err);
+        filter = walls__sandbox_build(strict ? conf.allow : 0, doorbell_fd + 3, &err);
         /* Namespaces, privileges and Landlock need a single thread too. */
         if (filter && strict)
             err = walls__sandbox_enter_strict(&conf);
@@ -419,6 +446,7 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
     struct walls__worker_hooks hooks = {
         .resolve = proc_resolve,
         .define_module = walls__module_define,
+        .publishing = proc_publishing,
         .published = proc_published,
         .io_map = proc_io_map,
         .io_unmap = proc_io_unmap,

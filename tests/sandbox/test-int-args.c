@@ -12,11 +12,13 @@
 #include <check.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "attacks.h"
@@ -130,6 +132,48 @@ static int g_mmap_exec(struct walls_call *c)
     return 0;
 }
 
+/* A worker's descriptors: the doorbell at 4, the two I/O memfds at 5 and 6,
+ * the pool's bell (its walls_pool_fd eventfd) at 7. Reading the bell would
+ * reset it under a loop that watches it; clearing its O_NONBLOCK would make
+ * the host's reads of it block. Both are refused however the number is
+ * dressed; other descriptors stay readable. */
+#define BELL_FD 7L
+#define IO_IN_FD 5L
+
+static int g_read_bell(struct walls_call *c)
+{
+    (void)c;
+    uint64_t one = 1, v;
+    if (write((int)BELL_FD, &one, sizeof one) != (ssize_t)sizeof one)
+        return FAIL_ERRNO;
+    return syscall(SYS_read, BELL_FD | HIGH, &v, sizeof v) == (long)sizeof v ? 0 : FAIL_ERRNO;
+}
+
+static int g_readv_bell(struct walls_call *c)
+{
+    (void)c;
+    uint64_t one = 1, v;
+    if (write((int)BELL_FD, &one, sizeof one) != (ssize_t)sizeof one)
+        return FAIL_ERRNO;
+    struct iovec iov = {&v, sizeof v};
+    return syscall(SYS_readv, BELL_FD | HIGH, &iov, 1L) == (long)sizeof v ? 0 : FAIL_ERRNO;
+}
+
+static int g_read_io(struct walls_call *c)
+{
+    (void)c;
+    char b;
+    return syscall(SYS_read, IO_IN_FD | HIGH, &b, 0L) == 0 ? 0 : FAIL_ERRNO;
+}
+
+static int g_setfl_bell(struct walls_call *c)
+{
+    (void)c;
+    /* O_NONBLOCK as it is: harmless where the call is allowed. */
+    return syscall(SYS_fcntl, BELL_FD | HIGH, (long)F_SETFL, (long)O_NONBLOCK) == 0 ? 0
+                                                                                  : FAIL_ERRNO;
+}
+
 START_TEST(test_int_arguments)
 {
     static const struct {
@@ -148,6 +192,10 @@ START_TEST(test_int_arguments)
         {"fcntl F_SETFL O_ASYNC", g_fcntl_async, "fcntl"},
         {"openat O_WRONLY", g_open_write, "openat"},
         {"mmap PROT_EXEC", g_mmap_exec, "mmap"},
+        {"read the pool's bell", g_read_bell, "read"},
+        {"readv the pool's bell", g_readv_bell, "readv"},
+        {"read an I/O memfd", g_read_io, NULL},
+        {"fcntl F_SETFL on the pool's bell", g_setfl_bell, "fcntl"},
     };
     setup_target();
     make_victim_file();

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <unistd.h>
+#include <stdint.h>
 
 #include "helpers.h"
 #include "walls.h"
@@ -122,6 +124,84 @@ START_TEST(test_drained_stays_quiet)
 }
 END_TEST
 
+/* Process workers ring the pool's descriptor themselves; under SECCOMP
+ * they may write it but not read it. A sandboxed pool is rung like any
+ * other, and is as quiet once drained. */
+START_TEST(test_sandboxed_rings)
+{
+    enum { ROUNDS = 50, BATCH = 16 };
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 2,
+                                .sandbox = WALLS_SANDBOX_SECCOMP};
+    walls_pool *pool;
+    int rc = walls_pool_create(&pool, &o);
+    ck_assert_msg(rc == 0, "seccomp pool: %s", walls_strerror(rc));
+    int fd = walls_pool_fd(pool);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    for (int round = 0; round < ROUNDS; round++) {
+        walls_task *t[BATCH], *got[BATCH];
+        for (int i = 0; i < BATCH; i++)
+            ck_assert_int_eq(walls_submit(pool, t_echo, &i, sizeof i, &t[i]), 0);
+        size_t n, total = 0;
+        while (total < BATCH) {
+            ck_assert_int_eq(poll(&p, 1, 10000), 1); /* each wake-up has work */
+            ck_assert_int_eq(walls_pool_collect(pool, got, BATCH, &n), 0);
+            total += n;
+        }
+        ck_assert_uint_eq(total, BATCH);
+        for (int i = 0; i < BATCH; i++)
+            walls_task_free(t[i]);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* A worker holds the pool's descriptor: one that fills its counter to the
+ * top (the largest value an eventfd holds) wakes the loop for nothing, and
+ * hides no other task's completion. */
+static int t_flood_bell(struct walls_call *c)
+{
+    (void)c;
+    /* Halves of the top, until the counter is within one of it (a full
+     * counter refuses with EAGAIN: the descriptor is non-blocking). */
+    for (uint64_t v = UINT64_MAX - 1; v; v >>= 1) {
+        ssize_t rc = write(7, &v, sizeof v);
+        (void)rc;
+    }
+    return 0;
+}
+
+START_TEST(test_flooded_bell)
+{
+    enum { N = 40 };
+    walls_pool *pool = make_pool(_i ? WALLS_HYBRID : WALLS_PROCESSES, 2);
+    int fd = walls_pool_fd(pool);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    walls_task *t[N], *got[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(walls_submit(pool, i % 10 == 3 ? t_flood_bell : t_echo, &i, sizeof i,
+                                      &t[i]),
+                         0);
+    size_t n, total = 0;
+    for (int turns = 0; total < N && turns < 10000; turns++) {
+        ck_assert_int_eq(poll(&p, 1, 10000), 1);
+        ck_assert_int_eq(walls_pool_collect(pool, got, N, &n), 0);
+        total += n;
+    }
+    ck_assert_uint_eq(total, N);
+    for (int i = 0; i < N; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 0, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t[i]);
+    }
+    /* Reset by the collect that follows. */
+    ck_assert_int_eq(walls_pool_collect(pool, got, N, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(poll(&p, 1, 0), 0);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("events");
@@ -130,6 +210,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_pool_fd, 0, 2);
     tcase_add_loop_test(tc, test_collect, 0, 2);
     tcase_add_loop_test(tc, test_drained_stays_quiet, 0, 2);
+    tcase_add_test(tc, test_sandboxed_rings);
+    tcase_add_loop_test(tc, test_flooded_bell, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
