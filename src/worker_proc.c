@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -430,6 +431,9 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         if (err == 0 && filter) {
             err = walls__sandbox_load(filter, &listener);
             filter = NULL;
+            /* Building the filter took a few hundred KiB of heap, which
+             * would stay in every sandboxed worker. */
+            malloc_trim(0);
         }
         if (err)
             return start_failed(err);
