@@ -37,6 +37,7 @@ struct latency {
 
 struct figures {
     struct latency rt;
+    struct latency rt_loop;    /* the same from an epoll loop on walls_pool_fd (walls only) */
     struct summary tput;       /* tasks/s over the batches; n 0 when not measured */
     struct summary tput_batch; /* the same through walls_submit_batch (walls only) */
 };

@@ -59,6 +59,10 @@ void print_figures(const struct figures *f, const struct counts *c)
     if (f->rt.measured)
         printf("  round trip   median %8.2f us   p99 %8.2f us\n", f->rt.median_us,
                f->rt.p99_us);
+    if (f->rt_loop.measured)
+        printf("  loop trip    median %8.2f us   p99 %8.2f us   (epoll on walls_pool_fd, "
+               "then walls_pool_collect)\n",
+               f->rt_loop.median_us, f->rt_loop.p99_us);
     printf("  throughput   median %10.0f tasks/s   (%.0f-%.0f; %u batches of %lu)\n",
            f->tput.med, f->tput.min, f->tput.max, c->batches, c->tasks);
     if (f->tput_batch.n)

@@ -3,8 +3,11 @@
  * a placement, and how long a crashed worker takes to be replaced.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <walls.h>
 
@@ -39,6 +42,43 @@ static void round_trip(void *ctx)
 {
     struct walls_result res = run_one(ctx, empty_task);
     expect_status(&res, WALLS_OK, "an empty task");
+}
+
+/* The round trip of a program whose event loop sleeps in epoll on the
+ * pool's descriptor and takes its results with walls_pool_collect(). */
+struct loop {
+    walls_pool *pool;
+    int epfd;
+};
+
+static void loop_trip(void *ctx)
+{
+    struct loop *l = ctx;
+    walls_task *task, *got[4];
+    WALLS_CHECK(walls_submit(l->pool, empty_task, NULL, 0, &task));
+    for (size_t n = 0; n == 0;) {
+        struct epoll_event ev;
+        if (epoll_wait(l->epfd, &ev, 1, -1) < 0 && errno != EINTR) {
+            perror("bench_core: epoll_wait");
+            exit(1);
+        }
+        WALLS_CHECK(walls_pool_collect(l->pool, got, 4, &n));
+    }
+    walls_task_free(task);
+}
+
+static struct latency measure_loop_trips(walls_pool *pool, const struct counts *c)
+{
+    struct loop l = {pool, epoll_create1(EPOLL_CLOEXEC)};
+    int fd = walls_pool_fd(pool);
+    struct epoll_event ev = {.events = EPOLLIN};
+    if (l.epfd < 0 || fd < 0 || epoll_ctl(l.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        perror("bench_core: epoll");
+        exit(1);
+    }
+    struct latency lat = measure_round_trips(loop_trip, &l, c);
+    close(l.epfd);
+    return lat;
 }
 
 static void batch(void *ctx, unsigned long n)
@@ -104,6 +144,8 @@ struct figures bench_walls(const char *title, int placement, unsigned sandbox,
     f.rt = measure_round_trips(round_trip, pool, c);
     f.tput = measure_throughput(batch, pool, c);
     f.tput_batch = measure_throughput(batch_call, pool, c);
+    /* Last: from here on the pool keeps its completions for the loop. */
+    f.rt_loop = measure_loop_trips(pool, c);
     WALLS_CHECK(walls_pool_destroy(pool, 0));
     print_figures(&f, c);
     return f;
