@@ -202,6 +202,36 @@ START_TEST(test_flooded_bell)
 }
 END_TEST
 
+/* Arming the descriptor races the first completions: a task submitted
+ * just before walls_pool_fd(), whose completion nobody has taken yet, is
+ * reported whether it finished before the call, during it or after. */
+START_TEST(test_armed_mid_flight)
+{
+    static const enum walls_placement placements3[] = {WALLS_THREADS, WALLS_PROCESSES,
+                                                       WALLS_HYBRID};
+    enum { ROUNDS = 40 };
+    unsigned seed = 12345;
+    for (int round = 0; round < ROUNDS; round++) {
+        walls_pool *pool = make_pool(placements3[_i], 1);
+        walls_task *t, *got[2];
+        ck_assert_int_eq(walls_submit(pool, t_echo, &round, sizeof round, &t), 0);
+        seed = seed * 1103515245u + 12345u;
+        for (volatile unsigned spin = 0; spin < (seed >> 16) % 20000; spin++) {
+        }
+        int fd = walls_pool_fd(pool);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ck_assert_msg(poll(&p, 1, 10000) == 1, "round %d: the descriptor never turned readable",
+                      round);
+        size_t n = 0;
+        ck_assert_int_eq(walls_pool_collect(pool, got, 2, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_ptr_eq(got[0], t);
+        walls_task_free(t);
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("events");
@@ -212,6 +242,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_drained_stays_quiet, 0, 2);
     tcase_add_test(tc, test_sandboxed_rings);
     tcase_add_loop_test(tc, test_flooded_bell, 0, 2);
+    tcase_add_loop_test(tc, test_armed_mid_flight, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
