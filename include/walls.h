@@ -502,20 +502,26 @@ WALLS_API int walls_pool_reset(walls_pool *pool);
  * walls_pool_collect(), which resets the descriptor. Process and hybrid
  * workers write it themselves when they finish a task, so the loop wakes
  * without a hop through a host thread; once walls_pool_collect() has taken
- * every finished task the descriptor is quiet again. A worker can write it
- * for nothing, a wake-up with nothing to collect; under
- * WALLS_SANDBOX_SECCOMP and STRICT it cannot read it or change its flags.
+ * every finished task the descriptor is quiet again (but for a worker that
+ * rang too late, see walls_pool_collect). A worker can write it for
+ * nothing, a wake-up with nothing to collect; under WALLS_SANDBOX_SECCOMP
+ * and STRICT it cannot read it or change its flags.
  * Returns the descriptor, or -EINVAL (NULL), -EBADF (destroyed pool).
  */
 WALLS_API int walls_pool_fd(walls_pool *pool);
 
 /*
- * walls_pool_collect - without blocking, take up to max tasks of the pool
+ * walls_pool_collect - without sleeping, take up to max tasks of the pool
  * that completed since walls_pool_fd() was first called and were not
  * collected yet, oldest first. Each task is reported once; get its result
  * with walls_wait(task, 0, &res). A task freed before it is collected is
  * not reported. The descriptor is reset, and becomes readable again when
- * more tasks complete (or at once if some are left).
+ * more tasks complete (or at once if some are left). Having taken every
+ * finished task, it waits for process workers' rings of the descriptor
+ * for those tasks to land (a write's time), so that they do not leave it
+ * readable; a worker that rings late costs at most 5 ms, and, waited for
+ * in vain 8 times, is not waited for again until it is replaced (its late
+ * rings may then wake the loop for nothing).
  * @tasks: out; room for max handles (borrowed: the caller still owns them).
  * @n: out; how many were written.
  * Errors: -EINVAL (pool, tasks or n NULL, max 0); -EBADF (destroyed pool);
@@ -780,7 +786,8 @@ WALLS_API int walls_lock_release(walls_lock *lock);
  * Waiting again on a finished task returns the same result.
  *
  * Errors: -EINVAL (task or res NULL, timeout below -1); -EBADF (freed
- * task); -ETIMEDOUT (not finished within timeout_ms; 0 polls).
+ * task); -ETIMEDOUT (not finished within timeout_ms; 0 polls, taking the
+ * pool's lock once to look at the workers' rings).
  */
 WALLS_API int walls_wait(walls_task *task, int64_t timeout_ms, struct walls_result *res);
 

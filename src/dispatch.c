@@ -329,6 +329,8 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     mb->report_start = lane->pool->timed_ever;
     mb->peak_rss_kb = 0;
     mb->bell_begun = mb->bell_done = 0;
+    lane->bells_taken = 0;
+    lane->bell_strikes = 0;
     lane->bell_unsure = false;
     lane->rq_tail = lane->oldest = lane->cq_head = 0;
     lane->seen_done = 0;

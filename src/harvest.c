@@ -4,7 +4,9 @@
  *
  * Completions are consumed ("harvested") by whoever gets there first: a
  * thread worker right after it publishes, a host thread spinning in
- * walls_wait(), or a process pool's supervisor when a doorbell rings. A
+ * walls_wait(), a loop's walls_pool_collect() (after a process worker
+ * rang the pool's descriptor, its bell), or a process pool's supervisor
+ * when a doorbell rings. A
  * process worker can write anything into its mailbox, so each completion
  * is believed only if its slot index is outstanding, its tag matches the
  * in-flight table and its length fits; anything else marks the lane broke
@@ -119,6 +121,9 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
             lane_broke(pool, lane, NULL);
             return;
         }
+        /* What the worker counted in bell_begun before publishing it. */
+        if (h.kind != WALLS__CQE_ACK)
+            lane->bells_taken++;
         if (e->kind != WALLS__REQ_TASK || e->cancelled) {
             if (h.kind != WALLS__CQE_ACK) {
                 lane_broke(pool, lane, e);
@@ -334,45 +339,59 @@ int64_t walls__engine_expire(struct walls__pool *pool, int64_t now)
 
 /* ---- the pool's bell ---------------------------------------------------------- */
 
-/* A bell is one write(2): the host waits that long by spinning, then by
- * yielding (the worker may have been preempted between counting and
- * ringing), and gives up on a lane after BELL_WAIT_NS, never waiting for it
- * again until its next worker: a worker that counts and never rings costs
- * its host one such wait. */
+/* A ring is one write(2): the host waits for the rings of the completions
+ * it has taken, spinning, then yielding (the worker may have been
+ * preempted between publishing and ringing), for at most BELL_WAIT_NS a
+ * lane. A lane that made it give up BELL_STRIKES times, or whose counts
+ * cannot be true, is not waited for again until its next worker (its
+ * rings may then wake a loop for nothing). A worker can so delay a
+ * collect by up to BELL_WAIT_NS, as it can wake the loop for nothing by
+ * ringing; never hide a completion. */
 #define BELL_SPINS 64
-#define BELL_WAIT_NS 2000000
+#define BELL_WAIT_NS 5000000
+#define BELL_STRIKES 8
+
+/* Waits for the rings of the task completions taken from the lane. */
+static void wait_for_rings(struct walls__lane *lane)
+{
+    uint32_t due = lane->bells_taken;
+    /* Acquire: the rings happened before the counts. */
+    uint32_t begun = walls__load_acquire(&lane->mb->bell_begun);
+    if ((int32_t)(begun - due) < 0) {
+        lane->bell_unsure = true; /* it published completions it never counted */
+        return;
+    }
+    int64_t start = 0;
+    for (unsigned spin = 0; (int32_t)(walls__load_acquire(&lane->mb->bell_done) - due) < 0;
+         spin++) {
+        if (spin < BELL_SPINS) {
+            walls__cpu_relax();
+            continue;
+        }
+        int64_t now = walls__now_ns();
+        if (!start)
+            start = now;
+        if (now - start >= BELL_WAIT_NS) {
+            if (++lane->bell_strikes >= BELL_STRIKES)
+                lane->bell_unsure = true;
+            return;
+        }
+        sched_yield();
+    }
+}
 
 void walls__engine_settle_bells(struct walls__pool *pool)
 {
     WALLS__LOCKED(pool);
     if (!pool->event_armed || pool->event_fd < 0)
         return;
-    int64_t deadline = 0;
     for (unsigned i = 0; i < pool->nlanes; i++) {
         struct walls__lane *lane = &pool->lanes[i];
-        if (!lane->mb || !lane->shared || !lane->live || lane->bell_unsure)
-            continue;
-        /* Acquire: every completion taken so far was counted before it
-         * was published, so begun covers its bell. */
-        uint32_t begun = walls__load_acquire(&lane->mb->bell_begun);
-        for (unsigned spin = 0;
-             (int32_t)(walls__load_acquire(&lane->mb->bell_done) - begun) < 0; spin++) {
-            if (spin < BELL_SPINS) {
-                walls__cpu_relax();
-                continue;
-            }
-            int64_t now = walls__now_ns();
-            if (!deadline)
-                deadline = now + BELL_WAIT_NS;
-            if (now >= deadline) {
-                lane->bell_unsure = true;
-                break;
-            }
-            sched_yield();
-        }
+        if (lane->mb && lane->shared && lane->live && !lane->bell_unsure)
+            wait_for_rings(lane);
     }
-    /* Every bell for what was taken has rung: reset, and take what rang
-     * since (its bell may be among those just reset). */
+    /* Every ring for what was taken has landed: reset, and take what rang
+     * since (its ring may be among those just reset). */
     uint64_t count;
     ssize_t rd = read(pool->event_fd, &count, sizeof count);
     (void)rd;

@@ -27,10 +27,12 @@
  * A process worker also holds the pool's own eventfd (walls_pool_fd), its
  * bell: when the host set event_armed (a loop watches that descriptor), it
  * rings the bell after every completion, so the loop wakes at once instead
- * of through the supervisor. It counts bell_begun before it publishes such
- * a completion and bell_done once the bell has rung; the host, to leave the
- * descriptor quiet once it has taken every completion, waits until the two
- * agree (a bounded wait: a worker can lie) before it resets the descriptor.
+ * of through the supervisor. It counts every task completion in
+ * bell_begun before it publishes it, and in bell_done once it has rung for
+ * it (or, unarmed, decided not to); the host, to leave the descriptor quiet
+ * once it has taken every completion, waits until bell_done reaches the
+ * number of task completions it took (a bounded wait: a worker can lie)
+ * before it resets the descriptor.
  */
 #ifndef WALLS_MAILBOX_H
 #define WALLS_MAILBOX_H
@@ -191,7 +193,8 @@ struct walls__mailbox {
     uint32_t current_seq;    /* written by the worker: the request it runs now */
     uint64_t current_start_ns; /* and when it started it (CLOCK_MONOTONIC) */
     /* Lane 0, written by the host before the worker starts: the shared
-     * arena and locks, whose descriptors follow the doorbell in that order
+     * arena and locks, whose descriptors follow the doorbell, the two I/O
+     * memfds and the bell, in that order
      * (see walls__worker_process_main). */
     uint64_t arena_size;     /* 0 = no arena */
     uint32_t arena_mode;     /* enum walls__arena_mode */

@@ -298,6 +298,10 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
             break;
         take_collected(pool, tasks, max, n);
     }
+    /* What settling harvested may want its backend (a worker to retire
+     * after its last task, one that broke the protocol). */
+    if (pool->attention && pool->backend->attend)
+        pool->backend->attend(pool);
     if (pool->collect.head != NULL) {
         uint64_t one = 1;
         ssize_t wr = write(pool->event_fd, &one, sizeof one);

@@ -175,7 +175,10 @@ struct walls__lane {
     int64_t last_turn_ns;       /* its last finished task: dispatch to harvest */
     int64_t retire_ns;          /* when the host last retired one of its requests */
     bool ran_dry;               /* it finished all it had, since the engine last balanced */
-    bool bell_unsure;           /* its worker began a bell it never finished: not waited for */
+    /* The pool's bell (harvest.c) [lock]: */
+    uint32_t bells_taken;       /* task completions consumed: the rings they are owed */
+    unsigned bell_strikes;      /* waits for its rings given up */
+    bool bell_unsure;           /* its rings are not waited for (too slow, or lied) */
     struct walls__inflight inflight[WALLS__RING_SLOTS];
     bool broke;                 /* its worker broke the protocol: nothing it says counts */
     bool stuck;                 /* a thread still running a timed-out task */

@@ -14,8 +14,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <stdio.h>
-#include <unistd.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>

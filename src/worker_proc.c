@@ -50,7 +50,7 @@ struct io_mapping {
 struct proc_ctx {
     struct walls__mailbox *mb;
     int doorbell;
-    bool ringing; /* the completion being published rings the pool's bell */
+    bool counted; /* the completion being published ends a task: bell_begun counts it */
     struct module_slot modules[WALLS__MAX_MODULES];
     struct io_mapping io[2 * WALLS__IO_DEPTH]; /* this lane's windows, as mapped */
 };
@@ -160,27 +160,20 @@ static void proc_io_unmap(void *ctx, void *p, uint64_t len)
  * the filter refuses it): reading would swallow other workers' rings. */
 static int bell_fd = -1;
 
-/* Counted before the completion is published, so that the host, having
- * taken it, knows a ring for it may be on its way (mailbox.h). */
+/* Every task's completion is counted before it is published, rung or not,
+ * so that the host, having taken it, knows a ring for it may be on its way
+ * (mailbox.h). */
 static void proc_publishing(void *ctx, bool task)
 {
     struct proc_ctx *pc = ctx;
-    pc->ringing = task && walls__load_relaxed(&pc->mb->event_armed) != 0;
-    if (pc->ringing)
+    pc->counted = task;
+    if (task)
         walls__store_relaxed(&pc->mb->bell_begun, pc->mb->bell_begun + 1);
 }
 
 static void proc_published(void *ctx, bool more)
 {
     struct proc_ctx *pc = ctx;
-    if (pc->ringing) {
-        uint64_t one = 1;
-        ssize_t rc = write(bell_fd, &one, sizeof one);
-        (void)rc;
-        pc->ringing = false;
-        /* Release: the ring happened before the host sees it counted. */
-        walls__store_release(&pc->mb->bell_done, pc->mb->bell_done + 1);
-    }
     if (walls__load_relaxed(&pc->mb->rss_wanted)) {
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -189,6 +182,16 @@ static void proc_published(void *ctx, bool more)
     /* Full fence: the completion tail is stored before we look at the
      * host's flags; the host stores a flag before it looks at our tail. */
     walls__fence();
+    if (pc->counted) {
+        if (walls__load_relaxed(&pc->mb->event_armed)) {
+            uint64_t one = 1;
+            ssize_t rc = write(bell_fd, &one, sizeof one);
+            (void)rc;
+        }
+        pc->counted = false;
+        /* Release: the ring happened before the host sees it counted. */
+        walls__store_release(&pc->mb->bell_done, pc->mb->bell_done + 1);
+    }
     if (walls__load_relaxed(&pc->mb->doorbell_armed) ||
         (!more && walls__load_relaxed(&pc->mb->refill_armed))) {
         uint64_t one = 1;

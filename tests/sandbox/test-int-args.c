@@ -166,6 +166,20 @@ static int g_read_io(struct walls_call *c)
     return syscall(SYS_read, IO_IN_FD | HIGH, &b, 0L) == 0 ? 0 : FAIL_ERRNO;
 }
 
+static int g_read_io_out(struct walls_call *c)
+{
+    (void)c;
+    char b;
+    return syscall(SYS_read, (IO_IN_FD + 1) | HIGH, &b, 0L) == 0 ? 0 : FAIL_ERRNO;
+}
+
+static int g_setfl_io(struct walls_call *c)
+{
+    (void)c;
+    return syscall(SYS_fcntl, IO_IN_FD | HIGH, (long)F_SETFL, (long)O_NONBLOCK) == 0 ? 0
+                                                                                   : FAIL_ERRNO;
+}
+
 static int g_setfl_bell(struct walls_call *c)
 {
     (void)c;
@@ -195,6 +209,8 @@ START_TEST(test_int_arguments)
         {"read the pool's bell", g_read_bell, "read"},
         {"readv the pool's bell", g_readv_bell, "readv"},
         {"read an I/O memfd", g_read_io, NULL},
+        {"read the other I/O memfd", g_read_io_out, NULL},
+        {"fcntl F_SETFL on an I/O memfd", g_setfl_io, NULL},
         {"fcntl F_SETFL on the pool's bell", g_setfl_bell, "fcntl"},
     };
     setup_target();

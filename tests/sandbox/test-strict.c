@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,6 +124,39 @@ START_TEST(test_hybrid_strict)
 }
 END_TEST
 
+/* The pool's bell cannot be read (the filter), nor reopened read-write
+ * through /proc to get round that, even where files may be read. */
+static int reopen_bell(struct walls_call *c)
+{
+    (void)c;
+    int fd = open("/proc/self/fd/7", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+START_TEST(test_bell_not_reopened)
+{
+    static const char *const paths[] = {"/tmp", NULL};
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .sandbox = WALLS_SANDBOX_STRICT,
+                                .sandbox_allow = WALLS_ALLOW_READ_FILES,
+                                .sandbox_read_paths = paths, .sandbox_fallback = 1};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    ck_assert_int_ge(walls_pool_fd(pool), 0);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, reopen_bell, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK && r.code == 0,
+                  "reopening the bell: %s/%d (1: it opened)", walls_status_name(r.status), r.code);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 START_TEST(test_nothing_left_behind)
 {
     int fds = count_fds();
@@ -146,6 +180,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_worker_credentials);
     tcase_add_test(tc, test_hybrid_strict);
+    tcase_add_test(tc, test_bell_not_reopened);
     tcase_add_test(tc, test_nothing_left_behind);
     suite_add_tcase(s, tc);
     return s;
