@@ -121,10 +121,11 @@ bool walls__engine_wants_refill(const struct walls__pool *pool);
 void walls__engine_arm(struct walls__pool *pool, unsigned what);
 /* What the lanes report now: WALLS__ARM_* bits. */
 unsigned walls__engine_armed(const struct walls__pool *pool);
-/* Lock held, nothing left to collect: waits (briefly, bounded) until every
- * bell a process lane began has rung, then resets the pool's descriptor and
- * harvests again, so that a bell rung for a completion already taken does
- * not leave the descriptor readable with nothing to collect. */
+/* Lock held, nothing left to collect: waits (briefly, bounded) until the
+ * process lanes have rung the pool's bell for every task completion taken
+ * from them, then resets the pool's descriptor and harvests again, so that
+ * a ring for a completion already taken does not leave the descriptor
+ * readable with nothing to collect. */
 void walls__engine_settle_bells(struct walls__pool *pool);
 
 /* A lane of the pool as created: no worker, no descriptors, full depth. */

@@ -171,8 +171,8 @@ struct walls__mailbox {
     uint32_t doorbell_armed; /* written by the host: ring after every completion */
     uint32_t refill_armed;   /* written by the host: ring when the request ring runs dry */
     uint32_t event_armed;    /* written by the host: ring the bell after every completion */
-    uint32_t bell_begun;     /* written by the worker: bell rings begun (counted before */
-    uint32_t bell_done;      /* publishing) and finished */
+    uint32_t bell_begun;     /* written by the worker: task completions, counted before */
+    uint32_t bell_done;      /* publishing, and those rung for (or passed, unarmed) */
     uint32_t worker_pid;     /* written by the worker; informative only */
     uint32_t lanes;          /* lane 0, written by the host: mailboxes in this mapping */
     /* How this lane's thread ended its process, written by the worker in

@@ -108,6 +108,26 @@ static size_t finished(walls_task *const *tasks, size_t n, struct walls__pool **
     return n;
 }
 
+/* Harvests each pool of tasks[0..n) once (tasks of one pool are usually
+ * adjacent); unless must, giving way to a pool whose lock is busy. */
+static void look(walls_task *const *tasks, size_t n, bool must)
+{
+    struct walls__pool *last = NULL;
+    for (size_t k = 0; k < n; k++) {
+        struct walls__task *task = walls__task_get(tasks[k]);
+        if (!task || task->pool == last)
+            continue;
+        last = task->pool;
+        if (must)
+            walls__pool_lock(last);
+        else if (!walls__pool_trylock(last))
+            continue;
+        walls__api_harvest(last);
+        walls__pool_unlock(last);
+        walls__engine_signal(last);
+    }
+}
+
 /* Waits until one of tasks[0..n) (checked already) has finished: spins a
  * while, harvesting each of their pools, then sleeps on the first task's
  * pool (tasks of several pools: for a millisecond at a time, since none of
@@ -129,14 +149,7 @@ static int wait_for(walls_task *const *tasks, size_t n, int64_t timeout_ms, size
         }
         /* The counter first: a completion after it wakes the sleep below. */
         uint32_t seq = walls__load_acquire(&first->done_seq);
-        struct walls__pool *last = NULL;
-        for (size_t k = 0; k < n; k++) {
-            struct walls__task *task = walls__task_get(tasks[k]);
-            if (task && task->pool != last) {
-                last = task->pool;
-                walls__api_progress(last);
-            }
-        }
+        look(tasks, n, false);
         if ((i = finished(tasks, n, &first, &mixed, &rc)) < n) {
             *index = i;
             return rc;
@@ -149,17 +162,7 @@ static int wait_for(walls_task *const *tasks, size_t n, int64_t timeout_ms, size
             if (looked)
                 return -ETIMEDOUT;
             looked = true;
-            last = NULL;
-            for (size_t k = 0; k < n; k++) {
-                struct walls__task *task = walls__task_get(tasks[k]);
-                if (task && task->pool != last) {
-                    last = task->pool;
-                    walls__pool_lock(last);
-                    walls__api_harvest(last);
-                    walls__pool_unlock(last);
-                    walls__engine_signal(last);
-                }
-            }
+            look(tasks, n, true);
             continue;
         }
         if (now < spin_until) {

@@ -19,10 +19,6 @@ struct walls__worker_hooks {
     walls_fn *(*resolve)(void *ctx, uint16_t module, uint64_t offset, int *err);
     /* Records the path of module number `module`. Returns 0 or -errno. */
     int (*define_module)(void *ctx, uint16_t module, const char *path);
-    /* Called before each completion is published; task: it ends a task
-     * (not a control request, nor a task cancelled before it started).
-     * NULL: nothing to do. */
-    void (*publishing)(void *ctx, bool task);
     /* Called after each published completion; more: requests are waiting
      * in the ring. */
     void (*published)(void *ctx, bool more);

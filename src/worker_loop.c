@@ -231,8 +231,11 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
             }
             head++;
             ctail++;
-            if (hooks->publishing)
-                hooks->publishing(hooks->ctx, cqe->kind != WALLS__CQE_ACK);
+            /* A process worker counts each task completion before the
+             * host can take it: the host then knows a ring of the pool's
+             * bell is owed for it (mailbox.h). */
+            if (shared && cqe->kind != WALLS__CQE_ACK)
+                walls__store_relaxed(&mb->bell_begun, mb->bell_begun + 1);
             /* Release: the task is done with the request slot before the
              * host may refill it, and the completion's bytes are written
              * before the host can see the new tail. */

@@ -12,8 +12,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +50,6 @@ struct io_mapping {
 struct proc_ctx {
     struct walls__mailbox *mb;
     int doorbell;
-    bool counted; /* the completion being published ends a task: bell_begun counts it */
     struct module_slot modules[WALLS__MAX_MODULES];
     struct io_mapping io[2 * WALLS__IO_DEPTH]; /* this lane's windows, as mapped */
 };
@@ -160,17 +159,6 @@ static void proc_io_unmap(void *ctx, void *p, uint64_t len)
  * the filter refuses it): reading would swallow other workers' rings. */
 static int bell_fd = -1;
 
-/* Every task's completion is counted before it is published, rung or not,
- * so that the host, having taken it, knows a ring for it may be on its way
- * (mailbox.h). */
-static void proc_publishing(void *ctx, bool task)
-{
-    struct proc_ctx *pc = ctx;
-    pc->counted = task;
-    if (task)
-        walls__store_relaxed(&pc->mb->bell_begun, pc->mb->bell_begun + 1);
-}
-
 static void proc_published(void *ctx, bool more)
 {
     struct proc_ctx *pc = ctx;
@@ -182,15 +170,17 @@ static void proc_published(void *ctx, bool more)
     /* Full fence: the completion tail is stored before we look at the
      * host's flags; the host stores a flag before it looks at our tail. */
     walls__fence();
-    if (pc->counted) {
+    /* A task completion the loop counted in bell_begun: ring for it when
+     * a loop watches the descriptor, and count it rung either way. */
+    uint32_t begun = walls__load_relaxed(&pc->mb->bell_begun);
+    if (begun != walls__load_relaxed(&pc->mb->bell_done)) {
         if (walls__load_relaxed(&pc->mb->event_armed)) {
             uint64_t one = 1;
             ssize_t rc = write(bell_fd, &one, sizeof one);
             (void)rc;
         }
-        pc->counted = false;
         /* Release: the ring happened before the host sees it counted. */
-        walls__store_release(&pc->mb->bell_done, pc->mb->bell_done + 1);
+        walls__store_release(&pc->mb->bell_done, begun);
     }
     if (walls__load_relaxed(&pc->mb->doorbell_armed) ||
         (!more && walls__load_relaxed(&pc->mb->refill_armed))) {
@@ -219,7 +209,6 @@ static void *lane_main(void *arg)
     struct walls__worker_hooks hooks = {
         .resolve = proc_resolve,
         .define_module = walls__module_define,
-        .publishing = proc_publishing,
         .published = proc_published,
         .io_map = proc_io_map,
         .io_unmap = proc_io_unmap,
@@ -453,7 +442,6 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
     struct walls__worker_hooks hooks = {
         .resolve = proc_resolve,
         .define_module = walls__module_define,
-        .publishing = proc_publishing,
         .published = proc_published,
         .io_map = proc_io_map,
         .io_unmap = proc_io_unmap,
