@@ -18,7 +18,10 @@ void walls__api_clock(struct walls__pool *pool);
 /* Lock NOT held: harvests if no other thread is at it, and wakes waiters. */
 void walls__api_progress(struct walls__pool *pool);
 /* Lock NOT held: sleeps until the pool's done_seq moves past seq, or
- * timeout_ns passes. */
-void walls__api_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_ns);
+ * timeout_ns passes. With tasks (handles; those of other pools are passed
+ * over), woken only when one of them finishes or the pool changes;
+ * without (NULL), at every completion. */
+void walls__api_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_ns,
+                      walls_task *const *tasks, size_t n);
 
 #endif

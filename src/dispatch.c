@@ -173,6 +173,12 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
     int64_t lat = now - task->submit_ns;
     walls__hist_add(pool->hist, lat);
     walls__fetch_add(&pool->done_seq, 1);
+    /* After the bump, with release: a sleeper that takes this mark (and
+     * wakes nobody) sees done_seq moved past the value it would sleep on. */
+    if (walls__load_relaxed(&task->flags) & WALLS__TASK_WAITED) {
+        walls__store_release(&pool->wake_due, 1u);
+        pool->wake_owed = true;
+    }
     walls__fetch_add(&pool->unsignalled, 1);
     if (pool->fd_armed && !(walls__load_relaxed(&task->flags) & WALLS__TASK_FREED)) {
         list_append(&pool->collect, task);
@@ -204,11 +210,24 @@ void walls__engine_complete_owned(struct walls__pool *pool, struct walls__task *
     complete_at(pool, task, status, code, NULL, out, out_len, now);
 }
 
+void walls__engine_bump(struct walls__pool *pool)
+{
+    walls__fetch_add(&pool->done_seq, 1);
+    walls__store_release(&pool->wake_due, 1u); /* after the bump, as in complete_at() */
+}
+
 void walls__engine_signal(struct walls__pool *pool)
 {
     /* Seq-cst read of the sleeper count, after the seq-cst bump of
-     * done_seq: a waiter counts itself, then re-reads done_seq. */
-    if (walls__fetch_add(&pool->done_waiters, 0) > 0)
+     * done_seq: a waiter counts itself, then re-reads done_seq. Sleepers
+     * that wait for particular tasks are woken only when one of those
+     * finished (or the pool changed): a thread waiting for one task is not
+     * woken by each of a thousand others. A sleeper that missed a wake
+     * this way cannot sleep on: done_seq moved past the value it sleeps
+     * on, so it looks again first. */
+    if (walls__fetch_add(&pool->done_waiters, 0) > 0 &&
+        (walls__load_relaxed(&pool->any_waiters) > 0 ||
+         __atomic_exchange_n(&pool->wake_due, 0u, __ATOMIC_ACQ_REL)))
         walls__futex_wake(&pool->done_seq, INT_MAX, false);
     /* Nothing to count, or nobody watches the descriptor (the count is
      * forgotten when walls_pool_fd() arms it). */
@@ -381,6 +400,8 @@ static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, 
     if (len)
         memcpy(req->data + head, data, len);
     walls__store_relaxed(&req->state, WALLS__SLOT_QUEUED);
+    walls__store_relaxed(&lane->mb->ring_want[seq & MASK],
+                         (uint8_t)(task && (walls__load_relaxed(&task->flags) & WALLS__TASK_WAITED)));
     e->task = task;
     e->tag = tag;
     e->kind = (uint8_t)(kind == WALLS__REQ_TASK_IO ? WALLS__REQ_TASK : kind);

@@ -63,9 +63,13 @@ uint64_t walls__hist_percentile(const uint64_t *hist, uint64_t total, unsigned p
  * into the memfd). Returns 0 or -errno. */
 int walls__engine_stage_copy(struct walls__pool *pool, int fd, const struct walls__bufref *ref,
                              bool in);
-/* Lock NOT held: wakes the threads that wait on completions, and counts
- * them on the pool's descriptor. */
+/* Lock NOT held: wakes the threads that wait on completions (those that
+ * wait for particular tasks only when one of them finished or the pool
+ * changed), and counts completions on the pool's descriptor. */
 void walls__engine_signal(struct walls__pool *pool);
+/* Bumps done_seq for a change other than a completion (a process came up
+ * or went): every sleeper is woken at the next walls__engine_signal(). */
+void walls__engine_bump(struct walls__pool *pool);
 /* Puts a task that has not run back at the front of the queue. */
 void walls__engine_requeue_front(struct walls__pool *pool, struct walls__task *task);
 /* The pool stops taking work: queued tasks, and those queued later, end as

@@ -21,8 +21,10 @@
  * only when that count is non-zero. The host learns of completions either by
  * looking (while it spins) or by an eventfd the worker writes after
  * publishing: after every completion when the host set doorbell_armed
- * (somebody sleeps on a result), or when the request ring ran dry when it
- * set refill_armed (tasks wait in the host's queue).
+ * (somebody sleeps until any task finishes), after a completion whose slot
+ * it marked in ring_want (somebody sleeps until that task finishes), or
+ * when the request ring ran dry when it set refill_armed (tasks wait in the
+ * host's queue).
  *
  * A process worker also holds the pool's own eventfd (walls_pool_fd), its
  * bell: when the host set event_armed (a loop watches that descriptor), it
@@ -43,7 +45,7 @@
 #include "walls.h"
 
 #define WALLS__MAILBOX_MAGIC 0x57414c4cu /* "WALL" */
-#define WALLS__MAILBOX_VERSION 4u
+#define WALLS__MAILBOX_VERSION 5u
 
 #define WALLS__RING_SLOTS 32u /* power of two */
 #define WALLS__SLOT_SIZE 512u
@@ -201,6 +203,12 @@ struct walls__mailbox {
     uint32_t nlocks;         /* 0 = no locks */
     uint32_t lock_token;     /* this process's holder token */
     uint64_t shared_size;    /* the writable shared region; 0 = none */
+    /* Written by the host: 1 when somebody sleeps until the request in
+     * that slot finishes; the worker then rings its doorbell for it. It
+     * reads the flag after publishing the completion and a full fence; the
+     * host sets it, fences, then looks at the completions. A slot is
+     * refilled only once its completion was consumed. */
+    uint8_t ring_want[WALLS__RING_SLOTS];
     struct walls__ring_idx rq;
     struct walls__ring_idx cq;
     _Alignas(64) struct walls__req rq_slots[WALLS__RING_SLOTS];

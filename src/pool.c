@@ -195,7 +195,7 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
         walls__api_progress(pool);
         if (pool_idle(pool))
             break;
-        walls__api_sleep(pool, seq, 100000000);
+        walls__api_sleep(pool, seq, 100000000, NULL, 0);
     }
     pool->backend->stop(pool, (flags & WALLS_CANCEL) != 0);
 

@@ -63,6 +63,8 @@
 
 #define WALLS__TASK_DONE 1u
 #define WALLS__TASK_FREED 2u
+#define WALLS__TASK_WAITED 4u /* a thread sleeps until it finishes (wait.c): its
+                               * completion wakes the pool's sleepers */
 
 enum walls__task_where { WALLS__AT_PENDING = 1, WALLS__AT_LANE, WALLS__AT_DONE };
 
@@ -265,6 +267,12 @@ struct walls__pool {
     /* Completions, to host waiters: */
     uint32_t done_seq;          /* [atomic] bumped at each completion; waiters sleep on it */
     uint32_t done_waiters;      /* [atomic] threads asleep on done_seq */
+    uint32_t any_waiters;       /* [atomic] those of them woken by any bump of done_seq; the
+                                 * others wait for tasks they marked WALLS__TASK_WAITED */
+    uint32_t wake_due;          /* [atomic] a marked task finished, or the pool changed, since
+                                 * sleepers were last woken */
+    bool wake_owed;             /* [lock] a marked task finished under this hold of the lock:
+                                 * walls__pool_unlock() wakes the sleepers */
     uint32_t unsignalled;       /* [atomic] completions not yet counted on event_fd */
     struct walls__task_list collect; /* [lock] completed, not collected */
     bool fd_armed;              /* [lock; atomic reads] walls_pool_fd was called */
@@ -302,12 +310,21 @@ static inline bool walls__pool_trylock(struct walls__pool *pool)
     return true;
 }
 
+void walls__engine_signal(struct walls__pool *pool);
+
+/* Unlocks, and wakes the threads asleep on a task that finished while the
+ * lock was held: whichever path consumed its completion (a submit making
+ * room in a ring, a stop, a cancel), its waiter hears of it. */
 static inline void walls__pool_unlock(struct walls__pool *pool)
 {
+    bool owed = pool->wake_owed;
+    pool->wake_owed = false;
 #ifndef NDEBUG
     pool->held = false;
 #endif
     pthread_mutex_unlock(&pool->lock);
+    if (owed)
+        walls__engine_signal(pool);
 }
 
 /* In debug builds, that the calling thread holds the pool's lock (as SQLite

@@ -169,9 +169,11 @@ static bool wait_until(struct walls__pool *pool, bool (*cond)(struct walls__pool
         int64_t left = deadline - walls__now_ns();
         if (left <= 0)
             return false;
+        walls__fetch_add(&pool->any_waiters, 1);
         walls__fetch_add(&pool->done_waiters, 1);
         walls__futex_wait(&pool->done_seq, seq, left > 50000000 ? 50000000 : left, false);
         walls__fetch_add(&pool->done_waiters, (uint32_t)-1);
+        walls__fetch_add(&pool->any_waiters, (uint32_t)-1);
     }
 }
 

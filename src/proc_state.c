@@ -176,7 +176,7 @@ static state_t try_ready(struct walls__pool *pool, struct walls__proc *proc)
     struct walls__procs *ps = walls__procs_of(pool);
     if (ps->creating && ps->starting > 0)
         ps->starting--;
-    walls__fetch_add(&pool->done_seq, 1);
+    walls__engine_bump(pool);
     return WALLS__PROC_UP;
 }
 

@@ -128,10 +128,13 @@ static int64_t work(struct walls__pool *pool)
     walls__procs_attend(pool);
     /* A loop watching the pool's descriptor is rung by the workers
      * themselves; this thread hears of completions only for sleepers. */
-    unsigned what = walls__load_relaxed(&pool->done_waiters) > 0 ? WALLS__ARM_EVERY : 0u;
+    unsigned what = walls__load_relaxed(&pool->any_waiters) > 0 ? WALLS__ARM_EVERY : 0u;
     if (walls__load_relaxed(&pool->fd_armed))
         what |= WALLS__ARM_EVENT;
-    if (pool->npending > 0)
+    /* A lane that runs dry says so while tasks wait, in the queue or in
+     * another lane's ring (they may move to it): the same test as
+     * dispatch's. */
+    if (walls__engine_wants_refill(pool))
         what |= WALLS__ARM_REFILL;
     walls__engine_arm(pool, what);
     /* Armed and fenced: completions published before the arming are
@@ -211,7 +214,7 @@ static void *supervisor_main(void *arg)
          * wakes nobody: they would only take the CPUs a starting process
          * needs. Completions wake them on their own. */
         if (!idle_turn)
-            walls__fetch_add(&pool->done_seq, 1);
+            walls__engine_bump(pool);
         walls__pool_unlock(pool);
         walls__engine_signal(pool);
         if (quit)

@@ -99,14 +99,16 @@ static bool worth_refill(const struct walls__pool *pool, const struct walls__lan
     return false;
 }
 
-static void thread_published(void *ctx, bool more)
+static void thread_published(void *ctx, bool more, uint32_t slot)
 {
     struct walls__lane *lane = ctx;
     struct walls__pool *pool = lane->pool;
     /* Full fence: our completion tail is stored before we read the flags;
-     * a waiter counts itself before it looks at our ring. */
+     * a waiter counts itself, or marks its task, before it looks at our
+     * ring. */
     walls__fence();
-    if (walls__load_relaxed(&pool->done_waiters) == 0 &&
+    if (walls__load_relaxed(&pool->any_waiters) == 0 &&
+        !walls__load_relaxed(&lane->mb->ring_want[slot]) &&
         !walls__load_relaxed(&pool->doorbells_armed) &&
         !(!more && walls__load_relaxed(&pool->refill_armed) && worth_refill(pool, lane)))
         return;

@@ -49,22 +49,63 @@ void walls__api_progress(struct walls__pool *pool)
     walls__engine_signal(pool);
 }
 
-void walls__api_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_ns)
+/* Lock held: marks the unfinished ones of tasks that belong to pool, so
+ * that their completion wakes the pool's sleepers. A task unfinished under
+ * the lock cannot be recycled meanwhile. Returns false when one of them
+ * was freed meanwhile (by another thread): nothing would wake us for it,
+ * and the caller reports it instead of sleeping. */
+static bool mark_waited(struct walls__pool *pool, walls_task *const *tasks, size_t n)
 {
+    WALLS__LOCKED(pool);
+    bool rung = false;
+    for (size_t i = 0; i < n; i++) {
+        struct walls__task *task = walls__task_get(tasks[i]);
+        if (!task)
+            return false;
+        if (task->pool != pool || walls__task_done(task))
+            continue;
+        walls__fetch_or(&task->flags, WALLS__TASK_WAITED);
+        /* In a ring: its worker rings when it finishes it (a task still
+         * queued is marked when it is dealt, ring_push()). */
+        struct walls__lane *lane = task->where == WALLS__AT_LANE ? &pool->lanes[task->lane] : NULL;
+        if (lane && lane->mb) {
+            walls__store_relaxed(&lane->mb->ring_want[task->seq % WALLS__RING_SLOTS], (uint8_t)1);
+            rung = true;
+        }
+    }
+    /* Full fence: the marks are stored before the harvest that follows
+     * reads the completion rings (a worker fences between publishing and
+     * reading its mark). */
+    if (rung)
+        walls__fence();
+    return true;
+}
+
+void walls__api_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_ns,
+                      walls_task *const *tasks, size_t n)
+{
+    if (!tasks)
+        walls__fetch_add(&pool->any_waiters, 1);
     walls__fetch_add(&pool->done_waiters, 1);
     /* Thread workers read done_waiters (seq-cst above) after they publish;
      * process workers read the flag armed here (walls__engine_arm fences).
      * Then look once more, waiting for the lock if need be: a completion
-     * published before we counted ourselves is ours to find. */
+     * published before we counted ourselves is ours to find. The marks go
+     * first: a completion consumed from here on sees them (under the
+     * lock), and one consumed before moved done_seq past seq. */
     walls__pool_lock(pool);
-    if (pool->backend->arm_for_sleepers && pool->state != WALLS__POOL_DEAD && pool->lanes)
+    bool sleep = !tasks || mark_waited(pool, tasks, n);
+    if (!tasks && pool->backend->arm_for_sleepers && pool->state != WALLS__POOL_DEAD &&
+        pool->lanes)
         walls__engine_arm(pool, walls__engine_armed(pool) | WALLS__ARM_EVERY);
     walls__api_harvest(pool);
     walls__pool_unlock(pool);
     walls__engine_signal(pool);
-    if (walls__load_acquire(&pool->done_seq) == seq)
+    if (sleep && walls__load_acquire(&pool->done_seq) == seq)
         walls__futex_wait(&pool->done_seq, seq, timeout_ns, false);
     walls__fetch_add(&pool->done_waiters, (uint32_t)-1);
+    if (!tasks)
+        walls__fetch_add(&pool->any_waiters, (uint32_t)-1);
 }
 
 static int64_t deadline_of(int64_t timeout_ms)
@@ -171,7 +212,9 @@ static int wait_for(walls_task *const *tasks, size_t n, int64_t timeout_ms, size
             continue;
         }
         int64_t left = deadline - now, cap = mixed ? 1000000 : 1000000000;
-        walls__api_sleep(first, seq, left > cap ? cap : left);
+        /* Tasks of several pools: the others' completions cannot wake it,
+         * and it sleeps a millisecond at a time. */
+        walls__api_sleep(first, seq, left > cap ? cap : left, tasks, n);
     }
 }
 

@@ -20,8 +20,9 @@ struct walls__worker_hooks {
     /* Records the path of module number `module`. Returns 0 or -errno. */
     int (*define_module)(void *ctx, uint16_t module, const char *path);
     /* Called after each published completion; more: requests are waiting
-     * in the ring. */
-    void (*published)(void *ctx, bool more);
+     * in the ring; slot: the ring slot of the request it completed (whose
+     * mb->ring_want says whether somebody sleeps until it finishes). */
+    void (*published)(void *ctx, bool more, uint32_t slot);
     /* Large inputs and outputs (WALLS__REQ_TASK_IO): the len bytes at `at`
      * (struct walls__io), readable, or writable when out; NULL with *err
      * set when they cannot be had. Each is given back with io_unmap once

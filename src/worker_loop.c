@@ -241,7 +241,7 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
              * before the host can see the new tail. */
             walls__store_release(&mb->rq.head, head);
             walls__store_release(&mb->cq.tail, ctail);
-            hooks->published(hooks->ctx, head != tail);
+            hooks->published(hooks->ctx, head != tail, (head - 1) & MASK);
             if (stop)
                 return;
         }

@@ -159,7 +159,7 @@ static void proc_io_unmap(void *ctx, void *p, uint64_t len)
  * the filter refuses it): reading would swallow other workers' rings. */
 static int bell_fd = -1;
 
-static void proc_published(void *ctx, bool more)
+static void proc_published(void *ctx, bool more, uint32_t slot)
 {
     struct proc_ctx *pc = ctx;
     if (walls__load_relaxed(&pc->mb->rss_wanted)) {
@@ -183,6 +183,7 @@ static void proc_published(void *ctx, bool more)
         walls__store_release(&pc->mb->bell_done, begun);
     }
     if (walls__load_relaxed(&pc->mb->doorbell_armed) ||
+        walls__load_relaxed(&pc->mb->ring_want[slot % WALLS__RING_SLOTS]) ||
         (!more && walls__load_relaxed(&pc->mb->refill_armed))) {
         uint64_t one = 1;
         ssize_t rc = write(pc->doorbell, &one, sizeof one);
