@@ -347,7 +347,7 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     mb->notify_fd = -1;
     mb->report_start = lane->pool->timed_ever;
     mb->peak_rss_kb = 0;
-    mb->bell_begun = mb->bell_done = 0;
+    mb->bell_begun = mb->bell_done = mb->bell_rung = 0;
     lane->bells_taken = 0;
     lane->bell_strikes = 0;
     lane->bell_unsure = false;

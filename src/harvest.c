@@ -99,6 +99,15 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
     if (lane->broke || !lane->live)
         return;
     struct walls__mailbox *mb = lane->mb;
+    /* The worker rang the bell and rings again only once told that its
+     * completions were looked at: told here, before the look (a full
+     * fence between), so that a completion published after the look
+     * rings. The worker may write anything here: a lie silences only its
+     * own rings. */
+    if (lane->shared && walls__load_relaxed(&mb->bell_rung)) {
+        walls__store_relaxed(&mb->bell_rung, 0u);
+        walls__fence();
+    }
     /* Acquire: completion bytes are read only after the tail that
      * published them. */
     uint32_t tail = walls__load_acquire(&mb->cq.tail);

@@ -28,8 +28,9 @@
  *
  * A process worker also holds the pool's own eventfd (walls_pool_fd), its
  * bell: when the host set event_armed (a loop watches that descriptor), it
- * rings the bell after every completion, so the loop wakes at once instead
- * of through the supervisor. It counts every task completion in
+ * rings the bell after a completion, so the loop wakes at once instead of
+ * through the supervisor; having rung, it rings again only once the host
+ * looked at its completions (bell_rung), so a burst rings once. It counts every task completion in
  * bell_begun before it publishes it, and in bell_done once it has rung for
  * it (or, unarmed, decided not to); the host, to leave the descriptor quiet
  * once it has taken every completion, waits until bell_done reaches the
@@ -172,9 +173,11 @@ struct walls__mailbox {
     int32_t start_error;     /* written by the worker: negative errno when FAILED */
     uint32_t doorbell_armed; /* written by the host: ring after every completion */
     uint32_t refill_armed;   /* written by the host: ring when the request ring runs dry */
-    uint32_t event_armed;    /* written by the host: ring the bell after every completion */
+    uint32_t event_armed;    /* written by the host: ring the bell after completions */
     uint32_t bell_begun;     /* written by the worker: task completions, counted before */
     uint32_t bell_done;      /* publishing, and those rung for (or passed, unarmed) */
+    uint32_t bell_rung;      /* set by the worker when it rings, cleared by the host before
+                              * it looks at the completions: ring again only then */
     uint32_t worker_pid;     /* written by the worker; informative only */
     uint32_t lanes;          /* lane 0, written by the host: mailboxes in this mapping */
     /* How this lane's thread ended its process, written by the worker in

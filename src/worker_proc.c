@@ -174,7 +174,11 @@ static void proc_published(void *ctx, bool more, uint32_t slot)
      * a loop watches the descriptor, and count it rung either way. */
     uint32_t begun = walls__load_relaxed(&pc->mb->bell_begun);
     if (begun != walls__load_relaxed(&pc->mb->bell_done)) {
-        if (walls__load_relaxed(&pc->mb->event_armed)) {
+        /* Once rung, not again until the host has looked at this lane's
+         * completions (it clears bell_rung, fences, then looks): a burst
+         * of completions the host has not reached yet rings once. */
+        if (walls__load_relaxed(&pc->mb->event_armed) &&
+            __atomic_exchange_n(&pc->mb->bell_rung, 1u, __ATOMIC_SEQ_CST) == 0) {
             uint64_t one = 1;
             ssize_t rc = write(bell_fd, &one, sizeof one);
             (void)rc;
