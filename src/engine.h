@@ -117,10 +117,12 @@ int64_t walls__engine_balance(struct walls__pool *pool, int64_t now);
 bool walls__engine_wants_refill(const struct walls__pool *pool);
 
 /* What workers report through their doorbells (walls__engine_arm). */
-#define WALLS__ARM_EVERY 1u  /* every completion: somebody sleeps on a result */
-#define WALLS__ARM_REFILL 2u /* a ring that ran dry: tasks wait in the queue */
-#define WALLS__ARM_EVENT 4u  /* every completion, on the pool's own eventfd (process
-                              * lanes): a loop watches walls_pool_fd() */
+#define WALLS__ARM_EVERY 1u  /* every completion: an internal waiter needs them all
+                              * (a waiter for particular tasks marks them instead) */
+#define WALLS__ARM_REFILL 2u /* a ring that ran dry: tasks wait elsewhere */
+#define WALLS__ARM_EVENT 4u  /* completions, on the pool's own eventfd, once until the
+                              * host looks (process lanes): a loop watches
+                              * walls_pool_fd() */
 /* Sets what the lanes report; fences after a change. */
 void walls__engine_arm(struct walls__pool *pool, unsigned what);
 /* What the lanes report now: WALLS__ARM_* bits. */

@@ -24,18 +24,19 @@
  * (somebody sleeps until any task finishes), after a completion whose slot
  * it marked in ring_want (somebody sleeps until that task finishes), or
  * when the request ring ran dry when it set refill_armed (tasks wait in the
- * host's queue).
+ * host's queue or in another lane's ring).
  *
  * A process worker also holds the pool's own eventfd (walls_pool_fd), its
  * bell: when the host set event_armed (a loop watches that descriptor), it
  * rings the bell after a completion, so the loop wakes at once instead of
  * through the supervisor; having rung, it rings again only once the host
- * looked at its completions (bell_rung), so a burst rings once. It counts every task completion in
- * bell_begun before it publishes it, and in bell_done once it has rung for
- * it (or, unarmed, decided not to); the host, to leave the descriptor quiet
- * once it has taken every completion, waits until bell_done reaches the
- * number of task completions it took (a bounded wait: a worker can lie)
- * before it resets the descriptor.
+ * looked at its completions (bell_rung), so a burst rings once. It counts
+ * every task completion in bell_begun before it publishes it, and in
+ * bell_done once it has rung for it (or, unarmed or rung already, decided
+ * not to); the host, to leave the descriptor quiet once it has taken every
+ * completion, waits until bell_done reaches the number of task completions
+ * it took (a bounded wait: a worker can lie) before it resets the
+ * descriptor.
  */
 #ifndef WALLS_MAILBOX_H
 #define WALLS_MAILBOX_H
@@ -46,7 +47,7 @@
 #include "walls.h"
 
 #define WALLS__MAILBOX_MAGIC 0x57414c4cu /* "WALL" */
-#define WALLS__MAILBOX_VERSION 5u
+#define WALLS__MAILBOX_VERSION 6u
 
 #define WALLS__RING_SLOTS 32u /* power of two */
 #define WALLS__SLOT_SIZE 512u
