@@ -457,6 +457,7 @@ void walls__engine_arm(struct walls__pool *pool, unsigned what)
         return;
     walls__store_relaxed(&pool->doorbells_armed, every);
     walls__store_relaxed(&pool->refill_armed, refill);
+    bool event_on = event && !pool->event_armed;
     pool->event_armed = event;
     for (unsigned i = 0; i < pool->nlanes; i++) {
         struct walls__mailbox *mb = pool->lanes[i].mb;
@@ -465,6 +466,10 @@ void walls__engine_arm(struct walls__pool *pool, unsigned what)
         walls__store_relaxed(&mb->doorbell_armed, every ? 1u : 0u);
         walls__store_relaxed(&mb->refill_armed, refill ? 1u : 0u);
         walls__store_relaxed(&mb->event_armed, event ? 1u : 0u);
+        /* Harvests clear a rung bell only while it is armed: a flag left
+         * from an earlier arming would silence this lane. */
+        if (event_on)
+            walls__store_relaxed(&mb->bell_rung, 0u);
     }
     /* Full fence: the flags are stored before the caller looks at the
      * completion rings again (a worker fences between publishing and

@@ -102,9 +102,10 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
     /* The worker rang the bell and rings again only once told that its
      * completions were looked at: told here, before the look (a full
      * fence between), so that a completion published after the look
-     * rings. The worker may write anything here: a lie silences only its
-     * own rings. */
-    if (lane->shared && walls__load_relaxed(&mb->bell_rung)) {
+     * rings. Only while the bell is armed: unarmed, workers do not ring
+     * (and a lane's flag starts clear with each worker). The worker may
+     * write anything here: a lie silences only its own rings. */
+    if (pool->event_armed && lane->shared && walls__load_relaxed(&mb->bell_rung)) {
         walls__store_relaxed(&mb->bell_rung, 0u);
         walls__fence();
     }

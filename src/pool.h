@@ -310,6 +310,7 @@ static inline bool walls__pool_trylock(struct walls__pool *pool)
     return true;
 }
 
+/* engine.h, which includes this file: the unlock below needs it. */
 void walls__engine_signal(struct walls__pool *pool);
 
 /* Unlocks, and wakes the threads asleep on a task that finished while the

@@ -187,7 +187,7 @@ static void proc_published(void *ctx, bool more, uint32_t slot)
         walls__store_release(&pc->mb->bell_done, begun);
     }
     if (walls__load_relaxed(&pc->mb->doorbell_armed) ||
-        walls__load_relaxed(&pc->mb->ring_want[slot % WALLS__RING_SLOTS]) ||
+        walls__load_relaxed(&pc->mb->ring_want[slot]) ||
         (!more && walls__load_relaxed(&pc->mb->refill_armed))) {
         uint64_t one = 1;
         ssize_t rc = write(pc->doorbell, &one, sizeof one);
