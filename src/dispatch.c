@@ -135,7 +135,7 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
     if (task->where == WALLS__AT_PENDING)
         pending_unlink(pool, task);
     else if (task->where == WALLS__AT_LANE)
-        pool->in_rings--;
+        walls__store_relaxed(&pool->in_rings, pool->in_rings - 1);
     if (task->limit_ns)
         pool->ntimed--;
     if (task->arena_held) {
@@ -251,7 +251,7 @@ void walls__engine_requeue_front(struct walls__pool *pool, struct walls__task *t
 {
     WALLS__LOCKED(pool);
     if (task->where == WALLS__AT_LANE)
-        pool->in_rings--;
+        walls__store_relaxed(&pool->in_rings, pool->in_rings - 1);
     task->where = WALLS__AT_PENDING;
     task->prev = NULL;
     task->next = pool->pending.head;
@@ -667,7 +667,7 @@ static void dispatch_at(struct walls__pool *pool, int64_t now)
             continue;
         }
         pending_unlink(pool, task);
-        pool->in_rings++;
+        walls__store_relaxed(&pool->in_rings, pool->in_rings + 1);
         walls__engine_publish(lane);
     }
     if (pool->rebalance) {

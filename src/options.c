@@ -193,6 +193,7 @@ int walls__plan_pool(const struct walls_pool_opts *o, struct walls__plan *plan)
     }
     const char *source = "affinity mask";
     int cpus = walls__cpu_count_source(&source);
+    plan->cpus = cpus > 0 ? (unsigned)cpus : 1u;
     plan->lanes_per = 1;
     if (plan->placement == WALLS_THREADS) {
         unsigned n = o->threads ? o->threads : (unsigned)cpus * (io ? WALLS__IO_THREADS_PER_CPU : 1u);

@@ -20,6 +20,7 @@ struct walls__plan {
     unsigned nlanes;                        /* threads, or processes x lanes_per */
     unsigned nprocs;                        /* 0 for threads */
     unsigned lanes_per;                     /* lanes per process; 1 for threads */
+    unsigned cpus;                          /* usable CPUs when it was planned */
     unsigned threads_shown;                 /* walls_stats.threads: a thread pool's threads,
                                              * a hybrid process's, 0 for processes */
     unsigned sandbox;                       /* the level its workers apply */

@@ -96,6 +96,7 @@ int walls__pool_create_planned(walls_pool **out, const struct walls_pool_opts *o
     pool->nlanes = plan->nlanes;
     pool->nprocs = plan->nprocs;
     pool->lanes_per = plan->lanes_per;
+    pool->cpus = plan->cpus;
     pool->threads_shown = plan->threads_shown;
     pool->sandbox = plan->sandbox;
     pool->sandbox_conf = plan->conf;

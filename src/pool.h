@@ -227,6 +227,7 @@ struct walls__pool {
     unsigned nlanes;
     unsigned nprocs;            /* worker processes; 0 for threads */
     unsigned lanes_per;         /* lanes per process (1 in process placement) */
+    unsigned cpus;              /* usable CPUs when it was made */
     unsigned threads_shown;     /* walls_stats.threads */
     size_t max_output;
     uint64_t out_window;        /* max_output rounded up to pages when above WALLS_INLINE_MAX
@@ -255,7 +256,7 @@ struct walls__pool {
     /* The queue and the rings [lock]: */
     struct walls__task_list pending; /* submitted, not yet in any ring */
     uint64_t npending;          /* stored atomically: thread workers read it unlocked */
-    uint64_t in_rings;          /* tasks in rings, not done */
+    uint64_t in_rings;          /* [lock; atomic reads] tasks in rings, not done */
     unsigned next_lane;         /* where the next dispatch starts looking */
     /* Balance between lanes [lock] (dispatch.c): */
     bool rebalance;             /* a lane ran dry: move to it tasks waiting elsewhere */

@@ -574,6 +574,9 @@ int walls__relay_pool_create(walls_pool **out, const struct walls_pool_opts *opt
     plan.nlanes = nlanes;
     plan.nprocs = nprocs;
     plan.lanes_per = 1;
+    /* The lanes' tasks run on other ranks: a waiter here never takes a
+     * CPU from them (wait.c's crowded()). */
+    plan.cpus = nlanes + 1;
     plan.threads_shown = conf->threads;
     plan.sandbox = o.sandbox;
     plan.conf = NULL;

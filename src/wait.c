@@ -4,7 +4,9 @@
  *
  * A waiter first spins (up to WALLS__HOST_SPIN_NS), consuming completions
  * itself when nobody else holds the pool's lock: a worker that answers
- * within microseconds is seen without a sleep on either side. Then it
+ * within microseconds is seen without a sleep on either side. It does not
+ * spin while the pool's busy workers take every usable CPU (crowded()):
+ * there the spin would slow the very tasks it waits for. Then it
  * counts itself among the pool's sleepers, arms the doorbells if process
  * lanes need them to report to the supervisor, harvests once more (a
  * completion published before it counted itself is its to find), and
@@ -169,6 +171,19 @@ static void look(walls_task *const *tasks, size_t n, bool must)
     }
 }
 
+/* Whether a waiter spinning on pool would take a CPU its workers need:
+ * the workers with tasks, and the waiter, outnumber the usable CPUs. Then
+ * it sleeps at once; a wake-up costs it a few microseconds, where a spin
+ * beside busy workers would slow all of them. The count is a hint, read
+ * without the lock. */
+static bool crowded(const struct walls__pool *pool)
+{
+    uint64_t busy = walls__load_relaxed(&pool->in_rings);
+    if (busy > pool->nlanes)
+        busy = pool->nlanes;
+    return busy + 1 > pool->cpus;
+}
+
 /* Waits until one of tasks[0..n) (checked already) has finished: spins a
  * while, harvesting each of their pools, then sleeps on the first task's
  * pool (tasks of several pools: for a millisecond at a time, since none of
@@ -206,6 +221,8 @@ static int wait_for(walls_task *const *tasks, size_t n, int64_t timeout_ms, size
             look(tasks, n, true);
             continue;
         }
+        if (now < spin_until && crowded(first))
+            spin_until = now;
         if (now < spin_until) {
             for (int k = 0; k < 64; k++)
                 walls__cpu_relax();
@@ -271,7 +288,10 @@ int walls_wait_all(walls_task **handles, size_t n, int64_t timeout_ms)
             return rc;
     }
     /* One after the other, within one deadline: the time spent on one is
-     * time the others ran too. */
+     * time the others ran too. In order: a waiter woken for each task
+     * consumes the finished ones and refills the rings as it goes, which
+     * thread workers would otherwise stop to do (waiting for the last task
+     * first made a thread pool's batch a fifth to a third slower). */
     int64_t deadline = deadline_of(timeout_ms);
     for (size_t i = 0; i < n; i++) {
         struct walls__task *task = walls__task_get(handles[i]);

@@ -2,7 +2,7 @@
  * test-batch.c - walls_submit_batch: n tasks at once, all or none, each
  * with its own input and result; bad batches are refused whole, with the
  * bad element named, and submit nothing. walls_wait_all waits for all of
- * them.
+ * them, whichever order they finish in.
  *
  * Loop tests run once per placement: _i = 0 threads, 1 processes.
  */
@@ -120,6 +120,43 @@ START_TEST(test_wait_all_args)
 }
 END_TEST
 
+/* walls_wait_all returns once every task finished, whichever order they
+ * finish in: the last one first, the first one last, or mixed; with a
+ * time limit that runs out between two finishes, it says so. */
+START_TEST(test_wait_all_any_order)
+{
+    walls_pool *pool = make_pool(placements[_i], 2);
+    static const int orders[3][6] = {{120, 100, 80, 60, 40, 20},
+                                     {20, 40, 60, 80, 100, 120},
+                                     {60, 10, 120, 30, 90, 0}};
+    for (int o = 0; o < 3; o++) {
+        walls_task *t[6];
+        for (int i = 0; i < 6; i++)
+            ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &orders[o][i], sizeof(int), &t[i]), 0);
+        ck_assert_int_eq(walls_wait_all(t, 6, -1), 0);
+        for (int i = 0; i < 6; i++) {
+            struct walls_result r;
+            ck_assert_int_eq(walls_wait(t[i], 0, &r), 0);
+            ck_assert_int_eq(r.status, WALLS_OK);
+            walls_task_free(t[i]);
+        }
+    }
+    /* The last task finishes at once, the first after 400 ms: a 50 ms
+     * limit runs out on the first. */
+    int slow = 400, none = 0;
+    walls_task *t[2];
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &slow, sizeof slow, &t[0]), 0);
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &none, sizeof none, &t[1]), 0);
+    ck_assert_int_eq(walls_wait_all(t, 2, 50), -ETIMEDOUT);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(t[1], -1, &r), 0);
+    ck_assert_int_eq(walls_wait_all(t, 2, -1), 0);
+    walls_task_free(t[0]);
+    walls_task_free(t[1]);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("batch");
@@ -128,6 +165,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_batch_results, 0, 2);
     tcase_add_loop_test(tc, test_batch_bad_input, 0, 2);
     tcase_add_loop_test(tc, test_wait_all_args, 0, 2);
+    tcase_add_loop_test(tc, test_wait_all_any_order, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
