@@ -39,8 +39,11 @@
 #include "internal.h"
 
 /* How long the fork server polls rather than sleeps after a death: the
- * host answers it with a spawn request. */
+ * host answers it with a spawn request. Only with CPUs to spare for it:
+ * on fewer, the polling takes a CPU from the dying worker's teardown and
+ * the host's own turn (supervisor.c says the same of its polling). */
 #define RESTART_SPIN_NS 1000000
+#define RESTART_SPIN_MIN_CPUS 4
 
 struct served_child {
     pid_t pid;
@@ -65,6 +68,7 @@ static struct served_pool *pools;
 static struct spare_child spare = {0, -1, -1};
 static bool spare_wanted; /* a worker died of a signal: keep a spare from now on */
 static int64_t spin_until; /* poll without sleeping until then */
+static bool spin_cpus;     /* enough CPUs to poll on (RESTART_SPIN_MIN_CPUS) */
 static size_t npools;
 static struct served_child *children;
 static size_t nchildren, children_cap;
@@ -179,7 +183,8 @@ static void reap_children(void)
             }
             close(c->pidfd);
             children[i] = children[--nchildren];
-            spin_until = walls__now_ns() + RESTART_SPIN_NS;
+            if (spin_cpus)
+                spin_until = walls__now_ns() + RESTART_SPIN_NS;
             break;
         }
     }
@@ -263,6 +268,9 @@ _Noreturn void walls__forkserver_main(int ctl)
     int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sigfd < 0)
         _exit(errno);
+    cpu_set_t cpus;
+    spin_cpus = sched_getaffinity(0, sizeof cpus, &cpus) == 0 &&
+                CPU_COUNT(&cpus) >= RESTART_SPIN_MIN_CPUS;
     struct walls__msg hello = {.type = WALLS__MSG_HELLO, .pid = getpid()};
     if (walls__msg_send(ctl, &hello, NULL, 0) != 0)
         _exit(EPIPE);

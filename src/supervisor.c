@@ -29,8 +29,12 @@
 #include "proc.h"
 
 /* How long the supervisor polls rather than sleeps while a replacement
- * worker is on its way. */
+ * worker is on its way, on machines with CPUs to spare for it. With fewer,
+ * the process that starts, the fork server forking its spare and the
+ * waiting thread already want every CPU, and polling beside them made a
+ * replacement slower, not faster (docs/benchmarks.md). */
 #define RESTART_SPIN_NS 1000000
+#define RESTART_SPIN_MIN_CPUS 4u
 
 static void on_message(struct walls__pool *pool, const struct walls__msg *msg, int fd)
 {
@@ -206,7 +210,7 @@ static void *supervisor_main(void *arg)
          * epoll_wait() takes as "until woken". */
         int64_t left = next - now;
         timeout_ms = next == INT64_MAX ? -1 : left > 0 ? (int)((left + 999999) / 1000000) : 0;
-        for (unsigned i = 0; i < pool->nprocs; i++)
+        for (unsigned i = 0; i < pool->nprocs && pool->cpus >= RESTART_SPIN_MIN_CPUS; i++)
             if (ps->procs[i].state == WALLS__PROC_STARTING)
                 spin_until = now + RESTART_SPIN_NS;
         /* Sleepers look again after anything happened (a process came up
