@@ -18,8 +18,10 @@
  *     takes to be replaced and serve again. One repetition submits a task
  *     that writes through NULL, waits for it (it must end WALLS_CRASHED),
  *     then does one empty round trip. The respawn figure is the median
- *     repetition minus the median empty round trip on the same pool. Beside
- *     it, the median of this program's own fork() + _exit(0) + waitpid().
+ *     repetition minus the median empty round trip on the same pool, shown
+ *     in its two parts too (the crash until its result; the next task,
+ *     which waits for the replacement). Beside it, the median of this
+ *     program's own fork() + _exit(0) + waitpid().
  *  4. Uneven mixes (mix.c): the makespan of tasks of very different
  *     lengths in walls threads, processes and hybrid, beside one shared
  *     queue that every worker takes from.

@@ -152,14 +152,16 @@ struct figures bench_walls(const char *title, int placement, unsigned sandbox,
 }
 
 /* One crash, then one empty round trip on the replacement; returns the time of both. */
-static double crash_and_recover(walls_pool *pool, int *sig)
+static double crash_and_recover(walls_pool *pool, int *sig, double *crash_part)
 {
     double t0 = now_ns();
     struct walls_result res = run_one(pool, crash_task);
     expect_status(&res, WALLS_CRASHED, "the crashing task");
+    double t1 = now_ns();
     round_trip(pool);
     double elapsed = now_ns() - t0;
     *sig = res.code;
+    *crash_part = t1 - t0;
     return elapsed;
 }
 
@@ -171,12 +173,21 @@ struct respawn bench_respawn(const struct counts *c)
     walls_pool *pool = pool_start(WALLS_PROCESSES, WALLS_SANDBOX_NONE, 1);
     r.base = measure_round_trips(round_trip, pool, c);
 
-    crash_and_recover(pool, &r.signal); /* warm-up: not timed */
+    double part;
+    crash_and_recover(pool, &r.signal, &part); /* warm-up: not timed */
     double *ns = xcalloc(c->respawns, sizeof *ns);
-    for (unsigned i = 0; i < c->respawns; i++)
-        ns[i] = crash_and_recover(pool, &r.signal);
+    double *crash = xcalloc(c->respawns, sizeof *crash);
+    double *next = xcalloc(c->respawns, sizeof *next);
+    for (unsigned i = 0; i < c->respawns; i++) {
+        ns[i] = crash_and_recover(pool, &r.signal, &crash[i]);
+        next[i] = ns[i] - crash[i];
+    }
     r.total = latency_of(ns, c->respawns);
+    struct latency crash_lat = latency_of(crash, c->respawns);
+    struct latency next_lat = latency_of(next, c->respawns);
     free(ns);
+    free(crash);
+    free(next);
     r.respawn_us = r.total.median_us - r.base.median_us;
 
     struct walls_stats stats;
@@ -187,6 +198,8 @@ struct respawn bench_respawn(const struct counts *c)
     printf("  empty round trip on this pool          median %8.2f us\n", r.base.median_us);
     printf("  crash + next empty round trip          median %8.2f us   p99 %8.2f us\n",
            r.total.median_us, r.total.p99_us);
+    printf("    the crash, until its result          median %8.2f us\n", crash_lat.median_us);
+    printf("    then the next empty task             median %8.2f us\n", next_lat.median_us);
     printf("  respawn (difference of the medians)           %8.2f us   over %u crashes, signal %d\n",
            r.respawn_us, c->respawns, r.signal);
     printf("  worker restarts counted by the pool           %8llu      (expected %u)\n",
