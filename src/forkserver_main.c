@@ -38,13 +38,6 @@
 #include "futex.h"
 #include "internal.h"
 
-/* How long the fork server polls rather than sleeps after a death: the
- * host answers it with a spawn request. Only with CPUs to spare for it:
- * on fewer, the polling takes a CPU from the dying worker's teardown and
- * the host's own turn (supervisor.c says the same of its polling). */
-#define RESTART_SPIN_NS 1000000
-#define RESTART_SPIN_MIN_CPUS 4
-
 struct served_child {
     pid_t pid;
     int pidfd;
@@ -68,7 +61,11 @@ static struct served_pool *pools;
 static struct spare_child spare = {0, -1, -1};
 static bool spare_wanted; /* a worker died of a signal: keep a spare from now on */
 static int64_t spin_until; /* poll without sleeping until then */
-static bool spin_cpus;     /* enough CPUs to poll on (RESTART_SPIN_MIN_CPUS) */
+/* After a death the host answers with a spawn request: the fork server
+ * polls for it, with enough CPUs (WALLS__RESTART_SPIN_MIN_CPUS). On fewer,
+ * the polling takes a CPU from the dying worker's teardown and the host's
+ * own turn. */
+static bool spin_cpus;
 static size_t npools;
 static struct served_child *children;
 static size_t nchildren, children_cap;
@@ -184,7 +181,7 @@ static void reap_children(void)
             close(c->pidfd);
             children[i] = children[--nchildren];
             if (spin_cpus)
-                spin_until = walls__now_ns() + RESTART_SPIN_NS;
+                spin_until = walls__now_ns() + WALLS__RESTART_SPIN_NS;
             break;
         }
     }
@@ -268,9 +265,8 @@ _Noreturn void walls__forkserver_main(int ctl)
     int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sigfd < 0)
         _exit(errno);
-    cpu_set_t cpus;
-    spin_cpus = sched_getaffinity(0, sizeof cpus, &cpus) == 0 &&
-                CPU_COUNT(&cpus) >= RESTART_SPIN_MIN_CPUS;
+    /* The affinity mask and the cgroup quota, as a pool counts them. */
+    spin_cpus = walls__cpu_count_source(NULL) >= WALLS__RESTART_SPIN_MIN_CPUS;
     struct walls__msg hello = {.type = WALLS__MSG_HELLO, .pid = getpid()};
     if (walls__msg_send(ctl, &hello, NULL, 0) != 0)
         _exit(EPIPE);

@@ -17,6 +17,12 @@
 /* How long each side spins before it sleeps. */
 #define WALLS__WORKER_SPIN_NS 50000
 #define WALLS__HOST_SPIN_NS 50000
+/* After a worker's death, the supervisor and the fork server poll for a
+ * millisecond rather than sleep only with this many usable CPUs: on 2
+ * (the only size measured) the polling slowed the replacement it waited
+ * for (docs/benchmarks.md). */
+#define WALLS__RESTART_SPIN_NS 1000000
+#define WALLS__RESTART_SPIN_MIN_CPUS 4
 
 /* child.c: code run in a child between its creation and its main loop. */
 /* fds: mailbox, doorbell, then the arena's (walls__worker_process_main). */

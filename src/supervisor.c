@@ -28,14 +28,6 @@
 #include "internal.h"
 #include "proc.h"
 
-/* How long the supervisor polls rather than sleeps while a replacement
- * worker is on its way, on machines with CPUs to spare for it. With fewer,
- * the process that starts, the fork server forking its spare and the
- * waiting thread already want every CPU, and polling beside them made a
- * replacement slower, not faster (docs/benchmarks.md). */
-#define RESTART_SPIN_NS 1000000
-#define RESTART_SPIN_MIN_CPUS 4u
-
 static void on_message(struct walls__pool *pool, const struct walls__msg *msg, int fd)
 {
     if (msg->worker >= pool->nprocs) {
@@ -210,9 +202,13 @@ static void *supervisor_main(void *arg)
          * epoll_wait() takes as "until woken". */
         int64_t left = next - now;
         timeout_ms = next == INT64_MAX ? -1 : left > 0 ? (int)((left + 999999) / 1000000) : 0;
-        for (unsigned i = 0; i < pool->nprocs && pool->cpus >= RESTART_SPIN_MIN_CPUS; i++)
-            if (ps->procs[i].state == WALLS__PROC_STARTING)
-                spin_until = now + RESTART_SPIN_NS;
+        /* While a replacement starts, with CPUs to spare for it (with
+         * fewer, the process that starts, the fork server forking its
+         * spare and the waiting thread already want every CPU). */
+        if (pool->cpus >= WALLS__RESTART_SPIN_MIN_CPUS)
+            for (unsigned i = 0; i < pool->nprocs; i++)
+                if (ps->procs[i].state == WALLS__PROC_STARTING)
+                    spin_until = now + WALLS__RESTART_SPIN_NS;
         /* Sleepers look again after anything happened (a process came up
          * or went, a deadline passed); a turn of polling that found nothing
          * wakes nobody: they would only take the CPUs a starting process

@@ -175,7 +175,8 @@ static void look(walls_task *const *tasks, size_t n, bool must)
  * the workers with tasks, and the waiter, outnumber the usable CPUs. Then
  * it sleeps at once; a wake-up costs it a few microseconds, where a spin
  * beside busy workers would slow all of them. The count is a hint, read
- * without the lock. */
+ * without the lock: tasks in rings, up to one per worker, which counts a
+ * worker with two tasks as two while another idles. */
 static bool crowded(const struct walls__pool *pool)
 {
     uint64_t busy = walls__load_relaxed(&pool->in_rings);
@@ -221,7 +222,9 @@ static int wait_for(walls_task *const *tasks, size_t n, int64_t timeout_ms, size
             look(tasks, n, true);
             continue;
         }
-        if (now < spin_until && crowded(first))
+        /* Tasks of several pools: the others' completions cannot wake a
+         * sleep on the first, so spin as before. */
+        if (now < spin_until && !mixed && crowded(first))
             spin_until = now;
         if (now < spin_until) {
             for (int k = 0; k < 64; k++)

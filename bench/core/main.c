@@ -20,7 +20,8 @@
  *     then does one empty round trip. The respawn figure is the median
  *     repetition minus the median empty round trip on the same pool, shown
  *     in its two parts too (the crash until its result; the next task,
- *     which waits for the replacement). Beside it, the median of this
+ *     which waits for the replacement: the median of each, which need not
+ *     add up to the whole's). Beside it, the median of this
  *     program's own fork() + _exit(0) + waitpid().
  *  4. Uneven mixes (mix.c): the makespan of tasks of very different
  *     lengths in walls threads, processes and hybrid, beside one shared

@@ -151,7 +151,9 @@ struct figures bench_walls(const char *title, int placement, unsigned sandbox,
     return f;
 }
 
-/* One crash, then one empty round trip on the replacement; returns the time of both. */
+/* One crash, then one empty round trip on the replacement; returns the
+ * time of both, and puts the crash's own part (until its result) in
+ * *crash_part. */
 static double crash_and_recover(walls_pool *pool, int *sig, double *crash_part)
 {
     double t0 = now_ns();

@@ -150,7 +150,10 @@ START_TEST(test_wait_all_any_order)
     ck_assert_int_eq(walls_wait_all(t, 2, 50), -ETIMEDOUT);
     struct walls_result r;
     ck_assert_int_eq(walls_wait(t[1], -1, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
     ck_assert_int_eq(walls_wait_all(t, 2, -1), 0);
+    ck_assert_int_eq(walls_wait(t[0], 0, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
     walls_task_free(t[0]);
     walls_task_free(t[1]);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);

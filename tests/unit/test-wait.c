@@ -113,7 +113,9 @@ static void *waiter_main(void *arg)
  * for its own task (or the pool changing), so a missed wake-up would show
  * as a sleep of a whole second, the longest a waiter sleeps before it
  * looks again. _i: 0 threads, 1 processes, 2 hybrid, 3 threads with one
- * worker (one ring, always full while the waves last). */
+ * worker (one ring, always full while the waves last), 4 threads with one
+ * worker per usable CPU (while at least that many tasks are in the rings,
+ * waiters sleep at once rather than spin: wait.c's crowded()). */
 START_TEST(test_waiters_woken_for_their_tasks)
 {
     walls_pool *pool;
@@ -121,6 +123,10 @@ START_TEST(test_waiters_woken_for_their_tasks)
         pool = make_pool(placements[_i], 2);
     } else if (_i == 3) {
         pool = make_pool(WALLS_THREADS, 1);
+    } else if (_i == 4) {
+        int cpus = walls_cpu_count();
+        ck_assert_int_gt(cpus, 0);
+        pool = make_pool(WALLS_THREADS, (unsigned)cpus);
     } else {
         struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2};
         ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
@@ -189,7 +195,7 @@ static Suite *suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("woken for their own tasks");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_waiters_woken_for_their_tasks, 0, 4);
+    tcase_add_loop_test(tc, test_waiters_woken_for_their_tasks, 0, 5);
     suite_add_tcase(s, tc);
     return s;
 }
