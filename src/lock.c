@@ -19,6 +19,7 @@
 #include "arena.h"
 #include "atomic.h"
 #include "futex.h"
+#include "internal.h"
 
 #define LOCK_MAGIC 0x4c4f434bu /* "LOCK" */
 
@@ -33,6 +34,23 @@ struct lock_impl {
 _Static_assert(sizeof(struct lock_impl) == sizeof(walls_lock), "lock layout");
 
 static uint32_t my_token = 1;
+
+/* The calling thread's id, asked of the kernel once per thread and
+ * process: gettid() is a system call, and a lock is taken and let go
+ * around every change to shared state. The process id (cheap, see
+ * fork.c) tells a child of fork() that the cached id is its parent's. */
+static __thread uint32_t tid_cached;
+static __thread pid_t tid_pid;
+
+static uint32_t my_tid(void)
+{
+    pid_t pid = walls__self();
+    if (tid_pid != pid) {
+        tid_cached = (uint32_t)gettid();
+        tid_pid = pid;
+    }
+    return tid_cached;
+}
 
 void walls__locks_set_token(uint32_t token)
 {
@@ -90,7 +108,7 @@ WALLS_API int walls_lock_acquire(walls_lock *lock, int64_t timeout_ms)
         walls__futex_wait(&l->word, v, left, true);
         slept = true;
     }
-    walls__store_relaxed(&l->tid, (uint32_t)gettid());
+    walls__store_relaxed(&l->tid, my_tid());
     if (__atomic_exchange_n(&l->died, 0u, __ATOMIC_ACQ_REL))
         return -EOWNERDEAD;
     return 0;
@@ -104,7 +122,7 @@ WALLS_API int walls_lock_release(walls_lock *lock)
     if (walls__load_relaxed(&l->magic) != LOCK_MAGIC)
         return -EINVAL;
     uint32_t v = walls__load_relaxed(&l->word);
-    if (!v || v >> 1 != my_token || walls__load_relaxed(&l->tid) != (uint32_t)gettid())
+    if (!v || v >> 1 != my_token || walls__load_relaxed(&l->tid) != my_tid())
         return -EPERM;
     walls__store_relaxed(&l->tid, 0u);
     /* Release: what the holder wrote is seen by the next one. */

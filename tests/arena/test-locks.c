@@ -10,8 +10,10 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -168,12 +170,52 @@ START_TEST(test_lock_excludes)
 }
 END_TEST
 
+static void *t_release_other(void *arg)
+{
+    return (void *)(intptr_t)walls_lock_release(arg);
+}
+
+/* Only the holding thread lets go: not another thread of its process, and
+ * not a child of fork() (same token, and a copy of the holder's cached
+ * thread id), which must be told -EPERM and leave the lock held. */
+START_TEST(test_lock_release_by_others)
+{
+    walls_pool *pool = arena_pool(P_THREADS, ARENA, 1);
+    walls_lock *locks;
+    size_t n;
+    ck_assert_int_eq(walls_pool_locks(pool, &locks, &n), 0);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(walls_lock_acquire(&locks[0], 0), 0);
+        pthread_t th;
+        void *rc;
+        ck_assert_int_eq(pthread_create(&th, NULL, t_release_other, &locks[0]), 0);
+        ck_assert_int_eq(pthread_join(th, &rc), 0);
+        ck_assert_int_eq((int)(intptr_t)rc, -EPERM);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            int r = walls_lock_release(&locks[0]);
+            int t = walls_lock_acquire(&locks[0], 0);
+            _exit(r == -EPERM && t == -ETIMEDOUT ? 0 : 1);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "a child of fork() let go of its parent's lock");
+        /* Still ours, and healthy. */
+        ck_assert_int_eq(walls_lock_release(&locks[0]), 0);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("arena locks");
     TCase *tc = tcase_create("placements");
     tcase_add_loop_test(tc, test_lock_holder_killed, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_lock_excludes, 0, NPLACEMENTS);
+    tcase_add_test(tc, test_lock_release_by_others);
     suite_add_tcase(s, tc);
     return s;
 }
