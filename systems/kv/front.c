@@ -122,6 +122,9 @@ static void conn_want(struct conn *c, bool out)
         events |= EPOLLIN;
     if (out)
         events |= EPOLLOUT;
+    if (events == c->events)
+        return;
+    c->events = events;
     struct epoll_event ev = {.events = events, .data.ptr = c};
     epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -456,6 +459,7 @@ static void submit_group(struct front *l, struct conn **conns, uint32_t n)
     g->loop = l;
     g->task = NULL;
     g->settled = false;
+    g->back = false;
     g->n = n;
     memcpy(g->conns, conns, n * sizeof *conns);
     struct kv_group_head head = {.nentries = n};
@@ -495,27 +499,36 @@ static void submit_group(struct front *l, struct conn **conns, uint32_t n)
             refuse(conns[i], rc);
         return;
     }
+    l->out++;
     for (uint32_t i = 0; i < n; i++) {
         conns[i]->group = g;
         conn_want(conns[i], conns[i]->out.len > conns[i]->out.off);
     }
 }
 
-/* The end of a loop turn: the ready batches go out, spread over about as
- * many tasks as there are backends, at most GROUP_MAX connections each.
- * A connection whose reply may need the task's own output goes alone. */
+/* The end of a loop turn: the ready batches go out, spread over the
+ * tasks this loop may still have out (max_out: its share of the backends),
+ * at most GROUP_MAX connections each; what does not fit waits for a task
+ * to come back. So a busy loop sends few large tasks rather than many
+ * small ones, each of which costs a backend's wake-up and a completion's,
+ * and an idle one sends a batch at once. A connection whose reply may
+ * need the task's own output goes alone. */
 static void flush_ready(struct front *l)
 {
-    uint32_t n = (uint32_t)l->nready, backends = l->srv->set.backends;
-    if (n == 0)
+    uint32_t n = (uint32_t)l->nready;
+    uint32_t room = l->out < l->max_out ? l->max_out - l->out : 0;
+    if (n == 0 || room == 0)
         return;
-    l->nready = 0;
     struct conn *batch[GROUP_MAX];
-    uint32_t per = (n + backends - 1) / backends, k = 0;
+    uint32_t per = (n + room - 1) / room, k = 0, keep = 0;
     if (per > GROUP_MAX)
         per = GROUP_MAX;
     for (uint32_t i = 0; i < n; i++) {
         struct conn *c = l->ready[i];
+        if (l->out >= l->max_out && k == 0) {
+            l->ready[keep++] = c; /* still queued: a later turn's */
+            continue;
+        }
         c->queued = false;
         if (c->dead && (c->ncmds == 0 || c->closing)) {
             if (!c->group)
@@ -539,6 +552,7 @@ static void flush_ready(struct front *l)
     }
     if (k > 0)
         submit_group(l, batch, k);
+    l->nready = keep;
 }
 
 /* Drops the first done commands of the batch. */
@@ -687,6 +701,10 @@ static void finish(struct front *l, walls_task *task)
 {
     struct group *g = walls_task_user(task);
     struct server *srv = l->srv;
+    if (!g->back) {
+        g->back = true;
+        l->out--;
+    }
     struct walls_result res;
     int rc = walls_wait(task, 0, &res);
     bool died = rc != 0 || res.status != WALLS_OK;
@@ -849,7 +867,8 @@ static void accept_all(struct front *l)
         if (l->conns)
             l->conns->prev = c;
         l->conns = c;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        c->events = EPOLLIN | EPOLLRDHUP;
+        struct epoll_event ev = {.events = c->events, .data.ptr = c};
         epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
         __atomic_fetch_add(&info->clients, 1, __ATOMIC_RELAXED);
         __atomic_fetch_add(&info->connections, 1, __ATOMIC_RELAXED);
@@ -921,6 +940,8 @@ int kv_front_start(struct server *srv)
     for (unsigned i = 0; i < srv->set.threads; i++) {
         struct front *l = &srv->fronts[i];
         l->srv = srv;
+        /* Its share of the backends, rounded up. */
+        l->max_out = (srv->set.backends + srv->set.threads - 1) / srv->set.threads;
         pthread_mutex_init(&l->inbox_lock, NULL);
         l->epfd = epoll_create1(EPOLL_CLOEXEC);
         l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -6,7 +6,9 @@
  * eventfd. A connection parses what it read into commands and, when no
  * batch of its own is out, sends every complete command it has (up to
  * KV_BATCH_MAX, cut after a QUIT) to the backends as one task. Replies go
- * out in order: a connection has at most one batch out at a time.
+ * out in order: a connection has at most one batch out at a time. A loop
+ * has at most its share of the backends' worth of tasks out (max_out);
+ * batches that become ready meanwhile go out together when one is back.
  *
  * The pool is shared, so any thread may collect a finished task; a task
  * of another thread's connection is handed to it through its inbox.
@@ -57,6 +59,7 @@ struct conn {
      * when it is compacted, even while the batch is out); out in
      * the task of group, or queued for the end of the loop's turn. */
     struct group *group;
+    uint32_t events;         /* what epoll watches for it now */
     bool queued;
     bool alone;              /* its next batch goes in a task of its own */
     uint32_t ncmds;
@@ -80,6 +83,7 @@ struct group {
     struct front *loop;
     walls_task *task;
     bool settled;            /* its dead backend's stripes were taken already */
+    bool back;               /* counted off its loop's tasks out */
     uint32_t n;
     struct conn *conns[];
 };
@@ -117,9 +121,11 @@ struct front {
     /* appendfsync always: finished batches whose records are not synced. */
     walls_task **parked;
     size_t nparked, parked_cap;
-    /* Connections whose batch goes out at the end of this turn. */
+    /* Connections whose batch goes out at the end of this turn, or of a
+     * later one when `out` tasks are out already (at most `max_out`). */
     struct conn **ready;
     size_t nready, ready_cap;
+    unsigned out, max_out;
     struct kv_buf group_buf; /* a task's input, when it carries several */
 };
 

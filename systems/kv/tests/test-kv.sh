@@ -482,6 +482,53 @@ for pipe in 1 16; do
 done
 expect "the benchmark's keys are there (3-byte values)" "(integer) 3" "$(cli STRLEN key:__rand_int__)"
 
+# ---- many clients at once ----------------------------------------------------
+
+# 40 connections send pipelines of 1-40 commands at once, so that batches
+# wait while the front's tasks are out and go out together: every reply
+# must be its own connection's, in order (INCR of the connection's own key
+# counts 1, 2, 3, ...; ECHO and GET give back what this connection sent).
+got=$(python3 - "$PORT" <<'PYEOF' 2>&1
+import random, socket, sys, threading
+port = int(sys.argv[1])
+bad = []
+def cmd(*a):
+    return b'*%d\r\n' % len(a) + b''.join(b'$%d\r\n%s\r\n' % (len(x), x) for x in a)
+def client(c):
+    rnd = random.Random(c)
+    s = socket.create_connection(('127.0.0.1', port))
+    f = s.makefile('rb')
+    n = 0
+    for r in range(30):
+        want, out = [], []
+        for i in range(rnd.randint(1, 40)):
+            k = rnd.randint(0, 2)
+            if k == 0:
+                n += 1
+                out.append(cmd(b'INCR', b'many:%d' % c)); want.append(b':%d\r\n' % n)
+            elif k == 1:
+                v = b'c%d r%d i%d' % (c, r, i)
+                out.append(cmd(b'ECHO', v)); want.append(b'$%d\r\n%s\r\n' % (len(v), v))
+            else:
+                out.append(cmd(b'GET', b'many:%d' % c))
+                want.append(b'$%d\r\n%d\r\n' % (len(str(n)), n) if n else b'$-1\r\n')
+        s.sendall(b''.join(out))
+        for w in want:
+            line = f.readline()
+            if line.startswith(b'$') and line != b'$-1\r\n':
+                line += f.readline()
+            if line != w:
+                bad.append((c, r, w, line))
+                return
+    s.close()
+ts = [threading.Thread(target=client, args=(c,)) for c in range(40)]
+for t in ts: t.start()
+for t in ts: t.join()
+print('bad replies: %d %s' % (len(bad), bad[:2]))
+PYEOF
+)
+expect "40 pipelining clients at once each get their own replies, in order" "bad replies: 0 []" "$got"
+
 # ---- a client library ------------------------------------------------------
 
 # redis-py (Debian python3-redis), unmodified: its replies parsed into
