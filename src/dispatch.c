@@ -239,10 +239,16 @@ void walls__engine_signal(struct walls__pool *pool)
      * taking the count and writing it. */
     walls__pool_lock(pool);
     uint32_t completed = __atomic_exchange_n(&pool->unsignalled, 0, __ATOMIC_ACQ_REL);
-    if (completed && pool->fd_armed && pool->event_fd >= 0) {
+    /* Readable already, from a write since the last reset: the tasks
+     * counted here were put on the collect list before this (by whoever
+     * harvested them, before it signals), so the collect that resets the
+     * descriptor takes them. A write per completion would be a system
+     * call per task for a loop that is busy anyway. */
+    if (completed && pool->fd_armed && pool->event_fd >= 0 && !pool->fd_raised) {
         uint64_t count = completed;
         ssize_t rc = write(pool->event_fd, &count, sizeof count);
         (void)rc;
+        pool->fd_raised = true;
     }
     walls__pool_unlock(pool);
 }

@@ -405,5 +405,6 @@ void walls__engine_settle_bells(struct walls__pool *pool)
     uint64_t count;
     ssize_t rd = read(pool->event_fd, &count, sizeof count);
     (void)rd;
+    pool->fd_raised = false;
     walls__engine_harvest_all(pool);
 }

@@ -287,6 +287,7 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
     uint64_t count;
     ssize_t rd = read(pool->event_fd, &count, sizeof count);
     (void)rd;
+    pool->fd_raised = false;
     walls__api_harvest(pool);
     take_collected(pool, tasks, max, n);
     /* All taken: bells that workers rang for them must not leave the
@@ -307,6 +308,7 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
         uint64_t one = 1;
         ssize_t wr = write(pool->event_fd, &one, sizeof one);
         (void)wr;
+        pool->fd_raised = true;
     } else {
         /* Every finished task on the list was taken: completions counted
          * but not yet signalled (here, or by the thread that finished them,

@@ -275,6 +275,7 @@ struct walls__pool {
     bool wake_owed;             /* [lock] a marked task finished under this hold of the lock:
                                  * walls__pool_unlock() wakes the sleepers */
     uint32_t unsignalled;       /* [atomic] completions not yet counted on event_fd */
+    bool fd_raised;             /* the host wrote event_fd since it was last reset */
     struct walls__task_list collect; /* [lock] completed, not collected */
     bool fd_armed;              /* [lock; atomic reads] walls_pool_fd was called */
     bool doorbells_armed;       /* [lock; atomic reads] workers report every completion */

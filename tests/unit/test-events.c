@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <unistd.h>
 #include <stdint.h>
@@ -258,6 +259,58 @@ START_TEST(test_armed_mid_flight)
 }
 END_TEST
 
+struct waiter_arg {
+    walls_task **t;
+    int n;
+};
+
+/* Waits for every fourth task: its completion is then harvested by this
+ * thread, which signals the descriptor, rather than by the loop. */
+static void *wait_some(void *arg)
+{
+    struct waiter_arg *a = arg;
+    for (int i = 0; i < a->n; i += 4) {
+        struct walls_result r;
+        walls_wait(a->t[i], -1, &r);
+    }
+    return NULL;
+}
+
+/* The descriptor is written once until a collect resets it, however many
+ * tasks finish meanwhile: a loop that collects only part of what is there,
+ * while workers and another waiting thread keep finishing and harvesting
+ * tasks, still finds it readable whenever a task is left to collect. */
+START_TEST(test_no_lost_wakeup)
+{
+    static const enum walls_placement placements3[] = {WALLS_THREADS, WALLS_PROCESSES,
+                                                       WALLS_HYBRID};
+    enum { ROUNDS = 150, N = 24 };
+    walls_pool *pool = make_pool(placements3[_i], 3);
+    int fd = walls_pool_fd(pool);
+    ck_assert_int_ge(fd, 0);
+    for (int round = 0; round < ROUNDS; round++) {
+        walls_task *t[N], *got[5];
+        for (int i = 0; i < N; i++)
+            ck_assert_int_eq(walls_submit(pool, t_echo, &i, sizeof i, &t[i]), 0);
+        struct waiter_arg a = {t, N};
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, wait_some, &a), 0);
+        size_t n, total = 0;
+        while (total < N) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            ck_assert_msg(poll(&p, 1, 10000) == 1, "round %d: no wake-up with %zu tasks left",
+                          round, N - total);
+            ck_assert_int_eq(walls_pool_collect(pool, got, 5, &n), 0);
+            total += n;
+        }
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        for (int i = 0; i < N; i++)
+            walls_task_free(t[i]);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("events");
@@ -269,6 +322,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_sandboxed_rings);
     tcase_add_loop_test(tc, test_flooded_bell, 0, 2);
     tcase_add_loop_test(tc, test_armed_mid_flight, 0, 3);
+    tcase_add_loop_test(tc, test_no_lost_wakeup, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
