@@ -5,7 +5,15 @@
  * The parser is paused at the end of each request, so a pipelined request
  * is looked at only once the previous response is out. While a task runs
  * the connection is not read: a client cannot make the server buffer
- * without bound. conn_drive() turns the machine until it would block;
+ * without bound.
+ *
+ * A socket is in its loop's epoll set once, edge-triggered for reading and
+ * writing, as nginx does: no epoll_ctl per request. A read that returned
+ * less than it asked for marks the socket drained, and the next event
+ * (new bytes, the peer's close, room to write) clears the mark; until
+ * then the machine does not ask the socket again. Bytes that arrive while
+ * a task runs raise an event then, and are read once the response is out.
+ * conn_drive() turns the machine until it would block;
  * nothing in here calls back into it, so the stack stays flat however many
  * requests a client pipelines.
  */
@@ -242,16 +250,6 @@ static const http_parser_settings settings = {
 
 /* ---- connections ------------------------------------------------------------- */
 
-/* Watches the socket for events; a system call only when that changes. */
-static void watch(struct conn *c, uint32_t events)
-{
-    if (c->events == events)
-        return;
-    struct epoll_event ev = {.events = events, .data.ptr = c};
-    if (epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->events = events;
-}
-
 /* The connection is done with its route: a reload may retire it once no
  * connection holds it. */
 static void drop_route(struct conn *c)
@@ -296,8 +294,7 @@ struct conn *conn_open(struct loop *l, int fd, const char *peer)
         l->conns->prev = c;
     l->conns = c;
     httpd_count(&l->nconns, 1);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    c->events = EPOLLIN;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
         c->fd = -1;
@@ -493,17 +490,25 @@ static bool read_some(struct conn *c)
         conn_close(c);
         return false;
     }
+    if (c->drained)
+        return false;
     for (;;) {
-        ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
+        size_t room = c->in.cap - c->in.len;
+        ssize_t n = recv(c->fd, c->in.p + c->in.len, room, 0);
         if (n > 0) {
             c->got = true;
             c->in.len += (size_t)n;
+            /* Less than it could: all there was (edge-triggered, bytes
+             * arriving after this raise a new event). */
+            c->drained = (size_t)n < room;
             return true;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
+        if (n < 0 && errno == EAGAIN) {
+            c->drained = true;
             return false;
+        }
         conn_close(c);
         return false;
     }
@@ -536,10 +541,8 @@ static bool flush(struct conn *c)
                          MSG_NOSIGNAL | more);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN) {
-            watch(c, EPOLLOUT);
-            return false;
-        }
+        if (n < 0 && errno == EAGAIN)
+            return false; /* until the event that says there is room */
         if (n <= 0) {
             conn_close(c);
             return false;
@@ -550,10 +553,8 @@ static bool flush(struct conn *c)
         ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, (size_t)c->file_left);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN) {
-            watch(c, EPOLLOUT);
-            return false;
-        }
+        if (n < 0 && errno == EAGAIN)
+            return false; /* until the event that says there is room */
         if (n <= 0) {
             conn_close(c);
             return false;
@@ -570,10 +571,8 @@ static bool flush(struct conn *c)
 void conn_drive(struct conn *c)
 {
     while (c->fd >= 0) {
-        if (c->state == WAITING) {
-            watch(c, 0); /* not read while its task runs */
-            return;
-        }
+        if (c->state == WAITING)
+            return; /* not read while its task runs */
         if (c->state == WRITING) {
             if (!flush(c))
                 return;
@@ -585,7 +584,6 @@ void conn_drive(struct conn *c)
             start_request(c);
             continue;
         }
-        watch(c, EPOLLIN);
         if (parse_some(c))
             continue;
         if (!c->headers_done && c->in.len - c->in_off > c->loop->srv->max_header + READ_CHUNK) {

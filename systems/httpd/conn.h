@@ -41,7 +41,7 @@ struct conn {
     enum conn_state state;
     bool peer_gone;   /* the client closed or failed while its task ran */
     bool dead;        /* closed; on the loop's dead list, freed at conn_reap */
-    uint32_t events;  /* what its epoll entry watches now */
+    bool drained;     /* a read found the socket empty; an event clears it */
     struct conn *next_dead;
     bool got;         /* bytes of the current request have arrived */
     char peer[64];

@@ -177,8 +177,10 @@ static void *loop_main(void *arg)
                 collect(l, (struct route *)(uintptr_t)(tag & ~(uint64_t)TAG_ROUTE));
             } else {
                 struct conn *c = evs[i].data.ptr;
-                if (c->fd >= 0 && !c->dead)
+                if (c->fd >= 0 && !c->dead) {
+                    c->drained = false;
                     conn_drive(c);
+                }
             }
         }
         int64_t now = now_ms();

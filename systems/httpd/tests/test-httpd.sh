@@ -215,6 +215,36 @@ printf 'GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /dyn?n=3 HTTP/1.1\r\nHost: x\r
 expect "three pipelined requests, three responses" 3 "$(grep -a -o 'HTTP/1.1 200 OK' "$WORK/piped" | wc -l)"
 expect "... in order" 'hello {"n":3,"sq":9} thirteen byte' \
     "$(grep -a -o -e '^hello' -e '{"n":3,"sq":9}' -e 'thirteen byte' "$WORK/piped" | tr '\n' ' ' | sed 's/ $//')"
+# A request that arrives while the one before it on the connection runs
+# its handler: read once that response is out (the socket's readiness
+# came while nothing was read).
+got=$(python3 - "$PORT" <<'PYEOF' 2>&1
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n')
+time.sleep(0.1)
+s.sendall(b'GET /dyn?n=4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+s.settimeout(10)
+data = b''
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+print(data.count(b'HTTP/1.1 200 OK'), b'{"n":4,"sq":16}' in data)
+PYEOF
+)
+expect "a request sent while the one before runs is answered after it" "2 True" "$got"
+# A response larger than the socket takes at once, read slowly: the rest
+# goes out as the client makes room.
+head -c 12000000 /dev/urandom > "$WORK/www/twelve.bin"
+curl -s --max-time 30 --limit-rate 12M -o "$WORK/twelve.got" "$URL/twelve.bin"
+if cmp -s "$WORK/www/twelve.bin" "$WORK/twelve.got"; then
+    pass "a 12 MB file read slowly arrives whole"
+else
+    fail "a 12 MB file read slowly: $(wc -c < "$WORK/twelve.got") bytes, or different"
+fi
+rm -f "$WORK/www/twelve.bin" "$WORK/twelve.got"
 curl -s -v -o /dev/null -o /dev/null "$URL/hello" "$URL/dyn?n=1" 2> "$WORK/reuse"
 contains "keep-alive: curl reuses the connection" "Re-using existing connection" "$WORK/reuse"
 contains "the access log has combined-format lines" '"GET /hello HTTP/1.1" 200 6 "-" "curl/' "$WORK/access.log"
