@@ -497,8 +497,10 @@ WALLS_API int walls_pool_reset(walls_pool *pool);
 /*
  * walls_pool_fd - a descriptor that becomes readable when a task of the
  * pool completes, for an epoll, poll or libuv loop. It is an eventfd owned
- * by the pool (do not close it; it is non-blocking). From the first call
- * on, the pool also keeps a list of completed tasks for
+ * by the pool (do not close it, and do not read it: walls_pool_collect
+ * resets it, and the pool writes it once until then, so a read elsewhere
+ * hides completions until the next collect; it is non-blocking). From
+ * the first call on, the pool also keeps a list of completed tasks for
  * walls_pool_collect(), which resets the descriptor. Process and hybrid
  * workers write it themselves when they finish a task, so the loop wakes
  * without a hop through a host thread; once walls_pool_collect() has taken

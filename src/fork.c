@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #include "internal.h"
 
 static pid_t *self_page;
+static bool wiped; /* the kernel wipes self_page in every child, raw clones too */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void prepare(void)
@@ -65,7 +67,7 @@ static void setup(void)
     void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page != MAP_FAILED) {
         /* Without MADV_WIPEONFORK (Linux 4.14) the child handler clears it. */
-        madvise(page, 4096, MADV_WIPEONFORK);
+        wiped = madvise(page, 4096, MADV_WIPEONFORK) == 0;
         self_page = page;
     }
     pthread_atfork(prepare, in_parent, in_child);
@@ -79,6 +81,13 @@ void walls__fork_reset(void)
 void walls__fork_handlers(void)
 {
     pthread_once(&once, setup);
+}
+
+bool walls__self_exact(void)
+{
+    if (!self_page)
+        walls__fork_handlers();
+    return wiped;
 }
 
 pid_t walls__self(void)

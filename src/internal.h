@@ -39,6 +39,9 @@ int walls__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* fork.c: this process's id, cheap: a page that a fork() wipes, so that a
  * child sees 0 there and learns its own. Pools carry their owner's. */
 pid_t walls__self(void);
+/* Whether walls__self() is right in every child, raw clone() included
+ * (the kernel wipes its page); else only across fork(). */
+bool walls__self_exact(void);
 /* Registers the fork handlers (once): walls' global locks are taken across
  * a fork(), and a child forgets its parent's fork server. */
 void walls__fork_handlers(void);

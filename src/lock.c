@@ -38,12 +38,16 @@ static uint32_t my_token = 1;
 /* The calling thread's id, asked of the kernel once per thread and
  * process: gettid() is a system call, and a lock is taken and let go
  * around every change to shared state. The process id (cheap, see
- * fork.c) tells a child of fork() that the cached id is its parent's. */
+ * fork.c) tells a child of fork() that the cached id is its parent's;
+ * where the kernel cannot wipe the page it is read from in a raw clone()
+ * (workers and the fork server start so), nothing is cached. */
 static __thread uint32_t tid_cached;
 static __thread pid_t tid_pid;
 
 static uint32_t my_tid(void)
 {
+    if (!walls__self_exact())
+        return (uint32_t)gettid();
     pid_t pid = walls__self();
     if (tid_pid != pid) {
         tid_cached = (uint32_t)gettid();
