@@ -500,13 +500,13 @@ static bool read_some(struct conn *c)
             c->in.len += (size_t)n;
             /* Less than it could: all there was (edge-triggered, bytes
              * arriving after this raise a new event). */
-            c->drained = (size_t)n < room;
+            c->drained = (size_t)n < room && !c->peer_closed;
             return true;
         }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
-            c->drained = true;
+            c->drained = !c->peer_closed;
             return false;
         }
         conn_close(c);

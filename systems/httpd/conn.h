@@ -42,6 +42,7 @@ struct conn {
     bool peer_gone;   /* the client closed or failed while its task ran */
     bool dead;        /* closed; on the loop's dead list, freed at conn_reap */
     bool drained;     /* a read found the socket empty; an event clears it */
+    bool peer_closed; /* epoll reported the peer's close (or an error): read to the end */
     struct conn *next_dead;
     bool got;         /* bytes of the current request have arrived */
     char peer[64];

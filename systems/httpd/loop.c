@@ -179,6 +179,10 @@ static void *loop_main(void *arg)
                 struct conn *c = evs[i].data.ptr;
                 if (c->fd >= 0 && !c->dead) {
                     c->drained = false;
+                    /* The peer's close is reported once, maybe with the
+                     * last bytes: reads go on until they see it. */
+                    if (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                        c->peer_closed = true;
                     conn_drive(c);
                 }
             }

@@ -235,6 +235,42 @@ print(data.count(b'HTTP/1.1 200 OK'), b'{"n":4,"sq":16}' in data)
 PYEOF
 )
 expect "a request sent while the one before runs is answered after it" "2 True" "$got"
+# A client that sends its request and its close together: answered, then
+# closed at once (not left open until the header timeout).
+got=$(python3 - "$PORT" <<'PYEOF' 2>&1
+import socket, sys, time
+ok = 0
+for path in (b'/hello', b'/dyn?n=2', b'/13.txt'):
+    s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+    # The last request and the close arrive while the first one's handler
+    # runs, so the server hears of both before it reads either.
+    s.sendall(b'GET /slow?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n')
+    time.sleep(0.05)
+    s.sendall(b'GET ' + path + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(8)
+    data, answered, closed = b'', None, None
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                closed = time.time()
+                break
+            data += b
+            if data.count(b'HTTP/1.1 200 OK') == 2 and answered is None:
+                answered = time.time()
+    except socket.timeout:
+        pass
+    # The header timeout (500 ms here) would close it too, later.
+    if answered and closed and closed - answered < 0.3:
+        ok += 1
+    else:
+        print(path, data.count(b'HTTP/1.1 200 OK'), answered and closed and closed - answered)
+    s.close()
+print(ok)
+PYEOF
+)
+expect "a request sent with the client's close is answered, then closed promptly" 3 "$got"
 # A response larger than the socket takes at once, read slowly: the rest
 # goes out as the client makes room.
 head -c 12000000 /dev/urandom > "$WORK/www/twelve.bin"
