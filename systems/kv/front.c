@@ -117,8 +117,9 @@ static void slot_give(struct server *srv, uint32_t slot)
 static void conn_want(struct conn *c, bool out)
 {
     uint32_t events = EPOLLRDHUP;
-    /* Stop reading while a batch is out and much is already waiting. */
-    if (!(c->group && c->in.len - c->in.off > IN_HIGH) && !c->closing)
+    /* Stop reading while a batch is out, or held for a later turn, and
+     * much is already waiting. */
+    if (!((c->group || c->queued) && c->in.len - c->in.off > IN_HIGH) && !c->closing)
         events |= EPOLLIN;
     if (out)
         events |= EPOLLOUT;
@@ -747,23 +748,12 @@ static void hand_over(struct front *l, walls_task *task)
         finish(l, task);
         return;
     }
+    /* Linked through the group: handing over needs no memory, so no
+     * task is ever stranded (nor its loop's count of tasks out). */
     struct front *owner = g->loop;
     pthread_mutex_lock(&owner->inbox_lock);
-    if (owner->inbox_len == owner->inbox_cap) {
-        size_t cap = owner->inbox_cap ? owner->inbox_cap * 2 : 64;
-        walls_task **grown = realloc(owner->inbox, cap * sizeof *grown);
-        if (!grown) {
-            pthread_mutex_unlock(&owner->inbox_lock);
-            /* Cannot hand it over: finish it here, minus the connection's
-             * own work, which only its thread may do; the client waits
-             * for a reply that does not come and times out. */
-            kv_log(l->srv, "out of memory handing a reply over");
-            return;
-        }
-        owner->inbox = grown;
-        owner->inbox_cap = cap;
-    }
-    owner->inbox[owner->inbox_len++] = task;
+    g->inbox_next = owner->inbox;
+    owner->inbox = g;
     pthread_mutex_unlock(&owner->inbox_lock);
     uint64_t one = 1;
     ssize_t rc = write(owner->wake_fd, &one, sizeof one);
@@ -789,11 +779,13 @@ static void drain_inbox(struct front *l)
     (void)rc;
     for (;;) {
         pthread_mutex_lock(&l->inbox_lock);
-        walls_task *task = l->inbox_len ? l->inbox[--l->inbox_len] : NULL;
+        struct group *g = l->inbox;
+        if (g)
+            l->inbox = g->inbox_next;
         pthread_mutex_unlock(&l->inbox_lock);
-        if (!task)
+        if (!g)
             break;
-        finish(l, task);
+        finish(l, g->task);
     }
     unpark(l);
 }
@@ -820,10 +812,10 @@ static void conn_readable(struct conn *c)
             return;
         }
         c->in.len += (size_t)n;
-        if ((size_t)n < 16384 || (c->group && c->in.len - c->in.off > IN_HIGH))
+        if ((size_t)n < 16384 || ((c->group || c->queued) && c->in.len - c->in.off > IN_HIGH))
             break;
     }
-    if (c->group)
+    if (c->group || c->queued)
         conn_want(c, c->out.len > c->out.off);
     else
         conn_serve(c);
@@ -888,9 +880,11 @@ static void *front_main(void *arg)
             bool busy = false;
             for (struct conn *c = l->conns, *next; c; c = next) {
                 next = c->next;
+                /* A batch held for a later turn was read whole: it is
+                 * answered like one that is out. */
                 if (c->dead)
                     busy = true;
-                else if (!c->group || stop > 1)
+                else if ((!c->group && !c->queued) || stop > 1)
                     conn_close(c);
                 else
                     busy = true;
@@ -970,7 +964,6 @@ void kv_front_join(struct server *srv)
     for (unsigned i = 0; i < srv->set.threads; i++) {
         close(srv->fronts[i].epfd);
         close(srv->fronts[i].wake_fd);
-        free(srv->fronts[i].inbox);
         free(srv->fronts[i].parked);
         free(srv->fronts[i].ready);
         free(srv->fronts[i].group_buf.p);

@@ -84,6 +84,7 @@ struct group {
     walls_task *task;
     bool settled;            /* its dead backend's stripes were taken already */
     bool back;               /* counted off its loop's tasks out */
+    struct group *inbox_next; /* in its loop's inbox */
     uint32_t n;
     struct conn *conns[];
 };
@@ -116,8 +117,7 @@ struct front {
     int epfd, wake_fd;
     struct conn *conns;
     pthread_mutex_t inbox_lock;
-    walls_task **inbox;
-    size_t inbox_len, inbox_cap;
+    struct group *inbox;     /* finished tasks of its connections, collected elsewhere */
     /* appendfsync always: finished batches whose records are not synced. */
     walls_task **parked;
     size_t nparked, parked_cap;

@@ -497,6 +497,7 @@ def cmd(*a):
 def client(c):
     rnd = random.Random(c)
     s = socket.create_connection(('127.0.0.1', port))
+    s.settimeout(30)  # a stranded connection fails, not hangs
     f = s.makefile('rb')
     n = 0
     for r in range(30):
@@ -514,9 +515,13 @@ def client(c):
                 want.append(b'$%d\r\n%d\r\n' % (len(str(n)), n) if n else b'$-1\r\n')
         s.sendall(b''.join(out))
         for w in want:
-            line = f.readline()
-            if line.startswith(b'$') and line != b'$-1\r\n':
-                line += f.readline()
+            try:
+                line = f.readline()
+                if line.startswith(b'$') and line != b'$-1\r\n':
+                    line += f.readline()
+            except OSError as e:
+                bad.append((c, r, w, str(e)))
+                return
             if line != w:
                 bad.append((c, r, w, line))
                 return
