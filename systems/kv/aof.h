@@ -17,5 +17,8 @@ int kv_aof_open(struct server *srv, const char *path);
 int kv_aof_start(struct server *srv);
 /* Writes what is committed, syncs, and stops the writer. */
 void kv_aof_stop(struct server *srv);
+/* Says that records may have been committed (a task of the backends
+ * ended): wakes the writer if it sleeps. Any thread, cheap. */
+void kv_aof_kick(struct server *srv);
 
 #endif

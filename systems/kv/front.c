@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aof.h"
 #include "cmd.h"
 
 #define TAG_LISTEN 1
@@ -705,6 +706,9 @@ static void finish(struct front *l, walls_task *task)
     if (!g->back) {
         g->back = true;
         l->out--;
+        /* Its records are committed or undone: the writer may go on. */
+        if (srv->set.appendonly)
+            kv_aof_kick(srv);
     }
     struct walls_result res;
     int rc = walls_wait(task, 0, &res);
@@ -721,6 +725,9 @@ static void finish(struct front *l, walls_task *task)
         if (res.status != WALLS_CANCELLED)
             __atomic_fetch_add(&kv_info_of(&srv->st)->backend_deaths, 1, __ATOMIC_RELAXED);
         g->settled = true;
+        /* The dead command's record is undone now. */
+        if (srv->set.appendonly)
+            kv_aof_kick(srv);
     }
     if (srv->aof_mode == KV_FSYNC_ALWAYS) {
         uint64_t synced = __atomic_load_n(&srv->st.hdr->aof_synced, __ATOMIC_ACQUIRE);

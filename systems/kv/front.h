@@ -109,6 +109,8 @@ struct server {
     pthread_t aof_thread;
     int aof_stop;            /* atomic */
     int64_t aof_stop_ms;
+    uint32_t aof_bell;       /* atomic: bumped when records may be ready (a futex) */
+    uint32_t aof_asleep;     /* atomic: the writer sleeps on aof_bell */
 };
 
 struct front {
