@@ -111,10 +111,15 @@ struct walls_pool_opts {
     int64_t task_timeout_ms;  /* default per-task limit from when it starts running; 0 = none */
     size_t max_output;        /* output bytes per task, at most WALLS_IO_MAX;
                                * 0 = WALLS_INLINE_MAX */
-    /* Crash-loop protection (process placement): more than restart_limit
-     * worker restarts within restart_window_ms breaks the pool (see
-     * walls_pool_reset). Each restart may wait restart_backoff_ms, doubled
-     * for every other restart in the window, at most the window. */
+    /* Crash-loop protection (process and hybrid placement): a worker
+     * process that dies before it finished any task (at start-up, or in
+     * its first task) counts as a crash-loop restart; more than
+     * restart_limit of those within restart_window_ms break the pool (see
+     * walls_pool_reset). Each of them may wait restart_backoff_ms, doubled
+     * for every other one in the window, at most the window. A worker that
+     * finished tasks and then died is replaced at once and not counted,
+     * however often that happens: one task in a hundred crashing never
+     * breaks a pool. Every replacement counts in walls_stats.restarts. */
     unsigned restart_limit;     /* 0 = 100; at most 100000 */
     int64_t restart_window_ms;  /* 0 = 1000 */
     int64_t restart_backoff_ms; /* 0 = restart at once */

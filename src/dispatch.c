@@ -355,6 +355,7 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     mb->peak_rss_kb = 0;
     mb->bell_begun = mb->bell_done = mb->bell_rung = 0;
     lane->bells_taken = 0;
+    lane->served = false;
     lane->bell_strikes = 0;
     lane->bell_unsure = false;
     lane->rq_tail = lane->oldest = lane->cq_head = 0;

@@ -145,6 +145,7 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
             walls__engine_unhold(pool, e);
         } else if (h.kind == WALLS__CQE_DONE && believable_done(pool, lane, &h)) {
             e->task->attempts++;
+            lane->served = true;
             if (lane->relayed)
                 e->task->result_flags = h.reserved[0];
             lane->last_turn_ns = now - e->task->dispatch_ns;

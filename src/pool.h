@@ -177,6 +177,8 @@ struct walls__lane {
     int64_t last_turn_ns;       /* its last finished task: dispatch to harvest */
     int64_t retire_ns;          /* when the host last retired one of its requests */
     bool ran_dry;               /* it finished all it had, since the engine last balanced */
+    bool served;                /* its current worker finished a task: its death is no
+                                 * crash loop (proc_state.c) */
     /* The pool's bell (harvest.c) [lock]: */
     uint32_t bells_taken;       /* task completions consumed: the rings they are owed */
     unsigned bell_strikes;      /* waits for its rings given up */

@@ -10,9 +10,9 @@
  * sandbox violation), recycling it, settling its death lane by lane (the
  * task each lane was running ends with the cause its own thread recorded,
  * or as LOST; tasks not taken go back to the front of the queue), and
- * replacing it, throttled: more than restart_limit restarts within
- * restart_window_ms break the pool instead, and restart_backoff_ms spaces
- * them out.
+ * replacing it, throttled: more than restart_limit restarts of processes
+ * that finished no task, within restart_window_ms, break the pool instead,
+ * and restart_backoff_ms spaces those out.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -183,7 +183,9 @@ static state_t try_ready(struct walls__pool *pool, struct walls__proc *proc)
 /* ---- restarts ----------------------------------------------------------------------- */
 
 /* A process is gone: replace it, unless the pool restarts too often, in
- * which case it breaks. */
+ * which case it breaks. Only a process that finished no task counts: one
+ * that served and then died (one request in a hundred crashing) is no
+ * crash loop, and is replaced at once however often that happens. */
 static state_t replace(struct walls__pool *pool, struct walls__proc *proc)
 {
     proc->respawn_at = 0;
@@ -191,6 +193,13 @@ static state_t replace(struct walls__pool *pool, struct walls__proc *proc)
         return WALLS__PROC_STOPPED;
     if (pool->broken)
         return WALLS__PROC_DOWN;
+    bool served = false;
+    for (unsigned i = 0; i < proc->nlanes; i++)
+        served |= proc->lanes[i].served;
+    if (served) {
+        pool->restarts++;
+        return spawn(pool, proc);
+    }
     int64_t now = walls__now_ns();
     int64_t delay = walls__throttle_restart(&walls__procs_of(pool)->restarts, now);
     if (delay < 0) {

@@ -53,8 +53,9 @@ void httpd_usage(FILE *to)
             "  --max-conns N            open connections (default 4096)\n"
             "  --header-timeout MS      408 for headers slower than this (default 10000)\n"
             "  --shutdown-timeout MS    graceful stop bound (default 10000)\n"
-            "  --restart-limit N        worker restarts within a second that break a\n"
-            "                           route's pool (503 until it is reset; default 100)\n"
+            "  --restart-limit N        deaths within a second of workers that finished\n"
+            "                           no request, that break a route's pool (503 until\n"
+            "                           it is reset; default 100)\n"
             "  --access-log FILE        combined-format access log (default: none)\n"
             "  --error-log FILE         error log (default: standard error)\n"
             "  --help, --version\n");

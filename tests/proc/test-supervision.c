@@ -74,6 +74,53 @@ START_TEST(test_crash_loop_breaks_pool)
 }
 END_TEST
 
+/* Runs one task and returns its status. */
+static enum walls_status run_one(walls_pool *pool, walls_fn *fn)
+{
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, fn, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    walls_task_free(t);
+    return r.status;
+}
+
+START_TEST(test_served_then_crashed_is_no_loop)
+{
+    /* A worker that finished a task and then crashed is no crash loop:
+     * with a limit of 2, twelve such deaths in a row leave the pool
+     * serving (before, the third broke it). Workers that die in their
+     * first task still count, and break it as before. In processes and
+     * in hybrid (where one thread's crash takes its process). */
+    struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES,
+                                .processes = 1, .threads = _i ? 2 : 0,
+                                .restart_limit = 2, .restart_window_ms = 60000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    for (int i = 0; i < 12; i++) {
+        ck_assert_int_eq(run_one(pool, t_pid), WALLS_OK);
+        ck_assert_int_eq(run_one(pool, t_segv), WALLS_CRASHED);
+    }
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.broken, 0);
+    ck_assert_uint_eq(st.restarts, 12);
+    /* Now three workers in a row die in their first task: the third
+     * death is one more than the limit. */
+    ck_assert_int_eq(run_one(pool, t_segv), WALLS_CRASHED);
+    ck_assert_int_eq(run_one(pool, t_segv), WALLS_CRASHED);
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.broken, 0);
+    ck_assert_int_eq(run_one(pool, t_segv), WALLS_CRASHED);
+    ck_assert_int_eq(run_one(pool, t_pid), WALLS_BROKEN);
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.broken, 1);
+    ck_assert_uint_eq(st.restarts, 14);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(wait_no_children(2000), 0);
+}
+END_TEST
+
 START_TEST(test_restart_backoff)
 {
     /* 50 ms backoff, doubling: three crashes take at least 50+100+200 ms
@@ -266,6 +313,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("processes");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_crash_loop_breaks_pool);
+    tcase_add_loop_test(tc, test_served_then_crashed_is_no_loop, 0, 2);
     tcase_add_test(tc, test_restart_backoff);
     tcase_add_test(tc, test_fork_server_killed);
     tcase_add_test(tc, test_host_sigkill_leaves_nothing);
