@@ -1136,9 +1136,13 @@ const struct kv_command *kv_command_find(const struct resp_arg *name)
 {
     if (name->len == 0 || name->len > 16)
         return NULL;
+    /* Names are lower case: the first letter rules out nearly all of
+     * them before a comparison (this runs for every command, twice). */
+    char first = (char)(name->p[0] | 0x20);
     for (size_t i = 0; i < kv_ncommands; i++) {
         const struct kv_command *k = &kv_commands[i];
-        if (strlen(k->name) == name->len && strncasecmp(k->name, name->p, name->len) == 0)
+        if (k->name[0] == first && strlen(k->name) == name->len &&
+            strncasecmp(k->name, name->p, name->len) == 0)
             return k;
     }
     return NULL;
