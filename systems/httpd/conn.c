@@ -192,6 +192,108 @@ const char *conn_header(const struct conn *c, const char *name)
     return NULL;
 }
 
+/* The route for the request's path as the file system would resolve it
+ * (percent-decoded, "//", "/./" and "/x/../" taken out), so that no
+ * spelling of a path reaches a file under a route's prefix, or a route
+ * from outside it; NULL for a static file, and for a path that is
+ * malformed or climbs above the root (the static side refuses it: 400
+ * or 403). *status is set when memory runs out. */
+static struct route *route_of(struct conn *c, int *status)
+{
+    const char *q = memchr(c->url.p, '?', c->url.len);
+    size_t path_len = q ? (size_t)(q - c->url.p) : c->url.len;
+    char small[512];
+    char *norm = path_len + 2 <= sizeof small ? small : malloc(path_len + 2);
+    if (!norm) {
+        *status = 500;
+        return NULL;
+    }
+    struct route *r = NULL;
+    if (httpd_normalize_path(c->url.p, path_len, norm) == 0)
+        r = httpd_route_for(c->loop->srv, norm, strlen(norm));
+    if (norm != small)
+        free(norm);
+    return r;
+}
+
+static bool wants_route(struct conn *c)
+{
+    int status = 0;
+    return c->url.len && c->url.p[0] == '/' && route_of(c, &status) && !status;
+}
+
+/* "GET http://host/path HTTP/1.1" (the absolute form, RFC 9112, 3.2.2):
+ * the server answers for any host, so the path is what counts. */
+static void origin_form(struct conn *c)
+{
+    const char *u = c->url.p;
+    size_t skip = strncasecmp(u, "http://", 7) == 0    ? 7
+                  : strncasecmp(u, "https://", 8) == 0 ? 8
+                                                       : 0;
+    if (!skip)
+        return;
+    const char *path = u + skip;
+    while (*path && *path != '/' && *path != '?')
+        path++;
+    size_t n = c->url.len - (size_t)(path - u);
+    if (*path != '/') {
+        /* "http://host" or "http://host?q": the root. */
+        memmove(c->url.p + 1, path, n + 1);
+        c->url.p[0] = '/';
+        c->url.len = n + 1;
+    } else {
+        memmove(c->url.p, path, n + 1);
+        c->url.len = n;
+    }
+}
+
+static int64_t deadline_from_now(const struct conn *c)
+{
+    int ms = c->loop->srv->header_timeout_ms;
+    return ms > 0 ? now_ms() + ms : 0;
+}
+
+/* RFC 9110's token characters: what a field name is made of. */
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
+
+/* What the headers say of the request, once they are all in: 0, or the
+ * status that refuses it. Trailing blanks of every value go here (the
+ * parser drops the leading ones), so that checks and handlers see the
+ * value itself. */
+static int check_headers(struct conn *c)
+{
+    unsigned hosts = 0;
+    for (unsigned i = 0; i < c->nheaders; i++) {
+        char *value = c->hdr.p + c->value_at[i];
+        size_t len = strlen(value);
+        while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+            value[--len] = '\0';
+        const char *name = conn_header_name(c, i);
+        /* "Content-Length : 3": a blank before the colon is refused, not
+         * taken as part of the name (RFC 9112, 5.1). */
+        if (!is_token(name))
+            return 400;
+        hosts += strcasecmp(name, "Host") == 0;
+        /* Only "chunked" is a transfer coding this server decodes. */
+        if (strcasecmp(name, "Transfer-Encoding") == 0 && strcasecmp(value, "chunked") != 0)
+            return 501;
+    }
+    /* An HTTP/1.1 request names one host, no more and no fewer (RFC
+     * 9112, 3.2). */
+    if (c->parser.http_minor >= 1 && hosts != 1)
+        return 400;
+    return 0;
+}
+
 static void send_continue(struct conn *c)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -212,14 +314,35 @@ static int on_headers_complete(http_parser *p)
         return refuse(c, 500);
     c->url.len--; /* the NUL stays after it */
     c->headers_done = true;
-    c->deadline_ms = 0;
+    origin_form(c);
+    if (p->http_major != 1)
+        return refuse(c, 505);
+    int status = check_headers(c);
+    if (status)
+        return refuse(c, status);
     bool has_length = p->flags & F_CONTENTLENGTH;
     if (has_length && p->content_length > c->loop->srv->max_body)
         return refuse(c, 413);
+    bool body = (has_length && p->content_length > 0) || (p->flags & F_CHUNKED);
+    /* The body has the same time between two reads as the headers had
+     * in all; read_some() moves the deadline on. */
+    c->deadline_ms = body ? deadline_from_now(c) : 0;
+    /* An HTTP/1.1 client waits for it (HTTP/1.0 ones know nothing of it);
+     * only a route takes a body, so only a request for one gets it. */
     const char *expect = conn_header(c, "Expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0 &&
-        ((has_length && p->content_length > 0) || (p->flags & F_CHUNKED)))
+    if (expect && strcasecmp(expect, "100-continue") == 0 && body && p->http_minor >= 1 &&
+        wants_route(c))
         send_continue(c);
+    return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    /* A chunk that would take the body past the limit is refused before
+     * its bytes come. */
+    struct conn *c = conn_of(p);
+    if (p->content_length > c->loop->srv->max_body - c->body.len)
+        return refuse(c, 413);
     return 0;
 }
 
@@ -246,6 +369,7 @@ static const http_parser_settings settings = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
 };
 
 /* ---- connections ------------------------------------------------------------- */
@@ -376,6 +500,13 @@ int conn_head(struct conn *c, int status, uint64_t content_length)
     c->status = status;
     if (httpd_stopping(c->loop->srv))
         c->close_after = true;
+    /* 204 and 304 carry no Content-Length (RFC 9110, 8.6). */
+    if (status == 204 || status == 304)
+        return buf_printf(&c->out,
+                          "HTTP/1.1 %d %s\r\nServer: " HTTPD_NAME "\r\nDate: %s\r\n"
+                          "Connection: %s\r\n",
+                          status, httpd_reason(status), date,
+                          c->keep_alive && !c->close_after ? "keep-alive" : "close");
     return buf_printf(&c->out,
                       "HTTP/1.1 %d %s\r\nServer: " HTTPD_NAME "\r\nDate: %s\r\n"
                       "Content-Length: %llu\r\nConnection: %s\r\n",
@@ -404,6 +535,7 @@ void conn_respond(struct conn *c, int status, const char *type, const char *extr
     }
     c->sent_bytes = no_body ? 0 : len;
     c->state = WRITING;
+    c->deadline_ms = 0; /* set again if the client is slow to take it */
 }
 
 void conn_respond_error(struct conn *c, int status)
@@ -430,6 +562,7 @@ static void handle_request(struct conn *c)
 {
     request_line(c);
     c->start_ns = now_ns();
+    c->deadline_ms = 0; /* all of it is in */
     const char *url = c->url.p;
     if (c->parser.upgrade || c->parser.method == HTTP_CONNECT || !url || url[0] != '/') {
         c->close_after = true;
@@ -440,8 +573,11 @@ static void handle_request(struct conn *c)
     size_t path_len = q ? (size_t)(q - url) : c->url.len;
     if (status_serve(c, url, path_len))
         return;
-    struct route *r = httpd_route_for(c->loop->srv, url, path_len);
-    if (r)
+    int status = 0;
+    struct route *r = route_of(c, &status);
+    if (status)
+        conn_respond_error(c, status);
+    else if (r)
         handler_submit(c, r);
     else
         static_serve(c);
@@ -498,6 +634,9 @@ static bool read_some(struct conn *c)
         if (n > 0) {
             c->got = true;
             c->in.len += (size_t)n;
+            /* A body coming: the next bytes are due within the timeout. */
+            if (c->headers_done && c->deadline_ms)
+                c->deadline_ms = deadline_from_now(c);
             /* Less than it could: all there was (edge-triggered, bytes
              * arriving after this raise a new event). */
             c->drained = (size_t)n < room && !c->peer_closed;
@@ -531,35 +670,47 @@ static void log_access(struct conn *c)
 /* Sends what it can of the response. Returns true once all is sent; false
  * when the socket is full (then watched for writing) or the connection
  * ended. */
+/* The socket is full: the client must take more within the timeout
+ * (counted from the last bytes it took), or the connection is closed. */
+static bool blocked(struct conn *c, bool progress)
+{
+    if (progress || !c->deadline_ms)
+        c->deadline_ms = deadline_from_now(c);
+    return false; /* until the event that says there is room */
+}
+
 static bool flush(struct conn *c)
 {
     /* With a file to follow, the headers wait for its first bytes: one
      * segment, not two, for a small file. */
     int more = c->file_fd >= 0 && c->file_left > 0 ? MSG_MORE : 0;
+    bool progress = false;
     while (c->out_sent < c->out.len) {
         ssize_t n = send(c->fd, c->out.p + c->out_sent, c->out.len - c->out_sent,
                          MSG_NOSIGNAL | more);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
-            return false; /* until the event that says there is room */
+            return blocked(c, progress);
         if (n <= 0) {
             conn_close(c);
             return false;
         }
         c->out_sent += (size_t)n;
+        progress = true;
     }
     while (c->file_fd >= 0 && c->file_left > 0) {
         ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, (size_t)c->file_left);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
-            return false; /* until the event that says there is room */
+            return blocked(c, progress);
         if (n <= 0) {
             conn_close(c);
             return false;
         }
         c->file_left -= n;
+        progress = true;
     }
     if (c->file_fd >= 0) {
         close(c->file_fd);

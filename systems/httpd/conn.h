@@ -58,7 +58,8 @@ struct conn {
     bool headers_done, message_done;
     struct buf body;
     int error_status;  /* set by a callback that refused the request */
-    int64_t deadline_ms; /* headers not complete by then: 408 */
+    int64_t deadline_ms; /* READING: headers, or the body's next bytes, not in by then:
+                          * 408; WRITING: the client took nothing since: closed */
     /* The response. */
     struct buf out;
     size_t out_sent;
@@ -88,6 +89,9 @@ struct loop {
     walls_task **inbox;   /* tasks of this loop's connections collected elsewhere */
     size_t inbox_len, inbox_cap;
     bool draining;        /* graceful stop: no more accepts */
+    bool accept_paused;   /* out of descriptors: its listening socket is out of its epoll
+                           * set until the next sweep */
+    int64_t accept_logged_ms; /* when it last said so */
     bool finished;        /* [atomic] its thread left its loop */
     uint64_t turns;       /* [atomic] turns of its loop taken (a reload waits on them) */
 };

@@ -92,7 +92,7 @@ static bool respond_from(struct conn *c, const unsigned char *p, size_t len)
     if (len < sizeof head)
         return false;
     memcpy(head, p, sizeof head);
-    if (head[0] != WHTTPD_RESPONSE_MAGIC || head[1] < 100 || head[1] > 599 ||
+    if (head[0] != WHTTPD_RESPONSE_MAGIC || head[1] < 200 || head[1] > 599 ||
         head[2] > HEADERS_MAX || head[3] > len - sizeof head)
         return false;
     size_t at = sizeof head, body_at = len - head[3];
@@ -112,9 +112,11 @@ static bool respond_from(struct conn *c, const unsigned char *p, size_t len)
             ok = false;
             break;
         }
-        /* Nothing that would end a header line or forge one. */
+        /* Nothing that would end a header line or forge one, and no
+         * control characters but the tab in a value (RFC 9110, 5.5). */
         for (const unsigned char *q = name; q < vnul; q++)
-            if (*q == '\r' || *q == '\n' || (q < nul && (*q == ':' || *q <= ' ')))
+            if ((q != nul && ((*q < ' ' && *q != '\t') || *q == 0x7f)) ||
+                (q < nul && (*q == ':' || *q <= ' ')))
                 ok = false;
         ok = ok && strcasecmp((const char *)name, "Content-Length") != 0 &&
              strcasecmp((const char *)name, "Connection") != 0 &&

@@ -44,6 +44,7 @@ const char *httpd_reason(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return status < 200 ? "Informational" : status < 300 ? "Success"
                     : status < 400 ? "Redirection" : status < 500 ? "Client Error"
                                                    : "Server Error";

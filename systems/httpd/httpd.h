@@ -75,7 +75,7 @@ struct server {
     size_t max_header;      /* request line and headers, bytes */
     size_t max_body;
     int header_timeout_ms;  /* 408 for a client slower than this */
-    unsigned max_conns;     /* per loop */
+    unsigned max_conns;     /* open connections of all loops together */
     size_t max_output;      /* a handler's response at most */
     unsigned workers;       /* default per route */
     int shutdown_ms;        /* graceful stop bound */
@@ -189,8 +189,15 @@ struct stat;
 /* The Content-Type for a file name's extension. */
 const char *httpd_mime_type(const char *path);
 /* Opens the file a request path (percent-encoded, maybe with a query)
- * names under the root: 200 with *fd and *st, or the status to answer
- * (400 malformed, 403 outside the root or not a regular file, 404). */
-int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, struct stat *st);
+ * names under the root: 200 with *fd, *st and *type (its Content-Type,
+ * from the name of the file served), or the status to answer (400
+ * malformed, 403 outside the root or not a regular file, 404, 301 a
+ * directory named without its trailing slash). */
+int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, struct stat *st,
+                      const char **type);
+/* The path part of url (up to '?' or '#') percent-decoded, with "//",
+ * "/./" and "/x/../" taken out, into out (room for len + 2): 0, or -1
+ * when malformed or above the root. Routes are matched on this. */
+int httpd_normalize_path(const char *url, size_t len, char *out);
 
 #endif

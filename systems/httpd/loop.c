@@ -24,6 +24,38 @@
 
 #include "conn.h"
 
+/* Open connections of all loops: --max-conns bounds their sum. */
+static unsigned conns_open(const struct server *srv)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        n += httpd_peek(&srv->loops[i].nconns);
+    return n;
+}
+
+/* accept4 failed for want of descriptors or memory: the pending
+ * connection stays queued and the level-triggered listening socket would
+ * wake this loop at once, forever. It stops watching the socket until the
+ * next sweep (a connection may have closed by then), and says so once a
+ * second. */
+static void pause_accepting(struct loop *l, int err)
+{
+    epoll_ctl(l->ep, EPOLL_CTL_DEL, l->listen_fd, NULL);
+    l->accept_paused = true;
+    int64_t now = now_ms();
+    if (now - l->accept_logged_ms >= 1000) {
+        l->accept_logged_ms = now;
+        httpd_log_error(l->srv, "accept: %s; not accepting for %d ms", strerror(err), SWEEP_MS);
+    }
+}
+
+static void resume_accepting(struct loop *l)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
+    if (l->listen_fd >= 0 && epoll_ctl(l->ep, EPOLL_CTL_ADD, l->listen_fd, &ev) == 0)
+        l->accept_paused = false;
+}
+
 static void accept_all(struct loop *l)
 {
     struct server *srv = l->srv;
@@ -32,14 +64,17 @@ static void accept_all(struct loop *l)
         socklen_t salen = sizeof sa;
         int fd = accept4(l->listen_fd, (struct sockaddr *)&sa, &salen,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(l, errno);
             return;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         char peer[64];
         inet_ntop(AF_INET, &sa.sin_addr, peer, sizeof peer);
         struct conn *c = conn_open(l, fd, peer);
-        if (c && httpd_peek(&l->nconns) > srv->max_conns) {
+        if (c && conns_open(srv) > srv->max_conns) {
             /* Over the cap: told so, and closed. */
             c->keep_alive = false;
             conn_respond_error(c, 503);
@@ -145,6 +180,8 @@ static void drain_inbox(struct loop *l)
 static void sweep(struct loop *l, int64_t now)
 {
     struct server *srv = l->srv;
+    if (l->accept_paused && !l->draining)
+        resume_accepting(l);
     for (struct conn *c = l->conns, *next; c; c = next) {
         next = c->next;
         if (c->fd < 0 || c->dead)
@@ -162,6 +199,9 @@ static void sweep(struct loop *l, int64_t now)
         }
         /* Stopping: idle connections go; busy ones when their response is out. */
         if (httpd_stopping(srv) && c->state == READING && idle)
+            conn_close(c);
+        /* A client that stopped taking its response. */
+        else if (c->state == WRITING && c->deadline_ms && now >= c->deadline_ms)
             conn_close(c);
     }
     struct routeset *set = httpd_routes(srv);
@@ -250,6 +290,29 @@ static void *loop_main(void *arg)
 
 /* ---- setting up -------------------------------------------------------------------------- */
 
+/* SO_REUSEPORT, which gives each loop a socket of its own on the one
+ * port, would also let a second server started on a port in use share it
+ * (and its clients) with the first. A plain bind first says whether
+ * anyone listens there: -EADDRINUSE, as the first bind of any server. */
+static int port_free(const struct server *srv)
+{
+    if (srv->port == 0)
+        return 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
+    int rc = 0;
+    if (inet_pton(AF_INET, srv->host, &sa.sin_addr) != 1)
+        rc = -EINVAL;
+    else if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 static int listen_on(struct server *srv, int *out)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -282,18 +345,23 @@ int httpd_loops_open(struct server *srv)
     srv->loops = calloc(srv->nloops, sizeof *srv->loops);
     if (!srv->loops)
         return -ENOMEM;
+    /* All of them first: a failure below leaves nothing that reads as
+     * descriptor 0 to the clean-up. */
     for (unsigned i = 0; i < srv->nloops; i++) {
         struct loop *l = &srv->loops[i];
         l->srv = srv;
         l->index = i;
-        l->listen_fd = l->wake_fd = -1;
+        l->listen_fd = l->wake_fd = l->ep = -1;
         pthread_mutex_init(&l->inbox_lock, NULL);
+    }
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct loop *l = &srv->loops[i];
         l->ep = epoll_create1(EPOLL_CLOEXEC);
         l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (l->ep < 0 || l->wake_fd < 0)
             return -errno;
-        int rc = listen_on(srv, &l->listen_fd);
-        if (rc)
+        int rc = i == 0 ? port_free(srv) : 0;
+        if (rc || (rc = listen_on(srv, &l->listen_fd)) != 0)
             return rc;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
         struct epoll_event wake = {.events = EPOLLIN, .data.u64 = TAG_WAKE};

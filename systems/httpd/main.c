@@ -222,7 +222,14 @@ static void serve(struct server *srv, const sigset_t *sigs)
         retire(srv, false);
         if (sig == SIGHUP)
             reload(srv);
-        if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
+        if (sig == SIGQUIT) {
+            /* At once: connections close, running handlers are not
+             * waited for. */
+            httpd_stop(srv, 2);
+            httpd_loops_wake(srv);
+            return;
+        }
+        if (sig == SIGTERM || sig == SIGINT)
             break;
     }
     httpd_stop(srv, 1);
@@ -293,7 +300,6 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    srv.max_conns = (srv.max_conns + srv.nloops - 1) / srv.nloops;
     if ((rc = httpd_loops_open(&srv)) != 0 || (rc = httpd_loops_start(&srv)) != 0) {
         fprintf(stderr, "walls-httpd: cannot listen on %s:%d: %s\n", srv.host, srv.port,
                 strerror(-rc));

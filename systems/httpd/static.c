@@ -93,12 +93,53 @@ static int decode_path(const char *url, size_t len, char *out)
 
 static int open_beneath(int root, const char *rel, int flags)
 {
-    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+    /* Non-blocking: opening a FIFO someone put under the root must not
+     * stop the loop (it is refused below: not a regular file). */
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NONBLOCK),
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     return (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
 }
 
-int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, struct stat *st)
+int httpd_normalize_path(const char *url, size_t len, char *out)
+{
+    if (decode_path(url, len, out) != 0 || out[0] != '/')
+        return -1;
+    /* In place: the output never outruns the input. */
+    size_t o = 0;
+    const char *s = out;
+    while (*s) {
+        while (*s == '/')
+            s++;
+        const char *seg = s;
+        while (*s && *s != '/')
+            s++;
+        size_t n = (size_t)(s - seg);
+        bool last = *s == '\0';
+        if (n == 0 || (n == 1 && seg[0] == '.')) {
+            /* "//" and "/./": nothing. */
+        } else if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+            if (o == 0)
+                return -1; /* above the root */
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            o--; /* its slash */
+        } else {
+            out[o++] = '/';
+            memmove(out + o, seg, n);
+            o += n;
+        }
+        /* A path that ended in a directory keeps its slash. */
+        if (last && (n == 0 || (n <= 2 && seg[0] == '.' && (n == 1 || seg[1] == '.'))))
+            out[o++] = '/';
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return 0;
+}
+
+int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, struct stat *st,
+                      const char **type)
 {
     char *path = malloc(len + 16);
     if (!path)
@@ -107,6 +148,8 @@ int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, 
         free(path);
         return 400;
     }
+    size_t plen = strlen(path);
+    *type = httpd_mime_type(path);
     /* Relative to the root: leading slashes go ("" is the root itself). */
     const char *rel = path;
     while (*rel == '/')
@@ -116,6 +159,14 @@ int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, 
     int f = open_beneath(srv->root_fd, rel, O_RDONLY);
     int err = errno;
     if (f >= 0 && fstat(f, st) == 0 && S_ISDIR(st->st_mode)) {
+        if (path[plen - 1] != '/') {
+            /* "/sub": to "/sub/", or the index's relative links would
+             * resolve against the parent. */
+            close(f);
+            free(path);
+            return 301;
+        }
+        *type = httpd_mime_type("index.html");
         int index = open_beneath(f, "index.html", O_RDONLY);
         err = errno;
         close(f);
@@ -145,22 +196,29 @@ static int parse_range(const char *v, off_t size, off_t *from, off_t *to)
         return -1;
     const char *s = v + 6;
     char *end;
+    /* Digits only: strtoll would take blanks and signs too. */
     if (*s == '-') {
-        long long n = strtoll(s + 1, &end, 10);
-        if (end == s + 1 || *end || n <= 0)
+        if (s[1] < '0' || s[1] > '9')
             return -1;
-        if (size == 0)
-            return -2;
+        long long n = strtoll(s + 1, &end, 10);
+        if (end == s + 1 || *end || n < 0)
+            return -1;
+        if (size == 0 || n == 0)
+            return -2; /* "bytes=-0": no byte satisfies it */
         *from = n >= size ? 0 : size - n;
         *to = size - 1;
         return 0;
     }
+    if (*s < '0' || *s > '9')
+        return -1;
     long long a = strtoll(s, &end, 10);
     if (end == s || *end != '-' || a < 0)
         return -1;
     s = end + 1;
     long long b = size - 1;
     if (*s) {
+        if (*s < '0' || *s > '9')
+            return -1;
         b = strtoll(s, &end, 10);
         if (end == s || *end || b < a)
             return -1;
@@ -204,7 +262,22 @@ void static_serve(struct conn *c)
     }
     int fd = -1;
     struct stat st;
-    int status = srv->root_fd < 0 ? 404 : httpd_static_open(srv, c->url.p, c->url.len, &fd, &st);
+    const char *type = NULL;
+    int status =
+        srv->root_fd < 0 ? 404 : httpd_static_open(srv, c->url.p, c->url.len, &fd, &st, &type);
+    if (status == 301) {
+        /* The same path and query, with the directory's slash. */
+        const char *q = memchr(c->url.p, '?', c->url.len);
+        size_t path_len = q ? (size_t)(q - c->url.p) : c->url.len;
+        struct buf loc = {0};
+        if (buf_printf(&loc, "Location: %.*s/%s\r\n", (int)path_len, c->url.p, q ? q : "") == 0 &&
+            buf_add(&loc, "", 1) == 0)
+            conn_respond(c, 301, "text/plain", loc.p, "301 Moved Permanently\n", 22);
+        else
+            conn_respond_error(c, 500);
+        buf_free(&loc);
+        return;
+    }
     if (status != 200) {
         conn_respond_error(c, status);
         return;
@@ -225,6 +298,11 @@ void static_serve(struct conn *c)
     off_t from = 0, to = st.st_size - 1;
     int status_code = 200;
     const char *range = conn_header(c, "Range");
+    /* If-Range: the range only if the file is still the one the client
+     * has, by its date (this server sends no ETag); otherwise all of it. */
+    const char *if_range = range ? conn_header(c, "If-Range") : NULL;
+    if (if_range && strcmp(if_range, last) != 0)
+        range = NULL;
     if (range) {
         int r = parse_range(range, st.st_size, &from, &to);
         if (r == -2) {
@@ -243,7 +321,7 @@ void static_serve(struct conn *c)
     c->out.len = c->out_sent = 0;
     if (conn_head(c, status_code, (uint64_t)len) ||
         buf_printf(&c->out, "Content-Type: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",
-                   httpd_mime_type(c->url.p), last) ||
+                   type, last) ||
         (status_code == 206 &&
          buf_printf(&c->out, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)from,
                     (long long)to, (long long)st.st_size)) ||
@@ -265,4 +343,5 @@ void static_serve(struct conn *c)
         c->sent_bytes = (uint64_t)len;
     }
     c->state = WRITING;
+    c->deadline_ms = 0; /* set again if the client is slow to take it */
 }

@@ -144,9 +144,12 @@ static inline int whttpd_query_param(const struct whttpd_request *req, const cha
  */
 
 /*
- * whttpd_respond_headers - writes the response: status (100-599), optional
- * extra headers (names and values without CR or LF; walls-httpd adds
- * Content-Length, Date, Server and Connection itself), and the body.
+ * whttpd_respond_headers - writes the response: status (200-599; a 1xx is
+ * not a final response), optional extra headers (names and values
+ * without CR, LF or other control characters but tab; walls-httpd adds
+ * Content-Length, Date, Server and Connection itself, and a handler that
+ * sets any of Content-Length, Connection or Transfer-Encoding gets 502),
+ * and the body. Responses 204 and 304 go out without a body.
  * content_type NULL sends none. Returns 0, or -1 when it does not fit
  * call->out_cap (the route's max_output) or is malformed: return that from
  * the handler and the client gets 500.
@@ -159,7 +162,7 @@ static inline int whttpd_respond_headers(struct walls_call *call, int status,
     unsigned char *out = (unsigned char *)call->out;
     size_t cap = call->out_cap, at = 16;
     uint32_t head[4] = {WHTTPD_RESPONSE_MAGIC, (uint32_t)status, 0, (uint32_t)len};
-    if (status < 100 || status > 599 || len > UINT32_MAX || cap < 16)
+    if (status < 200 || status > 599 || len > UINT32_MAX || cap < 16)
         return -1;
     for (unsigned i = 0; i <= nextra; i++) {
         const char *name = i == 0 ? "Content-Type" : extra[i - 1].name;

@@ -54,6 +54,10 @@ printf 'body{}' > "$WORK/www/sub/style.css"
 ln -s /etc/passwd "$WORK/www/escape"
 ln -s 13.txt "$WORK/www/inside"
 head -c 150000 /dev/urandom > "$WORK/big.bin"
+head -c 30000000 /dev/zero > "$WORK/www/large.dat"
+mkfifo "$WORK/www/fifo.txt"
+mkdir -p "$WORK/www/hello"
+printf 'behind a route\n' > "$WORK/www/hello/secret.txt"
 head -c 300000 /dev/urandom > "$WORK/huge.bin"
 
 # start NAME ARGS...: starts the server, sets PID and URL and PORT.
@@ -187,6 +191,32 @@ expect "climbing with .." 403 "$(code --path-as-is "$URL/../../etc/passwd")"
 expect "climbing with %2e%2e" 403 "$(code --path-as-is "$URL/%2e%2e/%2e%2e/etc/passwd")"
 expect "a missing file" 404 "$(code "$URL/nope")"
 expect "POST to a file" 405 "$(code -d x "$URL/13.txt")"
+expect "a FIFO under the root is refused, not waited on" 403 "$(code --max-time 5 "$URL/fifo.txt")"
+expect "... and the loop still serves" "200 hello" "$(code --max-time 5 "$URL/hello") $(cat "$WORK/body")"
+curl -s -D "$WORK/h" -o /dev/null "$URL/sub"
+contains "a directory named without its slash is redirected" "HTTP/1.1 301" "$WORK/h"
+contains "... to the same path with it" "Location: /sub/" "$WORK/h"
+curl -s -D "$WORK/h" -o /dev/null "$URL/"
+contains "an index is served as HTML" "Content-Type: text/html" "$WORK/h"
+curl -s -D "$WORK/h" -o /dev/null -H "If-Modified-Since: $LM" "$URL/sub/style.css"
+if grep -qi '^Content-Length' "$WORK/h"; then fail "a 304 has no Content-Length"; else pass "a 304 has no Content-Length"; fi
+LM13=$(curl -s -D - -o /dev/null "$URL/13.txt" | sed -n 's/^Last-Modified: \(.*\)\r$/\1/p')
+expect "If-Range with the file's date keeps the range" "206 irte" \
+    "$(code -r 2-5 -H "If-Range: $LM13" "$URL/13.txt") $(cat "$WORK/body")"
+expect "If-Range with another date gives the whole file" "200 thirteen byte" \
+    "$(code -r 2-5 -H 'If-Range: Sat, 01 Jan 2000 00:00:00 GMT' "$URL/13.txt") $(cat "$WORK/body")"
+expect "Range bytes=-0 is not satisfiable" 416 "$(code -H 'Range: bytes=-0' "$URL/13.txt")"
+expect "Range with a sign is not a range" 200 "$(code -H 'Range: bytes=+1-2' "$URL/13.txt")"
+# Routes are matched on the path as it resolves: no spelling of a route's
+# path reaches a file under its prefix, nor a route the path leaves.
+expect "a doubled slash still reaches the route" "200 hello" \
+    "$(code --path-as-is "$URL//hello/secret.txt") $(cat "$WORK/body")"
+expect "a dot segment still reaches the route" "200 hello" \
+    "$(code --path-as-is "$URL/./hello/secret.txt") $(cat "$WORK/body")"
+expect "an encoded letter still reaches the route" "200 hello" \
+    "$(code --path-as-is "$URL/%68ello/secret.txt") $(cat "$WORK/body")"
+expect "a path that leaves the route's prefix is not the route's" "200 thirteen byte" \
+    "$(code --path-as-is "$URL/hello/../13.txt") $(cat "$WORK/body")"
 
 # ---- bad input and limits ----
 first_line() { head -1 | tr -d '\r'; }
@@ -208,6 +238,52 @@ printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnecti
     "$RAW" "$PORT" > "$WORK/trailer"
 expect "a chunked body with trailers" "HTTP/1.1 200 OK" "$(first_line < "$WORK/trailer")"
 contains "... echoed whole" "hello" "$WORK/trailer"
+expect "a blank before a header's colon is 400" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc' | "$RAW" "$PORT" | first_line)"
+expect "a transfer coding other than chunked is 501" "HTTP/1.1 501 Not Implemented" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "an HTTP/1.1 request without Host is 400" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'GET /13.txt HTTP/1.1\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "... and one with two is 400" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'GET /13.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "an HTTP/1.0 request needs no Host" "HTTP/1.1 200 OK" \
+    "$(printf 'GET /13.txt HTTP/1.0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "HTTP/2.0 in a request line is 505" "HTTP/1.1 505 HTTP Version Not Supported" \
+    "$(printf 'GET /13.txt HTTP/2.0\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "a request target in absolute form is served" "thirteen byte" \
+    "$(printf 'GET http://x/13.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | "$RAW" "$PORT" | tail -c 13)"
+expect "a chunk larger than the body limit is 413 at once" "HTTP/1.1 413 Content Too Large" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\n' | "$RAW" "$PORT" | first_line)"
+expect "a body that stops coming gets 408" "HTTP/1.1 408 Request Timeout" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab' | "$RAW" "$PORT" 3000 | first_line)"
+printf 'POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n' | "$RAW" "$PORT" 1500 > "$WORK/cont"
+if grep -q "100 Continue" "$WORK/cont"; then fail "no 100 Continue for HTTP/1.0"; else pass "no 100 Continue for HTTP/1.0"; fi
+printf 'POST /13.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n' | "$RAW" "$PORT" 1500 > "$WORK/cont"
+if grep -q "100 Continue" "$WORK/cont"; then fail "no 100 Continue for a body no route takes"; else pass "no 100 Continue for a body no route takes"; fi
+printf 'POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n' | "$RAW" "$PORT" 1500 > "$WORK/cont"
+contains "100 Continue for a route's body" "100 Continue" "$WORK/cont"
+# A client that stops reading its response: closed once it has taken
+# nothing for the timeout (500 ms here), not held forever.
+got=$(python3 - "$PORT" <<'PYEOF' 2>&1
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b'GET /large.dat HTTP/1.1\r\nHost: x\r\n\r\n')
+time.sleep(2.5)
+s.settimeout(10)
+n = 0
+try:
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        n += len(b)
+except OSError:
+    pass
+print('closed early' if n < 30000000 else 'all %d bytes' % n)
+PYEOF
+)
+expect "a client that stops reading is closed" "closed early" "$got"
 
 # ---- keep-alive and pipelining ----
 printf 'GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /dyn?n=3 HTTP/1.1\r\nHost: x\r\n\r\nGET /13.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
@@ -471,6 +547,64 @@ for _ in $(seq 1 40); do
     sleep 0.05
 done
 expect "after kill -9, no process it started is left" "" "$left"
+
+# ---- SIGQUIT stops at once ----
+start quit --route "/slow=$R:nap:processes"
+curl -s -o /dev/null --max-time 10 "$URL/slow?ms=5000" &
+CURL=$!
+sleep 0.3
+T0=$(date +%s%N)
+kill -QUIT "$PID"
+wait "$PID"
+rc=$?
+T1=$(date +%s%N)
+PID=
+expect "SIGQUIT ends with status 0" 0 "$rc"
+ms=$(( (T1 - T0) / 1000000 ))
+if [ "$ms" -lt 3000 ]; then pass "SIGQUIT did not wait for the 5 s handler ($ms ms)"; else fail "SIGQUIT took $ms ms"; fi
+contains "... and says it stopped at once" "stopped at once" "$WORK/quit.err"
+wait "$CURL" 2>/dev/null
+
+# ---- a port in use, and running out of descriptors ----
+start first --route "/hello=$R:hello:threads"
+"$SERVER" --listen 127.0.0.1:"$PORT" --route "/hello=$R:hello:threads" 2> "$WORK/second.err"
+expect "a second server on a port in use does not start" 1 $?
+contains "... saying why" "Address already in use" "$WORK/second.err"
+stop TERM
+# With 64 descriptors the server runs out while 80 clients connect: it
+# says so and stops accepting for a while instead of spinning on the
+# listening socket, and serves again once they leave.
+(ulimit -n 64; exec "$SERVER" --listen 127.0.0.1:0 --loops 1 --error-log "$WORK/fds.err" \
+    --route "/hello=$R:hello:threads") &
+PID=$!
+PORT=
+for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/fds.err")
+    [ -n "$PORT" ] && break
+    sleep 0.05
+done
+URL=http://127.0.0.1:$PORT
+got=$(python3 - "$PORT" "$PID" <<'PYEOF' 2>&1
+import socket, sys, time
+socks = [socket.create_connection(('127.0.0.1', int(sys.argv[1]))) for _ in range(80)]
+time.sleep(0.5)
+def cpu():
+    f = open('/proc/%s/stat' % sys.argv[2]).read().rsplit(')', 1)[1].split()
+    return int(f[11]) + int(f[12])
+a = cpu()
+time.sleep(1.0)
+b = cpu()
+for s in socks:
+    s.close()
+ticks = b - a
+print('quiet' if ticks < 50 else 'busy %d ticks' % ticks)
+PYEOF
+)
+expect "out of descriptors, the loop does not spin" "quiet" "$got"
+contains "... and the log says why" "accept: Too many open files" "$WORK/fds.err"
+sleep 0.5
+expect "... and it serves again once the clients leave" "200 hello" "$(code --max-time 5 "$URL/hello") $(cat "$WORK/body")"
+stop TERM
 
 # ---- bad command lines ----
 "$SERVER" --listen 127.0.0.1:0 --route "/x=$R:nosuchfn" 2> "$WORK/bad"
