@@ -193,6 +193,10 @@ void kv_err_syntax(struct kv_ctx *c)
 
 int kv_err_oom(struct kv_ctx *c)
 {
+    /* The command may have written part of its reply (a pop, the
+     * elements it took): its undone changes have no reply but this. */
+    if (c->out->len > c->reply_mark)
+        c->out->len = c->reply_mark;
     if (c->txn.full)
         kv_reply_error(c->out, "ERR the command changes too much at once to be undone if it fails; "
                                "split it");
@@ -1282,11 +1286,16 @@ int kv_exec(struct kv_ctx *c, struct resp_parser *parser, const char *p, size_t 
         uint64_t mark = c->in_txn ? c->txn.h->log_n : 0;
         size_t aof_mark = c->aof ? c->aof->len : 0;
         c->aof_written = false;
+        c->reply_mark = c->out->len;
         int rc = 0;
         if (k->read)
             k->read(c);
         else
             rc = k->write(c);
+        /* A read that filled the log (deleting an expired key as it
+         * looked) has no reply but the error either. */
+        if (rc == 0 && c->in_txn && c->txn.full)
+            rc = kv_err_oom(c);
         bool changed = c->in_txn && c->txn.h->log_n > mark;
         if (rc != 0 || (c->in_txn && c->txn.full)) {
             /* This command alone is undone; its error is its reply. */
@@ -1306,6 +1315,7 @@ int kv_exec(struct kv_ctx *c, struct resp_parser *parser, const char *p, size_t 
 int kv_run(struct kv_ctx *c)
 {
     c->in_txn = false;
+    c->reply_mark = c->out->len;
     if (c->argc == 0)
         return 0;
     const struct kv_command *k = kv_command_find(&c->argv[0]);

@@ -235,14 +235,35 @@ static bool queue(struct conn *c);
 /* A MULTI, EXEC or DISCARD, or a command inside a MULTI, just parsed
  * (len bytes at in.off), with no batch ahead of it. Returns 0 when it was
  * answered here (its bytes consumed), 1 when it is an EXEC whose batch is
- * ready, -1 when the connection was closed. */
+ * ready, 2 when it was a QUIT (answered; the connection closes), -1 when
+ * the connection was closed. */
 static int transaction(struct conn *c, size_t len)
 {
     const struct resp_arg *argv = c->parser.argv;
     size_t argc = c->parser.argc;
     const char *reply = NULL;
     char text[600];
-    if (kv_is_multi(&argv[0])) {
+    bool multi = kv_is_multi(&argv[0]), exec = kv_is_exec(&argv[0]);
+    if (argc != 1 && (multi || exec || kv_is_discard(&argv[0]))) {
+        /* As Redis: a wrong EXEC aborts the transaction; a wrong MULTI or
+         * DISCARD fails, and inside a MULTI makes its EXEC fail. */
+        if (exec) {
+            reply = "-EXECABORT Transaction discarded because of: wrong number of arguments "
+                    "for 'exec' command\r\n";
+            c->in_multi = c->multi_failed = false;
+            c->queued_cmds.len = 0;
+            c->nqueued = 0;
+        } else {
+            reply = multi ? "-ERR wrong number of arguments for 'multi' command\r\n"
+                          : "-ERR wrong number of arguments for 'discard' command\r\n";
+            c->multi_failed = c->in_multi;
+        }
+    } else if (kv_is_quit(&argv[0])) {
+        /* Not queued, even inside a MULTI: answered, then the connection
+         * closes (Redis 7.0 does the same). */
+        c->in.off += len;
+        return conn_send(c, "+OK\r\n", 5) ? 2 : -1;
+    } else if (multi) {
         reply = c->in_multi ? "-ERR MULTI calls can not be nested\r\n" : "+OK\r\n";
         c->in_multi = true;
     } else if (kv_is_discard(&argv[0])) {
@@ -341,6 +362,10 @@ static bool conn_serve(struct conn *c)
             int t = transaction(c, (size_t)n);
             if (t < 0)
                 return false;
+            if (t == 2) {
+                c->closing = true;
+                return conn_flush(c);
+            }
             pos = c->in.off;
             if (t > 0)
                 break; /* an EXEC: its batch is ready */

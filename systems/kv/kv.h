@@ -93,6 +93,9 @@ struct kv_ctx {
     bool aof_written;
     uint64_t aof_end;   /* the ring position past its record, once written */
     bool exec;          /* an EXEC: its record holds every command that changed something */
+    size_t reply_mark;  /* out's length when the command began: one that fails midway
+                         * (kv_err_oom) answers with its error alone, not with the part
+                         * of its reply written before */
 };
 
 /* EXEC: the n queued commands in p[0, len), run in one transaction over

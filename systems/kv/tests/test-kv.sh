@@ -469,6 +469,53 @@ else
     diff -u "$SRC/systems/kv/tests/multi.expected" "$WORK/multi.got" | sed 's/^/    /'
 fi
 
+# QUIT inside a MULTI is not queued: answered, then the connection closes.
+# A pop too large to undo is refused with one reply, not its elements and
+# then an error (which shifted every later reply on the connection), and
+# the list is as it was; the same inside an EXEC, whose array keeps its
+# length.
+got=$(python3 - "$PORT" <<'PYEOF' 2>&1
+import socket, sys
+def conn():
+    s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+    s.settimeout(20)
+    return s, s.makefile('rb')
+def cmd(*a):
+    return b'*%d\r\n' % len(a) + b''.join(b'$%d\r\n%s\r\n' % (len(x), x) for x in a)
+def read(f):
+    line = f.readline()
+    if line[:1] == b'$':
+        n = int(line[1:])
+        return line + (f.read(n + 2) if n >= 0 else b'')
+    if line[:1] == b'*':
+        return line + b''.join(read(f) for _ in range(max(int(line[1:]), 0)))
+    return line
+out = []
+s, f = conn()
+s.sendall(cmd(b'MULTI') + cmd(b'QUIT') + cmd(b'PING'))
+out.append(read(f).strip() + read(f).strip() + (b'closed' if f.read() == b'' else b'open'))
+s, f = conn()
+s.sendall(cmd(b'DEL', b'biglist') + cmd(b'DEL', b'bigc'))
+read(f); read(f)
+for i in range(12):
+    s.sendall(cmd(b'RPUSH', b'biglist', *[b'%d' % j for j in range(5000)]))
+    read(f)
+s.sendall(cmd(b'LPOP', b'biglist', b'50000') + cmd(b'PING') + cmd(b'LLEN', b'biglist'))
+r = read(f)
+out.append(r[:5] + read(f).strip() + read(f).strip())
+s.sendall(cmd(b'MULTI') + cmd(b'LPOP', b'biglist', b'50000') + cmd(b'INCR', b'bigc') + cmd(b'EXEC') + cmd(b'PING'))
+for _ in range(3):
+    read(f)
+r = read(f)
+out.append(r.split(b'\r\n')[0] + r.split(b'\r\n')[1][:5] + r.split(b'\r\n')[2] + read(f).strip())
+s.sendall(cmd(b'DEL', b'biglist'))
+read(f)
+print(b' '.join(out).decode())
+PYEOF
+)
+expect "QUIT in a MULTI; a pop too large to undo" \
+    "+OK+OKclosed -ERR +PONG:60000 *2-ERR :1+PONG" "$got"
+
 # ---- redis-benchmark ---------------------------------------------------------
 
 # A short, bounded run of the benchmark's commands, pipelined and not: every
