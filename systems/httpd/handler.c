@@ -118,6 +118,13 @@ static bool respond_from(struct conn *c, const unsigned char *p, size_t len)
             if ((q != nul && ((*q < ' ' && *q != '\t') || *q == 0x7f)) ||
                 (q < nul && (*q == ':' || *q <= ' ')))
                 ok = false;
+        /* Date and Server are the server's own: a handler's are dropped,
+         * as nginx drops an upstream's, not sent twice. */
+        if (ok && (strcasecmp((const char *)name, "Date") == 0 ||
+                   strcasecmp((const char *)name, "Server") == 0)) {
+            at = (size_t)(vnul - p) + 1;
+            continue;
+        }
         ok = ok && strcasecmp((const char *)name, "Content-Length") != 0 &&
              strcasecmp((const char *)name, "Connection") != 0 &&
              strcasecmp((const char *)name, "Transfer-Encoding") != 0 &&

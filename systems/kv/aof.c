@@ -198,8 +198,13 @@ static void *writer_main(void *arg)
         if (n > 0) {
             int rc = write_all(srv->aof_fd, iov, n);
             if (rc != 0) {
-                /* Replies wait under always; say why, and try again. */
+                /* Replies wait under always; say why, and try again,
+                 * unless stopping for longer than the stop's bound (a
+                 * disk that stays full must not hold the stop forever). */
                 kv_log(srv, "writing the append-only file: %s", strerror(-rc));
+                if (__atomic_load_n(&srv->aof_stop, __ATOMIC_ACQUIRE) &&
+                    mono_ms() - srv->aof_stop_ms > 2000)
+                    break;
                 struct timespec nap = {0, 100000000};
                 nanosleep(&nap, NULL);
                 continue;
@@ -238,19 +243,15 @@ static void *writer_main(void *arg)
             }
             /* Nothing (or only unfinished records) to write: sleep until a
              * task of the backends ends (its records are committed or
-             * undone by then), the next sync is due, or a stop. Looking
-             * every 100 us here too cost an idle server 10,000 wake-ups
-             * a second. */
-            int64_t wait_ms = 1000;
-            /* Stopped at a record whose command is running: its task's
-             * end kicks us, but a backend waiting for room in a full ring
-             * cannot; look again within 10 ms. */
-            if (pos != head)
-                wait_ms = 10;
+             * undone by then), the next sync is due, a stop, or 10 ms.
+             * Looking every 100 us here too cost an idle server 10,000
+             * wake-ups a second. The 10 ms bound is for what cannot kick
+             * us: a backend in another process that found the ring full
+             * while its task is still running (it waits for room holding
+             * its stripes, so no task may end until we write). */
+            int64_t wait_ms = 10;
             if (unsynced && srv->aof_mode == KV_FSYNC_EVERYSEC && last_sync + 1000 - now < wait_ms)
                 wait_ms = last_sync + 1000 - now < 1 ? 1 : last_sync + 1000 - now;
-            if (__atomic_load_n(&srv->aof_stop, __ATOMIC_ACQUIRE))
-                wait_ms = 10;
             uint32_t seen = __atomic_load_n(&srv->aof_bell, __ATOMIC_ACQUIRE);
             __atomic_store_n(&srv->aof_asleep, 1, __ATOMIC_SEQ_CST);
             /* A kick after `seen` changed the bell: the wait returns at once. */

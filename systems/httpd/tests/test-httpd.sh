@@ -196,6 +196,8 @@ expect "... and the loop still serves" "200 hello" "$(code --max-time 5 "$URL/he
 curl -s -D "$WORK/h" -o /dev/null "$URL/sub"
 contains "a directory named without its slash is redirected" "HTTP/1.1 301" "$WORK/h"
 contains "... to the same path with it" "Location: /sub/" "$WORK/h"
+curl -s -D "$WORK/h" -o /dev/null --path-as-is "$URL//sub?a=1"
+contains "... with one leading slash, the query kept" "Location: /sub/?a=1" "$WORK/h"
 curl -s -D "$WORK/h" -o /dev/null "$URL/"
 contains "an index is served as HTML" "Content-Type: text/html" "$WORK/h"
 curl -s -D "$WORK/h" -o /dev/null -H "If-Modified-Since: $LM" "$URL/sub/style.css"
