@@ -5,6 +5,7 @@
  * for the same reasons.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -134,6 +135,11 @@ struct route *httpd_route_new(struct server *srv, const char *prefix, size_t len
         httpd_fail("route prefix %.*s: want a path starting with /", (int)len, prefix);
         return NULL;
     }
+    /* /_status and /_status.html are answered before any route. */
+    if (len >= 8 && memcmp(prefix, "/_status", 8) == 0) {
+        httpd_fail("route prefix %.*s: /_status is the server's own", (int)len, prefix);
+        return NULL;
+    }
     for (unsigned i = 0; i < srv->nroutes; i++)
         if (srv->routes[i].prefix_len == len && memcmp(srv->routes[i].prefix, prefix, len) == 0) {
             httpd_fail("route prefix %.*s given twice", (int)len, prefix);
@@ -195,6 +201,11 @@ static int parse_listen(struct server *srv, const char *spec)
         return httpd_fail("listen %s: want an IPv4 HOST:PORT", spec);
     memcpy(srv->host, spec, (size_t)(colon - spec));
     srv->host[colon - spec] = '\0';
+    /* A dotted IPv4 address, as the loops will bind it: "localhost" or
+     * "::1" would pass -t and then fail to start. */
+    struct in_addr addr;
+    if (inet_pton(AF_INET, srv->host, &addr) != 1)
+        return httpd_fail("listen %s: want an IPv4 HOST:PORT (a dotted address)", spec);
     srv->port = (int)port;
     srv->listening = true;
     return 0;

@@ -91,6 +91,13 @@ descendants() {
     done
 }
 
+# alive PID...: those of the processes that still run (not zombies).
+alive() {
+    for k in "$@"; do
+        [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null && printf ' %s' "$k"
+    done
+}
+
 # stop SIGNAL: stops the server, waits for it, and checks that nothing it
 # started is left.
 stop() {
@@ -99,14 +106,8 @@ stop() {
     wait "$PID"
     rc=$?
     PID=
-    left=
-    for k in $kids; do
-        if [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null; then
-            left="$left $k"
-        fi
-    done
     expect "stopped by SIG$1 with status 0" 0 "$rc"
-    expect "nothing left running after SIG$1" "" "$left"
+    expect "nothing left running after SIG$1" "" "$(alive $kids)"
 }
 
 code() {
@@ -384,11 +385,7 @@ expect "the request in progress got its response" "200 rested" "$(cat "$WORK/lat
 wait "$PID"
 expect "graceful stop status" 0 $?
 PID=
-left=
-for k in $kids; do
-    [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null && left="$left $k"
-done
-expect "nothing left after the graceful stop" "" "$left"
+expect "nothing left after the graceful stop" "" "$(alive $kids)"
 
 # ---- a broken pool: 503 with Retry-After, then served again ----
 start broken --restart-limit 2 --route "/crash=$R:crash:processes" --workers 1
@@ -508,27 +505,30 @@ wait "$HOLD1" "$HOLD2"
 expect "below the cap again: served" "200 hello" "$(code "$URL/hello") $(cat "$WORK/body")"
 stop TERM
 
+# stop_during_nap SIGNAL: sends SIGNAL while a 5 s handler runs; sets rc
+# (the server's exit status), ms (how long it took to end) and kids (the
+# processes it had made).
+stop_during_nap() {
+    curl -s -o /dev/null --max-time 10 "$URL/slow?ms=5000" &
+    CURL=$!
+    sleep 0.3
+    kids=$(descendants "$PID")
+    T0=$(date +%s%N)
+    kill -"$1" "$PID"
+    wait "$PID"
+    rc=$?
+    T1=$(date +%s%N)
+    PID=
+    ms=$(( (T1 - T0) / 1000000 ))
+    wait "$CURL" 2>/dev/null
+}
+
 # ---- a graceful stop is bounded ----
 start bound --shutdown-timeout 500 --route "/slow=$R:nap:processes"
-curl -s -o /dev/null --max-time 10 "$URL/slow?ms=5000" &
-CURL=$!
-sleep 0.3
-kids=$(descendants "$PID")
-T0=$(date +%s%N)
-kill -TERM "$PID"
-wait "$PID"
-rc=$?
-T1=$(date +%s%N)
-PID=
+stop_during_nap TERM
 expect "a graceful stop past its bound still ends with status 0" 0 "$rc"
-ms=$(( (T1 - T0) / 1000000 ))
 if [ "$ms" -lt 3000 ]; then pass "it ended in $ms ms, not after the 5 s handler"; else fail "the stop took $ms ms"; fi
-wait "$CURL" 2>/dev/null
-left=
-for k in $kids; do
-    [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null && left="$left $k"
-done
-expect "nothing left after a bounded stop" "" "$left"
+expect "nothing left after a bounded stop" "" "$(alive $kids)"
 
 # ---- kill -9 of the server: its workers go with it ----
 start killed --route "/dyn=$R:dyn:processes" --route "/s=$R:dyn:strict"
@@ -539,12 +539,8 @@ kids=$(descendants "$PID")
 kill -KILL "$PID"
 wait "$PID" 2>/dev/null
 PID=
-left=
 for _ in $(seq 1 40); do
-    left=
-    for k in $kids; do
-        [ -d /proc/"$k" ] && ! grep -q '^State:.*Z' /proc/"$k"/status 2>/dev/null && left="$left $k"
-    done
+    left=$(alive $kids)
     [ -z "$left" ] && break
     sleep 0.05
 done
@@ -552,20 +548,11 @@ expect "after kill -9, no process it started is left" "" "$left"
 
 # ---- SIGQUIT stops at once ----
 start quit --route "/slow=$R:nap:processes"
-curl -s -o /dev/null --max-time 10 "$URL/slow?ms=5000" &
-CURL=$!
-sleep 0.3
-T0=$(date +%s%N)
-kill -QUIT "$PID"
-wait "$PID"
-rc=$?
-T1=$(date +%s%N)
-PID=
+stop_during_nap QUIT
 expect "SIGQUIT ends with status 0" 0 "$rc"
-ms=$(( (T1 - T0) / 1000000 ))
 if [ "$ms" -lt 3000 ]; then pass "SIGQUIT did not wait for the 5 s handler ($ms ms)"; else fail "SIGQUIT took $ms ms"; fi
 contains "... and says it stopped at once" "stopped at once" "$WORK/quit.err"
-wait "$CURL" 2>/dev/null
+expect "nothing left after SIGQUIT" "" "$(alive $kids)"
 
 # ---- a port in use, and running out of descriptors ----
 start first --route "/hello=$R:hello:threads"
@@ -616,6 +603,10 @@ contains "... naming it" "no function nosuchfn" "$WORK/bad"
 expect "an unknown placement is refused" 2 $?
 "$SERVER" --listen nowhere 2> "$WORK/bad"
 expect "a bad --listen is refused" 2 $?
+"$SERVER" -t --listen localhost:8080 2> "$WORK/bad"
+expect "-t refuses a --listen host that is not a dotted IPv4 address" 1 $?
+"$SERVER" --listen 127.0.0.1:0 --route "/_status=$R:hello:threads" 2> "$WORK/bad"
+expect "a route over /_status is refused" 2 $?
 "$SERVER" --bogus 2> "$WORK/bad"
 expect "an unknown flag is refused" 2 $?
 
