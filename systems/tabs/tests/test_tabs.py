@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 BIN, TESTS = sys.argv[1], sys.argv[2]
@@ -262,14 +263,16 @@ for args, msg in bad:
     proc = run(args, f"usage {args}", 2)
     if not re.search(msg, proc.stderr):
         fail(f"usage {args}: stderr {proc.stderr!r} does not say {msg!r}")
-os.makedirs("/tmp/walls-tabs-test", exist_ok=True)
+# A directory of this run's own, gone afterwards.
+names_dir = tempfile.mkdtemp(prefix="walls-tabs-test.")
 for fname, msg in (("broker.lua", r'not "broker"'), ("bad name!.lua", r"letters, digits")):
-    path = os.path.join("/tmp/walls-tabs-test", fname)
+    path = os.path.join(names_dir, fname)
     open(path, "w").write("-- nothing\n")
     proc = run(["run", path], f"name {fname}", 2)
     if not re.search(msg, proc.stderr):
         fail(f"name {fname}: stderr {proc.stderr!r}")
     os.unlink(path)
+os.rmdir(names_dir)
 # A script that cannot be read is that tab's error, not the run's.
 proc = run(["run", "--json", "--quiet", GOOD[0], "/nonexistent/gone.lua"], "missing file", 1)
 t = tabs_of(proc, "missing file")
