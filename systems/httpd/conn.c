@@ -501,16 +501,14 @@ int conn_head(struct conn *c, int status, uint64_t content_length)
     if (httpd_stopping(c->loop->srv))
         c->close_after = true;
     /* 204 and 304 carry no Content-Length (RFC 9110, 8.6). */
-    if (status == 204 || status == 304)
-        return buf_printf(&c->out,
-                          "HTTP/1.1 %d %s\r\nServer: " HTTPD_NAME "\r\nDate: %s\r\n"
-                          "Connection: %s\r\n",
-                          status, httpd_reason(status), date,
-                          c->keep_alive && !c->close_after ? "keep-alive" : "close");
+    char length[48] = "";
+    if (status != 204 && status != 304)
+        snprintf(length, sizeof length, "Content-Length: %llu\r\n",
+                 (unsigned long long)content_length);
     return buf_printf(&c->out,
                       "HTTP/1.1 %d %s\r\nServer: " HTTPD_NAME "\r\nDate: %s\r\n"
-                      "Content-Length: %llu\r\nConnection: %s\r\n",
-                      status, httpd_reason(status), date, (unsigned long long)content_length,
+                      "%sConnection: %s\r\n",
+                      status, httpd_reason(status), date, length,
                       c->keep_alive && !c->close_after ? "keep-alive" : "close");
 }
 

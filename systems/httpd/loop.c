@@ -49,10 +49,16 @@ static void pause_accepting(struct loop *l, int err)
     }
 }
 
-static void resume_accepting(struct loop *l)
+/* Puts the listening socket in the loop's epoll set: 0 or -1. */
+static int watch_listen(struct loop *l)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
-    if (l->listen_fd >= 0 && epoll_ctl(l->ep, EPOLL_CTL_ADD, l->listen_fd, &ev) == 0)
+    return epoll_ctl(l->ep, EPOLL_CTL_ADD, l->listen_fd, &ev);
+}
+
+static void resume_accepting(struct loop *l)
+{
+    if (l->listen_fd >= 0 && watch_listen(l) == 0)
         l->accept_paused = false;
 }
 
@@ -120,6 +126,9 @@ static void hand_over(struct loop *l, struct loop *owner, walls_task **tasks, si
 
 /* Tasks collected by this loop: its own connections' are answered here,
  * the others' handed to their loops, each loop's in one go. */
+/* Tasks a collect takes at a time. */
+#define COLLECT_MAX 64
+
 static void finish_all(struct loop *l, walls_task **tasks, size_t n)
 {
     size_t foreign = 0;
@@ -135,7 +144,7 @@ static void finish_all(struct loop *l, walls_task **tasks, size_t n)
     while (foreign > 0) {
         struct loop *owner = ((struct conn *)walls_task_user(tasks[0]))->loop;
         size_t same = 0, rest = 0;
-        walls_task *theirs[64];
+        walls_task *theirs[COLLECT_MAX];
         for (size_t i = 0; i < foreign; i++) {
             if (((struct conn *)walls_task_user(tasks[i]))->loop == owner)
                 theirs[same++] = tasks[i];
@@ -149,11 +158,11 @@ static void finish_all(struct loop *l, walls_task **tasks, size_t n)
 
 static void collect(struct loop *l, struct route *r)
 {
-    walls_task *tasks[64];
+    walls_task *tasks[COLLECT_MAX];
     size_t n;
-    while (walls_pool_collect(r->pool, tasks, 64, &n) == 0 && n > 0) {
+    while (walls_pool_collect(r->pool, tasks, COLLECT_MAX, &n) == 0 && n > 0) {
         finish_all(l, tasks, n);
-        if (n < 64)
+        if (n < COLLECT_MAX)
             break;
     }
 }
@@ -164,10 +173,10 @@ static void drain_inbox(struct loop *l)
     ssize_t rc = read(l->wake_fd, &v, sizeof v);
     (void)rc;
     for (;;) {
-        walls_task *tasks[64];
+        walls_task *tasks[COLLECT_MAX];
         size_t n = 0;
         pthread_mutex_lock(&l->inbox_lock);
-        while (n < 64 && l->inbox_len > 0)
+        while (n < COLLECT_MAX && l->inbox_len > 0)
             tasks[n++] = l->inbox[--l->inbox_len];
         pthread_mutex_unlock(&l->inbox_lock);
         if (n == 0)
@@ -363,9 +372,8 @@ int httpd_loops_open(struct server *srv)
         int rc = i == 0 ? port_free(srv) : 0;
         if (rc || (rc = listen_on(srv, &l->listen_fd)) != 0)
             return rc;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
         struct epoll_event wake = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
-        if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->listen_fd, &ev) != 0 ||
+        if (watch_listen(l) != 0 ||
             epoll_ctl(l->ep, EPOLL_CTL_ADD, l->wake_fd, &wake) != 0)
             return -errno;
     }

@@ -253,6 +253,34 @@ static int read_into(struct buf *b, int fd, off_t off, size_t len)
     return 0;
 }
 
+/* 301 to the same path and query with the directory's slash. One
+ * leading slash ("//host/" would name another host), no fragment, and any
+ * byte that is not printable ASCII escaped. */
+static void redirect_to_directory(struct conn *c)
+{
+    const char *u = c->url.p, *end = u + c->url.len;
+    while (u + 1 < end && u[1] == '/')
+        u++;
+    struct buf loc = {0};
+    bool ok = buf_add(&loc, "Location: ", 10) == 0;
+    bool slash = false;
+    for (const char *p = u; ok && p < end && *p != '#'; p++) {
+        if (*p == '?' && !slash) {
+            ok = buf_add(&loc, "/", 1) == 0;
+            slash = true;
+        }
+        unsigned char ch = (unsigned char)*p;
+        ok = ok && (ch > ' ' && ch < 0x7f ? buf_add(&loc, p, 1)
+                                            : buf_printf(&loc, "%%%02X", ch)) == 0;
+    }
+    ok = ok && (slash || buf_add(&loc, "/", 1) == 0) && buf_add(&loc, "\r\n", 3) == 0;
+    if (ok)
+        conn_respond(c, 301, "text/plain", loc.p, "301 Moved Permanently\n", 22);
+    else
+        conn_respond_error(c, 500);
+    buf_free(&loc);
+}
+
 void static_serve(struct conn *c)
 {
     struct server *srv = c->loop->srv;
@@ -266,30 +294,7 @@ void static_serve(struct conn *c)
     int status =
         srv->root_fd < 0 ? 404 : httpd_static_open(srv, c->url.p, c->url.len, &fd, &st, &type);
     if (status == 301) {
-        /* The same path and query, with the directory's slash. One
-         * leading slash ("//host/" would name another host), no
-         * fragment, and any byte that is not printable ASCII escaped. */
-        const char *u = c->url.p, *end = u + c->url.len;
-        while (u + 1 < end && u[1] == '/')
-            u++;
-        struct buf loc = {0};
-        bool ok = buf_add(&loc, "Location: ", 10) == 0;
-        bool slash = false;
-        for (const char *p = u; ok && p < end && *p != '#'; p++) {
-            if (*p == '?' && !slash) {
-                ok = buf_add(&loc, "/", 1) == 0;
-                slash = true;
-            }
-            unsigned char ch = (unsigned char)*p;
-            ok = ok && (ch > ' ' && ch < 0x7f ? buf_add(&loc, p, 1)
-                                                : buf_printf(&loc, "%%%02X", ch)) == 0;
-        }
-        ok = ok && (slash || buf_add(&loc, "/", 1) == 0) && buf_add(&loc, "\r\n", 3) == 0;
-        if (ok)
-            conn_respond(c, 301, "text/plain", loc.p, "301 Moved Permanently\n", 22);
-        else
-            conn_respond_error(c, 500);
-        buf_free(&loc);
+        redirect_to_directory(c);
         return;
     }
     if (status != 200) {
