@@ -33,10 +33,15 @@
  *
  * Processes: walls never forks the calling program to make a worker (see
  * walls_init). Its children carry no exit signal, so the program's own
- * SIGCHLD handler and waitpid(-1) never see them. Pools do not survive
- * fork(): in a child of the program every call on its parent's pools and
- * tasks fails with -EPERM at once (walls_task_free() does nothing), and
- * the parent is unaffected. The child may create pools of its own (they
+ * SIGCHLD handler and waitpid(-1) never see them, with one exception: a
+ * fork server started by re-executing the program (a first process pool
+ * made after the program started threads, without walls_init()) is an
+ * ordinary child, since execve() gives it an exit signal; waitpid(-1)
+ * then sees it (blocking while it lives, as for any child), and its end
+ * raises SIGCHLD. A program that reaps children it does not know calls
+ * walls_init() first. Pools do not survive fork(): in a child of the program every call on its
+ * parent's pools and tasks fails with -EPERM at once (walls_task_free()
+ * does nothing), and the parent is unaffected. The child may create pools of its own (they
  * get a fork server of their own), and a child that outlives its parent
  * does not keep the parent's workers alive. (As after any fork() of a
  * program with threads, the child may call only async-signal-safe
@@ -119,7 +124,9 @@ struct walls_pool_opts {
      * for every other one in the window, at most the window. A worker that
      * finished tasks and then died is replaced at once and not counted,
      * however often that happens: one task in a hundred crashing never
-     * breaks a pool. Every replacement counts in walls_stats.restarts. */
+     * breaks a pool; nor does one the pool killed to end its task as the
+     * program asked (walls_cancel() of a running task, a time limit).
+     * Every replacement counts in walls_stats.restarts. */
     unsigned restart_limit;     /* 0 = 100; at most 100000 */
     int64_t restart_window_ms;  /* 0 = 1000 */
     int64_t restart_backoff_ms; /* 0 = restart at once */
@@ -820,7 +827,9 @@ WALLS_API int walls_wait_all(walls_task **tasks, size_t n, int64_t timeout_ms);
  * walls_cancel - cancel a task. One that has not started ends as
  * WALLS_CANCELLED at once. A running process task has its worker killed
  * (and replaced) and ends as WALLS_CANCELLED when the worker is reaped,
- * within milliseconds. A running thread task cannot be stopped: -EBUSY.
+ * within milliseconds: 0 means it ends so, even when it finished in the
+ * moment before the kill landed (its output is dropped). A running
+ * thread task cannot be stopped: -EBUSY.
  * Errors: -EINVAL (NULL); -EBADF (freed task); -EALREADY (finished
  * already); -EBUSY (running in a thread).
  */

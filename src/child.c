@@ -115,6 +115,10 @@ _Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent)
         _exit(errno);
     if (getppid() != parent)
         _exit(ESRCH);
+    /* A process group of its own: a task that signals its group (kill(0),
+     * killpg of its own) reaches this worker alone, not the fork server
+     * and every pool's workers. */
+    setpgid(0, 0);
     if (settle_fds(fds, nfds) != 0)
         _exit(errno ? errno : EBADF);
     walls__set_title("walls-worker");

@@ -143,6 +143,15 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
             /* A thread finally returned from a task that timed out. */
             lane->stuck = false;
             walls__engine_unhold(pool, e);
+        } else if (h.kind == WALLS__CQE_DONE && lane->kill_reason >= 0 && lane->kill_targeted &&
+                   lane->kill_seq == h.seq && lane->kill_reason != WALLS_PROTOCOL) {
+            /* It finished after the host decided to stop it (walls_cancel()
+             * said 0, or its deadline passed), before the kill landed: it
+             * ends as decided, and its worker goes anyway. */
+            e->task->attempts++;
+            e->task->result_flags |= lane->kill_flags;
+            walls__engine_complete_at(pool, e->task, (enum walls_status)lane->kill_reason,
+                                      lane->kill_code, NULL, 0, now);
         } else if (h.kind == WALLS__CQE_DONE && believable_done(pool, lane, &h)) {
             e->task->attempts++;
             lane->served = true;

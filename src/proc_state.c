@@ -11,7 +11,8 @@
  * task each lane was running ends with the cause its own thread recorded,
  * or as LOST; tasks not taken go back to the front of the queue), and
  * replacing it, throttled: more than restart_limit restarts of processes
- * that finished no task, within restart_window_ms, break the pool instead,
+ * that finished no task (and were not killed to end one), within
+ * restart_window_ms, break the pool instead,
  * and restart_backoff_ms spaces those out.
  */
 #define _GNU_SOURCE
@@ -185,7 +186,9 @@ static state_t try_ready(struct walls__pool *pool, struct walls__proc *proc)
 /* A process is gone: replace it, unless the pool restarts too often, in
  * which case it breaks. Only a process that finished no task counts: one
  * that served and then died (one request in a hundred crashing) is no
- * crash loop, and is replaced at once however often that happens. */
+ * crash loop, and is replaced at once however often that happens; nor is
+ * one the host killed to end a task as the program asked (walls_cancel(),
+ * a time limit): that task ended, which is progress too. */
 static state_t replace(struct walls__pool *pool, struct walls__proc *proc)
 {
     proc->respawn_at = 0;
@@ -194,8 +197,11 @@ static state_t replace(struct walls__pool *pool, struct walls__proc *proc)
     if (pool->broken)
         return WALLS__PROC_DOWN;
     bool served = false;
-    for (unsigned i = 0; i < proc->nlanes; i++)
-        served |= proc->lanes[i].served;
+    for (unsigned i = 0; i < proc->nlanes; i++) {
+        const struct walls__lane *lane = &proc->lanes[i];
+        served |= lane->served || (lane->kill_targeted && (lane->kill_reason == WALLS_CANCELLED ||
+                                                          lane->kill_reason == WALLS_TIMEOUT));
+    }
     if (served) {
         pool->restarts++;
         return spawn(pool, proc);

@@ -122,12 +122,23 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* The fork server the tabs' processes come from is started now, while
+     * this program has one thread: a fork of it, a child of this process
+     * (once tabs open on threads of their own, walls would re-execute the
+     * program instead). */
+    int rc = walls_init();
+    if (rc != 0) {
+        fprintf(stderr, "walls-tabs: walls_init: %s (%s)\n", walls_strerror(rc),
+                walls_last_error());
+        return 1;
+    }
     /* Room for every argument: freed on every way out. */
     struct origin_opt *origins = calloc((size_t)argc, sizeof *origins);
     const char **scripts = calloc((size_t)argc, sizeof *scripts);
-    int rc = origins && scripts ? run_command(argc, argv, serve, origins, scripts) : 1;
+    rc = origins && scripts ? run_command(argc, argv, serve, origins, scripts) : 1;
     free(origins);
     free(scripts);
+    walls_fini();
     return rc;
 }
 

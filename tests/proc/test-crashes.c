@@ -3,7 +3,8 @@
  * A thousand tasks with ten crashes of five kinds (signals, exit, stack
  * overflow, SIGKILL) each end with their own cause while the rest succeed;
  * a worker killed from outside is replaced; tasks queued behind a crash in
- * one worker's ring run on its replacement.
+ * one worker's ring run on its replacement; a task that signals its
+ * process group kills its own worker only.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -110,6 +111,51 @@ START_TEST(test_outside_kill_and_replacement)
 }
 END_TEST
 
+/* Signals its own process group, as a careless library might. */
+static int t_kill_group(struct walls_call *call)
+{
+    (void)call;
+    return kill(0, SIGTERM) == 0 ? 0 : 1;
+}
+
+/* A task that signals its process group reaches its own worker alone:
+ * not the fork server every pool's workers come from, nor another pool's
+ * workers. Loop: 0 processes, 1 hybrid. */
+START_TEST(test_group_signal_stays_inside)
+{
+    struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES, .processes = 1};
+    walls_pool *a, *b;
+    ck_assert_int_eq(walls_pool_create(&a, &o), 0);
+    ck_assert_int_eq(walls_pool_create(&b, &o), 0);
+    int ms = 1000;
+    walls_task *busy, *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(b, t_sleep_ms, &ms, sizeof ms, &busy), 0);
+    usleep(50000);
+    ck_assert_int_eq(walls_submit(a, t_kill_group, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 10000, &r), 0);
+    ck_assert_msg(r.status == WALLS_KILLED && r.code == SIGTERM, "the signalling task ended %s %d",
+                  walls_status_name(r.status), r.code);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_wait(busy, 10000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "the other pool's task ended %s %d",
+                  walls_status_name(r.status), r.code);
+    walls_task_free(busy);
+    /* Both pools serve on, pool a on a replacement. */
+    walls_pool *pools[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        int v[2] = {i, 1};
+        ck_assert_int_eq(walls_submit(pools[i], t_add, v, sizeof v, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 10000, &r), 0);
+        ck_assert_msg(r.status == WALLS_OK, "pool %d afterwards: %s", i,
+                      walls_status_name(r.status));
+        walls_task_free(t);
+    }
+    ck_assert_int_eq(walls_pool_destroy(a, 0), 0);
+    ck_assert_int_eq(walls_pool_destroy(b, 0), 0);
+}
+END_TEST
+
 START_TEST(test_queued_behind_crash_survive)
 {
     /* One worker, a crash in the middle of its ring: the tasks queued behind
@@ -143,6 +189,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_thousand_with_ten_crashes);
     tcase_add_test(tc, test_outside_kill_and_replacement);
     tcase_add_test(tc, test_queued_behind_crash_survive);
+    tcase_add_loop_test(tc, test_group_signal_stays_inside, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,7 +3,9 @@
  * running one is killed with its process or (on a thread, which cannot be
  * stopped) refused with -EBUSY, a finished one gives -EALREADY, also when
  * nobody has harvested it yet: then no other task's process is killed for
- * it. The statistics count each outcome.
+ * it. The statistics count each outcome. A cancel that races the task's
+ * end is believed: 0 means cancelled. Workers killed to cancel or time
+ * out their tasks are no crash loop.
  *
  * Loop tests run once per placement: _i = 0 threads, 1 processes.
  */
@@ -11,6 +13,9 @@
 #include <check.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -77,6 +82,124 @@ START_TEST(test_cancel_finished_unharvested)
 }
 END_TEST
 
+/* Busy for the microseconds it is given (an int). */
+static int spin_us(struct walls_call *call)
+{
+    int us;
+    if (call->in_len != sizeof us)
+        return 1;
+    memcpy(&us, call->in, sizeof us);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000 < us);
+    return 0;
+}
+
+static void spin_here(int us)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000 < us);
+}
+
+/* Cancels land just before, during and just after a short task's end,
+ * hundreds of times, in process and hybrid pools: a 0 from walls_cancel
+ * always means WALLS_CANCELLED (never a finished result), -EALREADY always
+ * a finished one; and killing workers to cancel their tasks, hundreds of
+ * times a second, never counts as a crash loop. Loop: 0 processes,
+ * 1 hybrid. */
+START_TEST(test_cancel_races_the_finish)
+{
+    struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES,
+                                .processes = 1, .threads = _i ? 2 : 0};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    /* The cancels land within twice the task's round trip here (which a
+     * sanitizer or a busy machine stretches), measured first. */
+    int us = 200;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int k = 0; k < 20; k++) {
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, spin_us, &us, sizeof us, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        walls_task_free(t);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    int span = (int)(((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000) / 10);
+    unsigned seed = 12345;
+    int killed = 0, finished = 0;
+    for (int k = 0; k < 600; k++) {
+        walls_task *t;
+        ck_assert_int_eq(walls_submit(pool, spin_us, &us, sizeof us, &t), 0);
+        spin_here((int)(rand_r(&seed) % (unsigned)span));
+        int rc = walls_cancel(t);
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        if (rc == 0) {
+            ck_assert_msg(r.status == WALLS_CANCELLED, "round %d: cancel said 0, the task ended %s",
+                          k, walls_status_name(r.status));
+            ck_assert_uint_eq(r.out_len, 0);
+            killed++;
+        } else {
+            ck_assert_int_eq(rc, -EALREADY);
+            ck_assert_msg(r.status == WALLS_OK, "round %d: cancel said -EALREADY, the task ended %s",
+                          k, walls_status_name(r.status));
+            finished++;
+        }
+        walls_task_free(t);
+    }
+    ck_assert_msg(killed >= 30 && finished >= 30,
+                  "%d cancelled, %d finished (cancels within %d us): the race was missed", killed,
+                  finished, span);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_msg(!st.broken, "the pool broke after %llu restarts",
+                  (unsigned long long)st.restarts);
+    walls_task *t;
+    us = 1;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, spin_us, &us, sizeof us, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* Tasks that each overrun a 1 ms limit, back to back: every one ends
+ * WALLS_TIMEOUT with its worker killed, and the pool never breaks. */
+START_TEST(test_timeouts_are_no_crash_loop)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 2,
+                                .task_timeout_ms = 1};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    enum { N = 300 };
+    static walls_task *t[N];
+    int us = 50000;
+    for (int k = 0; k < N; k++)
+        ck_assert_int_eq(walls_submit(pool, spin_us, &us, sizeof us, &t[k]), 0);
+    for (int k = 0; k < N; k++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[k], 60000, &r), 0);
+        ck_assert_msg(r.status == WALLS_TIMEOUT, "task %d ended %s", k,
+                      walls_status_name(r.status));
+        walls_task_free(t[k]);
+    }
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert(!st.broken);
+    ck_assert_uint_ge(st.restarts, N);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cancel");
@@ -84,6 +207,8 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_cancel_pending, 0, 2);
     tcase_add_test(tc, test_cancel_finished_unharvested);
+    tcase_add_loop_test(tc, test_cancel_races_the_finish, 0, 2);
+    tcase_add_test(tc, test_timeouts_are_no_crash_loop);
     suite_add_tcase(s, tc);
     return s;
 }
