@@ -63,10 +63,22 @@ static struct backlog backlog_of(const struct walls__lane *lane, int64_t now)
         b.movable += live_task(&lane->inflight[t & MASK]);
     /* It cannot have started before it was dispatched, nor before the
      * request ahead of it was retired. */
+    b.long_runner = walls__engine_runs_long(lane, now);
+    return b;
+}
+
+bool walls__engine_runs_long(const struct walls__lane *lane, int64_t now)
+{
+    if (!lane->live || lane->broke || lane->stuck)
+        return false;
+    uint32_t s = lane->oldest;
+    while (s != lane->rq_tail && !live_task(&lane->inflight[s & MASK]))
+        s++;
+    if (s == lane->rq_tail)
+        return false;
     const struct walls__task *task = lane->inflight[s & MASK].task;
     int64_t start = task->dispatch_ns > lane->retire_ns ? task->dispatch_ns : lane->retire_ns;
-    b.long_runner = now - start >= WALLS__LONG_TASK_NS;
-    return b;
+    return now - start >= WALLS__LONG_TASK_NS;
 }
 
 /* Whether lane takes tasks and has nothing outstanding. */

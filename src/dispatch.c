@@ -407,8 +407,8 @@ static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, 
     if (len)
         memcpy(req->data + head, data, len);
     walls__store_relaxed(&req->state, WALLS__SLOT_QUEUED);
-    walls__store_relaxed(&lane->mb->ring_want[seq & MASK],
-                         (uint8_t)(task && (walls__load_relaxed(&task->flags) & WALLS__TASK_WAITED)));
+    bool waited = task && (walls__load_relaxed(&task->flags) & WALLS__TASK_WAITED);
+    walls__store_relaxed(&lane->mb->ring_want[seq & MASK], (uint8_t)(waited ? WALLS__WANT_BELL : 0));
     e->task = task;
     e->tag = tag;
     e->kind = (uint8_t)(kind == WALLS__REQ_TASK_IO ? WALLS__REQ_TASK : kind);
@@ -555,8 +555,11 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
         ring_free(last) >= 1 + modules_needed(last, task) &&
         keeps_up(last, now))
         return last;
+    /* The lane with the most room, but one whose task runs long only when
+     * no other has room: what waits behind it would have to be moved. */
     struct walls__lane *best = NULL;
     unsigned best_free = 0;
+    bool best_long = false;
     for (unsigned k = 0; k < pool->nlanes; k++) {
         struct walls__lane *lane = &pool->lanes[(pool->next_lane + k) % pool->nlanes];
         if (k)
@@ -564,9 +567,13 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
         if (!walls__engine_takes(lane) || io_full(pool, lane, task))
             continue;
         unsigned room = ring_free(lane);
-        if (room >= 1 + modules_needed(lane, task) && room > best_free) {
+        if (room < 1 + modules_needed(lane, task))
+            continue;
+        bool slow = room < WALLS__RING_SLOTS && walls__engine_runs_long(lane, now);
+        if (!best || (best_long && !slow) || (slow == best_long && room > best_free)) {
             best = lane;
             best_free = room;
+            best_long = slow;
             if (room == WALLS__RING_SLOTS)
                 break;
         }

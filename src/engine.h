@@ -101,6 +101,9 @@ void walls__engine_publish(struct walls__lane *lane);
  * Returns how many. */
 unsigned walls__engine_take_back(struct walls__pool *pool, struct walls__lane *lane, uint32_t after,
                                  unsigned max, struct walls__task **out);
+/* Whether lane's worker has been running its current task for
+ * WALLS__LONG_TASK_NS or more: a task dealt to it now would wait. */
+bool walls__engine_runs_long(const struct walls__lane *lane, int64_t now);
 /* Moves waiting tasks into idle lanes: a lane that ran dry (ran_dry) takes
  * half of the longest backlog, all of it behind a long runner; any idle
  * lane takes all of a backlog behind a long runner. */

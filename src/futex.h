@@ -16,6 +16,18 @@
  * Returns 0 when woken or the word differed, -ETIMEDOUT, or -EINTR. */
 int walls__futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns, bool shared);
 
+/* Sleep while *a == a_expected (a private word) and *b == b_expected (a
+ * word of a shared mapping), whichever is woken first, for at most
+ * timeout_ns (-1: forever). Returns 0 when woken or a word differed,
+ * -ETIMEDOUT, -EINTR, or -ENOSYS, at once, when the kernel (or a filter
+ * the program runs under) refuses futex_waitv(2): from then on
+ * walls__futex_wait2_works() says no. */
+int walls__futex_wait2(uint32_t *a, uint32_t a_expected, uint32_t *b, uint32_t b_expected,
+                       int64_t timeout_ns);
+
+/* Whether walls__futex_wait2() works here (asked of the kernel once). */
+bool walls__futex_wait2_works(void);
+
 /* Wake up to n sleepers on word. */
 void walls__futex_wake(uint32_t *word, int n, bool shared);
 

@@ -50,6 +50,8 @@
 #define WALLS__MAILBOX_VERSION 6u
 
 #define WALLS__RING_SLOTS 32u /* power of two */
+#define WALLS__WANT_BELL 1u /* ring_want: ring the doorbell */
+#define WALLS__WANT_WAKE 2u /* ring_want: wake cq.tail */
 #define WALLS__SLOT_SIZE 512u
 #define WALLS__SLOT_HEADER 32u
 #define WALLS__SLOT_DATA (WALLS__SLOT_SIZE - WALLS__SLOT_HEADER)
@@ -207,10 +209,13 @@ struct walls__mailbox {
     uint32_t nlocks;         /* 0 = no locks */
     uint32_t lock_token;     /* this process's holder token */
     uint64_t shared_size;    /* the writable shared region; 0 = none */
-    /* Written by the host: 1 when somebody sleeps until the request in
-     * that slot finishes; the worker then rings its doorbell for it. It
-     * reads the flag after publishing the completion and a full fence; the
-     * host sets it, fences, then looks at the completions. A slot is
+    /* Written by the host: somebody sleeps until the request in that slot
+     * finishes. WALLS__WANT_BELL: the worker rings its doorbell for it
+     * (the supervisor consumes the completion and wakes the sleepers);
+     * WALLS__WANT_WAKE: a host thread sleeps on cq.tail itself, and the
+     * worker wakes it there, sparing the supervisor's hop. The worker
+     * reads the flags after publishing the completion and a full fence;
+     * the host sets them, fences, then looks at the completions. A slot is
      * refilled only once its completion was consumed. */
     uint8_t ring_want[WALLS__RING_SLOTS];
     struct walls__ring_idx rq;

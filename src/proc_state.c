@@ -613,6 +613,14 @@ void walls__proc_event(struct walls__pool *pool, struct walls__proc *proc,
     WALLS__LOCKED(pool);
     static const struct walls__proc_arg none;
     state_t next = table[proc->state][ev](pool, proc, arg ? arg : &none);
+    if (next == WALLS__PROC_UP && proc->state != WALLS__PROC_UP && pool->nlanes > 1) {
+        /* New workers idle: tasks that queued in other lanes' rings while
+         * they started (behind a long task, say) may move to them, as to
+         * a lane that ran dry. */
+        for (unsigned i = 0; i < proc->nlanes; i++)
+            proc->lanes[i].ran_dry = true;
+        pool->rebalance = true;
+    }
     set_state(proc, next);
 }
 

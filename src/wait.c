@@ -51,15 +51,32 @@ void walls__api_progress(struct walls__pool *pool)
     walls__engine_signal(pool);
 }
 
+/* Where a thread waiting for one task in a worker process's ring sleeps
+ * besides the pool's completion counter: that ring's completion tail,
+ * which the worker wakes when it finishes the task. */
+struct direct_sleep {
+    uint32_t *word; /* NULL: the counter alone */
+    uint32_t expected;
+};
+
 /* Lock held: marks the unfinished ones of tasks that belong to pool, so
  * that their completion wakes the pool's sleepers. A task unfinished under
  * the lock cannot be recycled meanwhile. Returns false when one of them
  * was freed meanwhile (by another thread): nothing would wake us for it,
- * and the caller reports it instead of sleeping. */
-static bool mark_waited(struct walls__pool *pool, walls_task *const *tasks, size_t n)
+ * and the caller reports it instead of sleeping.
+ *
+ * A single task in a worker process's ring is marked for a direct wake
+ * (*direct filled in) where the kernel has futex_waitv(2): the worker
+ * wakes the waiter itself, instead of ringing the supervisor, which would
+ * wake it after consuming the completion. A task moved to another lane
+ * meanwhile is marked there for the doorbell (ring_push()), and the
+ * supervisor's wake on the counter reaches the waiter as before. */
+static bool mark_waited(struct walls__pool *pool, walls_task *const *tasks, size_t n,
+                        struct direct_sleep *direct)
 {
     WALLS__LOCKED(pool);
     bool rung = false;
+    struct walls__lane *direct_lane = NULL;
     for (size_t i = 0; i < n; i++) {
         struct walls__task *task = walls__task_get(tasks[i]);
         if (!task)
@@ -71,15 +88,25 @@ static bool mark_waited(struct walls__pool *pool, walls_task *const *tasks, size
          * queued is marked when it is dealt, ring_push()). */
         struct walls__lane *lane = task->where == WALLS__AT_LANE ? &pool->lanes[task->lane] : NULL;
         if (lane && lane->mb) {
-            walls__store_relaxed(&lane->mb->ring_want[task->seq % WALLS__RING_SLOTS], (uint8_t)1);
+            uint8_t *want = &lane->mb->ring_want[task->seq % WALLS__RING_SLOTS];
+            bool wake = n == 1 && lane->shared && !lane->relayed && walls__futex_wait2_works();
+            walls__store_relaxed(want, (uint8_t)(walls__load_relaxed(want) |
+                                                 (wake ? WALLS__WANT_WAKE : WALLS__WANT_BELL)));
+            direct_lane = wake ? lane : NULL;
             rung = true;
         }
     }
     /* Full fence: the marks are stored before the harvest that follows
      * reads the completion rings (a worker fences between publishing and
-     * reading its mark). */
+     * reading its mark), and before the tail a direct sleep expects is
+     * read: a completion published after this read wakes it, or moves
+     * the tail past what it expects. */
     if (rung)
         walls__fence();
+    if (direct_lane) {
+        direct->word = &direct_lane->mb->cq.tail;
+        direct->expected = walls__load_relaxed(direct->word);
+    }
     return true;
 }
 
@@ -96,15 +123,25 @@ void walls__api_sleep(struct walls__pool *pool, uint32_t seq, int64_t timeout_ns
      * first: a completion consumed from here on sees them (under the
      * lock), and one consumed before moved done_seq past seq. */
     walls__pool_lock(pool);
-    bool sleep = !tasks || mark_waited(pool, tasks, n);
+    struct direct_sleep direct = {NULL, 0};
+    bool sleep = !tasks || mark_waited(pool, tasks, n, &direct);
     if (!tasks && pool->backend->arm_for_sleepers && pool->state != WALLS__POOL_DEAD &&
         pool->lanes)
         walls__engine_arm(pool, walls__engine_armed(pool) | WALLS__ARM_EVERY);
     walls__api_harvest(pool);
     walls__pool_unlock(pool);
     walls__engine_signal(pool);
-    if (sleep && walls__load_acquire(&pool->done_seq) == seq)
-        walls__futex_wait(&pool->done_seq, seq, timeout_ns, false);
+    /* The mailbox outlives this sleep unless the pool is destroyed
+     * meanwhile, which wakes the counter; a word unmapped by then only
+     * makes the call return early. A futex_waitv refused returns at once:
+     * the task is marked for the worker's wake, which nobody would hear,
+     * and the caller looks again, marking it for the doorbell. */
+    if (sleep && walls__load_acquire(&pool->done_seq) == seq) {
+        if (direct.word)
+            walls__futex_wait2(&pool->done_seq, seq, direct.word, direct.expected, timeout_ns);
+        else
+            walls__futex_wait(&pool->done_seq, seq, timeout_ns, false);
+    }
     walls__fetch_add(&pool->done_waiters, (uint32_t)-1);
     if (!tasks)
         walls__fetch_add(&pool->any_waiters, (uint32_t)-1);

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -186,8 +187,10 @@ static void proc_published(void *ctx, bool more, uint32_t slot)
         /* Release: the ring happened before the host sees it counted. */
         walls__store_release(&pc->mb->bell_done, begun);
     }
-    if (walls__load_relaxed(&pc->mb->doorbell_armed) ||
-        walls__load_relaxed(&pc->mb->ring_want[slot]) ||
+    uint8_t want = walls__load_relaxed(&pc->mb->ring_want[slot]);
+    if (want & WALLS__WANT_WAKE)
+        walls__futex_wake(&pc->mb->cq.tail, INT_MAX, true);
+    if (walls__load_relaxed(&pc->mb->doorbell_armed) || (want & WALLS__WANT_BELL) ||
         (!more && walls__load_relaxed(&pc->mb->refill_armed))) {
         uint64_t one = 1;
         ssize_t rc = write(pc->doorbell, &one, sizeof one);

@@ -20,6 +20,10 @@
 #define WORKERS 2 /* workers of every pool compared */
 #define BATCH_CALL 1000u /* tasks per walls_submit_batch() in the batch-call figure */
 
+/* The task of the sleep trips: this long on the CPU, well past the 50 us a
+ * waiter spins before it sleeps. */
+#define SLEEP_TASK_US 200
+
 struct counts {
     const char *name;
     unsigned warmup;      /* untimed round trips first */
@@ -38,6 +42,7 @@ struct latency {
 struct figures {
     struct latency rt;
     struct latency rt_loop;    /* the same from an epoll loop on walls_pool_fd (walls only) */
+    struct latency rt_sleep;   /* a SLEEP_TASK_US task's, whose waiter sleeps (walls only) */
     struct summary tput;       /* tasks/s over the batches; n 0 when not measured */
     struct summary tput_batch; /* the same through walls_submit_batch (walls only) */
 };

@@ -228,6 +228,9 @@ int main(int argc, char **argv)
     } else {
         print_target_na("walls round trips / GThreadPool's", "n/a: GThreadPool part not built");
     }
+    printf("  %-52s %6.2fx   %s\n", "walls processes sleep trip / threads'",
+           proc.rt_sleep.median_us / thr.rt_sleep.median_us,
+           "(the waiter sleeps; 1.00x = a process wakes it as fast as a thread)");
     print_target("respawn / bare fork", resp.respawn_us / fork_lat.median_us, true, 1.5);
     static const char *const placements[3] = {"threads", "processes", "hybrid"};
     for (int p = 0; p < 3; p++) {

@@ -63,6 +63,11 @@ void print_figures(const struct figures *f, const struct counts *c)
         printf("  loop trip    median %8.2f us   p99 %8.2f us   (epoll on walls_pool_fd, "
                "then walls_pool_collect)\n",
                f->rt_loop.median_us, f->rt_loop.p99_us);
+    if (f->rt_sleep.measured)
+        printf("  sleep trip   median %8.2f us   p99 %8.2f us   (a %d us task; the waiter "
+               "sleeps: %.2f us over the task)\n",
+               f->rt_sleep.median_us, f->rt_sleep.p99_us, SLEEP_TASK_US,
+               f->rt_sleep.median_us - SLEEP_TASK_US);
     printf("  throughput   median %10.0f tasks/s   (%.0f-%.0f; %u batches of %lu)\n",
            f->tput.med, f->tput.min, f->tput.max, c->batches, c->tasks);
     if (f->tput_batch.n)

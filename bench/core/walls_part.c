@@ -44,6 +44,22 @@ static void round_trip(void *ctx)
     expect_status(&res, WALLS_OK, "an empty task");
 }
 
+static int busy_task(struct walls_call *call)
+{
+    (void)call;
+    spin_for(SLEEP_TASK_US * 1000ull);
+    return 0;
+}
+
+/* The round trip of a task long enough that the waiter sleeps: the cost
+ * of waking it, which differs between placements (a process worker wakes
+ * it across processes). */
+static void sleep_trip(void *ctx)
+{
+    struct walls_result res = run_one(ctx, busy_task);
+    expect_status(&res, WALLS_OK, "a busy task");
+}
+
 /* The round trip of a program whose event loop sleeps in epoll on the
  * pool's descriptor and takes its results with walls_pool_collect(). */
 struct loop {
@@ -142,6 +158,11 @@ struct figures bench_walls(const char *title, int placement, unsigned sandbox,
     walls_pool *pool = pool_start((enum walls_placement)placement, sandbox, WORKERS);
     struct figures f = {0};
     f.rt = measure_round_trips(round_trip, pool, c);
+    /* A tenth as many: each takes SLEEP_TASK_US. */
+    struct counts few = *c;
+    few.warmup /= 10;
+    few.round_trips /= 10;
+    f.rt_sleep = measure_round_trips(sleep_trip, pool, &few);
     f.tput = measure_throughput(batch, pool, c);
     f.tput_batch = measure_throughput(batch_call, pool, c);
     /* Last: from here on the pool keeps its completions for the loop. */
