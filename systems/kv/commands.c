@@ -1283,7 +1283,7 @@ int kv_exec(struct kv_ctx *c, struct resp_parser *parser, const char *p, size_t 
             kv_reply_error(c->out, "ERR the queued command is not one walls-kv runs");
             continue;
         }
-        uint64_t mark = c->in_txn ? c->txn.h->log_n : 0;
+        uint64_t mark = c->in_txn ? kv_txn_mark(&c->txn) : 0;
         size_t aof_mark = c->aof ? c->aof->len : 0;
         c->aof_written = false;
         c->reply_mark = c->out->len;

@@ -117,10 +117,11 @@ static void slot_give(struct server *srv, uint32_t slot)
 
 static void conn_want(struct conn *c, bool out)
 {
-    uint32_t events = EPOLLRDHUP;
+    /* Nothing more to read once the client shut its side. */
+    uint32_t events = c->eof ? 0 : EPOLLRDHUP;
     /* Stop reading while a batch is out, or held for a later turn, and
      * much is already waiting. */
-    if (!((c->group || c->queued) && c->in.len - c->in.off > IN_HIGH) && !c->closing)
+    if (!((c->group || c->queued) && c->in.len - c->in.off > IN_HIGH) && !c->closing && !c->eof)
         events |= EPOLLIN;
     if (out)
         events |= EPOLLOUT;
@@ -398,6 +399,11 @@ static bool conn_serve(struct conn *c)
     }
     if (c->in.off == c->in.len)
         c->in.off = c->in.len = HEADROOM;
+    if (c->eof) {
+        /* Every whole command it sent was answered: done. */
+        c->closing = true;
+        return conn_flush(c);
+    }
     return true;
 }
 
@@ -674,6 +680,16 @@ static void conn_done(struct conn *c, const struct walls_result *res, bool died,
         conn_flush(c);
         return;
     }
+    if (died && res->status == WALLS_FAILED) {
+        /* No death: the backend refused the task (it could not open the
+         * table, or read the batch). Sending the batch again would loop
+         * for ever; this connection is told, and closed. */
+        kv_log(srv, "a backend refused a batch (code %d)", res->code);
+        conn_error(c, "ERR the backend refused the batch");
+        c->closing = true;
+        conn_flush(c);
+        return;
+    }
     bool quit = c->quit_after && done == c->ncmds;
     consume(c, done);
     if (c->exec_batch && done > 0)
@@ -836,10 +852,18 @@ static void conn_readable(struct conn *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        if (n <= 0) {
-            /* Gone: what it sent whole still runs. */
-            if (n == 0 && !conn_serve(c))
-                return;
+        if (n == 0) {
+            /* Shut on its side (shutdown(SHUT_WR), as `nc -N` does, or
+             * closed): what it sent whole still runs, batch after batch,
+             * answered while the connection takes replies, as with
+             * redis-server; then it closes (conn_serve()). */
+            c->eof = true;
+            conn_want(c, c->out.len > c->out.off);
+            if (!c->group && !c->queued)
+                conn_serve(c);
+            return;
+        }
+        if (n < 0) {
             conn_close(c);
             return;
         }
@@ -921,8 +945,12 @@ static void *front_main(void *arg)
                 else
                     busy = true;
             }
-            if (!busy)
+            /* At once: a batch still out is not waited for (its backend
+             * may never answer); the pool's destruction cancels it. */
+            if (!busy || stop > 1) {
+                __atomic_fetch_add(&srv->fronts_done, 1, __ATOMIC_RELEASE);
                 return NULL;
+            }
         }
         int n = epoll_wait(l->epfd, evs, 64, stop ? 10 : 200);
         for (int i = 0; i < n; i++) {

@@ -74,6 +74,9 @@ struct conn {
     uint32_t nqueued;
     const char *proto_error; /* to send once the batch is answered, then close */
     bool closing;            /* close once out is written */
+    bool eof;                /* the client shut its side: no more reading; every whole
+                              * command it sent still runs and is answered, then the
+                              * connection closes */
     bool dead;
     struct conn *prev, *next;
 };
@@ -102,6 +105,7 @@ struct server {
     pthread_mutex_t slots_lock;
     uint64_t next_seq;       /* atomic */
     int stop;                /* atomic: 1 graceful, 2 at once */
+    unsigned fronts_done;    /* atomic: front threads that returned */
     /* The append-only file (aof.c). */
     int aof_mode;            /* KV_FSYNC_*, when appendonly */
     int aof_fd;

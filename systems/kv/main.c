@@ -350,6 +350,18 @@ int main(int argc, char **argv)
     __atomic_store_n(&srv.stop, sig == SIGQUIT ? 2 : 1, __ATOMIC_RELEASE);
     close(srv.listen_fd);
     kv_front_wake_all(&srv);
+    /* While the fronts answer what is out, a second SIGTERM or SIGINT, or
+     * a SIGQUIT, stops at once: a backend that never answers must not
+     * hold the server up. */
+    while (__atomic_load_n(&srv.fronts_done, __ATOMIC_ACQUIRE) < srv.set.threads) {
+        struct timespec tick = {0, 50 * 1000 * 1000};
+        int more = sigtimedwait(&sigs, NULL, &tick);
+        if (more > 0 && more != SIGHUP && __atomic_load_n(&srv.stop, __ATOMIC_ACQUIRE) < 2) {
+            kv_log(&srv, "received %s, stopping at once", strsignal(more));
+            __atomic_store_n(&srv.stop, 2, __ATOMIC_RELEASE);
+            kv_front_wake_all(&srv);
+        }
+    }
     kv_front_join(&srv);
     kv_aof_stop(&srv);
     if (srv.set.appendonly)

@@ -308,6 +308,12 @@ void kv_txn_abort(struct kv_txn *t)
     finish(t);
 }
 
+uint64_t kv_txn_mark(struct kv_txn *t)
+{
+    t->nfresh = 0;
+    return load(&t->h->log_n);
+}
+
 void kv_txn_undo_to(struct kv_txn *t, uint64_t mark)
 {
     uint64_t n = load(&t->h->log_n);

@@ -238,7 +238,13 @@ int kv_txn_begin(struct kv_txn *t, struct kv_store *st, uint64_t set, struct kv_
 void kv_txn_commit(struct kv_txn *t);
 void kv_txn_abort(struct kv_txn *t);
 
-/* Undoes the changes logged since mark (a past t->h->log_n), keeping the
+/* A point to undo to (the log's length now). Memory the transaction
+ * allocated before it is fresh no more: writes to it from here on are
+ * logged, since undoing to this point must give it back as it is now (a
+ * list made by one command of an EXEC, pushed to by a later one that
+ * fails). */
+uint64_t kv_txn_mark(struct kv_txn *t);
+/* Undoes the changes logged since mark (from kv_txn_mark), keeping the
  * transaction open: one command of an EXEC that failed midway. */
 void kv_txn_undo_to(struct kv_txn *t, uint64_t mark);
 

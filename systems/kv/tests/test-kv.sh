@@ -516,6 +516,71 @@ PYEOF
 expect "QUIT in a MULTI; a pop too large to undo" \
     "+OK+OKclosed -ERR +PONG:60000 *2-ERR :1+PONG" "$got"
 
+# A command of an EXEC that fails (too much to undo) is undone alone, also
+# where it changed what an earlier command of the same EXEC made: the list
+# keeps the first command's 20,000 elements, its count says so, and a full
+# LRANGE sends as many as its header says (the failed push once left 724
+# elements counted but unlinked, and LRANGE's header overstated them,
+# shifting every later reply).
+got=$(python3 - "$PORT" <<'PYEOF' 2>&1
+import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.settimeout(30)
+f = s.makefile('rb')
+def cmd(*a):
+    return b'*%d\r\n' % len(a) + b''.join(b'$%d\r\n%s\r\n' % (len(x), x) for x in a)
+def read():
+    line = f.readline()
+    if line[:1] == b'$':
+        n = int(line[1:])
+        return line + (f.read(n + 2) if n >= 0 else b'')
+    if line[:1] == b'*':
+        return line + b''.join(read() for _ in range(max(int(line[1:]), 0)))
+    return line
+def push(key, p):
+    return cmd(b'RPUSH', key, *[b'%s%d' % (p, i) for i in range(20000)])
+s.sendall(cmd(b'DEL', b'ul', b'ux0', b'ux1') + cmd(b'MULTI') + push(b'ul', b'e') + push(b'ux0', b'e') +
+          push(b'ux1', b'e') + push(b'ul', b'f') + cmd(b'EXEC'))
+for _ in range(6):
+    read()
+r = read().split(b'\r\n')
+s.sendall(cmd(b'LLEN', b'ul') + cmd(b'LRANGE', b'ul', b'0', b'-1') + cmd(b'PING'))
+n = read().strip()
+lr = read()
+got = lr.count(b'\r\n$')
+print(b' '.join([r[0], r[1], r[4][:4], n, lr.split(b'\r\n')[0], b'%d' % got, read().strip()]).decode())
+s.sendall(cmd(b'DEL', b'ul', b'ux0', b'ux1'))
+read()
+PYEOF
+)
+expect "an EXEC's failed command undone alone, lists intact" \
+    "*4 :20000 -ERR :20000 *20000 20000 +PONG" "$got"
+
+# A client that sends its commands and shuts its side at once (`nc -N`)
+# gets every reply, past the first batch of 1,024, and then the close; the
+# server used to drop the replies and all but that first batch.
+got=$(python3 - "$PORT" <<'PYEOF' 2>&1
+import socket, sys
+port = int(sys.argv[1])
+def cmd(*a):
+    return b'*%d\r\n' % len(a) + b''.join(b'$%d\r\n%s\r\n' % (len(x), x) for x in a)
+s = socket.create_connection(('127.0.0.1', port))
+s.settimeout(30)
+s.sendall(cmd(b'DEL', b'hc') + b''.join(cmd(b'INCR', b'hc') for _ in range(3000)))
+s.shutdown(socket.SHUT_WR)
+d = b''
+while True:
+    x = s.recv(65536)
+    if not x:
+        break
+    d += x
+t = socket.create_connection(('127.0.0.1', port))
+t.sendall(cmd(b'GET', b'hc') + cmd(b'DEL', b'hc'))
+print(d.count(b'\r\n'), d.endswith(b':3000\r\n'), t.recv(100).split(b'\r\n')[1].decode())
+PYEOF
+)
+expect "half-closed client: every reply, then the close" "3001 True 3000" "$got"
+
 # ---- redis-benchmark ---------------------------------------------------------
 
 # A short, bounded run of the benchmark's commands, pipelined and not: every
@@ -669,6 +734,57 @@ expect "no walls-kv or walls- process left after SIGTERM" "" "$left"
 for k in $left; do
     kill -KILL "${k%%(*}" 2>/dev/null || true
 done
+
+# A backend that never answers (stopped here with SIGSTOP) holds a
+# graceful stop (SIGTERM waits for the batch that is out), but not a second
+# signal: SIGQUIT then stops the server at once, its workers with it.
+"$BIN" --port 0 --quiet --backends 1 > "$WORK/stdout2" 2> "$WORK/stderr2" &
+PID2=$!
+PORT2=
+for _ in $(seq 1 100); do
+    PORT2=$(sed -n '1s/^\([0-9][0-9]*\)$/\1/p' "$WORK/stdout2")
+    [ -n "$PORT2" ] && break
+    sleep 0.05
+done
+kids2=$(descendants "$PID2")
+backend=
+for k in $kids2; do
+    [ "$(cat /proc/"$k"/comm 2>/dev/null)" = walls-worker ] && backend=$k
+done
+expect "second walls-kv: a backend to stop" yes "$([ -n "$backend" ] && echo yes || echo no)"
+kill -STOP "$backend" 2>/dev/null || true
+timeout 8 redis-cli -p "$PORT2" SET k v > /dev/null 2>&1 &
+CLIENT2=$!
+sleep 0.5
+kill -TERM "$PID2" 2>/dev/null || true
+sleep 1
+expect "SIGTERM waits for the batch out with the stopped backend" yes \
+    "$(kill -0 "$PID2" 2>/dev/null && echo yes || echo no)"
+kill -QUIT "$PID2" 2>/dev/null || true
+waited=0
+while kill -0 "$PID2" 2>/dev/null && ! grep -q '^State:.*Z' /proc/"$PID2"/status 2>/dev/null &&
+    [ $waited -lt 50 ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+done
+rc=0
+if kill -0 "$PID2" 2>/dev/null && ! grep -q '^State:.*Z' /proc/"$PID2"/status 2>/dev/null; then
+    fail "walls-kv still running 5 s after SIGQUIT, a backend stopped"
+    kill -KILL "$PID2" 2>/dev/null || true
+fi
+wait "$PID2" || rc=$?
+expect "then SIGQUIT stops it, status 0" 0 "$rc"
+kill "$CLIENT2" 2>/dev/null || true
+wait "$CLIENT2" 2>/dev/null || true
+sleep 0.3
+left=
+for k in $kids2; do
+    if pgrep '^walls-' | grep -qx "$k"; then
+        left="$left $k($(cat /proc/"$k"/comm 2>/dev/null))"
+        kill -KILL "$k" 2>/dev/null || true
+    fi
+done
+expect "no process of the second walls-kv left" "" "$left"
 
 if [ $FAILED -ne 0 ]; then
     echo "$FAILED check(s) failed"
