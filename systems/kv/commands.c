@@ -1055,6 +1055,9 @@ static void cmd_select(struct kv_ctx *c)
     long long db;
     if (!kv_arg_ll(&c->argv[1], &db))
         kv_err_int(c);
+    else if (db < INT_MIN || db > INT_MAX) /* as Redis reads it: an int first */
+        kv_reply_error(c->out,
+                       "ERR value is out of range, value must between -2147483648 and 2147483647");
     else if (db != 0)
         kv_reply_error(c->out, "ERR DB index is out of range");
     else
