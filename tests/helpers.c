@@ -260,3 +260,55 @@ int run_suite(Suite *suite)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+int t_nap(struct walls_call *call)
+{
+    struct nap n;
+    if (call->in_len != sizeof n || call->out_cap < sizeof n.id)
+        return 1;
+    memcpy(&n, call->in, sizeof n);
+    struct timespec ts = {n.ms / 1000, (long)(n.ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    if (n.id == -2)
+        raise(SIGSEGV);
+    memcpy(call->out, &n.id, sizeof n.id);
+    call->out_len = sizeof n.id;
+    return 0;
+}
+
+walls_task *submit_nap(walls_pool *pool, int ms, int id)
+{
+    struct nap n = {ms, id};
+    walls_task *t;
+    ck_assert_int_eq(walls_submit(pool, t_nap, &n, sizeof n, &t), 0);
+    return t;
+}
+
+void expect_answer(walls_task *t, int64_t ms, int id)
+{
+    struct walls_result r;
+    int rc = walls_wait(t, ms, &r);
+    ck_assert_msg(rc == 0, "task %d not finished within %lld ms: %s", id, (long long)ms,
+                  walls_strerror(rc));
+    ck_assert_msg(r.status == WALLS_OK, "task %d ended %s", id, walls_status_name(r.status));
+    int got;
+    ck_assert_uint_eq(r.out_len, sizeof got);
+    memcpy(&got, r.out, sizeof got);
+    ck_assert_int_eq(got, id);
+}
+
+walls_pool *two_workers(enum walls_placement placement)
+{
+    struct walls_pool_opts o = {.placement = placement};
+    if (placement == WALLS_THREADS)
+        o.threads = 2;
+    else if (placement == WALLS_PROCESSES)
+        o.processes = 2;
+    else
+        o.processes = 1, o.threads = 2;
+    walls_pool *pool = NULL;
+    int rc = walls_pool_create(&pool, &o);
+    ck_assert_msg(rc == 0, "walls_pool_create: %s", walls_strerror(rc));
+    return pool;
+}

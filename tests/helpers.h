@@ -7,6 +7,7 @@
 #define WALLS_TEST_HELPERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "walls.h"
 
@@ -23,6 +24,21 @@ int t_sleep_ms(struct walls_call *call);  /* in: an int of milliseconds */
 int t_pid(struct walls_call *call);       /* out: the worker's pid */
 int t_fds(struct walls_call *call);       /* out: the worker's open descriptors, as ints */
 int t_overclaim(struct walls_call *call); /* claims more output than out_cap */
+
+/* Naps: in is a struct nap; the task sleeps ms, then answers id (an int);
+ * id -2 crashes it (SIGSEGV) instead. */
+struct nap {
+    int ms;
+    int id;
+};
+int t_nap(struct walls_call *call);
+/* Submits a nap; the test fails if walls_submit does. */
+walls_task *submit_nap(walls_pool *pool, int ms, int id);
+/* Waits up to ms for t; it must have answered id, or the test fails. */
+void expect_answer(walls_task *t, int64_t ms, int id);
+/* A pool of two workers: two threads, two processes, or (HYBRID) one
+ * process of two threads. */
+walls_pool *two_workers(enum walls_placement placement);
 
 /* The placements loop tests run in: _i = 0 threads, 1 processes. */
 extern const enum walls_placement placements[2];

@@ -34,67 +34,9 @@
 
 static const enum walls_placement where[3] = {WALLS_THREADS, WALLS_PROCESSES, WALLS_HYBRID};
 
-/* Two workers in each placement (hybrid: one process of two threads). */
-static walls_pool *two_workers(int i)
-{
-    struct walls_pool_opts o = {.placement = where[i]};
-    if (where[i] == WALLS_THREADS)
-        o.threads = 2;
-    else if (where[i] == WALLS_PROCESSES)
-        o.processes = 2;
-    else
-        o.processes = 1, o.threads = 2;
-    walls_pool *pool = NULL;
-    int rc = walls_pool_create(&pool, &o);
-    ck_assert_msg(rc == 0, "walls_pool_create: %s", walls_strerror(rc));
-    return pool;
-}
-
-struct nap {
-    int ms;
-    int id;
-};
-
-/* Sleeps in->ms, answers in->id. */
-static int nap_task(struct walls_call *call)
-{
-    struct nap n;
-    if (call->in_len != sizeof n || call->out_cap < sizeof n.id)
-        return 1;
-    memcpy(&n, call->in, sizeof n);
-    struct timespec ts = {n.ms / 1000, (long)(n.ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-    memcpy(call->out, &n.id, sizeof n.id);
-    call->out_len = sizeof n.id;
-    return 0;
-}
-
-static walls_task *submit_nap(walls_pool *pool, int ms, int id)
-{
-    struct nap n = {ms, id};
-    walls_task *t;
-    ck_assert_int_eq(walls_submit(pool, nap_task, &n, sizeof n, &t), 0);
-    return t;
-}
-
-/* Waits up to ms for t; it must have answered id. */
-static void expect_answer(walls_task *t, int64_t ms, int id)
-{
-    struct walls_result r;
-    int rc = walls_wait(t, ms, &r);
-    ck_assert_msg(rc == 0, "task %d not finished within %lld ms: %s", id, (long long)ms,
-                  walls_strerror(rc));
-    ck_assert_msg(r.status == WALLS_OK, "task %d ended %s", id, walls_status_name(r.status));
-    int got;
-    ck_assert_uint_eq(r.out_len, sizeof got);
-    memcpy(&got, r.out, sizeof got);
-    ck_assert_int_eq(got, id);
-}
-
 START_TEST(test_short_ones_pass_a_long_one)
 {
-    walls_pool *pool = two_workers(_i);
+    walls_pool *pool = two_workers(where[_i]);
     walls_task *lng = submit_nap(pool, 3000, -1), *sht[NSHORT];
     for (int k = 0; k < NSHORT; k++)
         sht[k] = submit_nap(pool, 20, k);
@@ -113,7 +55,7 @@ END_TEST
 
 START_TEST(test_stuck_behind_a_sleeping_worker)
 {
-    walls_pool *pool = two_workers(_i);
+    walls_pool *pool = two_workers(where[_i]);
     /* Tiny tasks first, so that the pool packs the next ones onto the
      * worker that keeps up while the other sleeps. */
     for (int k = 0; k < 2000; k++) {

@@ -33,50 +33,6 @@
 
 static const enum walls_placement where[2] = {WALLS_PROCESSES, WALLS_HYBRID};
 
-/* Two workers: two processes, or one process of two threads. */
-static walls_pool *two_workers(int i)
-{
-    struct walls_pool_opts o = {.placement = where[i]};
-    if (where[i] == WALLS_PROCESSES)
-        o.processes = 2;
-    else
-        o.processes = 1, o.threads = 2;
-    walls_pool *pool = NULL;
-    int rc = walls_pool_create(&pool, &o);
-    ck_assert_msg(rc == 0, "walls_pool_create: %s", walls_strerror(rc));
-    return pool;
-}
-
-struct nap {
-    int ms;
-    int id;
-};
-
-/* Sleeps in->ms, answers in->id; id -2 crashes instead. */
-static int nap_task(struct walls_call *call)
-{
-    struct nap n;
-    if (call->in_len != sizeof n || call->out_cap < sizeof n.id)
-        return 1;
-    memcpy(&n, call->in, sizeof n);
-    struct timespec ts = {n.ms / 1000, (long)(n.ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-    if (n.id == -2)
-        raise(SIGSEGV);
-    memcpy(call->out, &n.id, sizeof n.id);
-    call->out_len = sizeof n.id;
-    return 0;
-}
-
-static walls_task *submit_nap(walls_pool *pool, int ms, int id)
-{
-    struct nap n = {ms, id};
-    walls_task *t;
-    ck_assert_int_eq(walls_submit(pool, nap_task, &n, sizeof n, &t), 0);
-    return t;
-}
-
 static int64_t ms_now(void)
 {
     struct timespec ts;
@@ -84,23 +40,9 @@ static int64_t ms_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits up to ms for t; it must have answered id. */
-static void expect_answer(walls_task *t, int64_t ms, int id)
-{
-    struct walls_result r;
-    int rc = walls_wait(t, ms, &r);
-    ck_assert_msg(rc == 0, "task %d not finished within %lld ms: %s", id, (long long)ms,
-                  walls_strerror(rc));
-    ck_assert_msg(r.status == WALLS_OK, "task %d ended %s", id, walls_status_name(r.status));
-    int got;
-    ck_assert_uint_eq(r.out_len, sizeof got);
-    memcpy(&got, r.out, sizeof got);
-    ck_assert_int_eq(got, id);
-}
-
 START_TEST(test_sleeping_waits)
 {
-    walls_pool *pool = two_workers(_i);
+    walls_pool *pool = two_workers(where[_i]);
     /* Long enough that the waiter sleeps; one at a time and two at once. */
     for (int k = 0; k < 200; k++) {
         walls_task *t = submit_nap(pool, 1, k);
@@ -120,7 +62,7 @@ END_TEST
 
 START_TEST(test_moved_while_waited)
 {
-    walls_pool *pool = two_workers(_i);
+    walls_pool *pool = two_workers(where[_i]);
     for (int round = 0; round < 4; round++) {
         /* One long task on each worker; then tasks that queue behind
          * them. Whatever waits behind the 4 s one moves to the other
@@ -150,7 +92,7 @@ END_TEST
 
 START_TEST(test_crash_and_cancel_wake_the_waiter)
 {
-    walls_pool *pool = two_workers(_i);
+    walls_pool *pool = two_workers(where[_i]);
     for (int k = 0; k < 5; k++) {
         walls_task *t = submit_nap(pool, 20, -2);
         struct walls_result r;
@@ -183,7 +125,7 @@ static void *wait_thread(void *arg)
 
 START_TEST(test_many_waiters)
 {
-    walls_pool *pool = two_workers(_i);
+    walls_pool *pool = two_workers(where[_i]);
     enum { N = 8 };
     for (int round = 0; round < 20; round++) {
         struct waiter w[N];
@@ -218,7 +160,7 @@ static void waits_without_waitv(int err)
          * and the child this alarm. */
         alarm(20);
         for (int i = 0; i < 2; i++) {
-            walls_pool *pool = two_workers(i);
+            walls_pool *pool = two_workers(where[i]);
             for (int k = 0; k < 50; k++) {
                 walls_task *t = submit_nap(pool, 1, k);
                 struct walls_result r;
