@@ -272,6 +272,8 @@ int kv_txn_begin(struct kv_txn *t, struct kv_store *st, uint64_t set, struct kv_
     t->log = kv_at(st, t->h->log_off);
     t->slot = slot;
     t->nfresh = 0;
+    t->nfreed = 0;
+    t->freed_over = false;
     store(&t->h->log_n, 0);
     store(&t->h->log_set, set);
     for (unsigned i = 0; i < KV_STRIPES; i++)
@@ -472,6 +474,18 @@ size_t kv_block_room(const struct kv_store *st, uint64_t off)
     return (size_t)(head[0] - BLOCK_HEAD);
 }
 
+/* Whether t freed block while it held live data, which a rollback brings
+ * back (so t must not take it again). */
+static bool freed_here(const struct kv_txn *t, uint64_t block)
+{
+    if (t->freed_over)
+        return true;
+    for (unsigned i = 0; i < t->nfreed; i++)
+        if (t->freed[i] == block)
+            return true;
+    return false;
+}
+
 static void note_fresh(struct kv_txn *t, uint64_t block, uint64_t size)
 {
     if (t->nfresh < KV_FRESH_MAX) {
@@ -492,14 +506,21 @@ uint64_t kv_alloc(struct kv_txn *t, unsigned stripe, size_t len)
     uint64_t block = 0, size;
     if (c >= 0) {
         size = class_size((unsigned)c);
-        block = s->free_head[c];
-        if (block) {
+        /* Not a block this transaction freed: a rollback brings that one
+         * back to life, and callers write what they are given unlogged. */
+        uint64_t *link = &s->free_head[c];
+        for (unsigned skip = 0; (block = *link) != 0; skip++) {
             uint64_t *head = kv_at(st, block);
             if (block < s->heap_start || block + size > s->heap_end || head[0] != size ||
-                head[1] != 0)
-                block = 0; /* a damaged list: leave it, take new memory */
-            else
-                kv_put(t, &s->free_head[c], head[2]);
+                head[1] != 0 || skip > t->nfreed) {
+                block = 0; /* a damaged list (or all ours): take new memory */
+                break;
+            }
+            if (!freed_here(t, block)) {
+                kv_put(t, link, head[2]);
+                break;
+            }
+            link = &head[2];
         }
     } else {
         size = (total + 4095) & ~(uint64_t)4095;
@@ -510,7 +531,7 @@ uint64_t kv_alloc(struct kv_txn *t, unsigned stripe, size_t len)
             uint64_t *head = kv_at(st, b);
             if (b < s->heap_start || b + 24 > s->heap_end)
                 break;
-            if (head[1] == 0 && head[0] >= size && head[0] <= 2 * size) {
+            if (head[1] == 0 && head[0] >= size && head[0] <= 2 * size && !freed_here(t, b)) {
                 size = head[0];
                 kv_put(t, link, head[2]);
                 block = b;
@@ -553,6 +574,13 @@ void kv_free(struct kv_txn *t, unsigned stripe, uint64_t off)
         return; /* not a live block of this stripe: never put on a list */
     int c = class_for(size);
     uint64_t *list = c >= 0 && class_size((unsigned)c) == size ? &s->free_head[c] : &s->large_free;
+    if (!is_fresh(t, off, size - BLOCK_HEAD)) {
+        /* Live before: undoing this free must find its contents intact. */
+        if (t->nfreed < KV_FREED_MAX)
+            t->freed[t->nfreed++] = block;
+        else
+            t->freed_over = true;
+    }
     kv_put(t, &head[1], 0);
     kv_put(t, &head[2], *list);
     kv_put(t, list, block);

@@ -17,7 +17,11 @@
  * transaction's home stripe (the lowest one it holds), and only then is
  * the word written. Memory allocated by the transaction itself is fresh:
  * writes there are not logged, since undoing the allocation makes it
- * garbage again. Committing is one store: the log's length back to 0.
+ * garbage again. That holds only for memory that was garbage when the
+ * transaction began: a block it freed holds live data again once the
+ * free is undone, so a transaction never allocates a block it freed (the
+ * allocator skips them). Committing is one store: the log's length back
+ * to 0.
  *
  * Each held stripe says, beside its lock, which home stripe's log holds
  * its changes (txn_home). A live holder clears that before it lets go,
@@ -213,6 +217,7 @@ static inline unsigned kv_stripe_for(uint64_t hash)
 /* ---- transactions ------------------------------------------------------ */
 
 #define KV_FRESH_MAX 64
+#define KV_FREED_MAX 256
 
 struct kv_txn {
     struct kv_store *st;
@@ -226,6 +231,13 @@ struct kv_txn {
     /* Blocks allocated by this transaction: written without the log. */
     uint64_t fresh_off[KV_FRESH_MAX], fresh_end[KV_FRESH_MAX];
     unsigned nfresh;
+    /* Blocks it freed that were not fresh: a rollback makes them live
+     * again, so it never allocates them (fresh memory is written without
+     * the log). freed_over: more than KV_FREED_MAX, so it takes no block
+     * from a free list at all. */
+    uint64_t freed[KV_FREED_MAX];
+    unsigned nfreed;
+    bool freed_over;
 };
 
 /* Takes the stripes of set (at least one) in order, rolling back first
