@@ -196,7 +196,9 @@ struct walls_pool_opts {
 
 /*
  * Sandbox levels (process and hybrid placement only; see docs/security.md).
- *  NONE: a plain forked worker.
+ *  NONE: a plain forked worker. It keeps the program's resource limits:
+ *      with a core-dump limit above 0 (ulimit -c), a task that crashes
+ *      leaves its worker's core where the kernel's core_pattern says.
  *  LIMITS: no_new_privs; no core dumps (RLIMIT_CORE 0); no file growth
  *      (RLIMIT_FSIZE 0: writing past a file's end kills with SIGXFSZ); at
  *      most 32 open descriptors and no new processes (RLIMIT_NOFILE,
@@ -344,7 +346,18 @@ typedef int walls_fn(struct walls_call *call);
  * CRASHED with the signal of its own fault, and a task that did not fault
  * ends WALLS_LOST (even when it was an instant from faulting itself: the
  * first fault stops the other threads). Worker processes use the signal
- * SIGRTMIN for this; a task must not use it.
+ * SIGRTMIN for this; a task must not use it. What no thread records (a
+ * fault in a thread the task started, _exit()) is shared: every task
+ * running in the process ends with it.
+ *
+ * A task that ends its worker's thread (pthread_exit(), or the raw exit
+ * system call) ends WALLS_EXITED with code 0 in process and hybrid
+ * placement, as a one-thread process would; in hybrid placement the
+ * process goes with it and its other tasks are LOST. (Under SECCOMP,
+ * pthread_exit() may instead end WALLS_VIOLATION: glibc opens libgcc_s
+ * for its unwinder the first time.) On threads it ends a thread of the
+ * program: its task ends only at its time limit and the pool runs one
+ * thread short; a task on threads must not end its thread.
  */
 enum walls_status {
     WALLS_OK,        /* fn returned 0; code = 0 */

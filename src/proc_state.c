@@ -295,9 +295,12 @@ static enum walls_status lane_status(struct walls__proc *proc, struct walls__lan
      * task whose thread recorded nothing did not cause the death, unless
      * no thread did (a thread the task started, or _exit()): then every
      * running task shares the cause. */
-    enum walls_status own = lane_record(lane, code);
-    if (own != WALLS_LOST)
+    int own_code;
+    enum walls_status own = lane_record(lane, &own_code);
+    if (own != WALLS_LOST) {
+        *code = own_code;
         return own;
+    }
     for (unsigned i = 0; i < proc->nlanes; i++) {
         int ignored;
         if (lane_record(&proc->lanes[i], &ignored) != WALLS_LOST)

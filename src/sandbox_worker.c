@@ -108,6 +108,8 @@ void *walls__sandbox_build(unsigned allow, int unreadable_fd, int *err)
         SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(clock_nanosleep),
         SCMP_SYS(nanosleep), SCMP_SYS(sched_yield), SCMP_SYS(getrusage), SCMP_SYS(getrandom),
         SCMP_SYS(restart_syscall),
+        /* Waits only: how a worker of several lanes watches its threads. */
+        SCMP_SYS(futex_waitv),
         /* Signal handlers, SIGSYS's too: a refused call is reported by the
          * kernel to the host, never by a signal the task could catch. */
         SCMP_SYS(rt_sigaction),

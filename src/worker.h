@@ -71,5 +71,13 @@ void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n);
 extern uint64_t walls__as_limit;
 /* The calling thread serves lane (0-based) from now on. */
 void walls__faults_become_lane(unsigned lane);
+/* The calling lane thread's loop has ended: its thread may end too. */
+void walls__faults_leave_lane(void);
+/* With several lanes: start the thread that ends the process when a lane's
+ * thread ends before its loop (0 or an errno), and wait for lanes 1.. to
+ * end at the stop. (Their glibc thread ids are not cleared: never join
+ * them with pthread_join().) */
+int walls__faults_watch_lanes(void);
+void walls__faults_join_lanes(void);
 
 #endif

@@ -17,7 +17,10 @@
  * neighbour's quicker death. Everything here is async-signal-safe.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -164,6 +167,96 @@ static void on_exit_call(int status, void *arg)
     walls__store_release(&mb->exited, 1u);
 }
 
+/* A lane's thread that ends before its loop does (its task called
+ * pthread_exit()) ends its process as a task's exit(0) would: the lane
+ * records the exit, so its task ends WALLS_EXITED with code 0, and the
+ * tasks of the process's other lanes are lost, as in any death. Left
+ * alone, the task would never end and its lane would take nothing more.
+ * (A thread that leaves by the raw exit system call runs no destructor:
+ * its task, like one that never returns, ends only at its time limit.) */
+static pthread_key_t lane_key;
+
+static void on_lane_end(void *arg)
+{
+    (void)arg;
+    on_exit_call(0, NULL);
+    _exit(0);
+}
+
+/* Each lane thread's id in a process of several lanes, which the kernel
+ * clears (and wakes) when the thread ends, however it ends: the thread
+ * asked for that with set_tid_address(). A watcher thread waits on them
+ * all. A thread gone by the raw exit system call ran no destructor; the
+ * watcher ends the process for it the same way. Lanes whose loop ended
+ * are left to go. In a death of the whole process (a fault, a kill,
+ * exit()) the kernel has marked every thread for death before any of them
+ * ends, so the watcher never wakes to blame a lane for it. */
+static uint32_t lane_alive[WALLS__MAX_LANES];
+static uint32_t lane_leaving[WALLS__MAX_LANES];
+
+static uint32_t watcher_running;
+
+static void *watch_lanes(void *arg)
+{
+    (void)arg;
+    /* Past glibc's start-up of this thread: the filter may load now. */
+    walls__store_release(&watcher_running, 1u);
+    walls__futex_wake(&watcher_running, 1, false);
+    for (;;) {
+        struct futex_waitv w[WALLS__MAX_LANES];
+        unsigned n = 0;
+        for (unsigned i = 0; i < nlanes; i++) {
+            uint32_t tid = walls__load_acquire(&lane_alive[i]);
+            if (walls__load_acquire(&lane_leaving[i]))
+                continue;
+            if (tid == 0) {
+                struct walls__mailbox *mb = lane_mb[i];
+                walls__store_relaxed(&mb->exit_code, 0);
+                walls__store_release(&mb->exited, 1u);
+                _exit(0);
+            }
+            w[n++] = (struct futex_waitv){
+                .val = tid, .uaddr = (uintptr_t)&lane_alive[i], .flags = FUTEX_32};
+        }
+        if (n == 0)
+            return NULL;
+        /* Shared (no FUTEX2_PRIVATE): the kernel wakes a cleared id so. */
+        if (syscall(SYS_futex_waitv, w, n, 0, NULL, CLOCK_MONOTONIC) < 0 && errno == ENOSYS)
+            return NULL; /* before Linux 5.16: pthread_exit() is still caught */
+    }
+}
+
+int walls__faults_watch_lanes(void)
+{
+    if (nlanes < 2)
+        return 0;
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (err)
+        return err;
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* No signal ever interrupts its wait (a restarted call would meet the
+     * filter again). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t watcher;
+    err = pthread_create(&watcher, &attr, watch_lanes, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    while (!err && !walls__load_acquire(&watcher_running))
+        walls__futex_wait(&watcher_running, 0, -1, false);
+    return err;
+}
+
+void walls__faults_join_lanes(void)
+{
+    for (unsigned i = 1; i < nlanes; i++)
+        for (uint32_t tid; (tid = walls__load_acquire(&lane_alive[i])) != 0;)
+            walls__futex_wait(&lane_alive[i], tid, -1, true);
+}
+
 /* A stack overflow must still reach on_fault(). Mapped, not allocated: it
  * lives as long as its thread, which lives as long as the process. */
 static void use_alt_stack(void)
@@ -183,6 +276,18 @@ void walls__faults_become_lane(unsigned lane)
     walls__store_relaxed(&lane_tid[lane], tid);
     walls__store_relaxed(&lane_mb[lane]->tid, (uint32_t)tid);
     use_alt_stack();
+    pthread_setspecific(lane_key, &lane_key);
+    if (nlanes > 1) {
+        walls__store_release(&lane_alive[lane], (uint32_t)tid);
+        syscall(SYS_set_tid_address, &lane_alive[lane]);
+    }
+}
+
+void walls__faults_leave_lane(void)
+{
+    pthread_setspecific(lane_key, NULL);
+    if (my_lane)
+        walls__store_release(&lane_leaving[my_lane - 1], 1u);
 }
 
 void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n)
@@ -206,4 +311,5 @@ void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n)
     sa.sa_flags = SA_ONSTACK;
     sigaction(freeze_signal, &sa, NULL);
     on_exit(on_exit_call, NULL);
+    pthread_key_create(&lane_key, on_lane_end);
 }

@@ -224,6 +224,7 @@ static void *lane_main(void *arg)
         .arena = proc_has_arena ? &proc_arena : NULL,
     };
     walls__worker_loop(pc->mb, &hooks, true);
+    walls__faults_leave_lane();
     return NULL;
 }
 
@@ -423,6 +424,9 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
      * from the worker's own. */
     for (uint32_t n; (n = walls__load_acquire(&lanes_running)) < lanes - 1;)
         walls__futex_wait(&lanes_running, n, -1, false);
+    err = walls__faults_watch_lanes();
+    if (err)
+        return start_failed(err);
     /* After the lane threads exist: RLIMIT_NPROC counts threads too. */
     if (lane0->sandbox == WALLS_SANDBOX_LIMITS || lane0->sandbox == WALLS_SANDBOX_SECCOMP ||
         strict) {
@@ -457,7 +461,7 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         .arena = proc_has_arena ? &proc_arena : NULL,
     };
     walls__worker_loop(lane0, &hooks, true);
-    for (unsigned i = 1; i < lanes; i++)
-        pthread_join(threads[i], NULL);
+    walls__faults_leave_lane();
+    walls__faults_join_lanes();
     return 0;
 }

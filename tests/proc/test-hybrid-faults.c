@@ -2,14 +2,17 @@
  * test-hybrid-faults.c - blame when faults meet in one hybrid process: two
  * tasks faulting at the same instant, and twenty thousand mixed tasks with
  * crashes among them, each end with their own signal or as lost, never
- * with another task's signal.
+ * with another task's signal. A task that ends its own thread, or exits
+ * its process, ends as it would in a worker of one thread.
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +131,117 @@ START_TEST(test_hybrid_fault_soak)
 }
 END_TEST
 
+/* Ways a task ends its thread or its process without a fault of its own
+ * thread: each ends the task as it would in a one-thread worker, and a
+ * neighbour on the process's other thread runs again. */
+static int end_pthread_exit(struct walls_call *call)
+{
+    (void)call;
+    pthread_exit(NULL);
+}
+
+static int end_raw_exit(struct walls_call *call)
+{
+    (void)call;
+    syscall(SYS_exit, 0); /* this thread only, and no destructor runs */
+    return 0;
+}
+
+static int end_exit_now(struct walls_call *call)
+{
+    (void)call;
+    _exit(3);
+}
+
+static void *segv_thread(void *arg)
+{
+    (void)arg;
+    *(volatile int *)0 = 1;
+    return NULL;
+}
+
+static int end_thread_segv(struct walls_call *call)
+{
+    (void)call;
+    pthread_t t;
+    if (pthread_create(&t, NULL, segv_thread, NULL) != 0)
+        return -1;
+    pthread_join(t, NULL);
+    return 0;
+}
+
+START_TEST(test_hybrid_thread_endings)
+{
+    static const struct {
+        walls_fn *fn;
+        const char *name;
+        enum walls_status status;
+        int code;
+        bool threads; /* starts a thread: not under SECCOMP */
+        bool shared;  /* unseen by the worker: a neighbour may share it */
+    } ends[] = {
+        {end_pthread_exit, "pthread_exit()", WALLS_EXITED, 0, false, false},
+        {end_raw_exit, "SYS_exit", WALLS_EXITED, 0, false, false},
+        {end_exit_now, "_exit(3)", WALLS_EXITED, 3, false, true},
+        {end_thread_segv, "a fault in its own thread", WALLS_CRASHED, SIGSEGV, true, true},
+    };
+    static const unsigned sandboxes[] = {WALLS_SANDBOX_NONE, WALLS_SANDBOX_SECCOMP};
+    for (size_t b = 0; b < sizeof sandboxes / sizeof sandboxes[0]; b++) {
+        struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
+                                    .restart_limit = 100000, .lost_retries = 3,
+                                    .sandbox = sandboxes[b]};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        for (size_t e = 0; e < sizeof ends / sizeof ends[0]; e++) {
+            if (ends[e].threads && sandboxes[b] != WALLS_SANDBOX_NONE)
+                continue;
+            for (int round = 0; round < 20; round++) {
+                /* A neighbour asleep on the other thread when it happens. */
+                walls_task *nap = submit_nap(pool, 30, round);
+                usleep(2000);
+                walls_task *t;
+                ck_assert_int_eq(walls_submit_ex(pool, ends[e].fn, NULL, 0,
+                                                 &(struct walls_task_opts){.timeout_ms = -1},
+                                                 &t), 0);
+                struct walls_result r;
+                ck_assert_msg(walls_wait(t, 20000, &r) == 0, "%s (sandbox %u) never ended",
+                              ends[e].name, sandboxes[b]);
+                /* Under SECCOMP pthread_exit() may first need glibc to
+                 * open libgcc_s for its unwinder, which the filter refuses. */
+                bool unwinder = ends[e].fn == end_pthread_exit &&
+                                sandboxes[b] == WALLS_SANDBOX_SECCOMP &&
+                                r.status == WALLS_VIOLATION && r.code == SYS_openat;
+                ck_assert_msg(unwinder || (r.status == ends[e].status && r.code == ends[e].code),
+                              "%s (sandbox %u): %s/%d", ends[e].name, sandboxes[b],
+                              walls_status_name(r.status), r.code);
+                walls_task_free(t);
+                if (!ends[e].shared) {
+                    expect_answer(nap, 20000, round);
+                    continue;
+                }
+                /* No thread of the process said it ended it: every task
+                 * running in it shares the cause. */
+                struct walls_result rn;
+                ck_assert_int_eq(walls_wait(nap, 20000, &rn), 0);
+                ck_assert_msg(rn.status == WALLS_OK ||
+                                  (rn.status == ends[e].status && rn.code == ends[e].code),
+                              "neighbour of %s: %s/%d", ends[e].name,
+                              walls_status_name(rn.status), rn.code);
+                walls_task_free(nap);
+            }
+        }
+        /* The pool still works, and stops without waiting on a lost thread. */
+        walls_task *t;
+        ck_assert_int_eq(walls_submit(pool, t_echo, "x", 1, &t), 0);
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t);
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("hybrid faults");
@@ -135,6 +249,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_hybrid_simultaneous_faults);
     tcase_add_test(tc, test_hybrid_fault_soak);
+    tcase_add_test(tc, test_hybrid_thread_endings);
     suite_add_tcase(s, tc);
     return s;
 }
