@@ -158,7 +158,8 @@ int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, 
         rel = ".";
     int f = open_beneath(srv->root_fd, rel, O_RDONLY);
     int err = errno;
-    if (f >= 0 && fstat(f, st) == 0 && S_ISDIR(st->st_mode)) {
+    bool stated = f >= 0 && fstat(f, st) == 0;
+    if (stated && S_ISDIR(st->st_mode)) {
         if (path[plen - 1] != '/') {
             /* "/sub": to "/sub/", or the index's relative links would
              * resolve against the parent. */
@@ -171,13 +172,15 @@ int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, 
         err = errno;
         close(f);
         f = index;
+        stated = false;
         if (f < 0 && err == ENOENT)
             err = EACCES; /* a directory without an index is not listed */
     }
     free(path);
     if (f < 0)
         return err == ENOENT || err == ENOTDIR ? 404 : err == ENAMETOOLONG ? 414 : 403;
-    if (fstat(f, st) != 0 || !S_ISREG(st->st_mode)) {
+    /* A file opened first was looked at already: one fstat a request. */
+    if ((!stated && fstat(f, st) != 0) || !S_ISREG(st->st_mode)) {
         close(f);
         return 403;
     }
