@@ -40,19 +40,10 @@ struct module_slot {
     bool resolved;
 };
 
-/* A mapping of a large-I/O window, kept across tasks: the host gives the
- * same windows again, and the pages it keeps in them stay mapped. */
-struct io_mapping {
-    int fd;
-    uint64_t at, len;
-    void *p;
-};
-
 struct proc_ctx {
     struct walls__mailbox *mb;
     int doorbell;
     struct module_slot modules[WALLS__MAX_MODULES];
-    struct io_mapping io[2 * WALLS__IO_DEPTH]; /* this lane's windows, as mapped */
 };
 
 /* One context per lane, made on first use (a process worker has one). */
@@ -107,38 +98,44 @@ static walls_fn *proc_resolve(void *ctx, uint16_t module, uint64_t offset, int *
 
 /* The two I/O memfds (struct walls__io): large inputs, which this process
  * may only read, and outputs. Kept open for the worker's life, right after
- * the doorbell. */
+ * the doorbell. Each is mapped whole at the start (sparse, and reserving
+ * nothing), before the memory limit is taken: the windows are the
+ * library's, and a task's worker_memory_limit is for the task alone. */
 static int io_in_fd = -1, io_out_fd = -1;
 
-/* A window's mapping: the one kept for it, else a new one kept from now on
- * (a whole input window, or the output window), else, when the address
- * space is short (a memory limit), one for this task alone. */
+struct io_space {
+    unsigned char *p; /* NULL: not mapped whole; each window is mapped for its task */
+    uint64_t size;
+};
+static struct io_space io_in, io_out;
+
+static void map_io_space(struct io_space *space, int fd, int prot)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0)
+        return;
+    void *p = mmap(NULL, (size_t)st.st_size, prot, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (p != MAP_FAILED)
+        *space = (struct io_space){p, (uint64_t)st.st_size};
+}
+
 static void *proc_io_map(void *ctx, uint64_t at, uint64_t len, bool out, int *err)
 {
-    struct proc_ctx *pc = ctx;
-    int fd = out ? io_out_fd : io_in_fd;
-    int prot = out ? PROT_READ | PROT_WRITE : PROT_READ;
+    (void)ctx;
+    const struct io_space *space = out ? &io_out : &io_in;
     if (at % WALLS__PAGE || len == 0) {
         *err = -EPROTO;
         return NULL;
     }
-    struct io_mapping *slot = NULL;
-    for (size_t i = 0; i < sizeof pc->io / sizeof pc->io[0]; i++) {
-        struct io_mapping *m = &pc->io[i];
-        if (m->p && m->fd == fd && m->at == at && m->len >= len)
-            return m->p;
-        if (!m->p && !slot)
-            slot = m;
-    }
-    uint64_t whole = out ? len : WALLS__IO_IN_WINDOW;
-    if (slot) {
-        void *p = mmap(NULL, (size_t)whole, prot, MAP_SHARED | MAP_NORESERVE, fd, (off_t)at);
-        if (p != MAP_FAILED) {
-            *slot = (struct io_mapping){fd, at, whole, p};
-            return p;
+    if (space->p) {
+        if (at > space->size || len > space->size - at) {
+            *err = -EPROTO;
+            return NULL;
         }
+        return space->p + at;
     }
-    void *p = mmap(NULL, (size_t)len, prot, MAP_SHARED, fd, (off_t)at);
+    int prot = out ? PROT_READ | PROT_WRITE : PROT_READ;
+    void *p = mmap(NULL, (size_t)len, prot, MAP_SHARED, out ? io_out_fd : io_in_fd, (off_t)at);
     if (p == MAP_FAILED) {
         *err = -errno;
         return NULL;
@@ -148,10 +145,11 @@ static void *proc_io_map(void *ctx, uint64_t at, uint64_t len, bool out, int *er
 
 static void proc_io_unmap(void *ctx, void *p, uint64_t len)
 {
-    struct proc_ctx *pc = ctx;
-    for (size_t i = 0; i < sizeof pc->io / sizeof pc->io[0]; i++)
-        if (pc->io[i].p == p)
-            return; /* kept */
+    (void)ctx;
+    unsigned char *c = p;
+    if ((io_in.p && c >= io_in.p && c < io_in.p + io_in.size) ||
+        (io_out.p && c >= io_out.p && c < io_out.p + io_out.size))
+        return; /* part of a whole mapping */
     munmap(p, (size_t)len);
 }
 
@@ -380,12 +378,14 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
     int err = map_arena(doorbell_fd + 4, extra - 3);
     if (err)
         return start_failed(err);
+    map_io_space(&io_in, io_in_fd, PROT_READ);
+    map_io_space(&io_out, io_out_fd, PROT_READ | PROT_WRITE);
     if (lane0->as_limit) {
         /* The limit is what tasks may add to the address space the worker
          * starts with: its program, what it inherited from the fork server
          * (forked from a host with thread stacks and malloc arenas, that
          * can be hundreds of megabytes of reservations), the mailbox, the
-         * arena and the shared region. */
+         * arena, the shared region and the I/O spaces. */
         uint64_t base = address_space_size();
         uint64_t limit = lane0->as_limit;
         walls__as_limit = base > UINT64_MAX - limit ? UINT64_MAX : base + limit;

@@ -4,8 +4,8 @@
  * way, recycle_rss replaces a worker grown past its size, and a task that
  * exhausts worker_memory_limit crashes flagged WALLS_RESULT_MEMORY while a
  * crash of its own is not blamed on memory, and the limit is what tasks may
- * take beyond what the worker holds at start (a big arena, reservations
- * inherited from the host through the fork server).
+ * take beyond what the worker holds at start (a big arena, large-I/O
+ * windows, reservations inherited from the host through the fork server).
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -195,6 +195,54 @@ START_TEST(test_memory_limit_beside_arena)
 }
 END_TEST
 
+/* Takes 64 MiB, then echoes its input. */
+static int take_64m_echo(struct walls_call *call)
+{
+    int rc = take_64m(call);
+    if (rc != 0 || call->in_len > call->out_cap)
+        return rc ? rc : E2BIG;
+    memcpy(call->out, call->in, call->in_len);
+    call->out_len = call->in_len;
+    return 0;
+}
+
+START_TEST(test_memory_limit_beside_io)
+{
+    /* Outputs of up to 1 GiB and inputs of 4 MiB, on windows the worker
+     * maps: the windows are the library's, and a task still has its 256 MiB,
+     * in every thread of a hybrid process too. */
+    enum { IN = 4 << 20 };
+    unsigned char *in = malloc(IN);
+    ck_assert_ptr_nonnull(in);
+    for (size_t i = 0; i < IN; i++)
+        in[i] = (unsigned char)(i * 7 + 3);
+    static const enum walls_placement where[] = {WALLS_PROCESSES, WALLS_HYBRID};
+    for (size_t k = 0; k < 2; k++) {
+        struct walls_pool_opts o = {.placement = where[k], .processes = 1,
+                                    .threads = where[k] == WALLS_HYBRID ? 2 : 0,
+                                    .worker_memory_limit = 256u << 20,
+                                    .max_output = WALLS_IO_MAX};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t[4];
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(walls_submit(pool, take_64m_echo, in, IN, &t[i]), 0);
+        for (int i = 0; i < 4; i++) {
+            struct walls_result r;
+            ck_assert_int_eq(walls_wait(t[i], 20000, &r), 0);
+            ck_assert_msg(r.status == WALLS_OK, "%s: 64 MiB beside 1 GiB outputs: %s/%d",
+                          where[k] == WALLS_HYBRID ? "hybrid" : "processes",
+                          walls_status_name(r.status), r.code);
+            ck_assert_uint_eq(r.out_len, IN);
+            ck_assert(memcmp(r.out, in, IN) == 0);
+            walls_task_free(t[i]);
+        }
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+    free(in);
+}
+END_TEST
+
 START_TEST(test_memory_limit_inherited)
 {
     /* The host reserves 2 GiB before its first pool: the fork server, forked
@@ -227,6 +275,7 @@ static Suite *suite(void)
     /* Sanitizers reserve terabytes of address space: no RLIMIT_AS fits. */
     tcase_add_test(tc, test_memory_limit);
     tcase_add_test(tc, test_memory_limit_beside_arena);
+    tcase_add_test(tc, test_memory_limit_beside_io);
     tcase_add_test(tc, test_memory_limit_inherited);
 #endif
     suite_add_tcase(s, tc);
