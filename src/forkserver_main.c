@@ -70,11 +70,24 @@ static size_t npools;
 static struct served_child *children;
 static size_t nchildren, children_cap;
 
+/* A worker leads a process group of its own (walls__worker_child): the
+ * processes its tasks started are in it, unless they left it (setsid(),
+ * setpgid()). They go with their worker. The worker is this process's
+ * child and not yet reaped when this runs, so the group's number is
+ * still its own. */
+static void kill_group(pid_t worker)
+{
+    if (worker > 0)
+        kill(-worker, SIGKILL);
+}
+
 static void kill_pool(int pool)
 {
     for (size_t i = 0; i < nchildren; i++)
-        if (pool < 0 || children[i].pool == pool)
+        if (pool < 0 || children[i].pool == pool) {
             syscall(SYS_pidfd_send_signal, children[i].pidfd, SIGKILL, NULL, 0);
+            kill_group(children[i].pid);
+        }
 }
 
 static void spare_forget(void)
@@ -159,8 +172,13 @@ static void reap_children(void)
     for (;;) {
         siginfo_t si;
         memset(&si, 0, sizeof si);
-        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) != 0 || si.si_pid == 0)
+        /* Looked at first and reaped after its group is killed. */
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
             return;
+        kill_group(si.si_pid);
+        siginfo_t reaped;
+        while (waitid(P_PID, (id_t)si.si_pid, &reaped, WEXITED) != 0 && errno == EINTR) {
+        }
         if (si.si_pid == spare.pid) {
             spare_forget();
             continue;

@@ -3,12 +3,17 @@
  * returns only after reaping, leaving no child, descriptor or /dev/shm name;
  * walls_init() keeps the fork server between pools and walls_fini() ends it;
  * several pools share it; a fork server that cannot start workers makes pool
- * creation fail with the reason, leaving nothing behind.
+ * creation fail with the reason, leaving nothing behind; what a task
+ * started goes with its worker.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <string.h>
+#include <stdbool.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -114,6 +119,106 @@ START_TEST(test_worker_start_failure)
 }
 END_TEST
 
+/* Starts a child that sleeps a minute, and gives its pid. */
+static int fork_sleeper(struct walls_call *call)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0) {
+        sleep(60);
+        _exit(0);
+    }
+    memcpy(call->out, &pid, sizeof pid);
+    call->out_len = sizeof pid;
+    return 0;
+}
+
+/* The same, then aborts: the pid goes by a pipe of the test's, opened by
+ * its /proc path (in), since a crashed task's output is lost. */
+static int fork_sleeper_abort(struct walls_call *call)
+{
+    int fd = open((const char *)call->in, O_WRONLY);
+    if (fd < 0)
+        return errno;
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0) {
+        sleep(60);
+        _exit(0);
+    }
+    if (write(fd, &pid, sizeof pid) != (ssize_t)sizeof pid)
+        return EIO;
+    abort();
+}
+
+/* Whether pid is gone, or a zombie nobody has reaped yet. */
+static bool process_ended(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *state = strrchr(buf, ')');
+    return state && (state[2] == 'Z' || state[2] == 'X');
+}
+
+static bool ends_within(pid_t pid, int ms)
+{
+    for (int waited = 0; waited < ms && !process_ended(pid); waited += 10)
+        usleep(10000);
+    return process_ended(pid);
+}
+
+/* What a task started goes with its worker: when the pool stops it, and
+ * when it dies of its task; not before. */
+START_TEST(test_task_children_go_with_worker)
+{
+    static const enum walls_placement where[] = {WALLS_PROCESSES, WALLS_HYBRID};
+    for (size_t k = 0; k < 2; k++) {
+        struct walls_pool_opts o = {.placement = where[k], .processes = 1,
+                                    .threads = where[k] == WALLS_HYBRID ? 2 : 0};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, fork_sleeper, NULL, 0, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        pid_t stopped;
+        ck_assert_uint_eq(r.out_len, sizeof stopped);
+        memcpy(&stopped, r.out, sizeof stopped);
+        walls_task_free(t);
+
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getpid(), p[1]);
+        ck_assert_int_eq(walls_submit(pool, fork_sleeper_abort, path, strlen(path) + 1, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        ck_assert_msg(r.status == WALLS_CRASHED, "%s/%d", walls_status_name(r.status), r.code);
+        walls_task_free(t);
+        pid_t crashed;
+        ck_assert_int_eq(read(p[0], &crashed, sizeof crashed), (ssize_t)sizeof crashed);
+        close(p[0]);
+        close(p[1]);
+        ck_assert_msg(ends_within(crashed, 5000), "pid %d outlived its crashed worker",
+                      (int)crashed);
+        /* The first task's worker still serves (hybrid: it was the one that
+         * crashed, and its child went with it). */
+        if (where[k] == WALLS_PROCESSES)
+            ck_assert(!process_ended(stopped));
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+        ck_assert_msg(ends_within(stopped, 5000), "pid %d outlived its pool", (int)stopped);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -123,6 +228,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_init_keeps_fork_server);
     tcase_add_test(tc, test_many_pools_at_once);
     tcase_add_test(tc, test_worker_start_failure);
+    tcase_add_test(tc, test_task_children_go_with_worker);
     suite_add_tcase(s, tc);
     return s;
 }
