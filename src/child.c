@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -128,6 +130,10 @@ _Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent)
 _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start)
 {
     walls__fork_reset();
+    /* What the flush before the fork could not write (a full pipe) is the
+     * program's to write, not every worker's. */
+    __fpurge(stdout);
+    __fpurge(stderr);
     if (settle_fds(&start->ctl, 1) != 0)
         _exit(errno ? errno : EBADF);
     walls__forkserver_main(3);

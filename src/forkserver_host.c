@@ -106,6 +106,11 @@ static int start_locked(void)
             return -ENOMEM;
         }
     }
+    /* A forked fork server, and every worker after it, holds a copy of
+     * what the program's streams have buffered: written out now, or a
+     * task's exit() in a worker would write it a second time. */
+    if (single)
+        fflush(NULL);
     /* A fork with a pidfd and no exit signal. Signals stay blocked until
      * the child has set its own mask (fork mode) or called execve. */
     int clone_errno = 0;

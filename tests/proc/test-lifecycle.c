@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -194,7 +195,12 @@ START_TEST(test_task_children_go_with_worker)
         ck_assert_uint_eq(r.out_len, sizeof stopped);
         memcpy(&stopped, r.out, sizeof stopped);
         walls_task_free(t);
+        /* Its worker lives on: so does the task's child, until the stop. */
+        ck_assert(!process_ended(stopped));
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+        ck_assert_msg(ends_within(stopped, 5000), "pid %d outlived its pool", (int)stopped);
 
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
         int p[2];
         ck_assert_int_eq(pipe(p), 0);
         char path[64];
@@ -209,13 +215,54 @@ START_TEST(test_task_children_go_with_worker)
         close(p[1]);
         ck_assert_msg(ends_within(crashed, 5000), "pid %d outlived its crashed worker",
                       (int)crashed);
-        /* The first task's worker still serves (hybrid: it was the one that
-         * crashed, and its child went with it). */
-        if (where[k] == WALLS_PROCESSES)
-            ck_assert(!process_ended(stopped));
         ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
-        ck_assert_msg(ends_within(stopped, 5000), "pid %d outlived its pool", (int)stopped);
     }
+}
+END_TEST
+
+/* What the program's stdout buffered before its first pool is written
+ * once: not again by each worker whose task calls exit(). */
+START_TEST(test_buffered_output_written_once)
+{
+    char path[] = "/tmp/walls-stdout-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* A program of one thread whose stdout is a file: fully buffered. */
+        if (dup2(fd, STDOUT_FILENO) < 0)
+            _exit(2);
+        static char buf[BUFSIZ];
+        setvbuf(stdout, buf, _IOFBF, sizeof buf);
+        printf("written-once\n");
+        walls_pool *pool = proc_pool(2);
+        walls_task *t[4];
+        for (int i = 0; i < 4; i++)
+            if (walls_submit(pool, t_exit3, NULL, 0, &t[i]) != 0)
+                _exit(3);
+        for (int i = 0; i < 4; i++) {
+            struct walls_result r;
+            if (walls_wait(t[i], 20000, &r) != 0 || r.status != WALLS_EXITED)
+                _exit(4);
+            walls_task_free(t[i]);
+        }
+        walls_pool_destroy(pool, 0);
+        exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d", status);
+    char text[4096];
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    close(fd);
+    ck_assert_int_ge(n, 0);
+    text[n] = 0;
+    int seen = 0;
+    for (const char *p = text; (p = strstr(p, "written-once")); p++)
+        seen++;
+    ck_assert_msg(seen == 1, "the program's line was written %d times", seen);
 }
 END_TEST
 
@@ -229,6 +276,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_many_pools_at_once);
     tcase_add_test(tc, test_worker_start_failure);
     tcase_add_test(tc, test_task_children_go_with_worker);
+    tcase_add_test(tc, test_buffered_output_written_once);
     suite_add_tcase(s, tc);
     return s;
 }
