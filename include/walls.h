@@ -432,7 +432,8 @@ WALLS_API void walls_fini(void);
 /*
  * walls_cpu_count - usable CPUs: the CPUs in this thread's affinity mask,
  * capped by a cgroup v2 (cpu.max) or v1 (cpu.cfs_quota_us) CPU quota,
- * rounded up. Always at least 1.
+ * rounded up: the tightest of the program's cgroup and its ancestors.
+ * Always at least 1.
  */
 WALLS_API int walls_cpu_count(void);
 

@@ -4,13 +4,14 @@
  * The affinity mask says which CPUs the scheduler will run us on; a cgroup
  * CPU quota can allow less time than that (a container given "1.5 CPUs" on
  * a 64-core host). The usable count is the smaller of the two, the quota
- * rounded up. The quota is the tightest along the cgroup's ancestry
- * (cgroup v2 cpu.max) or the cgroup's own cpu.cfs_quota_us (v1).
+ * rounded up. The quota is the tightest along the cgroup's ancestry:
+ * cgroup v2 cpu.max, or v1 cpu.cfs_quota_us up to the mount's root.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,23 +73,49 @@ static int v2_limit(const char *root, const char *dir)
     return best;
 }
 
+/* A v1 quota at one cgroup of a mount: CPUs, 0 for none, -1 unreadable. */
+static int v1_level(const char *root, const char *mount, const char *rel)
+{
+    char path[PATH_MAX * 2], line[128];
+    long long quota, period;
+    const char *at = strcmp(rel, "/") == 0 ? "" : rel;
+    snprintf(path, sizeof path, "%s/%s%s/cpu.cfs_quota_us", root, mount, at);
+    if (read_line(path, line, sizeof line) != 0 || sscanf(line, "%lld", &quota) != 1)
+        return -1;
+    snprintf(path, sizeof path, "%s/%s%s/cpu.cfs_period_us", root, mount, at);
+    if (read_line(path, line, sizeof line) != 0 || sscanf(line, "%lld", &period) != 1)
+        return -1;
+    return quota > 0 && period > 0 ? (int)((quota + period - 1) / period) : 0;
+}
+
+/* CPUs allowed by v1 quotas along dir and its ancestors, up to the mount's
+ * root (in a container that root is often the container's own cgroup);
+ * 0 = no limit. */
 static int v1_limit(const char *root, const char *dir)
 {
     static const char *const mounts[] = {"cpu,cpuacct", "cpu", "cpuacct,cpu"};
     for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++) {
-        char path[PATH_MAX * 2], line[128];
-        long long quota, period;
-        snprintf(path, sizeof path, "%s/%s%s/cpu.cfs_quota_us", root, mounts[i],
-                 strcmp(dir, "/") == 0 ? "" : dir);
-        if (read_line(path, line, sizeof line) != 0 || sscanf(line, "%lld", &quota) != 1)
-            continue;
-        snprintf(path, sizeof path, "%s/%s%s/cpu.cfs_period_us", root, mounts[i],
-                 strcmp(dir, "/") == 0 ? "" : dir);
-        if (read_line(path, line, sizeof line) != 0 || sscanf(line, "%lld", &period) != 1)
-            continue;
-        if (quota > 0 && period > 0)
-            return (int)((quota + period - 1) / period);
-        return 0;
+        char rel[PATH_MAX];
+        snprintf(rel, sizeof rel, "%s", dir);
+        int best = 0;
+        bool found = false;
+        for (;;) {
+            int n = v1_level(root, mounts[i], rel);
+            found |= n >= 0;
+            if (n > 0 && (best == 0 || n < best))
+                best = n;
+            if (strcmp(rel, "/") == 0 || rel[0] == '\0')
+                break;
+            char *slash = strrchr(rel, '/');
+            if (!slash)
+                break;
+            if (slash == rel)
+                slash[1] = '\0'; /* the mount's root next */
+            else
+                *slash = '\0';
+        }
+        if (found)
+            return best;
     }
     return 0;
 }

@@ -153,6 +153,26 @@ START_TEST(test_cgroup_quota)
     snprintf(path, sizeof path, "%s/cpu,cpuacct/job/cpu.cfs_quota_us", root);
     write_file(path, "-1\n");
     ck_assert_int_eq(walls__cgroup_cpus(self, root, &source), 0);
+    /* v1, nested: no quota at the leaf, 1.5 CPUs on its parent: 2. */
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job/step", root);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job/step/cpu.cfs_quota_us", root);
+    write_file(path, "-1\n");
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job/step/cpu.cfs_period_us", root);
+    write_file(path, "100000\n");
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job/cpu.cfs_quota_us", root);
+    write_file(path, "150000\n");
+    write_file(self, "4:cpu,cpuacct:/job/step\n");
+    ck_assert_int_eq(walls__cgroup_cpus(self, root, &source), 2);
+    ck_assert_str_eq(source, "cgroup v1 cpu.cfs_quota_us");
+    /* ... and the mount's root (a container's own cgroup) counts too. */
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/job/cpu.cfs_quota_us", root);
+    write_file(path, "-1\n");
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/cpu.cfs_quota_us", root);
+    write_file(path, "100000\n");
+    snprintf(path, sizeof path, "%s/cpu,cpuacct/cpu.cfs_period_us", root);
+    write_file(path, "100000\n");
+    ck_assert_int_eq(walls__cgroup_cpus(self, root, &source), 1);
     /* Missing file: no limit. */
     ck_assert_int_eq(walls__cgroup_cpus("/nonexistent/cgroup", root, &source), 0);
     char cmd[600];
