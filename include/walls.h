@@ -649,7 +649,9 @@ struct walls_input {
  * Errors: -EINVAL (pool, fn, in or tasks NULL; n 0; in[i].data NULL with
  * in[i].len above 0: walls_last_error() names i); -E2BIG (an in[i].len
  * above WALLS_IO_MAX); -EAGAIN (the batch would take the pool past
- * opts.max_queued: nothing was submitted); and those of walls_submit()
+ * opts.max_queued: nothing was submitted; a batch of more than max_queued
+ * plus one per worker never fits, and is refused before any input is
+ * copied); and those of walls_submit()
  * (-EBADF, -ESHUTDOWN, -ENOMEM, -ENOENT, -ENAMETOOLONG).
  */
 WALLS_API int walls_submit_batch(walls_pool *pool, walls_fn *fn, const struct walls_input *in,

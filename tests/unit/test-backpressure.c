@@ -10,7 +10,9 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "helpers.h"
 #include "walls.h"
@@ -33,6 +35,37 @@ static uint64_t submitted(walls_pool *pool)
     ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
     return st.submitted;
 }
+
+/* A batch that could never fit is refused before its inputs are copied or
+ * its tasks made: a million of them cost no memory. */
+START_TEST(test_batch_that_never_fits)
+{
+    walls_pool *pool = bounded_pool(_i, 4);
+    enum { N = 1000000 };
+    struct walls_input *in = calloc(N, sizeof *in);
+    walls_task **t = calloc(N, sizeof *t);
+    ck_assert(in && t);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, N, t), -EAGAIN);
+    getrusage(RUSAGE_SELF, &after);
+    ck_assert_msg(after.ru_maxrss - before.ru_maxrss < 32 * 1024,
+                  "refusing the batch took %ld KiB", after.ru_maxrss - before.ru_maxrss);
+    ck_assert_ptr_nonnull(strstr(walls_last_error(), "split the batch"));
+    ck_assert_uint_eq(submitted(pool), 0);
+    /* The most that fits an idle pool still does: 4 waiting plus 1 running. */
+    ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, 5, t), 0);
+    for (int k = 0; k < 5; k++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[k], 20000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t[k]);
+    }
+    free(in);
+    free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
 
 START_TEST(test_eagain_past_max_queued)
 {
@@ -99,6 +132,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("both placements");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_eagain_past_max_queued, 0, 2);
+    tcase_add_loop_test(tc, test_batch_that_never_fits, 0, 2);
     tcase_add_loop_test(tc, test_unbounded, 0, 2);
     suite_add_tcase(s, tc);
     return s;
