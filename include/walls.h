@@ -353,11 +353,10 @@ typedef int walls_fn(struct walls_call *call);
  * A task that ends its worker's thread (pthread_exit(), or the raw exit
  * system call) ends WALLS_EXITED with code 0 in process and hybrid
  * placement, as a one-thread process would; in hybrid placement the
- * process goes with it and its other tasks are LOST. (Under SECCOMP,
- * pthread_exit() may instead end WALLS_VIOLATION: glibc opens libgcc_s
- * for its unwinder the first time.) On threads it ends a thread of the
- * program: its task ends only at its time limit and the pool runs one
- * thread short; a task on threads must not end its thread.
+ * process goes with it and its other tasks are LOST; at every sandbox
+ * level. On threads it ends a thread of the program: its task ends only
+ * at its time limit and the pool runs one thread short; a task on threads
+ * must not end its thread.
  */
 enum walls_status {
     WALLS_OK,        /* fn returned 0; code = 0 */

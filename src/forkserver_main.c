@@ -19,6 +19,7 @@
  * forgotten, and a request then forks as before.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -271,6 +272,10 @@ static _Noreturn void shut_down(void)
 _Noreturn void walls__forkserver_main(int ctl)
 {
     walls__set_title("walls-forkserver");
+    /* glibc's unwinder, which pthread_exit() in a task needs and glibc
+     * loads on first use: loaded here, once, every worker has it, and a
+     * sandboxed one need not open a file for it. */
+    dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE);
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);

@@ -29,6 +29,9 @@ struct walls__worker_hooks {
      * the task returned. */
     void *(*io_map)(void *ctx, uint64_t at, uint64_t len, bool out, int *err);
     void (*io_unmap)(void *ctx, void *p, uint64_t len);
+    /* Process workers: called, never to return, when a task ends its
+     * thread with pthread_exit() (NULL: the thread just ends). */
+    void (*thread_ended)(void);
     void *ctx;
     const struct walls__arena_view *arena; /* NULL: no arena, no locks */
 };
@@ -73,6 +76,9 @@ extern uint64_t walls__as_limit;
 void walls__faults_become_lane(unsigned lane);
 /* The calling lane thread's loop has ended: its thread may end too. */
 void walls__faults_leave_lane(void);
+/* The calling lane's task called pthread_exit(): ends the process as the
+ * task's exit(0) would. */
+_Noreturn void walls__faults_thread_ended(void);
 /* With several lanes: start the thread that ends the process when a lane's
  * thread ends before its loop (0 or an errno), and wait for lanes 1.. to
  * end at the stop. (Their glibc thread ids are not cleared: never join

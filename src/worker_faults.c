@@ -167,26 +167,28 @@ static void on_exit_call(int status, void *arg)
     walls__store_release(&mb->exited, 1u);
 }
 
-/* A lane's thread that ends before its loop does (its task called
- * pthread_exit()) ends its process as a task's exit(0) would: the lane
- * records the exit, so its task ends WALLS_EXITED with code 0, and the
- * tasks of the process's other lanes are lost, as in any death. Left
- * alone, the task would never end and its lane would take nothing more.
- * (A thread that leaves by the raw exit system call runs no destructor:
- * its task, like one that never returns, ends only at its time limit.) */
-static pthread_key_t lane_key;
-
-static void on_lane_end(void *arg)
+/* A task that ends its lane's thread with pthread_exit() ends its
+ * process as the task's exit(0) would: the lane records the exit, so its
+ * task ends WALLS_EXITED with code 0, and the tasks of the process's other
+ * lanes are lost, as in any death. Left alone, the task would never end
+ * and its lane would take nothing more. The loop calls this from a
+ * cleanup handler around the task: glibc's unwinder reaches it before
+ * anything past the task, which matters on a main thread glibc never set
+ * up to unwind (a worker forked from a fork server that runs before
+ * main()). */
+_Noreturn void walls__faults_thread_ended(void)
 {
-    (void)arg;
     on_exit_call(0, NULL);
-    _exit(0);
+    /* The system call itself: a sanitizer's _exit() would tear down state
+     * of a thread that is half gone. */
+    syscall(SYS_exit_group, 0);
+    __builtin_unreachable();
 }
 
 /* Each lane thread's id in a process of several lanes, which the kernel
  * clears (and wakes) when the thread ends, however it ends: the thread
  * asked for that with set_tid_address(). A watcher thread waits on them
- * all. A thread gone by the raw exit system call ran no destructor; the
+ * all. A thread gone by the raw exit system call ran no cleanup; the
  * watcher ends the process for it the same way. Lanes whose loop ended
  * are left to go. In a death of the whole process (a fault, a kill,
  * exit()) the kernel has marked every thread for death before any of them
@@ -213,7 +215,7 @@ static void *watch_lanes(void *arg)
                 struct walls__mailbox *mb = lane_mb[i];
                 walls__store_relaxed(&mb->exit_code, 0);
                 walls__store_release(&mb->exited, 1u);
-                _exit(0);
+                syscall(SYS_exit_group, 0);
             }
             w[n++] = (struct futex_waitv){
                 .val = tid, .uaddr = (uintptr_t)&lane_alive[i], .flags = FUTEX_32};
@@ -276,7 +278,6 @@ void walls__faults_become_lane(unsigned lane)
     walls__store_relaxed(&lane_tid[lane], tid);
     walls__store_relaxed(&lane_mb[lane]->tid, (uint32_t)tid);
     use_alt_stack();
-    pthread_setspecific(lane_key, &lane_key);
     if (nlanes > 1) {
         walls__store_release(&lane_alive[lane], (uint32_t)tid);
         syscall(SYS_set_tid_address, &lane_alive[lane]);
@@ -285,7 +286,6 @@ void walls__faults_become_lane(unsigned lane)
 
 void walls__faults_leave_lane(void)
 {
-    pthread_setspecific(lane_key, NULL);
     if (my_lane)
         walls__store_release(&lane_leaving[my_lane - 1], 1u);
 }
@@ -311,5 +311,4 @@ void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n)
     sa.sa_flags = SA_ONSTACK;
     sigaction(freeze_signal, &sa, NULL);
     on_exit(on_exit_call, NULL);
-    pthread_key_create(&lane_key, on_lane_end);
 }

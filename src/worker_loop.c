@@ -14,6 +14,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,21 @@ static int arena_call(const struct walls__arena_view *av, const struct walls__re
     return 0;
 }
 
+static void thread_ended(void *arg)
+{
+    ((void (*)(void))arg)();
+}
+
+/* fn(call), with a cleanup handler that hears of a pthread_exit() in it. */
+static int call_guarded(walls_fn *fn, struct walls_call *call, void (*ended)(void))
+{
+    int rc;
+    pthread_cleanup_push(thread_ended, (void *)ended);
+    rc = fn(call);
+    pthread_cleanup_pop(0);
+    return rc;
+}
+
 static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct walls__cqe *cqe,
                      const struct walls__worker_hooks *hooks)
 {
@@ -166,7 +182,8 @@ static void run_task(struct walls__mailbox *mb, struct walls__req *req, struct w
     }
     if (req->n_inputs || req->has_output)
         err = arena_call(av, req, head, &call, spans, &window, &window_len);
-    int rc = err ? 0 : fn(&call);
+    int rc = err ? 0 : hooks->thread_ended ? call_guarded(fn, &call, hooks->thread_ended)
+                                           : fn(&call);
     if (window && mprotect(window, window_len, PROT_READ) != 0)
         abort(); /* the output would stay writable for the next task */
     if (in_map)

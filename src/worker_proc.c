@@ -218,6 +218,7 @@ static void *lane_main(void *arg)
         .published = proc_published,
         .io_map = proc_io_map,
         .io_unmap = proc_io_unmap,
+        .thread_ended = walls__faults_thread_ended,
         .ctx = pc,
         .arena = proc_has_arena ? &proc_arena : NULL,
     };
@@ -457,6 +458,7 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         .published = proc_published,
         .io_map = proc_io_map,
         .io_unmap = proc_io_unmap,
+        .thread_ended = walls__faults_thread_ended,
         .ctx = lane_ctx(0),
         .arena = proc_has_arena ? &proc_arena : NULL,
     };
