@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
@@ -201,6 +202,7 @@ static uint32_t watcher_running;
 static void *watch_lanes(void *arg)
 {
     (void)arg;
+    bool passed_on[WALLS__MAX_LANES] = {false};
     /* Past glibc's start-up of this thread: the filter may load now. */
     walls__store_release(&watcher_running, 1u);
     walls__futex_wake(&watcher_running, 1, false);
@@ -209,8 +211,15 @@ static void *watch_lanes(void *arg)
         unsigned n = 0;
         for (unsigned i = 0; i < nlanes; i++) {
             uint32_t tid = walls__load_acquire(&lane_alive[i]);
-            if (walls__load_acquire(&lane_leaving[i]))
+            if (walls__load_acquire(&lane_leaving[i])) {
+                /* The kernel wakes one waiter when a thread ends: if that
+                 * was this one, pass it on to the main thread's join. */
+                if (tid == 0 && !passed_on[i]) {
+                    walls__futex_wake(&lane_alive[i], INT_MAX, true);
+                    passed_on[i] = true;
+                }
                 continue;
+            }
             if (tid == 0) {
                 struct walls__mailbox *mb = lane_mb[i];
                 walls__store_relaxed(&mb->exit_code, 0);

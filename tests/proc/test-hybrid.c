@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -182,6 +183,36 @@ START_TEST(test_hybrid_retries_lost)
 }
 END_TEST
 
+/* A stopped hybrid process ends by its own hand once each of its threads
+ * leaves its loop: the pool does not wait out the two seconds after which
+ * it kills workers that ignore the stop. (That fallback is what a stop
+ * that hangs looks like, so the bound sits just under it.) */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(test_hybrid_stops_promptly)
+{
+    for (int round = 0; round < 5; round++) {
+        struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 2, .threads = 3};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, t_echo, "x", 1, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        walls_task_free(t);
+        int64_t start = now_ms();
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+        int64_t took = now_ms() - start;
+        ck_assert_msg(took < 1900, "round %d: destroy took %lld ms", round, (long long)took);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("hybrid");
@@ -190,6 +221,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_hybrid_basics);
     tcase_add_test(tc, test_hybrid_crash_loses_neighbours);
     tcase_add_test(tc, test_hybrid_retries_lost);
+    tcase_add_test(tc, test_hybrid_stops_promptly);
     suite_add_tcase(s, tc);
     return s;
 }

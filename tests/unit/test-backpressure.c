@@ -45,6 +45,12 @@ START_TEST(test_batch_that_never_fits)
     struct walls_input *in = calloc(N, sizeof *in);
     walls_task **t = calloc(N, sizeof *t);
     ck_assert(in && t);
+    /* Read once here, so that a sanitizer's shadow of the array is not
+     * counted as the call's. */
+    size_t total = 0;
+    for (size_t k = 0; k < N; k++)
+        total += in[k].len;
+    ck_assert_uint_eq(total, 0);
     struct rusage before, after;
     getrusage(RUSAGE_SELF, &before);
     ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, N, t), -EAGAIN);
