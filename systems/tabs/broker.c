@@ -290,11 +290,12 @@ static int origin_set(struct origin *o, const char *key, size_t klen, const char
 }
 
 /* Queues an event. Messages are refused past TAB_QUEUE_MAX events or
- * TAB_QUEUE_BYTES; the tab's own script, timers and storage changes are
- * bounded elsewhere (size, TAB_TIMERS_MAX, the rate limit) and always go. */
-static int enqueue(struct tab *t, const uint8_t *data, size_t len, int message)
+ * TAB_QUEUE_BYTES; the tab's own script and timers are bounded elsewhere
+ * (size, TAB_TIMERS_MAX) and always go, and so do storage changes, which
+ * enqueue_store() bounds. */
+static int enqueue(struct tab *t, const uint8_t *data, size_t len, int message, int bounded)
 {
-    if (message && (t->queued >= TAB_QUEUE_MAX || t->queued_bytes + len > TAB_QUEUE_BYTES))
+    if (bounded && (t->queued >= TAB_QUEUE_MAX || t->queued_bytes + len > TAB_QUEUE_BYTES))
         return -1;
     struct event *e = malloc(sizeof *e + len);
     if (e == NULL)
@@ -311,6 +312,41 @@ static int enqueue(struct tab *t, const uint8_t *data, size_t len, int message)
     t->queued++;
     t->queued_bytes += len;
     return 0;
+}
+
+/* Queues a change of key (klen bytes) of the tab's origin. A change is
+ * never dropped, or the tab's copy of the storage would go stale; but once
+ * the tab's queue is past its bound, a change replaces a change of the
+ * same key still queued, where it stands, instead of queuing another. A
+ * tab that does not keep up then holds at most one pending change per key
+ * past the bound, which the origin's quota bounds (1,024 keys, 1 MiB). */
+static void enqueue_store(struct tab *t, const uint8_t *data, size_t len, uint32_t klen)
+{
+    if (t->queued >= TAB_QUEUE_MAX || t->queued_bytes + len > TAB_QUEUE_BYTES) {
+        /* EV_STORE, then the key as a 4-byte length and its bytes. The
+         * last change of the key queued is the one replaced: none after
+         * it may undo the new value. */
+        size_t head = 1 + 4 + (size_t)klen;
+        struct event **last = NULL;
+        for (struct event **at = &t->head; *at; at = &(*at)->next)
+            if (!(*at)->message && (*at)->len >= head && memcmp((*at)->data, data, head) == 0)
+                last = at;
+        struct event *n = last ? malloc(sizeof *n + len) : NULL;
+        if (n) {
+            struct event *e = *last;
+            n->next = e->next;
+            n->len = len;
+            n->message = 0;
+            memcpy(n->data, data, len);
+            *last = n;
+            if (t->tail == e)
+                t->tail = n;
+            t->queued_bytes = t->queued_bytes - e->len + len;
+            free(e);
+            return;
+        }
+    }
+    (void)enqueue(t, data, len, 0, 0);
 }
 
 static char *read_script(const char *path, size_t *len)
@@ -497,7 +533,7 @@ static int start(struct broker *b, struct tab *t)
         wbuf_str(&w, o->entries[i].value, o->entries[i].vlen);
     }
     free(src);
-    rc = w.overflow || w.len > TAB_INPUT_MAX ? -1 : enqueue(t, ev, w.len, 0);
+    rc = w.overflow || w.len > TAB_INPUT_MAX ? -1 : enqueue(t, ev, w.len, 0, 0);
     free(ev);
     if (rc) {
         stop(t, OUT_ERROR, "script and storage do not fit one event (1 MiB)");
@@ -661,7 +697,7 @@ static int post(struct tab *to, const char *from, const uint8_t *value, size_t l
     wbuf_u8(&w, EV_MESSAGE);
     wbuf_str(&w, from, strlen(from));
     wbuf_str(&w, value, len);
-    int rc = enqueue(to, ev, w.len, 1);
+    int rc = enqueue(to, ev, w.len, 1, 1);
     free(ev);
     return rc;
 }
@@ -842,7 +878,7 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
             for (size_t i = 0; i < b->n; i++) {
                 struct tab *o = b->tabs[i];
                 if (o != t && o->origin == t->origin && o->running)
-                    (void)enqueue(o, ev, w.len, 0);
+                    enqueue_store(o, ev, w.len, kl);
             }
             free(ev);
             break;
@@ -1031,7 +1067,7 @@ static void fire_timers(struct tab *t, int64_t now)
         struct wbuf w = {ev, 0, sizeof ev, 0};
         wbuf_u8(&w, EV_TIMER);
         wbuf_u32(&w, t->timers[best].id);
-        if (enqueue(t, ev, w.len, 0))
+        if (enqueue(t, ev, w.len, 0, 0))
             return; /* no memory: it fires on a later turn */
         t->timers[best] = t->timers[--t->ntimers];
     }
