@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -349,40 +351,46 @@ static void enqueue_store(struct tab *t, const uint8_t *data, size_t len, uint32
     (void)enqueue(t, data, len, 0, 0);
 }
 
+/* The script at path, NUL-free or not, as bytes; NULL with errno set:
+ * EFBIG past TAB_SCRIPT_MAX, EINVAL for anything but a regular file (a
+ * FIFO or a device would block the broker, or never end). */
 static char *read_script(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
         return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
+    struct stat st;
+    int err = fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (err) {
+        close(fd);
+        errno = err;
+        return NULL;
+    }
+    /* One byte past the limit tells a script that is too large, even one
+     * that grew since fstat(). */
+    char *buf = malloc(TAB_SCRIPT_MAX + 1);
+    size_t n = 0;
+    while (buf && n <= TAB_SCRIPT_MAX) {
+        ssize_t got = read(fd, buf + n, TAB_SCRIPT_MAX + 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            err = errno;
+            free(buf);
+            buf = NULL;
+            errno = err;
+            break;
+        }
         if (got == 0)
             break;
-        if (n == cap) {
-            if (cap >= TAB_INPUT_MAX / 2) {
-                free(buf);
-                buf = NULL;
-                errno = EFBIG;
-                break;
-            }
-            char *grown = realloc(buf, cap * 2);
-            if (grown == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
+        n += (size_t)got;
     }
-    if (buf && ferror(f)) {
+    close(fd);
+    if (buf && n > TAB_SCRIPT_MAX) {
         free(buf);
         buf = NULL;
+        errno = EFBIG;
     }
-    fclose(f);
     *len = n;
     return buf;
 }
@@ -483,7 +491,9 @@ static int start(struct broker *b, struct tab *t)
     if (src == NULL) {
         char why[256];
         snprintf(why, sizeof why, "cannot read %s: %s", t->path,
-                 errno == EFBIG ? "larger than 512 KiB" : strerror(errno));
+                 errno == EFBIG    ? "larger than 512 KiB"
+                 : errno == EINVAL ? "not a regular file"
+                                   : strerror(errno));
         stop(t, OUT_ERROR, why);
         return -1;
     }
@@ -536,7 +546,7 @@ static int start(struct broker *b, struct tab *t)
     rc = w.overflow || w.len > TAB_INPUT_MAX ? -1 : enqueue(t, ev, w.len, 0, 0);
     free(ev);
     if (rc) {
-        stop(t, OUT_ERROR, "script and storage do not fit one event (1 MiB)");
+        stop(t, OUT_ERROR, "script and storage do not fit one event (2 MiB)");
         return -1;
     }
     return 0;

@@ -29,6 +29,7 @@
 #define TAB_OUTPUT_MAX (1u << 20)       /* bytes a tab returns from one event batch */
 #define TAB_INPUT_MAX (2u << 20)        /* bytes of events given in one batch: room for a
                                          * 512 KiB script and a full origin's storage */
+#define TAB_SCRIPT_MAX (512u * 1024)    /* bytes of a tab's script */
 #define TAB_BATCH_EVENTS 8              /* events in one batch, so that one that never
                                          * returns is stopped within 8 limits */
 #define TAB_TIMERS_MAX 256              /* pending timers of one tab */

@@ -302,6 +302,27 @@ proc = run(["run", "--json", "--quiet", GOOD[0], "/nonexistent/gone.lua"], "miss
 t = tabs_of(proc, "missing file")
 if t.get("gone", {}).get("outcome") != "error" or "cannot read" not in t["gone"]["detail"]:
     fail(f"missing file: {t.get('gone')}")
+# A FIFO, a script one byte past 512 KiB and one exactly at it: the FIFO
+# is refused at once (it would hold the broker), the large one names the
+# limit it broke.
+scripts_dir = tempfile.mkdtemp(prefix="walls-tabs-scripts-")
+fifo = os.path.join(scripts_dir, "fifo.lua")
+os.mkfifo(fifo)
+for name, size in (("over", 512 * 1024 + 1), ("at", 512 * 1024)):
+    with open(os.path.join(scripts_dir, name + ".lua"), "w") as f:
+        f.write(" " * size)
+proc = run(["run", "--json", "--quiet", "--deadline-ms", "20000", fifo,
+            os.path.join(scripts_dir, "over.lua"), os.path.join(scripts_dir, "at.lua")],
+           "script files", 1)
+t = tabs_of(proc, "script files")
+for name, outcome, detail in (("fifo", "error", "not a regular file"),
+                              ("over", "error", "larger than 512 KiB"), ("at", "ok", "")):
+    got = t.get(name, {})
+    if got.get("outcome") != outcome or detail not in got.get("detail", "?"):
+        fail(f"script files: {name}: {got}, wanted {outcome} {detail!r}")
+for name in ("fifo.lua", "over.lua", "at.lua"):
+    os.unlink(os.path.join(scripts_dir, name))
+os.rmdir(scripts_dir)
 # SIGTERM mid-run: the report still comes, and nothing is left.
 p = subprocess.Popen([BIN, "run", "--json", "--quiet", os.path.join(TESTS, "hostile/loop.lua")],
                      stdout=subprocess.PIPE, text=True)
