@@ -156,6 +156,26 @@ static size_t put(char *out, size_t cap, size_t at, const char *s, size_t n)
     return at + n;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (at most n bytes):
+ * 2 to 4, or 0 for a byte that starts none (a stray continuation, an
+ * overlong form, a surrogate, past U+10FFFF, cut short). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4                         ? 4
+                                                                  : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
 size_t json_str(char *out, size_t cap, size_t at, const char *s, size_t n)
 {
     at = put(out, cap, at, "\"", 1);
@@ -170,9 +190,17 @@ size_t json_str(char *out, size_t cap, size_t at, const char *s, size_t n)
             snprintf(esc, sizeof esc, "\\u%04x", c);
             at = put(out, cap, at, esc, 6);
         } else if (c >= 0x80) {
-            /* Not checked as UTF-8: shown as escapes so the JSON stays valid. */
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            at = put(out, cap, at, esc, 6);
+            /* Well-formed UTF-8 goes as it is, whole or not at all; any
+             * other byte becomes U+FFFD, so the JSON stays valid UTF-8. */
+            size_t len = utf8_len((const unsigned char *)s + i, n - i);
+            if (len == 0) {
+                at = put(out, cap, at, "\\ufffd", 6);
+            } else {
+                if (at + len >= cap)
+                    break;
+                at = put(out, cap, at, s + i, len);
+                i += len - 1;
+            }
         } else {
             at = put(out, cap, at, (const char *)&c, 1);
         }

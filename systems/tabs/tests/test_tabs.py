@@ -205,6 +205,7 @@ item("api/cycle.lua", ("error",), r"more than 32 deep")
 item("api/timers-limit.lua", ("error",), r"too many pending timers \(limit 256\)")
 item("api/quota.lua", ("error",), r"storage quota exceeded")
 item("api/unknown-target.lua", ("ok",), r"^$", result={"posted": True})
+item("api/utf8.lua", ("ok",), r"^$", result={"s": "h\u00e9llo \u2713 \U0001F600 bad\ufffdend"})
 item("api/echo-types.lua", ("ok",), r"^$",
      result={"int": 42, "float": 0.25, "yes": True, "no": False, "str": "a\"b\n",
              "big": 9223372036854775807, "neg": -7, "type1": "integer", "type2": "float"})
