@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,10 @@ struct tab {
     walls_pool *pool;
     int fd;
     walls_task *task;      /* the batch out, or NULL */
+    /* Its process, as the tab said at the end of its last batch (its
+     * word: a lie ends only itself), watched while it is idle. */
+    uint32_t pid;
+    int pidfd;
     unsigned batch_msgs;   /* messages in it */
     struct event *head, *tail;
     unsigned queued;
@@ -155,8 +160,17 @@ static void drop_queue(struct tab *t)
     t->queued_bytes = 0;
 }
 
+static void unwatch_process(struct tab *t)
+{
+    if (t->pidfd >= 0)
+        close(t->pidfd);
+    t->pidfd = -1;
+    t->pid = 0;
+}
+
 static void free_pool(struct tab *t)
 {
+    unwatch_process(t);
     if (t->task) {
         walls_task_free(t->task);
         t->task = NULL;
@@ -606,6 +620,7 @@ int broker_add(struct broker *b, const char *path, const char *origin)
     if (t == NULL)
         return -1;
     t->fd = -1;
+    t->pidfd = -1;
     t->name = strdup(name);
     t->path = strdup(path);
     t->origin = origin_get(b, origin ? origin : name);
@@ -804,6 +819,22 @@ static const char *signal_name(int sig)
     return buf;
 }
 
+/* Keeps a pidfd on the tab's process, so that its death while the tab is
+ * idle (a kill from outside: an idle process runs nothing) is seen at
+ * once, not at its next event. Threads mode has no process of its own. */
+static void watch_process(struct broker *b, struct tab *t, uint32_t pid)
+{
+    if (b->opts.threads || pid == 0 || pid == t->pid)
+        return;
+    unwatch_process(t);
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (fd < 0)
+        return;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    t->pid = pid;
+    t->pidfd = fd;
+}
+
 /* Walks the records of a finished batch; apply = 0 checks, 1 acts. Returns
  * NULL or what is wrong with them. */
 static const char *records(struct broker *b, struct tab *t, const uint8_t *p, size_t n, int apply,
@@ -913,16 +944,17 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
         case REC_END: {
             uint8_t state;
             uint64_t bytes, cpu;
-            uint32_t timers;
+            uint32_t timers, pid;
             if (rbuf_u8(&r, &state) || state > END_OVERTIME ||
                 rbuf_str(&r, end_detail, end_detail_len, TAB_LOG_MAX) || rbuf_u64(&r, &bytes) ||
-                rbuf_u64(&r, &cpu) || rbuf_u32(&r, &timers))
+                rbuf_u64(&r, &cpu) || rbuf_u32(&r, &timers) || rbuf_u32(&r, &pid))
                 return "a malformed end record";
             *end_state = state;
             ended = 1;
             if (apply) {
                 t->lua_bytes = bytes;
                 t->cpu_ns += cpu;
+                watch_process(b, t, pid);
             }
             break;
         }
@@ -1128,7 +1160,7 @@ int broker_turn(struct broker *b, int timeout_ms)
             if (t->timers[k].due_ms < next)
                 next = t->timers[k].due_ms;
     }
-    size_t need = b->nwatch + b->n;
+    size_t need = b->nwatch + 2 * b->n;
     if (need > b->pfd_cap) {
         struct pollfd *grown = realloc(b->pfd, need * sizeof *grown);
         if (grown == NULL)
@@ -1155,15 +1187,43 @@ int broker_turn(struct broker *b, int timeout_ms)
                 b->pfd[np++] = (struct pollfd){b->tabs[i]->fd, POLLIN, 0};
             }
     }
+    /* Idle tabs' processes: one that dies now was killed from outside. */
+    size_t first_idle = np;
+    size_t *idle = NULL;
+    size_t nidle = 0;
+    for (size_t i = 0; i < b->n; i++)
+        nidle += b->tabs[i]->running && !b->tabs[i]->task && b->tabs[i]->pidfd >= 0;
+    if (nidle) {
+        idle = malloc(nidle * sizeof *idle);
+        if (idle == NULL) {
+            free(which);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < b->n; i++) {
+            struct tab *t = b->tabs[i];
+            if (t->running && !t->task && t->pidfd >= 0) {
+                idle[np - first_idle] = i;
+                b->pfd[np++] = (struct pollfd){t->pidfd, POLLIN, 0};
+            }
+        }
+    }
     int wait = next <= now ? 0 : (int)(next - now > INT_MAX ? INT_MAX : next - now);
     if (busy && wait > 0 && spin(b, which, busy))
         wait = 0;
     int ready = poll(b->pfd, np, wait);
     if (ready < 0 && errno != EINTR) {
+        int err = errno;
         free(which);
-        return -errno;
+        free(idle);
+        return -err;
     }
-    for (size_t k = first_tab; ready > 0 && k < np; k++) {
+    for (size_t k = first_idle; ready > 0 && k < np; k++) {
+        struct tab *t = b->tabs[idle[k - first_idle]];
+        if (b->pfd[k].revents && t->running && !t->task)
+            stop(t, OUT_CRASHED, "its process died while the tab was idle (killed from outside)");
+    }
+    free(idle);
+    for (size_t k = first_tab; ready > 0 && k < first_idle; k++) {
         if (!b->pfd[k].revents)
             continue;
         struct tab *t = b->tabs[which[k - first_tab]];

@@ -62,7 +62,7 @@ enum tab_record {
     REC_STORE = 3, /* str key, u8 present, str value */
     REC_LOG = 4,   /* str text */
     REC_END = 5,   /* u8 end state, str detail, u64 lua bytes, u64 cpu ns,
-                    * u32 pending timers; always last */
+                    * u32 pending timers, u32 the tab's pid; always last */
 };
 enum tab_end {
     END_OK = 0,

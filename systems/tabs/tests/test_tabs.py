@@ -324,6 +324,56 @@ for name, outcome, detail in (("fifo", "error", "not a regular file"),
 for name in ("fifo.lua", "over.lua", "at.lua"):
     os.unlink(os.path.join(scripts_dir, name))
 os.rmdir(scripts_dir)
+# kill -9 of an idle tab's process: the tab ends at once, and says why,
+# rather than at its next event (ten minutes away) as "replaced".
+def descendants(pid):
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for task in os.listdir(f"/proc/{p}/task") if os.path.isdir(f"/proc/{p}/task") else []:
+            try:
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                kids = []
+            found += kids
+            todo += kids
+    return found
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+p = subprocess.Popen([BIN, "run", "--json", "--quiet", "--deadline-ms", "60000",
+                      os.path.join(TESTS, "api/idle.lua")], stdout=subprocess.PIPE, text=True)
+victim = None
+for _ in range(200):
+    workers = [d for d in descendants(p.pid) if comm(d) == "walls-worker"]
+    if workers:
+        victim = workers[0]
+        break
+    time.sleep(0.05)
+if victim is None:
+    fail("idle kill: the tab's process never showed")
+    p.kill()
+else:
+    time.sleep(0.5)  # idle by now: its script has run
+    os.kill(victim, signal.SIGKILL)
+try:
+    out, _ = p.communicate(timeout=30)
+except subprocess.TimeoutExpired:
+    p.kill()
+    out, _ = p.communicate()
+    fail("idle kill: the run did not end after its only tab's process was killed")
+leftovers("idle kill")
+t = tabs_of(subprocess.CompletedProcess(p.args, p.returncode, out, ""), "idle kill").get("idle", {})
+if t.get("outcome") != "crashed" or "killed from outside" not in t.get("detail", ""):
+    fail(f"idle kill: {t}")
 # SIGTERM mid-run: the report still comes, and nothing is left.
 p = subprocess.Popen([BIN, "run", "--json", "--quiet", os.path.join(TESTS, "hostile/loop.lua")],
                      stdout=subprocess.PIPE, text=True)
