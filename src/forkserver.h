@@ -60,6 +60,9 @@ int walls__msg_recv(int sock, struct walls__msg *msg, int *fds, int *nfds, bool 
 int walls__forkserver_acquire(bool explicit_init);
 /* Drops a reference; the last one stops and reaps the fork server. */
 void walls__forkserver_release(bool explicit_init);
+/* The fork server was seen gone (its socket hung up) before its pidfd
+ * said so: the next acquire starts a new one. */
+void walls__forkserver_forget(void);
 /* A new socket for one pool, handed to the fork server: the pool's end in
  * *sock. Returns 0, -ECHILD (the fork server is gone) or -errno. */
 int walls__forkserver_open_pool(int *sock);

@@ -203,6 +203,14 @@ int walls__forkserver_acquire(bool explicit_init)
     return rc;
 }
 
+void walls__forkserver_forget(void)
+{
+    pthread_mutex_lock(&fs.lock);
+    if (fs.running)
+        stop_locked(); /* reaps it: it is on its way out */
+    pthread_mutex_unlock(&fs.lock);
+}
+
 void walls__forkserver_release(bool explicit_init)
 {
     pthread_mutex_lock(&fs.lock);

@@ -269,7 +269,7 @@ static int procs_open(struct walls__pool *pool)
     return 0;
 }
 
-static int procs_start(struct walls__pool *pool)
+static int procs_start_once(struct walls__pool *pool, bool *server_lost)
 {
     int rc = walls__forkserver_acquire(false);
     if (rc)
@@ -278,6 +278,7 @@ static int procs_start(struct walls__pool *pool)
         if (pool->backend_state)
             close_all(pool);
         walls__forkserver_release(false);
+        *server_lost = rc == -ECHILD;
         return rc;
     }
     struct walls__procs *ps = walls__procs_of(pool);
@@ -300,9 +301,27 @@ static int procs_start(struct walls__pool *pool)
     walls__pool_lock(pool);
     ps->creating = false;
     rc = ps->start_error;
+    *server_lost = ps->server_lost;
     walls__pool_unlock(pool);
     if (rc)
         procs_stop(pool, true);
+    return rc;
+}
+
+/* A fork server killed from outside may not look dead yet (its pidfd not
+ * yet readable) when a pool is made right after: the pool then sees it
+ * go as it starts. Once, that pool starts again on a new fork server. */
+static int procs_start(struct walls__pool *pool)
+{
+    bool server_lost = false;
+    int rc = procs_start_once(pool, &server_lost);
+    if (rc == -ECHILD && server_lost) {
+        walls__forkserver_forget();
+        walls__pool_lock(pool);
+        pool->broken = false; /* no task was submitted yet */
+        walls__pool_unlock(pool);
+        rc = procs_start_once(pool, &server_lost);
+    }
     return rc;
 }
 
