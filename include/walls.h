@@ -351,10 +351,14 @@ typedef int walls_fn(struct walls_call *call);
  * running in the process ends with it.
  *
  * A task that ends its worker's thread (pthread_exit(), or the raw exit
- * system call) ends WALLS_EXITED with code 0 in process and hybrid
- * placement, as a one-thread process would; in hybrid placement the
- * process goes with it and its other tasks are LOST; at every sandbox
- * level. On threads it ends a thread of the program: its task ends only
+ * system call) ends WALLS_EXITED in process and hybrid placement, as a
+ * one-thread process would, at every sandbox level: code 0 for
+ * pthread_exit(); for the raw call, the code it passed when the thread was
+ * its process's only one, else 0 (the kernel tells no one else). In hybrid
+ * placement the process goes with it and its other tasks are LOST. A
+ * task that ends a one-thread worker's thread while threads it started run
+ * on is still running: it ends as they end, or at its time limit. A LOST
+ * task's code is 0. On threads it ends a thread of the program: its task ends only
  * at its time limit and the pool runs one thread short; a task on threads
  * must not end its thread.
  */

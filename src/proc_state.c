@@ -285,26 +285,31 @@ static enum walls_status lane_status(struct walls__proc *proc, struct walls__lan
         *code = lane->kill_code;
         return (enum walls_status)lane->kill_reason;
     }
+    /* Each thread of a hybrid process records its own fault or exit(): a
+     * task whose thread recorded one ends with it, even when the process
+     * was killed meanwhile (for another lane's time limit, from outside)
+     * while its fault was stopping the other threads. */
+    int own_code;
+    enum walls_status own = proc->nlanes > 1 ? lane_record(lane, &own_code) : WALLS_LOST;
+    if (own != WALLS_LOST) {
+        *code = own_code;
+        return own;
+    }
     if (proc->killed) { /* for another lane's task */
         *code = 0;
         return WALLS_LOST;
     }
     if (proc->nlanes == 1 || died == WALLS_KILLED)
         return died;
-    /* Each thread of a hybrid process records its own fault or exit(): a
-     * task whose thread recorded nothing did not cause the death, unless
+    /* A task whose thread recorded nothing did not cause the death, unless
      * no thread did (a thread the task started, or _exit()): then every
      * running task shares the cause. */
-    int own_code;
-    enum walls_status own = lane_record(lane, &own_code);
-    if (own != WALLS_LOST) {
-        *code = own_code;
-        return own;
-    }
     for (unsigned i = 0; i < proc->nlanes; i++) {
         int ignored;
-        if (lane_record(&proc->lanes[i], &ignored) != WALLS_LOST)
+        if (lane_record(&proc->lanes[i], &ignored) != WALLS_LOST) {
+            *code = 0;
             return WALLS_LOST;
+        }
     }
     return died;
 }

@@ -299,6 +299,16 @@ void walls__faults_leave_lane(void)
         walls__store_release(&lane_leaving[my_lane - 1], 1u);
 }
 
+/* A process a task forks shares its worker's mailboxes but is none of its
+ * lanes: its exit() or fault must not be recorded as a lane's (an
+ * innocent task would later be blamed for it), nor stop the worker's
+ * threads. */
+static void leave_lanes_in_child(void)
+{
+    my_lane = 0;
+    nlanes = 0;
+}
+
 void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n)
 {
     for (unsigned i = 0; i < n && i < WALLS__MAX_LANES; i++)
@@ -320,4 +330,5 @@ void walls__faults_watch(struct walls__mailbox *const *mbs, unsigned n)
     sa.sa_flags = SA_ONSTACK;
     sigaction(freeze_signal, &sa, NULL);
     on_exit(on_exit_call, NULL);
+    pthread_atfork(NULL, NULL, leave_lanes_in_child);
 }

@@ -13,7 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,6 +122,7 @@ START_TEST(test_hybrid_fault_soak)
         } else {
             ok = r.status == WALLS_OK || r.status == WALLS_LOST;
         }
+        ok = ok && (r.status != WALLS_LOST || r.code == 0); /* a lost task has no code */
         if (!ok && wrong++ < 5)
             fprintf(stderr, "task %d (%s): %s/%d\n", i,
                     i % 40 == 3 ? "segv" : i % 40 == 17 ? "abort" : "add",
@@ -281,6 +284,107 @@ START_TEST(test_hybrid_thread_endings)
 }
 END_TEST
 
+/* Blocks every signal, then sleeps: its thread cannot be stopped by a
+ * neighbour's fault, which then waits for it a while before dying. */
+static int deaf_nap(struct walls_call *call)
+{
+    (void)call;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    struct timespec ts = {0, 500 * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    return 0;
+}
+
+__attribute__((no_sanitize("undefined", "address", "thread"))) static int late_segv(
+    struct walls_call *call)
+{
+    (void)call;
+    usleep(10000);
+    *(volatile int *)0 = 1;
+    return 0;
+}
+
+/* A task faults; while its fault waits for a neighbour's thread, the pool
+ * kills the process for that neighbour's time limit. The faulting task
+ * still ends with its own signal, and the neighbour with its timeout. */
+START_TEST(test_hybrid_fault_meets_neighbour_timeout)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
+                                .restart_limit = 100000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    for (int round = 0; round < 5; round++) {
+        walls_task *deaf, *segv;
+        ck_assert_int_eq(walls_submit_ex(pool, deaf_nap, NULL, 0,
+                                         &(struct walls_task_opts){.timeout_ms = 50}, &deaf),
+                         0);
+        ck_assert_int_eq(walls_submit(pool, late_segv, NULL, 0, &segv), 0);
+        struct walls_result rd, rs;
+        ck_assert_int_eq(walls_wait(segv, 20000, &rs), 0);
+        ck_assert_int_eq(walls_wait(deaf, 20000, &rd), 0);
+        ck_assert_msg(rs.status == WALLS_CRASHED && rs.code == SIGSEGV,
+                      "round %d: the faulting task ended %s/%d", round,
+                      walls_status_name(rs.status), rs.code);
+        ck_assert_msg(rd.status == WALLS_TIMEOUT, "round %d: the deaf one ended %s/%d", round,
+                      walls_status_name(rd.status), rd.code);
+        walls_task_free(deaf);
+        walls_task_free(segv);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* A process a task forked exits (or faults) in its worker's image: that
+ * is no lane's record, and no later task is blamed for it. */
+static int fork_exit5(struct walls_call *call)
+{
+    (void)call;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        exit(5);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 5 ? 0 : -2;
+}
+
+START_TEST(test_hybrid_forked_child_blames_nobody)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
+                                .restart_limit = 100000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    for (int round = 0; round < 10; round++) {
+        walls_task *t;
+        struct walls_result r;
+        /* Twice, so that both threads have forked such a child. */
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(walls_submit(pool, fork_exit5, NULL, 0, &t), 0);
+            ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+            ck_assert_int_eq(r.status, WALLS_OK);
+            walls_task_free(t);
+        }
+        walls_task *nap = submit_nap(pool, 30, round);
+        usleep(2000);
+        ck_assert_int_eq(walls_submit(pool, t_segv, NULL, 0, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        ck_assert_msg(r.status == WALLS_CRASHED && r.code == SIGSEGV, "round %d: %s/%d", round,
+                      walls_status_name(r.status), r.code);
+        walls_task_free(t);
+        ck_assert_int_eq(walls_wait(nap, 20000, &r), 0);
+        ck_assert_msg(r.status == WALLS_LOST && r.code == 0,
+                      "round %d: the neighbour ended %s/%d", round, walls_status_name(r.status),
+                      r.code);
+        walls_task_free(nap);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("hybrid faults");
@@ -289,6 +393,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_hybrid_simultaneous_faults);
     tcase_add_test(tc, test_hybrid_fault_soak);
     tcase_add_loop_test(tc, test_hybrid_thread_endings, 0, 2);
+    tcase_add_test(tc, test_hybrid_fault_meets_neighbour_timeout);
+    tcase_add_test(tc, test_hybrid_forked_child_blames_nobody);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -266,6 +267,63 @@ START_TEST(test_buffered_output_written_once)
 }
 END_TEST
 
+/* The program's child named walls-forkserver: the fork server. */
+static pid_t fork_server_pid(void)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int pid;
+    pid_t found = -1;
+    while (found < 0 && fscanf(f, "%d", &pid) == 1) {
+        char comm[64] = "", cpath[64];
+        snprintf(cpath, sizeof cpath, "/proc/%d/comm", pid);
+        FILE *c = fopen(cpath, "r");
+        if (c) {
+            if (!fgets(comm, sizeof comm, c))
+                comm[0] = 0;
+            fclose(c);
+        }
+        if (strncmp(comm, "walls-forkserve", 15) == 0)
+            found = pid;
+    }
+    fclose(f);
+    return found;
+}
+
+/* The fork server killed from outside: a pool made right after, before
+ * anything could see it dead, still starts (on a new fork server). */
+START_TEST(test_pool_after_fork_server_killed)
+{
+    ck_assert_int_eq(walls_init(), 0);
+    for (int round = 0; round < 30; round++) {
+        walls_pool *pool = proc_pool(1);
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, t_echo, "a", 1, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        walls_task_free(t);
+        pid_t server = fork_server_pid();
+        ck_assert_int_gt(server, 0);
+        ck_assert_int_eq(kill(server, SIGKILL), 0);
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+        struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1};
+        int rc = walls_pool_create(&pool, &o);
+        ck_assert_msg(rc == 0, "round %d: %s (%s)", round, walls_strerror(rc),
+                      walls_last_error());
+        ck_assert_int_eq(walls_submit(pool, t_echo, "b", 1, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t);
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+    walls_fini();
+    ck_assert_int_eq(wait_no_children(5000), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -277,6 +335,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_worker_start_failure);
     tcase_add_test(tc, test_task_children_go_with_worker);
     tcase_add_test(tc, test_buffered_output_written_once);
+    tcase_add_test(tc, test_pool_after_fork_server_killed);
     suite_add_tcase(s, tc);
     return s;
 }
