@@ -192,34 +192,40 @@ const char *conn_header(const struct conn *c, const char *name)
     return NULL;
 }
 
-/* The route for the request's path as the file system would resolve it
- * (percent-decoded, "//", "/./" and "/x/../" taken out), so that no
- * spelling of a path reaches a file under a route's prefix, or a route
- * from outside it; NULL for a static file, and for a path that is
- * malformed or climbs above the root (the static side refuses it: 400
- * or 403). *status is set when memory runs out. */
-static struct route *route_of(struct conn *c, int *status)
+/* The request's path as the file system would resolve it (percent-decoded,
+ * "//", "/./" and "/x/../" taken out) into *out: small when it fits, else
+ * memory to free. 0, or the status that refuses the request: 400 for a
+ * path that is malformed or climbs above the root (as nginx answers; the
+ * kernel could resolve such a path through a symlink back into the root,
+ * to a file under a route's prefix), 500 when memory runs out. */
+static int normal_path(struct conn *c, char *small, size_t size, char **out)
 {
     const char *q = memchr(c->url.p, '?', c->url.len);
     size_t path_len = q ? (size_t)(q - c->url.p) : c->url.len;
-    char small[512];
-    char *norm = path_len + 2 <= sizeof small ? small : malloc(path_len + 2);
-    if (!norm) {
-        *status = 500;
-        return NULL;
+    char *norm = path_len + 2 <= size ? small : malloc(path_len + 2);
+    if (!norm)
+        return 500;
+    if (httpd_normalize_path(c->url.p, path_len, norm) != 0) {
+        if (norm != small)
+            free(norm);
+        return 400;
     }
-    struct route *r = NULL;
-    if (httpd_normalize_path(c->url.p, path_len, norm) == 0)
-        r = httpd_route_for(c->loop->srv, norm, strlen(norm));
-    if (norm != small)
-        free(norm);
-    return r;
+    *out = norm;
+    return 0;
 }
 
+/* Routes are matched, and static files opened, on the normalized path
+ * alone, so that no spelling of a path reaches a file under a route's
+ * prefix, or a route from outside it. */
 static bool wants_route(struct conn *c)
 {
-    int status = 0;
-    return c->url.len && c->url.p[0] == '/' && route_of(c, &status) && !status;
+    char small[512], *path;
+    if (!c->url.len || c->url.p[0] != '/' || normal_path(c, small, sizeof small, &path) != 0)
+        return false;
+    bool r = httpd_route_for(c->loop->srv, path, strlen(path)) != NULL;
+    if (path != small)
+        free(path);
+    return r;
 }
 
 /* "GET http://host/path HTTP/1.1" (the absolute form, RFC 9112, 3.2.2):
@@ -571,14 +577,19 @@ static void handle_request(struct conn *c)
     size_t path_len = q ? (size_t)(q - url) : c->url.len;
     if (status_serve(c, url, path_len))
         return;
-    int status = 0;
-    struct route *r = route_of(c, &status);
-    if (status)
+    char small[512], *path;
+    int status = normal_path(c, small, sizeof small, &path);
+    if (status) {
         conn_respond_error(c, status);
-    else if (r)
+        return;
+    }
+    struct route *r = httpd_route_for(c->loop->srv, path, strlen(path));
+    if (r)
         handler_submit(c, r);
     else
-        static_serve(c);
+        static_serve(c, path);
+    if (path != small)
+        free(path);
 }
 
 /* Parses what was read. Returns true when it acted on a request (the

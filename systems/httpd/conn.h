@@ -139,8 +139,9 @@ const char *conn_header_value(const struct conn *c, unsigned i);
 bool conn_is_head(const struct conn *c);
 
 /* ---- static files (static.c) ---- */
-/* Answers a request no route takes, from the root. */
-void static_serve(struct conn *c);
+/* Answers a request no route takes, from the root; path is the request's
+ * (httpd_normalize_path). */
+void static_serve(struct conn *c, const char *path);
 
 /* ---- the server's own pages (status.c) ---- */
 void status_start(void);

@@ -188,12 +188,12 @@ time_t httpd_parse_date(const char *s);
 struct stat;
 /* The Content-Type for a file name's extension. */
 const char *httpd_mime_type(const char *path);
-/* Opens the file a request path (percent-encoded, maybe with a query)
- * names under the root: 200 with *fd, *st and *type (its Content-Type,
- * from the name of the file served), or the status to answer (400
- * malformed, 403 outside the root or not a regular file, 404, 301 a
- * directory named without its trailing slash). */
-int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, struct stat *st,
+/* Opens the file a normalized request path (httpd_normalize_path) names
+ * under the root: 200 with *fd, *st and *type (its Content-Type, from the
+ * name of the file served), or the status to answer (403 outside the root
+ * or not a regular file, 404, 301 a directory named without its trailing
+ * slash). */
+int httpd_static_open(struct server *srv, const char *path, int *fd, struct stat *st,
                       const char **type);
 /* The path part of url (up to '?' or '#') percent-decoded, with "//",
  * "/./" and "/x/../" taken out, into out (room for len + 2): 0, or -1

@@ -138,22 +138,16 @@ int httpd_normalize_path(const char *url, size_t len, char *out)
     return 0;
 }
 
-int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, struct stat *st,
+int httpd_static_open(struct server *srv, const char *path, int *fd, struct stat *st,
                       const char **type)
 {
-    char *path = malloc(len + 16);
-    if (!path)
-        return 500;
-    if (decode_path(url, len, path) != 0 || path[0] != '/') {
-        free(path);
-        return 400;
-    }
     size_t plen = strlen(path);
     *type = httpd_mime_type(path);
-    /* Relative to the root: leading slashes go ("" is the root itself). */
-    const char *rel = path;
-    while (*rel == '/')
-        rel++;
+    /* Relative to the root: the leading slash goes ("" is the root itself).
+     * The path is opened as normalized, not as sent: "/x/../a.txt" is
+     * a.txt whether or not x exists, and no ".." is left for the kernel to
+     * resolve through a symlink. */
+    const char *rel = path + 1;
     if (!*rel)
         rel = ".";
     int f = open_beneath(srv->root_fd, rel, O_RDONLY);
@@ -164,7 +158,6 @@ int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, 
             /* "/sub": to "/sub/", or the index's relative links would
              * resolve against the parent. */
             close(f);
-            free(path);
             return 301;
         }
         *type = httpd_mime_type("index.html");
@@ -176,7 +169,6 @@ int httpd_static_open(struct server *srv, const char *url, size_t len, int *fd, 
         if (f < 0 && err == ENOENT)
             err = EACCES; /* a directory without an index is not listed */
     }
-    free(path);
     if (f < 0)
         return err == ENOENT || err == ENOTDIR ? 404 : err == ENAMETOOLONG ? 414 : 403;
     /* A file opened first was looked at already: one fstat a request. */
@@ -284,7 +276,7 @@ static void redirect_to_directory(struct conn *c)
     buf_free(&loc);
 }
 
-void static_serve(struct conn *c)
+void static_serve(struct conn *c, const char *path)
 {
     struct server *srv = c->loop->srv;
     if (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD) {
@@ -295,7 +287,7 @@ void static_serve(struct conn *c)
     struct stat st;
     const char *type = NULL;
     int status =
-        srv->root_fd < 0 ? 404 : httpd_static_open(srv, c->url.p, c->url.len, &fd, &st, &type);
+        srv->root_fd < 0 ? 404 : httpd_static_open(srv, path, &fd, &st, &type);
     if (status == 301) {
         redirect_to_directory(c);
         return;
