@@ -183,8 +183,14 @@ void handler_done(struct conn *c, walls_task *task)
         conn_respond_error(c, 502);
         break;
     case WALLS_TIMEOUT:
-        httpd_log_error(srv, "route %s: %s timed out after %lld ms for \"%s\"; its worker was "
-                        "killed", r->prefix, r->function, (long long)r->timeout_ms, c->line);
+        /* A thread cannot be stopped: it runs the handler on, and takes
+         * no other task until the handler returns. */
+        if (r->placement == WALLS_THREADS)
+            httpd_count(&r->overran, 1);
+        httpd_log_error(srv, "route %s: %s timed out after %lld ms for \"%s\"; %s", r->prefix,
+                        r->function, (long long)r->timeout_ms, c->line,
+                        r->placement == WALLS_THREADS ? "its thread still runs it"
+                                                      : "its worker was killed");
         conn_respond_error(c, 504);
         break;
     case WALLS_VIOLATION:

@@ -52,6 +52,8 @@ struct route {
     uint64_t latency[HTTPD_LAT_BUCKETS]; /* request complete to response sent (status.c) */
     uint64_t outstanding; /* [atomic] connections whose request it took and that have
                            * not sent its response yet (a reload waits for 0) */
+    uint64_t overran;     /* [atomic] threads placement: handlers that overran their
+                           * limit (their threads may run them still) */
 };
 
 /* The routes in force: replaced whole by a reload, while connections that

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,13 +79,77 @@ static int make_pools(struct server *srv)
     return 0;
 }
 
-static void destroy_routes(struct route *routes, unsigned n, bool at_once)
+/* How destroy_routes treats thread pools. walls_pool_destroy waits for
+ * the handlers their threads run, and a handler that overran its limit
+ * (answered 504 already) may never return, while the main thread must
+ * keep taking signals. */
+enum threads_end {
+    THREADS_HERE,   /* all destroyed here: nothing runs on them */
+    THREADS_APART,  /* those that overran are destroyed by a thread of their own */
+    THREADS_LEFT,   /* those that overran are not destroyed: the program is ending,
+                     * and their threads end with it */
+    THREADS_ALL_LEFT, /* none is destroyed (stopping at once: their handlers are not
+                       * waited for) */
+};
+
+struct joiner {
+    struct server *srv;
+    walls_pool *pool;
+    unsigned flags;
+    char prefix[256];
+};
+
+static void *join_pool(void *arg)
 {
-    for (unsigned i = 0; i < n; i++)
-        if (routes[i].pool) {
-            walls_pool_destroy(routes[i].pool, at_once ? WALLS_CANCEL : 0);
-            routes[i].pool = NULL;
+    struct joiner *j = arg;
+    walls_pool_destroy(j->pool, j->flags);
+    httpd_log_notice(j->srv, "route %s: its handlers returned; the old pool is gone", j->prefix);
+    free(j);
+    return NULL;
+}
+
+/* Hands pool to a thread that destroys it; here when none can start. */
+static void destroy_apart(struct server *srv, const struct route *r, unsigned flags)
+{
+    httpd_log_notice(srv, "route %s: %s overran its limit on a thread that may still run "
+                     "it; its pool goes once it returns", r->prefix, r->function);
+    struct joiner *j = calloc(1, sizeof *j);
+    pthread_attr_t attr;
+    pthread_t t;
+    if (j && pthread_attr_init(&attr) == 0) {
+        *j = (struct joiner){.srv = srv, .pool = r->pool, .flags = flags};
+        snprintf(j->prefix, sizeof j->prefix, "%s", r->prefix);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, join_pool, j);
+        pthread_attr_destroy(&attr);
+        if (rc == 0)
+            return;
+    }
+    free(j);
+    walls_pool_destroy(r->pool, flags);
+}
+
+static void destroy_routes(struct server *srv, struct route *routes, unsigned n, bool at_once,
+                           enum threads_end threads)
+{
+    unsigned flags = at_once ? WALLS_CANCEL : 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct route *r = &routes[i];
+        if (!r->pool)
+            continue;
+        bool overran = r->placement == WALLS_THREADS && httpd_load(&r->overran) > 0;
+        if (r->placement == WALLS_THREADS && threads == THREADS_ALL_LEFT) {
+            /* ends with the program */
+        } else if (overran && threads == THREADS_LEFT) {
+            httpd_log_notice(srv, "route %s: not waiting for %s, which overran its limit "
+                             "on a thread", r->prefix, r->function);
+        } else if (overran && threads == THREADS_APART) {
+            destroy_apart(srv, r, flags);
+        } else {
+            walls_pool_destroy(r->pool, flags);
         }
+        r->pool = NULL;
+    }
 }
 
 /* The parsed routes, with their pools, as the set in force. */
@@ -156,7 +221,7 @@ static void reload(struct server *srv)
         set = NULL;
     }
     if (!set) {
-        destroy_routes(next->routes, next->nroutes, true);
+        destroy_routes(srv, next->routes, next->nroutes, true, THREADS_HERE);
         free(next);
         httpd_log_error(srv, "reload failed; the routes stay as they were");
         return;
@@ -181,8 +246,9 @@ static bool set_idle(const struct routeset *set)
     return true;
 }
 
-/* Retires the old sets that are done; with at_once, all of them. */
-static void retire(struct server *srv, bool at_once)
+/* Retires the old sets that are done; with at_once, all of them, their
+ * thread pools as threads says. */
+static void retire(struct server *srv, bool at_once, enum threads_end threads)
 {
     for (struct retiring **p = &retiring; *p;) {
         struct retiring *r = *p;
@@ -203,7 +269,8 @@ static void retire(struct server *srv, bool at_once)
         }
         if (srv->loops && !r->unwatched)
             httpd_loops_watch(srv, r->set, true);
-        destroy_routes(r->set->routes, r->set->nroutes, at_once);
+        destroy_routes(srv, r->set->routes, r->set->nroutes, at_once,
+                       at_once ? threads : THREADS_APART);
         *p = r->next;
         free(r->set);
         free(r);
@@ -219,7 +286,7 @@ static void serve(struct server *srv, const sigset_t *sigs)
     for (;;) {
         struct timespec tick = {0, 50000000};
         int sig = sigtimedwait(sigs, NULL, &tick);
-        retire(srv, false);
+        retire(srv, false, THREADS_APART);
         if (sig == SIGHUP)
             reload(srv);
         if (sig == SIGQUIT) {
@@ -287,7 +354,7 @@ int main(int argc, char **argv)
     }
     status_start();
     if ((rc = make_pools(&srv)) != 0 || !(srv.active = set_of(&srv))) {
-        destroy_routes(srv.routes, srv.nroutes, true);
+        destroy_routes(&srv, srv.routes, srv.nroutes, true, THREADS_HERE);
         walls_fini();
         return rc ? rc : 1;
     }
@@ -305,7 +372,7 @@ int main(int argc, char **argv)
                 strerror(-rc));
         httpd_stop(&srv, 2);
         httpd_loops_stop(&srv);
-        destroy_routes(srv.active->routes, srv.active->nroutes, true);
+        destroy_routes(&srv, srv.active->routes, srv.active->nroutes, true, THREADS_HERE);
         walls_fini();
         return 1;
     }
@@ -323,8 +390,14 @@ int main(int argc, char **argv)
     serve(&srv, &sigs);
     bool at_once = httpd_stopping(&srv) == 2;
     httpd_loops_stop(&srv);
-    retire(&srv, true);
-    destroy_routes(srv.active->routes, srv.active->nroutes, at_once);
+    /* Thread handlers cannot be stopped. Stopping at once, none is waited
+     * for: their pools are left to end with the program (process pools
+     * are destroyed, their workers killed). Gracefully, every response
+     * is out by now: only a handler that overran its limit (answered 504)
+     * may still run, and is not waited for either. */
+    enum threads_end threads = at_once ? THREADS_ALL_LEFT : THREADS_LEFT;
+    retire(&srv, true, threads);
+    destroy_routes(&srv, srv.active->routes, srv.active->nroutes, at_once, threads);
     free(srv.active);
     walls_fini();
     httpd_log_notice(&srv, "stopped%s", at_once ? " at once" : "");

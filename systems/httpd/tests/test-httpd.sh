@@ -562,6 +562,46 @@ if [ "$ms" -lt 3000 ]; then pass "SIGQUIT did not wait for the 5 s handler ($ms 
 contains "... and says it stopped at once" "stopped at once" "$WORK/quit.err"
 expect "nothing left after SIGQUIT" "" "$(alive $kids)"
 
+# stop_within SIGNAL: sends SIGNAL and gives the server 3 s to end; sets
+# rc (its status, or "running" when it had to be killed).
+stop_within() {
+    kill -"$1" "$PID"
+    for _ in $(seq 1 60); do
+        kill -0 "$PID" 2>/dev/null && ! grep -q '^State:.*Z' /proc/"$PID"/status 2>/dev/null || break
+        sleep 0.05
+    done
+    if alive "$PID" | grep -q .; then
+        kill -KILL "$PID"
+        wait "$PID" 2>/dev/null
+        rc=running
+    else
+        wait "$PID"
+        rc=$?
+    fi
+    PID=
+}
+
+# ---- a thread handler past its limit runs on: the server still stops ----
+start tover --route "/tnap=$R:nap:threads:200" --route "/hello=$R:hello:threads"
+expect "a thread handler past its limit is 504" 504 "$(code "$URL/tnap?ms=20000")"
+contains "... and the log says its thread still runs it" "its thread still runs it" "$WORK/tover.err"
+kill -HUP "$PID"
+sleep 0.3
+expect "... a reload then keeps serving" "200 hello" "$(code "$URL/hello") $(cat "$WORK/body")"
+stop_within TERM
+expect "... and SIGTERM after the reload ends it within 3 s" 0 "$rc"
+start tover2 --route "/tnap=$R:nap:threads:200"
+code "$URL/tnap?ms=20000" > /dev/null
+stop_within TERM
+expect "a graceful stop does not wait for a thread handler past its limit" 0 "$rc"
+start tquit --route "/tnap=$R:nap:threads"
+curl -s -o /dev/null --max-time 10 "$URL/tnap?ms=20000" &
+CURL=$!
+sleep 0.3
+stop_within QUIT
+expect "SIGQUIT does not wait for a running thread handler" 0 "$rc"
+wait "$CURL" 2>/dev/null
+
 # ---- a port in use, and running out of descriptors ----
 start first --route "/hello=$R:hello:threads"
 "$SERVER" --listen 127.0.0.1:"$PORT" --route "/hello=$R:hello:threads" 2> "$WORK/second.err"
