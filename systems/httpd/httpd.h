@@ -54,6 +54,8 @@ struct route {
                            * not sent its response yet (a reload waits for 0) */
     uint64_t overran;     /* [atomic] threads placement: handlers that overran their
                            * limit (their threads may run them still) */
+    int lost;             /* [atomic] its pool is broken for good (its fork server is
+                           * gone): new pools are on their way */
 };
 
 /* The routes in force: replaced whole by a reload, while connections that
@@ -86,6 +88,8 @@ struct server {
     FILE *error_log;
     pthread_mutex_t log_lock;
     int stopping;           /* [atomic] 0, or 1: graceful, 2: at once (httpd_stopping) */
+    bool renew;             /* [atomic] a pool was lost: the main thread makes the routes
+                             * in force new pools */
 };
 
 /* Words shared between threads. Counters (statistics, connections) are

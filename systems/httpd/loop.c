@@ -221,9 +221,22 @@ static void sweep(struct loop *l, int64_t now)
         collect(l, r);
         /* A broken pool is given another chance after a second. */
         int64_t broken = httpd_load(&r->broken_ms);
-        if (broken && now - broken >= 1000 &&
+        if (broken && now - broken >= 1000 && !httpd_load(&r->lost) &&
             httpd_cas(&r->broken_ms, &broken, 0)) {
             int rc = walls_pool_reset(r->pool);
+            if (rc == -ECHILD) {
+                /* Broken for good: its fork server is gone. The main
+                 * thread gives the routes new pools, as a reload does;
+                 * until then the route stays broken (503, said once). */
+                int no = 0;
+                httpd_store(&r->broken_ms, broken);
+                if (httpd_cas(&r->lost, &no, 1)) {
+                    httpd_log_error(srv, "route %s: the pool cannot be reset: %s; making "
+                                    "new pools", r->prefix, walls_strerror(rc));
+                    httpd_store(&srv->renew, true);
+                }
+                continue;
+            }
             httpd_log_notice(srv, "route %s: pool reset%s%s", r->prefix, rc ? ": " : "",
                              rc ? walls_strerror(rc) : "");
         }

@@ -192,10 +192,36 @@ static void defaults(struct server *srv)
     srv->shutdown_ms = 10000;
 }
 
+/* The routes in force as configured, into next: no plugin, pool or count. */
+static void same_routes(struct server *srv, struct server *next)
+{
+    const struct routeset *cur = httpd_routes(srv);
+    next->workers = srv->workers;
+    next->max_output = srv->max_output;
+    next->restart_limit = srv->restart_limit;
+    for (unsigned i = 0; i < cur->nroutes; i++) {
+        const struct route *from = &cur->routes[i];
+        struct route *to = &next->routes[i];
+        memcpy(to->prefix, from->prefix, sizeof to->prefix);
+        to->prefix_len = from->prefix_len;
+        memcpy(to->plugin, from->plugin, sizeof to->plugin);
+        memcpy(to->function, from->function, sizeof to->function);
+        to->placement_name = from->placement_name;
+        to->placement = from->placement;
+        to->sandbox = from->sandbox;
+        to->timeout_ms = from->timeout_ms;
+        to->workers = from->workers;
+        to->pool_fd = -1;
+    }
+    next->nroutes = cur->nroutes;
+}
+
 /* SIGHUP: the command line and the configuration file read again; the
  * routes they give get new pools and take every request from now on; the
- * old routes finish what they have. Other settings take a restart. */
-static void reload(struct server *srv)
+ * old routes finish what they have. Other settings take a restart. With
+ * renew, the routes in force get new pools the same way (a pool of
+ * theirs is broken for good). */
+static void reload(struct server *srv, bool renew)
 {
     struct server *next = calloc(1, sizeof *next);
     if (!next) {
@@ -203,13 +229,18 @@ static void reload(struct server *srv)
         return;
     }
     defaults(next);
-    bool check_only = false;
-    optind = 0; /* getopt from the start again */
-    int rc = httpd_parse_args(next, saved_argc, saved_argv, &check_only);
-    if (next->access_log)
-        fclose(next->access_log);
-    if (next->error_log && next->error_log != stderr)
-        fclose(next->error_log);
+    int rc = 0;
+    if (renew) {
+        same_routes(srv, next);
+    } else {
+        bool check_only = false;
+        optind = 0; /* getopt from the start again */
+        rc = httpd_parse_args(next, saved_argc, saved_argv, &check_only);
+        if (next->access_log)
+            fclose(next->access_log);
+        if (next->error_log && next->error_log != stderr)
+            fclose(next->error_log);
+    }
     if (rc == 0)
         rc = load_plugins(next);
     if (rc == 0)
@@ -223,7 +254,8 @@ static void reload(struct server *srv)
     if (!set) {
         destroy_routes(srv, next->routes, next->nroutes, true, THREADS_HERE);
         free(next);
-        httpd_log_error(srv, "reload failed; the routes stay as they were");
+        httpd_log_error(srv, "%s failed; the routes stay as they were",
+                        renew ? "making new pools (SIGHUP tries again)" : "reload");
         return;
     }
     free(next);
@@ -234,8 +266,8 @@ static void reload(struct server *srv)
     old->next = retiring;
     retiring = old;
     httpd_loops_wake(srv); /* each turns, and routes by the new set from then on */
-    httpd_log_notice(srv, "reloaded: %u routes; the %u old ones finish what they have",
-                     set->nroutes, old->set->nroutes);
+    httpd_log_notice(srv, "%s: %u routes; the %u old ones finish what they have",
+                     renew ? "new pools" : "reloaded", set->nroutes, old->set->nroutes);
 }
 
 static bool set_idle(const struct routeset *set)
@@ -288,7 +320,11 @@ static void serve(struct server *srv, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, NULL, &tick);
         retire(srv, false, THREADS_APART);
         if (sig == SIGHUP)
-            reload(srv);
+            reload(srv, false);
+        else if (httpd_load(&srv->renew) && !httpd_stopping(srv)) {
+            httpd_store(&srv->renew, false);
+            reload(srv, true);
+        }
         if (sig == SIGQUIT) {
             /* At once: connections close, running handlers are not
              * waited for. */

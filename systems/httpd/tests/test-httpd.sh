@@ -406,6 +406,22 @@ code "$URL/crash" > /dev/null
 expect "after the reset the route serves again" 200 "$(code "$URL/crash")"
 stop QUIT
 
+# ---- the fork server killed: new pools, then served again ----
+start forkserver --route "/dyn=$R:dyn:processes" --workers 1
+expect "before the fork server dies" 200 "$(code "$URL/dyn?n=2")"
+FS=$(pgrep -P "$PID" -f walls-forkserver)
+[ -n "$FS" ] && kill -KILL $FS
+got=
+for _ in $(seq 1 40); do
+    got=$(code "$URL/dyn?n=2")
+    [ "$got" = 200 ] && break
+    [ "$got" = 503 ] || break
+    sleep 0.1
+done
+expect "after the fork server died the route serves again (503 meanwhile)" 200 "$got"
+expect "... saying so once" 1 "$(grep -c 'making new pools' "$WORK/forkserver.err")"
+stop TERM
+
 # ---- the configuration file ----
 mkdir -p "$WORK/conf/www"
 cp "$PLUGIN" "$WORK/conf/plugin.so"
