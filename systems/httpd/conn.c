@@ -334,11 +334,21 @@ static int on_headers_complete(http_parser *p)
      * in all; read_some() moves the deadline on. */
     c->deadline_ms = body ? deadline_from_now(c) : 0;
     /* An HTTP/1.1 client waits for it (HTTP/1.0 ones know nothing of it);
-     * only a route takes a body, so only a request for one gets it. */
+     * only a route takes a body, so only a request for one gets it. Any
+     * other gets its final status at once, as RFC 9110 (10.1.1) asks,
+     * without its body: the request is taken as complete, and the
+     * connection closes after the response, the body unread. */
     const char *expect = conn_header(c, "Expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0 && body && p->http_minor >= 1 &&
-        wants_route(c))
-        send_continue(c);
+    if (expect && strcasecmp(expect, "100-continue") == 0 && body && p->http_minor >= 1) {
+        if (wants_route(c)) {
+            send_continue(c);
+        } else {
+            c->message_done = true;
+            c->keep_alive = false;
+            c->close_after = true;
+            http_parser_pause(p, 1);
+        }
+    }
     return 0;
 }
 

@@ -271,6 +271,12 @@ printf 'POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n
 if grep -q "100 Continue" "$WORK/cont"; then fail "no 100 Continue for HTTP/1.0"; else pass "no 100 Continue for HTTP/1.0"; fi
 printf 'POST /13.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n' | "$RAW" "$PORT" 1500 > "$WORK/cont"
 if grep -q "100 Continue" "$WORK/cont"; then fail "no 100 Continue for a body no route takes"; else pass "no 100 Continue for a body no route takes"; fi
+expect "... but its final status at once, not the header timeout's 408" \
+    "HTTP/1.1 405 Method Not Allowed" "$(first_line < "$WORK/cont")"
+printf 'POST /_status HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n' |
+    "$RAW" "$PORT" 1500 > "$WORK/cont"
+expect "Expect on /_status gets its final status at once" "HTTP/1.1 405 Method Not Allowed" \
+    "$(first_line < "$WORK/cont")"
 printf 'POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n' | "$RAW" "$PORT" 1500 > "$WORK/cont"
 contains "100 Continue for a route's body" "100 Continue" "$WORK/cont"
 # A client that stops reading its response: closed once it has taken
