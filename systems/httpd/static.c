@@ -161,10 +161,16 @@ int httpd_static_open(struct server *srv, const char *path, int *fd, struct stat
             return 301;
         }
         *type = httpd_mime_type("index.html");
-        int index = open_beneath(f, "index.html", O_RDONLY);
-        err = errno;
         close(f);
-        f = index;
+        /* Beneath the root, not the directory: an index that is a symlink
+         * to elsewhere in the root is followed, as any other file is. */
+        char *index = malloc(plen + sizeof "index.html");
+        if (!index)
+            return 500;
+        snprintf(index, plen + sizeof "index.html", "%sindex.html", path + 1);
+        f = open_beneath(srv->root_fd, index, O_RDONLY);
+        err = errno;
+        free(index);
         stated = false;
         if (f < 0 && err == ENOENT)
             err = EACCES; /* a directory without an index is not listed */

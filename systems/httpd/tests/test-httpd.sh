@@ -55,6 +55,8 @@ ln -s /etc/passwd "$WORK/www/escape"
 ln -s 13.txt "$WORK/www/inside"
 mkdir -p "$WORK/www/assets/v2"
 ln -s assets/v2 "$WORK/www/static"
+mkdir -p "$WORK/www/linked"
+ln -s ../index.html "$WORK/www/linked/index.html"
 head -c 150000 /dev/urandom > "$WORK/big.bin"
 head -c 30000000 /dev/zero > "$WORK/www/large.dat"
 mkfifo "$WORK/www/fifo.txt"
@@ -190,6 +192,8 @@ expect "HEAD of a file" "200 0" "$(curl -s -I -o /dev/null -w '%{http_code} %{si
 expect "no directory listing" 403 "$(code "$URL/noindex/")"
 expect "a symlink out of the root" 403 "$(code "$URL/escape")"
 expect "a symlink inside the root" 200 "$(code "$URL/inside")"
+expect "a directory whose index is a symlink within the root" "200 hello, static" \
+    "$(code "$URL/linked/") $(cat "$WORK/body")"
 expect "climbing with .." 400 "$(code --path-as-is "$URL/../../etc/passwd")"
 expect "climbing with %2e%2e" 400 "$(code --path-as-is "$URL/%2e%2e/%2e%2e/etc/passwd")"
 expect "a .. past a missing directory is taken out first" "200 thirteen byte" \
