@@ -198,7 +198,7 @@ const char *httpd_mime_type(const char *path);
  * under the root: 200 with *fd, *st and *type (its Content-Type, from the
  * name of the file served), or the status to answer (403 outside the root
  * or not a regular file, 404, 301 a directory named without its trailing
- * slash). */
+ * slash, 503 out of descriptors or memory). */
 int httpd_static_open(struct server *srv, const char *path, int *fd, struct stat *st,
                       const char **type);
 /* The path part of url (up to '?' or '#') percent-decoded, with "//",

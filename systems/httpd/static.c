@@ -175,6 +175,11 @@ int httpd_static_open(struct server *srv, const char *path, int *fd, struct stat
         if (f < 0 && err == ENOENT)
             err = EACCES; /* a directory without an index is not listed */
     }
+    if (f < 0 && (err == EMFILE || err == ENFILE || err == ENOMEM)) {
+        /* The server's trouble, not the file's: 503, not 403. */
+        httpd_log_error(srv, "open %s: %s", path, strerror(err));
+        return 503;
+    }
     if (f < 0)
         return err == ENOENT || err == ENOTDIR ? 404 : err == ENAMETOOLONG ? 414 : 403;
     /* A file opened first was looked at already: one fstat a request. */

@@ -638,7 +638,7 @@ stop TERM
 # says so and stops accepting for a while instead of spinning on the
 # listening socket, and serves again once they leave.
 (ulimit -n 64; exec "$SERVER" --listen 127.0.0.1:0 --loops 1 --error-log "$WORK/fds.err" \
-    --route "/hello=$R:hello:threads") &
+    --root "$WORK/www" --route "/hello=$R:hello:threads") &
 PID=$!
 PORT=
 for _ in $(seq 1 100); do
@@ -657,13 +657,22 @@ def cpu():
 a = cpu()
 time.sleep(1.0)
 b = cpu()
+socks[0].sendall(b'GET /13.txt HTTP/1.1\r\nHost: x\r\n\r\n')
+socks[0].settimeout(3)
+try:
+    line = socks[0].recv(200).split(b'\r\n')[0].decode()
+except OSError:
+    line = 'nothing'
 for s in socks:
     s.close()
 ticks = b - a
 print('quiet' if ticks < 50 else 'busy %d ticks' % ticks)
+print(line)
 PYEOF
 )
-expect "out of descriptors, the loop does not spin" "quiet" "$got"
+expect "out of descriptors, the loop does not spin" "quiet" "$(echo "$got" | head -1)"
+expect "... and a file it cannot open for want of them is 503, not 403" \
+    "HTTP/1.1 503 Service Unavailable" "$(echo "$got" | sed -n 2p)"
 contains "... and the log says why" "accept: Too many open files" "$WORK/fds.err"
 sleep 0.5
 expect "... and it serves again once the clients leave" "200 hello" "$(code --max-time 5 "$URL/hello") $(cat "$WORK/body")"
