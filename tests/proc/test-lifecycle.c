@@ -121,16 +121,23 @@ START_TEST(test_worker_start_failure)
 }
 END_TEST
 
-/* Starts a child that sleeps a minute, and gives its pid. */
-static int fork_sleeper(struct walls_call *call)
+/* A child that sleeps a minute: its pid, or -errno. */
+static pid_t start_sleeper(void)
 {
     pid_t pid = fork();
-    if (pid < 0)
-        return errno;
     if (pid == 0) {
         sleep(60);
         _exit(0);
     }
+    return pid < 0 ? -errno : pid;
+}
+
+/* Starts a sleeper and gives its pid. */
+static int fork_sleeper(struct walls_call *call)
+{
+    pid_t pid = start_sleeper();
+    if (pid < 0)
+        return -pid;
     memcpy(call->out, &pid, sizeof pid);
     call->out_len = sizeof pid;
     return 0;
@@ -143,13 +150,9 @@ static int fork_sleeper_abort(struct walls_call *call)
     int fd = open((const char *)call->in, O_WRONLY);
     if (fd < 0)
         return errno;
-    pid_t pid = fork();
+    pid_t pid = start_sleeper();
     if (pid < 0)
-        return errno;
-    if (pid == 0) {
-        sleep(60);
-        _exit(0);
-    }
+        return -pid;
     if (write(fd, &pid, sizeof pid) != (ssize_t)sizeof pid)
         return EIO;
     abort();
