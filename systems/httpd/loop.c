@@ -409,13 +409,14 @@ int httpd_loops_watch(struct server *srv, struct routeset *set, bool remove)
 
 void httpd_loops_turns(struct server *srv, uint64_t *turns)
 {
-    for (unsigned i = 0; i < srv->nloops; i++)
+    for (unsigned i = 0; srv->loops && i < srv->nloops; i++)
         turns[i] = httpd_load(&srv->loops[i].turns);
 }
 
 bool httpd_loops_turned(struct server *srv, const uint64_t *turns)
 {
-    for (unsigned i = 0; i < srv->nloops; i++)
+    /* Once the loops are stopped (and freed), every one has turned. */
+    for (unsigned i = 0; srv->loops && i < srv->nloops; i++)
         if (httpd_load(&srv->loops[i].turns) == turns[i] &&
             !httpd_load(&srv->loops[i].finished))
             return false;
