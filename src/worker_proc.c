@@ -415,11 +415,18 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
      * console costs more than a fork. */
     walls__faults_watch(lane_mb, lanes);
     walls__faults_become_lane(0);
-    for (unsigned i = 1; i < lanes; i++) {
-        err = pthread_create(&threads[i], NULL, lane_main, (void *)(uintptr_t)i);
-        if (err)
-            return start_failed(err);
-    }
+    /* Detached: the stop waits for them through the ids the kernel clears
+     * (walls__faults_join_lanes), never with pthread_join(). */
+    pthread_attr_t detached;
+    err = pthread_attr_init(&detached);
+    if (err)
+        return start_failed(err);
+    pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
+    for (unsigned i = 1; i < lanes && !err; i++)
+        err = pthread_create(&threads[i], &detached, lane_main, (void *)(uintptr_t)i);
+    pthread_attr_destroy(&detached);
+    if (err)
+        return start_failed(err);
     /* The filter must not reach a thread still inside glibc's start-up: a
      * call it refuses there, with every signal blocked, could not be told
      * from the worker's own. */
