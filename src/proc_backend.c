@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -269,6 +270,14 @@ static int procs_open(struct walls__pool *pool)
     return 0;
 }
 
+/* Whether the fork server closed its end of the pool's socket: it is gone,
+ * though the supervisor may not have heard yet. */
+static bool sock_hung_up(int sock)
+{
+    struct pollfd p = {.fd = sock, .events = POLLIN};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
 static int procs_start_once(struct walls__pool *pool, bool *server_lost)
 {
     int rc = walls__forkserver_acquire(false);
@@ -301,7 +310,9 @@ static int procs_start_once(struct walls__pool *pool, bool *server_lost)
     walls__pool_lock(pool);
     ps->creating = false;
     rc = ps->start_error;
-    *server_lost = ps->server_lost;
+    /* A spawn request the dead server never took fails at once, and the
+     * start may end before the supervisor sees the socket hang up. */
+    *server_lost = ps->server_lost || (rc == -ECHILD && sock_hung_up(ps->sock));
     walls__pool_unlock(pool);
     if (rc)
         procs_stop(pool, true);
