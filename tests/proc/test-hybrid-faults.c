@@ -362,12 +362,25 @@ static int fork_exit5(struct walls_call *call)
     return CHILD_ENDED(status) ? 0 : -2;
 }
 
+/* Says in the pool's shared region that it runs, then naps until its
+ * process dies (or 20 s): a neighbour that is surely running. */
+static int started_nap(struct walls_call *call)
+{
+    __atomic_store_n((int *)call->shared, 1, __ATOMIC_RELEASE);
+    usleep(20 * 1000 * 1000);
+    return 0;
+}
+
 START_TEST(test_hybrid_forked_child_blames_nobody)
 {
     struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
-                                .restart_limit = 100000};
+                                .restart_limit = 100000, .shared_size = 4096};
     walls_pool *pool;
     ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    void *shared;
+    size_t shared_size;
+    ck_assert_int_eq(walls_pool_shared(pool, &shared, &shared_size), 0);
+    int *running = shared;
     for (int round = 0; round < 10; round++) {
         walls_task *t;
         struct walls_result r;
@@ -378,8 +391,15 @@ START_TEST(test_hybrid_forked_child_blames_nobody)
             ck_assert_int_eq(r.status, WALLS_OK);
             walls_task_free(t);
         }
-        walls_task *nap = submit_nap(pool, 30, round);
-        usleep(2000);
+        /* The neighbour must be running when the fault comes: a nap the
+         * thread had not yet taken would run again elsewhere and end ok. */
+        __atomic_store_n(running, 0, __ATOMIC_RELAXED);
+        walls_task *nap;
+        ck_assert_int_eq(walls_submit(pool, started_nap, NULL, 0, &nap), 0);
+        for (int ms = 0; !__atomic_load_n(running, __ATOMIC_ACQUIRE); ms++) {
+            ck_assert_msg(ms < 20000, "round %d: the neighbour never started", round);
+            usleep(1000);
+        }
         ck_assert_int_eq(walls_submit(pool, t_segv, NULL, 0, &t), 0);
         ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
         ck_assert_msg(r.status == WALLS_CRASHED && r.code == SIGSEGV, "round %d: %s/%d", round,
