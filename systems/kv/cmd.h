@@ -55,8 +55,9 @@ void kv_drop(struct kv_ctx *c, unsigned stripe, uint64_t *link, uint64_t off);
 void kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e);
 bool kv_room_for_write(struct kv_ctx *c);
 /* allkeys-lru: evicts from the stripes held until over bytes are freed
- * or nothing is left to evict there. */
-bool kv_evict(struct kv_ctx *c, uint64_t over);
+ * or nothing is left to evict there. inside: from within a command, which
+ * may hold entries it looked up (their lru is now_ms): those are spared. */
+bool kv_evict(struct kv_ctx *c, uint64_t over, bool inside);
 /* The same before a write, from any stripe, none held yet. */
 void kv_evict_before(struct kv_ctx *c);
 

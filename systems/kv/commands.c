@@ -299,7 +299,7 @@ bool kv_room_for_write(struct kv_ctx *c)
     if (used <= max)
         return true;
     if (c->st->hdr->policy == 1)
-        return kv_evict(c, used - max);
+        return kv_evict(c, used - max, true);
     return false;
 }
 

@@ -113,7 +113,7 @@ bool kv_glob(const char *pat, size_t plen, const char *s, size_t slen, bool noca
 
 /* Redis's approximation: of a few sampled keys of a held stripe, the one
  * used longest ago goes, until enough is freed. */
-bool kv_evict(struct kv_ctx *c, uint64_t over)
+bool kv_evict(struct kv_ctx *c, uint64_t over, bool inside)
 {
     uint64_t freed = 0;
     for (unsigned round = 0; freed < over && round < 64; round++) {
@@ -142,7 +142,10 @@ bool kv_evict(struct kv_ctx *c, uint64_t over)
             for (; *link && sampled < 5; link = &((struct kv_ent *)kv_at(c->st, *link))->next) {
                 struct kv_ent *e = kv_at(c->st, *link);
                 sampled++;
-                if (e->lru < best_lru) {
+                /* Inside a command, not a key it looked up or made (their
+                 * lru is now): it holds them, and would write to freed
+                 * memory. */
+                if (e->lru < best_lru && (!inside || e->lru < (uint64_t)c->now_ms)) {
                     best_lru = e->lru;
                     best = *link;
                     best_link = link;
@@ -194,7 +197,7 @@ void kv_evict_before(struct kv_ctx *c)
             break;
         rec.len = 0;
         rec.failed = false;
-        kv_evict(&e, 1);
+        kv_evict(&e, 1, false);
         if (e.aof && rec.len && (rec.failed || !kv_aof_append(&e.txn, rec.p, rec.len)))
             kv_txn_abort(&e.txn);
         else if (e.txn.full)
