@@ -50,6 +50,11 @@ struct kv_ent *kv_lookup(struct kv_ctx *c, const struct resp_arg *key, struct kv
 uint64_t kv_new_entry(struct kv_ctx *c, const struct kv_found *f, const struct resp_arg *key,
                       uint32_t type, size_t vroom);
 int kv_install(struct kv_ctx *c, struct kv_found *f, uint64_t off);
+/* Whether vlen value bytes may replace the value of e (a string or a
+ * field) in its own block: they fit, and are few enough that logging the
+ * old words first costs less than a new block (a large value goes to a
+ * fresh block, written without the log). */
+bool kv_fits_in_place(const struct kv_ctx *c, const struct kv_ent *e, size_t vlen);
 void kv_drop(struct kv_ctx *c, unsigned stripe, uint64_t *link, uint64_t off);
 /* Frees what a table entry's value owns (a list's nodes, a hash's fields). */
 void kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e);

@@ -287,6 +287,15 @@ int kv_install(struct kv_ctx *c, struct kv_found *f, uint64_t off)
     return 0;
 }
 
+/* Values up to this many bytes are rewritten in their block. */
+#define IN_PLACE_MAX 256
+
+bool kv_fits_in_place(const struct kv_ctx *c, const struct kv_ent *e, size_t vlen)
+{
+    return vlen <= IN_PLACE_MAX &&
+           sizeof(struct kv_ent) + e->klen + vlen <= kv_block_room(c->st, kv_off(c->st, e));
+}
+
 /* Whether writing may go on: under maxmemory, or room made by eviction. */
 bool kv_room_for_write(struct kv_ctx *c)
 {
@@ -410,13 +419,24 @@ static int cmd_set(struct kv_ctx *c)
     }
     int64_t keep = keepttl && old ? old->expire_ms : 0;
     const struct resp_arg *v = &c->argv[2];
-    uint64_t off = new_string(c, &f, &c->argv[1], v->p, v->len, 0);
-    if (!off)
-        return kv_err_oom(c);
     int64_t when = unit ? expire : keep;
-    ((struct kv_ent *)kv_at(c->st, off))->expire_ms = when;
-    if (kv_install(c, &f, off) != 0)
-        return kv_err_oom(c);
+    if (old && old->type == KV_STRING && kv_fits_in_place(c, old, v->len)) {
+        struct kv_stripe *s = kv_stripe_of(c->st, f.stripe);
+        if (!old->expire_ms != !when)
+            kv_put(&c->txn, &s->nexpires, when ? s->nexpires + 1 : s->nexpires - 1);
+        kv_put_bytes(&c->txn, old->data + old->klen, v->p, v->len);
+        kv_put(&c->txn, &old->val, v->len);
+        kv_put(&c->txn, (uint64_t *)&old->expire_ms, (uint64_t)when);
+        if (c->txn.full)
+            return kv_err_oom(c);
+    } else {
+        uint64_t off = new_string(c, &f, &c->argv[1], v->p, v->len, 0);
+        if (!off)
+            return kv_err_oom(c);
+        ((struct kv_ent *)kv_at(c->st, off))->expire_ms = when;
+        if (kv_install(c, &f, off) != 0)
+            return kv_err_oom(c);
+    }
     if (!get)
         kv_reply_ok(c->out);
     if (c->aof) {

@@ -337,6 +337,14 @@ static int dict_set(struct kv_ctx *c, unsigned stripe, struct kv_dict *d,
     uint64_t hash = kv_hash(c->st, field->p, field->len);
     uint64_t *link;
     uint64_t old = kv_dict_find(&c->txn, d, field->p, field->len, hash, &link);
+    struct kv_ent *e = old ? kv_at(c->st, old) : NULL;
+    if (e && kv_fits_in_place(c, e, vlen)) {
+        /* Written over the old value, each word logged first: no block
+         * taken or given back. */
+        kv_put_bytes(&c->txn, e->data + e->klen, val, vlen);
+        kv_put(&c->txn, &e->val, vlen);
+        return c->txn.full ? -1 : 0;
+    }
     uint64_t off = new_field(c, stripe, field, hash, val, vlen);
     if (!off)
         return -1;

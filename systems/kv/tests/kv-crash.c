@@ -7,13 +7,15 @@
  *
  * Starts walls-kv (2 backends, 2 front threads) on 127.0.0.1, port chosen
  * by the kernel. CLIENTS threads (default 4) each send INCR on one of 100
- * keys, RPUSH on one of 10 lists, or a MULTI of two INCRs, one at a time,
+ * keys, RPUSH on one of 10 lists, a MULTI of two INCRs, or a SET or HSET
+ * of 120 copies of one letter over a value as long, one at a time,
  * counting the replies: an integer is an acknowledgement; an error must be the one
  * walls-kv gives for a command whose backend died (its change undone).
  * Meanwhile the killer sends SIGKILL to a random backend every 5-40 ms,
  * KILLS times (default 100). Then every key must hold exactly its
- * acknowledged increments, as a whole integer, and every list exactly
- * its acknowledged pushes. Exit 0 on success, 1 with the difference.
+ * acknowledged increments, as a whole integer, every list exactly its
+ * acknowledged pushes, and every rewritten value one letter throughout.
+ * Exit 0 on success, 1 with the difference.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -39,6 +41,8 @@
 #define NLISTS 10
 #define MAX_CLIENTS 16
 #define PUSH_ELEMENTS 200
+#define NREWRITE 10      /* strings and hash fields rewritten whole */
+#define REWRITE_LEN 120  /* bytes of one letter: rewritten in place, word by word */
 
 static unsigned port;
 static pid_t server;
@@ -134,7 +138,38 @@ static void *client(void *arg)
     int fd = dial();
     char cmd[64 + 7 * PUSH_ELEMENTS + 64], reply[256];
     while (!__atomic_load_n(&stop_clients, __ATOMIC_RELAXED)) {
-        unsigned pick = (unsigned)rand_r(&seed) % 7;
+        unsigned pick = (unsigned)rand_r(&seed) % 8;
+        if (pick == 7) {
+            /* SET or HSET of REWRITE_LEN copies of one letter over a value
+             * as long: a kill mid-copy must leave the old value or the new,
+             * never a mix. */
+            bool hash = rand_r(&seed) % 2;
+            int k = (int)(rand_r(&seed) % NREWRITE);
+            char key[32], val[REWRITE_LEN];
+            int klen = snprintf(key, sizeof key, hash ? "crash:h:%d" : "crash:s:%d", k);
+            memset(val, 'a' + (int)(rand_r(&seed) % 26), sizeof val);
+            int len = hash ? snprintf(cmd, sizeof cmd,
+                                      "*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$1\r\nf\r\n", klen,
+                                      key)
+                           : snprintf(cmd, sizeof cmd, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n", klen,
+                                      key);
+            len += snprintf(cmd + len, sizeof cmd - (size_t)len, "$%d\r\n%.*s\r\n", REWRITE_LEN,
+                            REWRITE_LEN, val);
+            if (!send_all(fd, cmd, (size_t)len) || !read_reply(fd, reply, sizeof reply))
+                break;
+            pthread_mutex_lock(&count_lock);
+            replies++;
+            if (reply[0] == '-' && strstr(reply, "ERR the backend running this command died")) {
+                died_errors++;
+            } else if (strcmp(reply, hash ? ":0" : "+OK") != 0 &&
+                       !(hash && strcmp(reply, ":1") == 0)) {
+                fprintf(stderr, "kv-crash: unexpected reply to %s %s: %s\n",
+                        hash ? "HSET" : "SET", key, reply);
+                failed = 1;
+            }
+            pthread_mutex_unlock(&count_lock);
+            continue;
+        }
         if (pick == 6 && !whole_server_mode) {
             /* MULTI; INCR a; INCR b; EXEC: both or neither, even when the
              * backend dies in between. */
@@ -266,6 +301,33 @@ static long get_int(int fd, const char *cmd, size_t len)
     return v;
 }
 
+/* The strings and hash fields the clients rewrote: each must be absent
+ * or REWRITE_LEN copies of one letter. Returns how many are torn. */
+static long torn_values(int fd)
+{
+    long torn = 0;
+    for (int k = 0; k < 2 * NREWRITE; k++) {
+        bool hash = k >= NREWRITE;
+        char cmd[128], key[32], reply[256];
+        int klen = snprintf(key, sizeof key, hash ? "crash:h:%d" : "crash:s:%d", k % NREWRITE);
+        int len = hash ? snprintf(cmd, sizeof cmd, "*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n$1\r\nf\r\n",
+                                  klen, key)
+                       : snprintf(cmd, sizeof cmd, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", klen, key);
+        send_all(fd, cmd, (size_t)len);
+        read_reply(fd, reply, sizeof reply);
+        if (reply[0] == '$' && reply[1] == '-')
+            continue;
+        size_t n = strlen(reply), same = 0;
+        while (same < n && reply[same] == reply[0])
+            same++;
+        if (n != REWRITE_LEN || same != n || reply[0] < 'a' || reply[0] > 'z') {
+            fprintf(stderr, "kv-crash: %s%s is torn: \"%s\"\n", key, hash ? " f" : "", reply);
+            torn++;
+        }
+    }
+    return torn;
+}
+
 static pid_t start_server(const char *binary, const char *aof_dir, const char *fsync)
 {
     int out[2];
@@ -332,14 +394,15 @@ static int whole_server(const char *binary, const char *dir, int nclients)
             fprintf(stderr, "kv-crash: after the restart %s = %ld, acknowledged %ld\n", key, v,
                     acked);
     }
+    long torn = torn_values(fd);
     close(fd);
     kill(server, SIGTERM);
     waitpid(server, &status, 0);
     printf("kv-crash: the whole server killed under appendfsync always after %ld replies; after "
            "its restart from the file, lost acknowledged writes: %ld, writes beyond the ones "
-           "in flight: %ld\n",
-           replies, lost, extra);
-    return failed || lost || extra || !WIFEXITED(status) || WEXITSTATUS(status) ? 1 : 0;
+           "in flight: %ld; torn values: %ld\n",
+           replies, lost, extra, torn);
+    return failed || lost || extra || torn || !WIFEXITED(status) || WEXITSTATUS(status) ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -442,6 +505,7 @@ int main(int argc, char **argv)
                 extra += v - acked_push[k];
         }
     }
+    long torn = torn_values(fd);
     /* What the server saw: deaths, and transactions it rolled back. */
     static const char info[] = "*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n";
     send_all(fd, info, sizeof info - 1);
@@ -458,12 +522,12 @@ int main(int argc, char **argv)
     waitpid(server, &status, 0);
     printf("kv-crash: %d backends killed, %ld replies, %ld of them errors for a command whose "
            "backend died; lost acknowledged writes: %ld, unacknowledged writes that took "
-           "effect: %ld\n",
-           done, replies, died_errors, lost, extra);
+           "effect: %ld; torn values: %ld\n",
+           done, replies, died_errors, lost, extra, torn);
     if (timed)
         printf("kv-crash: %.0f replies/s over %.1f s, %d kills\n", (double)replies_then / elapsed,
                elapsed, done);
-    if (failed || lost || extra)
+    if (failed || lost || extra || torn)
         return 1;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "kv-crash: walls-kv ended badly (status %d)\n", status);
