@@ -96,6 +96,17 @@ void buf_free(struct buf *b)
     *b = (struct buf){0};
 }
 
+/* A buffer that grew past this for one request (a large body, a large
+ * handler response) is given back before the next request: a keep-alive
+ * connection that goes idle keeps small buffers only. */
+#define KEEP_BUF (64 * 1024)
+
+static void buf_trim(struct buf *b)
+{
+    if (b->cap > KEEP_BUF)
+        buf_free(b);
+}
+
 /* ---- the parser's callbacks ------------------------------------------------ */
 
 static struct conn *conn_of(http_parser *p)
@@ -408,6 +419,8 @@ static void start_request(struct conn *c)
     c->sent_bytes = 0;
     c->line[0] = '\0';
     c->out.len = c->out_sent = 0;
+    buf_trim(&c->out);
+    buf_trim(&c->body);
     c->close_after = false;
     c->headers_done = c->message_done = false;
     c->got = c->in.len > c->in_off;
