@@ -154,7 +154,10 @@ START_TEST(test_cancel_races_the_finish)
         }
         walls_task_free(t);
     }
-    ck_assert_msg(killed >= 30 && finished >= 30,
+    /* Both ends many times over: 600 rounds at random points of the
+     * task's span give about 300 of each on a quiet machine; a loaded one
+     * under ThreadSanitizer has given 27 of one. */
+    ck_assert_msg(killed >= 15 && finished >= 15,
                   "%d cancelled, %d finished (cancels within %d us): the race was missed", killed,
                   finished, span);
     struct walls_stats st;
