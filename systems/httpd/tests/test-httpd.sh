@@ -589,16 +589,17 @@ contains "... and says it stopped at once" "stopped at once" "$WORK/quit.err"
 expect "nothing left after SIGQUIT" "" "$(alive $kids)"
 
 # stop_within SIGNAL [TICKS]: sends SIGNAL and gives the server TICKS x
-# 50 ms (default 60: 3 s) to end; sets rc (its status, or "running" when
-# it had to be killed).
+# 50 ms to end (default 200: 10 s, half the 20 s handlers these checks
+# run; a loaded machine under a sanitizer has taken more than 3 s to
+# exit); sets rc (its status, or "running" when it had to be killed).
 stop_within() {
     kill -"$1" "$PID"
-    for _ in $(seq 1 "${2:-60}"); do
+    for _ in $(seq 1 "${2:-200}"); do
         kill -0 "$PID" 2>/dev/null && ! grep -q '^State:.*Z' /proc/"$PID"/status 2>/dev/null || break
         sleep 0.05
     done
-    if alive "$PID" | grep -q .; then
-        kill -KILL "$PID"
+    # It may end between the last look and the kill: then it ended in time.
+    if alive "$PID" | grep -q . && kill -KILL "$PID" 2>/dev/null; then
         wait "$PID" 2>/dev/null
         rc=running
     else
@@ -619,7 +620,7 @@ stop_within TERM
 # ThreadSanitizer counts the thread still running the overran handler,
 # which by design is not waited for, as leaked, and exits 66.
 if [ "$rc" = 66 ] && grep -q __tsan_init "$SERVER"; then rc=0; fi
-expect "... and SIGTERM after the reload ends it within 3 s" 0 "$rc"
+expect "... and SIGTERM after the reload ends it within 10 s, not after the handler" 0 "$rc"
 start tover2 --route "/tnap=$R:nap:threads:200"
 code "$URL/tnap?ms=20000" > /dev/null
 stop_within TERM
@@ -628,9 +629,7 @@ start tquit --route "/tnap=$R:nap:threads"
 curl -s -o /dev/null --max-time 10 "$URL/tnap?ms=20000" &
 CURL=$!
 sleep 0.3
-# 10 s, half the handler's 20: under ThreadSanitizer on a busy machine the
-# exit itself has taken more than 3 s.
-stop_within QUIT 200
+stop_within QUIT
 expect "SIGQUIT does not wait for a running thread handler" 0 "$rc"
 wait "$CURL" 2>/dev/null
 
@@ -695,6 +694,7 @@ stop TERM
 # With 64 descriptors the server runs out while 80 clients connect: it
 # says so and stops accepting for a while instead of spinning on the
 # listening socket, and serves again once they leave.
+: > "$WORK/fds.err"
 (ulimit -n 64; exec "$SERVER" --listen 127.0.0.1:0 --loops 1 --error-log "$WORK/fds.err" \
     --root "$WORK/www" --route "/hello=$R:hello:threads") &
 PID=$!
