@@ -208,18 +208,23 @@ int kv_backend(struct walls_call *call)
     const char *p = (const char *)call->in + sizeof head;
     size_t left = call->in_len - sizeof head;
     int64_t now = realtime_ms();
+    int rc = 0;
+    /* A run of commands on the same stripes takes them once: they stay
+     * taken from one command to the next, and go when the task ends. */
+    b.st.keep = true;
     for (uint32_t i = 0; i < head.nentries; i++) {
         struct kv_entry e;
-        if (left < sizeof e)
-            return BAD_BATCH;
-        memcpy(&e, p, sizeof e);
+        if (left < sizeof e || (memcpy(&e, p, sizeof e), e.len > left - sizeof e)) {
+            rc = BAD_BATCH;
+            break;
+        }
         p += sizeof e;
         left -= sizeof e;
-        if (e.len > left)
-            return BAD_BATCH;
         run_batch(&b, call, &e, p, head.nentries == 1, now);
         p += e.len;
         left -= e.len;
     }
-    return 0;
+    b.st.keep = false;
+    kv_store_let_go(&b.st);
+    return rc;
 }

@@ -80,6 +80,8 @@ void kv_store_format(struct kv_store *st, void *base, size_t size, size_t nslots
 {
     st->base = base;
     st->hdr = base;
+    st->keep = false;
+    st->held = 0;
     struct kv_header *h = base;
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
@@ -114,6 +116,8 @@ int kv_store_open(struct kv_store *st, void *base, size_t size, walls_lock *lock
     st->base = base;
     st->hdr = base;
     st->locks = locks;
+    st->keep = false;
+    st->held = 0;
     if (size < 4096 || load(&st->hdr->magic) != KV_MAGIC || st->hdr->size != size)
         return -1;
     return 0;
@@ -150,9 +154,23 @@ static void release_set(struct kv_store *st, uint64_t set)
             walls_lock_release(&st->locks[i]);
 }
 
-/* Takes the stripes of set in order. 0, or an error with none held. */
+void kv_store_let_go(struct kv_store *st)
+{
+    release_set(st, st->held);
+    st->held = 0;
+}
+
+/* Takes the stripes of set in order, for the caller to release: kept ones
+ * that are exactly set pass to it as they are; any others are let go
+ * first, so that stripes are always taken in order. 0, or an error with
+ * none held. */
 static int take_set(struct kv_store *st, uint64_t set)
 {
+    if (st->held == set) {
+        st->held = 0;
+        return 0;
+    }
+    kv_store_let_go(st);
     uint64_t held = 0;
     for (unsigned i = 0; i < KV_STRIPES; i++) {
         if (!(set & ((uint64_t)1 << i)))
@@ -289,7 +307,10 @@ static void finish(struct kv_txn *t)
         if ((t->set & ((uint64_t)1 << i)) && i != t->home)
             store(&kv_stripe_of(t->st, i)->txn_home, KV_NONE);
     store(&t->h->txn_home, KV_NONE);
-    release_set(t->st, t->set);
+    if (t->st->keep)
+        t->st->held = t->set;
+    else
+        release_set(t->st, t->set);
 }
 
 void kv_txn_commit(struct kv_txn *t)

@@ -186,6 +186,13 @@ struct kv_store {
     unsigned char *base;
     struct kv_header *hdr;
     walls_lock *locks;
+    /* With keep, a committed or undone transaction's stripes stay taken
+     * (held) until kv_store_let_go() or a transaction over another set:
+     * a backend running a batch of commands on one key takes its stripe
+     * once, not once a command. Nothing is uncommitted while they are
+     * kept, so a death then leaves nothing to undo. */
+    bool keep;
+    uint64_t held;
 };
 
 /* The region's size for n slots, a heap of heap bytes per stripe and an
@@ -196,6 +203,8 @@ void kv_store_format(struct kv_store *st, void *base, size_t size, size_t nslots
                      uint64_t maxmemory, int policy, bool aof);
 /* Binds a process's view; 0, or -1 when the region is not a store. */
 int kv_store_open(struct kv_store *st, void *base, size_t size, walls_lock *locks);
+/* Lets go of the stripes kept (st->keep) since the last transaction. */
+void kv_store_let_go(struct kv_store *st);
 
 static inline void *kv_at(const struct kv_store *st, uint64_t off)
 {

@@ -1,0 +1,199 @@
+/*
+ * test-store.c - the store's stripe locks as a backend keeps them from one
+ * command to the next (store.h, keep): kept stripes stay taken after a
+ * commit, pass to the next transaction over the same set without being
+ * taken again, are let go before another set is taken and by
+ * kv_store_let_go(); and a backend killed while it keeps them leaves
+ * nothing stuck, nor a change it had not committed.
+ *
+ * The store lives in a process pool's shared region, under its locks, as
+ * walls-kv's does; the backend is this program's task, run in the pool's
+ * worker process.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "store.h"
+
+#define HEAP ((size_t)64 << 10)
+#define STRIPE 9u
+
+static walls_pool *pool;
+static struct kv_store st;
+
+static void setup(void)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES,
+                                .processes = 1,
+                                .shared_size = kv_region_size(4, HEAP, false),
+                                .locks = KV_LOCKS};
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    void *base;
+    size_t size, n;
+    walls_lock *locks;
+    ck_assert_int_eq(walls_pool_shared(pool, &base, &size), 0);
+    ck_assert_int_eq(walls_pool_locks(pool, &locks, &n), 0);
+    ck_assert_uint_ge(n, KV_LOCKS);
+    kv_store_format(&st, base, size, 4, 0, 0, false);
+    st.locks = locks;
+}
+
+static void teardown(void)
+{
+    walls_pool_destroy(pool, 0);
+    pool = NULL;
+}
+
+/* What another thread gets from taking lock i without waiting (and lets
+ * go again if it got it): 0 when the lock was free. */
+static void *try_other(void *arg)
+{
+    walls_lock *lock = arg;
+    int rc = walls_lock_acquire(lock, 0);
+    if (rc == 0 || rc == -EOWNERDEAD)
+        walls_lock_release(lock);
+    return (void *)(intptr_t)rc;
+}
+
+static int taken_elsewhere(unsigned i)
+{
+    pthread_t t;
+    void *rc;
+    ck_assert_int_eq(pthread_create(&t, NULL, try_other, &st.locks[i]), 0);
+    ck_assert_int_eq(pthread_join(t, &rc), 0);
+    return (int)(intptr_t)rc;
+}
+
+static uint64_t *word(unsigned stripe)
+{
+    return &kv_stripe_of(&st, stripe)->nexpires;
+}
+
+START_TEST(kept_between_transactions)
+{
+    struct kv_txn t;
+    int err = 0;
+    st.keep = true;
+    ck_assert_int_eq(kv_txn_begin(&t, &st, (uint64_t)1 << 3, NULL, &err), 0);
+    kv_put(&t, word(3), 41);
+    kv_txn_commit(&t);
+    ck_assert_int_eq(taken_elsewhere(3), -ETIMEDOUT);
+    ck_assert_uint_eq(st.held, (uint64_t)1 << 3);
+    /* The same set again: passed on, not taken a second time (the locks
+     * are not recursive: that would wait the store's 30 s and fail). */
+    ck_assert_int_eq(kv_txn_begin(&t, &st, (uint64_t)1 << 3, NULL, &err), 0);
+    ck_assert_uint_eq(st.held, 0);
+    kv_put(&t, word(3), 42);
+    kv_txn_abort(&t);
+    ck_assert_uint_eq(*word(3), 41);
+    ck_assert_int_eq(taken_elsewhere(3), -ETIMEDOUT);
+    /* Another set: the kept one goes first. */
+    uint64_t two = (uint64_t)1 << 2 | (uint64_t)1 << 5;
+    ck_assert_int_eq(kv_txn_begin(&t, &st, two, NULL, &err), 0);
+    ck_assert_int_eq(taken_elsewhere(3), 0);
+    kv_txn_commit(&t);
+    ck_assert_int_eq(taken_elsewhere(2), -ETIMEDOUT);
+    ck_assert_int_eq(taken_elsewhere(5), -ETIMEDOUT);
+    kv_store_let_go(&st);
+    ck_assert_uint_eq(st.held, 0);
+    ck_assert_int_eq(taken_elsewhere(2), 0);
+    ck_assert_int_eq(taken_elsewhere(5), 0);
+    /* Without keep, a transaction lets go as it ends. */
+    st.keep = false;
+    ck_assert_int_eq(kv_txn_begin(&t, &st, (uint64_t)1 << 7, NULL, &err), 0);
+    kv_txn_commit(&t);
+    ck_assert_int_eq(taken_elsewhere(7), 0);
+    ck_assert_uint_eq(st.held, 0);
+}
+END_TEST
+
+/* The backend: commits 1 into STRIPE's word, keeping the stripe; with
+ * input "open", then writes 2 in a transaction over the kept stripe; then
+ * dies without letting go. */
+static int die_keeping(struct walls_call *call)
+{
+    struct kv_store mine;
+    if (kv_store_open(&mine, call->shared, call->shared_size, call->locks) != 0)
+        return 1;
+    mine.keep = true;
+    struct kv_txn t;
+    int err;
+    if (kv_txn_begin(&t, &mine, (uint64_t)1 << STRIPE, NULL, &err) != 0)
+        return 2;
+    kv_put(&t, &kv_stripe_of(&mine, STRIPE)->nexpires, 1);
+    kv_txn_commit(&t);
+    if (call->in_len == 4 && memcmp(call->in, "open", 4) == 0) {
+        if (kv_txn_begin(&t, &mine, (uint64_t)1 << STRIPE, NULL, &err) != 0)
+            return 3;
+        kv_put(&t, &kv_stripe_of(&mine, STRIPE)->nexpires, 2);
+    }
+    raise(SIGKILL);
+    return 4;
+}
+
+static void run_dying(const char *in)
+{
+    walls_task *task;
+    struct walls_result res;
+    ck_assert_int_eq(walls_submit(pool, die_keeping, in, strlen(in), &task), 0);
+    ck_assert_int_eq(walls_wait(task, 10000, &res), 0);
+    ck_assert_int_eq(res.status, WALLS_KILLED); /* SIGKILL: as kill -9 from outside */
+    ck_assert_int_eq(res.code, SIGKILL);
+    walls_task_free(task);
+}
+
+START_TEST(death_while_kept)
+{
+    run_dying("committed");
+    /* Its last transaction committed: the next holder takes the stripe
+     * (told its holder died) and finds the change kept. */
+    struct kv_txn t;
+    int err = 0;
+    ck_assert_int_eq(kv_txn_begin(&t, &st, (uint64_t)1 << STRIPE, NULL, &err), 0);
+    ck_assert_uint_eq(*word(STRIPE), 1);
+    kv_txn_commit(&t);
+    ck_assert_int_eq(taken_elsewhere(STRIPE), 0);
+}
+END_TEST
+
+START_TEST(death_inside_a_kept_transaction)
+{
+    run_dying("open");
+    /* It died inside a transaction over the kept stripe: undone. */
+    struct kv_txn t;
+    int err = 0;
+    ck_assert_int_eq(kv_txn_begin(&t, &st, (uint64_t)1 << STRIPE, NULL, &err), 0);
+    ck_assert_uint_eq(*word(STRIPE), 1);
+    kv_txn_commit(&t);
+    ck_assert_int_eq(taken_elsewhere(STRIPE), 0);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *keep = tcase_create("keep");
+    tcase_add_checked_fixture(keep, setup, teardown);
+    tcase_set_timeout(keep, 60);
+    tcase_add_test(keep, kept_between_transactions);
+    tcase_add_test(keep, death_while_kept);
+    tcase_add_test(keep, death_inside_a_kept_transaction);
+    suite_add_tcase(s, keep);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(store_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed != 0;
+}
