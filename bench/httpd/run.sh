@@ -10,7 +10,9 @@
 # Each figure is the median of RUNS (3) runs of wrk -t2 -c64 -d10s
 # (DURATION to shorten it). Everything listens on 127.0.0.1.
 #
-#   a. static: the fixed "hello" response, and a 13-byte file
+#   a. static: the fixed "hello" response (nginx's return beside walls-httpd's
+#      --return, both answered by the event loops, and beside the hello
+#      handler on a thread pool), and a 13-byte file
 #   b. dynamic: /dyn?n=K ({"n":K,"sq":K*K}) on threads, processes and
 #      hybrid, beside nginx + the same handler as a FastCGI application
 #   c. one request in a hundred crashes its handler (processes, and nginx +
@@ -186,9 +188,11 @@ echo "     statuses: ${r#*|}"
 echo "     FastCGI processes left alive afterwards: $(pgrep -fc "$WORK/fcgi_dyn" || true) of 2"
 stop_nginx
 
-start_walls --route "/hello=$PLUGIN:hello:threads" --route "/dyn=$PLUGIN:dyn:threads"
+start_walls --route "/hello=$PLUGIN:hello:threads" --route "/dyn=$PLUGIN:dyn:threads" \
+    --return '/ret=200:hello\n'
 echo
 echo "a. static (walls-httpd)"
+show "walls-httpd: return 200 \"hello\"" "$(wrk_median "$WURL/ret")"
 show "walls-httpd: hello handler on threads" "$(wrk_median "$WURL/hello")"
 show "walls-httpd: 13-byte file" "$(wrk_median "$WURL/13.txt")"
 echo

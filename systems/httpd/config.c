@@ -14,6 +14,10 @@
  *         workers 4                 # this route's; the global one by default
  *     }
  *     route /dyn=walls-httpd-examples.so:dyn:processes   # or the flag's form
+ *     route /ping {
+ *         return 200 "pong\n"     # a fixed response, answered by the loops
+ *     }
+ *     return /old=301:/new          # the flag's form of that
  *
  * Every other directive is a command-line option without its dashes
  * (max_body, header_timeout, ...: '_' and '-' alike) and one value. A
@@ -46,10 +50,55 @@ static bool is_path_setting(const char *name)
            strcmp(name, "error-log") == 0;
 }
 
-/* A route block's directive. */
-static int route_line(struct route *r, const char *dir, const char *key, const char *value)
+/* Splits line into at most max words (max + 1: more), in place: blanks
+ * part them, '#' outside quotes ends the line, and "..." is one word
+ * without its quotes (a backslash keeps the next byte in it: \" does not
+ * end it, and stays for the setting to read, as it would from a flag).
+ * -1 when a quote is not closed. */
+static int words(char *line, char **tok, int max)
+{
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+            p++;
+        if (!*p || *p == '#')
+            return n;
+        if (n == max)
+            return max + 1;
+        char *end;
+        if (*p == '"') {
+            tok[n++] = ++p;
+            for (end = p; *end && *end != '"'; end++)
+                if (*end == '\\' && end[1])
+                    end++;
+            if (*end != '"')
+                return -1;
+        } else {
+            tok[n++] = p;
+            end = p + strcspn(p, " \t\r\n#");
+            if (*end == '#') {
+                *end = '\0';
+                return n;
+            }
+        }
+        if (!*end)
+            return n;
+        *end = '\0';
+        p = end + 1;
+    }
+}
+
+/* A route block's directive; *tuned when it sets how a handler runs. */
+static int route_line(struct route *r, const char *dir, const char *key, const char *value,
+                      const char *text, bool *tuned)
 {
     char abs[PATH_MAX];
+    if (strcmp(key, "return") == 0)
+        return httpd_route_return(r, value, text ? text : "");
+    if (text)
+        return httpd_fail("want one setting and its value, or }");
+    *tuned = strcmp(key, "handler") != 0;
     if (strcmp(key, "handler") == 0) {
         const char *colon = strrchr(value, ':');
         if (!colon || colon == value || !colon[1])
@@ -64,7 +113,9 @@ static int route_line(struct route *r, const char *dir, const char *key, const c
         return httpd_route_timeout(r, value);
     if (strcmp(key, "workers") == 0)
         return httpd_route_workers(r, value);
-    return httpd_fail("unknown route setting %s (handler, placement, timeout, workers)", key);
+    *tuned = false;
+    return httpd_fail("unknown route setting %s (handler, return, placement, timeout, workers)",
+                      key);
 }
 
 int httpd_config_load(struct server *srv, const char *path)
@@ -80,7 +131,7 @@ int httpd_config_load(struct server *srv, const char *path)
         strcpy(dir, "/");
     char where[PATH_MAX + 32], line[4096], abs[PATH_MAX];
     struct route *block = NULL;
-    bool has_handler = false;
+    bool has_handler = false, tuned = false;
     int rc = 0, lineno = 0, block_line = 0;
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
@@ -90,18 +141,11 @@ int httpd_config_load(struct server *srv, const char *path)
             rc = httpd_fail("line too long");
             break;
         }
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
         char *tok[4];
-        int n = 0;
-        for (char *save = NULL, *t = strtok_r(line, " \t\r\n", &save); t;
-             t = strtok_r(NULL, " \t\r\n", &save)) {
-            if (n == 4) {
-                n = 5;
-                break;
-            }
-            tok[n++] = t;
+        int n = words(line, tok, 4);
+        if (n < 0) {
+            rc = httpd_fail("a quoted word is not closed with \"");
+            break;
         }
         if (n == 0)
             continue;
@@ -114,15 +158,22 @@ int httpd_config_load(struct server *srv, const char *path)
                 *p = '-';
         if (block) {
             if (n == 1 && strcmp(tok[0], "}") == 0) {
-                if (!has_handler) {
-                    rc = httpd_fail("route %s has no handler", block->prefix);
+                if (!has_handler && !block->ret_status) {
+                    rc = httpd_fail("route %s has no handler or return", block->prefix);
+                    break;
+                }
+                if (block->ret_status && tuned) {
+                    rc = httpd_fail("route %s: placement, timeout and workers are a handler's; "
+                                    "a return has none", block->prefix);
                     break;
                 }
                 srv->nroutes++;
                 block = NULL;
-            } else if (n == 2) {
+            } else if (n == 2 || (n == 3 && strcmp(tok[0], "return") == 0)) {
+                bool t = false;
                 has_handler |= strcmp(tok[0], "handler") == 0;
-                rc = route_line(block, dir, tok[0], tok[1]);
+                rc = route_line(block, dir, tok[0], tok[1], n == 3 ? tok[2] : NULL, &t);
+                tuned |= t;
             } else {
                 rc = httpd_fail("want one setting and its value, or }");
             }
@@ -131,7 +182,7 @@ int httpd_config_load(struct server *srv, const char *path)
         if (strcmp(tok[0], "route") == 0 && n == 3 && strcmp(tok[2], "{") == 0) {
             block = httpd_route_new(srv, tok[1], strlen(tok[1]));
             block_line = lineno;
-            has_handler = false;
+            has_handler = tuned = false;
             rc = block ? 0 : 2;
         } else if (strcmp(tok[0], "route") == 0 && n == 2 && strchr(tok[1], '=')) {
             /* The flag's form; a relative plugin path is the file's. */

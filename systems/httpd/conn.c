@@ -607,7 +607,9 @@ static void handle_request(struct conn *c)
         return;
     }
     struct route *r = httpd_route_for(c->loop->srv, path, strlen(path));
-    if (r)
+    if (r && r->ret_status)
+        handler_return(c, r);
+    else if (r)
         handler_submit(c, r);
     else
         static_serve(c, path);

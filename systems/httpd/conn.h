@@ -153,6 +153,8 @@ bool status_serve(struct conn *c, const char *path, size_t len);
 /* ---- handlers (handler.c) ---- */
 /* Hands the request to route r's pool (or answers the failure). */
 void handler_submit(struct conn *c, struct route *r);
+/* Answers the request with route r's fixed response (a return route). */
+void handler_return(struct conn *c, struct route *r);
 /* The task of c's request ended: its response, or its failure's. */
 void handler_done(struct conn *c, walls_task *task);
 

@@ -84,6 +84,27 @@ void handler_submit(struct conn *c, struct route *r)
     c->state = WAITING;
 }
 
+void handler_return(struct conn *c, struct route *r)
+{
+    c->route = r; /* held until the response is out, as for a handler */
+    httpd_count(&r->outstanding, 1);
+    httpd_count(&r->requests, 1);
+    int s = r->ret_status;
+    if (s == 301 || s == 302 || s == 303 || s == 307 || s == 308) {
+        /* The text is the Location (checked free of control bytes). */
+        char extra[HTTPD_RETURN_MAX + 16], body[64];
+        snprintf(extra, sizeof extra, "Location: %s\r\n", r->ret_text);
+        int n = snprintf(body, sizeof body, "%d %s\n", s, httpd_reason(s));
+        conn_respond(c, s, "text/plain", extra, body, (size_t)n);
+        return;
+    }
+    if (!r->ret_len && s >= 400) {
+        conn_respond_error(c, s); /* "404 Not Found" as its body, as the server's own */
+        return;
+    }
+    conn_respond(c, s, r->ret_len ? "text/plain" : NULL, NULL, r->ret_text, r->ret_len);
+}
+
 /* Checks and turns a handler's output into the response. Returns false
  * when the output is not a response walls-httpd.h wrote. */
 static bool respond_from(struct conn *c, const unsigned char *p, size_t len)

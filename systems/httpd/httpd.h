@@ -30,6 +30,7 @@
 #define HTTPD_ROUTES_MAX 64
 #define HTTPD_LAT_BUCKETS 128 /* latency histogram: 4 buckets per power of two of us */
 #define HTTPD_NAME "walls-httpd"
+#define HTTPD_RETURN_MAX 2048 /* a fixed response's text (return), bytes */
 
 struct route {
     char prefix[256];
@@ -43,6 +44,12 @@ struct route {
     unsigned sandbox;
     int64_t timeout_ms; /* 0: none */
     unsigned workers;
+    /* A fixed response, answered by the loops themselves (nginx's return):
+     * no plugin, no pool. For a redirect (301, 302, 303, 307, 308) the text
+     * is its Location. */
+    int ret_status;       /* 0: the route has a handler */
+    size_t ret_len;
+    char ret_text[HTTPD_RETURN_MAX];
     walls_pool *pool;
     int pool_fd;
     int64_t broken_ms;  /* [atomic] when its pool was found broken; 0: it is not */
@@ -143,6 +150,9 @@ int httpd_route_handler(struct route *r, const char *plugin, const char *functio
 int httpd_route_placement(struct route *r, const char *placement);
 int httpd_route_timeout(struct route *r, const char *ms);
 int httpd_route_workers(struct route *r, const char *n);
+/* Makes r answer STATUS with TEXT ("" for none), whose \n, \r, \t, \"
+ * and \\ stand for their characters. */
+int httpd_route_return(struct route *r, const char *status, const char *text);
 
 /* ---- handler.c ---- */
 

@@ -216,6 +216,8 @@ static void sweep(struct loop *l, int64_t now)
     struct routeset *set = httpd_routes(srv);
     for (unsigned k = 0; k < set->nroutes; k++) {
         struct route *r = &set->routes[k];
+        if (!r->pool)
+            continue;
         /* A completion another loop was woken for but left (it was
          * stopping): looked for here too, so it waits a sweep at most. */
         collect(l, r);
@@ -398,6 +400,8 @@ int httpd_loops_watch(struct server *srv, struct routeset *set, bool remove)
     for (unsigned i = 0; i < srv->nloops; i++)
         for (unsigned k = 0; k < set->nroutes; k++) {
             struct route *r = &set->routes[k];
+            if (!r->pool)
+                continue; /* a return: no pool */
             struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
                                      .data.u64 = (uint64_t)(uintptr_t)r | TAG_ROUTE};
             if (epoll_ctl(srv->loops[i].ep, remove ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, r->pool_fd,

@@ -34,6 +34,8 @@ static int load_plugins(struct server *srv)
 {
     for (unsigned i = 0; i < srv->nroutes; i++) {
         struct route *r = &srv->routes[i];
+        if (r->ret_status)
+            continue; /* answered by the loops */
         r->dl = dlopen(r->plugin, RTLD_NOW | RTLD_LOCAL);
         if (!r->dl)
             return httpd_fail("route %s: %s", r->prefix, dlerror());
@@ -49,6 +51,8 @@ static int make_pools(struct server *srv)
 {
     for (unsigned i = 0; i < srv->nroutes; i++) {
         struct route *r = &srv->routes[i];
+        if (r->ret_status)
+            continue;
         struct walls_pool_opts o = {.placement = r->placement,
                                     .sandbox = r->sandbox,
                                     .task_timeout_ms = r->timeout_ms,
@@ -211,6 +215,9 @@ static void same_routes(struct server *srv, struct server *next)
         to->sandbox = from->sandbox;
         to->timeout_ms = from->timeout_ms;
         to->workers = from->workers;
+        to->ret_status = from->ret_status;
+        to->ret_len = from->ret_len;
+        memcpy(to->ret_text, from->ret_text, sizeof to->ret_text);
         to->pool_fd = -1;
     }
     next->nroutes = cur->nroutes;
@@ -417,6 +424,11 @@ int main(int argc, char **argv)
                     srv.port, srv.nloops, srv.nroutes, srv.root[0] ? ", root " : "", srv.root);
     for (unsigned i = 0; i < srv.nroutes; i++) {
         char line[512];
+        if (srv.routes[i].ret_status) {
+            httpd_log_notice(&srv, "route %s -> %s (the loops answer it)", srv.routes[i].prefix,
+                             srv.routes[i].function);
+            continue;
+        }
         walls_pool_explain(srv.routes[i].pool, line, sizeof line);
         httpd_log_notice(&srv, "route %s -> %s:%s (%s%s): %s", srv.routes[i].prefix,
                         srv.routes[i].plugin, srv.routes[i].function,

@@ -46,6 +46,10 @@ void httpd_usage(FILE *to)
             "  --route PREFIX=PLUGIN.so:FUNCTION[:PLACEMENT[:TIMEOUT_MS]]\n"
             "                           requests whose path starts with PREFIX go to FUNCTION;\n"
             "                           PLACEMENT: threads, processes (default), hybrid, strict\n"
+            "  --return PREFIX=STATUS[:TEXT]\n"
+            "                           requests whose path starts with PREFIX get STATUS\n"
+            "                           with TEXT as body (\\n, \\t: escapes), answered by the\n"
+            "                           loops; for 301, 302, 303, 307, 308 TEXT is the Location\n"
             "  --workers N              workers per route (default: usable CPUs)\n"
             "  --loops N                event-loop threads (default: usable CPUs)\n"
             "  --max-header BYTES       request line and headers (default 8192)\n"
@@ -117,11 +121,66 @@ int httpd_route_workers(struct route *r, const char *n)
 
 int httpd_route_handler(struct route *r, const char *plugin, const char *function)
 {
+    if (r->ret_status)
+        return httpd_fail("route %s has a return already: a handler or a return, not both",
+                          r->prefix);
     if (!realpath(plugin, r->plugin))
         return httpd_fail("plugin %s not found", plugin);
     if (!*function || strlen(function) >= sizeof r->function)
         return httpd_fail("function name \"%s\" is empty or too long", function);
     strcpy(r->function, function);
+    return 0;
+}
+
+static bool is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+int httpd_route_return(struct route *r, const char *status, const char *text)
+{
+    unsigned long long v;
+    if (r->plugin[0])
+        return httpd_fail("route %s has a handler already: a handler or a return, not both",
+                          r->prefix);
+    if (r->ret_status)
+        return httpd_fail("route %s: return given twice", r->prefix);
+    if (parse_number(status, 200, 599, &v) != 0)
+        return httpd_fail("return %s: want a status from 200 to 599", status);
+    size_t n = 0;
+    for (const char *p = text; *p; p++) {
+        char ch = *p;
+        if (ch == '\\') {
+            switch (*++p) {
+            case 'n': ch = '\n'; break;
+            case 'r': ch = '\r'; break;
+            case 't': ch = '\t'; break;
+            case '"': ch = '"'; break;
+            case '\\': ch = '\\'; break;
+            default:
+                return httpd_fail("return %s: unknown escape \\%.1s in its text (\\n, \\r, "
+                                  "\\t, \\\", \\\\)", status, p);
+            }
+        }
+        if (n == sizeof r->ret_text - 1)
+            return httpd_fail("return %s: text longer than %d bytes", status,
+                              HTTPD_RETURN_MAX - 1);
+        r->ret_text[n++] = ch;
+    }
+    r->ret_text[n] = '\0';
+    r->ret_len = n;
+    if ((v == 204 || v == 304) && n)
+        return httpd_fail("return %llu: such a response has no body, so no text", v);
+    if (is_redirect((int)v)) {
+        if (!n)
+            return httpd_fail("return %llu: a redirect wants its Location as text", v);
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)r->ret_text[i] < 0x20 || r->ret_text[i] == 0x7f)
+                return httpd_fail("return %llu: a control byte in the Location", v);
+    }
+    r->ret_status = (int)v;
+    snprintf(r->function, sizeof r->function, "return %d", r->ret_status);
+    r->placement_name = "loop";
     return 0;
 }
 
@@ -192,6 +251,29 @@ static int parse_route(struct server *srv, const char *spec)
     return 0;
 }
 
+/* PREFIX=STATUS[:TEXT] */
+static int parse_return(struct server *srv, const char *spec)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq)
+        return httpd_fail("return %s: want PREFIX=STATUS[:TEXT]", spec);
+    struct route *r = httpd_route_new(srv, spec, (size_t)(eq - spec));
+    if (!r)
+        return 2;
+    char status[16];
+    const char *colon = strchr(eq + 1, ':');
+    size_t len = colon ? (size_t)(colon - eq - 1) : strlen(eq + 1);
+    if (len >= sizeof status)
+        return httpd_fail("return %s: want a status from 200 to 599 after the =", spec);
+    memcpy(status, eq + 1, len);
+    status[len] = '\0';
+    int rc = httpd_route_return(r, status, colon ? colon + 1 : "");
+    if (rc)
+        return rc;
+    srv->nroutes++;
+    return 0;
+}
+
 static int parse_listen(struct server *srv, const char *spec)
 {
     const char *colon = strrchr(spec, ':');
@@ -237,6 +319,8 @@ int httpd_option(struct server *srv, const char *name, const char *value)
     }
     if (strcmp(name, "route") == 0)
         return parse_route(srv, value);
+    if (strcmp(name, "return") == 0)
+        return parse_return(srv, value);
     if (strcmp(name, "access-log") == 0)
         return open_log(&srv->access_log, value);
     if (strcmp(name, "error-log") == 0)
@@ -284,6 +368,7 @@ int httpd_parse_args(struct server *srv, int argc, char **argv, bool *check_only
         {"listen", required_argument, NULL, 0},
         {"root", required_argument, NULL, 0},
         {"route", required_argument, NULL, 0},
+        {"return", required_argument, NULL, 0},
         {"workers", required_argument, NULL, 0},
         {"loops", required_argument, NULL, 0},
         {"max-header", required_argument, NULL, 0},

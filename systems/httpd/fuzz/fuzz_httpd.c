@@ -4,10 +4,11 @@
  * static files, the request encoding for a handler and the response back.
  *
  * One loop of a server is set up by hand (no listening socket): a root
- * with a file, a directory and symlinks in and out of it, and two routes
- * on a walls thread pool, one whose handler echoes the request's method,
- * path, query, headers and body, one whose handler writes garbage as its
- * response. Each input is written into one end of a socketpair whose other
+ * with a file, a directory and symlinks in and out of it, two handler
+ * routes on a walls thread pool, one whose handler echoes the request's
+ * method, path, query, headers and body, one whose handler writes garbage
+ * as its response, and two fixed responses (returns, answered by the
+ * loop). Each input is written into one end of a socketpair whose other
  * end is a connection of that loop; the connection is driven until it
  * closes or has nothing more to do, its handlers' tasks waited for and
  * handed back as the loop would. Whatever the input, the server must not
@@ -124,6 +125,19 @@ static void add_route(const char *prefix, walls_fn *fn, walls_pool *pool)
     r->pool_fd = -1;
 }
 
+static void add_return(const char *prefix, int status, const char *text)
+{
+    struct route *r = &routes.routes[routes.nroutes++];
+    snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
+    r->prefix_len = strlen(prefix);
+    snprintf(r->function, sizeof r->function, "return %d", status);
+    r->placement_name = "loop";
+    r->ret_status = status;
+    r->ret_len = strlen(text);
+    memcpy(r->ret_text, text, r->ret_len + 1);
+    r->pool_fd = -1;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -146,6 +160,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     add_route("/echo", fz_echo, pool);
     add_route("/garbage", fz_garbage, pool);
+    add_return("/ret", 200, "hello\n");
+    add_return("/moved", 301, "/echo");
     srv.active = &routes;
     loop.srv = &srv;
     loop.ep = epoll_create1(EPOLL_CLOEXEC);

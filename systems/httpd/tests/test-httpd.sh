@@ -129,7 +129,11 @@ start main --root "$WORK/www" --access-log "$WORK/access.log" \
     --route "/slow=$R:nap:processes:5000" \
     --route "/echo=$R:echo:hybrid" \
     --route "/open=$R:opener:strict" \
-    --route "/fail=$R:fail:threads"
+    --route "/fail=$R:fail:threads" \
+    --return '/ping=200:pong\n' \
+    --return '/moved=302:/hello' \
+    --return '/gone=410' \
+    --return '/none=204'
 ERR=$WORK/main.err
 
 # ---- handlers ----
@@ -143,6 +147,24 @@ expect "echo of a chunked body" 200 \
 if cmp -s "$WORK/big.bin" "$WORK/body"; then pass "chunked echo: same bytes"; else fail "chunked echo differs"; fi
 expect "HEAD of a handler has no body" "200 0" \
     "$(curl -s -I -o /dev/null -w '%{http_code} %{size_download}' "$URL/hello")"
+
+# ---- fixed responses, answered by the loops ----
+expect "a return with its text" "200 pong" "$(code "$URL/ping/any?q=1") $(cat "$WORK/body")"
+expect "... whose escape is a newline" 5 "$(wc -c < "$WORK/body")"
+curl -s -D "$WORK/h" -o "$WORK/body" "$URL/moved"
+contains "a redirect" "HTTP/1.1 302 Found" "$WORK/h"
+contains "... with its text as the Location" "Location: /hello" "$WORK/h"
+expect "curl follows it to the handler" "200 hello" "$(code -L "$URL/moved") $(cat "$WORK/body")"
+expect "a return without text: the status's own body" "410 410 Gone" "$(code "$URL/gone") $(cat "$WORK/body")"
+expect "a 204 has no body" "204 0" "$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "$URL/none")"
+expect "HEAD of a return has no body" "200 0" \
+    "$(curl -s -I -o /dev/null -w '%{http_code} %{size_download}' "$URL/ping")"
+expect "a POST with a body to a return" "200 pong" \
+    "$(code --data-binary @"$WORK/big.bin" "$URL/ping") $(cat "$WORK/body")"
+printf 'GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /gone HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+    "$RAW" "$PORT" 2000 > "$WORK/pipe"
+expect "three pipelined returns answered in order" "200 410 200" \
+    "$(sed -n 's/^HTTP\/1.1 \([0-9]*\).*/\1/p' "$WORK/pipe" | tr '\n' ' ' | sed 's/ $//')"
 
 # ---- failure mapping: each only for its own request ----
 expect "a crash is 502" 502 "$(code "$URL/crash?crash=1")"
@@ -171,6 +193,7 @@ contains "/_status has the 5xx of the crashes" '"5xx":1[01]' "$WORK/status.json"
 contains "/_status has the pool's restarts" '"restarts":1[01]' "$WORK/status.json"
 contains "/_status has latency percentiles" '"latency_ms":{"p50":[0-9.]*,"p99":[0-9.]*}' "$WORK/status.json"
 contains "/_status names the sandbox stop" '"violation":1' "$WORK/status.json"
+contains "/_status counts a return's requests by class" '"prefix":"/gone","plugin":"","function":"return 410","placement":"loop","timeout_ms":0,"requests":2,"responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":2,' "$WORK/status.json"
 curl -s -D "$WORK/h" -o "$WORK/body" "$URL/_status.html"
 contains "/_status.html is a page" "Content-Type: text/html" "$WORK/h"
 contains "... that reads /_status" "fetch('/_status')" "$WORK/body"
@@ -454,6 +477,10 @@ route /dyn {
     workers 1
 }
 route /h2=plugin.so:hello:hybrid
+route /r {
+    return 200 "a # b \\"q\\"\\n"   # quoted: the '#' and blanks are the text's
+}
+return /r2=301:https://example.com/x
 CONF
 "$SERVER" -t -c "$WORK/conf/good.conf" > "$WORK/t.out" 2>&1
 expect "-t accepts a good file" 0 $?
@@ -463,6 +490,9 @@ expect "a route from the file (block form)" '200 {"n":4,"sq":16}' "$(code "$URL/
 expect "a route from the file (flag form)" "200 hello" "$(code "$URL/h2") $(cat "$WORK/body")"
 expect "the root from the file, relative to it" "200 from the file" "$(code "$URL/f.txt") $(cat "$WORK/body")"
 expect "max_body from the file" 413 "$(code --data-binary @"$WORK/big.bin" "$URL/dyn")"
+expect "a return from the file, quoted" '200 a # b "q"' "$(code "$URL/r") $(cat "$WORK/body")"
+expect "a return from the file, flag form" "301 https://example.com/x" \
+    "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$URL/r2")"
 stop TERM
 # ---- reload: new routes take new requests, old ones finish theirs ----
 cat > "$WORK/conf/reload.conf" <<CONF
@@ -518,9 +548,36 @@ bad_conf bad2.conf 'listen 127.0.0.1:0\nmax_bodies 5\n' \
 bad_conf bad3.conf 'listen 127.0.0.1:0\nroute /a {\n    placement threads\n' \
     "a route never closed" "bad3.conf:2: route /a is not closed"
 bad_conf bad4.conf 'listen 127.0.0.1:0\nroute /a {\n}\n' \
-    "a route without a handler" "bad4.conf:3: route /a has no handler"
+    "a route without a handler" "bad4.conf:3: route /a has no handler or return"
 bad_conf bad5.conf 'listen 127.0.0.1:0\nmax_body -5\n' \
     "a negative size" "bad5.conf:2: max-body -5: want"
+bad_conf bad6.conf 'listen 127.0.0.1:0\nroute /a {\n    handler plugin.so:hello\n    return 200 hi\n}\n' \
+    "a route with a handler and a return" "bad6.conf:4: route /a has a handler already"
+bad_conf bad7.conf 'listen 127.0.0.1:0\nroute /a {\n    return 200 hi\n    placement threads\n}\n' \
+    "a return with a placement" "bad7.conf:5: route /a: placement, timeout and workers"
+bad_conf bad8.conf 'listen 127.0.0.1:0\nroute /a {\n    return 200 "hi\n}\n' \
+    "an unclosed quote" "bad8.conf:3: a quoted word is not closed"
+# bad_flag WHAT NEEDLE ARGS...: -t refuses the command line, saying NEEDLE.
+bad_flag() {
+    what=$1 needle=$2
+    shift 2
+    "$SERVER" -t --listen 127.0.0.1:0 "$@" 2> "$WORK/bad"
+    expect "-t refuses $what" 1 $?
+    contains "... saying why" "$needle" "$WORK/bad"
+}
+bad_flag "a return status out of range" "return 99: want a status from 200 to 599" --return /a=99
+bad_flag "a return status with letters" "want a status" --return /a=20x:hi
+bad_flag "a return without =" "want PREFIX=STATUS" --return /a
+bad_flag "a body for a 204" "has no body" --return '/a=204:x'
+bad_flag "a redirect without a Location" "wants its Location" --return /a=301
+bad_flag "a CR in a Location (header injection)" "a control byte in the Location" \
+    --return '/a=302:/x\r\nSet-Cookie: y=1'
+bad_flag "an unknown escape" "unknown escape" --return '/a=200:x\q'
+bad_flag "a trailing backslash" "unknown escape" --return '/a=200:x\'
+bad_flag "a text past the limit" "text longer than 2047 bytes" \
+    --return "/a=200:$(head -c 3000 /dev/zero | tr '\0' x)"
+bad_flag "a return and a route on one prefix" "given twice" \
+    --return /a=200 --route "/a=$R:hello"
 "$SERVER" -t -c "$WORK/conf/missing.conf" 2> "$WORK/bad"
 expect "a missing file" 1 $?
 
