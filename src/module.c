@@ -106,10 +106,40 @@ static int main_program_base(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
+struct name_search {
+    const char *path;
+    bool first;
+    bool found;
+    uintptr_t base;
+};
+
+static int find_by_name(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct name_search *s = data;
+    bool main_program = s->first;
+    s->first = false;
+    if (main_program || !info->dlpi_name || strcmp(info->dlpi_name, s->path) != 0)
+        return 0;
+    s->found = true;
+    s->base = (uintptr_t)info->dlpi_addr;
+    return 1;
+}
+
 int walls__module_base(const char *path, uintptr_t *base)
 {
     if (path[0] == '\0') {
         dl_iterate_phdr(main_program_base, base);
+        return 0;
+    }
+    /* Loaded already under that name (a worker forked after the host
+     * loaded it: the usual case): its base, without dlopen(), whose search
+     * costs a new worker far more (every object's names, and the file's
+     * identity when no name matches). */
+    struct name_search search = {.path = path, .first = true};
+    dl_iterate_phdr(find_by_name, &search);
+    if (search.found) {
+        *base = search.base;
         return 0;
     }
     void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
