@@ -54,7 +54,7 @@ static bool is_path_setting(const char *name)
  * part them, '#' outside quotes ends the line, and "..." is one word
  * without its quotes (a backslash keeps the next byte in it: \" does not
  * end it, and stays for the setting to read, as it would from a flag).
- * -1 when a quote is not closed. */
+ * -1 when a quote is not closed, -2 when a quote touches a word. */
 static int words(char *line, char **tok, int max)
 {
     int n = 0;
@@ -74,9 +74,16 @@ static int words(char *line, char **tok, int max)
                     end++;
             if (*end != '"')
                 return -1;
+            *end++ = '\0';
+            if (*end && !strchr(" \t\r\n#", *end))
+                return -2; /* "a"b */
+            if (*end == '#' || !*end)
+                return n;
         } else {
             tok[n++] = p;
-            end = p + strcspn(p, " \t\r\n#");
+            end = p + strcspn(p, " \t\r\n#\"");
+            if (*end == '"')
+                return -2; /* a"b */
             if (*end == '#') {
                 *end = '\0';
                 return n;
@@ -144,7 +151,8 @@ int httpd_config_load(struct server *srv, const char *path)
         char *tok[4];
         int n = words(line, tok, 4);
         if (n < 0) {
-            rc = httpd_fail("a quoted word is not closed with \"");
+            rc = httpd_fail(n == -1 ? "a quoted word is not closed with \""
+                                    : "a quote inside a word: quote the whole word, apart");
             break;
         }
         if (n == 0)

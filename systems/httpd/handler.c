@@ -99,7 +99,11 @@ void handler_return(struct conn *c, struct route *r)
         return;
     }
     if (!r->ret_len && s >= 400) {
-        conn_respond_error(c, s); /* "404 Not Found" as its body, as the server's own */
+        /* "404 Not Found" as its body, as the server's own errors have;
+         * the connection stays open, whatever the status. */
+        char body[64];
+        int n = snprintf(body, sizeof body, "%d %s\n", s, httpd_reason(s));
+        conn_respond(c, s, "text/plain", NULL, body, (size_t)n);
         return;
     }
     conn_respond(c, s, r->ret_len ? "text/plain" : NULL, NULL, r->ret_text, r->ret_len);

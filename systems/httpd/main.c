@@ -390,7 +390,10 @@ int main(int argc, char **argv)
                srv.root);
         return 0;
     }
-    if (srv.nroutes && (rc = walls_init()) != 0) {
+    bool pools = false; /* a return route needs none */
+    for (unsigned i = 0; i < srv.nroutes; i++)
+        pools |= srv.routes[i].ret_status == 0;
+    if (pools && (rc = walls_init()) != 0) {
         fprintf(stderr, "walls-httpd: walls_init: %s (%s)\n", walls_strerror(rc),
                 walls_last_error());
         return 1;

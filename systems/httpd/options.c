@@ -169,14 +169,16 @@ int httpd_route_return(struct route *r, const char *status, const char *text)
     }
     r->ret_text[n] = '\0';
     r->ret_len = n;
-    if ((v == 204 || v == 304) && n)
+    if ((v == 204 || v == 205 || v == 304) && n)
         return httpd_fail("return %llu: such a response has no body, so no text", v);
     if (is_redirect((int)v)) {
         if (!n)
             return httpd_fail("return %llu: a redirect wants its Location as text", v);
+        /* A URI reference: printable ASCII, no blank (no header injection). */
         for (size_t i = 0; i < n; i++)
-            if ((unsigned char)r->ret_text[i] < 0x20 || r->ret_text[i] == 0x7f)
-                return httpd_fail("return %llu: a control byte in the Location", v);
+            if ((unsigned char)r->ret_text[i] <= 0x20 || (unsigned char)r->ret_text[i] >= 0x7f)
+                return httpd_fail("return %llu: a blank, control or non-ASCII byte in the "
+                                  "Location (percent-encode it)", v);
     }
     r->ret_status = (int)v;
     snprintf(r->function, sizeof r->function, "return %d", r->ret_status);

@@ -95,7 +95,7 @@ static void route_json(struct buf *b, struct route *r)
     buf_printf(b, "},\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f}", quantile_ms(r, 0.50),
                quantile_ms(r, 0.99));
     struct walls_stats st;
-    if (walls_pool_stats(r->pool, &st) == 0) {
+    if (r->pool && walls_pool_stats(r->pool, &st) == 0) {
         buf_printf(b,
                    ",\"pool\":{\"processes\":%u,\"threads\":%u,\"submitted\":%llu,"
                    "\"completed\":%llu,\"in_flight\":%llu,\"queued\":%llu,\"restarts\":%llu,"
@@ -123,7 +123,7 @@ static const char page[] =
     ".bad{color:#b00020;font-weight:600}.ok{color:#1b7f3a}.muted{color:#888}\n"
     "</style></head><body>\n<h1>walls-httpd</h1><div id=\"server\">loading&hellip;</div>\n"
     "<table><thead><tr><th class=\"l\">route</th><th class=\"l\">handler</th>"
-    "<th class=\"l\">placement</th><th>requests</th><th>2xx</th><th>4xx</th><th>5xx</th>"
+    "<th class=\"l\">placement</th><th>requests</th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th>"
     "<th>p50 ms</th><th>p99 ms</th><th>crashed</th><th>timed out</th><th>sandbox</th>"
     "<th>restarts</th><th>queued</th><th class=\"l\">pool</th></tr></thead>"
     "<tbody id=\"routes\"></tbody></table>\n"
@@ -139,11 +139,13 @@ static const char page[] =
     "document.getElementById('routes').innerHTML=s.routes.map(x=>{const p=x.pool||{};"
     "const b=p.by_status||{};return '<tr>'+cell(esc(x.prefix),'l')+"
     "cell(esc(x.function),'l')+cell(esc(x.placement),'l')+cell(x.requests)+"
-    "cell(x.responses['2xx'],x.responses['2xx']?'ok':'')+cell(x.responses['4xx'])+"
+    "cell(x.responses['2xx'],x.responses['2xx']?'ok':'')+cell(x.responses['3xx'])+"
+    "cell(x.responses['4xx'])+"
     "cell(x.responses['5xx'],x.responses['5xx']?'bad':'')+cell(x.latency_ms.p50.toFixed(2))+"
     "cell(x.latency_ms.p99.toFixed(2))+cell(b.crashed||0,b.crashed?'bad':'')+"
     "cell(b.timeout||0,b.timeout?'bad':'')+cell(b.violation||0,b.violation?'bad':'')+"
-    "cell(p.restarts||0)+cell(p.queued||0)+cell(p.broken?'broken':'ok',p.broken?'bad l':'ok l')"
+    "cell(p.restarts||0)+cell(p.queued||0)+(x.pool?cell(p.broken?'broken':'ok',"
+    "p.broken?'bad l':'ok l'):cell('none','muted l'))"
     "+'</tr>'}).join('')}catch(e){document.getElementById('server').textContent="
     "'cannot read /_status: '+e}}\n"
     "tick();setInterval(tick,1000);\n</script></body></html>\n";

@@ -133,6 +133,7 @@ start main --root "$WORK/www" --access-log "$WORK/access.log" \
     --return '/ping=200:pong\n' \
     --return '/moved=302:/hello' \
     --return '/gone=410' \
+    --return '/refuse=400' \
     --return '/none=204'
 ERR=$WORK/main.err
 
@@ -163,6 +164,10 @@ expect "a POST with a body to a return" "200 pong" \
     "$(code --data-binary @"$WORK/big.bin" "$URL/ping") $(cat "$WORK/body")"
 printf 'GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /gone HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
     "$RAW" "$PORT" 2000 > "$WORK/pipe"
+printf 'GET /refuse HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+    "$RAW" "$PORT" 2000 > "$WORK/pipe4"
+expect "a return of 400 keeps the connection: the next request is answered" "400 200" \
+    "$(sed -n 's/^HTTP\/1.1 \([0-9]*\).*/\1/p' "$WORK/pipe4" | tr '\n' ' ' | sed 's/ $//')"
 expect "three pipelined returns answered in order" "200 410 200" \
     "$(sed -n 's/^HTTP\/1.1 \([0-9]*\).*/\1/p' "$WORK/pipe" | tr '\n' ' ' | sed 's/ $//')"
 
@@ -557,6 +562,8 @@ bad_conf bad7.conf 'listen 127.0.0.1:0\nroute /a {\n    return 200 hi\n    place
     "a return with a placement" "bad7.conf:5: route /a: placement, timeout and workers"
 bad_conf bad8.conf 'listen 127.0.0.1:0\nroute /a {\n    return 200 "hi\n}\n' \
     "an unclosed quote" "bad8.conf:3: a quoted word is not closed"
+bad_conf bad9.conf 'listen 127.0.0.1:0\nmax_body"5"\n' \
+    "a quote inside a word" "bad9.conf:2: a quote inside a word"
 # bad_flag WHAT NEEDLE ARGS...: -t refuses the command line, saying NEEDLE.
 bad_flag() {
     what=$1 needle=$2
@@ -570,7 +577,9 @@ bad_flag "a return status with letters" "want a status" --return /a=20x:hi
 bad_flag "a return without =" "want PREFIX=STATUS" --return /a
 bad_flag "a body for a 204" "has no body" --return '/a=204:x'
 bad_flag "a redirect without a Location" "wants its Location" --return /a=301
-bad_flag "a CR in a Location (header injection)" "a control byte in the Location" \
+bad_flag "a body for a 205" "has no body" --return '/a=205:x'
+bad_flag "a blank in a Location" "a blank, control or non-ASCII byte" --return '/a=302:/x y'
+bad_flag "a CR in a Location (header injection)" "a blank, control or non-ASCII byte" \
     --return '/a=302:/x\r\nSet-Cookie: y=1'
 bad_flag "an unknown escape" "unknown escape" --return '/a=200:x\q'
 bad_flag "a trailing backslash" "unknown escape" --return '/a=200:x\'
