@@ -96,16 +96,22 @@ static int words(char *line, char **tok, int max)
     }
 }
 
-/* A route block's directive; *tuned when it sets how a handler runs. */
+/* Whether a route block's directive says how its handler runs. */
+static bool tunes_handler(const char *key)
+{
+    return strcmp(key, "placement") == 0 || strcmp(key, "timeout") == 0 ||
+           strcmp(key, "workers") == 0;
+}
+
+/* A route block's directive: text is a return's third word (NULL: none). */
 static int route_line(struct route *r, const char *dir, const char *key, const char *value,
-                      const char *text, bool *tuned)
+                      const char *text)
 {
     char abs[PATH_MAX];
     if (strcmp(key, "return") == 0)
         return httpd_route_return(r, value, text ? text : "");
     if (text)
         return httpd_fail("want one setting and its value, or }");
-    *tuned = strcmp(key, "handler") != 0;
     if (strcmp(key, "handler") == 0) {
         const char *colon = strrchr(value, ':');
         if (!colon || colon == value || !colon[1])
@@ -120,7 +126,6 @@ static int route_line(struct route *r, const char *dir, const char *key, const c
         return httpd_route_timeout(r, value);
     if (strcmp(key, "workers") == 0)
         return httpd_route_workers(r, value);
-    *tuned = false;
     return httpd_fail("unknown route setting %s (handler, return, placement, timeout, workers)",
                       key);
 }
@@ -178,10 +183,9 @@ int httpd_config_load(struct server *srv, const char *path)
                 srv->nroutes++;
                 block = NULL;
             } else if (n == 2 || (n == 3 && strcmp(tok[0], "return") == 0)) {
-                bool t = false;
                 has_handler |= strcmp(tok[0], "handler") == 0;
-                rc = route_line(block, dir, tok[0], tok[1], n == 3 ? tok[2] : NULL, &t);
-                tuned |= t;
+                tuned |= tunes_handler(tok[0]);
+                rc = route_line(block, dir, tok[0], tok[1], n == 3 ? tok[2] : NULL);
             } else {
                 rc = httpd_fail("want one setting and its value, or }");
             }

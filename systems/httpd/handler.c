@@ -90,23 +90,19 @@ void handler_return(struct conn *c, struct route *r)
     httpd_count(&r->outstanding, 1);
     httpd_count(&r->requests, 1);
     int s = r->ret_status;
-    if (s == 301 || s == 302 || s == 303 || s == 307 || s == 308) {
-        /* The text is the Location (checked free of control bytes). */
-        char extra[HTTPD_RETURN_MAX + 16], body[64];
-        snprintf(extra, sizeof extra, "Location: %s\r\n", r->ret_text);
-        int n = snprintf(body, sizeof body, "%d %s\n", s, httpd_reason(s));
-        conn_respond(c, s, "text/plain", extra, body, (size_t)n);
+    bool redirect = httpd_is_redirect(s);
+    if (!redirect && (r->ret_len || s < 400)) {
+        conn_respond(c, s, r->ret_len ? "text/plain" : NULL, NULL, r->ret_text, r->ret_len);
         return;
     }
-    if (!r->ret_len && s >= 400) {
-        /* "404 Not Found" as its body, as the server's own errors have;
-         * the connection stays open, whatever the status. */
-        char body[64];
-        int n = snprintf(body, sizeof body, "%d %s\n", s, httpd_reason(s));
-        conn_respond(c, s, "text/plain", NULL, body, (size_t)n);
-        return;
-    }
-    conn_respond(c, s, r->ret_len ? "text/plain" : NULL, NULL, r->ret_text, r->ret_len);
+    /* A redirect's text is its Location (checked to be printable ASCII);
+     * its body, and a bare 4xx's or 5xx's, says the status, as the server's
+     * own errors do. The connection stays open, whatever the status. */
+    char location[HTTPD_RETURN_MAX + 16], body[64];
+    if (redirect)
+        snprintf(location, sizeof location, "Location: %s\r\n", r->ret_text);
+    int n = snprintf(body, sizeof body, "%d %s\n", s, httpd_reason(s));
+    conn_respond(c, s, "text/plain", redirect ? location : NULL, body, (size_t)n);
 }
 
 /* Checks and turns a handler's output into the response. Returns false

@@ -1,5 +1,5 @@
 /*
- * http.c - small pieces of HTTP: reason phrases and dates.
+ * http.c - small pieces of HTTP: redirects, reason phrases and dates.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -7,6 +7,11 @@
 #include <time.h>
 
 #include "httpd.h"
+
+bool httpd_is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
 
 const char *httpd_reason(int status)
 {

@@ -192,6 +192,8 @@ void httpd_log_access(struct server *srv, const char *peer, const char *request_
 
 /* ---- http.c ---- */
 
+/* 301, 302, 303, 307, 308: a return's text is the Location. */
+bool httpd_is_redirect(int status);
 /* The reason phrase of an HTTP status. */
 const char *httpd_reason(int status);
 /* Writes an RFC 7231 date of t into buf (at least 30 bytes). */

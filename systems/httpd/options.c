@@ -132,11 +132,6 @@ int httpd_route_handler(struct route *r, const char *plugin, const char *functio
     return 0;
 }
 
-static bool is_redirect(int status)
-{
-    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
 int httpd_route_return(struct route *r, const char *status, const char *text)
 {
     unsigned long long v;
@@ -171,7 +166,7 @@ int httpd_route_return(struct route *r, const char *status, const char *text)
     r->ret_len = n;
     if ((v == 204 || v == 205 || v == 304) && n)
         return httpd_fail("return %llu: such a response has no body, so no text", v);
-    if (is_redirect((int)v)) {
+    if (httpd_is_redirect((int)v)) {
         if (!n)
             return httpd_fail("return %llu: a redirect wants its Location as text", v);
         /* A URI reference: printable ASCII, no blank (no header injection). */
