@@ -619,6 +619,13 @@ static int push_task(struct walls__pool *pool, struct walls__lane *lane, struct 
         lane->modules_sent++;
     }
     task->dispatch_ns = now;
+    /* It cannot overrun before now plus its limit: the timekeeper must
+     * look by then (walls__engine_expire), and is told when it planned to
+     * look later. */
+    if (task->limit_ns && now + task->limit_ns < pool->clock_next) {
+        pool->clock_next = now + task->limit_ns;
+        pool->want_clock = true;
+    }
     if (!walls__io_wanted(pool, task)) {
         ring_push(lane, WALLS__REQ_TASK, task->module, task->offset, NULL, task->in,
                   task->in_len, (uint32_t)pool->max_output, task);

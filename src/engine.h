@@ -199,19 +199,16 @@ void walls__engine_unhold(struct walls__pool *pool, struct walls__inflight *e);
  * stuck until it returns, and the tasks queued behind it move); a lane
  * whose worker can be killed gets kill_reason WALLS_TIMEOUT for that
  * request and asks for attention, for its backend to kill it. Then
- * dispatches. Returns when to look again: the earliest deadline ahead, a
- * tick while limited tasks are out (a start is not announced), or
+ * dispatches. Returns when to look again, at the latest (kept in
+ * pool->clock_next): the earliest deadline ahead of a running task, now
+ * plus the limit of a task queued behind one (a start is not announced,
+ * and none can start before now: the caller has just harvested), or
  * INT64_MAX; balancing's clock (walls__engine_balance) runs here too.
- * When the engine wants this called and nobody may be calling it, it sets
- * pool->want_clock, and the API layer tells the backend (its timed op). */
+ * Nothing ticks while limits are far. A limited task dealt to a ring
+ * later lowers pool->clock_next to its dispatch time plus its limit when
+ * that is earlier, and sets pool->want_clock: when the engine wants this
+ * called and nobody may be calling it, the API layer tells the backend
+ * (its timed op). A timekeeper never sleeps past what this returned. */
 int64_t walls__engine_expire(struct walls__pool *pool, int64_t now);
-
-/* While limited tasks are out, deadlines are looked at at least this often
- * (a task's start is not announced). */
-#define WALLS__DEADLINE_TICK_NS 2000000
-/* How long the timekeeper keeps ticking once no limited task is out: a
- * limited task submitted meanwhile needs no wake-up of it, which a loop of
- * one short limited task at a time would otherwise pay on every task. */
-#define WALLS__CLOCK_LINGER_NS 50000000
 
 #endif

@@ -249,29 +249,41 @@ static struct walls__inflight *running(struct walls__lane *lane, uint32_t *seq)
     return NULL;
 }
 
+/* Tasks with a limit queued behind the request seq: none can start before
+ * now (the caller has just taken the lane's completions), so none can
+ * overrun before now plus its limit. *next is lowered to the earliest. */
+static void queued_limits(const struct walls__lane *lane, uint32_t seq, int64_t now,
+                          int64_t *next)
+{
+    for (uint32_t s = seq + 1; s != lane->rq_tail; s++) {
+        const struct walls__inflight *e = &lane->inflight[s & MASK];
+        if (e->retired || e->kind != WALLS__REQ_TASK || e->cancelled || !e->task ||
+            !e->task->limit_ns)
+            continue;
+        /* Limits are at most INT64_MAX / 4 (walls__ms_to_ns): no overflow. */
+        if (now + e->task->limit_ns < *next)
+            *next = now + e->task->limit_ns;
+    }
+}
+
 /* The next lane, from index *from on, whose running task is past its
  * limit at now (its request in *seq); NULL when none is left. *next is
- * lowered to the earliest deadline still ahead, and to a tick while limited
- * tasks are out and for WALLS__CLOCK_LINGER_NS after (pool->clock_until). */
+ * lowered to the earliest deadline still ahead: a running task's, or, for
+ * a task queued behind it, now plus its limit. No tick: a task dealt
+ * later lowers the time to look again when it is pushed (push_task()). */
 static struct walls__lane *overrun(struct walls__pool *pool, int64_t now, unsigned *from,
                                    uint32_t *seq, int64_t *next)
 {
     WALLS__LOCKED(pool);
-    if (!pool->lanes)
+    if (!pool->lanes || pool->ntimed == 0)
         return NULL;
-    if (pool->ntimed > 0)
-        pool->clock_until = now + WALLS__CLOCK_LINGER_NS;
-    else if (now >= pool->clock_until)
-        return NULL;
-    if (now + WALLS__DEADLINE_TICK_NS < *next)
-        *next = now + WALLS__DEADLINE_TICK_NS;
-    if (pool->ntimed == 0)
-        return NULL; /* lingering: only the tick */
     for (; *from < pool->nlanes; (*from)++) {
         struct walls__lane *lane = &pool->lanes[*from];
         struct walls__inflight *e;
-        if (!lane->live || lane->kill_reason >= 0 ||
-            !(e = running(lane, seq)) || !e->task->limit_ns)
+        if (!lane->live || lane->kill_reason >= 0 || !(e = running(lane, seq)))
+            continue;
+        queued_limits(lane, *seq, now, next);
+        if (!e->task->limit_ns)
             continue;
         /* It cannot have started before it was dispatched, nor (one task at
          * a time) before the one ahead of it was retired; within those
@@ -352,9 +364,16 @@ int64_t walls__engine_expire(struct walls__pool *pool, int64_t now)
         lane->attention = true;
         pool->attention = true;
     }
+    /* What the dispatch below deals with a limit lowers this (push_task()). */
+    pool->clock_next = INT64_MAX;
     walls__engine_dispatch(pool);
     int64_t balance = walls__engine_balance(pool, now);
-    return balance < next ? balance : next;
+    if (pool->clock_next < next)
+        next = pool->clock_next;
+    if (balance < next)
+        next = balance;
+    pool->clock_next = next;
+    return next;
 }
 
 /* ---- the pool's bell ---------------------------------------------------------- */

@@ -114,6 +114,7 @@ int walls__pool_create_planned(walls_pool **out, const struct walls_pool_opts *o
     pool->restart_backoff_ns = walls__ms_to_ns(o.restart_backoff_ms);
     pool->default_limit_ns = walls__ms_to_ns(o.task_timeout_ms);
     pool->timed_ever = pool->default_limit_ns != 0;
+    pool->clock_next = INT64_MAX; /* nothing to look at until a limited task is dealt */
     pool->arena.fd = pool->arena.ro_fd = pool->arena.lock_fd = pool->arena.shared_fd = -1;
     pool->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pool->lanes = calloc(pool->nlanes, sizeof *pool->lanes);

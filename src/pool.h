@@ -286,8 +286,8 @@ struct walls__pool {
     /* Time limits [lock]: */
     bool timed_ever;            /* a task with a limit was submitted: workers report starts */
     uint64_t ntimed;            /* unfinished tasks with a limit */
-    int64_t clock_until;        /* the timekeeper looks at least every deadline tick until
-                                 * then (WALLS__CLOCK_LINGER_NS past its last limited task) */
+    int64_t clock_next;         /* when the timekeeper runs walls__engine_expire next, at
+                                 * the latest; INT64_MAX: when woken (want_clock) */
     /* Health and statistics [lock]: */
     bool broken;
     uint64_t submitted, completed, by_status[WALLS_BROKEN + 1], restarts, recycled;

@@ -154,20 +154,17 @@ static int admit(struct walls__pool *pool, walls_pool *handle, walls_fn *fn, siz
 }
 
 /* Lock held: gives an admitted task its time limit and stamps, and tells
- * the workers to report starts from the first limited task on. Returns
- * whether the timekeeper must be woken: the task is the only limited one
- * unfinished, and the timekeeper's tick is not still running (it may
- * sleep with no deadline to wait for). It looks again within a tick when
- * it is, sees the task, and keeps ticking. */
-static bool stamp(struct walls__pool *pool, struct walls__task *task,
+ * the workers to report starts from the first limited task on. The
+ * timekeeper hears of a limited task when it is dealt to a ring
+ * (push_task()): before that it cannot start. */
+static void stamp(struct walls__pool *pool, struct walls__task *task,
                   const struct walls_task_opts *opts, int64_t now)
 {
     task->submit_ns = now;
     task->limit_ns = limit_of(pool, opts);
     task->user = opts ? opts->user : NULL;
     if (!task->limit_ns)
-        return false;
-    bool first = pool->ntimed == 0 && now + WALLS__DEADLINE_TICK_NS >= pool->clock_until;
+        return;
     pool->ntimed++;
     if (!pool->timed_ever) {
         /* From now on workers say when they start a task. */
@@ -176,7 +173,6 @@ static bool stamp(struct walls__pool *pool, struct walls__task *task,
             if (pool->lanes[i].mb)
                 walls__store_relaxed(&pool->lanes[i].mb->report_start, 1u);
     }
-    return first;
 }
 
 int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
@@ -202,8 +198,7 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
         walls__task_recycle(task);
         return rc;
     }
-    if (stamp(pool, task, opts, walls__now_ns()))
-        pool->want_clock = true;
+    stamp(pool, task, opts, walls__now_ns());
     walls__engine_queue(pool, task);
     *out_task = walls__task_handle(task);
     walls__api_clock(pool);
@@ -261,8 +256,7 @@ int walls_submit_batch(walls_pool *handle, walls_fn *fn, const struct walls_inpu
             for (size_t i = 0; i < n; i++) {
                 tasks[i]->module = module;
                 tasks[i]->offset = offset;
-                if (stamp(pool, tasks[i], NULL, now))
-                    pool->want_clock = true;
+                stamp(pool, tasks[i], NULL, now);
             }
             walls__engine_queue_many(pool, tasks, n);
             walls__api_clock(pool);

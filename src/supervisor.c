@@ -147,6 +147,10 @@ static int64_t work(struct walls__pool *pool)
         if (proc->state == WALLS__PROC_DOWN && proc->respawn_at && proc->respawn_at < next)
             next = proc->respawn_at;
     }
+    /* A limited task dealt since the clock looked (a process came back). */
+    if (pool->clock_next < next)
+        next = pool->clock_next;
+    pool->want_clock = false;
     return next;
 }
 

@@ -38,6 +38,7 @@ static struct walls__lane lanes[2];
 static void open_pool(unsigned n, bool killable)
 {
     memset(&pool, 0, sizeof pool);
+    pool.clock_next = INT64_MAX;
     ck_assert_int_eq(pthread_mutex_init(&pool.lock, NULL), 0);
     pool.state = WALLS__POOL_ALIVE;
     pool.placement = killable ? WALLS_PROCESSES : WALLS_THREADS;
@@ -342,7 +343,7 @@ START_TEST(test_expire)
     ck_assert(lanes[0].stuck);
     ck_assert_uint_eq(behind->where, WALLS__AT_LANE);
     ck_assert_uint_eq(behind->lane, 1); /* moved, and dispatched again */
-    ck_assert_int_le(next, now + WALLS__DEADLINE_TICK_NS); /* a tick: no deadline left */
+    ck_assert_int_eq(next, INT64_MAX); /* no limited task left: no tick either */
     walls__task_recycle(slow);
     walls__task_recycle(behind);
     close_pool();
@@ -362,6 +363,44 @@ START_TEST(test_expire)
 }
 END_TEST
 
+/* The clock without a tick: a task with a limit queued behind a running
+ * one is looked at by now plus its limit (it cannot start before now); a
+ * limited task dealt to a ring asks for the clock only when it is due
+ * before the clock looks anyway. */
+START_TEST(test_expire_untimed)
+{
+    open_pool(1, true);
+    struct walls__task *a = submit(1, 0);
+    ck_assert(!pool.want_clock); /* no limit: nothing for the clock */
+    ck_assert_int_eq(pool.clock_next, INT64_MAX);
+    struct walls__task *b = submit(2, 1000000);
+    ck_assert(pool.want_clock);
+    ck_assert_int_eq(pool.clock_next, b->dispatch_ns + 1000000);
+    pool.want_clock = false;
+    struct walls__req *ra = &lanes[0].mb->rq_slots[a->seq & MASK];
+    uint32_t queued = WALLS__SLOT_QUEUED;
+    ck_assert(walls__cas(&ra->state, &queued, WALLS__SLOT_RUNNING)); /* a started */
+    int64_t now = b->dispatch_ns + 5000000;
+    int64_t next = walls__engine_expire(&pool, now);
+    ck_assert_int_eq(next, now + 1000000); /* b waits behind a: not yet overrun */
+    ck_assert_int_eq(pool.clock_next, next);
+    ck_assert_int_lt(lanes[0].kill_reason, 0);
+    /* Due after the clock looks anyway: no wake-up asked. */
+    struct walls__task *c = submit(3, 10000000);
+    ck_assert(!pool.want_clock);
+    ck_assert_int_eq(pool.clock_next, next);
+    /* Due before: asked, and the time lowered. */
+    struct walls__task *d = submit(4, 1000);
+    ck_assert(pool.want_clock);
+    ck_assert_int_eq(pool.clock_next, d->dispatch_ns + 1000);
+    walls__task_recycle(a);
+    walls__task_recycle(b);
+    walls__task_recycle(c);
+    walls__task_recycle(d);
+    close_pool();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ring");
@@ -372,6 +411,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_lies_break_process_lanes, 0, NLIES);
     tcase_add_test(tc, test_lies_fail_thread_tasks);
     tcase_add_test(tc, test_expire);
+    tcase_add_test(tc, test_expire_untimed);
     suite_add_tcase(s, tc);
     return s;
 }

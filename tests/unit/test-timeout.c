@@ -2,7 +2,9 @@
  * test-timeout.c - task time limits: a process task looping forever ends as
  * WALLS_TIMEOUT, never before its limit, and the pool serves the next task;
  * the pool's default limit, a task's own override (none), and bad limits;
- * limits kept by a supervisor that is preempted in the middle of its turn.
+ * limits kept by a supervisor that is preempted in the middle of its turn;
+ * a timekeeper that sleeps while limits are far, and a limit that counts
+ * from the start of a task queued behind another.
  *
  * Loop tests run once per placement: _i = 0 threads, 1 processes.
  */
@@ -13,6 +15,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
@@ -177,6 +180,101 @@ START_TEST(test_timeout_preempted_supervisor)
 }
 END_TEST
 
+/* Threads, processes, hybrid (one process of one thread): one worker. */
+static walls_pool *one_worker(int which)
+{
+    struct walls_pool_opts o = {.placement = which == 0   ? WALLS_THREADS
+                                             : which == 1 ? WALLS_PROCESSES
+                                                          : WALLS_HYBRID,
+                                .threads = 1, .processes = 1};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    return pool;
+}
+
+/* Voluntary context switches of every thread of this process so far. */
+static long switches(void)
+{
+    pid_t ids[64];
+    size_t n = thread_ids(ids, 64);
+    long sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[64], line[128];
+        snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)ids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* ended meanwhile */
+        long v;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+                sum += v;
+        fclose(f);
+    }
+    return sum;
+}
+
+static long since_ms(const struct timespec *a)
+{
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (b.tv_sec - a->tv_sec) * 1000 + (b.tv_nsec - a->tv_nsec) / 1000000;
+}
+
+START_TEST(test_timeout_far_limit_sleeps)
+{
+    /* A task far from its limit: the pool's timekeeper sleeps until the
+     * deadline, instead of looking every few milliseconds (a tick of 2 ms
+     * was 500 wake-ups a second). */
+    walls_pool *pool = one_worker(_i);
+    struct walls_task_opts to = {.timeout_ms = 30000};
+    int ms = 1500;
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &ms, sizeof ms, &to, &t), 0);
+    struct timespec nap = {0, 300000000L};
+    nanosleep(&nap, NULL); /* it starts; the timekeeper settles */
+    long before = switches();
+    nap = (struct timespec){1, 0};
+    nanosleep(&nap, NULL);
+    long woke = switches() - before;
+    ck_assert_msg(woke < 50, "%ld wake-ups in the process in 1 s with one task far from "
+                             "its limit", woke);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_timeout_queued_behind)
+{
+    /* One worker: a limited task queued behind an unlimited one starts
+     * when that one ends, and its limit counts from then: it ends as
+     * WALLS_TIMEOUT no sooner than both together, and long before it
+     * would have finished. */
+    walls_pool *pool = one_worker(_i);
+    struct walls_task_opts none = {.timeout_ms = -1}, to = {.timeout_ms = 200};
+    int first = 400, second = 4000;
+    walls_task *a, *b;
+    struct walls_result r;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &first, sizeof first, &none, &a), 0);
+    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &second, sizeof second, &to, &b), 0);
+    ck_assert_int_eq(walls_wait(b, 20000, &r), 0);
+    long ms = since_ms(&t0);
+    ck_assert_msg(r.status == WALLS_TIMEOUT, "status %s", walls_status_name(r.status));
+    ck_assert_int_ge(ms, first + 200);
+    ck_assert_msg(ms < 3500, "timed out after %ld ms: its limit ran out at about %d ms", ms,
+                  first + 200);
+    ck_assert_int_eq(walls_wait(a, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(a);
+    walls_task_free(b);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("timeout");
@@ -185,6 +283,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_timeout_process);
     tcase_add_loop_test(tc, test_timeout_default_and_override, 0, 2);
     tcase_add_test(tc, test_timeout_preempted_supervisor);
+    tcase_add_loop_test(tc, test_timeout_far_limit_sleeps, 0, 3);
+    tcase_add_loop_test(tc, test_timeout_queued_behind, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
