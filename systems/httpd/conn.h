@@ -58,6 +58,13 @@ struct conn {
     bool headers_done, message_done;
     struct buf body;
     int error_status;  /* set by a callback that refused the request */
+    /* Framing the parser lets pass (conn.c, scan_framing): */
+    const char *scan_from; /* the next byte parsed and not yet looked at */
+    bool cr_pending;       /* the last framing byte looked at was a CR */
+    uint8_t crlf_due;      /* bytes of the CRLF after a chunk's data not yet seen */
+    uint64_t chunk_left;   /* bytes of the current chunk's data still to come */
+    size_t trailer_bytes;  /* of a chunked body's trailer section */
+    unsigned ntrailers;
     int64_t deadline_ms; /* READING: headers, or the body's next bytes, not in by then:
                           * 408; WRITING: the client took nothing since: closed */
     /* The response. */

@@ -281,6 +281,25 @@ printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnecti
     "$RAW" "$PORT" > "$WORK/trailer"
 expect "a chunked body with trailers" "HTTP/1.1 200 OK" "$(first_line < "$WORK/trailer")"
 contains "... echoed whole" "hello" "$WORK/trailer"
+# Framing that another server would read differently (RFC 9112 2.2, 7.1):
+# libhttp-parser lets it pass; the server refuses it.
+expect "a bare CR that would end the headers is 400, and one request" "HTTP/1.1 400 Bad Request 1" \
+    "$(printf 'GET /13.txt HTTP/1.1\r\nHost: x\r\n\rXGET /hello HTTP/1.1\r\nHost: x\r\n\r\n' |
+        "$RAW" "$PORT" > "$WORK/cr"; first_line < "$WORK/cr") $(grep -c '^HTTP/' "$WORK/cr")"
+expect "a chunk's data not followed by CRLF is 400" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhiXX0\r\n\r\n' |
+        "$RAW" "$PORT" | first_line)"
+expect "a chunk size line ended by a bare CR is 400" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\rXhi\r\n0\r\n\r\n' |
+        "$RAW" "$PORT" | first_line)"
+expect "a CR inside a body's data is data" "a\rb" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\na\rb\r\n0\r\n\r\n' |
+        "$RAW" "$PORT" | tail -c 3 | od -An -c | tr -d ' \n')"
+expect "lines ended by LF alone are still read" "HTTP/1.1 200 OK" \
+    "$(printf 'GET /13.txt HTTP/1.1\nHost: x\nConnection: close\n\n' | "$RAW" "$PORT" | first_line)"
+expect "a trailer section over the header limit is 431" "HTTP/1.1 431 Request Header Fields Too Large" \
+    "$( (printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: '
+        head -c 3000 /dev/zero | tr '\0' a; printf '\r\n\r\n') | "$RAW" "$PORT" | first_line)"
 expect "a blank before a header's colon is 400" "HTTP/1.1 400 Bad Request" \
     "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc' | "$RAW" "$PORT" | first_line)"
 expect "a transfer coding other than chunked is 501" "HTTP/1.1 501 Not Implemented" \
