@@ -24,6 +24,7 @@
 
 #include "child.h"
 #include "forkserver.h"
+#include "futex.h"
 #include "internal.h"
 
 #ifndef P_PIDFD
@@ -86,6 +87,21 @@ static char **exec_env(int fd, char **mine)
     return envp;
 }
 
+/* Whether the new fork server's first message came within ms: a signal
+ * caught by the program meanwhile (a timer, its own child's SIGCHLD) is
+ * not the fork server dying, and the wait goes on for what is left. */
+static bool hello_within(int sock, int ms)
+{
+    int64_t deadline = walls__now_ns() + (int64_t)ms * 1000000;
+    for (;;) {
+        struct pollfd p = {.fd = sock, .events = POLLIN};
+        int64_t left = deadline - walls__now_ns();
+        int rc = poll(&p, 1, left > 0 ? (int)((left + 999999) / 1000000) : 0);
+        if (rc >= 0 || errno != EINTR)
+            return rc == 1;
+    }
+}
+
 static int start_locked(void)
 {
     int sv[2];
@@ -127,10 +143,9 @@ static int start_locked(void)
         close(sv[0]);
         return clone_errno == ENOSYS ? -ENOSYS : -clone_errno;
     }
-    struct pollfd p = {.fd = sv[0], .events = POLLIN};
     struct walls__msg hello;
     int nfds = 0;
-    if (poll(&p, 1, 10000) != 1 || walls__msg_recv(sv[0], &hello, NULL, &nfds, false) != 0 ||
+    if (!hello_within(sv[0], 10000) || walls__msg_recv(sv[0], &hello, NULL, &nfds, false) != 0 ||
         hello.type != WALLS__MSG_HELLO) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
         siginfo_t si = {0};
@@ -250,7 +265,15 @@ int walls__forkserver_open_pool(int *sock)
 int walls_init(void)
 {
     walls__fork_handlers();
-    return walls__forkserver_acquire(true);
+    int rc = walls__forkserver_acquire(true);
+    if (rc == 0)
+        return 0;
+    return walls__fail(rc, "walls_init: %s",
+                       rc == -ENOSYS    ? "the kernel has no pidfds (clone with CLONE_PIDFD)"
+                       : rc == -ENOEXEC ? "the program could not be re-executed as the fork "
+                                          "server (/proc/self/exe)"
+                       : rc == -ECHILD  ? "the fork server died while starting"
+                                        : "no process or memory for the fork server");
 }
 
 void walls_fini(void)

@@ -87,10 +87,11 @@ void walls__locks_recover(walls_lock *locks, unsigned n, uint32_t token)
 WALLS_API int walls_lock_acquire(walls_lock *lock, int64_t timeout_ms)
 {
     if (!lock || timeout_ms < -1)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "walls_lock_acquire: %s",
+                           !lock ? "lock is NULL" : "timeout_ms is below -1");
     struct lock_impl *l = (struct lock_impl *)lock;
     if (walls__load_relaxed(&l->magic) != LOCK_MAGIC)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "walls_lock_acquire: not a lock of walls_pool_locks()");
     uint32_t me = my_token << 1;
     int64_t deadline = timeout_ms < 0 || timeout_ms > INT64_MAX / 4000000
                            ? INT64_MAX
@@ -121,13 +122,13 @@ WALLS_API int walls_lock_acquire(walls_lock *lock, int64_t timeout_ms)
 WALLS_API int walls_lock_release(walls_lock *lock)
 {
     if (!lock)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "walls_lock_release: lock is NULL");
     struct lock_impl *l = (struct lock_impl *)lock;
     if (walls__load_relaxed(&l->magic) != LOCK_MAGIC)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "walls_lock_release: not a lock of walls_pool_locks()");
     uint32_t v = walls__load_relaxed(&l->word);
     if (!v || v >> 1 != my_token || walls__load_relaxed(&l->tid) != my_tid())
-        return -EPERM;
+        return walls__fail(-EPERM, "walls_lock_release: this thread does not hold the lock");
     walls__store_relaxed(&l->tid, 0u);
     /* Release: what the holder wrote is seen by the next one. */
     uint32_t old = __atomic_exchange_n(&l->word, 0u, __ATOMIC_RELEASE);

@@ -173,7 +173,7 @@ static size_t list_layers(char *buf, size_t len, size_t at, unsigned set)
 int walls_sandbox_probe(unsigned *layers, char *buf, size_t len)
 {
     if (!buf && len > 0)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "walls_sandbox_probe: buf is NULL with len %zu", len);
     unsigned found;
     int rc = probe_cached(&found);
     if (rc)

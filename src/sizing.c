@@ -180,7 +180,7 @@ int walls_cpu_count(void)
 int walls_cpu_source(char *buf, size_t len)
 {
     if (!buf || len == 0)
-        return -EINVAL;
+        return walls__fail(-EINVAL, "walls_cpu_source: %s", !buf ? "buf is NULL" : "len is 0");
     const char *source = NULL;
     int n = walls__cpu_count_source(&source);
     snprintf(buf, len, "%s", source);

@@ -4,7 +4,8 @@
  * walls_init() keeps the fork server between pools and walls_fini() ends it;
  * several pools share it; a fork server that cannot start workers makes pool
  * creation fail with the reason, leaving nothing behind; what a task
- * started goes with its worker.
+ * started goes with its worker; a signal the program catches while the
+ * fork server starts does not fail the start.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -12,10 +13,12 @@
 #include <string.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -327,6 +330,52 @@ START_TEST(test_pool_after_fork_server_killed)
 }
 END_TEST
 
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+static void *idle_thread(void *arg)
+{
+    pause();
+    return arg;
+}
+
+/* A program whose signal handlers run while the fork server starts (a
+ * 1 ms timer here): the host's wait for the new fork server is
+ * interrupted, not failed. _i = 1: with a second thread, so the fork
+ * server is a re-executed program rather than a fork. */
+START_TEST(test_start_through_signals)
+{
+    pthread_t extra;
+    if (_i == 1)
+        ck_assert_int_eq(pthread_create(&extra, NULL, idle_thread, NULL), 0);
+    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART}, was;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGALRM, &sa, &was), 0);
+    struct itimerval tick = {{0, 1000}, {0, 1000}}, off = {{0, 0}, {0, 0}};
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &tick, NULL), 0);
+    for (int i = 0; i < 5; i++) {
+        /* No walls_init(): each pool starts a fork server of its own. */
+        walls_pool *pool;
+        struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1};
+        int rc = walls_pool_create(&pool, &o);
+        ck_assert_msg(rc == 0, "pool %d: %d (%s)", i, rc, walls_last_error());
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+    int rc = walls_init();
+    ck_assert_msg(rc == 0, "walls_init: %d (%s)", rc, walls_last_error());
+    walls_fini();
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &off, NULL), 0);
+    ck_assert_int_eq(sigaction(SIGALRM, &was, NULL), 0);
+    if (_i == 1) {
+        pthread_cancel(extra);
+        pthread_join(extra, NULL);
+    }
+    ck_assert_int_eq(count_children(), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -339,6 +388,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_task_children_go_with_worker);
     tcase_add_test(tc, test_buffered_output_written_once);
     tcase_add_test(tc, test_pool_after_fork_server_killed);
+    tcase_add_loop_test(tc, test_start_through_signals, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

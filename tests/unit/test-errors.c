@@ -62,6 +62,16 @@ START_TEST(test_last_error)
     expect_error(walls_pool_destroy(pool, 8), -EINVAL, "unknown flags 0x8");
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     expect_error(walls_submit(pool, t_echo, NULL, 0, &t), -EBADF, "destroyed");
+    /* The calls outside pools say why too. */
+    walls_lock garbage;
+    memset(&garbage, 0xa5, sizeof garbage);
+    expect_error(walls_lock_acquire(NULL, 0), -EINVAL, "walls_lock_acquire: lock is NULL");
+    expect_error(walls_lock_acquire(&garbage, 0), -EINVAL, "not a lock");
+    expect_error(walls_lock_release(&garbage), -EINVAL, "walls_lock_release: not a lock");
+    char small[8];
+    expect_error(walls_cpu_source(NULL, 4), -EINVAL, "walls_cpu_source: buf is NULL");
+    expect_error(walls_cpu_source(small, 0), -EINVAL, "len is 0");
+    expect_error(walls_sandbox_probe(NULL, NULL, 4), -EINVAL, "walls_sandbox_probe: buf is NULL");
     expect_error(walls_pool_stats(NULL, &(struct walls_stats){0}), -EINVAL, "pool is NULL");
     /* A success leaves the last failure's words. */
     ck_assert_int_eq(walls_cpu_count() > 0, 1);
