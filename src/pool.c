@@ -155,6 +155,11 @@ static void cancel_all(struct walls__pool *pool)
         walls__engine_complete(pool, pool->pending.head, WALLS_CANCELLED, 0, NULL, 0);
     for (unsigned i = 0; i < pool->nlanes; i++) {
         struct walls__lane *lane = &pool->lanes[i];
+        /* What finished without anyone having looked yet ends as it
+         * finished (as for walls_cancel()): only the task still running is
+         * stopped, and blamed. */
+        if (lane->live && lane->mb)
+            walls__engine_harvest(pool, lane);
         for (uint32_t s = lane->oldest; s != lane->rq_tail; s++) {
             struct walls__inflight *e = &lane->inflight[s % WALLS__RING_SLOTS];
             if (e->retired || !e->task)

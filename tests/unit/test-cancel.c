@@ -3,7 +3,8 @@
  * running one is killed with its process or (on a thread, which cannot be
  * stopped) refused with -EBUSY, a finished one gives -EALREADY, also when
  * nobody has harvested it yet: then no other task's process is killed for
- * it. The statistics count each outcome. A cancel that races the task's
+ * it; a destroy that cancels leaves finished tasks their results and
+ * cancels the running one. The statistics count each outcome. A cancel that races the task's
  * end is believed: 0 means cancelled. Workers killed to cancel or time
  * out their tasks are no crash loop.
  *
@@ -79,6 +80,38 @@ START_TEST(test_cancel_finished_unharvested)
     ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
     ck_assert_uint_eq(st.restarts, 0);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_destroy_cancel_blames_the_running_one)
+{
+    /* One worker (_i = 0 a process, 1 a hybrid process of one thread):
+     * three tasks finish and nobody looks, one runs, one waits behind it.
+     * A destroy with WALLS_CANCEL leaves the finished ones their results,
+     * cancels the running one (not LOST) and the waiting one. */
+    for (int round = 0; round < 3; round++) {
+        struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES,
+                                    .processes = 1, .threads = 1};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t[5];
+        int ms = 20000;
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(walls_submit(pool, t_echo, "x", 1, &t[i]), 0);
+        ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &t[3]), 0);
+        ck_assert_int_eq(walls_submit(pool, t_echo, "y", 1, &t[4]), 0);
+        usleep(200000);
+        ck_assert_int_eq(walls_pool_destroy(pool, WALLS_CANCEL), 0);
+        static const enum walls_status want[5] = {WALLS_OK, WALLS_OK, WALLS_OK, WALLS_CANCELLED,
+                                                  WALLS_CANCELLED};
+        for (int i = 0; i < 5; i++) {
+            struct walls_result r;
+            ck_assert_int_eq(walls_wait(t[i], 0, &r), 0);
+            ck_assert_msg(r.status == want[i], "round %d: task %d ended %s, not %s", round, i,
+                          walls_status_name(r.status), walls_status_name(want[i]));
+            walls_task_free(t[i]);
+        }
+    }
 }
 END_TEST
 
@@ -210,6 +243,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_cancel_pending, 0, 2);
     tcase_add_test(tc, test_cancel_finished_unharvested);
+    tcase_add_loop_test(tc, test_destroy_cancel_blames_the_running_one, 0, 2);
     tcase_add_loop_test(tc, test_cancel_races_the_finish, 0, 2);
     tcase_add_test(tc, test_timeouts_are_no_crash_loop);
     suite_add_tcase(s, tc);
