@@ -282,6 +282,23 @@ static enum walls_status lane_status(struct walls__proc *proc, struct walls__lan
                                      uint32_t seq, enum walls_status died, int *code)
 {
     if (lane->kill_reason >= 0 && (!lane->kill_targeted || lane->kill_seq == seq)) {
+        /* Killed for its time limit, it may have ended itself before the
+         * kill landed: a fault or an exit that its thread recorded (a
+         * hybrid process, whose fault handler may wait on the other
+         * threads past the deadline), or that the process died of (the
+         * host's kill is SIGKILL). That is its end: a task that faulted
+         * ends CRASHED with its own signal. A cancel keeps its word. */
+        if (lane->kill_reason == WALLS_TIMEOUT) {
+            int own_code;
+            enum walls_status own = proc->nlanes > 1 ? lane_record(lane, &own_code)
+                                    : died != WALLS_KILLED ? died
+                                                           : WALLS_LOST;
+            if (own != WALLS_LOST) {
+                if (proc->nlanes > 1)
+                    *code = own_code;
+                return own;
+            }
+        }
         *code = lane->kill_code;
         return (enum walls_status)lane->kill_reason;
     }

@@ -337,6 +337,37 @@ START_TEST(test_hybrid_fault_meets_neighbour_timeout)
 }
 END_TEST
 
+/* The other way round: the faulting task has the time limit, and it
+ * passes while its fault waits for the deaf neighbour. It faulted first:
+ * it ends CRASHED with its signal, not TIMEOUT; the neighbour, whose
+ * process died under it, ends LOST. */
+START_TEST(test_hybrid_fault_outlives_own_limit)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
+                                .restart_limit = 100000};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    for (int round = 0; round < 3; round++) {
+        walls_task *deaf, *segv;
+        ck_assert_int_eq(walls_submit(pool, deaf_nap, NULL, 0, &deaf), 0);
+        ck_assert_int_eq(walls_submit_ex(pool, late_segv, NULL, 0,
+                                         &(struct walls_task_opts){.timeout_ms = 60}, &segv),
+                         0);
+        struct walls_result rd, rs;
+        ck_assert_int_eq(walls_wait(segv, 20000, &rs), 0);
+        ck_assert_int_eq(walls_wait(deaf, 20000, &rd), 0);
+        ck_assert_msg(rs.status == WALLS_CRASHED && rs.code == SIGSEGV,
+                      "round %d: the faulting task ended %s/%d", round,
+                      walls_status_name(rs.status), rs.code);
+        ck_assert_msg(rd.status == WALLS_LOST, "round %d: the deaf one ended %s/%d", round,
+                      walls_status_name(rd.status), rd.code);
+        walls_task_free(deaf);
+        walls_task_free(segv);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 /* A process a task forked exits (or faults) in its worker's image: that
  * is no lane's record, and no later task is blamed for it. Under ASan the
  * child aborts instead: an exit() would run the leak check over the fork
@@ -424,6 +455,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_hybrid_fault_soak);
     tcase_add_loop_test(tc, test_hybrid_thread_endings, 0, 2);
     tcase_add_test(tc, test_hybrid_fault_meets_neighbour_timeout);
+    tcase_add_test(tc, test_hybrid_fault_outlives_own_limit);
     tcase_add_test(tc, test_hybrid_forked_child_blames_nobody);
     suite_add_tcase(s, tc);
     return s;
