@@ -65,6 +65,10 @@ bool kv_room_for_write(struct kv_ctx *c);
 bool kv_evict(struct kv_ctx *c, uint64_t over, bool inside);
 /* The same before a write, from any stripe, none held yet. */
 void kv_evict_before(struct kv_ctx *c);
+/* Whether the table holds more than --maxmemory (none: never). As Redis,
+ * a command that may grow it (KV_CMD_DENYOOM) is then refused with OOM
+ * before it runs, after eviction had its turn, whatever key it names. */
+bool kv_over_maxmemory(const struct kv_store *st);
 
 /* types.c */
 int kv_cmd_lpush(struct kv_ctx *c);

@@ -1210,6 +1210,12 @@ static void unknown(struct kv_ctx *c)
                    (int)(c->argv[0].len > 128 ? 128 : c->argv[0].len), c->argv[0].p, args);
 }
 
+bool kv_is_denyoom(const struct resp_arg *name)
+{
+    const struct kv_command *k = kv_command_find(name);
+    return k && (k->flags & KV_CMD_DENYOOM);
+}
+
 bool kv_is_multi(const struct resp_arg *name)
 {
     return kv_arg_is(name, "multi");
@@ -1363,8 +1369,13 @@ int kv_run(struct kv_ctx *c)
         kv_reply_error(c->out, "ERR wrong number of arguments for '%s' command", k->name);
         return 0;
     }
-    if (k->flags & KV_CMD_DENYOOM)
+    if (k->flags & KV_CMD_DENYOOM) {
         kv_evict_before(c);
+        if (kv_over_maxmemory(c->st)) {
+            kv_reply_error(c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+            return 0;
+        }
+    }
     int err;
     if (kv_txn_begin(&c->txn, c->st, set, c->slot, &err) != 0) {
         kv_reply_error(c->out, "ERR the table is busy (%s)", strerror(-err));

@@ -233,6 +233,18 @@ static bool grow_batch(struct conn *c)
 
 static bool queue(struct conn *c);
 
+#define OOM_REPLY "-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+
+/* Whether a command queued now, or an EXEC of commands that may grow the
+ * table, is refused for memory: over --maxmemory with noeviction. Under
+ * allkeys-lru the backends evict before each write, as Redis would before
+ * queueing. */
+static bool oom_now(const struct conn *c)
+{
+    const struct kv_store *st = &c->loop->srv->st;
+    return st->hdr->policy == 0 && kv_over_maxmemory(st);
+}
+
 /* A MULTI, EXEC or DISCARD, or a command inside a MULTI, just parsed
  * (len bytes at in.off), with no batch ahead of it. Returns 0 when it was
  * answered here (its bytes consumed), 1 when it is an EXEC whose batch is
@@ -251,7 +263,7 @@ static int transaction(struct conn *c, size_t len)
         if (exec) {
             reply = "-EXECABORT Transaction discarded because of: wrong number of arguments "
                     "for 'exec' command\r\n";
-            c->in_multi = c->multi_failed = false;
+            c->in_multi = c->multi_failed = c->multi_denyoom = false;
             c->queued_cmds.len = 0;
             c->nqueued = 0;
         } else {
@@ -269,7 +281,7 @@ static int transaction(struct conn *c, size_t len)
         c->in_multi = true;
     } else if (kv_is_discard(&argv[0])) {
         reply = c->in_multi ? "+OK\r\n" : "-ERR DISCARD without MULTI\r\n";
-        c->in_multi = c->multi_failed = false;
+        c->in_multi = c->multi_failed = c->multi_denyoom = false;
         c->queued_cmds.len = 0;
         c->nqueued = 0;
     } else if (kv_is_exec(&argv[0])) {
@@ -277,12 +289,19 @@ static int transaction(struct conn *c, size_t len)
             reply = "-ERR EXEC without MULTI\r\n";
         } else if (c->multi_failed) {
             reply = "-EXECABORT Transaction discarded because of previous errors.\r\n";
-            c->in_multi = c->multi_failed = false;
+            c->in_multi = c->multi_failed = c->multi_denyoom = false;
             c->queued_cmds.len = 0;
             c->nqueued = 0;
         } else if (c->nqueued == 0) {
             reply = "*0\r\n";
             c->in_multi = false;
+        } else if (c->multi_denyoom && oom_now(c)) {
+            /* As Redis: an EXEC of commands that may grow the table is
+             * refused whole over --maxmemory, and the transaction goes. */
+            reply = OOM_REPLY;
+            c->in_multi = c->multi_failed = c->multi_denyoom = false;
+            c->queued_cmds.len = 0;
+            c->nqueued = 0;
         } else {
             /* The EXEC is the batch's one command; its commands are the
              * queued ones, run as one transaction. */
@@ -295,7 +314,12 @@ static int transaction(struct conn *c, size_t len)
         }
     } else {
         const char *err = kv_queue_check(argv, argc, text + 1, sizeof text - 3);
-        if (*err) {
+        if (!*err && oom_now(c)) {
+            /* Queueing takes memory too: over --maxmemory nothing is
+             * queued, and the EXEC will fail. */
+            reply = OOM_REPLY;
+            c->multi_failed = true;
+        } else if (*err) {
             /* Refused now, and the EXEC will be too. */
             text[0] = '-';
             size_t n = strlen(text);
@@ -307,6 +331,7 @@ static int transaction(struct conn *c, size_t len)
             c->multi_failed = true;
         } else if (buf_add(&c->queued_cmds, c->in.p + c->in.off, len)) {
             c->nqueued++;
+            c->multi_denyoom |= kv_is_denyoom(&argv[0]);
             reply = "+QUEUED\r\n";
         } else {
             reply = "-ERR out of memory\r\n";
@@ -637,7 +662,7 @@ static void unpark(struct front *l)
 /* The EXEC went out and was answered: the transaction is over. */
 static void end_exec(struct conn *c)
 {
-    c->exec_batch = c->in_multi = c->multi_failed = false;
+    c->exec_batch = c->in_multi = c->multi_failed = c->multi_denyoom = false;
     c->queued_cmds.len = 0;
     c->nqueued = 0;
 }

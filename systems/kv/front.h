@@ -69,6 +69,7 @@ struct conn {
     bool quit_after;         /* the batch ends with QUIT */
     /* MULTI: the commands queued for the EXEC, as sent. */
     bool in_multi, multi_failed;
+    bool multi_denyoom; /* a queued command may grow the table */
     bool exec_batch;         /* the batch is the EXEC, its commands these */
     struct kv_buf queued_cmds;
     uint32_t nqueued;

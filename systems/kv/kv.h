@@ -108,6 +108,8 @@ int kv_exec(struct kv_ctx *c, struct resp_parser *parser, const char *p, size_t 
 bool kv_is_multi(const struct resp_arg *name);
 bool kv_is_exec(const struct resp_arg *name);
 bool kv_is_discard(const struct resp_arg *name);
+/* Whether a command may grow the table: refused over --maxmemory. */
+bool kv_is_denyoom(const struct resp_arg *name);
 /* "" if argv can be queued in a MULTI, else the error Redis gives. */
 const char *kv_queue_check(const struct resp_arg *argv, size_t argc, char *buf, size_t len);
 

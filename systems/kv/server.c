@@ -208,8 +208,6 @@ void kv_evict_before(struct kv_ctx *c)
     free(rec.p);
 }
 
-/* ---- INFO ------------------------------------------------------------------------ */
-
 static uint64_t used_memory(const struct kv_store *st)
 {
     uint64_t used = 0;
@@ -217,6 +215,14 @@ static uint64_t used_memory(const struct kv_store *st)
         used += __atomic_load_n(&kv_stripe_of(st, i)->used, __ATOMIC_RELAXED);
     return used;
 }
+
+bool kv_over_maxmemory(const struct kv_store *st)
+{
+    uint64_t max = st->hdr->maxmemory;
+    return max && used_memory(st) > max;
+}
+
+/* ---- INFO ------------------------------------------------------------------------ */
 
 static void human(char *buf, size_t len, uint64_t bytes)
 {

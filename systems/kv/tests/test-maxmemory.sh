@@ -74,6 +74,23 @@ oom=$(grep -c "^OOM command not allowed when used memory > 'maxmemory'.$" "$WORK
 [ "$(cli get a:0 | head -c 3)" = vvv ] || fail "a read failed over the limit"
 [ "$(cli dbsize)" -eq "$ok" ] || fail "dbsize $(cli dbsize), wanted $ok"
 [ "$(info memory maxmemory_policy)" = noeviction ] || fail "INFO does not say noeviction"
+# Over the limit, a command that may grow the table is refused whatever
+# key it names, existing ones too, before it runs (as redis-server):
+# writes to existing keys cannot take the table past the limit.
+OOMTEXT="OOM command not allowed when used memory > 'maxmemory'."
+big=$(head -c 10000 /dev/zero | tr '\0' w)
+for cmd in "rpush a:list $big" "sadd a:set $big" "hset a:hash f $big" "append a:1 $big" \
+    "incrby a:count 1" "incr a:1"; do
+    [ "$(cli $cmd)" = "$OOMTEXT" ] || fail "over the limit: $(echo "$cmd" | cut -c1-20) was not refused"
+done
+used=$(info memory used_memory)
+[ "$used" -le 2200000 ] || fail "used_memory $used after refused writes"
+# A MULTI queues nothing over the limit, and its EXEC aborts.
+printf 'MULTI\r\nDEL a:5\r\nSET q 1\r\nEXEC\r\n' | cli > "$WORK/multi"
+[ "$(grep -v '^$' "$WORK/multi" | tr '\n' '|')" = \
+  "OK|$OOMTEXT|$OOMTEXT|EXECABORT Transaction discarded because of previous errors.|" ] ||
+    fail "MULTI over the limit: $(tr '\n' '|' < "$WORK/multi")"
+[ "$(cli exists a:5)" -eq 1 ] || fail "an aborted EXEC deleted a key"
 # A delete is not refused, and its room is used again.
 [ "$(cli del a:0 a:1 a:2 a:3 a:4)" -eq 5 ] || fail "DEL over the limit"
 [ "$(cli set again x)" = OK ] || fail "a SET after a DEL was refused"
