@@ -130,6 +130,7 @@ static int on_message_begin(http_parser *p)
 {
     struct conn *c = conn_of(p);
     c->url.len = c->hdr.len = c->body.len = 0;
+    c->body_seen = 0;
     c->nheaders = 0;
     c->in_value = false;
     c->headers_done = c->message_done = false;
@@ -247,10 +248,10 @@ static bool wants_route(struct conn *c)
     char small[512], *path;
     if (!c->url.len || c->url.p[0] != '/' || normal_path(c, small, sizeof small, &path) != 0)
         return false;
-    bool r = httpd_route_for(c->loop->srv, path, strlen(path)) != NULL;
+    const struct route *r = httpd_route_for(c->loop->srv, path, strlen(path));
     if (path != small)
         free(path);
-    return r;
+    return r && !r->ret_status; /* a fixed response takes no body */
 }
 
 /* "GET http://host/path HTTP/1.1" (the absolute form, RFC 9112, 3.2.2):
@@ -355,6 +356,7 @@ static int on_headers_complete(http_parser *p)
     if (has_length && p->content_length > c->loop->srv->max_body)
         return refuse(c, 413);
     bool body = (has_length && p->content_length > 0) || (p->flags & F_CHUNKED);
+    c->body_kept = body && wants_route(c);
     /* The body has the same time between two reads as the headers had
      * in all; read_some() moves the deadline on. */
     c->deadline_ms = body ? deadline_from_now(c) : 0;
@@ -365,7 +367,7 @@ static int on_headers_complete(http_parser *p)
      * connection closes after the response, the body unread. */
     const char *expect = conn_header(c, "Expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && body && p->http_minor >= 1) {
-        if (wants_route(c)) {
+        if (c->body_kept) {
             send_continue(c);
         } else {
             c->message_done = true;
@@ -382,7 +384,7 @@ static int on_chunk_header(http_parser *p)
     /* A chunk that would take the body past the limit is refused before
      * its bytes come. */
     struct conn *c = conn_of(p);
-    if (p->content_length > c->loop->srv->max_body - c->body.len)
+    if (p->content_length > c->loop->srv->max_body - c->body_seen)
         return refuse(c, 413);
     c->chunk_left = p->content_length;
     return 0;
@@ -426,7 +428,13 @@ static int on_body(http_parser *p, const char *at, size_t len)
         if (c->chunk_left == 0)
             c->crlf_due = 2;
     }
-    return take(c, &c->body, at, len, c->loop->srv->max_body, 413);
+    /* Only a handler reads a body: for any other request (a file, a
+     * fixed response, /_status, an error) it is read and dropped, held to
+     * the same limit, instead of buffered for nobody. */
+    if (len > c->loop->srv->max_body - c->body_seen)
+        return refuse(c, 413);
+    c->body_seen += len;
+    return c->body_kept ? take(c, &c->body, at, len, c->loop->srv->max_body, 413) : 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -478,6 +486,8 @@ static void start_request(struct conn *c)
     c->chunk_left = 0;
     c->trailer_bytes = 0;
     c->ntrailers = 0;
+    c->body_kept = false;
+    c->body_seen = 0;
     c->got = c->in.len > c->in_off;
     c->deadline_ms = c->loop->srv->header_timeout_ms > 0
                          ? now_ms() + c->loop->srv->header_timeout_ms

@@ -64,6 +64,8 @@ struct conn {
     uint8_t crlf_due;      /* bytes of the CRLF after a chunk's data not yet seen */
     uint64_t chunk_left;   /* bytes of the current chunk's data still to come */
     size_t trailer_bytes;  /* of a chunked body's trailer section */
+    bool body_kept;        /* the request is a handler's: its body is kept for it */
+    uint64_t body_seen;    /* bytes of the body read, kept or not */
     unsigned ntrailers;
     int64_t deadline_ms; /* READING: headers, or the body's next bytes, not in by then:
                           * 408; WRITING: the client took nothing since: closed */
