@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -826,17 +827,74 @@ static bool flush(struct conn *c)
     return true;
 }
 
+/* Closing a socket with bytes of the client's unread makes the kernel
+ * send a reset, which can destroy the response still on its way (the
+ * client's stack drops what it had not read): a 413 or 400 sent while the
+ * body still comes, the response before pipelined requests that a
+ * "Connection: close" cuts off. Then the server shuts its side and reads
+ * and drops what comes until the client closes, at most LINGER_IDLE_MS
+ * between reads and LINGER_TOTAL_MS in all (RFC 9112, 9.6). */
+#define LINGER_IDLE_MS 2000
+#define LINGER_TOTAL_MS 10000
+
+static bool unread_input(const struct conn *c)
+{
+    if (c->in.len > c->in_off || (c->status >= 400 && !c->peer_closed))
+        return true;
+    int pending = 0;
+    return ioctl(c->fd, FIONREAD, &pending) == 0 && pending > 0;
+}
+
+static void discard(struct conn *c)
+{
+    char sink[16384];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        if (n > 0) {
+            int64_t now = now_ms();
+            c->deadline_ms = now + LINGER_IDLE_MS < c->linger_until_ms ? now + LINGER_IDLE_MS
+                                                                        : c->linger_until_ms;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        conn_close(c); /* the client closed (or failed): done */
+        return;
+    }
+}
+
+static void close_or_linger(struct conn *c)
+{
+    if (!unread_input(c) || httpd_stopping(c->loop->srv) || shutdown(c->fd, SHUT_WR) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->state = LINGERING;
+    int64_t now = now_ms();
+    c->linger_until_ms = now + LINGER_TOTAL_MS;
+    c->deadline_ms = now + LINGER_IDLE_MS;
+    c->in.len = c->in_off = 0;
+    buf_trim(&c->in);
+    discard(c);
+}
+
 void conn_drive(struct conn *c)
 {
     while (c->fd >= 0) {
         if (c->state == WAITING)
             return; /* not read while its task runs */
+        if (c->state == LINGERING) {
+            discard(c);
+            return;
+        }
         if (c->state == WRITING) {
             if (!flush(c))
                 return;
             log_access(c);
             if (c->close_after || !c->keep_alive || httpd_stopping(c->loop->srv)) {
-                conn_close(c);
+                close_or_linger(c);
                 return;
             }
             start_request(c);

@@ -27,7 +27,9 @@
  *                                    a route:        WAITING --its task ends--> WRITING
  * WRITING --all sent--> keep-alive: READING (the bytes already read are parsed first)
  *                       otherwise:  closed */
-enum conn_state { READING, WAITING, WRITING };
+/* LINGERING: the response is out and the server's side shut; what the
+ * client still sends is read and dropped until it closes (conn.c). */
+enum conn_state { READING, WAITING, WRITING, LINGERING };
 
 struct buf {
     char *p;
@@ -81,6 +83,7 @@ struct conn {
     struct route *route;
     walls_task *task;
     int64_t start_ns;  /* when the request was complete */
+    int64_t linger_until_ms; /* LINGERING: closed by then whatever comes */
 };
 
 struct loop {

@@ -209,8 +209,12 @@ static void sweep(struct loop *l, int64_t now)
         /* Stopping: idle connections go; busy ones when their response is out. */
         if (httpd_stopping(srv) && c->state == READING && idle)
             conn_close(c);
-        /* A client that stopped taking its response. */
-        else if (c->state == WRITING && c->deadline_ms && now >= c->deadline_ms)
+        /* A client that stopped taking its response, or one that a
+         * lingering close waited for long enough (or the server stops). */
+        else if ((c->state == WRITING || c->state == LINGERING) && c->deadline_ms &&
+                 now >= c->deadline_ms)
+            conn_close(c);
+        else if (c->state == LINGERING && httpd_stopping(srv))
             conn_close(c);
     }
     struct routeset *set = httpd_routes(srv);

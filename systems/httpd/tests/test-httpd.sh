@@ -59,6 +59,7 @@ mkdir -p "$WORK/www/linked"
 ln -s ../index.html "$WORK/www/linked/index.html"
 head -c 150000 /dev/urandom > "$WORK/big.bin"
 head -c 30000000 /dev/zero > "$WORK/www/large.dat"
+head -c 300000 /dev/zero > "$WORK/www/mid.dat"
 mkfifo "$WORK/www/fifo.txt"
 mkdir -p "$WORK/www/hello"
 printf 'behind a route\n' > "$WORK/www/hello/secret.txt"
@@ -281,6 +282,38 @@ printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnecti
     "$RAW" "$PORT" > "$WORK/trailer"
 expect "a chunked body with trailers" "HTTP/1.1 200 OK" "$(first_line < "$WORK/trailer")"
 contains "... echoed whole" "hello" "$WORK/trailer"
+# A response followed by a close, with more of the client's bytes unread
+# (pipelined requests after "Connection: close", a body refused with 413):
+# the server shuts its side and reads until the client closes, so that the
+# kernel sends no reset that would destroy the response on its way.
+got=$(python3 - "$PORT" <<'PYEOF' 2>&1
+import socket, sys
+whole = 0
+for _ in range(10):
+    s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+    req = b'GET /mid.dat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    req += b'GET /13.txt HTTP/1.1\r\nHost: x\r\n\r\n' * 6000
+    try:
+        s.sendall(req)
+    except OSError:
+        pass
+    got = b''
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    s.close()
+    head, _, body = got.partition(b'\r\n\r\n')
+    length = [int(l.split(b':')[1]) for l in head.split(b'\r\n') if l.lower().startswith(b'content-length:')]
+    whole += bool(length) and len(body) == length[0]
+print('%d of 10 whole' % whole)
+PYEOF
+)
+expect "a response before unread pipelined requests and a close arrives whole" "10 of 10 whole" "$got"
 # Framing that another server would read differently (RFC 9112 2.2, 7.1):
 # libhttp-parser lets it pass; the server refuses it.
 expect "a bare CR that would end the headers is 400, and one request" "HTTP/1.1 400 Bad Request 1" \
