@@ -854,6 +854,20 @@ WALLS_API int walls_wait_all(walls_task **tasks, size_t n, int64_t timeout_ms);
  */
 WALLS_API int walls_cancel(walls_task *task);
 
+/* Flags for walls_cancel_ex(). */
+#define WALLS_CANCEL_QUEUED (1u << 0) /* only a task that has not started: never a kill */
+
+/*
+ * walls_cancel_ex - walls_cancel() with flags. With WALLS_CANCEL_QUEUED a
+ * task that has not started ends as WALLS_CANCELLED at once, as with
+ * walls_cancel(), but a running one is left to finish, in every placement:
+ * -EBUSY, and no worker is killed (for a server whose client went away:
+ * what waits is dropped, what runs is not paid for twice by a restart).
+ * flags 0 is walls_cancel(). Errors: those of walls_cancel(); -EINVAL
+ * (unknown flags).
+ */
+WALLS_API int walls_cancel_ex(walls_task *task, unsigned flags);
+
 /*
  * walls_task_free - release a task handle, cancelling the task if it has
  * not started. A running task finishes in the background and its result is

@@ -282,7 +282,15 @@ void *walls_task_user(walls_task *handle)
 
 int walls_cancel(walls_task *handle)
 {
+    return walls_cancel_ex(handle, 0);
+}
+
+int walls_cancel_ex(walls_task *handle, unsigned flags)
+{
     int rc;
+    if (flags & ~WALLS_CANCEL_QUEUED)
+        return walls__fail(-EINVAL, "walls_cancel_ex: unknown flags %#x",
+                           flags & ~WALLS_CANCEL_QUEUED);
     struct walls__task *task = walls__task_from(handle, "walls_cancel", &rc);
     if (!task)
         return rc;
@@ -294,13 +302,16 @@ int walls_cancel(walls_task *handle)
     if (!walls__task_done(task) && task->where == WALLS__AT_LANE)
         walls__engine_harvest(pool, &pool->lanes[task->lane]);
     rc = walls__task_done(task) ? -EALREADY : walls__engine_cancel(pool, task);
-    if (rc == -EBUSY)
+    bool queued_only = flags & WALLS_CANCEL_QUEUED;
+    if (rc == -EBUSY && !queued_only)
         rc = pool->backend->stop_running(pool, &pool->lanes[task->lane], task->seq,
                                          WALLS_CANCELLED);
     walls__pool_unlock(pool);
     walls__engine_signal(pool);
     if (rc)
         walls__fail(rc, rc == -EALREADY ? "walls_cancel: the task has finished already"
+                        : queued_only   ? "walls_cancel_ex: the task is running "
+                                          "(WALLS_CANCEL_QUEUED leaves it)"
                                         : "walls_cancel: the task is running in a thread, "
                                           "which cannot be stopped");
     return rc;

@@ -489,6 +489,7 @@ static void start_request(struct conn *c)
     c->ntrailers = 0;
     c->body_kept = false;
     c->body_seen = 0;
+    c->client_left = false;
     c->got = c->in.len > c->in_off;
     c->deadline_ms = c->loop->srv->header_timeout_ms > 0
                          ? now_ms() + c->loop->srv->header_timeout_ms
@@ -773,6 +774,13 @@ static void log_access(struct conn *c)
     httpd_log_access(srv, c->peer, c->line[0] ? c->line : "-", c->status, c->sent_bytes,
                      c->headers_done ? conn_header(c, "Referer") : NULL,
                      c->headers_done ? conn_header(c, "User-Agent") : NULL);
+}
+
+void conn_client_left(struct conn *c)
+{
+    c->status = 499; /* nginx's word for a client that closed its request */
+    log_access(c);
+    conn_close(c);
 }
 
 /* Sends what it can of the response. Returns true once all is sent; false

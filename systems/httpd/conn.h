@@ -42,6 +42,8 @@ struct conn {
     struct conn *prev, *next;
     enum conn_state state;
     bool peer_gone;   /* the client closed or failed while its task ran */
+    bool client_left; /* its hang-up came while its task waited: the task was cancelled
+                       * if it had not started (walls_cancel_ex, WALLS_CANCEL_QUEUED) */
     bool dead;        /* closed; on the loop's dead list, freed at conn_reap */
     bool drained;     /* a read found the socket empty; an event clears it */
     bool peer_closed; /* epoll reported the peer's close (or an error): read to the end */
@@ -131,6 +133,8 @@ void conn_drive(struct conn *c);
 /* Ends the connection: the socket now, the memory at conn_reap (or, with
  * a task running, once the task ends). */
 void conn_close(struct conn *c);
+/* The client left before its handler started: no response; logged 499. */
+void conn_client_left(struct conn *c);
 /* Frees the loop's closed connections. */
 void conn_reap(struct loop *l);
 /* Frees the connection now (the loop's end). */

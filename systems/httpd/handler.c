@@ -185,6 +185,11 @@ void handler_done(struct conn *c, walls_task *task)
         conn_close(c);
         return;
     }
+    if (res.status == WALLS_CANCELLED && c->client_left) {
+        walls_task_free(task);
+        conn_client_left(c);
+        return;
+    }
     switch (res.status) {
     case WALLS_OK:
         if (!respond_from(c, res.out, res.out_len)) {

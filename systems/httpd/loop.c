@@ -285,6 +285,16 @@ static void *loop_main(void *arg)
                     if (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                         c->peer_closed = true;
                     conn_drive(c);
+                    /* Gone while its request waits for a worker (the
+                     * close may have come with the request's last bytes):
+                     * the request is dropped, as nginx drops one whose
+                     * client aborts; a handler already running is left
+                     * to finish, no worker killed for it. */
+                    if (c->peer_closed && !c->dead && c->state == WAITING && c->task &&
+                        !c->client_left) {
+                        c->client_left = true;
+                        walls_cancel_ex(c->task, WALLS_CANCEL_QUEUED);
+                    }
                 }
             }
         }

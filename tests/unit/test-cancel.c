@@ -115,6 +115,37 @@ START_TEST(test_destroy_cancel_blames_the_running_one)
 }
 END_TEST
 
+START_TEST(test_cancel_queued_only)
+{
+    /* WALLS_CANCEL_QUEUED: a waiting task is cancelled, a running one is
+     * left to finish (its worker not killed), in every placement. */
+    walls_pool *pool = make_pool(placements[_i], 1);
+    walls_task *run, *wait;
+    int ms = 300;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &run), 0);
+    ck_assert_int_eq(walls_submit(pool, t_echo, "w", 1, &wait), 0);
+    usleep(100000); /* run has started */
+    ck_assert_int_eq(walls_cancel_ex(wait, WALLS_CANCEL_QUEUED), 0);
+    ck_assert_int_eq(walls_cancel_ex(run, WALLS_CANCEL_QUEUED), -EBUSY);
+    ck_assert_ptr_nonnull(strstr(walls_last_error(), "WALLS_CANCEL_QUEUED"));
+    ck_assert_int_eq(walls_cancel_ex(run, 4), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(walls_last_error(), "unknown flags 0x4"));
+    ck_assert_int_eq(walls_cancel_ex(NULL, WALLS_CANCEL_QUEUED), -EINVAL);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(wait, 0, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_CANCELLED);
+    ck_assert_int_eq(walls_wait(run, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_int_eq(walls_cancel_ex(run, WALLS_CANCEL_QUEUED), -EALREADY);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_eq(st.restarts, 0);
+    walls_task_free(run);
+    walls_task_free(wait);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 /* Busy for the microseconds it is given (an int). */
 static int spin_us(struct walls_call *call)
 {
@@ -243,6 +274,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_cancel_pending, 0, 2);
     tcase_add_test(tc, test_cancel_finished_unharvested);
+    tcase_add_loop_test(tc, test_cancel_queued_only, 0, 2);
     tcase_add_loop_test(tc, test_destroy_cancel_blames_the_running_one, 0, 2);
     tcase_add_loop_test(tc, test_cancel_races_the_finish, 0, 2);
     tcase_add_test(tc, test_timeouts_are_no_crash_loop);

@@ -179,6 +179,25 @@ expect "the next request on that route is untouched" "200 alive" "$(code "$URL/c
 expect "an overrun is 504" 504 "$(code "$URL/nap?ms=2000")"
 contains "the log names the time-out" "timed out after 300 ms" "$ERR"
 expect "the same route within its limit" 200 "$(code "$URL/nap?ms=10")"
+# Clients that send a request and leave at once: what waits for a worker
+# is dropped (499 in the access log), what runs finishes, and the route is
+# free again at once rather than after every abandoned request has run.
+python3 - "$PORT" <<'PYEOF'
+import socket, sys
+for _ in range(30):
+    s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+    s.sendall(b'GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n')
+    s.close()
+PYEOF
+t0=$(date +%s%N)
+expect "a request after 30 abandoned ones on its route" 200 "$(code "$URL/slow?ms=1")"
+waited=$((($(date +%s%N) - t0) / 1000000))
+echo "     (it took $waited ms; 30 abandoned 300 ms naps on 2 workers would take 4.5 s)"
+expect "... without waiting for them all" yes "$([ "$waited" -lt 3000 ] && echo yes || echo "no: $waited ms")"
+sleep 1
+dropped=$(grep -c '"GET /slow?ms=300 HTTP/1.1" 499 ' "$WORK/access.log" || true)
+expect "... the waiting ones dropped, logged 499" yes \
+    "$([ "$dropped" -ge 20 ] && echo yes || echo "no: $dropped of 30")"
 expect "a sandbox stop is 502" 502 "$(code "$URL/open")"
 # The call is openat; under ThreadSanitizer its interceptor calls readlink first.
 contains "the log names the refused call" "stopped by the sandbox calling \(openat\|readlink\)" "$ERR"
