@@ -302,6 +302,36 @@ static bool is_token(const char *s)
  * status that refuses it. Trailing blanks of every value go here (the
  * parser drops the leading ones), so that checks and handlers see the
  * value itself. */
+/* A Host value: uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2):
+ * a name of unreserved, percent-encoded and sub-delimiter characters, or
+ * an IP literal in brackets. Empty is allowed (the RFC's way to say the
+ * target has no authority); spaces, slashes, '@' and the like are not. */
+static bool valid_host(const char *v)
+{
+    const char *p = v;
+    if (*p == '[') {
+        const char *end = strchr(p, ']');
+        if (!end)
+            return false;
+        for (p++; p < end; p++)
+            if (!strchr("0123456789abcdefABCDEF:.vV", *p))
+                return false;
+        p = end + 1;
+    } else {
+        for (; *p && *p != ':'; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') &&
+                !(ch >= '0' && ch <= '9') && !strchr("-._~%!$&'()*+,;=", ch))
+                return false;
+        }
+    }
+    if (*p == ':')
+        for (p++; *p; p++)
+            if (*p < '0' || *p > '9')
+                return false;
+    return *p == '\0';
+}
+
 static int check_headers(struct conn *c)
 {
     unsigned hosts = 0;
@@ -315,7 +345,11 @@ static int check_headers(struct conn *c)
          * taken as part of the name (RFC 9112, 5.1). */
         if (!is_token(name))
             return 400;
-        hosts += strcasecmp(name, "Host") == 0;
+        if (strcasecmp(name, "Host") == 0) {
+            hosts++;
+            if (!valid_host(value))
+                return 400;
+        }
         /* Only "chunked" is a transfer coding this server decodes. */
         if (strcasecmp(name, "Transfer-Encoding") == 0 && strcasecmp(value, "chunked") != 0)
             return 501;

@@ -181,7 +181,8 @@ int httpd_static_open(struct server *srv, const char *path, int *fd, struct stat
         return 503;
     }
     if (f < 0)
-        return err == ENOENT || err == ENOTDIR ? 404 : err == ENAMETOOLONG ? 414 : 403;
+        /* A name longer than a file's may be: no such file. */
+        return err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG ? 404 : 403;
     /* A file opened first was looked at already: one fstat a request. */
     if ((!stated && fstat(f, st) != 0) || !S_ISREG(st->st_mode)) {
         close(f);
@@ -309,10 +310,14 @@ void static_serve(struct conn *c, const char *path)
     }
     char last[64];
     httpd_date(st.st_mtime, last, sizeof last);
-    const char *ims = conn_header(c, "If-Modified-Since");
-    if (ims) {
-        time_t t = httpd_parse_date(ims);
-        if (t != (time_t)-1 && st.st_mtime <= t) {
+    /* This server sends no ETag, so If-None-Match matches only "*" (the
+     * file exists); when it is sent, If-Modified-Since is not looked at
+     * (RFC 9110, 13.1.2 and 13.1.3). */
+    const char *inm = conn_header(c, "If-None-Match");
+    const char *ims = inm ? NULL : conn_header(c, "If-Modified-Since");
+    if (inm || ims) {
+        time_t t = ims ? httpd_parse_date(ims) : (time_t)-1;
+        if (inm ? strcmp(inm, "*") == 0 : t != (time_t)-1 && st.st_mtime <= t) {
             close(fd);
             char extra[96];
             snprintf(extra, sizeof extra, "Last-Modified: %s\r\n", last);

@@ -61,18 +61,42 @@ static double quantile_ms(const struct route *r, double q)
     return (double)bucket_top(HTTPD_LAT_BUCKETS - 1) / 1000.0;
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped. */
+/* The length of the UTF-8 sequence at s (1 to 4), or 0 when it is not one
+ * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned char a = s[0];
+    if (a < 0x80)
+        return 1;
+    size_t n = a >= 0xc2 && a <= 0xdf ? 2 : a >= 0xe0 && a <= 0xef ? 3 : a >= 0xf0 && a <= 0xf4 ? 4 : 0;
+    if (!n)
+        return 0;
+    unsigned char lo = a == 0xe0 ? 0xa0 : a == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = a == 0xed ? 0x9f : a == 0xf4 ? 0x8f : 0xbf;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped. A byte
+ * that is not part of UTF-8 (a prefix may hold any byte) is written as the
+ * code point of its value, \u00XX, so that the document stays JSON. */
 static void json_str(struct buf *b, const char *s)
 {
     buf_add(b, "\"", 1);
-    for (; *s; s++) {
+    while (*s) {
         unsigned char ch = (unsigned char)*s;
+        size_t n = utf8_len((const unsigned char *)s);
         if (ch == '"' || ch == '\\')
             buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
+        else if (ch < 0x20 || n == 0)
             buf_printf(b, "\\u%04x", ch);
         else
-            buf_add(b, s, 1);
+            buf_add(b, s, n);
+        s += n ? n : 1;
     }
     buf_add(b, "\"", 1);
 }

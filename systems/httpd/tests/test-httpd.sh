@@ -118,6 +118,7 @@ stop() {
 code() {
     curl -s -o "$WORK/body" -w '%{http_code}' "$@"
 }
+first_line() { head -1 | tr -d '\r'; }
 
 R="$PLUGIN"
 start main --root "$WORK/www" --access-log "$WORK/access.log" \
@@ -135,7 +136,8 @@ start main --root "$WORK/www" --access-log "$WORK/access.log" \
     --return '/moved=302:/hello' \
     --return '/gone=410' \
     --return '/refuse=400' \
-    --return '/none=204'
+    --return '/none=204' \
+    --return "$(printf '/caf\351=200:latin')"
 ERR=$WORK/main.err
 
 # ---- handlers ----
@@ -213,6 +215,9 @@ expect "... and 200s" 30 "$(grep -c 200 "$WORK/mixed")"
 # ---- the server's own pages ----
 expect "/_status answers" 200 "$(code "$URL/_status")"
 tr -d '\n' < "$WORK/body" > "$WORK/status.json"
+expect "/_status is JSON, with a prefix that is not UTF-8 (\\u00e9 for its byte)" \
+    "$(printf '/caf\303\251')" \
+    "$(python3 -c 'import json,sys; print([r["prefix"] for r in json.load(open(sys.argv[1]))["routes"] if r["prefix"].startswith("/caf")][0])' "$WORK/status.json" 2>&1)"
 contains "/_status counts the crash route's requests" '"prefix":"/crash","plugin":"[^"]*","function":"crash","placement":"processes","timeout_ms":0,"requests":4[0-9]' "$WORK/status.json"
 contains "/_status has the 5xx of the crashes" '"5xx":1[01]' "$WORK/status.json"
 contains "/_status has the pool's restarts" '"restarts":1[01]' "$WORK/status.json"
@@ -231,6 +236,19 @@ contains "Content-Type by extension" "Content-Type: text/css" "$WORK/h"
 contains "Last-Modified" "Last-Modified: " "$WORK/h"
 LM=$(sed -n 's/^Last-Modified: \(.*\)\r$/\1/p' "$WORK/h")
 expect "If-Modified-Since gives 304" 304 "$(code -H "If-Modified-Since: $LM" "$URL/sub/style.css")"
+expect "If-None-Match: * on a file gives 304" 304 "$(code -H 'If-None-Match: *' "$URL/sub/style.css")"
+expect "any other If-None-Match is no match, and If-Modified-Since is then not looked at" 200 \
+    "$(code -H 'If-None-Match: "x"' -H "If-Modified-Since: $LM" "$URL/sub/style.css")"
+expect "a name longer than a file's may be is 404, not 414" 404 \
+    "$(code "$URL/$(head -c 300 /dev/zero | tr '\0' a)")"
+for host in 'a b' 'a/b' 'x@y' 'a:8x'; do
+    expect "Host: $host is 400" "HTTP/1.1 400 Bad Request" \
+        "$(printf 'GET /13.txt HTTP/1.1\r\nHost: %s\r\n\r\n' "$host" | "$RAW" "$PORT" | first_line)"
+done
+for host in 'example.com:8080' '[::1]:80' '127.0.0.1' ''; do
+    expect "Host: $host is served" "HTTP/1.1 200 OK" \
+        "$(printf 'GET /13.txt HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$host" | "$RAW" "$PORT" | first_line)"
+done
 expect "an older If-Modified-Since gives 200" 200 \
     "$(code -H 'If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT' "$URL/sub/style.css")"
 expect "a Range gives 206" "206 irte" "$(code -r 2-5 "$URL/13.txt") $(cat "$WORK/body")"
@@ -282,7 +300,6 @@ expect "climbing back in through a symlink is 400, not a route's file" 400 \
     "$(code --path-as-is "$URL/static/../../hello/secret.txt")"
 
 # ---- bad input and limits ----
-first_line() { head -1 | tr -d '\r'; }
 expect "a malformed request is 400" "HTTP/1.1 400 Bad Request" \
     "$(printf 'GARBAGE\r\n\r\n' | "$RAW" "$PORT" | first_line)"
 expect "a header block over the limit is 431" "HTTP/1.1 431 Request Header Fields Too Large" \
