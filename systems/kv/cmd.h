@@ -69,6 +69,9 @@ void kv_evict_before(struct kv_ctx *c);
  * a command that may grow it (KV_CMD_DENYOOM) is then refused with OOM
  * before it runs, after eviction had its turn, whatever key it names. */
 bool kv_over_maxmemory(const struct kv_store *st);
+/* CONFIG's and COMMAND's subcommand errors, as Redis gives them when such
+ * a command is queued in a MULTI: written to c->out, or nothing. */
+void kv_subcommand_check(struct kv_ctx *c);
 
 /* types.c */
 int kv_cmd_lpush(struct kv_ctx *c);

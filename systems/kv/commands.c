@@ -1240,6 +1240,8 @@ const char *kv_queue_check(const struct resp_arg *argv, size_t argc, char *buf, 
         unknown(&c);
     else if ((k->arity > 0 && argc != (size_t)k->arity) || (k->arity < 0 && argc < (size_t)-k->arity))
         kv_reply_error(&out, "ERR wrong number of arguments for '%s' command", k->name);
+    else if (argc >= 2)
+        kv_subcommand_check(&c);
     if (out.len == 0)
         return "";
     /* "-text\r\n" to "text". */

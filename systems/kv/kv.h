@@ -42,7 +42,11 @@ struct kv_info {
     uint64_t rejected;
     uint64_t backend_deaths;
     uint64_t aof_size;
+    uint64_t maxclients;
 };
+
+_Static_assert(((sizeof(struct kv_header) + 63) & ~(size_t)63) + sizeof(struct kv_info) <= 4096,
+               "the header and struct kv_info share the region's first page");
 
 static inline struct kv_info *kv_info_of(const struct kv_store *st)
 {

@@ -256,6 +256,7 @@ static int start_pool(struct server *srv)
              srv->set.policy ? "allkeys-lru" : "noeviction");
     in->appendonly = srv->set.appendonly;
     in->backends = srv->set.backends;
+    in->maxclients = srv->set.maxclients;
     in->threads = srv->set.threads;
     in->pid = (uint64_t)getpid();
     in->started_ms = (uint64_t)clock_ms(CLOCK_REALTIME);

@@ -66,15 +66,17 @@ bool kv_glob(const char *pat, size_t plen, const char *s, size_t slen, bool noca
                         match |= lower(pat[q], nocase) == lower(s[i], nocase);
                         q++;
                     } else if (q + 2 < plen && pat[q + 1] == '-') {
-                        int a = lower((unsigned char)pat[q], nocase),
-                            b = lower((unsigned char)pat[q + 2], nocase);
-                        int ch = lower((unsigned char)s[i], nocase);
+                        /* As stringmatchlen: the ends and the byte as
+                         * signed chars (a byte of 0x80 or more sorts below
+                         * '0'), the ends swapped before case is folded. */
+                        int a = (signed char)pat[q], b = (signed char)pat[q + 2];
                         if (a > b) {
                             int t = a;
                             a = b;
                             b = t;
                         }
-                        match |= ch >= a && ch <= b;
+                        int ch = lower((signed char)s[i], nocase);
+                        match |= ch >= lower(a, nocase) && ch <= lower(b, nocase);
                         q += 3;
                     } else {
                         match |= lower((unsigned char)pat[q], nocase) ==
@@ -276,8 +278,9 @@ void kv_cmd_info(struct kv_ctx *c)
              (unsigned long long)in->threads);
     }
     if (wants(c, "clients"))
-        LINE("# Clients\r\nconnected_clients:%llu\r\nmaxclients:10000\r\nblocked_clients:0\r\n\r\n",
-             (unsigned long long)__atomic_load_n(&in->clients, __ATOMIC_RELAXED));
+        LINE("# Clients\r\nconnected_clients:%llu\r\nmaxclients:%llu\r\nblocked_clients:0\r\n\r\n",
+             (unsigned long long)__atomic_load_n(&in->clients, __ATOMIC_RELAXED),
+             (unsigned long long)in->maxclients);
     if (wants(c, "memory")) {
         uint64_t used = used_memory(c->st);
         char hu[32], hm[32];
@@ -322,6 +325,25 @@ void kv_cmd_info(struct kv_ctx *c)
 
 /* ---- CONFIG GET --------------------------------------------------------------------- */
 
+void kv_subcommand_check(struct kv_ctx *c)
+{
+    const struct resp_arg *sub = &c->argv[1];
+    if (kv_arg_is(&c->argv[0], "config")) {
+        if (!kv_arg_is(sub, "get") && !kv_arg_is(sub, "set") && !kv_arg_is(sub, "resetstat") &&
+            !kv_arg_is(sub, "rewrite"))
+            kv_reply_error(c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
+                           (int)(sub->len > 128 ? 128 : sub->len), sub->p);
+        else if (kv_arg_is(sub, "get") && c->argc < 3)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'config|get' command");
+    } else if (kv_arg_is(&c->argv[0], "command") && c->argc >= 2) {
+        if (!kv_arg_is(sub, "count") && !kv_arg_is(sub, "info") && !kv_arg_is(sub, "docs"))
+            kv_reply_error(c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
+                           (int)(sub->len > 128 ? 128 : sub->len), sub->p);
+        else if (kv_arg_is(sub, "count") && c->argc != 2)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'command|count' command");
+    }
+}
+
 void kv_cmd_config(struct kv_ctx *c)
 {
     if (!kv_arg_is(&c->argv[1], "get")) {
@@ -332,7 +354,7 @@ void kv_cmd_config(struct kv_ctx *c)
                            (int)c->argv[1].len, c->argv[1].p);
         else
             kv_reply_error(c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
-                           (int)(c->argv[1].len > 64 ? 64 : c->argv[1].len), c->argv[1].p);
+                           (int)(c->argv[1].len > 128 ? 128 : c->argv[1].len), c->argv[1].p);
         return;
     }
     if (c->argc < 3) {
@@ -340,8 +362,9 @@ void kv_cmd_config(struct kv_ctx *c)
         return;
     }
     const struct kv_info *in = kv_info_of(c->st);
-    char port[24], backends[24], threads[24], maxmem[24];
+    char port[24], backends[24], threads[24], maxmem[24], maxclients[24];
     snprintf(port, sizeof port, "%llu", (unsigned long long)in->port);
+    snprintf(maxclients, sizeof maxclients, "%llu", (unsigned long long)in->maxclients);
     snprintf(backends, sizeof backends, "%llu", (unsigned long long)in->backends);
     snprintf(threads, sizeof threads, "%llu", (unsigned long long)in->threads);
     snprintf(maxmem, sizeof maxmem, "%llu", (unsigned long long)c->st->hdr->maxmemory);
@@ -355,6 +378,7 @@ void kv_cmd_config(struct kv_ctx *c)
         {"dir", in->dir},
         {"maxmemory", maxmem},
         {"maxmemory-policy", in->policy},
+        {"maxclients", maxclients},
         {"databases", "1"},
         {"save", ""},
     };
@@ -419,7 +443,15 @@ void kv_cmd_command(struct kv_ctx *c)
         for (size_t i = 0; i < kv_ncommands; i++)
             command_info(c, &kv_commands[i]);
     } else if (kv_arg_is(&c->argv[1], "count")) {
-        kv_reply_int(c->out, (long long)kv_ncommands);
+        if (c->argc != 2)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'command|count' command");
+        else
+            kv_reply_int(c->out, (long long)kv_ncommands);
+    } else if (kv_arg_is(&c->argv[1], "info") && c->argc == 2) {
+        /* As Redis 7: no names, every command. */
+        kv_reply_array(c->out, (long long)kv_ncommands);
+        for (size_t i = 0; i < kv_ncommands; i++)
+            command_info(c, &kv_commands[i]);
     } else if (kv_arg_is(&c->argv[1], "info")) {
         kv_reply_array(c->out, (long long)c->argc - 2);
         for (size_t i = 2; i < c->argc; i++) {
@@ -427,13 +459,13 @@ void kv_cmd_command(struct kv_ctx *c)
             if (k)
                 command_info(c, k);
             else
-                kv_reply_raw(c->out, "*-1\r\n", 5);
+                kv_reply_raw(c->out, "$-1\r\n", 5); /* a null, as Redis's */
         }
     } else if (kv_arg_is(&c->argv[1], "docs")) {
         /* What redis-cli asks at start, for its hints: none here. */
         kv_reply_array(c->out, 0);
     } else {
         kv_reply_error(c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
-                       (int)(c->argv[1].len > 64 ? 64 : c->argv[1].len), c->argv[1].p);
+                       (int)(c->argv[1].len > 128 ? 128 : c->argv[1].len), c->argv[1].p);
     }
 }
