@@ -8,7 +8,7 @@
 # as root). Same worker counts on both sides: 2 nginx workers and 2
 # walls-httpd loops; 2 FastCGI processes and 2 walls workers per route.
 # Each figure is the median of RUNS (3) runs of wrk -t2 -c64 -d10s
-# (DURATION to shorten it). Everything listens on 127.0.0.1.
+# (DURATION, in seconds, to shorten it: 5s). Everything listens on 127.0.0.1.
 #
 #   a. static: the fixed "hello" response (nginx's return beside walls-httpd's
 #      --return, both answered by the event loops, and beside the hello
@@ -18,7 +18,8 @@
 #   c. one request in a hundred crashes its handler (processes, and nginx +
 #      FastCGI): statuses, throughput and p99 beside run b
 #   d. a route whose handler sleeps past its 1 s limit (504s) while /dyn
-#      keeps its throughput
+#      keeps its throughput: /dyn alone and beside it, alternated, RUNS
+#      pairs
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$TOP/build-release}
@@ -99,6 +100,14 @@ wrk_median() {
         i=$((i + 1))
     done
     sort -n "$WORK/runs" | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
+
+# wrk_once URL [wrk args]: the same for one run.
+wrk_once() {
+    runs=$RUNS
+    RUNS=1
+    wrk_median "$@"
+    RUNS=$runs
 }
 
 # wait_up URL: until the server answers (at most 5 s).
@@ -212,18 +221,48 @@ show "walls-httpd: dyn on processes, 1% crashing" "$r"
 echo "     statuses: ${r#*|}"
 stop_walls
 echo
-echo "d. a route whose handler overruns its 1 s limit, beside /dyn"
+echo "d. a route whose handler overruns its 1 s limit, beside /dyn (processes)"
+# Pairs in one sitting, on one server: /dyn alone, then /dyn while two
+# keep-alive clients ask /nap for 2 s naps (each ends at its 1 s limit:
+# 504, and its worker is killed and replaced). "Keeps its throughput" is
+# the ratio within each pair; run b, minutes earlier, is beside it only
+# for reference.
 start_walls --route "/dyn=$PLUGIN:dyn:processes" --route "/nap=$PLUGIN:nap:processes:1000"
-(
-    end=$(($(date +%s) + 40))
-    while [ "$(date +%s)" -lt "$end" ]; do
-        curl -s -o /dev/null -w '%{http_code}\n' "$WURL/nap?ms=2000" >> "$WORK/naps" &
-        curl -s -o /dev/null -w '%{http_code}\n' "$WURL/nap?ms=2000" >> "$WORK/naps"
-    done
-) &
-NAPPER=$!
-show "walls-httpd: /dyn while /nap times out" "$(wrk_median "$WURL/dyn?n=12")"
-kill "$NAPPER" 2>/dev/null || true
-wait "$NAPPER" 2>/dev/null || true
-echo "     /nap statuses: $(sort "$WORK/naps" | uniq -c | tr -s ' ' | tr '\n' ' ')"
+cat > "$WORK/codes.lua" <<'LUA'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) codes = {} end
+function response(status) codes[status] = (codes[status] or 0) + 1 end
+function done(summary, latency, requests)
+    local line = "statuses:"
+    for _, t in ipairs(threads) do
+        for k, v in pairs(t:get("codes")) do line = line .. " " .. k .. "=" .. v end
+    end
+    print(line)
+end
+LUA
+secs=${DURATION%s}
+: > "$WORK/pairs"
+: > "$WORK/naps"
+i=0
+while [ $i -lt "$RUNS" ]; do
+    alone=$(wrk_once "$WURL/dyn?n=12")
+    wrk -t1 -c2 -d$((secs + 2))s --timeout 5s -s "$WORK/codes.lua" "$WURL/nap?ms=2000" \
+        > "$WORK/nap.out" 2>&1 &
+    NAPPER=$!
+    sleep 1
+    beside=$(wrk_once "$WURL/dyn?n=12")
+    wait "$NAPPER" || true
+    sed -n 's/^statuses: *//p' "$WORK/nap.out" >> "$WORK/naps"
+    a=${alone%% *}
+    b=${beside%% *}
+    r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+    echo "     pair $((i + 1)): /dyn alone $a req/s, beside the overrunning /nap $b req/s: ${r}x"
+    echo "$r $beside" >> "$WORK/pairs"
+    i=$((i + 1))
+done
+mid=$(sort -n "$WORK/pairs" | sed -n "$(( (RUNS + 1) / 2 ))p")
+show "walls-httpd: /dyn while /nap times out" "${mid#* }"
+echo "     beside / alone, median of $RUNS pairs: ${mid%% *}x"
+echo "     /nap statuses: $(tr ' ' '\n' < "$WORK/naps" | awk -F= 'NF == 2 { n[$1] += $2 } END { for (k in n) printf "%s=%d ", k, n[k] }')"
 stop_walls
