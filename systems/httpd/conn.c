@@ -511,6 +511,10 @@ static void start_request(struct conn *c)
     c->status = 0;
     c->sent_bytes = 0;
     c->line[0] = '\0';
+    /* The last request's target is not this one's: bytes the parser
+     * refuses before a new request begins are logged as "-", not as the
+     * last request again. */
+    c->url.len = 0;
     c->out.len = c->out_sent = 0;
     buf_trim(&c->out);
     buf_trim(&c->body);

@@ -369,6 +369,11 @@ expect "lines ended by LF alone are still read" "HTTP/1.1 200 OK" \
 expect "a trailer section over the header limit is 431" "HTTP/1.1 431 Request Header Fields Too Large" \
     "$( (printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: '
         head -c 3000 /dev/zero | tr '\0' a; printf '\r\n\r\n') | "$RAW" "$PORT" | first_line)"
+dashes=$(grep -c '"-" 400 ' "$WORK/access.log" || true)
+printf 'GET /13.txt?logged-once HTTP/1.1\r\nHost: x\r\n\r\n\001\r\n\r\n' | "$RAW" "$PORT" > /dev/null
+sleep 0.2
+expect "garbage after a request is 400, not logged as that request again" "1 $((dashes + 1))" \
+    "$(grep -c 'logged-once' "$WORK/access.log") $(grep -c '"-" 400 ' "$WORK/access.log")"
 expect "a blank before a header's colon is 400" "HTTP/1.1 400 Bad Request" \
     "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc' | "$RAW" "$PORT" | first_line)"
 expect "a transfer coding other than chunked is 501" "HTTP/1.1 501 Not Implemented" \
