@@ -307,64 +307,51 @@ __attribute__((no_sanitize("undefined", "address", "thread"))) static int late_s
     return 0;
 }
 
-/* A task faults; while its fault waits for a neighbour's thread, the pool
- * kills the process for that neighbour's time limit. The faulting task
- * still ends with its own signal, and the neighbour with its timeout. */
-START_TEST(test_hybrid_fault_meets_neighbour_timeout)
+/* A task faults while a neighbour that blocks every signal keeps its
+ * fault waiting, and a time limit passes meanwhile: the neighbour's
+ * (limit_on_fault false) or the faulting task's own. Either way the
+ * faulting task ends with its own signal; the neighbour ends with its
+ * timeout, or, when the limit was the other task's, LOST (its process
+ * died under it). */
+static void fault_beside_deaf(int rounds, bool limit_on_fault)
 {
     struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
                                 .restart_limit = 100000};
     walls_pool *pool;
     ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
-    for (int round = 0; round < 5; round++) {
+    struct walls_task_opts none = {0}, limit = {.timeout_ms = limit_on_fault ? 60 : 50};
+    for (int round = 0; round < rounds; round++) {
         walls_task *deaf, *segv;
-        ck_assert_int_eq(walls_submit_ex(pool, deaf_nap, NULL, 0,
-                                         &(struct walls_task_opts){.timeout_ms = 50}, &deaf),
-                         0);
-        ck_assert_int_eq(walls_submit(pool, late_segv, NULL, 0, &segv), 0);
+        ck_assert_int_eq(
+            walls_submit_ex(pool, deaf_nap, NULL, 0, limit_on_fault ? &none : &limit, &deaf), 0);
+        ck_assert_int_eq(
+            walls_submit_ex(pool, late_segv, NULL, 0, limit_on_fault ? &limit : &none, &segv), 0);
         struct walls_result rd, rs;
         ck_assert_int_eq(walls_wait(segv, 20000, &rs), 0);
         ck_assert_int_eq(walls_wait(deaf, 20000, &rd), 0);
         ck_assert_msg(rs.status == WALLS_CRASHED && rs.code == SIGSEGV,
                       "round %d: the faulting task ended %s/%d", round,
                       walls_status_name(rs.status), rs.code);
-        ck_assert_msg(rd.status == WALLS_TIMEOUT, "round %d: the deaf one ended %s/%d", round,
+        enum walls_status want = limit_on_fault ? WALLS_LOST : WALLS_TIMEOUT;
+        ck_assert_msg(rd.status == want, "round %d: the deaf one ended %s/%d", round,
                       walls_status_name(rd.status), rd.code);
         walls_task_free(deaf);
         walls_task_free(segv);
     }
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
+
+START_TEST(test_hybrid_fault_meets_neighbour_timeout)
+{
+    fault_beside_deaf(5, false);
+}
 END_TEST
 
-/* The other way round: the faulting task has the time limit, and it
- * passes while its fault waits for the deaf neighbour. It faulted first:
- * it ends CRASHED with its signal, not TIMEOUT; the neighbour, whose
- * process died under it, ends LOST. */
+/* The faulting task faulted before its own limit passed: CRASHED, not
+ * TIMEOUT. */
 START_TEST(test_hybrid_fault_outlives_own_limit)
 {
-    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 2,
-                                .restart_limit = 100000};
-    walls_pool *pool;
-    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
-    for (int round = 0; round < 3; round++) {
-        walls_task *deaf, *segv;
-        ck_assert_int_eq(walls_submit(pool, deaf_nap, NULL, 0, &deaf), 0);
-        ck_assert_int_eq(walls_submit_ex(pool, late_segv, NULL, 0,
-                                         &(struct walls_task_opts){.timeout_ms = 60}, &segv),
-                         0);
-        struct walls_result rd, rs;
-        ck_assert_int_eq(walls_wait(segv, 20000, &rs), 0);
-        ck_assert_int_eq(walls_wait(deaf, 20000, &rd), 0);
-        ck_assert_msg(rs.status == WALLS_CRASHED && rs.code == SIGSEGV,
-                      "round %d: the faulting task ended %s/%d", round,
-                      walls_status_name(rs.status), rs.code);
-        ck_assert_msg(rd.status == WALLS_LOST, "round %d: the deaf one ended %s/%d", round,
-                      walls_status_name(rd.status), rd.code);
-        walls_task_free(deaf);
-        walls_task_free(segv);
-    }
-    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    fault_beside_deaf(3, true);
 }
 END_TEST
 
