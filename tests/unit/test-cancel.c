@@ -208,8 +208,19 @@ START_TEST(test_cancel_races_the_finish)
         }
     int span = 2 * trips[10];
     unsigned seed = 12345;
-    int killed = 0, finished = 0;
+    int killed = 0, finished = 0, recent_killed = 0;
     for (int k = 0; k < 600; k++) {
+        /* The machine's pace changes under the test (a sanitizer, other
+         * tests beside it): every 50 rounds the span follows what the
+         * cancels met, longer when nearly all came before the end,
+         * shorter when nearly all came after it. */
+        if (k > 0 && k % 50 == 0) {
+            if (recent_killed > 40)
+                span += span / 2;
+            else if (recent_killed < 10 && span > 1)
+                span -= span / 3;
+            recent_killed = 0;
+        }
         walls_task *t;
         ck_assert_int_eq(walls_submit(pool, spin_us, &us, sizeof us, &t), 0);
         spin_here((int)(rand_r(&seed) % (unsigned)span));
@@ -221,6 +232,7 @@ START_TEST(test_cancel_races_the_finish)
                           k, walls_status_name(r.status));
             ck_assert_uint_eq(r.out_len, 0);
             killed++;
+            recent_killed++;
         } else {
             ck_assert_int_eq(rc, -EALREADY);
             ck_assert_msg(r.status == WALLS_OK, "round %d: cancel said -EALREADY, the task ended %s",
@@ -230,8 +242,9 @@ START_TEST(test_cancel_races_the_finish)
         walls_task_free(t);
     }
     /* Both ends many times over: 600 rounds at random points of the
-     * task's span give about 300 of each on a quiet machine; a loaded one
-     * under ThreadSanitizer has given 27 of one. */
+     * task's span give about 300 of each on a quiet machine; under
+     * ThreadSanitizer beside other tests the pace changed enough within
+     * the test to leave 10 of one before the span followed it. */
     ck_assert_msg(killed >= 15 && finished >= 15,
                   "%d cancelled, %d finished (cancels within %d us): the race was missed", killed,
                   finished, span);
