@@ -147,10 +147,12 @@ static int64_t work(struct walls__pool *pool)
         if (proc->state == WALLS__PROC_DOWN && proc->respawn_at && proc->respawn_at < next)
             next = proc->respawn_at;
     }
-    /* A limited task dealt since the clock looked (a process came back). */
+    /* What was dealt since the clock looked (a process came back): a
+     * limited task's deadline, or a balancing tick. */
     if (pool->clock_next < next)
         next = pool->clock_next;
-    pool->want_clock = false;
+    if (pool->balance_at && pool->balance_at < next)
+        next = pool->balance_at;
     return next;
 }
 
