@@ -634,7 +634,7 @@ int conn_head(struct conn *c, int status, uint64_t content_length)
     c->status = status;
     if (httpd_stopping(c->loop->srv))
         c->close_after = true;
-    /* 204 and 304 carry no Content-Length (RFC 9110, 8.6). */
+    /* 204 and 304 carry no Content-Length (RFC 9110, 8.6); 205 says 0. */
     char length[48] = "";
     if (status != 204 && status != 304)
         snprintf(length, sizeof length, "Content-Length: %llu\r\n",
@@ -655,6 +655,8 @@ void conn_respond(struct conn *c, int status, const char *type, const char *extr
                   const void *body, size_t len)
 {
     c->out.len = c->out_sent = 0;
+    if (status == 205) /* Reset Content: no content, whatever was given */
+        len = 0;
     bool empty = status == 304 || status == 204;
     bool no_body = conn_is_head(c) || empty;
     if (conn_head(c, status, empty ? 0 : len) ||
@@ -807,7 +809,7 @@ static void log_access(struct conn *c)
         httpd_count(&c->route->by_class[c->status / 100 % 6], 1);
         status_record(c->route, now_ns() - c->start_ns);
     }
-    if (!srv->access_log)
+    if (!httpd_peek(&srv->access_log))
         return;
     httpd_log_access(srv, c->peer, c->line[0] ? c->line : "-", c->status, c->sent_bytes,
                      c->headers_done ? conn_header(c, "Referer") : NULL,

@@ -105,6 +105,12 @@ void handler_return(struct conn *c, struct route *r)
     conn_respond(c, s, "text/plain", redirect ? location : NULL, body, (size_t)n);
 }
 
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
 /* Checks and turns a handler's output into the response. Returns false
  * when the output is not a response walls-httpd.h wrote. */
 static bool respond_from(struct conn *c, const unsigned char *p, size_t len)
@@ -114,7 +120,7 @@ static bool respond_from(struct conn *c, const unsigned char *p, size_t len)
         return false;
     memcpy(head, p, sizeof head);
     if (head[0] != WHTTPD_RESPONSE_MAGIC || head[1] < 200 || head[1] > 599 ||
-        head[2] > HEADERS_MAX || head[3] > len - sizeof head)
+        head[2] > WHTTPD_RESPONSE_HEADERS_MAX || head[3] > len - sizeof head)
         return false;
     size_t at = sizeof head, body_at = len - head[3];
     struct buf extra = {0};
@@ -133,11 +139,14 @@ static bool respond_from(struct conn *c, const unsigned char *p, size_t len)
             ok = false;
             break;
         }
-        /* Nothing that would end a header line or forge one, and no
-         * control characters but the tab in a value (RFC 9110, 5.5). */
-        for (const unsigned char *q = name; q < vnul; q++)
-            if ((q != nul && ((*q < ' ' && *q != '\t') || *q == 0x7f)) ||
-                (q < nul && (*q == ':' || *q <= ' ')))
+        /* A name is a token (RFC 9110, 5.1); a value has nothing that
+         * would end a header line or forge one, and no control characters
+         * but the tab (5.5). */
+        for (const unsigned char *q = name; q < nul; q++)
+            if (!is_tchar(*q))
+                ok = false;
+        for (const unsigned char *q = value; q < vnul; q++)
+            if ((*q < ' ' && *q != '\t') || *q == 0x7f)
                 ok = false;
         /* Date and Server are the server's own: a handler's are dropped,
          * as nginx drops an upstream's, not sent twice. */

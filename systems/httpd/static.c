@@ -262,7 +262,8 @@ static int read_into(struct buf *b, int fd, off_t off, size_t len)
 
 /* 301 to the same path and query with the directory's slash. One
  * leading slash ("//host/" would name another host), no fragment, and any
- * byte that is not printable ASCII escaped. */
+ * byte that is not printable ASCII escaped, the backslash too (browsers
+ * read "/\\host/" as "//host/"). */
 static void redirect_to_directory(struct conn *c)
 {
     const char *u = c->url.p, *end = u + c->url.len;
@@ -277,7 +278,7 @@ static void redirect_to_directory(struct conn *c)
             slash = true;
         }
         unsigned char ch = (unsigned char)*p;
-        ok = ok && (ch > ' ' && ch < 0x7f ? buf_add(&loc, p, 1)
+        ok = ok && (ch > ' ' && ch < 0x7f && ch != '\\' ? buf_add(&loc, p, 1)
                                             : buf_printf(&loc, "%%%02X", ch)) == 0;
     }
     ok = ok && (slash || buf_add(&loc, "/", 1) == 0) && buf_add(&loc, "\r\n", 3) == 0;

@@ -39,6 +39,7 @@ extern "C" {
 
 #define WHTTPD_REQUEST_MAGIC 0x51485457u  /* "WTHQ" */
 #define WHTTPD_RESPONSE_MAGIC 0x53485457u /* "WTHS" */
+#define WHTTPD_RESPONSE_HEADERS_MAX 100u /* a response's headers at most */
 #define WHTTPD_HEADERS_MAX 64u /* request headers passed to a handler at most */
 
 struct whttpd_header {
@@ -145,11 +146,14 @@ static inline int whttpd_query_param(const struct whttpd_request *req, const cha
 
 /*
  * whttpd_respond_headers - writes the response: status (200-599; a 1xx is
- * not a final response), optional extra headers (names and values
- * without CR, LF or other control characters but tab; walls-httpd adds
- * Content-Length, Date, Server and Connection itself, and a handler that
- * sets any of Content-Length, Connection or Transfer-Encoding gets 502),
- * and the body. Responses 204 and 304 go out without a body.
+ * not a final response), optional extra headers (at most
+ * WHTTPD_RESPONSE_HEADERS_MAX with the Content-Type; names are tokens
+ * (RFC 9110: letters, digits and !#$%&'*+-.^_`|~), values without CR, LF
+ * or other control characters but tab; walls-httpd adds Content-Length,
+ * Date, Server and Connection itself, and a handler that sets any of
+ * Content-Length, Connection or Transfer-Encoding, or writes more
+ * headers or other names than these, gets 502), and the body. Responses
+ * 204 and 304 go out without a body, 205 with an empty one.
  * content_type NULL sends none. Returns 0, or -1 when it does not fit
  * call->out_cap (the route's max_output) or is malformed: return that from
  * the handler and the client gets 500.
@@ -169,6 +173,8 @@ static inline int whttpd_respond_headers(struct walls_call *call, int status,
         const char *value = i == 0 ? content_type : extra[i - 1].value;
         if (!name || !value)
             continue;
+        if (head[2] == WHTTPD_RESPONSE_HEADERS_MAX)
+            return -1;
         size_t a = strlen(name) + 1, b = strlen(value) + 1;
         if (cap - at < a + b)
             return -1;

@@ -10,19 +10,22 @@
  *   heavy  CPU work: the query's n= rounds (at most 10^9) of a hash, then 200
  *   fail   returns 1 (the client gets 500)
  *   opener tries to open /etc/passwd: a strict route stops it (502)
+ *   forge  writes the request body as its output, as it is: a handler that
+ *          lays out its own response, or lies (the server checks it)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "walls-httpd.h"
 
 /* The handlers: walls task functions, exported. */
-walls_fn hello, dyn, crash, nap, echo, heavy, fail, opener;
+walls_fn hello, dyn, crash, nap, echo, heavy, fail, opener, forge;
 
 /* The query's integer parameter name, or def when absent or malformed. */
 static long long param(const struct whttpd_request *req, const char *name, long long def)
@@ -118,4 +121,14 @@ int opener(struct walls_call *call)
         close(fd);
     return whttpd_respond(call, 200, "text/plain", fd >= 0 ? "opened\n" : "refused\n",
                           fd >= 0 ? 7 : 8);
+}
+
+int forge(struct walls_call *call)
+{
+    struct whttpd_request req;
+    if (whttpd_request_read(call, &req) != 0 || req.body_len > call->out_cap)
+        return 1;
+    memcpy(call->out, req.body, req.body_len);
+    call->out_len = req.body_len;
+    return 0;
 }
