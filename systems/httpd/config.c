@@ -130,6 +130,26 @@ static int route_line(struct route *r, const char *dir, const char *key, const c
                       key);
 }
 
+/* The settings a file or a route block gave so far, with their lines: a
+ * second one is a mistake (which would win?), not an override. */
+struct seen {
+    char name[24][24]; /* every setting there is, and more */
+    int line[24];
+    unsigned n;
+};
+
+static int once(struct seen *s, const char *name, int lineno, const char *path)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (strcmp(s->name[i], name) == 0)
+            return httpd_fail("%s given twice (first at %s:%d)", name, path, s->line[i]);
+    if (strlen(name) < sizeof s->name[0] && s->n < sizeof s->line / sizeof s->line[0]) {
+        strcpy(s->name[s->n], name);
+        s->line[s->n++] = lineno;
+    }
+    return 0;
+}
+
 int httpd_config_load(struct server *srv, const char *path)
 {
     FILE *f = fopen(path, "re");
@@ -145,6 +165,7 @@ int httpd_config_load(struct server *srv, const char *path)
     struct route *block = NULL;
     bool has_handler = false, tuned = false;
     int rc = 0, lineno = 0, block_line = 0;
+    struct seen top = {0}, inner = {0};
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
         snprintf(where, sizeof where, "%s:%d", path, lineno);
@@ -183,6 +204,8 @@ int httpd_config_load(struct server *srv, const char *path)
                 srv->nroutes++;
                 block = NULL;
             } else if (n == 2 || (n == 3 && strcmp(tok[0], "return") == 0)) {
+                if ((rc = once(&inner, tok[0], lineno, path)) != 0)
+                    break;
                 has_handler |= strcmp(tok[0], "handler") == 0;
                 tuned |= tunes_handler(tok[0]);
                 rc = route_line(block, dir, tok[0], tok[1], n == 3 ? tok[2] : NULL);
@@ -195,6 +218,7 @@ int httpd_config_load(struct server *srv, const char *path)
             block = httpd_route_new(srv, tok[1], strlen(tok[1]));
             block_line = lineno;
             has_handler = tuned = false;
+            inner.n = 0;
             rc = block ? 0 : 2;
         } else if (strcmp(tok[0], "route") == 0 && n == 2 && strchr(tok[1], '=')) {
             /* The flag's form; a relative plugin path is the file's. */
@@ -203,6 +227,9 @@ int httpd_config_load(struct server *srv, const char *path)
             snprintf(spec, sizeof spec, "%.*s=%s", (int)(eq - tok[1]), tok[1],
                      against(dir, eq + 1, abs));
             rc = httpd_option(srv, "route", spec);
+        } else if (n == 2 && strcmp(tok[0], "return") != 0 &&
+                   (rc = once(&top, tok[0], lineno, path)) != 0) {
+            break;
         } else if (n == 2) {
             rc = httpd_option(srv, tok[0], is_path_setting(tok[0]) ? against(dir, tok[1], abs)
                                                                   : tok[1]);

@@ -35,6 +35,7 @@
 struct route {
     char prefix[256];
     size_t prefix_len;
+    char where[160]; /* "FILE:LINE" of a route from a configuration file, else "" */
     char plugin[PATH_MAX];
     char function[128];
     void *dl;
@@ -91,8 +92,10 @@ struct server {
     unsigned workers;       /* default per route */
     int shutdown_ms;        /* graceful stop bound */
     unsigned restart_limit; /* the pools' crash-loop limit (0: walls' default) */
-    FILE *access_log;       /* NULL: none */
+    FILE *access_log;       /* NULL: none; swapped under log_lock (SIGUSR1) */
     FILE *error_log;
+    char access_log_path[PATH_MAX]; /* "": none given (SIGUSR1 opens them again) */
+    char error_log_path[PATH_MAX];
     pthread_mutex_t log_lock;
     int stopping;           /* [atomic] 0, or 1: graceful, 2: at once (httpd_stopping) */
     bool renew;             /* [atomic] a pool was lost: the main thread makes the routes
@@ -186,6 +189,9 @@ void httpd_log_error(struct server *srv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void httpd_log_notice(struct server *srv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* SIGUSR1: the access and error logs given by path opened again (after
+ * they were moved away), each swapped in whole under the log lock. */
+void httpd_logs_reopen(struct server *srv);
 /* One line of the combined format. */
 void httpd_log_access(struct server *srv, const char *peer, const char *request_line,
                       int status, uint64_t bytes, const char *referer, const char *agent);

@@ -3,8 +3,10 @@
  * line each, written whole under one lock and flushed.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "httpd.h"
@@ -24,7 +26,7 @@ static void log_line(struct server *srv, const char *level, const char *fmt, va_
     __attribute__((format(printf, 3, 0)));
 static void log_line(struct server *srv, const char *level, const char *fmt, va_list ap)
 {
-    if (!srv->error_log)
+    if (!httpd_peek(&srv->error_log))
         return;
     char when[64];
     stamp(when, sizeof when, false);
@@ -84,4 +86,31 @@ void httpd_log_access(struct server *srv, const char *peer, const char *request_
     fputc('\n', f);
     fflush(f);
     pthread_mutex_unlock(&srv->log_lock);
+}
+
+/* Opens the log at path again (it was moved away) and swaps it in under
+ * the log lock; on failure the old one stays, and says why. */
+static void reopen_log(struct server *srv, FILE **log, const char *path)
+{
+    if (!*path)
+        return;
+    FILE *f = fopen(path, "ae");
+    if (!f) {
+        httpd_log_error(srv, "cannot open log %s again: %s; writing on to the old one", path,
+                        strerror(errno));
+        return;
+    }
+    setvbuf(f, NULL, _IOLBF, 0);
+    pthread_mutex_lock(&srv->log_lock);
+    FILE *old = *log;
+    httpd_store(log, f);
+    pthread_mutex_unlock(&srv->log_lock);
+    fclose(old);
+}
+
+void httpd_logs_reopen(struct server *srv)
+{
+    reopen_log(srv, &srv->access_log, srv->access_log_path);
+    reopen_log(srv, &srv->error_log, srv->error_log_path);
+    httpd_log_notice(srv, "logs opened again");
 }

@@ -13,8 +13,8 @@
  * then the pools, then the loops. SIGTERM and SIGINT stop gracefully
  * (no more accepts, responses in progress finish, at most
  * --shutdown-timeout), SIGQUIT at once; SIGHUP reloads the routes (new
- * pools take new requests, the old ones finish theirs and go). See
- * docs/httpd.md.
+ * pools take new requests, the old ones finish theirs and go); SIGUSR1
+ * opens the logs again. See docs/httpd.md.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -29,22 +29,42 @@
 
 #include "conn.h"
 
-/* Loads each route's plugin and finds its function. */
-static int load_plugins(struct server *srv)
+/* The plugins loaded at start, which the fork server has mapped. */
+static char *start_plugins[HTTPD_ROUTES_MAX];
+static unsigned nstart_plugins;
+
+/* Loads each route's plugin and finds its function; a failure names the
+ * configuration file's line of the route when it has one. With reloading,
+ * a strict route's plugin must be one loaded at start: its workers come
+ * from the fork server, which has only those, and cannot open files. */
+static int load_plugins(struct server *srv, bool reloading)
 {
-    for (unsigned i = 0; i < srv->nroutes; i++) {
+    int rc = 0;
+    for (unsigned i = 0; !rc && i < srv->nroutes; i++) {
         struct route *r = &srv->routes[i];
         if (r->ret_status)
             continue; /* answered by the loops */
-        r->dl = dlopen(r->plugin, RTLD_NOW | RTLD_LOCAL);
-        if (!r->dl)
-            return httpd_fail("route %s: %s", r->prefix, dlerror());
-        r->fn = (walls_fn *)dlsym(r->dl, r->function);
-        if (!r->fn)
-            return httpd_fail("route %s: %s has no function %s", r->prefix, r->plugin,
-                              r->function);
+        httpd_where = r->where[0] ? r->where : NULL;
+        bool known = false;
+        for (unsigned k = 0; k < nstart_plugins && !known; k++)
+            known = strcmp(start_plugins[k], r->plugin) == 0;
+        if (reloading && r->sandbox == WALLS_SANDBOX_STRICT && !known) {
+            rc = httpd_fail("route %s: strict, and %s was not loaded at start: its "
+                            "sandboxed workers could not load it (restart the server)",
+                            r->prefix, r->plugin);
+            break;
+        }
+        if (!reloading && !known && nstart_plugins < HTTPD_ROUTES_MAX &&
+            !(start_plugins[nstart_plugins++] = strdup(r->plugin)))
+            nstart_plugins--; /* no memory: only a strict reload is refused */
+        if (!(r->dl = dlopen(r->plugin, RTLD_NOW | RTLD_LOCAL)))
+            rc = httpd_fail("route %s: %s", r->prefix, dlerror());
+        else if (!(r->fn = (walls_fn *)dlsym(r->dl, r->function)))
+            rc = httpd_fail("route %s: %s has no function %s", r->prefix, r->plugin,
+                            r->function);
     }
-    return 0;
+    httpd_where = NULL;
+    return rc;
 }
 
 static int make_pools(struct server *srv)
@@ -249,7 +269,7 @@ static void reload(struct server *srv, bool renew)
             fclose(next->error_log);
     }
     if (rc == 0)
-        rc = load_plugins(next);
+        rc = load_plugins(next, true);
     if (rc == 0)
         rc = make_pools(next);
     struct routeset *set = rc == 0 ? set_of(next) : NULL;
@@ -328,6 +348,8 @@ static void serve(struct server *srv, const sigset_t *sigs)
         retire(srv, false, THREADS_APART);
         if (sig == SIGHUP)
             reload(srv, false);
+        if (sig == SIGUSR1)
+            httpd_logs_reopen(srv);
         else if (httpd_load(&srv->renew) && !httpd_stopping(srv)) {
             httpd_store(&srv->renew, false);
             reload(srv, true);
@@ -382,7 +404,7 @@ int main(int argc, char **argv)
         httpd_fail("root %s: not a directory", srv.root);
         return check_only ? 1 : 2;
     }
-    if ((rc = load_plugins(&srv)) != 0)
+    if ((rc = load_plugins(&srv, false)) != 0)
         return check_only ? 1 : rc;
     if (check_only) {
         printf("walls-httpd: the configuration is ok: listen %s:%d, %u route%s%s%s\n", srv.host,
@@ -411,6 +433,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGQUIT);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     if ((rc = httpd_loops_open(&srv)) != 0 || (rc = httpd_loops_start(&srv)) != 0) {

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "httpd.h"
 
@@ -187,8 +188,13 @@ struct route *httpd_route_new(struct server *srv, const char *prefix, size_t len
         httpd_fail("too many routes (at most %d)", HTTPD_ROUTES_MAX);
         return NULL;
     }
-    if (len == 0 || prefix[0] != '/' || len >= sizeof srv->routes[0].prefix) {
+    if (len == 0 || prefix[0] != '/') {
         httpd_fail("route prefix %.*s: want a path starting with /", (int)len, prefix);
+        return NULL;
+    }
+    if (len >= sizeof srv->routes[0].prefix) {
+        httpd_fail("route prefix %.40s...: longer than %zu bytes", prefix,
+                   sizeof srv->routes[0].prefix - 1);
         return NULL;
     }
     /* /_status and /_status.html are answered before any route. */
@@ -206,6 +212,8 @@ struct route *httpd_route_new(struct server *srv, const char *prefix, size_t len
     memcpy(r->prefix, prefix, len);
     r->prefix_len = len;
     r->pool_fd = -1;
+    if (httpd_where)
+        snprintf(r->where, sizeof r->where, "%s", httpd_where);
     httpd_route_placement(r, "processes");
     return r;
 }
@@ -290,8 +298,10 @@ static int parse_listen(struct server *srv, const char *spec)
     return 0;
 }
 
-static int open_log(FILE **to, const char *path)
+static int open_log(FILE **to, char *saved, const char *path)
 {
+    if (strlen(path) >= PATH_MAX)
+        return httpd_fail("log %.40s...: the path is too long", path);
     FILE *f = fopen(path, "ae");
     if (!f)
         return httpd_fail("cannot open log %s: %s", path, strerror(errno));
@@ -299,6 +309,7 @@ static int open_log(FILE **to, const char *path)
     if (*to && *to != stderr)
         fclose(*to);
     *to = f;
+    strcpy(saved, path);
     return 0;
 }
 
@@ -310,8 +321,11 @@ int httpd_option(struct server *srv, const char *name, const char *value)
     if (strcmp(name, "listen") == 0)
         return parse_listen(srv, value);
     if (strcmp(name, "root") == 0) {
+        struct stat st;
         if (!realpath(value, srv->root))
             return httpd_fail("root %s: no such directory", value);
+        if (stat(srv->root, &st) != 0 || !S_ISDIR(st.st_mode))
+            return httpd_fail("root %s: not a directory", value);
         return 0;
     }
     if (strcmp(name, "route") == 0)
@@ -319,9 +333,9 @@ int httpd_option(struct server *srv, const char *name, const char *value)
     if (strcmp(name, "return") == 0)
         return parse_return(srv, value);
     if (strcmp(name, "access-log") == 0)
-        return open_log(&srv->access_log, value);
+        return open_log(&srv->access_log, srv->access_log_path, value);
     if (strcmp(name, "error-log") == 0)
-        return open_log(&srv->error_log, value);
+        return open_log(&srv->error_log, srv->error_log_path, value);
     static const struct {
         const char *name;
         unsigned long long min, max;
@@ -383,6 +397,12 @@ int httpd_parse_args(struct server *srv, int argc, char **argv, bool *check_only
     };
     int ch, index;
     opterr = 0;
+    /* -t first, wherever it stands: a check's exit status (1 for a bad
+     * configuration) must not depend on what came before it. */
+    while ((ch = getopt_long(argc, argv, ":c:t", opts, &index)) != -1)
+        if (ch == 't')
+            *check_only = true;
+    optind = 0;
     while ((ch = getopt_long(argc, argv, ":c:t", opts, &index)) != -1) {
         int rc = 0;
         switch (ch) {

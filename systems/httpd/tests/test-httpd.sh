@@ -132,6 +132,7 @@ start main --root "$WORK/www" --access-log "$WORK/access.log" \
     --route "/echo=$R:echo:hybrid" \
     --route "/open=$R:opener:strict" \
     --route "/fail=$R:fail:threads" \
+    --route "/forge=$R:forge:processes" \
     --return '/ping=200:pong\n' \
     --return '/moved=302:/hello' \
     --return '/gone=410' \
@@ -151,6 +152,37 @@ expect "echo of a chunked body" 200 \
 if cmp -s "$WORK/big.bin" "$WORK/body"; then pass "chunked echo: same bytes"; else fail "chunked echo differs"; fi
 expect "HEAD of a handler has no body" "200 0" \
     "$(curl -s -I -o /dev/null -w '%{http_code} %{size_download}' "$URL/hello")"
+
+# A handler's output laid out by hand (forge writes the request body as
+# it is): what the server sends for it, or 502 when it is no response.
+le32() {
+    for shift_by in 0 8 16 24; do
+        printf "\\$(printf %03o $(( ($1 >> shift_by) & 255 )))"
+    done
+}
+# forged STATUS NHEADERS HEADERS BODY: the output, into $WORK/forged.
+forged() {
+    { printf WTHS; le32 "$1"; le32 "$2"; le32 "$(printf '%s' "$4" | wc -c)"; printf "$3"; printf '%s' "$4"; } > "$WORK/forged"
+}
+forged 200 1 'X-Ok\000yes\000' 'hand-made'
+expect "a response laid out by hand" "200 hand-made" "$(code --data-binary @"$WORK/forged" "$URL/forge") $(cat "$WORK/body")"
+forged 205 0 '' 'abc'
+curl -s -D "$WORK/h" -o "$WORK/body" --data-binary @"$WORK/forged" "$URL/forge"
+contains "a 205 says Content-Length: 0" "Content-Length: 0" "$WORK/h"
+expect "... and sends no content, whatever the handler wrote" 0 "$(wc -c < "$WORK/body")"
+for name in 'X(y)' 'X"y' 'X/y' 'X{y}' 'X@y'; do
+    forged 200 1 "$name\\000v\\000" 'x'
+    expect "a header name that is not a token ($name) is 502" 502 \
+        "$(code --data-binary @"$WORK/forged" "$URL/forge")"
+done
+forged 200 1 "X-Odd!#\$%%&'*+.^_\`|~\\000v\\000" 'x'
+expect "every token character is a header name's" 200 "$(code --data-binary @"$WORK/forged" "$URL/forge")"
+many() { i=0; while [ $i -lt "$1" ]; do printf 'X-%d\\000v\\000' $i; i=$((i + 1)); done; }
+forged 200 100 "$(many 100)" 'x'
+expect "100 headers from a handler pass" 200 "$(code --data-binary @"$WORK/forged" "$URL/forge")"
+forged 200 101 "$(many 101)" 'x'
+expect "101 are 502" 502 "$(code --data-binary @"$WORK/forged" "$URL/forge")"
+contains "... logged as no valid response" "forge wrote no valid response" "$ERR"
 
 # ---- fixed responses, answered by the loops ----
 expect "a return with its text" "200 pong" "$(code "$URL/ping/any?q=1") $(cat "$WORK/body")"
@@ -273,6 +305,10 @@ contains "a directory named without its slash is redirected" "HTTP/1.1 301" "$WO
 contains "... to the same path with it" "Location: /sub/" "$WORK/h"
 curl -s -D "$WORK/h" -o /dev/null --path-as-is "$URL//sub?a=1"
 contains "... with one leading slash, the query kept" "Location: /sub/?a=1" "$WORK/h"
+printf 'GET /\\evil.example/../sub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+    "$RAW" "$PORT" > "$WORK/h"
+contains "a backslash in a redirect is escaped (browsers read /\\ as //)" \
+    'Location: /%5Cevil.example/../sub/' "$WORK/h"
 curl -s -D "$WORK/h" -o /dev/null "$URL/"
 contains "an index is served as HTML" "Content-Type: text/html" "$WORK/h"
 curl -s -D "$WORK/h" -o /dev/null -H "If-Modified-Since: $LM" "$URL/sub/style.css"
@@ -630,6 +666,35 @@ sleep 0.3
 contains "a bad reload is refused" "reload failed; the routes stay as they were" "$WORK/reload.err"
 contains "... naming why" "has no function nosuch" "$WORK/reload.err"
 expect "... and the routes in force keep serving" 200 "$(code "$URL/v?n=1")"
+contains "... and the error names the file's line" "reload.conf:1: route /v" "$WORK/reload.err"
+# A strict route's workers cannot open files: its plugin must be one the
+# server loaded at start.
+cp "$WORK/conf/plugin.so" "$WORK/conf/plugin2.so"
+printf 'route /v=plugin2.so:hello:strict\n' > "$WORK/conf/reload.conf"
+kill -HUP "$PID"
+sleep 0.3
+contains "a reload to a strict route on a new plugin is refused" "was not loaded at start" \
+    "$WORK/reload.err"
+printf 'route /v=plugin.so:hello:strict\n' > "$WORK/conf/reload.conf"
+kill -HUP "$PID"
+for _ in $(seq 1 40); do [ "$(grep -c 'reloaded: ' "$WORK/reload.err")" -ge 3 ] && break; sleep 0.05; done
+expect "... on a plugin loaded at start it is taken, and serves" "200 hello" \
+    "$(code "$URL/v") $(cat "$WORK/body")"
+stop TERM
+
+# ---- SIGUSR1 opens the logs again (after a rotation) ----
+start logs --access-log "$WORK/acc.log" --route "/hello=$R:hello:threads"
+code "$URL/hello?before" > /dev/null
+mv "$WORK/acc.log" "$WORK/acc.log.1"
+mv "$WORK/logs.err" "$WORK/logs.err.1"
+kill -USR1 "$PID"
+for _ in $(seq 1 40); do [ -f "$WORK/logs.err" ] && [ -f "$WORK/acc.log" ] && break; sleep 0.05; done
+code "$URL/hello?after" > /dev/null
+expect "the server lives on after SIGUSR1" "200 hello" "$(code "$URL/hello") $(cat "$WORK/body")"
+contains "the moved access log has the request before" "hello?before" "$WORK/acc.log.1"
+contains "the access log at its path again has the one after" "hello?after" "$WORK/acc.log"
+contains "the error log is opened again too" "logs opened again" "$WORK/logs.err"
+mv "$WORK/logs.err" "$WORK/logs.err.2"
 stop TERM
 
 # bad_conf NAME CONTENT WHAT NEEDLE: -t refuses the file, saying NEEDLE.
@@ -657,6 +722,14 @@ bad_conf bad8.conf 'listen 127.0.0.1:0\nroute /a {\n    return 200 "hi\n}\n' \
     "an unclosed quote" "bad8.conf:3: a quoted word is not closed"
 bad_conf bad9.conf 'listen 127.0.0.1:0\nmax_body"5"\n' \
     "a quote inside a word" "bad9.conf:2: a quote inside a word"
+bad_conf bad10.conf 'listen 127.0.0.1:0\nworkers 2\nmax_body 5\nworkers 3\n' \
+    "a setting given twice" "bad10.conf:4: workers given twice (first at .*bad10.conf:2)"
+bad_conf bad11.conf 'listen 127.0.0.1:0\nroute /a {\n    handler plugin.so:hello\n    placement threads\n    placement strict\n}\n' \
+    "a route setting given twice" "bad11.conf:5: placement given twice"
+bad_conf bad12.conf 'listen 127.0.0.1:0\nroute /a {\n    handler plugin.so:nosuch\n}\n' \
+    "a function the plugin lacks" "bad12.conf:2: route /a: .* has no function nosuch"
+bad_conf bad13.conf 'listen 127.0.0.1:0\nroot plugin.so\n' \
+    "a root that is a file" "bad13.conf:2: root .*plugin.so: not a directory"
 # bad_flag WHAT NEEDLE ARGS...: -t refuses the command line, saying NEEDLE.
 bad_flag() {
     what=$1 needle=$2
@@ -680,6 +753,11 @@ bad_flag "a text past the limit" "text longer than 2047 bytes" \
     --return "/a=200:$(head -c 3000 /dev/zero | tr '\0' x)"
 bad_flag "a return and a route on one prefix" "given twice" \
     --return /a=200 --route "/a=$R:hello"
+bad_flag "a prefix of 256 bytes" "longer than 255 bytes" --return "/$(head -c 255 /dev/zero | tr '\0' a)=200"
+"$SERVER" --listen 127.0.0.1:0 --return /a=99 -t 2> "$WORK/bad"
+expect "-t after the mistake still gives a check's status" 1 $?
+"$SERVER" --bogus -t 2> "$WORK/bad"
+expect "-t after an unknown flag too" 1 $?
 "$SERVER" -t -c "$WORK/conf/missing.conf" 2> "$WORK/bad"
 expect "a missing file" 1 $?
 
