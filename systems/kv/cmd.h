@@ -36,7 +36,12 @@ struct kv_found {
     uint64_t *link; /* what points at it (valid when off != 0) */
 };
 
+/* Whether a is word, whatever its case. kv_arg_is compares every byte:
+ * for the names Redis looks up in a table (commands, subcommands, CONFIG
+ * parameters), where "get\0" is not "get". kv_opt_is stops at a NUL byte,
+ * as Redis's strcasecmp on an option word does: there "nx\0..." is NX. */
 bool kv_arg_is(const struct resp_arg *a, const char *word);
+bool kv_opt_is(const struct resp_arg *a, const char *word);
 bool kv_arg_ll(const struct resp_arg *a, long long *v);
 bool kv_parse_ll(const char *s, size_t len, long long *v);
 void kv_err_int(struct kv_ctx *c);

@@ -12,7 +12,6 @@
 #define _GNU_SOURCE
 #include "cmd.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -76,17 +75,33 @@ void kv_reply_simple(struct kv_out *o, const char *s)
     PUT(o, resp_put_simple(at_, room_, s));
 }
 
+/* The whole message, however long: as Redis, an error that echoes what
+ * the client sent (EXPIRE's unsupported option) is not cut short. */
 void kv_reply_error(struct kv_out *o, const char *fmt, ...)
 {
-    char text[512];
-    va_list ap;
+    char small[512];
+    char *text = small;
+    va_list ap, again;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
+    if (n >= 0 && (size_t)n >= sizeof small) {
+        text = malloc((size_t)n + 1);
+        if (text)
+            vsnprintf(text, (size_t)n + 1, fmt, again);
+    }
+    va_end(again);
+    if (n < 0 || !text) {
+        o->failed = true;
+        return;
+    }
     for (char *p = text; *p; p++)
         if (*p == '\r' || *p == '\n')
             *p = ' ';
     PUT(o, resp_put_error(at_, room_, text));
+    if (text != small)
+        free(text);
 }
 
 void kv_reply_int(struct kv_out *o, long long v)
@@ -129,6 +144,12 @@ bool kv_arg_is(const struct resp_arg *a, const char *word)
 {
     size_t n = strlen(word);
     return a->len == n && strncasecmp(a->p, word, n) == 0;
+}
+
+bool kv_opt_is(const struct resp_arg *a, const char *word)
+{
+    size_t n = strlen(word);
+    return strnlen(a->p, a->len) == n && strncasecmp(a->p, word, n) == 0;
 }
 
 /* A whole, strictly written 64-bit integer, as Redis's string2ll. */
@@ -350,27 +371,30 @@ static void cmd_get(struct kv_ctx *c)
 /* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]. As
  * redis-server: every option is read before the time is (a syntax error
  * wins over a bad number), and one unit may be given again (the last one
- * counts), but not two units, nor a unit with KEEPTTL. */
+ * counts), but not two units, nor a unit with KEEPTTL. An option word
+ * ends at a NUL byte ("EX\0" is EX), as Redis reads it. */
 static int cmd_set(struct kv_ctx *c)
 {
+    static const char *const units[] = {"ex", "px", "exat", "pxat"};
     bool nx = false, xx = false, get = false, keepttl = false;
-    const struct resp_arg *unit = NULL, *amount = NULL;
+    const char *unit = NULL;
+    const struct resp_arg *amount = NULL;
     for (size_t i = 3; i < c->argc; i++) {
         const struct resp_arg *a = &c->argv[i];
-        bool timed = kv_arg_is(a, "ex") || kv_arg_is(a, "px") || kv_arg_is(a, "exat") ||
-                     kv_arg_is(a, "pxat");
-        if (kv_arg_is(a, "nx") && !xx)
+        const char *timed = NULL;
+        for (size_t u = 0; u < sizeof units / sizeof units[0]; u++)
+            if (kv_opt_is(a, units[u]))
+                timed = units[u];
+        if (kv_opt_is(a, "nx") && !xx)
             nx = true;
-        else if (kv_arg_is(a, "xx") && !nx)
+        else if (kv_opt_is(a, "xx") && !nx)
             xx = true;
-        else if (kv_arg_is(a, "get"))
+        else if (kv_opt_is(a, "get"))
             get = true;
-        else if (kv_arg_is(a, "keepttl") && !unit)
+        else if (kv_opt_is(a, "keepttl") && !unit)
             keepttl = true;
-        else if (timed && !keepttl && (!unit || (unit->len == a->len &&
-                                                 strncasecmp(unit->p, a->p, a->len) == 0)) &&
-                 i + 1 < c->argc) {
-            unit = a;
+        else if (timed && !keepttl && (!unit || unit == timed) && i + 1 < c->argc) {
+            unit = timed;
             amount = &c->argv[++i];
         } else {
             kv_err_syntax(c);
@@ -384,8 +408,8 @@ static int cmd_set(struct kv_ctx *c)
             kv_err_int(c);
             return 0;
         }
-        bool ms = tolower((unsigned char)unit->p[0]) == 'p';
-        bool at = unit->len > 2;
+        bool ms = unit[0] == 'p';
+        bool at = strlen(unit) > 2;
         /* Relative times count from now: past the largest time, invalid. */
         if (v <= 0 || (!ms && v > LLONG_MAX / 1000) ||
             (!at && (ms ? v : v * 1000) > LLONG_MAX - c->now_ms)) {
@@ -664,13 +688,13 @@ static int expire_generic(struct kv_ctx *c, bool ms, bool at, const char *name)
 {
     bool nx = false, xx = false, gt = false, lt = false;
     for (size_t i = 3; i < c->argc; i++) {
-        if (kv_arg_is(&c->argv[i], "nx"))
+        if (kv_opt_is(&c->argv[i], "nx"))
             nx = true;
-        else if (kv_arg_is(&c->argv[i], "xx"))
+        else if (kv_opt_is(&c->argv[i], "xx"))
             xx = true;
-        else if (kv_arg_is(&c->argv[i], "gt"))
+        else if (kv_opt_is(&c->argv[i], "gt"))
             gt = true;
-        else if (kv_arg_is(&c->argv[i], "lt"))
+        else if (kv_opt_is(&c->argv[i], "lt"))
             lt = true;
         else {
             kv_reply_error(c->out, "ERR Unsupported option %.*s", (int)c->argv[i].len,
@@ -910,7 +934,7 @@ static void scan_bucket(struct scan_walk *w, uint64_t e)
             continue;
         if (w->pattern && !kv_glob(w->pattern->p, w->pattern->len, ent->data, ent->klen, false))
             continue;
-        if (w->type && !kv_arg_is(w->type, type_name(ent->type)))
+        if (w->type && !kv_opt_is(w->type, type_name(ent->type)))
             continue;
         kv_reply_bulk(&w->keys, ent->data, ent->klen);
         w->n++;
@@ -957,9 +981,9 @@ static void cmd_scan(struct kv_ctx *c)
             kv_err_syntax(c);
             return;
         }
-        if (kv_arg_is(&c->argv[i], "match"))
+        if (kv_opt_is(&c->argv[i], "match"))
             w.pattern = &c->argv[++i];
-        else if (kv_arg_is(&c->argv[i], "count")) {
+        else if (kv_opt_is(&c->argv[i], "count")) {
             if (!kv_arg_ll(&c->argv[++i], &count)) {
                 kv_err_int(c);
                 return;
@@ -968,7 +992,7 @@ static void cmd_scan(struct kv_ctx *c)
                 kv_err_syntax(c);
                 return;
             }
-        } else if (kv_arg_is(&c->argv[i], "type"))
+        } else if (kv_opt_is(&c->argv[i], "type"))
             w.type = &c->argv[++i];
         else {
             kv_err_syntax(c);
@@ -1026,8 +1050,8 @@ static void cmd_scan(struct kv_ctx *c)
  * emptied by resetting its header (a few logged words a stripe). */
 static int cmd_flush(struct kv_ctx *c)
 {
-    if (c->argc > 2 || (c->argc == 2 && !kv_arg_is(&c->argv[1], "async") &&
-                        !kv_arg_is(&c->argv[1], "sync"))) {
+    if (c->argc > 2 || (c->argc == 2 && !kv_opt_is(&c->argv[1], "async") &&
+                        !kv_opt_is(&c->argv[1], "sync"))) {
         kv_err_syntax(c);
         return 0;
     }

@@ -243,8 +243,8 @@ static bool wants(const struct kv_ctx *c, const char *section)
     if (c->argc < 2)
         return true;
     for (size_t i = 1; i < c->argc; i++)
-        if (kv_arg_is(&c->argv[i], section) || kv_arg_is(&c->argv[i], "all") ||
-            kv_arg_is(&c->argv[i], "everything") || kv_arg_is(&c->argv[i], "default"))
+        if (kv_opt_is(&c->argv[i], section) || kv_opt_is(&c->argv[i], "all") ||
+            kv_opt_is(&c->argv[i], "everything") || kv_opt_is(&c->argv[i], "default"))
             return true;
     return false;
 }
@@ -323,6 +323,45 @@ void kv_cmd_info(struct kv_ctx *c)
     kv_reply_bulk(c->out, text, at);
 }
 
+/* ---- HELP ----------------------------------------------------------------------------- */
+
+/* CONFIG HELP and COMMAND HELP, in Redis's shape (its addReplyHelp): an
+ * array of status lines, the first naming the command, each subcommand on
+ * a line of its own and its description indented below it, HELP last. The
+ * words are walls-kv's, and name only what it runs. */
+static const char *const config_help[] = {
+    "GET <pattern> [<pattern> ...]",
+    "    Return the settings whose names match a glob-style <pattern>, with their",
+    "    values. walls-kv's settings are fixed when it starts: SET, RESETSTAT and",
+    "    REWRITE are refused.",
+};
+
+static const char *const command_help[] = {
+    "(no subcommand)",
+    "    Return details about every command walls-kv runs.",
+    "COUNT",
+    "    Return the number of commands walls-kv runs.",
+    "INFO [<command-name> ...]",
+    "    Return details about the named commands, a null for a name walls-kv",
+    "    does not run; with no name, about every command.",
+    "DOCS [<command-name> ...]",
+    "    Return the commands' documentation: walls-kv keeps none, so the reply",
+    "    is always empty.",
+};
+
+static void reply_help(struct kv_ctx *c, const char *name, const char *const *lines, size_t n)
+{
+    char head[80];
+    snprintf(head, sizeof head, "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+             name);
+    kv_reply_array(c->out, (long long)n + 3);
+    kv_reply_simple(c->out, head);
+    for (size_t i = 0; i < n; i++)
+        kv_reply_simple(c->out, lines[i]);
+    kv_reply_simple(c->out, "HELP");
+    kv_reply_simple(c->out, "    Prints this help.");
+}
+
 /* ---- CONFIG GET --------------------------------------------------------------------- */
 
 void kv_subcommand_check(struct kv_ctx *c)
@@ -330,22 +369,34 @@ void kv_subcommand_check(struct kv_ctx *c)
     const struct resp_arg *sub = &c->argv[1];
     if (kv_arg_is(&c->argv[0], "config")) {
         if (!kv_arg_is(sub, "get") && !kv_arg_is(sub, "set") && !kv_arg_is(sub, "resetstat") &&
-            !kv_arg_is(sub, "rewrite"))
+            !kv_arg_is(sub, "rewrite") && !kv_arg_is(sub, "help"))
             kv_reply_error(c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
                            (int)(sub->len > 128 ? 128 : sub->len), sub->p);
         else if (kv_arg_is(sub, "get") && c->argc < 3)
             kv_reply_error(c->out, "ERR wrong number of arguments for 'config|get' command");
+        else if (kv_arg_is(sub, "help") && c->argc != 2)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'config|help' command");
     } else if (kv_arg_is(&c->argv[0], "command") && c->argc >= 2) {
-        if (!kv_arg_is(sub, "count") && !kv_arg_is(sub, "info") && !kv_arg_is(sub, "docs"))
+        if (!kv_arg_is(sub, "count") && !kv_arg_is(sub, "info") && !kv_arg_is(sub, "docs") &&
+            !kv_arg_is(sub, "help"))
             kv_reply_error(c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
                            (int)(sub->len > 128 ? 128 : sub->len), sub->p);
         else if (kv_arg_is(sub, "count") && c->argc != 2)
             kv_reply_error(c->out, "ERR wrong number of arguments for 'command|count' command");
+        else if (kv_arg_is(sub, "help") && c->argc != 2)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'command|help' command");
     }
 }
 
 void kv_cmd_config(struct kv_ctx *c)
 {
+    if (kv_arg_is(&c->argv[1], "help")) {
+        if (c->argc != 2)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'config|help' command");
+        else
+            reply_help(c, "CONFIG", config_help, sizeof config_help / sizeof config_help[0]);
+        return;
+    }
     if (!kv_arg_is(&c->argv[1], "get")) {
         if (kv_arg_is(&c->argv[1], "set") || kv_arg_is(&c->argv[1], "resetstat") ||
             kv_arg_is(&c->argv[1], "rewrite"))
@@ -385,7 +436,9 @@ void kv_cmd_config(struct kv_ctx *c)
     size_t n = sizeof pairs / sizeof pairs[0];
     /* What each setting found is called in the reply: a name without a
      * glob character as the client wrote it (found whatever its case),
-     * otherwise the setting's own. */
+     * otherwise the setting's own. As Redis, a name is looked up whole,
+     * but a pattern (a glob character before any NUL byte) ends at its
+     * first NUL byte. */
     struct resp_arg shown[sizeof pairs / sizeof pairs[0]] = {{NULL, 0}};
     long long count = 0;
     for (size_t a = 2; a < c->argc; a++) {
@@ -396,7 +449,7 @@ void kv_cmd_config(struct kv_ctx *c)
         for (size_t i = 0; i < n; i++) {
             if (shown[i].p)
                 continue;
-            if (glob ? kv_glob(name->p, name->len, pairs[i][0], strlen(pairs[i][0]), true)
+            if (glob ? kv_glob(name->p, len, pairs[i][0], strlen(pairs[i][0]), true)
                      : kv_arg_is(name, pairs[i][0])) {
                 shown[i] = glob ? (struct resp_arg){pairs[i][0], strlen(pairs[i][0])} : *name;
                 count++;
@@ -464,6 +517,11 @@ void kv_cmd_command(struct kv_ctx *c)
     } else if (kv_arg_is(&c->argv[1], "docs")) {
         /* What redis-cli asks at start, for its hints: none here. */
         kv_reply_array(c->out, 0);
+    } else if (kv_arg_is(&c->argv[1], "help")) {
+        if (c->argc != 2)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'command|help' command");
+        else
+            reply_help(c, "COMMAND", command_help, sizeof command_help / sizeof command_help[0]);
     } else {
         kv_reply_error(c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
                        (int)(c->argv[1].len > 128 ? 128 : c->argv[1].len), c->argv[1].p);

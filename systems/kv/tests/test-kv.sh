@@ -215,6 +215,32 @@ case $got in
 esac
 expect "CONFIG SET changed nothing" "$(printf '1) "maxmemory"\n2) "0"')" "$(cli CONFIG GET maxmemory)"
 
+# CONFIG HELP and COMMAND HELP: Redis's shape (status lines, not bulk
+# strings, the first naming the command, HELP last) in walls-kv's words,
+# naming only subcommands it runs.
+for name in CONFIG COMMAND; do
+    cli $name HELP | sed 's/^ *[0-9]*) //' > "$WORK/help"
+    expect "$name HELP's first line" \
+        "$name <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" "$(sed -n 1p "$WORK/help")"
+    expect "$name HELP ends with HELP's own lines" "HELP|    Prints this help." \
+        "$(tail -n 2 "$WORK/help" | paste -sd '|' -)"
+    if grep -q '^"' "$WORK/help"; then
+        fail "$name HELP answers status lines: got [$(cat "$WORK/help")]"
+    else
+        pass "$name HELP answers status lines"
+    fi
+    for sub in $(sed -e 1d -e '/^ /d' -e '/^(/d' -e 's/ .*//' "$WORK/help"); do
+        case $(cli $name $sub x) in
+        *"unknown subcommand"*) fail "$name HELP names $sub, which walls-kv does not run" ;;
+        *) pass "$name HELP names $sub, which walls-kv runs" ;;
+        esac
+    done
+done
+
+# INFO's section names end at a NUL byte, as Redis's strcasecmp reads them.
+got=$(printf 'INFO "clients\\x00x"\n' | redis-cli -p "$PORT" --no-raw 2>&1 | sed -n 1p | tr -d '\r')
+expect 'INFO "clients\x00x" is INFO clients' '# Clients' "$got"
+
 # A pipelined burst through a real client: redis-cli --pipe.
 cli FLUSHALL > /dev/null
 i=0
