@@ -91,8 +91,21 @@ walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int
     return (walls_fn *)(slot->base + (uintptr_t)offset);
 }
 
+/* The seccomp listener's number while this worker still holds it: -1
+ * once closed (or when it has none). */
+static int own_listener = -1;
+
 static walls_fn *proc_resolve(void *ctx, uint16_t module, uint64_t offset, int *err)
 {
+    /* A task is dealt only to a worker the host counts as started, which
+     * it does once it holds its own copy of the listener: ours goes before
+     * the first task runs, so that no task holds a descriptor of the
+     * sandbox's machinery. */
+    if (walls__load_relaxed(&own_listener) >= 0) {
+        int fd = __atomic_exchange_n(&own_listener, -1, __ATOMIC_RELAXED);
+        if (fd >= 0)
+            close(fd);
+    }
     return walls__module_resolve(ctx, module, offset, err);
 }
 
@@ -450,8 +463,9 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         if (err)
             return start_failed(err);
         /* The host takes its own copy of the listener before it calls us
-         * started; ours stays open (tasks cannot use it: ioctl is refused). */
+         * started; ours is closed before the first task (proc_resolve). */
         lane0->notify_fd = listener;
+        own_listener = listener;
     }
     lane0->worker_pid = (uint32_t)getpid();
     /* Release: the host sees our pid and listener before it sees READY. */

@@ -11,8 +11,10 @@
 #include <check.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "attacks.h"
@@ -157,6 +159,65 @@ START_TEST(test_bell_not_reopened)
 }
 END_TEST
 
+/* The descriptors a task finds open, 0-63, as bits (fstat: the filter
+ * lets it through). */
+static int open_fds(struct walls_call *c)
+{
+    uint64_t bits = 0;
+    struct stat st;
+    for (int fd = 0; fd < 64; fd++)
+        if (fstat(fd, &st) == 0)
+            bits |= (uint64_t)1 << fd;
+    memcpy(c->out, &bits, sizeof bits);
+    c->out_len = sizeof bits;
+    return 0;
+}
+
+static uint64_t fds_at(unsigned sandbox, enum walls_placement placement)
+{
+    struct walls_pool_opts o = {.placement = placement, .processes = 1, .threads = 2,
+                                .sandbox = sandbox};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    walls_task *t;
+    struct walls_result r;
+    uint64_t bits = 0;
+    /* The second task too: whatever the first found closed stays so. */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(walls_submit(pool, open_fds, NULL, 0, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+        ck_assert_msg(r.status == WALLS_OK, "sandbox %u: %s/%d", sandbox,
+                      walls_status_name(r.status), r.code);
+        uint64_t now;
+        memcpy(&now, r.out, sizeof now);
+        ck_assert_msg(i == 0 || now == bits, "sandbox %u: %#llx then %#llx", sandbox,
+                      (unsigned long long)bits, (unsigned long long)now);
+        bits = now;
+        walls_task_free(t);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    return bits;
+}
+
+/* A filtered worker holds no more descriptors than one under the limits
+ * alone: its copy of the seccomp listener (the host holds its own) is
+ * closed before any task runs. */
+START_TEST(test_no_listener_left)
+{
+    for (int k = 0; k < 2; k++) {
+        enum walls_placement where = k ? WALLS_HYBRID : WALLS_PROCESSES;
+        uint64_t limits = fds_at(WALLS_SANDBOX_LIMITS, where);
+        ck_assert_msg(limits != 0, "a LIMITS worker has its doorbell at least");
+        uint64_t seccomp = fds_at(WALLS_SANDBOX_SECCOMP, where);
+        ck_assert_msg(seccomp == limits, "seccomp: %#llx, limits: %#llx",
+                      (unsigned long long)seccomp, (unsigned long long)limits);
+        ck_assert_msg(fds_at(WALLS_SANDBOX_STRICT, where) == limits,
+                      "strict holds other descriptors than limits (%#llx)",
+                      (unsigned long long)limits);
+    }
+}
+END_TEST
+
 START_TEST(test_nothing_left_behind)
 {
     int fds = count_fds();
@@ -182,6 +243,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_hybrid_strict);
     tcase_add_test(tc, test_bell_not_reopened);
     tcase_add_test(tc, test_nothing_left_behind);
+    tcase_add_test(tc, test_no_listener_left);
     suite_add_tcase(s, tc);
     return s;
 }
