@@ -31,8 +31,16 @@
 /* The closed set walls_pool_create() returns: anything else a worker or
  * the system reported while starting is told in words and returned as
  * -ECHILD (a worker could not start). */
-static int create_error(int rc)
+static int create_error(int rc, size_t memory_limit)
 {
+    if ((rc == -EAGAIN || rc == -ENOMEM) && memory_limit)
+        return walls__fail(rc, "walls_pool_create: a worker could not start within "
+                               "opts.worker_memory_limit (%zu bytes more than it starts with; "
+                               "a hybrid worker's thread stacks count against it): %s",
+                           memory_limit, strerror(-rc));
+    if (rc == -EAGAIN)
+        return walls__fail(rc, "walls_pool_create: no threads or processes were left to start "
+                               "workers with");
     switch (rc) {
     case -EINVAL: case -ENOTSUP: case -ENOMEM: case -EAGAIN: case -EMFILE: case -ENFILE:
     case -ECHILD: case -ENOEXEC: case -ENOSYS: case -ENOENT:
@@ -87,7 +95,7 @@ int walls__pool_create_planned(walls_pool **out, const struct walls_pool_opts *o
     struct walls__pool *pool = walls__pool_new();
     if (!pool) {
         free(plan->conf);
-        return create_error(-ENOMEM);
+        return create_error(-ENOMEM, 0);
     }
     pool->backend_state = backend_state;
     walls__store_relaxed(&pool->owner, walls__self());
@@ -136,7 +144,7 @@ fail:
     pool->state = WALLS__POOL_DEAD;
     free_pool_parts(pool);
     walls__pool_release(pool);
-    return create_error(rc);
+    return create_error(rc, o.worker_memory_limit);
 }
 
 static bool pool_idle(struct walls__pool *pool)

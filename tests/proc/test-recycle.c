@@ -195,6 +195,23 @@ START_TEST(test_memory_limit_beside_arena)
 }
 END_TEST
 
+/* A hybrid worker whose thread stacks do not fit a tiny limit: the pool
+ * is not made, and the error names the limit, not a queue or a lack of
+ * processes. */
+START_TEST(test_memory_limit_too_small)
+{
+    struct walls_pool_opts o = {.placement = WALLS_HYBRID, .processes = 1, .threads = 4,
+                                .worker_memory_limit = 1};
+    walls_pool *pool = NULL;
+    int rc = walls_pool_create(&pool, &o);
+    ck_assert_msg(rc == -EAGAIN || rc == -ENOMEM, "%d", rc);
+    ck_assert_ptr_null(pool);
+    ck_assert_msg(strstr(walls_last_error(), "worker_memory_limit") &&
+                      !strstr(walls_last_error(), "max_queued"),
+                  "%s", walls_last_error());
+}
+END_TEST
+
 /* Takes 64 MiB, then echoes its input. */
 static int take_64m_echo(struct walls_call *call)
 {
@@ -275,6 +292,7 @@ static Suite *suite(void)
     /* Sanitizers reserve terabytes of address space: no RLIMIT_AS fits. */
     tcase_add_test(tc, test_memory_limit);
     tcase_add_test(tc, test_memory_limit_beside_arena);
+    tcase_add_test(tc, test_memory_limit_too_small);
     tcase_add_test(tc, test_memory_limit_beside_io);
     tcase_add_test(tc, test_memory_limit_inherited);
 #endif
