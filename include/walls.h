@@ -19,7 +19,9 @@
  *    dereferenced as freed memory.
  *  - Every call that takes a pool or task handle also returns -EPERM when
  *    the handle belongs to another process (see Processes, below), before
- *    it touches anything.
+ *    it touches anything: a parent's handle in a child of fork(), a
+ *    child's sent back to its parent, or the program's given to a task in
+ *    a worker process (each handle carries the process that made it).
  *  - A call that fails says why in words: walls_last_error() names the
  *    argument or option at fault.
  *  - The library never prints, never exits or aborts on the caller's

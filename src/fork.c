@@ -8,6 +8,11 @@
  * a child's calls on inherited handles are refused at once (-EPERM) and
  * its parent is left alone.
  *
+ * Handles carry their process's epoch too (walls__epoch: 7 bits, never
+ * an ancestor's), so that a handle made by another process after the
+ * fork (a child's sent to its parent, the program's given to a worker's
+ * task) names none of this process's entries, and is refused as well.
+ *
  * The check must be cheap (it sits on submit and wait): the process's id
  * is kept in a page marked MADV_WIPEONFORK, which any fork gives the child
  * as zeros, so the child finds 0 there and learns its own id once. Where
@@ -57,8 +62,10 @@ static void in_parent(void)
 
 static void in_child(void)
 {
-    if (self_page)
+    if (self_page) {
         walls__store_relaxed(self_page, 0);
+        walls__store_relaxed((uint32_t *)&self_page[1], 0);
+    }
     after(WALLS__FORK_CHILD);
 }
 
@@ -88,6 +95,51 @@ bool walls__self_exact(void)
     if (!self_page)
         walls__fork_handlers();
     return wiped;
+}
+
+/* This process's epoch (mine) and its ancestors', nearest first, in
+ * memory a fork() copies: a child finds its parent's there, and its
+ * parent's slot in self_page wiped. */
+static uint32_t mine, ancestors[3];
+
+static uint32_t learn_epoch(void)
+{
+    pid_t pid = walls__self();
+    uint32_t e = self_page ? walls__load_relaxed((uint32_t *)&self_page[1]) : mine;
+    if (e)
+        return e;
+    /* From the pid (siblings differ most likely), then past every
+     * ancestor's. Every thread that gets here computes the same value from
+     * the same inherited ones; the one that publishes it first records it
+     * for this process's own children. */
+    uint32_t avoid[4] = {mine, ancestors[0], ancestors[1], ancestors[2]};
+    e = (uint32_t)pid % 127u + 1u;
+    for (bool clash = true; clash;) {
+        clash = false;
+        for (int i = 0; i < 4; i++)
+            if (avoid[i] == e) {
+                e = e % 127u + 1u;
+                clash = true;
+            }
+    }
+    uint32_t none = 0;
+    if (!self_page)
+        return mine ? mine : (mine = e); /* no page: one epoch for the program */
+    if (__atomic_compare_exchange_n((uint32_t *)&self_page[1], &none, e, false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        ancestors[2] = ancestors[1];
+        ancestors[1] = ancestors[0];
+        ancestors[0] = mine;
+        mine = e;
+        return e;
+    }
+    return none;
+}
+
+uint32_t walls__epoch(void)
+{
+    uint32_t e = self_page ? walls__load_relaxed((uint32_t *)&self_page[1]) : 0;
+    return e ? e : learn_epoch();
 }
 
 pid_t walls__self(void)

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "atomic.h"
+#include "internal.h"
 
 /* The leak checker's, when the program runs under one (ASan or LSan),
  * whether or not this library was built with it: entries point at heap
@@ -214,11 +215,20 @@ void walls__handle_trim(struct walls__handles *table, int64_t max_age_ns)
     pthread_mutex_unlock(&table->lock);
 }
 
+bool walls__handle_foreign(uint64_t handle)
+{
+    /* Only what has a handle's shape: garbage is merely no handle. */
+    uint32_t low = (uint32_t)handle, gen = (uint32_t)(handle >> 32);
+    uint32_t epoch = low >> WALLS__HANDLE_INDEX_BITS;
+    return (gen & 1) && (low & ((1u << WALLS__HANDLE_INDEX_BITS) - 1)) && epoch &&
+           epoch != walls__epoch();
+}
+
 void *walls__handle_get(struct walls__handles *table, uint64_t handle)
 {
-    uint32_t low = (uint32_t)handle;
+    uint32_t low = (uint32_t)handle & ((1u << WALLS__HANDLE_INDEX_BITS) - 1);
     uint32_t gen = (uint32_t)(handle >> 32);
-    if (low == 0 || gen == 0)
+    if (low == 0 || gen == 0 || (uint32_t)handle >> WALLS__HANDLE_INDEX_BITS != walls__epoch())
         return NULL;
     uint32_t index = low - 1;
     /* Acquire: pairs with the release in grow(). */
@@ -237,5 +247,6 @@ void *walls__handle_get(struct walls__handles *table, uint64_t handle)
 uint64_t walls__handle_of(const void *entry)
 {
     const struct walls__handle_hdr *hdr = entry;
-    return ((uint64_t)walls__load_relaxed(&hdr->gen) << 32) | (uint64_t)(hdr->index + 1);
+    return ((uint64_t)walls__load_relaxed(&hdr->gen) << 32) |
+           (uint64_t)(walls__epoch() << WALLS__HANDLE_INDEX_BITS) | (uint64_t)(hdr->index + 1);
 }

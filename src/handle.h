@@ -2,7 +2,9 @@
  * handle.h - checked handles for tasks and pools.
  *
  * A handle given to the caller is not a pointer but (generation << 32 |
- * index + 1). Entries live in chunks of address space that are never
+ * epoch << 25 | index + 1), the epoch being the making process's
+ * (walls__epoch): another process's handle names none of this one's
+ * entries, whatever its index and generation. Entries live in chunks of address space that are never
  * unmapped, so looking up a stale handle reads valid memory and finds a
  * different generation: a task freed twice or a pool used after destroy is
  * refused, not dereferenced. A live entry's generation is odd, a free
@@ -28,6 +30,7 @@
 #include <stdint.h>
 
 #define WALLS__HANDLE_CHUNKS 4096u
+#define WALLS__HANDLE_INDEX_BITS 25 /* index + 1 of 4096 chunks of 4096 entries fits */
 #define WALLS__HANDLE_SPARE 2u /* empty chunks kept resident, per table */
 #define WALLS__HANDLE_DECAY_NS 1000000000LL /* and more for this long once empty */
 
@@ -72,8 +75,10 @@ void walls__handle_release(struct walls__handles *table, void *entry);
 /* Gives back the pages of every empty chunk beyond WALLS__HANDLE_SPARE
  * that has been empty for max_age_ns or longer (0: all of them). */
 void walls__handle_trim(struct walls__handles *table, int64_t max_age_ns);
-/* The entry a live handle names, or NULL. */
+/* The entry a live handle of this process names, or NULL. */
 void *walls__handle_get(struct walls__handles *table, uint64_t handle);
+/* Whether the handle was made by another process (its epoch is not ours). */
+bool walls__handle_foreign(uint64_t handle);
 /* The handle value for a live entry. */
 uint64_t walls__handle_of(const void *entry);
 

@@ -39,6 +39,12 @@ int walls__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* fork.c: this process's id, cheap: a page that a fork() wipes, so that a
  * child sees 0 there and learns its own. Pools carry their owner's. */
 pid_t walls__self(void);
+/* This process's handle epoch (1-127, in every handle it makes): never
+ * its parent's or its three nearest ancestors', and most likely not a
+ * sibling's, so that a handle another process made (a worker given its
+ * host's, a parent given its child's) is told apart from any of this
+ * process's own. Learned once per process, as walls__self(). */
+uint32_t walls__epoch(void);
 /* Whether walls__self() is right in every child, raw clone() included
  * (the kernel wipes its page); else only across fork(). */
 bool walls__self_exact(void);

@@ -74,6 +74,16 @@ static bool ours(pid_t owner, const char *call, const char *what, int *rc)
     return false;
 }
 
+/* A handle another process made: a parent's, given to a worker's task, or
+ * a child's, sent back to its parent. Nothing of it is looked at. */
+static int foreign(const char *call, const char *what)
+{
+    return walls__fail(-EPERM,
+                       "%s: the %s was made by another process (a parent, a child of fork() "
+                       "or a worker cannot use each other's %ss)",
+                       call, what, what);
+}
+
 /* ---- tasks ------------------------------------------------------------------ */
 
 struct walls__task *walls__task_new(struct walls__pool *pool)
@@ -169,6 +179,10 @@ struct walls__task *walls__task_from(walls_task *handle, const char *call, int *
         return NULL;
     }
     struct walls__task *task = walls__task_get(handle);
+    if (!task && walls__handle_foreign((uint64_t)(uintptr_t)handle)) {
+        *rc = foreign(call, "task");
+        return NULL;
+    }
     if (!task) {
         *rc = walls__fail(-EBADF, "%s: the task was freed (stale handle)", call);
         return NULL;
@@ -219,6 +233,10 @@ struct walls__pool *walls__pool_from(walls_pool *handle, const char *call, int *
         return NULL;
     }
     struct walls__pool *pool = walls__handle_get(&pool_table, (uint64_t)(uintptr_t)handle);
+    if (!pool && walls__handle_foreign((uint64_t)(uintptr_t)handle)) {
+        *rc = foreign(call, "pool");
+        return NULL;
+    }
     if (!pool) {
         *rc = walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
         return NULL;

@@ -60,6 +60,12 @@ static struct entry *alloc_entry(struct walls__handles *table)
     return e;
 }
 
+/* The index + 1 a handle carries, below the making process's epoch. */
+static uint32_t slot_of(uint64_t handle)
+{
+    return (uint32_t)handle & ((1u << WALLS__HANDLE_INDEX_BITS) - 1);
+}
+
 static uint32_t gen_of(uint64_t handle)
 {
     return (uint32_t)(handle >> 32);
@@ -93,7 +99,11 @@ START_TEST(test_alloc_and_lookup)
         e[i] = alloc_entry(table);
         h[i] = walls__handle_of(e[i]);
         ck_assert_uint_ne(gen_of(h[i]), 0);
-        ck_assert_uint_eq((uint32_t)h[i], e[i]->hdr.index + 1);
+        ck_assert_uint_eq(slot_of(h[i]), e[i]->hdr.index + 1);
+        /* The same entry under another process's epoch names nothing. */
+        uint64_t other = h[i] ^ ((uint64_t)1 << WALLS__HANDLE_INDEX_BITS);
+        ck_assert_ptr_null(walls__handle_get(table, other));
+        ck_assert(walls__handle_foreign(other) || (uint32_t)other >> WALLS__HANDLE_INDEX_BITS == 0);
         ck_assert_uint_lt(e[i]->hdr.index, N);
         ck_assert_msg(!seen[e[i]->hdr.index], "index %u handed out twice", e[i]->hdr.index);
         seen[e[i]->hdr.index] = true;
@@ -297,7 +307,7 @@ START_TEST(test_chunks_given_back)
     /* Made again: new generations, above all of the chunk's old ones. */
     static uint32_t old_top[CHUNKS];
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t c = ((uint32_t)old[i] - 1) / CHUNK_ENTRIES;
+        uint32_t c = (slot_of(old[i]) - 1) / CHUNK_ENTRIES;
         if (gen_of(old[i]) > old_top[c])
             old_top[c] = gen_of(old[i]);
     }

@@ -146,12 +146,121 @@ START_TEST(test_fork_child_refused)
 }
 END_TEST
 
+/* A worker's task given its host's pool and task handles (as bytes): each
+ * call is refused with -EPERM, never taken for one of the worker's own
+ * entries. Writes the first step that was not refused, or 0. */
+static int t_use_host_handles(struct walls_call *call)
+{
+    walls_pool *pool;
+    walls_task *task, *t = NULL;
+    memcpy(&pool, call->in, sizeof pool);
+    memcpy(&task, (const char *)call->in + sizeof pool, sizeof task);
+    struct walls_result r;
+    struct walls_stats st;
+    int v[2] = {1, 2}, step = 0;
+    if (walls_wait(task, 0, &r) != -EPERM)
+        step = 1;
+    else if (!strstr(walls_last_error(), "another process"))
+        step = 2;
+    else if (walls_submit(pool, t_add, v, sizeof v, &t) != -EPERM || t)
+        step = 3;
+    else if (walls_cancel(task) != -EPERM || walls_pool_stats(pool, &st) != -EPERM)
+        step = 4;
+    walls_task_free(task); /* does nothing */
+    memcpy(call->out, &step, sizeof step);
+    call->out_len = sizeof step;
+    return 0;
+}
+
+START_TEST(test_worker_given_host_handles)
+{
+    struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES,
+                                .processes = 1, .threads = 2};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    int ms = 200;
+    walls_task *running, *t;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &running), 0);
+    char in[sizeof pool + sizeof running];
+    memcpy(in, &pool, sizeof pool);
+    memcpy(in + sizeof pool, &running, sizeof running);
+    ck_assert_int_eq(walls_submit(pool, t_use_host_handles, in, sizeof in, &t), 0);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "%s/%d", walls_status_name(r.status), r.code);
+    int step;
+    memcpy(&step, r.out, sizeof step);
+    ck_assert_msg(step == 0, "the worker's step %d was not refused with -EPERM", step);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_wait(running, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(running);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* A child's handles sent back to its parent: the two made their entries
+ * the same way from the same tables, so without the process in the handle
+ * the child's would name the parent's own task. */
+START_TEST(test_parent_given_child_handle)
+{
+#if defined(__SANITIZE_THREAD__)
+    /* The child would start threads (a pool), which ThreadSanitizer
+     * forbids in a child of a multi-threaded program. */
+    return;
+#endif
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        walls_pool *mine;
+        walls_task *t = NULL;
+        int ms = 1;
+        if (walls_pool_create(&mine, &o) == 0 &&
+            walls_submit(mine, t_sleep_ms, &ms, sizeof ms, &t) == 0) {
+            ssize_t w = write(fds[1], &t, sizeof t);
+            (void)w;
+            struct walls_result r;
+            walls_wait(t, 20000, &r);
+            walls_task_free(t);
+            walls_pool_destroy(mine, 0);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    walls_task *theirs = NULL;
+    ssize_t got = read(fds[0], &theirs, sizeof theirs);
+    close(fds[0]);
+    ck_assert_int_eq(reap_child(pid), 0);
+    ck_assert_int_eq(got, (ssize_t)sizeof theirs);
+    /* The parent's own task, made as the child made its one. */
+    int ms = 300;
+    walls_task *own;
+    ck_assert_int_eq(walls_submit(pool, t_sleep_ms, &ms, sizeof ms, &own), 0);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(theirs, 0, &r), -EPERM);
+    ck_assert_int_eq(walls_cancel(theirs), -EPERM);
+    walls_task_free(theirs); /* does nothing */
+    ck_assert_int_eq(walls_wait(own, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "the parent's own task: %s", walls_status_name(r.status));
+    walls_task_free(own);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(wait_no_children(5000), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fork");
     TCase *tc = tcase_create("fork");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_fork_child_refused, 0, 3);
+    tcase_add_loop_test(tc, test_worker_given_host_handles, 0, 2);
+    tcase_add_test(tc, test_parent_given_child_handle);
     suite_add_tcase(s, tc);
     return s;
 }
