@@ -105,14 +105,18 @@ static uint32_t mine, ancestors[3];
 static uint32_t learn_epoch(void)
 {
     pid_t pid = walls__self();
-    uint32_t e = self_page ? walls__load_relaxed((uint32_t *)&self_page[1]) : mine;
+    uint32_t e = self_page ? walls__load_relaxed((uint32_t *)&self_page[1])
+                           : walls__load_relaxed(&mine);
     if (e)
         return e;
     /* From the pid (siblings differ most likely), then past every
      * ancestor's. Every thread that gets here computes the same value from
      * the same inherited ones; the one that publishes it first records it
      * for this process's own children. */
-    uint32_t avoid[4] = {mine, ancestors[0], ancestors[1], ancestors[2]};
+    uint32_t avoid[4];
+    avoid[0] = walls__load_relaxed(&mine);
+    for (int i = 0; i < 3; i++)
+        avoid[i + 1] = walls__load_relaxed(&ancestors[i]);
     e = (uint32_t)pid % 127u + 1u;
     for (bool clash = true; clash;) {
         clash = false;
@@ -123,14 +127,17 @@ static uint32_t learn_epoch(void)
             }
     }
     uint32_t none = 0;
-    if (!self_page)
-        return mine ? mine : (mine = e); /* no page: one epoch for the program */
+    if (!self_page) {
+        /* No page: one epoch for the program. */
+        __atomic_compare_exchange_n(&mine, &none, e, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        return walls__load_relaxed(&mine);
+    }
     if (__atomic_compare_exchange_n((uint32_t *)&self_page[1], &none, e, false,
                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        ancestors[2] = ancestors[1];
-        ancestors[1] = ancestors[0];
-        ancestors[0] = mine;
-        mine = e;
+        for (int i = 2; i > 0; i--)
+            walls__store_relaxed(&ancestors[i], avoid[i]);
+        walls__store_relaxed(&ancestors[0], avoid[0]);
+        walls__store_relaxed(&mine, e);
         return e;
     }
     return none;
