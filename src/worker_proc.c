@@ -101,8 +101,8 @@ static walls_fn *proc_resolve(void *ctx, uint16_t module, uint64_t offset, int *
      * it does once it holds its own copy of the listener: ours goes before
      * the first task runs, so that no task holds a descriptor of the
      * sandbox's machinery. */
-    if (walls__load_relaxed(&own_listener) >= 0) {
-        int fd = __atomic_exchange_n(&own_listener, -1, __ATOMIC_RELAXED);
+    if (walls__load_acquire(&own_listener) >= 0) {
+        int fd = __atomic_exchange_n(&own_listener, -1, __ATOMIC_ACQ_REL);
         if (fd >= 0)
             close(fd);
     }
@@ -465,7 +465,10 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra)
         /* The host takes its own copy of the listener before it calls us
          * started; ours is closed before the first task (proc_resolve). */
         lane0->notify_fd = listener;
-        own_listener = listener;
+        /* Atomic: the lanes already run, and what orders this before
+         * their first task (READY, the host, the task) passes through
+         * another process, where a race detector cannot follow. */
+        walls__store_release(&own_listener, listener);
     }
     lane0->worker_pid = (uint32_t)getpid();
     /* Release: the host sees our pid and listener before it sees READY. */
