@@ -102,11 +102,37 @@ static bool hello_within(int sock, int ms)
     }
 }
 
+/* A program that closed a standard stream leaves 0-2 free, and a new
+ * socket may land there: the fork server and every worker keep 0-2 open
+ * across fork (and a re-executed fork server gets /dev/null on 0), so a
+ * control socket's end there would outlive our close of it, and the fork
+ * server would never see the program go. Both ends go above 2. */
+static int above_std(int sv[2])
+{
+    for (int i = 0; i < 2; i++) {
+        if (sv[i] > 2)
+            continue;
+        int fd = fcntl(sv[i], F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) {
+            int err = errno;
+            close(sv[0]);
+            close(sv[1]);
+            return -err;
+        }
+        close(sv[i]);
+        sv[i] = fd;
+    }
+    return 0;
+}
+
 static int start_locked(void)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
+    int moved = above_std(sv);
+    if (moved)
+        return moved;
     struct walls__fs_start start = {.ctl = sv[1]};
     bool single = thread_count() == 1;
     char *mine = NULL;
@@ -246,6 +272,9 @@ int walls__forkserver_open_pool(int *sock)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
         return -errno;
+    int moved = above_std(sv);
+    if (moved)
+        return moved;
     /* The fork server's end blocks; ours does not (the supervisor drains it). */
     int flags = fcntl(sv[1], F_GETFL);
     fcntl(sv[1], F_SETFL, flags & ~O_NONBLOCK);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -376,6 +377,58 @@ START_TEST(test_start_through_signals)
 }
 END_TEST
 
+/* A program that closed standard streams before its first pool (as a
+ * daemon may): its pool, or walls_fini(), must not wait forever for a
+ * fork server that kept the control socket's other end on a free 0-2,
+ * and nothing may outlive it. _i: 0 a pool alone (a forked fork server),
+ * 1 within walls_init() and walls_fini(), 2 with a second thread (a
+ * re-executed one). */
+
+START_TEST(test_closed_standard_streams)
+{
+    static const char *const closed[] = {"01", "12", "012", "2"};
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    for (size_t k = 0; k < sizeof closed / sizeof closed[0]; k++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            for (const char *c = closed[k]; *c; c++)
+                close(*c - '0');
+            pthread_t extra;
+            if (_i == 2 && pthread_create(&extra, NULL, idle_thread, NULL) != 0)
+                _exit(2);
+            if (_i == 1 && walls_init() != 0)
+                _exit(3);
+            struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1};
+            walls_pool *pool;
+            walls_task *t;
+            struct walls_result r;
+            int v[2] = {2, 3};
+            if (walls_pool_create(&pool, &o) != 0 || walls_submit(pool, t_add, v, sizeof v, &t) ||
+                walls_wait(t, 20000, &r) != 0 || r.status != WALLS_OK)
+                _exit(4);
+            walls_task_free(t);
+            if (walls_pool_destroy(pool, 0) != 0)
+                _exit(5);
+            if (_i == 1)
+                walls_fini();
+            _exit(0);
+        }
+        int status = -1;
+        for (int i = 0; i < 2000 && waitpid(pid, &status, WNOHANG) == 0; i++)
+            usleep(10000);
+        if (status == -1) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        }
+        ck_assert_msg(status == 0, "closed %s: the program ended %#x (9: it hung)", closed[k],
+                      status);
+        ck_assert_msg(wait_no_children(5000) == 0, "closed %s: a process outlived the program",
+                      closed[k]);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -389,6 +442,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_buffered_output_written_once);
     tcase_add_test(tc, test_pool_after_fork_server_killed);
     tcase_add_loop_test(tc, test_start_through_signals, 0, 2);
+    tcase_add_loop_test(tc, test_closed_standard_streams, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
