@@ -15,6 +15,8 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +35,19 @@
 /* --threads: the signal of the per-tab CPU-time timer (walls keeps SIGRTMIN). */
 #define WATCHDOG_SIGNAL (SIGRTMIN + 4)
 
+/* Every block the allocator gave the tab's state, linked, so that a
+ * --threads tab's state can be freed without lua_close() (see
+ * state_free). The header keeps malloc's alignment. */
+union block {
+    struct {
+        union block *prev, *next;
+    } link;
+    max_align_t align;
+};
+
 struct tab_state {
     lua_State *L;
+    union block *blocks;    /* what the allocator gave out, newest first */
     size_t used, limit;     /* bytes the allocator gave out, and its limit */
     int nomem;              /* the allocator refused since the event began */
     unsigned flags;         /* LOAD_* */
@@ -68,13 +81,36 @@ static int64_t thread_cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void block_link(struct tab_state *t, union block *b)
+{
+    b->link.prev = NULL;
+    b->link.next = t->blocks;
+    if (t->blocks)
+        t->blocks->link.prev = b;
+    t->blocks = b;
+}
+
+static void block_unlink(struct tab_state *t, union block *b)
+{
+    if (b->link.prev)
+        b->link.prev->link.next = b->link.next;
+    else
+        t->blocks = b->link.next;
+    if (b->link.next)
+        b->link.next->link.prev = b->link.prev;
+}
+
 static void *tab_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct tab_state *t = ud;
+    union block *b = ptr ? (union block *)ptr - 1 : NULL;
     if (ptr == NULL)
         osize = 0; /* Lua passes the object's type there */
     if (nsize == 0) {
-        free(ptr);
+        if (b) {
+            block_unlink(t, b);
+            free(b);
+        }
         t->used -= osize;
         return NULL;
     }
@@ -82,13 +118,22 @@ static void *tab_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         t->nomem = 1;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
-    if (p == NULL) {
+    if (nsize > SIZE_MAX - sizeof *b) {
         t->nomem = 1;
         return NULL;
     }
+    if (b)
+        block_unlink(t, b);
+    union block *nb = realloc(b, sizeof *b + nsize);
+    if (nb == NULL) {
+        if (b)
+            block_link(t, b);
+        t->nomem = 1;
+        return NULL;
+    }
+    block_link(t, nb);
     t->used = t->used - osize + nsize;
-    return p;
+    return nb + 1;
 }
 
 /* --threads: a thread cannot be killed, so its event is stopped inside the
@@ -584,15 +629,18 @@ static void state_free(void *p)
     struct tab_state *t = p;
     if (t == NULL)
         return;
-    if (t->has_watchdog && t->L) {
-        /* Finalizers run in lua_close(): one that loops is cut by the
-         * watchdog's hook like any event (its error is only a warning). */
-        tab = t;
-        watchdog_arm(t->timeout_ms);
-        lua_close(t->L);
+    if (t->flags & LOAD_HOOK) {
+        /* --threads: lua_close() would run the script's finalizers, and
+         * Lua runs no hook inside one, so one that loops could not be
+         * stopped and would hold its thread, and the broker's close or
+         * reload behind it, for ever. The state's blocks are freed as
+         * they are: a tab's finalizers do not run when it goes. */
+        while (t->blocks) {
+            union block *b = t->blocks;
+            t->blocks = b->link.next;
+            free(b);
+        }
         t->L = NULL;
-        watchdog_arm(0);
-        tab = NULL;
     }
     if (t->has_watchdog)
         timer_delete(t->watchdog);

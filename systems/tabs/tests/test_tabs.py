@@ -253,6 +253,22 @@ t = tabs_of(proc, "threads pattern-bomb")
 check_good(t, "threads pattern-bomb")
 if "its thread runs on" not in t.get("pattern-bomb", {}).get("detail", ""):
     fail(f"threads pattern-bomb: {t.get('pattern-bomb')}")
+# A finalizer that never returns, pending when the tab closes: the tab ends
+# ok and the program exits in both modes (lua_close() would run it for
+# ever in a thread, which no hook can stop).
+for mode in ([], ["--threads"]):
+    label = "gc-loop" + (" threads" if mode else "")
+    try:
+        proc = run(["run", "--json", "--quiet"] + mode + ORIGINS + GOOD +
+                   [os.path.join(TESTS, "hostile/gc-loop.lua")], label, 0)
+    except subprocess.TimeoutExpired:
+        leftovers(label)
+        fail(f"{label}: the program never exited")
+        continue
+    t = tabs_of(proc, label)
+    check_good(t, label)
+    if t.get("gc-loop", {}).get("outcome") != "ok":
+        fail(f"{label}: {t.get('gc-loop')}")
 # The watchdog's hook stays set: catching its error does not escape it.
 proc = run(["run", "--threads", "--json", "--quiet", "--timeout-ms", "500", "--deadline-ms", "20000",
             os.path.join(TESTS, "hostile/pcall-loop.lua")], "threads pcall-loop", 1)
