@@ -934,9 +934,11 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
                 break;
             memcpy(t->last_log, s, len);
             t->last_log[len] = '\0';
-            for (char *c = t->last_log; *c; c++)
-                if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                    *c = ' ';
+            /* Control bytes, NUL among them, become spaces: the line is
+             * shown whole, on one line. */
+            for (uint32_t i = 0; i < len; i++)
+                if ((unsigned char)t->last_log[i] < 0x20 || t->last_log[i] == 0x7f)
+                    t->last_log[i] = ' ';
             if (!b->opts.quiet)
                 fprintf(stderr, "[%s] %s\n", t->name, t->last_log);
             break;
@@ -1054,10 +1056,13 @@ static void finished(struct broker *b, struct tab *t)
     }
     case WALLS_TIMEOUT:
         if (b->opts.threads) {
-            /* Past the hook's reach (inside a C function): nothing can
-             * stop a thread, so it keeps its CPU until the program ends. */
+            /* Past the hook's reach (inside a C function, a finalizer
+             * or a coroutine): nothing can stop a thread, so it keeps its
+             * CPU until the program ends. */
             t->stuck = 1;
-            snprintf(why, sizeof why, "an event ran past %lld ms in C code; its thread runs on",
+            snprintf(why, sizeof why,
+                     "an event ran past %lld ms out of the hook's reach (C code, a finalizer "
+                     "or a coroutine); its thread runs on",
                      (long long)b->opts.timeout_ms);
         } else {
             snprintf(why, sizeof why, "an event ran past %lld ms; killed",

@@ -263,9 +263,9 @@ static int run_command(int argc, char **argv, int serve, struct origin_opt *orig
             broker_info(b, i, &in);
             if (in.outcome == OUT_OK && in.running && late && (in.timers || in.queued || in.busy)) {
                 char detail[160];
-                snprintf(detail, sizeof detail, "%s at the deadline (%u timers, %u queued)",
-                         stopping ? "still running when stopped" : "still running",
-                         in.timers, in.queued + (unsigned)in.busy);
+                snprintf(detail, sizeof detail, "still running %s (%u timers, %u queued)",
+                         stopping ? "when stopped by a signal" : "at the deadline", in.timers,
+                         in.queued + (unsigned)in.busy);
                 in.detail = detail;
                 print_tab(&in, json);
             } else {

@@ -563,6 +563,13 @@ static int setup(lua_State *L)
         lua_pushcfunction(L, l_log);
         lua_setglobal(L, "print");
     }
+    /* Known as a loaded module too: an argument error of a function called
+     * with no name of its own (through pcall, as a handler) names it
+     * "tab.post", not "?". */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "tab");
+    lua_pop(L, 1);
     lua_setglobal(L, "tab");
 
     uint32_t n;
@@ -672,10 +679,18 @@ static void tab_free(void)
  * and this runs unprotected. */
 static void error_text(lua_State *L, char *detail, size_t cap)
 {
-    if (lua_type(L, -1) == LUA_TSTRING)
-        snprintf(detail, cap, "%s", lua_tostring(L, -1));
-    else
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        /* Whole, up to cap: a NUL in it shown as a space, not an end. */
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (len > cap - 1)
+            len = cap - 1;
+        for (size_t i = 0; i < len; i++)
+            detail[i] = s[i] ? s[i] : ' ';
+        detail[len] = '\0';
+    } else {
         snprintf(detail, cap, "(error object is a %s value)", luaL_typename(L, -1));
+    }
 }
 
 static int run_protected(lua_CFunction fn, struct rbuf *r, int kind, char *detail, size_t cap)

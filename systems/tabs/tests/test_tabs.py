@@ -205,6 +205,8 @@ item("api/cycle.lua", ("error",), r"more than 32 deep")
 item("api/timers-limit.lua", ("error",), r"too many pending timers \(limit 256\)")
 item("api/quota.lua", ("error",), r"storage quota exceeded")
 item("api/unknown-target.lua", ("ok",), r"^$", result={"posted": True})
+item("api/arg-name.lua", ("error",), r"^bad argument #1 to 'tab\.set_timeout'")
+item("api/nul-error.lua", ("error",), r"^before after$")
 item("api/utf8.lua", ("ok",), r"^$", result={"s": "h\u00e9llo \u2713 \U0001F600 bad\ufffdend"})
 item("api/echo-types.lua", ("ok",), r"^$",
      result={"int": 42, "float": 0.25, "yes": True, "no": False, "str": "a\"b\n",
@@ -269,6 +271,9 @@ for mode in ([], ["--threads"]):
     check_good(t, label)
     if t.get("gc-loop", {}).get("outcome") != "ok":
         fail(f"{label}: {t.get('gc-loop')}")
+proc = run(["run", os.path.join(TESTS, "api/nul-log.lua")], "nul-log", 0)
+if "[nul-log] before after\n" not in proc.stderr:
+    fail(f"nul-log: the log line on stderr: {proc.stderr!r}")
 # The watchdog's hook stays set: catching its error does not escape it.
 proc = run(["run", "--threads", "--json", "--quiet", "--timeout-ms", "500", "--deadline-ms", "20000",
             os.path.join(TESTS, "hostile/pcall-loop.lua")], "threads pcall-loop", 1)
