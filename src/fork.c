@@ -149,6 +149,25 @@ uint32_t walls__epoch(void)
     return e ? e : learn_epoch();
 }
 
+void walls__epoch_chain(uint32_t chain[4])
+{
+    chain[0] = walls__epoch();
+    for (int i = 0; i < 3; i++)
+        chain[i + 1] = walls__load_relaxed(&ancestors[i]);
+}
+
+/* Before this process learned an epoch of its own (the fork server's
+ * constructor): it then avoids the chain's, and so do its children. */
+void walls__epoch_adopt(const uint32_t chain[4])
+{
+    for (int i = 0; i < 4; i++)
+        if (chain[i] > 127)
+            return;
+    walls__store_relaxed(&mine, chain[0]);
+    for (int i = 0; i < 3; i++)
+        walls__store_relaxed(&ancestors[i], chain[i + 1]);
+}
+
 pid_t walls__self(void)
 {
     if (!self_page) {

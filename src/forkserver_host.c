@@ -72,7 +72,13 @@ static char **exec_env(int fd, char **mine)
     while (environ && environ[n])
         n++;
     char **envp = calloc(n + 2, sizeof *envp);
-    *mine = malloc(sizeof WALLS__FORKSERVER_ENV + 16);
+    /* The control socket's number, then the epochs the fork server and
+     * its workers must avoid (ours and our ancestors'): with them a
+     * handle of ours given to a task is never taken for the worker's. */
+    enum { ROOM = sizeof WALLS__FORKSERVER_ENV + 64 };
+    uint32_t chain[4];
+    walls__epoch_chain(chain);
+    *mine = malloc(ROOM);
     if (!envp || !*mine) {
         free(envp);
         free(*mine);
@@ -82,7 +88,8 @@ static char **exec_env(int fd, char **mine)
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], WALLS__FORKSERVER_ENV "=", sizeof WALLS__FORKSERVER_ENV) != 0)
             envp[k++] = environ[i];
-    snprintf(*mine, sizeof WALLS__FORKSERVER_ENV + 16, WALLS__FORKSERVER_ENV "=%d", fd);
+    snprintf(*mine, ROOM, WALLS__FORKSERVER_ENV "=%d,%u,%u,%u,%u", fd, chain[0], chain[1],
+             chain[2], chain[3]);
     envp[k] = *mine;
     return envp;
 }

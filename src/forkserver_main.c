@@ -402,7 +402,16 @@ __attribute__((constructor(101))) static void forkserver_ctor(void)
     const char *value = getenv(WALLS__FORKSERVER_ENV);
     if (!value)
         return;
-    int fd = atoi(value);
+    /* "fd,e0,e1,e2,e3": the control socket, and the program's epochs,
+     * which this process must avoid as a forked one would. */
+    char *end;
+    int fd = (int)strtol(value, &end, 10);
+    uint32_t chain[4];
+    int got = 0;
+    while (got < 4 && *end == ',')
+        chain[got++] = (uint32_t)strtoul(end + 1, &end, 10);
+    if (got == 4 && *end == '\0')
+        walls__epoch_adopt(chain);
     unsetenv(WALLS__FORKSERVER_ENV);
     int low = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (low < 0)

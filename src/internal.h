@@ -45,6 +45,11 @@ pid_t walls__self(void);
  * host's, a parent given its child's) is told apart from any of this
  * process's own. Learned once per process, as walls__self(). */
 uint32_t walls__epoch(void);
+/* The epochs a child of this process must avoid: this process's and its
+ * three nearest ancestors' (a re-executed fork server is told them, and
+ * takes them as a forked child would find them). */
+void walls__epoch_chain(uint32_t chain[4]);
+void walls__epoch_adopt(const uint32_t chain[4]);
 /* Whether walls__self() is right in every child, raw clone() included
  * (the kernel wipes its page); else only across fork(). */
 bool walls__self_exact(void);

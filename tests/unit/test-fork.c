@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,56 @@ START_TEST(test_worker_given_host_handles)
 }
 END_TEST
 
+static void *idle_thread(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    ssize_t n = read(fd, &c, 1); /* until the pipe closes */
+    (void)n;
+    return NULL;
+}
+
+/* The same through a fork server started again from the program (it had
+ * a second thread then), which inherits no memory of the program: each
+ * worker's epoch must still avoid the program's. A worker per task over
+ * enough tasks that, by its pid alone, some worker would take the
+ * program's epoch. */
+START_TEST(test_reexec_worker_given_host_handles)
+{
+    int idle_pipe[2];
+    pthread_t idle;
+    ck_assert_int_eq(pipe(idle_pipe), 0);
+    ck_assert_int_eq(pthread_create(&idle, NULL, idle_thread, &idle_pipe[0]), 0);
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .recycle_after = 1};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    walls_task *done, *t;
+    int v[2] = {1, 2};
+    ck_assert_int_eq(walls_submit(pool, t_add, v, sizeof v, &done), 0);
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(done, 20000, &r), 0);
+    char in[sizeof pool + sizeof done];
+    memcpy(in, &pool, sizeof pool);
+    memcpy(in + sizeof pool, &done, sizeof done);
+    for (int i = 0; i < 300; i++) {
+        ck_assert_int_eq(walls_submit(pool, t_use_host_handles, in, sizeof in, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        ck_assert_msg(r.status == WALLS_OK, "%s/%d", walls_status_name(r.status), r.code);
+        int step;
+        memcpy(&step, r.out, sizeof step);
+        ck_assert_msg(step == 0, "task %d: the worker's step %d was not refused with -EPERM", i,
+                      step);
+        walls_task_free(t);
+    }
+    walls_task_free(done);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    close(idle_pipe[1]);
+    pthread_join(idle, NULL);
+    close(idle_pipe[0]);
+}
+END_TEST
+
 /* A child's handles sent back to its parent: the two made their entries
  * the same way from the same tables, so without the process in the handle
  * the child's would name the parent's own task. */
@@ -260,6 +311,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_fork_child_refused, 0, 3);
     tcase_add_loop_test(tc, test_worker_given_host_handles, 0, 2);
+    tcase_add_test(tc, test_reexec_worker_given_host_handles);
     tcase_add_test(tc, test_parent_given_child_handle);
     suite_add_tcase(s, tc);
     return s;
