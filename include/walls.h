@@ -178,8 +178,11 @@ struct walls_pool_opts {
      * from its submission until it starts; the pool counts as waiting its
      * unfinished tasks beyond one per worker (threads, or threads of all
      * its processes), so up to max_queued + workers tasks are unfinished.
-     * 0 = unbounded. Room comes back as tasks finish: each finish makes
-     * walls_pool_fd() readable. */
+     * A task that ended WALLS_TIMEOUT is finished, though in the threads
+     * placement its thread runs it on (a thread cannot be stopped): until
+     * it returns, that worker takes nothing, and the tasks behind it may
+     * be more than max_queued. 0 = unbounded. Room comes back as tasks
+     * finish: each finish makes walls_pool_fd() readable. */
     unsigned max_queued;
     /* Writable shared region (every placement): bytes of memory that the
      * host and every worker of the pool map read-write, for state several
