@@ -50,7 +50,9 @@
  * functions unless the parent had one thread.)
  * Worker processes keep descriptors 1 and 2 (a task may print) and 0 (the
  * program's standard input, or /dev/null when the fork server was
- * re-executed), and close every other descriptor of the program.
+ * re-executed), and close every other descriptor of the program. One
+ * of 0-2 that the program had closed, or marked close-on-exec (as every
+ * descriptor walls opens is), is /dev/null in a worker.
  */
 #ifndef WALLS_H
 #define WALLS_H

@@ -136,6 +136,15 @@ _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start)
     __fpurge(stderr);
     if (settle_fds(&start->ctl, 1) != 0)
         _exit(errno ? errno : EBADF);
+    /* A 0-2 marked close-on-exec is not the program's stream but one of
+     * its descriptors that took a free number (a pool's, if the program
+     * had closed its streams): gone, as an execve() would leave it, and
+     * /dev/null in its place (walls__forkserver_main). */
+    for (int fd = 0; fd <= 2; fd++) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && (flags & FD_CLOEXEC))
+            close(fd);
+    }
     walls__forkserver_main(3);
 }
 

@@ -384,6 +384,28 @@ END_TEST
  * 1 within walls_init() and walls_fini(), 2 with a second thread (a
  * re-executed one). */
 
+/* Writes which of the worker's 0-2 holds a descriptor of walls' (a
+ * socket, an eventfd, a memfd...) plus 1, or 0: each must be the
+ * program's own stream or /dev/null. */
+static int t_std_fds(struct walls_call *call)
+{
+    int bad = 0;
+    for (int fd = 0; fd <= 2 && !bad; fd++) {
+        char path[32], link[128];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n < 0)
+            continue;
+        link[n] = '\0';
+        if (strncmp(link, "anon_inode:", 11) == 0 || strncmp(link, "socket:", 7) == 0 ||
+            strncmp(link, "/memfd:", 7) == 0)
+            bad = fd + 1;
+    }
+    memcpy(call->out, &bad, sizeof bad);
+    call->out_len = sizeof bad;
+    return 0;
+}
+
 START_TEST(test_closed_standard_streams)
 {
     static const char *const closed[] = {"01", "12", "012", "2"};
@@ -408,6 +430,14 @@ START_TEST(test_closed_standard_streams)
                 walls_wait(t, 20000, &r) != 0 || r.status != WALLS_OK)
                 _exit(4);
             walls_task_free(t);
+            int bad = -1;
+            if (walls_submit(pool, t_std_fds, NULL, 0, &t) || walls_wait(t, 20000, &r) != 0 ||
+                r.status != WALLS_OK || r.out_len != sizeof bad)
+                _exit(4);
+            memcpy(&bad, r.out, sizeof bad);
+            if (bad)
+                _exit(10 + bad);
+            walls_task_free(t);
             if (walls_pool_destroy(pool, 0) != 0)
                 _exit(5);
             if (_i == 1)
@@ -421,8 +451,10 @@ START_TEST(test_closed_standard_streams)
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
         }
-        ck_assert_msg(status == 0, "closed %s: the program ended %#x (9: it hung)", closed[k],
-                      status);
+        ck_assert_msg(status == 0,
+                      "closed %s: the program ended %#x (9: it hung; 11-13 << 8: a worker's "
+                      "0-2 held a descriptor of walls')",
+                      closed[k], status);
         ck_assert_msg(wait_no_children(5000) == 0, "closed %s: a process outlived the program",
                       closed[k]);
     }
