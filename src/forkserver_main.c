@@ -274,15 +274,11 @@ _Noreturn void walls__forkserver_main(int ctl)
     walls__set_title("walls-forkserver");
     /* 0-2 taken, on /dev/null where the program had closed them: what
      * this process opens or receives (a pool's socket) must not land
-     * there, where every worker forked from it would inherit it. */
+     * there, where every worker forked from it would inherit it. open()
+     * takes the lowest free number: fd, the ones below being open. */
     for (int fd = 0; fd <= 2; fd++)
-        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-            int null = open("/dev/null", O_RDWR);
-            if (null >= 0 && null != fd) {
-                dup2(null, fd);
-                close(null);
-            }
-        }
+        if (fcntl(fd, F_GETFD) < 0)
+            open("/dev/null", O_RDWR);
     /* glibc's unwinder, which pthread_exit() in a task needs and glibc
      * loads on first use: loaded here, once, every worker has it, and a
      * sandboxed one need not open a file for it. */
