@@ -156,13 +156,17 @@ void walls__engine_rebalance(struct walls__pool *pool, int64_t now)
 /* Whether tasks wait in some lane's ring while another lane idles. */
 static bool waiting_beside_idle(const struct walls__pool *pool, int64_t now)
 {
-    bool waiting = false, idling = false;
-    for (unsigned i = 0; i < pool->nlanes && !(waiting && idling); i++) {
-        const struct walls__lane *lane = &pool->lanes[i];
-        idling = idling || idle(lane);
-        waiting = waiting || backlog_of(lane, now).movable > 0;
-    }
-    return waiting && idling;
+    /* Idle lanes first: that look is cheap, and while tasks stream in
+     * every lane is busy, so the backlogs are seldom counted. */
+    bool idling = false;
+    for (unsigned i = 0; i < pool->nlanes && !idling; i++)
+        idling = idle(&pool->lanes[i]);
+    if (!idling)
+        return false;
+    for (unsigned i = 0; i < pool->nlanes; i++)
+        if (backlog_of(&pool->lanes[i], now).movable > 0)
+            return true;
+    return false;
 }
 
 void walls__engine_watch_balance(struct walls__pool *pool, int64_t now)
