@@ -179,7 +179,9 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
         walls__store_release(&pool->wake_due, 1u);
         pool->wake_owed = true;
     }
-    walls__fetch_add(&pool->unsignalled, 1);
+    /* Counted only for a watched descriptor: arming it forgets the count. */
+    if (pool->fd_armed)
+        walls__fetch_add(&pool->unsignalled, 1);
     if (pool->fd_armed && !(walls__load_relaxed(&task->flags) & WALLS__TASK_FREED)) {
         list_append(&pool->collect, task);
         walls__store_relaxed(&task->collectable, true);
@@ -538,10 +540,10 @@ static bool io_full(const struct walls__pool *pool, const struct walls__lane *la
  * where the slots are wanted, so that the rings do not fill with finished
  * tasks while the submitting thread queues, and no worker has to come for
  * the pool's lock to be given more. */
-static void consume(struct walls__pool *pool, struct walls__lane *lane)
+static void consume(struct walls__pool *pool, struct walls__lane *lane, int64_t now)
 {
     if (lane->live && lane->mb && walls__load_relaxed(&lane->mb->cq.tail) != lane->cq_head)
-        walls__engine_harvest(pool, lane);
+        walls__engine_harvest_at(pool, lane, now);
 }
 
 /* The lane for task: the last one used if it keeps up, else the open lane
@@ -549,8 +551,9 @@ static void consume(struct walls__pool *pool, struct walls__lane *lane)
 static struct walls__lane *pick_lane(struct walls__pool *pool, const struct walls__task *task,
                                      int64_t now)
 {
-    struct walls__lane *last = &pool->lanes[pool->next_lane % pool->nlanes];
-    consume(pool, last);
+    /* next_lane is always a lane's index: no division on this path. */
+    struct walls__lane *last = &pool->lanes[pool->next_lane];
+    consume(pool, last, now);
     if (walls__engine_takes(last) && !io_full(pool, last, task) &&
         ring_free(last) >= 1 + modules_needed(last, task) &&
         keeps_up(last, now))
@@ -560,10 +563,11 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
     struct walls__lane *best = NULL;
     unsigned best_free = 0;
     bool best_long = false;
-    for (unsigned k = 0; k < pool->nlanes; k++) {
-        struct walls__lane *lane = &pool->lanes[(pool->next_lane + k) % pool->nlanes];
+    for (unsigned k = 0, i = pool->next_lane; k < pool->nlanes;
+         k++, i = i + 1 == pool->nlanes ? 0 : i + 1) {
+        struct walls__lane *lane = &pool->lanes[i];
         if (k)
-            consume(pool, lane);
+            consume(pool, lane, now);
         if (!walls__engine_takes(lane) || io_full(pool, lane, task))
             continue;
         unsigned room = ring_free(lane);

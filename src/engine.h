@@ -185,6 +185,9 @@ void walls__io_lane_unmap(struct walls__lane *lane);
  * break of the protocol marks the lane broke (and, for a lane whose worker
  * cannot be killed, fails the task named); see take_attention. */
 void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane);
+/* The same, with the clock read by the caller under the lock (0: read it
+ * here): the completions count as finished at now. */
+void walls__engine_harvest_at(struct walls__pool *pool, struct walls__lane *lane, int64_t now);
 /* Harvests every live lane, then dispatches. */
 void walls__engine_harvest_all(struct walls__pool *pool);
 /* The next lane that needs its backend (it broke the protocol, or

@@ -95,6 +95,11 @@ static bool believable_done(const struct walls__pool *pool, const struct walls__
 
 void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
 {
+    walls__engine_harvest_at(pool, lane, 0);
+}
+
+void walls__engine_harvest_at(struct walls__pool *pool, struct walls__lane *lane, int64_t now)
+{
     WALLS__LOCKED(pool);
     if (lane->broke || !lane->live)
         return;
@@ -117,7 +122,8 @@ void walls__engine_harvest(struct walls__pool *pool, struct walls__lane *lane)
         lane_broke(pool, lane, NULL);
         return;
     }
-    int64_t now = tail != lane->cq_head ? walls__now_ns() : 0;
+    if (tail != lane->cq_head && !now)
+        now = walls__now_ns();
     bool consumed = tail != lane->cq_head;
     while (lane->cq_head != tail) {
         struct walls__cqe *cqe = &mb->cq_slots[lane->cq_head & MASK];
