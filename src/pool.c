@@ -199,8 +199,10 @@ int walls_pool_destroy(walls_pool *handle, unsigned flags)
                            call);
     }
     pool->state = WALLS__POOL_CLOSING;
-    if (flags & WALLS_CANCEL)
+    if (flags & WALLS_CANCEL) {
+        pool->cancelling = true;
         cancel_all(pool);
+    }
     walls__pool_unlock(pool);
     walls__engine_signal(pool);
 

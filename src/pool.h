@@ -290,6 +290,8 @@ struct walls__pool {
                                  * the latest; INT64_MAX: when woken (want_clock) */
     /* Health and statistics [lock]: */
     bool broken;
+    bool cancelling;            /* walls_pool_destroy(WALLS_CANCEL) under way: a task a
+                                 * killed worker held ends CANCELLED, never LOST or again */
     uint64_t submitted, completed, by_status[WALLS_BROKEN + 1], restarts, recycled;
     uint64_t hist[WALLS__HIST_BUCKETS];
 };

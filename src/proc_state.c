@@ -353,6 +353,14 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
         first = false;
         struct walls__task *task = e->task;
         e->task = NULL;
+        /* Being destroyed with WALLS_CANCEL: what the kill took, or had
+         * not started, ends cancelled, as walls_pool_destroy() says; a
+         * task that started after the kill was decided would otherwise be
+         * LOST (killed for another), or run again. */
+        if (!victim && pool->cancelling) {
+            walls__engine_complete(pool, task, WALLS_CANCELLED, 0, NULL, 0);
+            continue;
+        }
         if (!victim) {
             requeue[nrequeue++] = task;
             continue;
@@ -360,6 +368,8 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
         int code = died_code;
         enum walls_status status = lane_status(proc, lane, s, died, &code);
         task->attempts++;
+        if (status == WALLS_LOST && pool->cancelling)
+            status = WALLS_CANCELLED;
         if (status == WALLS_LOST && task->attempts <= pool->lost_retries) {
             requeue[nrequeue++] = task;
             continue;
