@@ -220,6 +220,15 @@ int walls_submit_batch(walls_pool *handle, walls_fn *fn, const struct walls_inpu
                            : !in    ? "in is NULL"
                            : !out_tasks ? "tasks (the out-parameter) is NULL"
                                         : "n is 0");
+    if (n > UINT32_MAX)
+        return walls__fail(-ENOMEM, "%s: n %zu is more tasks than a pool can hold", call, n);
+    /* A batch that could not fit an idle pool fails before its inputs are
+     * read or copied (admit() says the same of any batch, under the lock). */
+    if (pool->max_queued && n > (uint64_t)pool->max_queued + pool->nlanes)
+        return walls__fail(-EAGAIN,
+                           "%s: %zu tasks can never wait at once: opts.max_queued %u plus "
+                           "one per worker (%u) is the most; split the batch",
+                           call, n, pool->max_queued, pool->nlanes);
     for (size_t i = 0; i < n; i++) {
         if (in[i].len > 0 && !in[i].data)
             return walls__fail(-EINVAL, "%s: in[%zu].data is NULL with len %zu", call, i,
@@ -228,15 +237,6 @@ int walls_submit_batch(walls_pool *handle, walls_fn *fn, const struct walls_inpu
             return walls__fail(-E2BIG, "%s: in[%zu].len %zu is over WALLS_IO_MAX %zu", call, i,
                                in[i].len, WALLS_IO_MAX);
     }
-    if (n > UINT32_MAX)
-        return walls__fail(-ENOMEM, "%s: n %zu is more tasks than a pool can hold", call, n);
-    /* A batch that could not fit an idle pool fails before its inputs are
-     * copied (admit() says the same of any batch, under the lock). */
-    if (pool->max_queued && n > (uint64_t)pool->max_queued + pool->nlanes)
-        return walls__fail(-EAGAIN,
-                           "%s: %zu tasks can never wait at once: opts.max_queued %u plus "
-                           "one per worker (%u) is the most; split the batch",
-                           call, n, pool->max_queued, pool->nlanes);
     struct walls__task **tasks = malloc(n * sizeof *tasks);
     if (!tasks)
         return walls__fail(-ENOMEM, "%s: no memory for %zu tasks", call, n);

@@ -59,6 +59,13 @@ START_TEST(test_batch_that_never_fits)
                   "refusing the batch took %ld KiB", after.ru_maxrss - before.ru_maxrss);
     ck_assert_ptr_nonnull(strstr(walls_last_error(), "split the batch"));
     ck_assert_uint_eq(submitted(pool), 0);
+    /* ... before its inputs are looked at: a bad one further on does not
+     * change the answer, nor is it read. */
+    in[N - 1] = (struct walls_input){NULL, 5};
+    ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, N, t), -EAGAIN);
+    in[N - 1] = (struct walls_input){"x", (size_t)WALLS_IO_MAX + 1};
+    ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, N, t), -EAGAIN);
+    in[N - 1] = (struct walls_input){NULL, 0};
     /* The most that fits an idle pool still does: 4 waiting plus 1 running. */
     ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, 5, t), 0);
     for (int k = 0; k < 5; k++) {
