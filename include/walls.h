@@ -355,7 +355,12 @@ typedef int walls_fn(struct walls_call *call);
  * first fault stops the other threads). Worker processes use the signal
  * SIGRTMIN for this; a task must not use it. What no thread records (a
  * fault in a thread the task started, _exit()) is shared: every task
- * running in the process ends with it.
+ * running in the process ends with it. The threads of a hybrid worker
+ * share its memory: a task that writes where it may not (past out_cap,
+ * say) without faulting can change what the other tasks of its process
+ * write or record, and so their results (WALLS_PROTOCOL, a wrong
+ * WALLS_EXITED); only separate processes keep such a task from its
+ * neighbours.
  *
  * A task that ends its worker's thread (pthread_exit(), or the raw exit
  * system call) ends WALLS_EXITED in process and hybrid placement, as a
@@ -511,7 +516,8 @@ WALLS_API int walls_pool_create(walls_pool **pool, const struct walls_pool_opts 
  * reaped, and the pool's descriptors and mappings are closed. Task handles
  * stay valid: wait on them for their results, then free them.
  *
- * Returns 0 (also for NULL); -EINVAL (unknown flags); -EBADF (pool already
+ * Returns 0 (also for NULL, with known flags); -EINVAL (unknown flags,
+ * whatever the pool); -EBADF (pool already
  * destroyed, or being destroyed by another thread); -EDEADLK (called from
  * one of the pool's own worker threads).
  */
@@ -890,6 +896,12 @@ struct walls_stats {
     unsigned processes, threads;
     uint64_t submitted, completed, by_status[WALLS_BROKEN + 1];
     uint64_t restarts;
+    /* Unfinished tasks: in_flight were handed to workers (running, or
+     * waiting in a worker's own queue, from where they may still move to
+     * a worker that idles); queued wait in the pool for a worker to take
+     * them. A thread task that timed out counts in neither (it has ended)
+     * though its thread runs on. submitted = completed + in_flight +
+     * queued in every snapshot. */
     uint64_t in_flight, queued;
     uint64_t latency_p50_ns, latency_p99_ns; /* submit to completion */
     unsigned broken; /* 1 while the pool is broken (walls_pool_reset) */

@@ -181,10 +181,11 @@ static void cancel_all(struct walls__pool *pool)
 int walls_pool_destroy(walls_pool *handle, unsigned flags)
 {
     static const char call[] = "walls_pool_destroy";
-    if (!handle)
-        return 0;
+    /* Flags first: a caller's mistake is told even with no pool. */
     if (flags & ~WALLS_CANCEL)
         return walls__fail(-EINVAL, "%s: unknown flags %#x", call, flags & ~WALLS_CANCEL);
+    if (!handle)
+        return 0;
     int rc;
     struct walls__pool *pool = walls__pool_enter(handle, call, &rc);
     if (!pool)

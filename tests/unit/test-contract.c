@@ -168,6 +168,7 @@ START_TEST(test_use_after_destroy)
     ck_assert_int_eq(walls_pool_fd(pool), -EBADF);
     ck_assert_int_eq(walls_pool_explain(pool, buf, sizeof buf), -EBADF);
     ck_assert_int_eq(walls_pool_destroy(NULL, 0), 0);
+    ck_assert_int_eq(walls_pool_destroy(NULL, 0x40), -EINVAL); /* flags checked first */
     ck_assert_int_eq(walls_pool_stats(NULL, &st), -EINVAL);
     ck_assert_int_eq(walls_pool_fd(NULL), -EINVAL);
     ck_assert_int_eq(walls_pool_explain(NULL, buf, sizeof buf), -EINVAL);
