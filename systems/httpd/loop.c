@@ -237,14 +237,15 @@ static void sweep(struct loop *l, int64_t now)
                 int no = 0;
                 httpd_store(&r->broken_ms, broken);
                 if (httpd_cas(&r->lost, &no, 1)) {
+                    /* The call's own reason, not the errno's general one. */
                     httpd_log_error(srv, "route %s: the pool cannot be reset: %s; making "
-                                    "new pools", r->prefix, walls_strerror(rc));
+                                    "new pools", r->prefix, walls_last_error());
                     httpd_store(&srv->renew, true);
                 }
                 continue;
             }
             httpd_log_notice(srv, "route %s: pool reset%s%s", r->prefix, rc ? ": " : "",
-                             rc ? walls_strerror(rc) : "");
+                             rc ? walls_last_error() : "");
         }
     }
 }
