@@ -724,6 +724,21 @@ static void handle_request(struct conn *c)
         free(path);
 }
 
+/* Whether the parser refused a method it does not know rather than a
+ * malformed line: from p (where this parse began, perhaps inside the
+ * method) to end, after blank lines, only the characters of a method
+ * (upper-case letters, '-' and '_', as nginx takes them), up to a space or
+ * to what has arrived. RFC 9110, 9.1: an unknown method is answered 501. */
+static bool unknown_method(const char *p, const char *end)
+{
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    const char *start = p;
+    while (p < end && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'))
+        p++;
+    return p > start && (p == end || *p == ' ');
+}
+
 /* Parses what was read. Returns true when it acted on a request (the
  * state changed), false when it needs more bytes. */
 static bool parse_some(struct conn *c)
@@ -734,6 +749,8 @@ static bool parse_some(struct conn *c)
     c->scan_from = c->in.p + c->in_off;
     size_t n = http_parser_execute(&c->parser, &settings, c->in.p + c->in_off, avail);
     enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+    if (err == HPE_INVALID_METHOD && unknown_method(c->scan_from, c->in.p + c->in.len))
+        c->error_status = 501;
     if (err == HPE_OK || err == HPE_PAUSED) {
         int bad = scan_framing(c, c->scan_from, c->in.p + c->in_off + n);
         if (bad) {

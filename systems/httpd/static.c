@@ -196,12 +196,20 @@ int httpd_static_open(struct server *srv, const char *path, int *fd, struct stat
 
 /* Parses "bytes=a-b", "bytes=a-" or "bytes=-n" against size: 0 with the
  * range, -1 when not one satisfiable single range of this form, -2 when
- * a well-formed range lies outside the file. */
+ * a well-formed range lies outside the file. The unit is compared without
+ * case, and blanks after the '=' are allowed (RFC 9110, 14.1 and 5.6);
+ * a range whose end is before its start is not well formed, and the
+ * header is then ignored (14.1.1). */
 static int parse_range(const char *v, off_t size, off_t *from, off_t *to)
 {
-    if (strncmp(v, "bytes=", 6) != 0 || strchr(v, ','))
+    if (strncasecmp(v, "bytes", 5) != 0 || strchr(v, ','))
         return -1;
-    const char *s = v + 6;
+    const char *s = v + 5;
+    if (*s++ != '=')
+        return -1;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    /* The value's trailing blanks were dropped with the header's. */
     char *end;
     /* Digits only: strtoll would take blanks and signs too. */
     if (*s == '-') {
@@ -311,13 +319,30 @@ void static_serve(struct conn *c, const char *path)
     }
     char last[64];
     httpd_date(st.st_mtime, last, sizeof last);
-    /* This server sends no ETag, so If-None-Match matches only "*" (the
-     * file exists); when it is sent, If-Modified-Since is not looked at
-     * (RFC 9110, 13.1.2 and 13.1.3). */
+    /* The preconditions in the order of RFC 9110, 13.2.2. This server
+     * sends no ETag, so If-Match and If-None-Match match only "*" (the
+     * file exists); If-Unmodified-Since is looked at only without
+     * If-Match, If-Modified-Since only without If-None-Match. A date that
+     * is no HTTP-date, or (If-Modified-Since) one later than now, is
+     * ignored. */
+    const char *im = conn_header(c, "If-Match");
+    const char *ius = im ? NULL : conn_header(c, "If-Unmodified-Since");
+    if (im || ius) {
+        time_t t = ius ? httpd_parse_date(ius) : (time_t)-1;
+        if (im ? strcmp(im, "*") != 0 : t != (time_t)-1 && st.st_mtime > t) {
+            close(fd);
+            char extra[96];
+            snprintf(extra, sizeof extra, "Last-Modified: %s\r\n", last);
+            conn_respond(c, 412, "text/plain", extra, "412 Precondition Failed\n", 24);
+            return;
+        }
+    }
     const char *inm = conn_header(c, "If-None-Match");
     const char *ims = inm ? NULL : conn_header(c, "If-Modified-Since");
     if (inm || ims) {
         time_t t = ims ? httpd_parse_date(ims) : (time_t)-1;
+        if (t != (time_t)-1 && t > time(NULL))
+            t = (time_t)-1;
         if (inm ? strcmp(inm, "*") == 0 : t != (time_t)-1 && st.st_mtime <= t) {
             close(fd);
             char extra[96];

@@ -320,6 +320,35 @@ expect "If-Range with another date gives the whole file" "200 thirteen byte" \
     "$(code -r 2-5 -H 'If-Range: Sat, 01 Jan 2000 00:00:00 GMT' "$URL/13.txt") $(cat "$WORK/body")"
 expect "Range bytes=-0 is not satisfiable" 416 "$(code -H 'Range: bytes=-0' "$URL/13.txt")"
 expect "Range with a sign is not a range" 200 "$(code -H 'Range: bytes=+1-2' "$URL/13.txt")"
+expect "the range unit is compared without case" "206 irte" \
+    "$(code -H 'Range: Bytes=2-5' "$URL/13.txt") $(cat "$WORK/body")"
+expect "blanks after the = are allowed" "206 irte" \
+    "$(code -H 'Range: bytes= 2-5' "$URL/13.txt") $(cat "$WORK/body")"
+expect "a range ending before its start is ignored (RFC 9110 14.1.1)" 200 \
+    "$(code -H 'Range: bytes=5-2' "$URL/13.txt")"
+expect "an If-Modified-Since later than now is ignored" 200 \
+    "$(code -H 'If-Modified-Since: Sat, 06 Dec 2036 23:28:28 GMT' "$URL/13.txt")"
+expect "If-Match with a tag is no match (no ETags): 412" 412 \
+    "$(code -H 'If-Match: "x"' "$URL/13.txt")"
+expect "If-Match: * on a file is a match" 200 "$(code -H 'If-Match: *' "$URL/13.txt")"
+expect "If-Unmodified-Since before the file's date: 412" 412 \
+    "$(code -H 'If-Unmodified-Since: Thu, 01 Jan 1970 00:00:01 GMT' "$URL/13.txt")"
+expect "If-Unmodified-Since at the file's date: 200" 200 \
+    "$(code -H "If-Unmodified-Since: $LM13" "$URL/13.txt")"
+expect "If-Unmodified-Since that is no date is ignored" 200 \
+    "$(code -H 'If-Unmodified-Since: garbage' "$URL/13.txt")"
+expect "If-Match is looked at before If-Unmodified-Since" 200 \
+    "$(code -H 'If-Match: *' -H 'If-Unmodified-Since: Thu, 01 Jan 1970 00:00:01 GMT' "$URL/13.txt")"
+for method in FOO QUERY GETX X_CUSTOM-M; do
+    expect "an unknown method $method is 501" "HTTP/1.1 501 Not Implemented" \
+        "$(printf '%s /13.txt HTTP/1.1\r\nHost: x\r\n\r\n' "$method" | "$RAW" "$PORT" | first_line)"
+done
+expect "... on a route too" "HTTP/1.1 501 Not Implemented" \
+    "$(printf 'BREW /hello HTTP/1.1\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+for method in get G3T 'GE(T'; do
+    expect "a method of other characters ($method) is 400" "HTTP/1.1 400 Bad Request" \
+        "$(printf '%s /13.txt HTTP/1.1\r\nHost: x\r\n\r\n' "$method" | "$RAW" "$PORT" | first_line)"
+done
 # Routes are matched on the path as it resolves: no spelling of a route's
 # path reaches a file under its prefix, nor a route the path leaves.
 expect "a doubled slash still reaches the route" "200 hello" \
