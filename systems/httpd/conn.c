@@ -332,9 +332,26 @@ static bool valid_host(const char *v)
     return *p == '\0';
 }
 
+/* How many elements of a Transfer-Encoding list are "chunked". */
+static unsigned chunked_count(const char *v)
+{
+    unsigned n = 0;
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        const char *start = v;
+        while (*v && *v != ',' && *v != ' ' && *v != '\t' && *v != ';')
+            v++;
+        n += v - start == 7 && strncasecmp(start, "chunked", 7) == 0;
+        while (*v && *v != ',')
+            v++;
+    }
+    return n;
+}
+
 static int check_headers(struct conn *c)
 {
-    unsigned hosts = 0;
+    unsigned hosts = 0, codings = 0;
     for (unsigned i = 0; i < c->nheaders; i++) {
         char *value = c->hdr.p + c->value_at[i];
         size_t len = strlen(value);
@@ -350,9 +367,15 @@ static int check_headers(struct conn *c)
             if (!valid_host(value))
                 return 400;
         }
-        /* Only "chunked" is a transfer coding this server decodes. */
-        if (strcasecmp(name, "Transfer-Encoding") == 0 && strcasecmp(value, "chunked") != 0)
-            return 501;
+        /* Only "chunked" is a transfer coding this server decodes, and
+         * chunked applied more than once, in one line or over several, is
+         * malformed (RFC 9112, 6.1). */
+        if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            if (++codings > 1 || chunked_count(value) > 1)
+                return 400;
+            if (strcasecmp(value, "chunked") != 0)
+                return 501;
+        }
     }
     /* An HTTP/1.1 request names one host, no more and no fewer (RFC
      * 9112, 3.2). */

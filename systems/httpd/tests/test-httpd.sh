@@ -345,6 +345,12 @@ for method in FOO QUERY GETX X_CUSTOM-M; do
 done
 expect "... on a route too" "HTTP/1.1 501 Not Implemented" \
     "$(printf 'BREW /hello HTTP/1.1\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "chunked twice on two lines is malformed" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "chunked twice on one line is malformed" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, Chunked\r\n\r\n1\r\na\r\n0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "another coding before chunked is not decoded: 501" "HTTP/1.1 501 Not Implemented" \
+    "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\na\r\n0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
 for method in get G3T 'GE(T'; do
     expect "a method of other characters ($method) is 400" "HTTP/1.1 400 Bad Request" \
         "$(printf '%s /13.txt HTTP/1.1\r\nHost: x\r\n\r\n' "$method" | "$RAW" "$PORT" | first_line)"
