@@ -726,23 +726,23 @@ static void handle_request(struct conn *c)
         conn_respond_error(c, 400);
         return;
     }
-    const char *q = memchr(url, '?', c->url.len);
-    size_t path_len = q ? (size_t)(q - url) : c->url.len;
-    if (status_serve(c, url, path_len))
-        return;
     char small[512], *path;
     int status = normal_path(c, small, sizeof small, &path);
     if (status) {
         conn_respond_error(c, status);
         return;
     }
-    struct route *r = httpd_route_for(c->loop->srv, path, strlen(path));
-    if (r && r->ret_status)
-        handler_return(c, r);
-    else if (r)
-        handler_submit(c, r);
-    else
-        static_serve(c, path);
+    /* Matched as the path resolves, as routes are: //_status and
+     * /%5fstatus are /_status too. */
+    if (!status_serve(c, path, strlen(path))) {
+        struct route *r = httpd_route_for(c->loop->srv, path, strlen(path));
+        if (r && r->ret_status)
+            handler_return(c, r);
+        else if (r)
+            handler_submit(c, r);
+        else
+            static_serve(c, path);
+    }
     if (path != small)
         free(path);
 }

@@ -361,6 +361,10 @@ expect "a doubled slash still reaches the route" "200 hello" \
     "$(code --path-as-is "$URL//hello/secret.txt") $(cat "$WORK/body")"
 expect "a dot segment still reaches the route" "200 hello" \
     "$(code --path-as-is "$URL/./hello/secret.txt") $(cat "$WORK/body")"
+expect "/_status is matched as its path resolves: //_status" 200 \
+    "$(code --path-as-is "$URL//_status")"
+expect "... and /%5fstatus" 200 "$(code --path-as-is "$URL/%5fstatus")"
+contains "... which are the JSON" '"routes":' "$WORK/body"
 expect "an encoded letter still reaches the route" "200 hello" \
     "$(code --path-as-is "$URL/%68ello/secret.txt") $(cat "$WORK/body")"
 expect "a path that leaves the route's prefix is not the route's" "200 thirteen byte" \
