@@ -210,7 +210,7 @@ static void defaults(struct server *srv)
     srv->workers = srv->nloops = cpus > 0 ? (unsigned)cpus : 1;
     srv->max_header = 8192;
     srv->max_body = 1 << 20;
-    srv->max_output = 1 << 20;
+    srv->max_output = 0; /* --max-body + 64 KiB unless given (httpd_parse_args) */
     srv->max_conns = 4096;
     srv->header_timeout_ms = 10000;
     srv->shutdown_ms = 10000;

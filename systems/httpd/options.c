@@ -55,7 +55,7 @@ void httpd_usage(FILE *to)
             "  --loops N                event-loop threads (default: usable CPUs)\n"
             "  --max-header BYTES       request line and headers (default 8192)\n"
             "  --max-body BYTES         request body (default 1048576)\n"
-            "  --max-output BYTES       a handler's response (default 1048576)\n"
+            "  --max-output BYTES       a handler's response (default --max-body + 65536)\n"
             "  --max-conns N            open connections (default 4096)\n"
             "  --header-timeout MS      408 for headers slower than this (default 10000)\n"
             "  --shutdown-timeout MS    graceful stop bound (default 10000)\n"
@@ -435,5 +435,10 @@ int httpd_parse_args(struct server *srv, int argc, char **argv, bool *check_only
     if (!srv->listening)
         return httpd_fail("no address to listen on: give --listen HOST:PORT, or listen in the "
                           "configuration file");
+    /* Unset: room for a response as large as the largest request body,
+     * with 64 KiB for its headers (a handler that echoes its body). */
+    if (!srv->max_output)
+        srv->max_output = srv->max_body < WALLS_IO_MAX - 131072 ? srv->max_body + 65536
+                                                               : WALLS_IO_MAX - 65536;
     return 0;
 }

@@ -986,6 +986,14 @@ PYEOF
     stop TERM
 fi
 
+# ---- the default --max-output has room to echo the largest body ----
+start maxbody --route "/echo=$R:echo:threads"
+head -c 1048576 /dev/urandom > "$WORK/mib.bin"
+expect "echo of a body of exactly the default --max-body (1 MiB)" 200 \
+    "$(code --data-binary @"$WORK/mib.bin" "$URL/echo")"
+if cmp -s "$WORK/mib.bin" "$WORK/body"; then pass "... same bytes"; else fail "... bytes differ"; fi
+stop TERM
+
 # ---- a port in use, and running out of descriptors ----
 start first --route "/hello=$R:hello:threads"
 "$SERVER" --listen 127.0.0.1:"$PORT" --route "/hello=$R:hello:threads" 2> "$WORK/second.err"
