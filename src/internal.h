@@ -14,7 +14,8 @@
 #include "pool.h"
 #include "walls.h"
 
-/* How long each side spins before it sleeps. */
+/* How long each side spins before it sleeps (a worker: at most; see
+ * worker_loop.c). */
 #define WALLS__WORKER_SPIN_NS 50000
 #define WALLS__HOST_SPIN_NS 50000
 /* After a worker's death, the supervisor and the fork server poll for a

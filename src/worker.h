@@ -54,6 +54,12 @@ struct walls__arena_view {
 void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_hooks *hooks,
                         bool shared);
 
+/* How long a worker spins for its next request, given how long it spun
+ * last (window) and how long that request took to come (idle_ns): see
+ * worker_loop.c. */
+#define WALLS__WORKER_SPIN_FLOOR_NS 2000
+int64_t walls__worker_spin_next(int64_t window, int64_t idle_ns);
+
 /* Process workers: the main of a worker process whose mailbox is mapped
  * from mailbox_fd and whose doorbell is doorbell_fd; the extra descriptors
  * after the doorbell are its two I/O memfds (large inputs, read-only, and

@@ -27,23 +27,47 @@
 
 #define MASK (WALLS__RING_SLOTS - 1)
 
-static uint32_t wait_for_request(struct walls__mailbox *mb, uint32_t head, bool shared)
+/* How long a worker spins for its next request before it sleeps follows
+ * what spinning bought lately. A request that came within the longest
+ * spin (WALLS__WORKER_SPIN_NS), whether the worker was still spinning or
+ * had gone to sleep, sets the next spin to the longest; one that came
+ * later shortens it by a quarter, and below WALLS__WORKER_SPIN_FLOOR_NS
+ * to nothing. A worker fed again soon after each completion (a round
+ * trip, a busy server) spins as it always did; one fed in rounds further
+ * apart than the longest spin soon sleeps at once, and leaves the CPU to
+ * whoever wants it. */
+int64_t walls__worker_spin_next(int64_t window, int64_t idle_ns)
+{
+    if (idle_ns <= WALLS__WORKER_SPIN_NS)
+        return WALLS__WORKER_SPIN_NS;
+    window -= window / 4;
+    return window < WALLS__WORKER_SPIN_FLOOR_NS ? 0 : window;
+}
+
+static uint32_t wait_for_request(struct walls__mailbox *mb, uint32_t head, bool shared,
+                                 int64_t *window)
 {
     /* Acquire: the slot contents are visible once the tail is. */
     uint32_t tail = walls__load_acquire(&mb->rq.tail);
     if (tail != head)
         return tail;
-    int64_t until = walls__now_ns() + WALLS__WORKER_SPIN_NS;
+    int64_t start = walls__now_ns();
+    int64_t now = start;
     do {
         for (int i = 0; i < 64; i++) {
             walls__cpu_relax();
             tail = walls__load_acquire(&mb->rq.tail);
-            if (tail != head)
+            if (tail != head) {
+                *window = WALLS__WORKER_SPIN_NS;
                 return tail;
+            }
         }
+        if (now - start >= *window)
+            break;
         /* With more runnable threads than CPUs, let the producer run. */
         sched_yield();
-    } while (walls__now_ns() < until);
+        now = walls__now_ns();
+    } while (now - start < *window);
     for (;;) {
         /* Seq-cst add: the host reads this count after its full fence, so
          * either it sees us counted or we see its new tail below. */
@@ -54,8 +78,10 @@ static uint32_t wait_for_request(struct walls__mailbox *mb, uint32_t head, bool 
         walls__fetch_add(&mb->rq.tail_waiters, (uint32_t)-1);
         tail = walls__load_acquire(&mb->rq.tail);
         if (tail != head)
-            return tail;
+            break;
     }
+    *window = walls__worker_spin_next(*window, walls__now_ns() - start);
+    return tail;
 }
 
 /* Points the call at its arena buffers, whose references end the request's
@@ -214,8 +240,9 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
 {
     uint32_t head = walls__load_relaxed(&mb->rq.head);
     uint32_t ctail = walls__load_relaxed(&mb->cq.tail);
+    int64_t spin_window = WALLS__WORKER_SPIN_NS;
     for (;;) {
-        uint32_t tail = wait_for_request(mb, head, shared);
+        uint32_t tail = wait_for_request(mb, head, shared, &spin_window);
         while (head != tail) {
             struct walls__req *req = &mb->rq_slots[head & MASK];
             struct walls__cqe *cqe = &mb->cq_slots[ctail & MASK];

@@ -32,6 +32,7 @@ struct counts {
     unsigned batches;     /* timed throughput batches (after one untimed) */
     unsigned respawns;    /* timed crash + replacement repetitions */
     unsigned mix_runs;    /* timed runs of each mix */
+    unsigned fed_ms;      /* how long a worker is fed now and then, per gap */
 };
 
 struct latency {
@@ -76,6 +77,11 @@ struct respawn {
     uint64_t restarts;    /* as counted by the pool */
 };
 struct respawn bench_respawn(const struct counts *c);
+
+/* A 1-worker pool fed one empty task at a time, a gap apart, in threads
+ * and processes: what the worker's waiting for work costs in CPU, and the
+ * round trips. */
+void bench_fed(const struct counts *c);
 
 /* The hand-written pool: a mutex, a FIFO list with one malloc per job, and
  * have-work and all-idle condition variables. */

@@ -62,8 +62,8 @@
     (WALLS_LAYER_LIMITS | WALLS_LAYER_SECCOMP | WALLS_LAYER_USER_NS | WALLS_LAYER_NET_NS |   \
      WALLS_LAYER_IPC_NS | WALLS_LAYER_MOUNT_NS | WALLS_LAYER_UTS_NS | WALLS_LAYER_NO_ROOT)
 
-static const struct counts full_counts = {"full", 1000, 10000, 1000000, 5, 50, 5};
-static const struct counts quick_counts = {"quick", 200, 2000, 100000, 3, 20, 3};
+static const struct counts full_counts = {"full", 1000, 10000, 1000000, 5, 50, 5, 1000};
+static const struct counts quick_counts = {"quick", 200, 2000, 100000, 3, 20, 3, 300};
 
 #ifndef HAVE_TBB
 struct figures bench_tbb(const struct counts *c)
@@ -197,6 +197,8 @@ int main(int argc, char **argv)
     struct respawn resp = bench_respawn(c);
     printf("  bare fork()+_exit(0)+waitpid()         median %8.2f us   p99 %8.2f us   (%u reps)\n",
            fork_lat.median_us, fork_lat.p99_us, c->respawns);
+
+    bench_fed(c);
 
     struct figures hand = bench_handpool(c);
     struct figures glib = bench_glib(c);

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <walls.h>
@@ -229,4 +231,69 @@ struct respawn bench_respawn(const struct counts *c)
            (unsigned long long)r.restarts, c->respawns + 1);
     fflush(stdout);
     return r;
+}
+
+/* The calling worker's CPU time so far: its thread's in a thread pool, its
+ * process's (one thread) in a process pool. */
+static int cpu_clock_task(struct walls_call *call)
+{
+    struct timespec ts;
+    bool thread = call->in_len == 1 && *(const char *)call->in == 't';
+    if (clock_gettime(thread ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0 ||
+        call->out_cap < sizeof(double))
+        return errno ? errno : EINVAL;
+    double ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+    memcpy(call->out, &ns, sizeof ns);
+    call->out_len = sizeof ns;
+    return 0;
+}
+
+static double worker_cpu_ns(walls_pool *pool, bool thread)
+{
+    walls_task *task;
+    struct walls_result res;
+    char which = thread ? 't' : 'p';
+    double ns;
+    WALLS_CHECK(walls_submit(pool, cpu_clock_task, &which, 1, &task));
+    WALLS_CHECK(walls_wait(task, -1, &res));
+    expect_status(&res, WALLS_OK, "the CPU clock task");
+    memcpy(&ns, res.out, sizeof ns);
+    walls_task_free(task);
+    return ns;
+}
+
+void bench_fed(const struct counts *c)
+{
+    static const unsigned gaps_us[] = {20, 200, 2000};
+    printf("\na worker fed now and then: one empty task, then a gap (nanosleep), "
+           "for %u ms a gap; 1 worker\n",
+           c->fed_ms);
+    for (int p = 0; p < 2; p++) {
+        bool thread = p == 0;
+        walls_pool *pool = pool_start(thread ? WALLS_THREADS : WALLS_PROCESSES,
+                                      WALLS_SANDBOX_NONE, 1);
+        round_trip(pool); /* the worker has started */
+        for (size_t g = 0; g < sizeof gaps_us / sizeof *gaps_us; g++) {
+            unsigned cap = c->fed_ms * 1000 / gaps_us[g] + 1;
+            double *ns = xcalloc(cap, sizeof *ns);
+            struct timespec gap = {0, (long)gaps_us[g] * 1000};
+            double cpu0 = worker_cpu_ns(pool, thread), t0 = now_ns(), end = t0 + c->fed_ms * 1e6;
+            unsigned n = 0;
+            while (n < cap && now_ns() < end) {
+                nanosleep(&gap, NULL);
+                double a = now_ns();
+                round_trip(pool);
+                ns[n++] = now_ns() - a;
+            }
+            double wall = now_ns() - t0, cpu = worker_cpu_ns(pool, thread) - cpu0;
+            struct latency lat = latency_of(ns, n);
+            free(ns);
+            printf("  %-9s gap %5u us: worker CPU %5.1f%% of a CPU (%6.1f us a task)   "
+                   "round trip median %7.2f us   p99 %8.2f us   (%u tasks)\n",
+                   thread ? "threads" : "processes", gaps_us[g], 100.0 * cpu / wall,
+                   cpu / 1000.0 / n, lat.median_us, lat.p99_us, n);
+        }
+        WALLS_CHECK(walls_pool_destroy(pool, 0));
+    }
+    fflush(stdout);
 }
