@@ -23,10 +23,17 @@
  *     which waits for the replacement: the median of each, which need not
  *     add up to the whole's). Beside it, the median of this
  *     program's own fork() + _exit(0) + waitpid().
- *  4. Uneven mixes (mix.c): the makespan of tasks of very different
+ *  4. A worker fed now and then: a 1-worker pool in threads and in
+ *     processes, fed one empty task, then a nanosleep() of 20, 200 or
+ *     2,000 us (longer in fact, by the timer's slack), for a second each.
+ *     The worker's CPU time over that second (its thread's or its
+ *     process's CPU clock, read by a task at each end), and the round
+ *     trips: what a worker's waiting for work costs where tasks come
+ *     apart.
+ *  5. Uneven mixes (mix.c): the makespan of tasks of very different
  *     lengths in walls threads, processes and hybrid, beside one shared
  *     queue that every worker takes from.
- *  5. The ratios the project targets, each marked "met" or "missed" from
+ *  6. The ratios the project targets, each marked "met" or "missed" from
  *     the figures just measured.
  *
  * The peers are built when found at build time (GLib, libuv, oneTBB); a
