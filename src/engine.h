@@ -178,6 +178,11 @@ void walls__io_lane_reset(struct walls__lane *lane);
 /* Thread lanes: sets the depth and maps the output windows; unmaps them. */
 int walls__io_lane_map(struct walls__lane *lane);
 void walls__io_lane_unmap(struct walls__lane *lane);
+/* Process lanes, their memfds set: maps the output windows read-only in
+ * the host when they are small enough (else leaves io_out_view NULL);
+ * unmaps them. Returns 0 or -errno. */
+int walls__io_view_map(struct walls__lane *lane);
+void walls__io_view_unmap(struct walls__lane *lane);
 
 /* ---- harvest.c: consumer side ---------------------------------------------- */
 

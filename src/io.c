@@ -15,7 +15,9 @@
  *  - A process lane's windows are ranges of its process's two memfds: the
  *    host writes the input into the input one (which the worker may only
  *    read), and reads the bytes the completion claims out of the output
- *    one. Both memfds are sparse; the host gives the pages of a window past
+ *    one, through a read-only mapping when the lane's windows are small
+ *    (IO_VIEW_MAX). The output memfd is sealed against shrinking, so that
+ *    no worker can make that mapping fault in the host. Both memfds are sparse; the host gives the pages of a window past
  *    IO_KEEP back after each request, and wipes a lane's windows when a new
  *    process takes the lane over.
  *
@@ -38,6 +40,11 @@
 #define IO_KEEP (1024u * 1024u)
 /* Output windows take at most this much of a lane's address space. */
 #define IO_OUT_SPACE ((uint64_t)1 << 30)
+/* A process lane's output windows are mapped in the host too when they
+ * take no more than this in all: each output is then one memcpy, without
+ * a system call (larger ones are read with pread(), which touches no page
+ * table of the host). */
+#define IO_VIEW_MAX ((uint64_t)16 << 20)
 
 unsigned walls__io_depth(const struct walls__pool *pool)
 {
@@ -124,8 +131,9 @@ unsigned char *walls__io_output(struct walls__lane *lane, const struct walls__in
         *err = -ENOMEM;
         return NULL;
     }
-    if (lane->io_out_fd < 0) {
-        memcpy(buf, lane->io_out_map + (uint64_t)e->io_window * pool->out_window, out_len);
+    if (lane->io_out_fd < 0 || lane->io_out_view) {
+        const unsigned char *from = lane->io_out_fd < 0 ? lane->io_out_map : lane->io_out_view;
+        memcpy(buf, from + (uint64_t)e->io_window * pool->out_window, out_len);
         return buf;
     }
     int rc = walls__io_file(lane->io_out_fd, buf, out_len, out_at(lane, e->io_window), false);
@@ -210,4 +218,26 @@ void walls__io_lane_unmap(struct walls__lane *lane)
     if (lane->io_out_map)
         munmap(lane->io_out_map, (size_t)(lane->depth * lane->pool->out_window));
     lane->io_out_map = NULL;
+}
+
+int walls__io_view_map(struct walls__lane *lane)
+{
+    uint64_t size = (uint64_t)lane->depth * lane->pool->out_window;
+    lane->io_out_view = NULL;
+    if (lane->io_out_fd < 0 || size == 0 || size > IO_VIEW_MAX)
+        return 0;
+    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_NORESERVE, lane->io_out_fd,
+                     (off_t)lane->io_out_base);
+    if (map == MAP_FAILED)
+        return -errno;
+    lane->io_out_view = map;
+    return 0;
+}
+
+void walls__io_view_unmap(struct walls__lane *lane)
+{
+    if (lane->io_out_view)
+        munmap((void *)(uintptr_t)lane->io_out_view,
+               (size_t)((uint64_t)lane->depth * lane->pool->out_window));
+    lane->io_out_view = NULL;
 }

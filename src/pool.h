@@ -158,12 +158,15 @@ struct walls__lane {
     /* Large inputs and outputs (io.c) [create]: depth windows; a process
      * lane's are ranges of its process's two I/O memfds, from these
      * offsets; a thread lane's output windows are in io_out_map (its
-     * memfds are -1). */
+     * memfds are -1). A process lane whose output windows are small
+     * enough (io.c) has them mapped read-only in io_out_view too, read
+     * there instead of with pread(). */
     int io_in_fd;
     int io_out_fd;
     uint64_t io_in_base;
     uint64_t io_out_base;
     unsigned char *io_out_map;
+    const unsigned char *io_out_view;
     unsigned depth;             /* at most WALLS__IO_DEPTH */
     uint32_t io_used;           /* [lock] the windows given to outstanding requests */
     /* The host's side of its rings, never read back from the mailbox [lock]: */

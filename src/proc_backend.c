@@ -57,10 +57,13 @@ static int make_io(struct walls__pool *pool, struct walls__proc *proc)
     uint64_t in_space = (uint64_t)depth * WALLS__IO_IN_WINDOW;
     uint64_t out_space = (uint64_t)depth * pool->out_window;
     proc->io_in_fd = memfd_create("walls-io-in", MFD_CLOEXEC);
-    proc->io_out_fd = memfd_create("walls-io-out", MFD_CLOEXEC);
+    proc->io_out_fd = memfd_create("walls-io-out", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    /* The worker writes the output one: sealed, it cannot shrink it under
+     * the host's mapping (a read there would fault) nor grow it. */
     if (proc->io_in_fd < 0 || proc->io_out_fd < 0 ||
         ftruncate(proc->io_in_fd, (off_t)(in_space * proc->nlanes)) != 0 ||
-        ftruncate(proc->io_out_fd, (off_t)(out_space * proc->nlanes)) != 0)
+        ftruncate(proc->io_out_fd, (off_t)(out_space * proc->nlanes)) != 0 ||
+        fcntl(proc->io_out_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
         return -errno;
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", proc->io_in_fd);
@@ -74,6 +77,9 @@ static int make_io(struct walls__pool *pool, struct walls__proc *proc)
         lane->io_in_base = in_space * i;
         lane->io_out_base = out_space * i;
         lane->depth = depth;
+        int rc = walls__io_view_map(lane);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -129,6 +135,7 @@ static void close_all(struct walls__pool *pool)
             munmap(proc->map, (size_t)proc->nlanes * WALLS__MAILBOX_SIZE);
         proc->map = NULL;
         for (unsigned k = 0; k < proc->nlanes; k++) {
+            walls__io_view_unmap(&proc->lanes[k]);
             proc->lanes[k].mb = NULL;
             proc->lanes[k].live = proc->lanes[k].open = false;
             proc->lanes[k].staging_fd = -1;

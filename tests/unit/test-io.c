@@ -12,7 +12,8 @@
  *    process's output memfd holds no more than the pages a window keeps
  *    between tasks (1 MiB).
  *  - A process worker cannot change a task's input (its mapping is
- *    read-only), cannot see an input dealt only to another worker, and its
+ *    read-only), nor resize its output memfd (sealed: the host reads
+ *    small outputs through a mapping of it), cannot see an input dealt only to another worker, and its
  *    replacement after a crash finds nothing of its predecessor's inputs
  *    and outputs.
  *  - A thread task that times out may still read its large input after
@@ -441,6 +442,65 @@ START_TEST(test_thread_timeout_keeps_input)
 }
 END_TEST
 
+/* Tries to shrink and to grow its output memfd, then answers the two
+ * errnos and max_output bytes of pattern 5 after them. */
+static int t_resize_output_file(struct walls_call *call)
+{
+    int err[2];
+    err[0] = ftruncate(IO_OUT_FD, 0) == 0 ? 0 : errno;
+    err[1] = ftruncate(IO_OUT_FD, (off_t)1 << 40) == 0 ? 0 : errno;
+    if (call->out_cap < sizeof err)
+        return 22;
+    memcpy(call->out, err, sizeof err);
+    unsigned char *rest = (unsigned char *)call->out + sizeof err;
+    for (size_t i = 0; i < call->out_cap - sizeof err; i++)
+        rest[i] = (unsigned char)(i * 5 + 1);
+    call->out_len = call->out_cap;
+    return 0;
+}
+
+/* The host reads small outputs through its own mapping of the output
+ * memfd: a worker that shrinks the file under it would make that read
+ * fault in the host. The file is sealed: both resizes fail (or the strict
+ * sandbox stops the call), the host reads the output, and the pool goes
+ * on. */
+START_TEST(test_output_file_sealed)
+{
+    if (_i == 0)
+        return; /* threads write into the host's own memory */
+    size_t cap = 8192;
+    walls_pool *pool = io_pool(_i, cap, 1);
+    walls_task *t;
+    struct walls_result r;
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(walls_submit(pool, t_resize_output_file, NULL, 0, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 60000, &r), 0);
+        if (_i == 3 && r.status == WALLS_VIOLATION) {
+            walls_task_free(t);
+            break; /* the strict sandbox refused ftruncate() itself */
+        }
+        ck_assert_msg(r.status == WALLS_OK, "%s: %s %d", names[_i], walls_status_name(r.status),
+                      r.code);
+        ck_assert_uint_eq(r.out_len, cap);
+        int err[2];
+        memcpy(err, r.out, sizeof err);
+        ck_assert_msg(err[0] != 0 && err[1] != 0, "%s: the output memfd was resized (%d, %d)",
+                      names[_i], err[0], err[1]);
+        const unsigned char *rest = (const unsigned char *)r.out + sizeof err;
+        for (size_t i = 0; i < cap - sizeof err; i++)
+            ck_assert_uint_eq(rest[i], (unsigned char)(i * 5 + 1));
+        walls_task_free(t);
+    }
+    size_t n = 4000;
+    unsigned char *data = pattern(n, 3);
+    ck_assert_int_eq(walls_submit(pool, t_echo, data, n, &t), 0);
+    expect_echo(t, data, n, names[_i]);
+    walls_task_free(t);
+    free(data);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("io");
@@ -450,6 +510,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_output_limits, 0, NPLACES);
     tcase_add_loop_test(tc, test_memory_for_bytes_written, 0, NPLACES);
     tcase_add_loop_test(tc, test_input_read_only, 0, NPLACES);
+    tcase_add_loop_test(tc, test_output_file_sealed, 0, NPLACES);
     tcase_add_loop_test(tc, test_other_workers_inputs_unseen, 0, NPLACES);
     tcase_add_loop_test(tc, test_replacement_starts_clean, 0, NPLACES);
     tcase_add_test(tc, test_thread_timeout_keeps_input);
