@@ -153,7 +153,7 @@ void walls__arena_close(struct walls__arena *a)
     free(a->free);
     serial_give(a->serial);
     memset(a, 0, sizeof *a);
-    a->fd = a->ro_fd = a->lock_fd = -1;
+    a->fd = a->ro_fd = a->lock_fd = a->shared_fd = -1;
 }
 
 /* Index of the first record whose page is >= page. */

@@ -15,6 +15,7 @@
 #include <stdio_ext.h>
 #include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -90,9 +91,18 @@ void walls__set_title(const char *title)
         args[i] = '\0';
 }
 
-/* Move fds[0..n) to 3.., closing everything above. */
+/* Move fds[0..n) to 3.., closing everything above. The moves need
+ * descriptor numbers up to 3 + WALLS__MSG_MAX_FDS + 8: a soft
+ * RLIMIT_NOFILE below that (a program that lowered it when the fork
+ * server started) is raised as far as the hard limit allows. */
 static int settle_fds(const int *fds, int n)
 {
+    struct rlimit lim;
+    rlim_t need = 3 + WALLS__MSG_MAX_FDS + 8 + WALLS__MSG_MAX_FDS + 1;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < need) {
+        lim.rlim_cur = lim.rlim_max < need ? lim.rlim_max : need;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
     int high[WALLS__MSG_MAX_FDS];
     if (n > WALLS__MSG_MAX_FDS)
         return -1;

@@ -50,7 +50,8 @@ int walls__msg_send(int sock, const struct walls__msg *msg, const int *fds, int 
 /* Receives one message and up to *nfds descriptors (close-on-exec; any
  * beyond are closed). Returns 0, -EAGAIN when nothing is there (block =
  * false), -EPIPE at end of stream, -EPROTO for a malformed message (its
- * descriptors closed), or -errno. */
+ * descriptors closed), -EMFILE for a whole message whose descriptors this
+ * process had no room for (*msg is filled in, none is kept), or -errno. */
 int walls__msg_recv(int sock, struct walls__msg *msg, int *fds, int *nfds, bool block);
 
 /* ---- the host's handle (forkserver_host.c) -------------------------------- */

@@ -345,7 +345,7 @@ _Noreturn void walls__forkserver_main(int ctl)
                 /* What the polling waited for came: stop taking a CPU
                  * that the workers want under load. */
                 spin_until = 0;
-            } else if (rc == 0 || rc == -EPROTO) {
+            } else if (rc == 0 || rc == -EPROTO || rc == -EMFILE) {
                 for (int k = 0; k < nfds; k++)
                     close(fds[k]);
             } else if (rc != -EAGAIN) {
@@ -382,7 +382,7 @@ _Noreturn void walls__forkserver_main(int ctl)
                     npools++;
                 }
                 pools[slot].sock = fd;
-            } else if (rc == 0 || rc == -EPROTO) {
+            } else if (rc == 0 || rc == -EPROTO || rc == -EMFILE) {
                 if (nfds == 1)
                     close(fd);
             } else if (rc != -EAGAIN) {

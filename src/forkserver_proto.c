@@ -81,7 +81,10 @@ int walls__msg_recv(int sock, struct walls__msg *msg, int *fds, int *nfds, bool 
         for (int i = 0; i < got; i++)
             close(fds[i]);
         *nfds = 0;
-        return -EPROTO;
+        /* The buffer has room for every descriptor a message carries: a
+         * whole message whose descriptors were cut is one the kernel could
+         * not install here (RLIMIT_NOFILE). */
+        return n == (ssize_t)sizeof *msg && !(mh.msg_flags & MSG_TRUNC) ? -EMFILE : -EPROTO;
     }
     return 0;
 }

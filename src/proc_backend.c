@@ -233,8 +233,7 @@ static int procs_open(struct walls__pool *pool)
     ps->next_token = 2; /* 1 is the host's */
     pool->backend_state = ps;
     ps->procs = calloc(pool->nprocs, sizeof *ps->procs);
-    if (!ps->procs || walls__throttle_init(&ps->restarts, pool->restart_limit,
-                                           pool->restart_window_ns, pool->restart_backoff_ns))
+    if (!ps->procs)
         return -ENOMEM;
     bool watch = pool->recycle_after || pool->recycle_rss_kb;
     for (unsigned i = 0; i < pool->nprocs; i++) {
@@ -252,6 +251,11 @@ static int procs_open(struct walls__pool *pool)
             proc->lanes[k].watch = watch;
         }
     }
+    /* Only now: a failure from here on leaves close_all() descriptors it
+     * can tell from the program's. */
+    if (walls__throttle_init(&ps->restarts, pool->restart_limit, pool->restart_window_ns,
+                             pool->restart_backoff_ns))
+        return -ENOMEM;
     int rc = walls__forkserver_open_pool(&ps->sock);
     if (rc)
         return rc;

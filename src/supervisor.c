@@ -63,7 +63,11 @@ static bool read_socket(struct walls__pool *pool)
         int rc = walls__msg_recv(walls__procs_of(pool)->sock, &msg, &fd, &nfds, false);
         if (rc == -EAGAIN)
             return true;
-        if (rc < 0)
+        /* A new worker's pidfd the program had no descriptor for: that
+         * start failed, for that reason; the fork server is still there. */
+        if (rc == -EMFILE && msg.type == WALLS__MSG_SPAWNED && !msg.err)
+            msg.err = -EMFILE;
+        else if (rc < 0)
             return false;
         on_message(pool, &msg, nfds > 0 ? fd : -1);
     }

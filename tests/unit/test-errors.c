@@ -2,13 +2,21 @@
  * test-errors.c - why a call failed, in words: walls_last_error names the
  * argument and the value at fault, is kept per thread and survives later
  * successes; walls_strerror reads codes in walls' terms, and the status
- * names and version string are what the header promises.
+ * names and version string are what the header promises. A create that
+ * fails part way, out of descriptors or out of address space, closes only
+ * what it opened: never a descriptor of the program's.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "walls.h"
@@ -105,6 +113,156 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* The program's descriptors below `upto`, as (device, inode) pairs. */
+struct fds_seen {
+    int upto;
+    dev_t dev[64];
+    ino_t ino[64];
+    bool open[64];
+};
+
+static void note_fds(struct fds_seen *f, int upto)
+{
+    f->upto = upto;
+    for (int fd = 0; fd < upto; fd++) {
+        struct stat st;
+        f->open[fd] = fstat(fd, &st) == 0;
+        f->dev[fd] = f->open[fd] ? st.st_dev : 0;
+        f->ino[fd] = f->open[fd] ? st.st_ino : 0;
+    }
+}
+
+static void expect_fds_kept(const struct fds_seen *f, const char *what, int rc)
+{
+    for (int fd = 0; fd < f->upto; fd++) {
+        if (!f->open[fd])
+            continue;
+        struct stat st;
+        ck_assert_msg(fstat(fd, &st) == 0 && st.st_dev == f->dev[fd] && st.st_ino == f->ino[fd],
+                      "%s: a create that returned %d (%s) closed or replaced descriptor %d", what,
+                      rc, walls_last_error(), fd);
+    }
+}
+
+/* The lowest descriptor number not open. */
+static int lowest_free_fd(void)
+{
+    int fd = 0;
+    while (fcntl(fd, F_GETFD) >= 0)
+        fd++;
+    return fd;
+}
+
+/* Every descriptor number a create may take, one more each round, until it
+ * succeeds: each failure on the way (the pool's descriptor, the arena's,
+ * the locks', the shared region's, a process pool's sockets and memfds)
+ * must leave the program's own as they were, fd 0 first. */
+static void sweep_descriptors(enum walls_placement placement)
+{
+    int marker = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(marker, 0);
+    int base = lowest_free_fd();
+    ck_assert_int_lt(base + 48, 64);
+    struct fds_seen seen;
+    note_fds(&seen, base);
+    struct rlimit old;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int failures = 0;
+    bool made = false;
+    for (int room = 0; room <= 48 && !made; room++) {
+        struct walls_pool_opts o = {.placement = placement, .arena_size = 65536, .locks = 4,
+                                    .shared_size = 65536};
+        if (placement == WALLS_THREADS)
+            o.threads = 1;
+        else
+            o.processes = 1;
+        struct rlimit low = {(rlim_t)(base + room), old.rlim_max};
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        walls_pool *pool = NULL;
+        int rc = walls_pool_create(&pool, &o);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        char what[64];
+        snprintf(what, sizeof what, "%s, %d descriptors free",
+                 placement == WALLS_THREADS ? "threads" : "processes", room);
+        expect_fds_kept(&seen, what, rc);
+        if (rc == 0) {
+            made = true;
+            ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+        } else {
+            ck_assert_msg(rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM || rc == -EAGAIN,
+                          "%s: create returned %d (%s)", what, rc, walls_strerror(rc));
+            failures++;
+        }
+        /* Nothing of the failed create stays open either. */
+        ck_assert_int_eq(lowest_free_fd(), base);
+    }
+    ck_assert_msg(made, "no create succeeded with 48 descriptors free");
+    ck_assert_int_gt(failures, 2);
+    close(marker);
+}
+
+START_TEST(test_failed_create_threads_keeps_fds)
+{
+    sweep_descriptors(WALLS_THREADS);
+}
+END_TEST
+
+START_TEST(test_failed_create_processes_keeps_fds)
+{
+    sweep_descriptors(WALLS_PROCESSES);
+}
+END_TEST
+
+/* Bytes of address space this process has mapped. */
+static long mapped_bytes(void)
+{
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld", &pages), 1);
+    fclose(f);
+    return pages * sysconf(_SC_PAGESIZE);
+}
+
+/* A process pool's create run out of memory at each step (its crash-loop
+ * table is 800 kB here): every failure leaves the program's descriptors as
+ * they were. The sanitizers reserve address space of their own, so the
+ * limit cannot be set under them. */
+START_TEST(test_failed_create_out_of_memory_keeps_fds)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return;
+#endif
+    ck_assert_int_eq(walls_init(), 0);
+    int base = lowest_free_fd();
+    struct fds_seen seen;
+    note_fds(&seen, base);
+    struct rlimit old;
+    ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+    int failures = 0;
+    bool made = false;
+    for (long room = 0; room <= (64l << 20) && !made; room += 256l << 10) {
+        struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                    .restart_limit = 100000};
+        struct rlimit low = {(rlim_t)(mapped_bytes() + room), old.rlim_max};
+        ck_assert_int_eq(setrlimit(RLIMIT_AS, &low), 0);
+        walls_pool *pool = NULL;
+        int rc = walls_pool_create(&pool, &o);
+        ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+        expect_fds_kept(&seen, "processes, out of address space", rc);
+        if (rc == 0) {
+            made = true;
+            ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+        } else {
+            failures++;
+        }
+        ck_assert_int_eq(lowest_free_fd(), base);
+    }
+    ck_assert_msg(made, "no create succeeded with 64 MiB of address space to spare");
+    ck_assert_int_gt(failures, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("errors");
@@ -112,6 +270,9 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_last_error);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_failed_create_threads_keeps_fds);
+    tcase_add_test(tc, test_failed_create_processes_keeps_fds);
+    tcase_add_test(tc, test_failed_create_out_of_memory_keeps_fds);
     suite_add_tcase(s, tc);
     return s;
 }
