@@ -564,25 +564,71 @@ void kv_cmd_scard(struct kv_ctx *c)
     count(c, KV_SET);
 }
 
-/* A random member's link: a random bucket, then the next non-empty one. */
-static uint64_t random_member(struct kv_ctx *c, struct kv_dict *d, uint64_t **link)
+static uint64_t next_random(const struct kv_ctx *c)
 {
     static __thread uint64_t state;
     if (!state)
-        state = (uint64_t)c->now_ms * 0x9e3779b97f4a7c15ULL | 1;
+        state = ((uint64_t)c->now_ms ^ (uint64_t)(uintptr_t)&state) * 0x9e3779b97f4a7c15ULL | 1;
     state ^= state << 13;
     state ^= state >> 7;
     state ^= state << 17;
-    for (int k = 0; k < 2; k++) {
-        if (!d->table[k])
-            continue;
-        uint64_t size = d->size[k], *tab = kv_at(c->st, d->table[k]);
-        for (uint64_t i = 0; i < size; i++) {
-            uint64_t *b = &tab[(state + i) & (size - 1)];
-            if (*b) {
-                *link = b;
-                return *b;
-            }
+    return state * 0x2545f4914f6cdd1dULL;
+}
+
+/* Bucket i of the dictionary's two tables taken as one array of
+ * size[0] + size[1] buckets. */
+static uint64_t *bucket_at(struct kv_ctx *c, struct kv_dict *d, uint64_t i)
+{
+    int k = 0;
+    if (!d->table[0] || i >= d->size[0]) {
+        i -= d->table[0] ? d->size[0] : 0;
+        k = 1;
+    }
+    return (uint64_t *)kv_at(c->st, d->table[k]) + i;
+}
+
+/* The link to entry j of the chain at b, or NULL when it is shorter; its
+ * length in *len. */
+static uint64_t *chain_entry(struct kv_ctx *c, uint64_t *b, uint64_t j, uint64_t *len)
+{
+    uint64_t *found = NULL, n = 0;
+    for (uint64_t *at = b; *at; at = &((struct kv_ent *)kv_at(c->st, *at))->next, n++)
+        if (n == j)
+            found = at;
+    *len = n;
+    return found;
+}
+
+/* A random member's link, every member equally likely: a random bucket
+ * of either table and a random place j in [0, m) of its chain, taken when
+ * the chain has an entry there, m at least the longest chain met (so each
+ * entry has the same chance 1 / (buckets * m) a try). A set so sparse that
+ * 64 tries find nothing takes a random entry of the next non-empty bucket
+ * from a random start. */
+static uint64_t random_member(struct kv_ctx *c, struct kv_dict *d, uint64_t **link)
+{
+    uint64_t total = (d->table[0] ? d->size[0] : 0) + (d->table[1] ? d->size[1] : 0);
+    if (!total || !d->used)
+        return 0;
+    uint64_t m = 2 * ((d->used + total - 1) / total) + 2, len;
+    for (int tries = 0; tries < 64; tries++) {
+        uint64_t *b = bucket_at(c, d, next_random(c) % total);
+        uint64_t *at = chain_entry(c, b, next_random(c) % m, &len);
+        if (len > m) {
+            m = len; /* a longer chain than thought: from now on, fair to it too */
+            at = chain_entry(c, b, next_random(c) % m, &len);
+        }
+        if (at) {
+            *link = at;
+            return *at;
+        }
+    }
+    for (uint64_t i = 0, from = next_random(c) % total; i < total; i++) {
+        uint64_t *b = bucket_at(c, d, (from + i) % total);
+        if (*b) {
+            chain_entry(c, b, 0, &len);
+            *link = chain_entry(c, b, next_random(c) % len, &len);
+            return **link;
         }
     }
     return 0;

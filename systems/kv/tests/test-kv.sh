@@ -253,6 +253,21 @@ expect "redis-cli --pipe of 10000 SETs" "errors: 0, replies: 10000" "$got"
 expect "the 10000 keys are there" "(integer) 10000" "$(cli DBSIZE)"
 expect "and hold their values" '"9999"' "$(cli GET pipe:9999)"
 
+# SPOP takes every member about as often: a set of 20 made again 2000
+# times, one member popped each time, through one redis-cli. Each is
+# expected 100 times; 30 and 200 lie over 7 standard deviations away.
+cli FLUSHALL > /dev/null
+i=0
+while [ $i -lt 2000 ]; do
+    printf 'DEL fair\nSADD fair m0 m1 m2 m3 m4 m5 m6 m7 m8 m9 m10 m11 m12 m13 m14 m15 m16 m17 m18 m19\nSPOP fair\n'
+    i=$((i + 1))
+done > "$WORK/spop"
+redis-cli -p "$PORT" --no-raw < "$WORK/spop" 2>&1 | grep '^"m' | sort | uniq -c > "$WORK/spop.counts"
+got=$(awk 'NR == 1 { lo = $1; hi = $1 } { n++; if ($1 < lo) lo = $1; if ($1 > hi) hi = $1 }
+           END { printf "%d members, %s", n, (lo >= 30 && hi <= 200) ? "fair" : "lopsided: " lo "-" hi }' \
+      "$WORK/spop.counts")
+expect "SPOP of 20 members, 2000 times" "20 members, fair" "$got"
+
 # Raw clients: one write of 2004 commands, commands cut across writes,
 # malformed requests, a bulk length over 512 MB, 1000 idle connections.
 cat > "$WORK/raw.py" <<'EOF'
