@@ -221,8 +221,13 @@ int kv_err_oom(struct kv_ctx *c)
     if (c->txn.full)
         kv_reply_error(c->out, "ERR the command changes too much at once to be undone if it fails; "
                                "split it");
-    else
+    else if (kv_over_maxmemory(c->st))
         kv_reply_error(c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+    else
+        /* Not maxmemory: the heap of the key's stripe, sized at start. */
+        kv_reply_error(c->out, "OOM no room left for this value in the heap of its key's "
+                               "stripe (each of 64 holds 256 MiB, or 4 x maxmemory / 64 when "
+                               "larger): a smaller value, or start with a larger --maxmemory");
     return -1;
 }
 

@@ -3,7 +3,8 @@
 # the limit get redis-server's OOM error while reads and deletes go on,
 # and room made by a DEL is used again; under allkeys-lru, writes go on,
 # keys are evicted (INFO says how many), the memory stays near the limit,
-# and the keys used last are the ones kept.
+# and the keys used last are the ones kept. Without --maxmemory, a value
+# larger than its stripe's heap is refused with an OOM error that says so.
 #
 #   test-maxmemory.sh WALLS_KV_BINARY
 #
@@ -118,7 +119,22 @@ for i in 0 1 2 3 4 5 6 7 8 9; do
 done
 [ "$last" -gt "$first" ] || fail "allkeys-lru kept $first of the first keys and $last of the last"
 stop
-# Nothing of either server is left: each was given --dir $WORK.
+
+# Without --maxmemory a value is still bounded by its stripe's heap (256
+# MiB): one larger is refused with an OOM error that says so, not one
+# that names maxmemory, and the server goes on.
+start
+head -c 300000000 /dev/zero | tr '\0' x > "$WORK/huge"
+got=$(cli -x set huge < "$WORK/huge" 2>&1)
+rm -f "$WORK/huge"
+case $got in
+"OOM no room left for this value in the heap of its key's stripe"*) ;;
+*) fail "a 300 MB value without maxmemory: $got" ;;
+esac
+[ "$(cli set after ok)" = "OK" ] || fail "a SET after the refused value failed"
+[ "$(cli exists huge)" -eq 0 ] || fail "the refused value is there"
+stop
+# Nothing of any server is left: each was given --dir $WORK.
 sleep 0.2
 if pgrep -f -- "--dir $WORK" > /dev/null; then
     fail "a walls-kv is left running"
