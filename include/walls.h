@@ -860,8 +860,9 @@ WALLS_API int walls_wait_all(walls_task **tasks, size_t n, int64_t timeout_ms);
  * WALLS_CANCELLED at once. A running process task has its worker killed
  * (and replaced) and ends as WALLS_CANCELLED when the worker is reaped,
  * within milliseconds: 0 means it ends so, even when it finished in the
- * moment before the kill landed (its output is dropped). A running
- * thread task cannot be stopped: -EBUSY.
+ * moment before the kill landed (its output is dropped), ran out of its
+ * time limit meanwhile, or its worker was already being killed for
+ * another task. A running thread task cannot be stopped: -EBUSY.
  * Errors: -EINVAL (NULL); -EBADF (freed task); -EALREADY (finished
  * already); -EBUSY (running in a thread).
  */

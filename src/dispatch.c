@@ -144,6 +144,18 @@ static void complete_at(struct walls__pool *pool, struct walls__task *task,
     }
     task->where = WALLS__AT_DONE;
     walls__task_drop_input(task);
+    /* A cancel that returned 0 keeps its word: a task that finished, timed
+     * out, crashed or was lost before its kill landed ends cancelled,
+     * without an output. */
+    if (task->cancel_asked && status != WALLS_CANCELLED) {
+        status = WALLS_CANCELLED;
+        code = 0;
+        out = NULL;
+        walls__buf_free(adopt, out_len);
+        adopt = NULL;
+        out_len = 0;
+        task->result_flags = 0;
+    }
     task->status = status;
     task->code = code;
     task->out_len = 0;

@@ -83,6 +83,8 @@ struct walls__task {
     int64_t dispatch_ns;      /* [lock] */
     unsigned attempts;        /* [lock] runs started for it (LOST ones run again) */
     unsigned result_flags;    /* [lock] WALLS_RESULT_* */
+    bool cancel_asked;        /* [lock] walls_cancel() returned 0 for it running: it ends
+                               * WALLS_CANCELLED, whatever else happens to it first */
     int64_t limit_ns;         /* time limit; 0 = none */
     void *user;               /* walls_task_opts.user: the caller's, never looked at */
     struct walls__task *next; /* [lock] pending queue, then the collect list */

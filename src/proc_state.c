@@ -357,7 +357,7 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
          * not started, ends cancelled, as walls_pool_destroy() says; a
          * task that started after the kill was decided would otherwise be
          * LOST (killed for another), or run again. */
-        if (!victim && pool->cancelling) {
+        if (!victim && (pool->cancelling || task->cancel_asked)) {
             walls__engine_complete(pool, task, WALLS_CANCELLED, 0, NULL, 0);
             continue;
         }
@@ -368,7 +368,7 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
         int code = died_code;
         enum walls_status status = lane_status(proc, lane, s, died, &code);
         task->attempts++;
-        if (status == WALLS_LOST && pool->cancelling)
+        if (status == WALLS_LOST && (pool->cancelling || task->cancel_asked))
             status = WALLS_CANCELLED;
         if (status == WALLS_LOST && task->attempts <= pool->lost_retries) {
             requeue[nrequeue++] = task;

@@ -306,6 +306,8 @@ int walls_cancel_ex(walls_task *handle, unsigned flags)
     if (rc == -EBUSY && !queued_only)
         rc = pool->backend->stop_running(pool, &pool->lanes[task->lane], task->seq,
                                          WALLS_CANCELLED);
+    if (rc == 0 && !walls__task_done(task))
+        task->cancel_asked = true;
     walls__pool_unlock(pool);
     walls__engine_signal(pool);
     if (rc)

@@ -101,6 +101,7 @@ struct walls__task *walls__task_new(struct walls__pool *pool)
     task->in_len = 0;
     task->attempts = 0;
     task->result_flags = 0;
+    task->cancel_asked = false;
     task->n_inputs = 0;
     task->has_output = false;
     task->arena_held = false;

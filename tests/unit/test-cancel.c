@@ -265,6 +265,80 @@ END_TEST
 
 /* Tasks that each overrun a 1 ms limit, back to back: every one ends
  * WALLS_TIMEOUT with its worker killed, and the pool never breaks. */
+/* A cancel that comes as the task's own time limit runs out: the kill for
+ * the limit may already be on its way when walls_cancel() returns 0, and
+ * the task must still end WALLS_CANCELLED; -EALREADY means it ended
+ * WALLS_TIMEOUT. Loop: 0 processes, 1 hybrid. */
+START_TEST(test_cancel_races_the_deadline)
+{
+    walls_pool *pool = make_pool(_i ? WALLS_HYBRID : WALLS_PROCESSES, 1);
+    unsigned seed = 777;
+    int cancelled = 0, timed_out = 0;
+    for (int k = 0; k < 80; k++) {
+        int us = 400000;
+        struct walls_task_opts to = {.timeout_ms = 20};
+        walls_task *t;
+        ck_assert_int_eq(walls_submit_ex(pool, spin_us, &us, sizeof us, &to, &t), 0);
+        /* From well before the deadline to after the kill should land. */
+        spin_here(10000 + (int)(rand_r(&seed) % 20000u));
+        int rc = walls_cancel(t);
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        if (rc == 0) {
+            ck_assert_msg(r.status == WALLS_CANCELLED, "round %d: cancel said 0, the task ended %s",
+                          k, walls_status_name(r.status));
+            cancelled++;
+        } else {
+            ck_assert_int_eq(rc, -EALREADY);
+            ck_assert_msg(r.status == WALLS_TIMEOUT, "round %d: cancel said -EALREADY, the task "
+                          "ended %s", k, walls_status_name(r.status));
+            timed_out++;
+        }
+        walls_task_free(t);
+    }
+    ck_assert_msg(cancelled >= 5 && timed_out >= 5, "%d cancelled, %d timed out: the race was missed",
+                  cancelled, timed_out);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+/* One worker: task A is cancelled as it finishes (its kill decided for
+ * it), then task B, which the worker took behind it before the kill
+ * landed, is cancelled too. Each cancel that returned 0 ends its own task
+ * WALLS_CANCELLED: B is not lost with A's worker, nor run again. Loop: 0
+ * processes, 1 hybrid. */
+START_TEST(test_cancel_the_task_behind_a_killed_one)
+{
+    walls_pool *pool = make_pool(_i ? WALLS_HYBRID : WALLS_PROCESSES, 1);
+    unsigned seed = 99;
+    int both = 0;
+    for (int k = 0; k < 300; k++) {
+        int a_us = 2000, b_us = 30000;
+        walls_task *ta, *tb;
+        ck_assert_int_eq(walls_submit(pool, spin_us, &a_us, sizeof a_us, &ta), 0);
+        ck_assert_int_eq(walls_submit(pool, spin_us, &b_us, sizeof b_us, &tb), 0);
+        spin_here(1500 + (int)(rand_r(&seed) % 1500u));
+        int ca = walls_cancel(ta);
+        int cb = walls_cancel(tb);
+        struct walls_result ra, rb;
+        ck_assert_int_eq(walls_wait(ta, 20000, &ra), 0);
+        ck_assert_int_eq(walls_wait(tb, 20000, &rb), 0);
+        if (ca == 0)
+            ck_assert_msg(ra.status == WALLS_CANCELLED, "round %d: A's cancel said 0, A ended %s",
+                          k, walls_status_name(ra.status));
+        if (cb == 0)
+            ck_assert_msg(rb.status == WALLS_CANCELLED && rb.attempts <= 1,
+                          "round %d: B's cancel said 0, B ended %s after %u runs", k,
+                          walls_status_name(rb.status), rb.attempts);
+        both += ca == 0 && cb == 0;
+        walls_task_free(ta);
+        walls_task_free(tb);
+    }
+    ck_assert_msg(both >= 5, "both cancels said 0 in %d rounds only: the race was missed", both);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 START_TEST(test_timeouts_are_no_crash_loop)
 {
     struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 2,
@@ -302,6 +376,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_destroy_cancel_blames_the_running_one, 0, 2);
     tcase_add_loop_test(tc, test_cancel_races_the_finish, 0, 2);
     tcase_add_test(tc, test_timeouts_are_no_crash_loop);
+    tcase_add_loop_test(tc, test_cancel_races_the_deadline, 0, 2);
+    tcase_add_loop_test(tc, test_cancel_the_task_behind_a_killed_one, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
