@@ -597,8 +597,12 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
  * Errors: -EINVAL (pool, fn or task NULL; in NULL with in_len > 0);
  * -E2BIG (in_len above WALLS_IO_MAX); -EBADF (destroyed pool);
  * -ESHUTDOWN (the pool is being destroyed); -ENOMEM; -ENOENT (process
- * placement: fn lies in no loaded module); -ENAMETOOLONG (its module's path
- * does not fit a ring slot); -EAGAIN (opts.max_queued tasks wait already).
+ * placement: fn lies in no loaded module, one unloaded with dlclose()
+ * included); -ENAMETOOLONG (its module's path does not fit a ring slot);
+ * -ESTALE (process placement: fn's library was replaced at its path and
+ * loaded again after this pool's workers loaded the old one from there:
+ * a new pool runs the new one); -EAGAIN (opts.max_queued tasks wait
+ * already).
  */
 WALLS_API int walls_submit(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
                            walls_task **task);

@@ -9,8 +9,10 @@
 #include <limits.h>
 #include <link.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mailbox.h"
 #include "module.h"
@@ -54,11 +56,39 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *data)
  * dladdr(), which knows nothing of the main program of a static
  * executable; dl_iterate_phdr() reports it there as well.
  */
+static int read_subs(struct dl_phdr_info *info, size_t size, void *data)
+{
+    /* The counts follow the fields every glibc has; older ones lack them. */
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+        *(uint64_t *)data = (uint64_t)info->dlpi_subs;
+    return 1;
+}
+
+/* How many objects the dynamic loader has unloaded so far. */
+static uint64_t loader_unloads(void)
+{
+    uint64_t subs = 0;
+    dl_iterate_phdr(read_subs, &subs);
+    return subs;
+}
+
 int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[WALLS__FN_CACHE],
                          walls_fn *fn, uint16_t *module, uint64_t *offset)
 {
     unsigned slot = (unsigned)(((uintptr_t)fn >> 4) & (WALLS__FN_CACHE - 1));
     struct walls__fn_cache *c = &cache[slot];
+    if (c->fn == fn && c->main) {
+        *module = c->module;
+        *offset = c->offset;
+        return 0;
+    }
+    /* A library's function: believed while no library was unloaded. */
+    uint64_t subs = loader_unloads();
+    if (subs != pool->dl_subs) {
+        for (unsigned i = 0; i < WALLS__FN_CACHE; i++)
+            cache[i].fn = NULL;
+        pool->dl_subs = subs;
+    }
     if (c->fn == fn) {
         *module = c->module;
         *offset = c->offset;
@@ -76,10 +106,18 @@ int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[
         path = resolved;
     if (strlen(path) >= WALLS__SLOT_DATA)
         return -ENAMETOOLONG;
+    /* Which file: a library replaced at its path and loaded again is not
+     * the one the workers loaded under that name. */
+    struct stat st = {0};
+    if (path[0] && stat(path, &st) != 0)
+        memset(&st, 0, sizeof st);
     unsigned m;
     for (m = 0; m < pool->nmodules; m++)
         if (strcmp(pool->modules[m].path, path) == 0)
             break;
+    if (m < pool->nmodules && path[0] &&
+        (pool->modules[m].dev != (uint64_t)st.st_dev || pool->modules[m].ino != (uint64_t)st.st_ino))
+        return -ESTALE;
     if (m == pool->nmodules) {
         if (m == WALLS__MAX_MODULES)
             return -ENOMEM;
@@ -87,9 +125,12 @@ int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[
         if (!copy)
             return -ENOMEM;
         pool->modules[m].path = copy;
+        pool->modules[m].dev = (uint64_t)st.st_dev;
+        pool->modules[m].ino = (uint64_t)st.st_ino;
         pool->nmodules++;
     }
     c->fn = fn;
+    c->main = path[0] == '\0';
     c->module = (uint16_t)m;
     c->offset = (uint64_t)((uintptr_t)fn - search.base);
     *module = c->module;

@@ -18,14 +18,19 @@ struct walls__fn_cache {
     walls_fn *fn;
     uint64_t offset;
     uint16_t module;
+    bool main;      /* in the main program, which is never unloaded */
 };
 
 #define WALLS__FN_CACHE 64u
 
 /* Which module fn lives in (numbered in the pool's module table, added
- * there if new) and its offset in it. Pool lock held. Returns 0, -ENOENT
- * (in no module), -ENAMETOOLONG (the path does not fit a ring slot) or
- * -ENOMEM (no memory, or WALLS__MAX_MODULES modules already). */
+ * there if new) and its offset in it. Pool lock held. A library unloaded
+ * since (dlclose) empties the cache, so that another one loaded at the
+ * same address is found for what it is. Returns 0, -ENOENT (in no
+ * module), -ENAMETOOLONG (the path does not fit a ring slot), -ESTALE (the
+ * library's file at that path is another than the one the pool's workers
+ * load under it) or -ENOMEM (no memory, or WALLS__MAX_MODULES modules
+ * already). */
 int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[WALLS__FN_CACHE],
                          walls_fn *fn, uint16_t *module, uint64_t *offset);
 

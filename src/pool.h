@@ -257,8 +257,10 @@ struct walls__pool {
      * [lock] */
     struct walls__module {
         char *path;             /* "" for the main program */
+        uint64_t dev, ino;      /* the file at path when it was added */
     } modules[WALLS__MAX_MODULES];
     unsigned nmodules;
+    uint64_t dl_subs;           /* the loader's count of unloads when the fn cache was valid */
     struct walls__arena arena;  /* [lock] */
     /* The queue and the rings [lock]: */
     struct walls__task_list pending; /* submitted, not yet in any ring */

@@ -149,7 +149,10 @@ static int admit(struct walls__pool *pool, walls_pool *handle, walls_fn *fn, siz
                            rc == -ENOENT ? "fn lies in no loaded module (process placement needs "
                                            "a function of the program or of a shared library)"
                            : rc == -ENAMETOOLONG ? "the path of fn's module does not fit a ring slot"
-                                                 : "no memory to record fn's module");
+                           : rc == -ESTALE ? "fn's library was replaced at its path and loaded "
+                                             "again since this pool's workers loaded it there: "
+                                             "make a new pool for the new library"
+                                           : "no memory to record fn's module");
     return 0;
 }
 

@@ -2,11 +2,15 @@
  * plugin.c - a task function in a shared library that the tests load with
  * dlopen() after the fork server and the workers have started.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "walls.h"
 
 __attribute__((visibility("default"))) int plugin_triple(struct walls_call *call);
+__attribute__((visibility("default"))) int plugin_where(struct walls_call *call);
 
 int plugin_triple(struct walls_call *call)
 {
@@ -17,5 +21,20 @@ int plugin_triple(struct walls_call *call)
     v = 3 * v + 1;
     memcpy(call->out, &v, sizeof v);
     call->out_len = sizeof v;
+    return 0;
+}
+
+/* Answers the path of the library it runs from, as the process running it
+ * loaded it. */
+int plugin_where(struct walls_call *call)
+{
+    Dl_info info;
+    if (!dladdr((void *)(uintptr_t)plugin_where, &info) || !info.dli_fname)
+        return 2;
+    size_t n = strlen(info.dli_fname);
+    if (n > call->out_cap)
+        return 36;
+    memcpy(call->out, info.dli_fname, n);
+    call->out_len = n;
     return 0;
 }

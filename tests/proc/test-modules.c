@@ -2,13 +2,23 @@
  * test-modules.c - what a worker process runs and holds: functions of a
  * library dlopen()ed after the fork server and the workers started run in
  * the workers, and a worker holds no descriptor but the standard streams,
- * its mailbox and its doorbell.
+ * its mailbox and its doorbell. A library unloaded with dlclose() is no
+ * longer where a function is found: its functions are refused, and
+ * another library loaded in its place (at the same address, as the
+ * loader likes to) runs its own code; a library replaced at its path and
+ * loaded again is refused with -ESTALE by a pool whose workers loaded
+ * the old one, and runs in a new pool.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "walls.h"
@@ -65,6 +75,96 @@ START_TEST(test_worker_descriptors)
 }
 END_TEST
 
+/* Copies the test plugin to path (a new file: a new inode), through a
+ * temporary name and a rename, as a package manager replaces a library. */
+static void copy_plugin(const char *path)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    int in = open(PLUGIN_PATH, O_RDONLY | O_CLOEXEC);
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    ck_assert(in >= 0 && out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(write(out, buf, (size_t)n), n);
+    ck_assert_int_eq(n, 0);
+    close(in);
+    close(out);
+    ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* Runs where (plugin_where) on pool: the path the worker runs it from, or
+ * the submit's error. */
+static int where_on(walls_pool *pool, walls_fn *where, char *path, size_t size)
+{
+    walls_task *t;
+    int rc = walls_submit(pool, where, NULL, 0, &t);
+    if (rc != 0)
+        return rc;
+    struct walls_result r;
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "plugin_where: %s %d", walls_status_name(r.status), r.code);
+    ck_assert_uint_lt(r.out_len, size);
+    memcpy(path, r.out, r.out_len);
+    path[r.out_len] = '\0';
+    walls_task_free(t);
+    return 0;
+}
+
+static void *load(const char *path, walls_fn **where)
+{
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(lib != NULL, "dlopen %s: %s", path, dlerror());
+    *where = (walls_fn *)(uintptr_t)dlsym(lib, "plugin_where");
+    ck_assert_ptr_nonnull((void *)(uintptr_t)*where);
+    return lib;
+}
+
+START_TEST(test_unloaded_libraries)
+{
+    char dir[] = "/tmp/walls-modules.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char one[256], two[256], got[512];
+    snprintf(one, sizeof one, "%s/one.so", dir);
+    snprintf(two, sizeof two, "%s/two.so", dir);
+    copy_plugin(one);
+    copy_plugin(two);
+    walls_pool *pool = proc_pool(1);
+    walls_fn *where1, *where2;
+
+    void *lib = load(one, &where1);
+    ck_assert_int_eq(where_on(pool, where1, got, sizeof got), 0);
+    ck_assert_str_eq(got, one);
+    ck_assert_int_eq(dlclose(lib), 0);
+    /* Unloaded (nothing else holds it): its function is in no module. */
+    ck_assert_ptr_null(dlopen(one, RTLD_NOW | RTLD_NOLOAD));
+    ck_assert_int_eq(where_on(pool, where1, got, sizeof got), -ENOENT);
+
+    /* Another library, often at the same address: its own code runs. */
+    lib = load(two, &where2);
+    ck_assert_int_eq(where_on(pool, where2, got, sizeof got), 0);
+    ck_assert_str_eq(got, two);
+    ck_assert_int_eq(dlclose(lib), 0);
+
+    /* The first one replaced at its path and loaded again: the pool's
+     * worker holds the old file under that name. */
+    copy_plugin(one);
+    lib = load(one, &where1);
+    ck_assert_int_eq(where_on(pool, where1, got, sizeof got), -ESTALE);
+    ck_assert_msg(strstr(walls_last_error(), "replaced"), "%s", walls_last_error());
+    walls_pool *fresh = proc_pool(1);
+    ck_assert_int_eq(where_on(fresh, where1, got, sizeof got), 0);
+    ck_assert_str_eq(got, one);
+    ck_assert_int_eq(walls_pool_destroy(fresh, 0), 0);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    dlclose(lib);
+    unlink(one);
+    unlink(two);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("modules");
@@ -72,6 +172,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_dlopen_after_start);
     tcase_add_test(tc, test_worker_descriptors);
+    tcase_add_test(tc, test_unloaded_libraries);
     suite_add_tcase(s, tc);
     return s;
 }
