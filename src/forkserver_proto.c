@@ -60,7 +60,7 @@ int walls__msg_recv(int sock, struct walls__msg *msg, int *fds, int *nfds, bool 
         return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
     if (n == 0)
         return -EPIPE;
-    int got = 0;
+    int got = 0, arrived = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
@@ -70,6 +70,7 @@ int walls__msg_recv(int sock, struct walls__msg *msg, int *fds, int *nfds, bool 
         for (size_t i = 0; i < count; i++) {
             int fd;
             memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+            arrived++;
             if (got < want)
                 fds[got++] = fd;
             else
@@ -81,10 +82,12 @@ int walls__msg_recv(int sock, struct walls__msg *msg, int *fds, int *nfds, bool 
         for (int i = 0; i < got; i++)
             close(fds[i]);
         *nfds = 0;
-        /* The buffer has room for every descriptor a message carries: a
-         * whole message whose descriptors were cut is one the kernel could
-         * not install here (RLIMIT_NOFILE). */
-        return n == (ssize_t)sizeof *msg && !(mh.msg_flags & MSG_TRUNC) ? -EMFILE : -EPROTO;
+        /* The buffer has room for every descriptor a message of the
+         * protocol carries: a whole message cut short of that is one whose
+         * descriptors the kernel could not install here (RLIMIT_NOFILE);
+         * one that filled the buffer came from a peer that sent too many. */
+        bool whole = n == (ssize_t)sizeof *msg && !(mh.msg_flags & MSG_TRUNC);
+        return whole && arrived < WALLS__MSG_MAX_FDS ? -EMFILE : -EPROTO;
     }
     return 0;
 }

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -133,6 +134,43 @@ START_TEST(test_extra_descriptors_closed)
     ck_assert_int_eq(nfds, 0);
     ck_assert_int_eq(memcmp(&in, &sample, sizeof in), 0);
     close_fds(sent, WALLS__MSG_MAX_FDS);
+    close_fds(sv, 2);
+    ck_assert_int_eq(count_fds(), fds_before);
+}
+END_TEST
+
+/* A whole message whose descriptor this process has no room for (its
+ * RLIMIT_NOFILE reached): -EMFILE, the message itself read, nothing kept
+ * open, and the socket still usable. */
+START_TEST(test_no_room_for_descriptors)
+{
+    int fds_before = count_fds();
+    int sv[2], sent[1], got[WALLS__MSG_MAX_FDS];
+    socket_pair(sv);
+    make_fds(sent, 1);
+    send_raw(sv[0], &sample, sizeof sample, sent, 1);
+    int lowest = 0;
+    while (fcntl(lowest, F_GETFD) >= 0)
+        lowest++;
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = (struct rlimit){(rlim_t)lowest, old.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct walls__msg in;
+    memset(&in, 0, sizeof in);
+    int nfds = WALLS__MSG_MAX_FDS;
+    int rc = walls__msg_recv(sv[1], &in, got, &nfds, false);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_int_eq(rc, -EMFILE);
+    ck_assert_int_eq(nfds, 0);
+    ck_assert_int_eq(memcmp(&in, &sample, sizeof in), 0);
+    /* The next message comes whole. */
+    send_raw(sv[0], &sample, sizeof sample, sent, 1);
+    nfds = WALLS__MSG_MAX_FDS;
+    ck_assert_int_eq(walls__msg_recv(sv[1], &in, got, &nfds, false), 0);
+    ck_assert_int_eq(nfds, 1);
+    close_fds(got, nfds);
+    close_fds(sent, 1);
     close_fds(sv, 2);
     ck_assert_int_eq(count_fds(), fds_before);
 }
@@ -278,6 +316,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_message_with_descriptors);
     tcase_add_test(tc, test_extra_descriptors_closed);
     tcase_add_test(tc, test_too_many_descriptors);
+    tcase_add_test(tc, test_no_room_for_descriptors);
     tcase_add_test(tc, test_malformed_refused);
     tcase_add_test(tc, test_empty_and_closed);
     tcase_add_test(tc, test_blocking_receive);
