@@ -21,7 +21,11 @@
  *    the handle belongs to another process (see Processes, below), before
  *    it touches anything: a parent's handle in a child of fork(), a
  *    child's sent back to its parent, or the program's given to a task in
- *    a worker process (each handle carries the process that made it).
+ *    a worker process (each handle carries a 7-bit number of the process
+ *    that made it, unlike its parent's and its ancestors'). Two children
+ *    of one process may share that number: a handle passed from one to
+ *    the other may name the receiver's own pool or task. Pass handles
+ *    between processes only up and down the fork tree.
  *  - A call that fails says why in words: walls_last_error() names the
  *    argument or option at fault.
  *  - The library never prints, never exits or aborts on the caller's
