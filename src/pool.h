@@ -83,8 +83,6 @@ struct walls__task {
     int64_t dispatch_ns;      /* [lock] */
     unsigned attempts;        /* [lock] runs started for it (LOST ones run again) */
     unsigned result_flags;    /* [lock] WALLS_RESULT_* */
-    bool cancel_asked;        /* [lock] walls_cancel() returned 0 for it running: it ends
-                               * WALLS_CANCELLED, whatever else happens to it first */
     int64_t limit_ns;         /* time limit; 0 = none */
     void *user;               /* walls_task_opts.user: the caller's, never looked at */
     struct walls__task *next; /* [lock] pending queue, then the collect list */
@@ -100,6 +98,9 @@ struct walls__task {
     uint8_t n_inputs;
     bool has_output;
     bool arena_held;
+    /* [lock] walls_cancel() returned 0 for it running: it ends
+     * WALLS_CANCELLED, whatever else happens to it first. */
+    bool cancel_asked;
     struct walls__bufref refs[WALLS_TASK_INPUTS_MAX + 1];
     unsigned char *in;  /* small_in or heap; dropped when it is DONE */
     unsigned char *out; /* small_out or heap, as long as what it wrote */
