@@ -304,6 +304,9 @@ void kv_cmd_info(struct kv_ctx *c)
              (unsigned long long)h->evicted, (unsigned long long)h->keyspace_hits,
              (unsigned long long)h->keyspace_misses, (unsigned long long)in->backend_deaths,
              (unsigned long long)h->recoveries);
+    /* No replicas: what clients that look for a master read there. */
+    if (wants(c, "replication"))
+        LINE("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     if (wants(c, "keyspace")) {
         uint64_t keys = 0, expires = 0;
         for (unsigned i = 0; i < KV_STRIPES; i++) {
@@ -432,6 +435,7 @@ void kv_cmd_config(struct kv_ctx *c)
         {"maxclients", maxclients},
         {"databases", "1"},
         {"save", ""},
+        {"timeout", "0"}, /* idle clients are never closed */
     };
     size_t n = sizeof pairs / sizeof pairs[0];
     /* What each setting found is called in the reply: a name without a

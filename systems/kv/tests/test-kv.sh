@@ -237,6 +237,11 @@ for name in CONFIG COMMAND; do
     done
 done
 
+# What client libraries read to learn the server's role and idle timeout.
+expect "INFO replication names a master" "role:master" \
+    "$(cli INFO replication | tr -d '\r' | grep '^role:')"
+expect "CONFIG GET timeout" "$(printf '1) "timeout"\n2) "0"')" "$(cli CONFIG GET timeout)"
+
 # INFO's section names end at a NUL byte, as Redis's strcasecmp reads them.
 got=$(printf 'INFO "clients\\x00x"\n' | redis-cli -p "$PORT" --no-raw 2>&1 | sed -n 1p | tr -d '\r')
 expect 'INFO "clients\x00x" is INFO clients' '# Clients' "$got"
