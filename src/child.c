@@ -91,8 +91,8 @@ void walls__set_title(const char *title)
         args[i] = '\0';
 }
 
-/* Move fds[0..n) to 3.., closing everything above. The moves need
- * descriptor numbers up to 3 + WALLS__MSG_MAX_FDS + 8: a soft
+/* Move fds[0..n) to 3.., closing everything above. The moves go through
+ * numbers from 3 + WALLS__MSG_MAX_FDS + 8 up, n of them: a soft
  * RLIMIT_NOFILE below that (a program that lowered it when the fork
  * server started) is raised as far as the hard limit allows. */
 static int settle_fds(const int *fds, int n)

@@ -17,9 +17,10 @@
  *    read), and reads the bytes the completion claims out of the output
  *    one, through a read-only mapping when the lane's windows are small
  *    (IO_VIEW_MAX). The output memfd is sealed against shrinking, so that
- *    no worker can make that mapping fault in the host. Both memfds are sparse; the host gives the pages of a window past
- *    IO_KEEP back after each request, and wipes a lane's windows when a new
- *    process takes the lane over.
+ *    no worker can make that mapping fault in the host. Both memfds are
+ *    sparse; the host gives the pages of a window past IO_KEEP back after
+ *    each request, and wipes a lane's windows when a new process takes the
+ *    lane over.
  *
  * So bytes are copied once each way past the submit copy: the input when
  * the task is dealt (processes), the output into the result.
