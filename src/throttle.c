@@ -13,8 +13,8 @@ int walls__throttle_init(struct walls__throttle *t, unsigned limit, int64_t wind
     t->limit = limit;
     t->window_ns = window_ns;
     t->backoff_ns = backoff_ns;
-    t->next = 0;
-    t->count = 0;
+    t->first = 0;
+    t->held = 0;
     return t->times ? 0 : -ENOMEM;
 }
 
@@ -26,20 +26,30 @@ void walls__throttle_fini(struct walls__throttle *t)
 
 void walls__throttle_reset(struct walls__throttle *t)
 {
-    t->next = 0;
-    t->count = 0;
+    t->first = 0;
+    t->held = 0;
 }
 
 int64_t walls__throttle_restart(struct walls__throttle *t, int64_t now)
 {
     unsigned size = t->limit + 1;
-    t->times[t->next] = now;
-    t->next = (t->next + 1) % size;
-    t->count++;
-    unsigned recent = 0;
-    for (unsigned i = 0; i < size && i < t->count; i++)
-        if (now - t->times[i] <= t->window_ns)
-            recent++;
+    if (t->held) {
+        int64_t last = t->times[(t->first + t->held - 1) % size];
+        if (now < last)
+            now = last;
+    }
+    /* The oldest first: once one is inside the window, so are the rest. */
+    while (t->held && now - t->times[t->first] > t->window_ns) {
+        t->first = (t->first + 1) % size;
+        t->held--;
+    }
+    if (t->held == size) { /* tripped already and called again: drop the oldest */
+        t->first = (t->first + 1) % size;
+        t->held--;
+    }
+    t->times[(t->first + t->held) % size] = now;
+    t->held++;
+    unsigned recent = t->held;
     if (recent > t->limit)
         return -1;
     int64_t delay = t->backoff_ns;

@@ -60,6 +60,50 @@ START_TEST(test_backoff_doubles_up_to_window)
 }
 END_TEST
 
+/* The throttle against a plain count over every restart so far: among the
+ * last limit + 1 restarts, those within the window of the newest. Gaps are
+ * drawn so that the count wanders across the limit and back. */
+START_TEST(test_agrees_with_a_count)
+{
+    enum { LIMIT = 40, N = 20000 };
+    const int64_t window = 100 * MS;
+    struct walls__throttle t;
+    ck_assert_int_eq(walls__throttle_init(&t, LIMIT, window, 0), 0);
+    static int64_t times[N];
+    int64_t now = 1000 * MS;
+    unsigned seed = 12345, tripped = 0;
+    for (unsigned n = 0; n < N; n++) {
+        seed = seed * 1103515245u + 12345u;
+        now += (int64_t)((seed >> 16) % 6000) * 1000; /* 0 to 6 ms, 2.5 ms on average */
+        times[n] = now;
+        unsigned recent = 0;
+        for (unsigned i = n + 1 > LIMIT + 1 ? n - LIMIT : 0; i <= n; i++)
+            recent += now - times[i] <= window;
+        int64_t want = recent > LIMIT ? -1 : 0;
+        ck_assert_msg(walls__throttle_restart(&t, now) == want, "restart %u: want %lld", n,
+                      (long long)want);
+        tripped += want == -1;
+    }
+    ck_assert_msg(tripped > 0 && tripped < N / 2, "the limit was crossed %u times", tripped);
+    walls__throttle_fini(&t);
+}
+END_TEST
+
+/* A time before the last restart's counts as the last one's: nothing
+ * leaves the window early, nothing is counted twice. */
+START_TEST(test_time_going_back)
+{
+    struct walls__throttle t;
+    ck_assert_int_eq(walls__throttle_init(&t, 2, 1000 * MS, 0), 0);
+    ck_assert_int_eq(walls__throttle_restart(&t, 5000 * MS), 0);
+    ck_assert_int_eq(walls__throttle_restart(&t, 1 * MS), 0);
+    ck_assert_int_eq(walls__throttle_restart(&t, 5500 * MS), -1);
+    /* 5000 and the clamped one are both more than a window before this. */
+    ck_assert_int_eq(walls__throttle_restart(&t, 6001 * MS), 0);
+    walls__throttle_fini(&t);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("throttle");
@@ -67,6 +111,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_limit_within_window);
     tcase_add_test(tc, test_reset_forgets);
     tcase_add_test(tc, test_backoff_doubles_up_to_window);
+    tcase_add_test(tc, test_agrees_with_a_count);
+    tcase_add_test(tc, test_time_going_back);
     suite_add_tcase(s, tc);
     return s;
 }
