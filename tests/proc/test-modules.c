@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -121,10 +122,32 @@ static void *load(const char *path, walls_fn **where)
     return lib;
 }
 
+/* The directory of test_unloaded_libraries' copies, made and removed in
+ * this (parent) process around the suite, so that a test that fails part
+ * way leaves nothing in /tmp. */
+static char dir[] = "/tmp/walls-modules.XXXXXX";
+static bool dir_made;
+
+static void dir_make(void)
+{
+    dir_made = mkdtemp(dir) != NULL;
+}
+
+static void dir_remove(void)
+{
+    if (!dir_made)
+        return;
+    char path[256];
+    for (unsigned i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s.so", dir, i ? "two" : "one");
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 START_TEST(test_unloaded_libraries)
 {
-    char dir[] = "/tmp/walls-modules.XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_msg(dir_made, "mkdtemp under /tmp failed");
     char one[256], two[256], got[512];
     snprintf(one, sizeof one, "%s/one.so", dir);
     snprintf(two, sizeof two, "%s/two.so", dir);
@@ -159,9 +182,6 @@ START_TEST(test_unloaded_libraries)
     ck_assert_int_eq(walls_pool_destroy(fresh, 0), 0);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     dlclose(lib);
-    unlink(one);
-    unlink(two);
-    rmdir(dir);
 }
 END_TEST
 
@@ -170,6 +190,7 @@ static Suite *suite(void)
     Suite *s = suite_create("modules");
     TCase *tc = tcase_create("processes");
     tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, dir_make, dir_remove);
     tcase_add_test(tc, test_dlopen_after_start);
     tcase_add_test(tc, test_worker_descriptors);
     tcase_add_test(tc, test_unloaded_libraries);
