@@ -76,6 +76,7 @@ struct tab {
     struct event *head, *tail;
     unsigned queued;
     size_t queued_bytes;
+    int store_behind; /* changes were held back: the whole storage is owed */
     struct timer timers[TAB_TIMERS_MAX];
     unsigned ntimers;
     int running, closed;
@@ -158,6 +159,7 @@ static void drop_queue(struct tab *t)
     t->tail = NULL;
     t->queued = 0;
     t->queued_bytes = 0;
+    t->store_behind = 0; /* a tab loaded again gets the whole storage with its script */
 }
 
 static void unwatch_process(struct tab *t)
@@ -330,39 +332,59 @@ static int enqueue(struct tab *t, const uint8_t *data, size_t len, int message, 
     return 0;
 }
 
-/* Queues a change of key (klen bytes) of the tab's origin. A change is
- * never dropped, or the tab's copy of the storage would go stale; but once
- * the tab's queue is past its bound, a change replaces a change of the
- * same key still queued, where it stands, instead of queuing another. A
- * tab that does not keep up then holds at most one pending change per key
- * past the bound, which the origin's quota bounds (1,024 keys, 1 MiB). */
-static void enqueue_store(struct tab *t, const uint8_t *data, size_t len, uint32_t klen)
+/* Queues a change of the tab's origin. A change is never simply dropped,
+ * or the tab's copy of the storage would go stale; but past the tab's
+ * bound it is held back, at no cost: the tab is then owed the origin's
+ * whole storage, which its next batch starts with (send_storage()).
+ * However many changes a tab does not keep up with, of however many keys,
+ * its queue stays within its bound. */
+static void enqueue_store(struct tab *t, const uint8_t *data, size_t len)
 {
-    if (t->queued >= TAB_QUEUE_MAX || t->queued_bytes + len > TAB_QUEUE_BYTES) {
-        /* EV_STORE, then the key as a 4-byte length and its bytes. The
-         * last change of the key queued is the one replaced: none after
-         * it may undo the new value. */
-        size_t head = 1 + 4 + (size_t)klen;
-        struct event **last = NULL;
-        for (struct event **at = &t->head; *at; at = &(*at)->next)
-            if (!(*at)->message && (*at)->len >= head && memcmp((*at)->data, data, head) == 0)
-                last = at;
-        struct event *n = last ? malloc(sizeof *n + len) : NULL;
-        if (n) {
-            struct event *e = *last;
-            n->next = e->next;
-            n->len = len;
-            n->message = 0;
-            memcpy(n->data, data, len);
-            *last = n;
-            if (t->tail == e)
-                t->tail = n;
-            t->queued_bytes = t->queued_bytes - e->len + len;
-            free(e);
-            return;
-        }
+    if (t->store_behind || t->queued >= TAB_QUEUE_MAX || t->queued_bytes + len > TAB_QUEUE_BYTES) {
+        t->store_behind = 1;
+        return;
     }
     (void)enqueue(t, data, len, 0, 0);
+}
+
+/* Starts a batch with the origin's whole storage, for a tab that had
+ * changes held back, and drops the changes still queued for it: the
+ * storage holds them all. First in its batch, it also holds every change
+ * the tab itself made in earlier batches, and none the tab makes before
+ * it (which the broker has not seen yet). Returns 0, or -1 when the
+ * storage could not be written (it stays owed). */
+static int send_storage(struct tab *t, struct wbuf *w)
+{
+    const struct origin *o = t->origin;
+    wbuf_u8(w, EV_STORE_ALL);
+    wbuf_u32(w, (uint32_t)o->n);
+    for (size_t i = 0; i < o->n; i++) {
+        wbuf_str(w, o->entries[i].key, o->entries[i].klen);
+        wbuf_str(w, o->entries[i].value, o->entries[i].vlen);
+    }
+    if (w->overflow) {
+        w->len = 0;
+        w->overflow = 0;
+        return -1;
+    }
+    struct event *kept = NULL, **end = &kept;
+    t->tail = NULL;
+    for (struct event *e = t->head, *next; e; e = next) {
+        next = e->next;
+        if (e->len > 0 && e->data[0] == EV_STORE) {
+            t->queued--;
+            t->queued_bytes -= e->len;
+            free(e);
+            continue;
+        }
+        *end = e;
+        end = &e->next;
+        t->tail = e;
+    }
+    *end = NULL;
+    t->head = kept;
+    t->store_behind = 0;
+    return 0;
 }
 
 /* The script at path, NUL-free or not, as bytes; NULL with errno set:
@@ -774,6 +796,8 @@ static int submit(struct broker *b, struct tab *t)
 {
     struct wbuf w = {b->batch, 0, TAB_INPUT_MAX, 0};
     unsigned events = 0, msgs = 0;
+    if (t->store_behind && send_storage(t, &w) == 0)
+        events++;
     while (t->head && events < TAB_BATCH_EVENTS &&
            (events == 0 || t->head->len <= w.cap - w.len)) {
         struct event *e = t->head;
@@ -919,7 +943,7 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
             for (size_t i = 0; i < b->n; i++) {
                 struct tab *o = b->tabs[i];
                 if (o != t && o->origin == t->origin && o->running)
-                    enqueue_store(o, ev, w.len, kl);
+                    enqueue_store(o, ev, w.len);
             }
             free(ev);
             break;
@@ -1159,7 +1183,7 @@ int broker_turn(struct broker *b, int timeout_ms)
         if (!t->running)
             continue;
         fire_timers(t, now);
-        if (t->running && t->task == NULL && t->head)
+        if (t->running && t->task == NULL && (t->head || t->store_behind))
             submit(b, t);
         for (unsigned k = 0; t->running && k < t->ntimers; k++)
             if (t->timers[k].due_ms < next)
@@ -1269,7 +1293,7 @@ int broker_idle(const struct broker *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         const struct tab *t = b->tabs[i];
-        if (t->running && (t->pending || t->task || t->head || t->ntimers))
+        if (t->running && (t->pending || t->task || t->head || t->store_behind || t->ntimers))
             return 0;
     }
     return 1;

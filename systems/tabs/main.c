@@ -87,9 +87,10 @@ static void print_tab(const struct tab_info *in, int json)
     at = json_str(buf, sizeof buf, at, in->detail, strlen(in->detail));
     if (at < sizeof buf)
         at += (size_t)snprintf(buf + at, sizeof buf - at,
-                               ",\"sent\":%llu,\"received\":%llu,\"dropped\":%llu,\"result\":",
+                               ",\"sent\":%llu,\"received\":%llu,\"dropped\":%llu,"
+                               "\"events\":%llu,\"result\":",
                                (unsigned long long)in->sent, (unsigned long long)in->received,
-                               (unsigned long long)in->dropped);
+                               (unsigned long long)in->dropped, (unsigned long long)in->events);
     if (at < sizeof buf)
         snprintf(buf + at, sizeof buf - at, "%s", in->result_json[0] ? in->result_json : "null");
     printf("{%s}\n", buf);

@@ -600,6 +600,24 @@ static int deliver(lua_State *L)
         storage_put(L, k, kl, v, vl, present != 0);
         return 0;
     }
+    if (kind == EV_STORE_ALL) {
+        /* The broker held changes back: its whole storage replaces ours. */
+        uint32_t n;
+        if (rbuf_u32(r, &n) || n > TAB_STORAGE_KEYS)
+            return luaL_error(L, "bad storage from the broker");
+        lua_newtable(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, KEY_STORAGE);
+        tab->storage_bytes = 0;
+        tab->storage_keys = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            const char *k, *v;
+            uint32_t kl, vl;
+            if (rbuf_str(r, &k, &kl, TAB_KEY_MAX) || rbuf_str(r, &v, &vl, TAB_VALUE_MAX))
+                return luaL_error(L, "bad storage from the broker");
+            storage_put(L, k, kl, v, vl, 1);
+        }
+        return 0;
+    }
     if (kind == EV_MESSAGE) {
         const char *from;
         uint32_t from_len, vlen;
@@ -813,7 +831,7 @@ int tab_task(struct walls_call *call)
             end = END_NOSTATE;
             break;
         }
-        if (kind != EV_MESSAGE && kind != EV_TIMER && kind != EV_STORE) {
+        if (kind != EV_MESSAGE && kind != EV_TIMER && kind != EV_STORE && kind != EV_STORE_ALL) {
             snprintf(detail, sizeof detail, "unknown event %u from the broker", kind);
             end = END_ERROR;
             break;

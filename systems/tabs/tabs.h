@@ -51,6 +51,8 @@ enum tab_event {
     EV_MESSAGE = 2, /* str from, blob value */
     EV_TIMER = 3,   /* u32 timer id */
     EV_STORE = 4,   /* str key, u8 present, str value: a same-origin tab's change */
+    EV_STORE_ALL = 5, /* u32 n, n x (str key, str value): the origin's whole storage,
+                       * replacing the tab's copy (sent after changes were held back) */
 };
 #define LOAD_UNSAFE 1u  /* every standard library, binary chunks, tab.unsafe */
 #define LOAD_HOOK 2u    /* stop a long event from a Lua hook (threads mode) */

@@ -149,6 +149,25 @@ if not SANITIZED and peak_mib > 64:
     fail(f"storage flood: the broker grew to {peak_mib} MiB")
 print(f"ok   storage flood: every change reached the busy tab; peak {peak_mib} MiB", flush=True)
 
+# Fresh keys set and deleted while a tab is busy: each change is of a key
+# no queued change holds, so only holding changes back past the bound (and
+# sending the whole storage after) keeps the busy tab's queue bounded. One
+# event per fresh key reached it before (1,284 events); now its script, the
+# whole storage and a timer or two do.
+proc = run(["run", "--json", "--quiet", "--timeout-ms", "60000", "--origin", "store-fresh=fresh",
+            "--origin", "store-behind=fresh", os.path.join(TESTS, "api/store-fresh.lua"),
+            os.path.join(TESTS, "api/store-behind.lua")], "fresh keys", 0)
+tabs = tabs_of(proc, "fresh keys")
+behind = tabs.get("store-behind", {})
+if tabs.get("store-fresh", {}).get("result") != {"fresh": 1200}:
+    fail(f"fresh keys: writer {tabs.get('store-fresh')}; stderr {proc.stderr[-300:]!r}")
+elif behind.get("result") != {"kept": 12, "stale": 0}:
+    fail(f"fresh keys: the busy tab's copy is stale: {behind}")
+elif not isinstance(behind.get("events"), int) or behind["events"] >= 600:
+    fail(f"fresh keys: the busy tab was handed {behind.get('events')} events, one a change")
+else:
+    print(f"ok   fresh keys: the busy tab's copy is whole after {behind['events']} events", flush=True)
+
 
 H = "hostile/"
 SEEN = {"seen": "cart=mine shop:cart=nil shop/cart=nil ../shop/cart=nil gone=nil"}
