@@ -196,8 +196,16 @@ size_t json_str(char *out, size_t cap, size_t at, const char *s, size_t n)
             if (len == 0) {
                 at = put(out, cap, at, "\\ufffd", 6);
             } else {
-                if (at + len >= cap)
+                if (at + len >= cap) {
+                    /* No room for it whole: the output is full, as a
+                     * caller that checks for a cut (at cap - 1) sees. */
+                    if (at + 1 < cap) {
+                        memset(out + at, ' ', cap - 1 - at);
+                        out[cap - 1] = '\0';
+                        at = cap - 1;
+                    }
                     break;
+                }
                 at = put(out, cap, at, s + i, len);
                 i += len - 1;
             }

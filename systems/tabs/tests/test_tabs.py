@@ -227,6 +227,7 @@ item("api/unknown-target.lua", ("ok",), r"^$", result={"posted": True})
 item("api/arg-name.lua", ("error",), r"^bad argument #1 to 'tab\.set_timeout'")
 item("api/nul-error.lua", ("error",), r"^before after$")
 item("api/utf8.lua", ("ok",), r"^$", result={"s": "h\u00e9llo \u2713 \U0001F600 bad\ufffdend"})
+item("api/cut-utf8.lua", ("ok",), r"^$", result={"truncated": True, "bytes": 4104})
 item("api/echo-types.lua", ("ok",), r"^$",
      result={"int": 42, "float": 0.25, "yes": True, "no": False, "str": "a\"b\n",
              "big": 9223372036854775807, "neg": -7, "type1": "integer", "type2": "float"})
