@@ -630,6 +630,12 @@ struct walls_task_opts {
  * walls_submit_ex - walls_submit() with per-task options (NULL: defaults).
  *
  * Time limits count from the moment the task starts running in a worker.
+ * A task its worker has not started when its limit, counted from when it
+ * was handed to that worker, has passed (the worker is stopped, or starved
+ * of CPU) is not charged: it is taken back and dealt again (a process
+ * worker is replaced first). A worker that says it started the task later
+ * than that is believed once, so a worker that lies gains at most one
+ * limit.
  * A process task that overruns has its worker killed and replaced and ends
  * as WALLS_TIMEOUT a few milliseconds after its deadline. A thread task
  * cannot be stopped: at its deadline it ends as WALLS_TIMEOUT for its

@@ -425,6 +425,7 @@ static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, 
     walls__store_relaxed(&lane->mb->ring_want[seq & MASK], (uint8_t)(waited ? WALLS__WANT_BELL : 0));
     e->task = task;
     e->tag = tag;
+    e->start_ns = 0;
     e->kind = (uint8_t)(kind == WALLS__REQ_TASK_IO ? WALLS__REQ_TASK : kind);
     e->io = kind == WALLS__REQ_TASK_IO;
     if (!e->io) {

@@ -293,13 +293,21 @@ static struct walls__lane *overrun(struct walls__pool *pool, int64_t now, unsign
             continue;
         /* It cannot have started before it was dispatched, nor (one task at
          * a time) before the one ahead of it was retired; within those
-         * bounds, believe the worker's own clock. */
+         * bounds, believe the worker's own clock. A worker that says it
+         * started later (it was descheduled, stopped, or slow to start) is
+         * believed once, when the limit from the host's bound has passed:
+         * the limit then counts from that claim, which no later word of
+         * the worker moves. A worker lying so gains at most one limit. */
         int64_t start = e->task->dispatch_ns > lane->retire_ns ? e->task->dispatch_ns
                                                                 : lane->retire_ns;
-        if (walls__load_acquire(&lane->mb->current_seq) == *seq) {
+        if (e->start_ns) {
+            start = e->start_ns;
+        } else if (walls__load_acquire(&lane->mb->current_seq) == *seq) {
             int64_t claimed = (int64_t)walls__load_relaxed(&lane->mb->current_start_ns);
             if (claimed >= e->task->dispatch_ns && claimed < start)
                 start = claimed;
+            else if (claimed > start && claimed <= now && now >= start + e->task->limit_ns)
+                start = e->start_ns = claimed;
         }
         int64_t deadline = start + e->task->limit_ns;
         if (now < deadline) {
@@ -358,7 +366,15 @@ int64_t walls__engine_expire(struct walls__pool *pool, int64_t now)
     struct walls__lane *lane;
     while ((lane = overrun(pool, now, &from, &seq, &next)) != NULL) {
         if (!lane->killable) {
-            abandon(pool, lane, seq);
+            /* A thread that has not taken the task yet (starved of CPU)
+             * gives it back, and the tasks behind it, uncharged. */
+            struct walls__task *back[WALLS__RING_SLOTS];
+            unsigned n = walls__engine_take_back(pool, lane, seq - 1, WALLS__RING_SLOTS, back);
+            bool started = !lane->inflight[seq & MASK].cancelled;
+            while (n > 0)
+                walls__engine_requeue_front(pool, back[--n]);
+            if (started)
+                abandon(pool, lane, seq);
             continue;
         }
         /* Its backend kills the worker for it. */

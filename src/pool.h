@@ -133,6 +133,8 @@ struct walls__inflight {
     unsigned char *io_in;  /* thread lanes, abandoned: the task's large input, kept until
                             * its thread returns, */
     uint32_t io_in_keep;   /* and its length */
+    int64_t start_ns;      /* a start its worker claimed later than the host's bound,
+                            * believed once, at that bound's deadline; 0: none */
 };
 
 /* Arena pins that outlive their task's result. */

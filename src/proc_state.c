@@ -541,7 +541,9 @@ static state_t kill_for(struct walls__pool *pool, struct walls__proc *proc,
         lane->kill_targeted = arg->targeted;
         lane->kill_seq = arg->seq;
     }
-    if (arg->reason == WALLS_PROTOCOL)
+    /* The reason the lane holds: a kill the engine asked for (a time
+     * limit) comes with the protocol reason, which is only the default. */
+    if (lane->kill_reason == WALLS_PROTOCOL)
         for (unsigned i = 0; i < proc->nlanes; i++)
             proc->lanes[i].broke = true;
     proc->killed = true;

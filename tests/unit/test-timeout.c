@@ -4,7 +4,8 @@
  * the pool's default limit, a task's own override (none), and bad limits;
  * limits kept by a supervisor that is preempted in the middle of its turn;
  * a timekeeper that sleeps while limits are far, and a limit that counts
- * from the start of a task queued behind another.
+ * from the start of a task queued behind another; a task whose worker was
+ * stopped before it started it, and one that started late.
  *
  * Loop tests run once per placement: _i = 0 threads, 1 processes.
  */
@@ -14,9 +15,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <time.h>
@@ -275,6 +278,73 @@ START_TEST(test_timeout_queued_behind)
 }
 END_TEST
 
+/* The pid of the only worker process of a one-worker pool. */
+static pid_t worker_pid(walls_pool *pool)
+{
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    pid_t pid;
+    ck_assert_uint_eq(r.out_len, sizeof pid);
+    memcpy(&pid, r.out, sizeof pid);
+    walls_task_free(t);
+    return pid;
+}
+
+START_TEST(test_timeout_never_started)
+{
+    /* The only worker is stopped before a limited task is dealt to it, so
+     * the task cannot start: when its limit from the dispatch has passed,
+     * the worker is replaced and the task runs on the new one, whole.
+     * (It ended WALLS_TIMEOUT, its function never entered, when every kill
+     * the engine asked for was taken for a protocol break.) */
+    walls_pool *pool = one_worker(1 + _i);
+    pid_t stopped = worker_pid(pool);
+    ck_assert_int_eq(kill(stopped, SIGSTOP), 0);
+    struct walls_task_opts to = {.timeout_ms = 100};
+    int ms = 1;
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &ms, sizeof ms, &to, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "status %s (code %d), attempts %u",
+                  walls_status_name(r.status), r.code, r.attempts);
+    ck_assert_uint_eq(r.attempts, 1);
+    ck_assert_int_ne(worker_pid(pool), stopped);
+    kill(stopped, SIGCONT); /* killed by now, unless something is wrong */
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
+START_TEST(test_timeout_started_late)
+{
+    /* The only worker is stopped when a task is dealt to it and goes on
+     * half its limit later: the task starts then, and its limit counts
+     * from then. It runs for 0.7 of its limit: past the limit counted from
+     * the dispatch, well within the one counted from its start. */
+    walls_pool *pool = one_worker(1 + _i);
+    pid_t worker = worker_pid(pool);
+    ck_assert_int_eq(kill(worker, SIGSTOP), 0);
+    struct walls_task_opts to = {.timeout_ms = 1000};
+    int ms = 700;
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &ms, sizeof ms, &to, &t), 0);
+    struct timespec half = {0, 500000000};
+    nanosleep(&half, NULL);
+    ck_assert_int_eq(kill(worker, SIGCONT), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "status %s (code %d), attempts %u",
+                  walls_status_name(r.status), r.code, r.attempts);
+    ck_assert_int_eq(worker_pid(pool), worker);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("timeout");
@@ -285,6 +355,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_timeout_preempted_supervisor);
     tcase_add_loop_test(tc, test_timeout_far_limit_sleeps, 0, 3);
     tcase_add_loop_test(tc, test_timeout_queued_behind, 0, 3);
+    tcase_add_loop_test(tc, test_timeout_never_started, 0, 2);
+    tcase_add_loop_test(tc, test_timeout_started_late, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
