@@ -223,8 +223,6 @@ int walls_submit_batch(walls_pool *handle, walls_fn *fn, const struct walls_inpu
                            : !in    ? "in is NULL"
                            : !out_tasks ? "tasks (the out-parameter) is NULL"
                                         : "n is 0");
-    if (n > UINT32_MAX)
-        return walls__fail(-ENOMEM, "%s: n %zu is more tasks than a pool can hold", call, n);
     /* A batch that could not fit an idle pool fails before its inputs are
      * read or copied (admit() says the same of any batch, under the lock). */
     if (pool->max_queued && n > (uint64_t)pool->max_queued + pool->nlanes)
@@ -232,6 +230,8 @@ int walls_submit_batch(walls_pool *handle, walls_fn *fn, const struct walls_inpu
                            "%s: %zu tasks can never wait at once: opts.max_queued %u plus "
                            "one per worker (%u) is the most; split the batch",
                            call, n, pool->max_queued, pool->nlanes);
+    if (n > UINT32_MAX)
+        return walls__fail(-ENOMEM, "%s: n %zu is more tasks than a pool can hold", call, n);
     for (size_t i = 0; i < n; i++) {
         if (in[i].len > 0 && !in[i].data)
             return walls__fail(-EINVAL, "%s: in[%zu].data is NULL with len %zu", call, i,

@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -66,6 +67,9 @@ START_TEST(test_batch_that_never_fits)
     in[N - 1] = (struct walls_input){"x", (size_t)WALLS_IO_MAX + 1};
     ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, N, t), -EAGAIN);
     in[N - 1] = (struct walls_input){NULL, 0};
+    /* Nor is the count: more tasks than any pool holds is -EAGAIN too. */
+    ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, (size_t)UINT32_MAX + 1, t), -EAGAIN);
+    ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, SIZE_MAX, t), -EAGAIN);
     /* The most that fits an idle pool still does: 4 waiting plus 1 running. */
     ck_assert_int_eq(walls_submit_batch(pool, t_echo, in, 5, t), 0);
     for (int k = 0; k < 5; k++) {
