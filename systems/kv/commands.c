@@ -555,14 +555,21 @@ static int cmd_append(struct kv_ctx *c)
     }
     if (!kv_room_for_write(c))
         return kv_err_oom(c);
-    if (e && sizeof(struct kv_ent) + e->klen + have + v->len <= kv_block_room(c->st, f.off)) {
-        /* Room in the block: past the value's end nothing is committed,
-         * so only the length is logged. */
+    size_t need = e ? sizeof(struct kv_ent) + e->klen + have + v->len : 0;
+    size_t more = have + v->len < ((size_t)1 << 20) ? have + v->len : (size_t)1 << 20;
+    if (e && (need <= kv_block_room(c->st, f.off) ||
+              kv_grow(&c->txn, f.stripe, f.off, need + more) ||
+              kv_grow(&c->txn, f.stripe, f.off, need))) {
+        /* Room in the block (grown in place if need be: ahead of the next
+         * APPEND, by as much again up to 1 MiB): past the value's end
+         * nothing is committed, so only the length is logged. */
         memcpy(e->data + e->klen + have, v->p, v->len);
         kv_put(&c->txn, &e->val, have + v->len);
     } else {
         size_t want = have + v->len;
         uint64_t off = new_string(c, &f, &c->argv[1], e ? str_of(e) : "", have, e ? want * 2 : want);
+        if (!off && e && !c->txn.full) /* no room for twice: just enough, then */
+            off = new_string(c, &f, &c->argv[1], str_of(e), have, want);
         if (!off)
             return kv_err_oom(c);
         struct kv_ent *n = kv_at(c->st, off);

@@ -12,6 +12,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #define BLOCK_HEAD 16u                 /* a block's header: its size, then a mark */
 #define BLOCK_MARK 0x626c6f636b000000ULL
 #define LARGE_MIN ((uint64_t)1 << 20)
+#define SPLIT_MIN 4096u /* the least a block taken from a larger free one leaves free */
 #define LOCK_TIMEOUT_MS 30000
 
 #if defined(__has_feature)
@@ -516,6 +518,139 @@ static void note_fresh(struct kv_txn *t, uint64_t block, uint64_t size)
     }
 }
 
+/* A free block of the large list for size bytes (which become *size):
+ * the first that holds them, not freed by t; what it holds beyond them
+ * stays free in its place on the list when that is SPLIT_MIN or more. The
+ * block comes back marked live; 0 when none holds them. */
+static uint64_t take_large(struct kv_txn *t, struct kv_stripe *s, uint64_t *size)
+{
+    struct kv_store *st = t->st;
+    uint64_t want = *size;
+    uint64_t *link = &s->large_free;
+    for (uint64_t b = *link; b; b = *link) {
+        uint64_t *head = kv_at(st, b);
+        if (b < s->heap_start || b + 24 > s->heap_end || head[0] > s->heap_end - b)
+            break; /* a damaged list: take nothing from it */
+        if (head[1] == 0 && head[0] >= want && !freed_here(t, b)) {
+            uint64_t have = head[0];
+            if (have - want >= SPLIT_MIN) {
+                /* Garbage before this transaction: the rest's header is
+                 * logged all the same, as every word of a list is. */
+                uint64_t *rest = kv_at(st, b + want);
+                kv_put(t, &rest[0], have - want);
+                kv_put(t, &rest[1], 0);
+                kv_put(t, &rest[2], head[2]);
+                kv_put(t, link, b + want);
+                kv_put(t, &head[0], want);
+            } else {
+                *size = have;
+                kv_put(t, link, head[2]);
+            }
+            /* Its link is in the payload, which the caller writes
+             * unlogged: a rollback puts it back on the list whole. */
+            kv_put(t, &head[1], BLOCK_MARK);
+            kv_put(t, &head[2], head[2]);
+            return b;
+        }
+        link = &head[2];
+    }
+    return 0;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Merges the free blocks of the large list that touch one another, and
+ * gives back to the bump the run that ends at it: values that grow, or
+ * many freed ones, leave blocks no single request fits. Blocks t freed
+ * stay as they are (a rollback brings them back). Returns whether it
+ * changed anything. */
+static bool coalesce_large(struct kv_txn *t, struct kv_stripe *s)
+{
+    struct kv_store *st = t->st;
+    /* v: the blocks to merge; kept: those t freed; absorbed: those merged
+     * into the one before. Every block is 4 KiB or more of the heap. */
+    size_t cap = (size_t)((s->heap_end - s->heap_start) / SPLIT_MIN) + 1, n = 0, nkept = 0;
+    uint64_t *v = malloc(cap * 3 * sizeof *v);
+    if (!v)
+        return false;
+    uint64_t *kept = v + cap, *sz = v + cap; /* sz reuses the room of kept, copied out first */
+    uint64_t *absorbed = v + 2 * cap;
+    for (uint64_t b = s->large_free; b && n + nkept < cap;) {
+        const uint64_t *head = kv_at(st, b);
+        if (b < s->heap_start || b + 24 > s->heap_end || head[0] > s->heap_end - b ||
+            head[1] != 0)
+            break; /* a damaged list ends here */
+        if (freed_here(t, b))
+            kept[nkept++] = b;
+        else
+            v[n++] = b;
+        b = head[2];
+    }
+    if (n == 0) {
+        free(v);
+        return false;
+    }
+    /* Copied out: sz takes their room. */
+    uint64_t *keep = malloc((nkept ? nkept : 1) * sizeof *keep);
+    if (!keep) {
+        free(v);
+        return false;
+    }
+    memcpy(keep, kept, nkept * sizeof *keep);
+    qsort(v, n, sizeof *v, cmp_off);
+    /* Runs of touching blocks: v[i] becomes the start of each, sz[i] its
+     * size. */
+    size_t runs = 0;
+    size_t merged = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t size = ((const uint64_t *)kv_at(st, v[i]))[0];
+        if (runs && v[runs - 1] + sz[runs - 1] == v[i]) {
+            sz[runs - 1] += size;
+            absorbed[merged++] = v[i];
+        } else {
+            v[runs] = v[i];
+            sz[runs] = size;
+            runs++;
+        }
+    }
+    bool at_bump = v[runs - 1] + sz[runs - 1] == s->bump;
+    bool changed = runs < n || at_bump;
+    if (changed) {
+        /* A block merged into the one before it is garbage from now on,
+         * and what is cut from the run is written without the log: its
+         * header is logged unchanged, for a rollback to find it whole
+         * on the list it brings back. */
+        for (size_t i = 0; i < merged; i++) {
+            uint64_t *head = kv_at(st, absorbed[i]);
+            for (unsigned w = 0; w < 3; w++)
+                kv_put(t, &head[w], head[w]);
+        }
+        /* The list again: the merged runs, then the blocks t freed. */
+        if (at_bump)
+            kv_put(t, &s->bump, v[--runs]);
+        uint64_t list = 0;
+        for (size_t i = nkept; i-- > 0;) {
+            kv_put(t, &((uint64_t *)kv_at(st, keep[i]))[2], list);
+            list = keep[i];
+        }
+        for (size_t i = runs; i-- > 0;) {
+            uint64_t *head = kv_at(st, v[i]);
+            if (head[0] != sz[i])
+                kv_put(t, &head[0], sz[i]);
+            kv_put(t, &head[2], list);
+            list = v[i];
+        }
+        kv_put(t, &s->large_free, list);
+    }
+    free(keep);
+    free(v);
+    return changed;
+}
+
 uint64_t kv_alloc(struct kv_txn *t, unsigned stripe, size_t len)
 {
     struct kv_store *st = t->st;
@@ -545,21 +680,6 @@ uint64_t kv_alloc(struct kv_txn *t, unsigned stripe, size_t len)
         }
     } else {
         size = (total + 4095) & ~(uint64_t)4095;
-        /* First fit among freed large blocks, taking one at most twice
-         * the size asked for. */
-        uint64_t *link = &s->large_free;
-        for (uint64_t b = *link; b; b = *link) {
-            uint64_t *head = kv_at(st, b);
-            if (b < s->heap_start || b + 24 > s->heap_end)
-                break;
-            if (head[1] == 0 && head[0] >= size && head[0] <= 2 * size && !freed_here(t, b)) {
-                size = head[0];
-                kv_put(t, link, head[2]);
-                block = b;
-                break;
-            }
-            link = &head[2];
-        }
     }
     uint64_t *head;
     if (block) {
@@ -568,6 +688,14 @@ uint64_t kv_alloc(struct kv_txn *t, unsigned stripe, size_t len)
         head = kv_at(st, block);
         kv_put(t, &head[1], BLOCK_MARK);
         kv_put(t, &head[2], head[2]);
+    } else if (c < 0 && (block = take_large(t, s, &size)) != 0) {
+        head = kv_at(st, block);
+    } else if (s->bump + size > s->heap_end &&
+               (!coalesce_large(t, s) || s->bump + size > s->heap_end) &&
+               (block = take_large(t, s, &size)) != 0) {
+        /* No room past the bump, even with the free blocks merged: a
+         * small block is cut from a free large one as well. */
+        head = kv_at(st, block);
     } else {
         /* Past the bump: nothing before this transaction knew it. */
         if (s->bump + size > s->heap_end)
@@ -583,6 +711,64 @@ uint64_t kv_alloc(struct kv_txn *t, unsigned stripe, size_t len)
         return 0;
     note_fresh(t, block, size);
     return block + BLOCK_HEAD;
+}
+
+bool kv_grow(struct kv_txn *t, unsigned stripe, uint64_t off, size_t len)
+{
+    struct kv_store *st = t->st;
+    struct kv_stripe *s = kv_stripe_of(st, stripe);
+    uint64_t *head = block_head(st, off);
+    uint64_t block = off - BLOCK_HEAD, size = head[0];
+    if (t->full || len > ((uint64_t)1 << 40) || block < s->heap_start ||
+        block + size > s->heap_end || head[1] != BLOCK_MARK)
+        return false;
+    uint64_t want = (len + BLOCK_HEAD + 4095) & ~(uint64_t)4095;
+    if (want <= size)
+        return true;
+    uint64_t end = block + size, extra = want - size;
+    if (end == s->bump) {
+        if (extra > s->heap_end - s->bump)
+            return false;
+        kv_put(t, &s->bump, s->bump + extra);
+    } else {
+        /* The free large block right after it, if it holds the extra. */
+        uint64_t *link = &s->large_free, taken;
+        for (uint64_t b = *link;; b = *link) {
+            if (!b || b < s->heap_start || b + 24 > s->heap_end)
+                return false;
+            uint64_t *bh = kv_at(st, b);
+            if (b == end) {
+                if (bh[1] != 0 || bh[0] < extra || bh[0] > s->heap_end - b || freed_here(t, b))
+                    return false;
+                break;
+            }
+            link = &bh[2];
+        }
+        uint64_t *next = kv_at(st, end);
+        /* Its header turns into our bytes, written without the log: it is
+         * logged unchanged, for a rollback to find the block whole. */
+        for (unsigned w = 0; w < 3; w++)
+            kv_put(t, &next[w], next[w]);
+        if (next[0] - extra >= SPLIT_MIN) {
+            uint64_t *rest = kv_at(st, end + extra);
+            kv_put(t, &rest[0], next[0] - extra);
+            kv_put(t, &rest[1], 0);
+            kv_put(t, &rest[2], next[2]);
+            kv_put(t, link, end + extra);
+            taken = extra;
+        } else {
+            kv_put(t, link, next[2]);
+            taken = next[0];
+        }
+        extra = taken;
+    }
+    kv_put(t, &head[0], size + extra);
+    kv_put(t, &s->used, s->used + extra);
+    if (t->full)
+        return false;
+    /* Garbage before this transaction: written without the log. */
+    note_fresh(t, end - BLOCK_HEAD, extra + BLOCK_HEAD);
+    return true;
 }
 
 void kv_free(struct kv_txn *t, unsigned stripe, uint64_t off)

@@ -279,6 +279,9 @@ void kv_put_slot(struct kv_txn *t, uint64_t *word, uint64_t value);
 /* Allocation in a stripe held by t: the payload's offset (its memory is
  * fresh, contents undefined), or 0 when the stripe's heap is full. */
 uint64_t kv_alloc(struct kv_txn *t, unsigned stripe, size_t len);
+/* Grows the live block at off in place to hold len bytes, from the bump
+ * or the free block right after it. Returns whether it holds them now. */
+bool kv_grow(struct kv_txn *t, unsigned stripe, uint64_t off, size_t len);
 void kv_free(struct kv_txn *t, unsigned stripe, uint64_t off);
 /* Usable bytes of an allocated block. */
 size_t kv_block_room(const struct kv_store *st, uint64_t off);

@@ -133,6 +133,31 @@ case $got in
 esac
 [ "$(cli set after ok)" = "OK" ] || fail "a SET after the refused value failed"
 [ "$(cli exists huge)" -eq 0 ] || fail "the refused value is there"
+# A value set again larger each time (2, 4, ... 40 MB, 420 MB in all)
+# fits the same heap: the freed blocks merge. Without that, a stripe
+# filled at 23 MB, and after a DEL a 30 MB value was still refused.
+mb=2
+while [ $mb -le 40 ]; do
+    head -c $((mb * 1048576)) /dev/zero | tr '\0' g > "$WORK/grow"
+    got=$(cli -x set grow < "$WORK/grow" 2>&1)
+    [ "$got" = OK ] || fail "SET of $mb MB over a smaller value: $got"
+    mb=$((mb + 2))
+done
+[ "$(cli strlen grow)" -eq $((40 * 1048576)) ] || fail "the grown value has the wrong length"
+[ "$(cli del grow)" -eq 1 ] || fail "DEL of the grown value"
+head -c 200000000 /dev/zero | tr '\0' h > "$WORK/grow"
+got=$(cli -x set grow < "$WORK/grow" 2>&1)
+[ "$got" = OK ] || fail "a 200 MB value where grown ones were deleted: $got"
+rm -f "$WORK/grow"
+# APPEND grows a value in place, past half its stripe's heap.
+chunk=$(head -c 1048576 /dev/zero | tr '\0' a)
+i=0
+while [ $i -lt 150 ]; do
+    printf '%s' "$chunk" | cli -x append app > /dev/null 2>&1 || break
+    i=$((i + 1))
+done
+[ "$(cli strlen app)" -eq $((150 * 1048576)) ] ||
+    fail "APPEND of 1 MB 150 times reached $(cli strlen app) bytes"
 stop
 # Nothing of any server is left: each was given --dir $WORK.
 sleep 0.2

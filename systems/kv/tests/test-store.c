@@ -4,7 +4,9 @@
  * commit, pass to the next transaction over the same set without being
  * taken again, are let go before another set is taken and by
  * kv_store_let_go(); and a backend killed while it keeps them leaves
- * nothing stuck, nor a change it had not committed.
+ * nothing stuck, nor a change it had not committed. The heap: values
+ * that grow fit as freed blocks merge, a merge undone leaves the free
+ * list whole, and blocks grow in place.
  *
  * The store lives in a process pool's shared region, under its locks, as
  * walls-kv's does; the backend is this program's task, run in the pool's
@@ -176,6 +178,178 @@ START_TEST(death_inside_a_kept_transaction)
 }
 END_TEST
 
+/* ---- the heap ---------------------------------------------------------------- */
+
+#define BIG_HEAP ((size_t)8 << 20)
+#define MIB ((size_t)1 << 20)
+
+static void setup_heap(void)
+{
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES,
+                                .processes = 1,
+                                .shared_size = kv_region_size(4, BIG_HEAP, false),
+                                .locks = KV_LOCKS};
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    void *base;
+    size_t size, n;
+    walls_lock *locks;
+    ck_assert_int_eq(walls_pool_shared(pool, &base, &size), 0);
+    ck_assert_int_eq(walls_pool_locks(pool, &locks, &n), 0);
+    kv_store_format(&st, base, size, 4, 0, 0, false);
+    st.locks = locks;
+}
+
+/* What a rollback must give back of a stripe's heap: its words, and the
+ * large free list block by block (offset, size, mark). */
+struct heap_view {
+    uint64_t bump, large_free, used, n;
+    uint64_t list[64][3];
+};
+
+static struct heap_view view_heap(void)
+{
+    struct heap_view v = {0};
+    struct kv_stripe *s = kv_stripe_of(&st, STRIPE);
+    v.bump = s->bump;
+    v.large_free = s->large_free;
+    v.used = s->used;
+    for (uint64_t b = s->large_free; b && v.n < 64; v.n++) {
+        const uint64_t *head = kv_at(&st, b);
+        v.list[v.n][0] = b;
+        v.list[v.n][1] = head[0];
+        v.list[v.n][2] = head[1];
+        b = head[2];
+    }
+    return v;
+}
+
+static void begin(struct kv_txn *t)
+{
+    int err = 0;
+    ck_assert_int_eq(kv_txn_begin(t, &st, (uint64_t)1 << STRIPE, NULL, &err), 0);
+}
+
+/* A block of len bytes, filled, committed. */
+static uint64_t alloc_committed(size_t len)
+{
+    struct kv_txn t;
+    begin(&t);
+    uint64_t off = kv_alloc(&t, STRIPE, len);
+    ck_assert_uint_ne(off, 0);
+    memset(kv_at(&st, off), 0x5a, len);
+    kv_txn_commit(&t);
+    return off;
+}
+
+static void free_committed(uint64_t off)
+{
+    struct kv_txn t;
+    begin(&t);
+    kv_free(&t, STRIPE, off);
+    kv_txn_commit(&t);
+}
+
+START_TEST(grown_values_fit)
+{
+    /* A value set again, larger each time: the old block is freed as the
+     * new one is taken. With freed blocks never merged, 1.5 + 2 + 2.5 MiB
+     * left no room for 3 MiB in the 8 MiB heap. */
+    uint64_t live = alloc_committed(MIB + MIB / 2);
+    size_t len = 2 * MIB, reached = 0;
+    for (; len <= 4 * MIB; len += MIB / 2) {
+        struct kv_txn t;
+        begin(&t);
+        uint64_t off = kv_alloc(&t, STRIPE, len);
+        if (!off) {
+            kv_txn_abort(&t);
+            break;
+        }
+        memset(kv_at(&st, off), 0x33, len);
+        kv_free(&t, STRIPE, live);
+        kv_txn_commit(&t);
+        live = off;
+        reached = len;
+    }
+    ck_assert_msg(reached >= 3 * MIB + MIB / 2, "values grew to %zu KiB only", reached >> 10);
+    /* Everything freed: the whole heap is one block again. */
+    free_committed(live);
+    ck_assert_uint_eq(kv_stripe_of(&st, STRIPE)->used, 0);
+    uint64_t all = alloc_committed(BIG_HEAP - MIB / 4);
+    free_committed(all);
+}
+END_TEST
+
+START_TEST(undone_merge_leaves_lists_whole)
+{
+    /* Six blocks, the first two and the fourth freed: a block larger than
+     * the bump has room for merges the first two and is cut from them.
+     * Undone after its bytes were written over the second's header, the
+     * heap is as it was, list and all; committed, it holds. */
+    uint64_t b[6];
+    for (int i = 0; i < 6; i++)
+        b[i] = alloc_committed(MIB + MIB / 5);
+    free_committed(b[0]);
+    free_committed(b[1]);
+    free_committed(b[3]);
+    struct heap_view before = view_heap();
+    ck_assert_uint_eq(before.n, 3);
+    for (int commit = 0; commit < 2; commit++) {
+        struct kv_txn t;
+        begin(&t);
+        uint64_t off = kv_alloc(&t, STRIPE, 2 * MIB + MIB / 5);
+        ck_assert_uint_ne(off, 0);
+        ck_assert_uint_lt(off, b[2]); /* cut from the merged first two */
+        memset(kv_at(&st, off), 0xab, 2 * MIB + MIB / 5);
+        if (!commit) {
+            kv_txn_abort(&t);
+            struct heap_view after = view_heap();
+            ck_assert_mem_eq(&after, &before, sizeof before);
+        } else {
+            kv_txn_commit(&t);
+            free_committed(off);
+        }
+    }
+    for (int i = 2; i < 6; i++)
+        if (i != 3)
+            free_committed(b[i]);
+    ck_assert_uint_eq(kv_stripe_of(&st, STRIPE)->used, 0);
+}
+END_TEST
+
+START_TEST(grown_in_place)
+{
+    /* A block grows into the bump, or into the free block after it (cut
+     * in two); undone, the heap is as it was. */
+    uint64_t y = alloc_committed(MIB + MIB / 10);
+    uint64_t z = alloc_committed(MIB + MIB / 2);
+    uint64_t w = alloc_committed(MIB + MIB / 10);
+    free_committed(z);
+    struct heap_view before = view_heap();
+    struct kv_txn t;
+    begin(&t);
+    ck_assert(kv_grow(&t, STRIPE, y, 2 * MIB + MIB / 10));
+    ck_assert_uint_ge(kv_block_room(&st, y), 2 * MIB + MIB / 10);
+    memset(kv_at(&st, y), 0xcd, 2 * MIB + MIB / 10);
+    kv_txn_abort(&t);
+    struct heap_view after = view_heap();
+    ck_assert_mem_eq(&after, &before, sizeof before);
+    ck_assert_uint_lt(kv_block_room(&st, y), 2 * MIB);
+    /* Not past what the free block after it holds. */
+    begin(&t);
+    ck_assert(!kv_grow(&t, STRIPE, y, 3 * MIB));
+    kv_txn_abort(&t);
+    /* The last block grows into the bump. */
+    begin(&t);
+    ck_assert(kv_grow(&t, STRIPE, w, 4 * MIB));
+    memset(kv_at(&st, w), 0xef, 4 * MIB);
+    kv_txn_commit(&t);
+    ck_assert_uint_ge(kv_block_room(&st, w), 4 * MIB);
+    free_committed(y);
+    free_committed(w);
+    ck_assert_uint_eq(kv_stripe_of(&st, STRIPE)->used, 0);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -186,6 +360,13 @@ static Suite *store_suite(void)
     tcase_add_test(keep, death_while_kept);
     tcase_add_test(keep, death_inside_a_kept_transaction);
     suite_add_tcase(s, keep);
+    TCase *heap = tcase_create("heap");
+    tcase_add_checked_fixture(heap, setup_heap, teardown);
+    tcase_set_timeout(heap, 60);
+    tcase_add_test(heap, grown_values_fit);
+    tcase_add_test(heap, undone_merge_leaves_lists_whole);
+    tcase_add_test(heap, grown_in_place);
+    suite_add_tcase(s, heap);
     return s;
 }
 
