@@ -104,7 +104,8 @@ int kv_aof_replay(struct server *srv, const char *path)
                            .argv = parser.argv,
                            .argc = parser.argc,
                            .out = &out,
-                           .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+                           .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                           .lazy = true};
         int r = kv_run(&c);
         if (c.in_txn) {
             if (r == 0 && !c.txn.full)
@@ -112,6 +113,7 @@ int kv_aof_replay(struct server *srv, const char *path)
             else
                 kv_txn_abort(&c.txn);
         }
+        kv_collect(&srv->st);
         commands++;
     }
     free(out.p);

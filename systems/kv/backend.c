@@ -154,7 +154,8 @@ static void run_batch(struct backend *b, struct walls_call *call, const struct k
                            .slot = slot,
                            .out = &b->out,
                            .now_ms = now,
-                           .aof = b->st.hdr->aof_size ? &b->aof : NULL};
+                           .aof = b->st.hdr->aof_size ? &b->aof : NULL,
+                           .lazy = true};
         int rc = kv_exec(&c, &b->parser, p, e->len, e->ncmds);
         settle_reply(b, call, slot, &c, rc, 0, &len, single);
         __atomic_store_n(&slot->cur_set, 0, __ATOMIC_RELEASE);
@@ -181,7 +182,8 @@ static void run_batch(struct backend *b, struct walls_call *call, const struct k
                            .argc = b->parser.argc,
                            .out = &b->out,
                            .now_ms = now,
-                           .aof = b->st.hdr->aof_size ? &b->aof : NULL};
+                           .aof = b->st.hdr->aof_size ? &b->aof : NULL,
+                           .lazy = true};
         int rc = kv_run(&c);
         if (!settle_reply(b, call, slot, &c, rc, i, &len, single))
             break;
@@ -226,5 +228,6 @@ int kv_backend(struct walls_call *call)
     }
     b.st.keep = false;
     kv_store_let_go(&b.st);
+    kv_collect(&b.st);
     return rc;
 }

@@ -62,7 +62,20 @@ int kv_install(struct kv_ctx *c, struct kv_found *f, uint64_t off);
 bool kv_fits_in_place(const struct kv_ctx *c, const struct kv_ent *e, size_t vlen);
 void kv_drop(struct kv_ctx *c, unsigned stripe, uint64_t *link, uint64_t off);
 /* Frees what a table entry's value owns (a list's nodes, a hash's fields). */
-void kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e);
+/* Frees the value of the table entry at off, unlinked already. Returns
+ * true when the entry went to the stripe's garbage with its collection
+ * (c->lazy, a large one): then the caller must not free the entry. */
+bool kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e, uint64_t off);
+/* Frees up to budget elements of the stripe's garbage in t, which holds
+ * the stripe. Returns how many it freed. */
+unsigned kv_gc(struct kv_txn *t, unsigned stripe, unsigned budget);
+/* Frees up to KV_GC_BUDGET elements of each stripe's garbage, each in a
+ * transaction of its own (a backend after each task, the replay of the
+ * append-only file after each command). The garbage words are looked at
+ * without the lock, as hints. */
+void kv_collect(struct kv_store *st);
+#define KV_LAZY_MIN 64   /* elements of a collection freed at once when deleted */
+#define KV_GC_BUDGET 2048 /* elements freed a stripe after each task */
 bool kv_room_for_write(struct kv_ctx *c);
 /* allkeys-lru: evicts from the stripes held until over bytes are freed
  * or nothing is left to evict there. inside: from within a command, which

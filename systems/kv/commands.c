@@ -249,8 +249,8 @@ void kv_drop(struct kv_ctx *c, unsigned stripe, uint64_t *link, uint64_t off)
     if (e->expire_ms)
         kv_put(&c->txn, &s->nexpires, s->nexpires - 1);
     kv_dict_unlink(&c->txn, &s->keys, link, off);
-    kv_free_value(c, stripe, e);
-    kv_free(&c->txn, stripe, off);
+    if (!kv_free_value(c, stripe, e, off))
+        kv_free(&c->txn, stripe, off);
 }
 
 struct kv_ent *kv_lookup(struct kv_ctx *c, const struct resp_arg *key, struct kv_found *f)
@@ -302,8 +302,8 @@ int kv_install(struct kv_ctx *c, struct kv_found *f, uint64_t off)
         if (old->expire_ms)
             kv_put(&c->txn, &s->nexpires, s->nexpires - 1);
         kv_dict_replace(&c->txn, f->link, f->off, off);
-        kv_free_value(c, f->stripe, old);
-        kv_free(&c->txn, f->stripe, f->off);
+        if (!kv_free_value(c, f->stripe, old, f->off))
+            kv_free(&c->txn, f->stripe, f->off);
         f->off = off;
         return c->txn.full ? -1 : 0;
     }
@@ -1076,6 +1076,8 @@ static int cmd_flush(struct kv_ctx *c)
         kv_put(&c->txn, &s->large_free, 0);
         kv_put(&c->txn, &s->used, 0);
         kv_put(&c->txn, &s->nexpires, 0);
+        kv_put(&c->txn, &s->garbage, 0);
+        kv_put(&c->txn, &s->ngarbage, 0);
         kv_put(&c->txn, &s->keys.table[0], 0);
         kv_put(&c->txn, &s->keys.table[1], 0);
         kv_put(&c->txn, &s->keys.size[0], 0);

@@ -100,6 +100,8 @@ struct kv_ctx {
     size_t reply_mark;  /* out's length when the command began: one that fails midway
                          * (kv_err_oom) answers with its error alone, not with the part
                          * of its reply written before */
+    bool lazy;          /* a deleted collection of more than KV_LAZY_MIN elements goes
+                         * to its stripe's garbage, freed later (kv_gc), not at once */
 };
 
 /* EXEC: the n queued commands in p[0, len), run in one transaction over

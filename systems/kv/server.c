@@ -164,7 +164,11 @@ bool kv_evict(struct kv_ctx *c, uint64_t over, bool inside)
             kv_reply_bulk(c->aof, "DEL", 3);
             kv_reply_bulk(c->aof, e->data, e->klen);
         }
+        /* Freed now, however large: eviction is for the memory. */
+        bool lazy = c->lazy;
+        c->lazy = false;
         kv_drop(c, stripe, best_link, best);
+        c->lazy = lazy;
         if (c->txn.full)
             return false;
         freed += before - s->used;
@@ -286,10 +290,15 @@ void kv_cmd_info(struct kv_ctx *c)
         char hu[32], hm[32];
         human(hu, sizeof hu, used);
         human(hm, sizeof hm, h->maxmemory);
+        uint64_t pending = 0;
+        for (unsigned i = 0; i < KV_STRIPES; i++)
+            pending += __atomic_load_n(&kv_stripe_of(c->st, i)->ngarbage, __ATOMIC_RELAXED);
         LINE("# Memory\r\nused_memory:%llu\r\nused_memory_human:%s\r\nmaxmemory:%llu\r\n"
-             "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\nshared_region_bytes:%llu\r\n\r\n",
+             "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\nlazyfree_pending_objects:%llu\r\n"
+             "shared_region_bytes:%llu\r\n\r\n",
              (unsigned long long)used, hu, (unsigned long long)h->maxmemory, hm,
-             h->policy == 1 ? "allkeys-lru" : "noeviction", (unsigned long long)h->size);
+             h->policy == 1 ? "allkeys-lru" : "noeviction", (unsigned long long)pending,
+             (unsigned long long)h->size);
     }
     if (wants(c, "persistence"))
         LINE("# Persistence\r\nloading:0\r\naof_enabled:%llu\r\naof_current_size:%llu\r\n\r\n",

@@ -109,6 +109,10 @@ struct kv_stripe {
     uint64_t large_free;            /* blocks over the largest class, first fit */
     uint64_t used;                  /* bytes of live blocks, headers included */
     uint64_t nexpires;              /* keys with a time to live */
+    /* Deleted collections not freed yet, freed a bounded piece at a time
+     * (kv_gc): their table entries, linked by next. */
+    uint64_t garbage;
+    uint64_t ngarbage;
     struct kv_dict keys;
     uint64_t log_off;               /* the undo entries */
     /* The append-only file's record of the open transaction (home stripe,

@@ -91,8 +91,23 @@ static void drop_if_empty(struct kv_ctx *c, struct kv_found *f, uint64_t count)
         kv_drop(c, f->stripe, f->link, f->off);
 }
 
-void kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e)
+bool kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e, uint64_t off)
 {
+    uint64_t count = e->type == KV_LIST ? ((const struct kv_list *)kv_at(c->st, e->val))->len
+                     : e->type == KV_HASH || e->type == KV_SET
+                         ? ((const struct kv_dict *)kv_at(c->st, e->val))->used
+                         : 0;
+    if (c->lazy && count > KV_LAZY_MIN) {
+        /* Too many to free in one transaction, perhaps: the entry and its
+         * collection go to the garbage, a few words logged. Its hash is
+         * the garbage collector's bucket cursor from now on. */
+        struct kv_stripe *s = kv_stripe_of(c->st, stripe);
+        kv_put(&c->txn, &e->next, s->garbage);
+        kv_put(&c->txn, &e->hash, 0);
+        kv_put(&c->txn, &s->garbage, off);
+        kv_put(&c->txn, &s->ngarbage, s->ngarbage + 1);
+        return true;
+    }
     if (e->type == KV_LIST) {
         struct kv_list *l = kv_at(c->st, e->val);
         for (uint64_t n = l->head; n && !c->txn.full;) {
@@ -105,6 +120,87 @@ void kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e)
         kv_dict_clear(&c->txn, stripe, kv_at(c->st, e->val));
         kv_free(&c->txn, stripe, e->val);
     }
+    return false;
+}
+
+/* Frees up to budget entries of a deleted dictionary, bucket by bucket
+ * from *cursor, then its bucket arrays. Returns whether it is empty. */
+static bool drain_dict(struct kv_txn *t, unsigned stripe, struct kv_dict *d, uint64_t *cursor,
+                       unsigned budget, unsigned *done)
+{
+    struct kv_store *st = t->st;
+    for (int k = 0; k < 2; k++) {
+        if (!d->table[k])
+            continue;
+        uint64_t *tab = kv_at(st, d->table[k]);
+        uint64_t b = *cursor;
+        while (b < d->size[k] && *done < budget && !t->full) {
+            uint64_t e = tab[b];
+            if (!e) {
+                b++;
+                continue;
+            }
+            kv_put(t, &tab[b], ((const struct kv_ent *)kv_at(st, e))->next);
+            kv_free(t, stripe, e);
+            (*done)++;
+        }
+        kv_put(t, cursor, b);
+        if (b < d->size[k])
+            return false;
+        kv_free(t, stripe, d->table[k]);
+        kv_put(t, &d->table[k], 0);
+        kv_put(t, cursor, 0);
+    }
+    return true;
+}
+
+void kv_collect(struct kv_store *st)
+{
+    for (unsigned i = 0; i < KV_STRIPES; i++) {
+        if (!__atomic_load_n(&kv_stripe_of(st, i)->garbage, __ATOMIC_RELAXED))
+            continue;
+        struct kv_txn t;
+        int err;
+        if (kv_txn_begin(&t, st, (uint64_t)1 << i, NULL, &err) != 0)
+            continue;
+        kv_gc(&t, i, KV_GC_BUDGET);
+        if (t.full)
+            kv_txn_abort(&t);
+        else
+            kv_txn_commit(&t);
+    }
+}
+
+unsigned kv_gc(struct kv_txn *t, unsigned stripe, unsigned budget)
+{
+    struct kv_store *st = t->st;
+    struct kv_stripe *s = kv_stripe_of(st, stripe);
+    unsigned done = 0;
+    while (s->garbage && done < budget && !t->full) {
+        uint64_t off = s->garbage;
+        struct kv_ent *e = kv_at(st, off);
+        bool empty;
+        if (e->type == KV_LIST) {
+            struct kv_list *l = kv_at(st, e->val);
+            while (l->head && done < budget && !t->full) {
+                uint64_t n = l->head;
+                kv_put(t, &l->head, ((const struct kv_node *)kv_at(st, n))->next);
+                kv_free(t, stripe, n);
+                done++;
+            }
+            empty = l->head == 0;
+        } else {
+            empty = drain_dict(t, stripe, kv_at(st, e->val), &e->hash, budget, &done);
+        }
+        if (!empty || t->full)
+            break;
+        kv_put(t, &s->garbage, e->next);
+        kv_put(t, &s->ngarbage, s->ngarbage - 1);
+        kv_free(t, stripe, e->val);
+        kv_free(t, stripe, off);
+        done++;
+    }
+    return done;
 }
 
 /* ---- lists ------------------------------------------------------------------ */
