@@ -9,6 +9,8 @@
  * by the kernel. CLIENTS threads (default 4) each send INCR on one of 100
  * keys, RPUSH on one of 10 lists, a MULTI of two INCRs, or a SET or HSET
  * of 120 copies of one letter over a value as long, one at a time,
+ * or an RPUSH of 200 elements on a list of junk and its DEL (a list that
+ * long is freed in pieces, after the command),
  * counting the replies: an integer is an acknowledgement; an error must be the one
  * walls-kv gives for a command whose backend died (its change undone).
  * Meanwhile the killer sends SIGKILL to a random backend every 5-40 ms,
@@ -136,7 +138,7 @@ static void *client(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 17u;
     int fd = dial();
-    char cmd[64 + 7 * PUSH_ELEMENTS + 64], reply[256];
+    char cmd[64 + 7 * PUSH_ELEMENTS + 128], reply[256];
     while (!__atomic_load_n(&stop_clients, __ATOMIC_RELAXED)) {
         unsigned pick = (unsigned)rand_r(&seed) % 8;
         if (pick == 7) {
@@ -202,6 +204,41 @@ static void *client(void *arg)
                 died_errors++;
             } else {
                 fprintf(stderr, "kv-crash: unexpected reply to EXEC: %s\n", reply);
+                failed = 1;
+            }
+            pthread_mutex_unlock(&count_lock);
+            continue;
+        }
+        if (pick == 5) {
+            /* RPUSH PUSH_ELEMENTS on a list of junk, then DEL it: a list
+             * that long goes to the stripe's garbage, freed in pieces by
+             * the backends' own transactions after their tasks, which the
+             * kills cut too. Nothing is checked of it but its replies:
+             * the rest is checked at the end. */
+            int k = (int)(rand_r(&seed) % NLISTS);
+            char key[32];
+            int klen = snprintf(key, sizeof key, "crash:junk:%d", k);
+            int len = snprintf(cmd, sizeof cmd, "*%d\r\n$5\r\nRPUSH\r\n$%d\r\n%s\r\n",
+                               PUSH_ELEMENTS + 2, klen, key);
+            for (int e = 0; e < PUSH_ELEMENTS; e++)
+                len += snprintf(cmd + len, sizeof cmd - (size_t)len, "$1\r\nj\r\n");
+            len += snprintf(cmd + len, sizeof cmd - (size_t)len,
+                            "*2\r\n$3\r\nDEL\r\n$%d\r\n%s\r\n", klen, key);
+            char r1[256];
+            if (!send_all(fd, cmd, (size_t)len) || !read_reply(fd, r1, sizeof r1) ||
+                !read_reply(fd, reply, sizeof reply))
+                break;
+            pthread_mutex_lock(&count_lock);
+            replies += 2;
+            const char *bad = NULL;
+            if (r1[0] != ':' && !strstr(r1, "ERR the backend running this command died"))
+                bad = r1;
+            else if (strcmp(reply, ":1") != 0 && strcmp(reply, ":0") != 0 &&
+                     !strstr(reply, "ERR the backend running this command died"))
+                bad = reply;
+            died_errors += (r1[0] == '-') + (reply[0] == '-');
+            if (bad) {
+                fprintf(stderr, "kv-crash: unexpected reply to RPUSH/DEL %s: %s\n", key, bad);
                 failed = 1;
             }
             pthread_mutex_unlock(&count_lock);
