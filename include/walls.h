@@ -486,6 +486,13 @@ WALLS_API int walls_cpu_source(char *buf, size_t len);
  * settings, recycling, worker_memory_limit) is refused with -EINVAL: a
  * thread cannot give it, and walls never drops it silently.
  *
+ * A pool holds descriptors of its own (close-on-exec): a process pool's
+ * sockets, memfds, pidfds and eventfds, and walls_pool_fd(). They belong
+ * to the pool until walls_pool_destroy(): a program that closes them
+ * behind its back (close_range(), closefrom(), a loop over /proc/self/fd)
+ * breaks the pool, and may have its own files, opened at those numbers
+ * since, written by it.
+ *
  * Errors (walls_last_error() names the option): -EINVAL (pool NULL,
  * unknown placement, workload or needs bits; more than 256 processes, 1024
  * threads, or 64 threads per hybrid process; max_output above
