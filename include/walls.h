@@ -640,9 +640,10 @@ struct walls_task_opts {
  * A task its worker has not started when its limit, counted from when it
  * was handed to that worker, has passed (the worker is stopped, or starved
  * of CPU) is not charged: it is taken back and dealt again (a process
- * worker is replaced first). A worker that says it started the task later
- * than that is believed once, so a worker that lies gains at most one
- * limit.
+ * worker is replaced first); a process worker's word that it never took
+ * the task is believed once a task. A worker that says it started the
+ * task later than that is believed once, up to one limit after the task
+ * was handed to it. (Pools across MPI nodes end such a task WALLS_TIMEOUT.)
  * A process task that overruns has its worker killed and replaced and ends
  * as WALLS_TIMEOUT a few milliseconds after its deadline. A thread task
  * cannot be stopped: at its deadline it ends as WALLS_TIMEOUT for its

@@ -383,6 +383,7 @@ void walls__engine_lane_reset(struct walls__lane *lane)
     lane->kill_code = 0;
     lane->kill_flags = 0;
     lane->kill_targeted = false;
+    lane->target_untaken = false;
 }
 
 static unsigned ring_free(const struct walls__lane *lane)

@@ -295,9 +295,11 @@ static struct walls__lane *overrun(struct walls__pool *pool, int64_t now, unsign
          * a time) before the one ahead of it was retired; within those
          * bounds, believe the worker's own clock. A worker that says it
          * started later (it was descheduled, stopped, or slow to start) is
-         * believed once, when the limit from the host's bound has passed:
-         * the limit then counts from that claim, which no later word of
-         * the worker moves. A worker lying so gains at most one limit. */
+         * believed once, when the limit from the host's bound has passed,
+         * up to one limit after the dispatch: the limit then counts from
+         * that claim, which no later word of the worker moves. A worker
+         * lying so runs a task for two limits from its dispatch at most
+         * (or one from the bound, when that is later). */
         int64_t start = e->task->dispatch_ns > lane->retire_ns ? e->task->dispatch_ns
                                                                 : lane->retire_ns;
         if (e->start_ns) {
@@ -306,8 +308,12 @@ static struct walls__lane *overrun(struct walls__pool *pool, int64_t now, unsign
             int64_t claimed = (int64_t)walls__load_relaxed(&lane->mb->current_start_ns);
             if (claimed >= e->task->dispatch_ns && claimed < start)
                 start = claimed;
-            else if (claimed > start && claimed <= now && now >= start + e->task->limit_ns)
-                start = e->start_ns = claimed;
+            else if (claimed > start && claimed <= now && now >= start + e->task->limit_ns) {
+                int64_t most = e->task->dispatch_ns + e->task->limit_ns;
+                if (most < start)
+                    most = start;
+                start = e->start_ns = claimed < most ? claimed : most;
+            }
         }
         int64_t deadline = start + e->task->limit_ns;
         if (now < deadline) {

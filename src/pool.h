@@ -88,6 +88,10 @@ struct walls__task {
     struct walls__task *next; /* [lock] pending queue, then the collect list */
     struct walls__task *prev;
     bool collectable;         /* [atomic] on the pool's collect list */
+    /* [lock] Requeued once, uncharged, from the head of a dead worker's
+     * ring whose slot said the worker had not taken it: that word of a
+     * worker is believed once a task. */
+    bool untaken;
     /* Result, written under the lock before DONE is set with release order. */
     enum walls_status status;
     int code;
@@ -201,6 +205,8 @@ struct walls__lane {
     int kill_code;              /* and its code (the call, for WALLS_VIOLATION) */
     unsigned kill_flags;        /* and its result flags (WALLS_RESULT_FOREIGN_ABI) */
     bool kill_targeted;         /* the reason is for request kill_seq only */
+    bool target_untaken;        /* that request, untaken, went back to the queue: its kill
+                                 * was no progress (proc_state.c, replace()) */
     uint32_t kill_seq;
 };
 

@@ -199,8 +199,9 @@ static state_t replace(struct walls__pool *pool, struct walls__proc *proc)
     bool served = false;
     for (unsigned i = 0; i < proc->nlanes; i++) {
         const struct walls__lane *lane = &proc->lanes[i];
-        served |= lane->served || (lane->kill_targeted && (lane->kill_reason == WALLS_CANCELLED ||
-                                                          lane->kill_reason == WALLS_TIMEOUT));
+        served |= lane->served ||
+                  (lane->kill_targeted && !lane->target_untaken &&
+                   (lane->kill_reason == WALLS_CANCELLED || lane->kill_reason == WALLS_TIMEOUT));
     }
     if (served) {
         pool->restarts++;
@@ -349,9 +350,17 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
         if (e->retired || e->kind != WALLS__REQ_TASK || !e->task)
             continue;
         uint32_t st = walls__load_relaxed(&lane->mb->rq_slots[s & MASK].state);
-        bool victim = st != WALLS__SLOT_QUEUED || (first && lane->broke);
-        first = false;
         struct walls__task *task = e->task;
+        /* The worker's word that it never took the first one is believed
+         * once a task: a task that writes its slot back to QUEUED would
+         * otherwise be killed and run again for ever. */
+        bool victim = st != WALLS__SLOT_QUEUED || (first && (lane->broke || task->untaken));
+        if (!victim && first) {
+            task->untaken = true;
+            if (lane->kill_targeted && lane->kill_seq == s)
+                lane->target_untaken = true;
+        }
+        first = false;
         e->task = NULL;
         /* Being destroyed with WALLS_CANCEL: what the kill took, or had
          * not started, ends cancelled, as walls_pool_destroy() says; a
@@ -541,9 +550,10 @@ static state_t kill_for(struct walls__pool *pool, struct walls__proc *proc,
         lane->kill_targeted = arg->targeted;
         lane->kill_seq = arg->seq;
     }
-    /* The reason the lane holds: a kill the engine asked for (a time
-     * limit) comes with the protocol reason, which is only the default. */
-    if (lane->kill_reason == WALLS_PROTOCOL)
+    /* A protocol break, whatever reason the lane held before it: a kill
+     * the engine asked for (a time limit) comes with the protocol reason
+     * as a default only, and is none. */
+    if (lane->kill_reason == WALLS_PROTOCOL || lane->broke)
         for (unsigned i = 0; i < proc->nlanes; i++)
             proc->lanes[i].broke = true;
     proc->killed = true;

@@ -157,6 +157,20 @@ walls_pool *proc_pool(unsigned n)
     return make_pool(WALLS_PROCESSES, n);
 }
 
+pid_t pid_from(walls_pool *pool, walls_fn *fn)
+{
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, fn, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "status %s (code %d)", walls_status_name(r.status), r.code);
+    pid_t pid;
+    ck_assert_uint_eq(r.out_len, sizeof pid);
+    memcpy(&pid, r.out, sizeof pid);
+    walls_task_free(t);
+    return pid;
+}
+
 int count_children(void)
 {
     char path[64];

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "walls.h"
 
@@ -47,6 +48,9 @@ extern const enum walls_placement placements[2];
 walls_pool *make_pool(enum walls_placement placement, unsigned workers);
 /* A process pool of n workers, likewise. */
 walls_pool *proc_pool(unsigned n);
+/* Runs fn, whose output is a pid (t_pid: its worker's), on pool, checks it
+ * ended WALLS_OK within 30 s, and returns the pid. */
+pid_t pid_from(walls_pool *pool, walls_fn *fn);
 
 /* Children of this process (from /proc), or -1. */
 int count_children(void);

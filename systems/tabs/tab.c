@@ -408,6 +408,28 @@ static void storage_put(lua_State *L, const char *key, size_t klen, const char *
     lua_pop(L, 1);
 }
 
+/* Replaces the tab's copy of its origin's storage with what r holds (u32
+ * n, n x (str key, str value)), as the broker sends it with the script
+ * and after it held changes back. */
+static int load_storage(lua_State *L, struct rbuf *r)
+{
+    uint32_t n;
+    if (rbuf_u32(r, &n) || n > TAB_STORAGE_KEYS)
+        return luaL_error(L, "bad storage from the broker");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, KEY_STORAGE);
+    tab->storage_bytes = 0;
+    tab->storage_keys = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k, *v;
+        uint32_t kl, vl;
+        if (rbuf_str(r, &k, &kl, TAB_KEY_MAX) || rbuf_str(r, &v, &vl, TAB_VALUE_MAX))
+            return luaL_error(L, "bad storage from the broker");
+        storage_put(L, k, kl, v, vl, 1);
+    }
+    return 0;
+}
+
 static int l_storage_set(lua_State *L)
 {
     size_t klen, vlen = 0;
@@ -572,17 +594,7 @@ static int setup(lua_State *L)
     lua_pop(L, 1);
     lua_setglobal(L, "tab");
 
-    uint32_t n;
-    if (rbuf_u32(r, &n) || n > TAB_STORAGE_KEYS)
-        return luaL_error(L, "bad storage from the broker");
-    for (uint32_t i = 0; i < n; i++) {
-        const char *k, *v;
-        uint32_t kl, vl;
-        if (rbuf_str(r, &k, &kl, TAB_KEY_MAX) || rbuf_str(r, &v, &vl, TAB_VALUE_MAX))
-            return luaL_error(L, "bad storage from the broker");
-        storage_put(L, k, kl, v, vl, 1);
-    }
-    return 0;
+    return load_storage(L, r);
 }
 
 /* Delivers one message, timer or storage change; runs protected. */
@@ -600,24 +612,8 @@ static int deliver(lua_State *L)
         storage_put(L, k, kl, v, vl, present != 0);
         return 0;
     }
-    if (kind == EV_STORE_ALL) {
-        /* The broker held changes back: its whole storage replaces ours. */
-        uint32_t n;
-        if (rbuf_u32(r, &n) || n > TAB_STORAGE_KEYS)
-            return luaL_error(L, "bad storage from the broker");
-        lua_newtable(L);
-        lua_setfield(L, LUA_REGISTRYINDEX, KEY_STORAGE);
-        tab->storage_bytes = 0;
-        tab->storage_keys = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            const char *k, *v;
-            uint32_t kl, vl;
-            if (rbuf_str(r, &k, &kl, TAB_KEY_MAX) || rbuf_str(r, &v, &vl, TAB_VALUE_MAX))
-                return luaL_error(L, "bad storage from the broker");
-            storage_put(L, k, kl, v, vl, 1);
-        }
-        return 0;
-    }
+    if (kind == EV_STORE_ALL) /* the broker held changes back: its whole storage */
+        return load_storage(L, r);
     if (kind == EV_MESSAGE) {
         const char *from;
         uint32_t from_len, vlen;

@@ -194,21 +194,15 @@ START_TEST(test_task_children_go_with_worker)
                                     .threads = where[k] == WALLS_HYBRID ? 2 : 0};
         walls_pool *pool;
         ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
-        walls_task *t;
-        struct walls_result r;
-        ck_assert_int_eq(walls_submit(pool, fork_sleeper, NULL, 0, &t), 0);
-        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
-        ck_assert_int_eq(r.status, WALLS_OK);
-        pid_t stopped;
-        ck_assert_uint_eq(r.out_len, sizeof stopped);
-        memcpy(&stopped, r.out, sizeof stopped);
-        walls_task_free(t);
+        pid_t stopped = pid_from(pool, fork_sleeper);
         /* Its worker lives on: so does the task's child, until the stop. */
         ck_assert(!process_ended(stopped));
         ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
         ck_assert_msg(ends_within(stopped, 5000), "pid %d outlived its pool", (int)stopped);
 
         ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t;
+        struct walls_result r;
         int p[2];
         ck_assert_int_eq(pipe(p), 0);
         char path[64];

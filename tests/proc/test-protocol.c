@@ -4,10 +4,12 @@
  * ring indices, a completion with a wrong tag, one with an absurd length),
  * ring the doorbell so the host looks, and hang: the host must kill the
  * worker, end the task as WALLS_PROTOCOL and serve the tasks behind it.
+ * A task that keeps saying it never started is believed once only.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,12 +106,50 @@ START_TEST(test_protocol_breakers_are_killed)
 }
 END_TEST
 
+/* Says, over and over, that it never took its task: its slot (just
+ * before its input) written back to QUEUED, while it spins. */
+static int hostile_untaken(struct walls_call *call)
+{
+    struct walls__req *req =
+        (struct walls__req *)(uintptr_t)((const char *)call->in - offsetof(struct walls__req, data));
+    for (;;)
+        __atomic_store_n(&req->state, WALLS__SLOT_QUEUED, __ATOMIC_RELAXED);
+    return 0;
+}
+
+START_TEST(test_untaken_believed_once)
+{
+    /* Killed at its time limit, it is requeued once, uncharged, on the
+     * worker's word; killed again, it ends WALLS_TIMEOUT. It ran for
+     * ever, killed and restarted every 20 ms, when that word was always
+     * believed. In processes and hybrid (_i). */
+    struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES,
+                                .processes = 1,
+                                .threads = 2};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    struct walls_task_opts to = {.timeout_ms = 20};
+    char in[16] = "x";
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit_ex(pool, hostile_untaken, in, sizeof in, &to, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_TIMEOUT, "%s/%d", walls_status_name(r.status), r.code);
+    walls_task_free(t);
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_le(st.restarts, 2);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("protocol");
     TCase *tc = tcase_create("processes");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_protocol_breakers_are_killed);
+    tcase_add_loop_test(tc, test_untaken_believed_once, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

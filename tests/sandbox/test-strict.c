@@ -68,15 +68,7 @@ START_TEST(test_worker_credentials)
                                                       : WALLS_SANDBOX_SECCOMP};
         walls_pool *pool;
         ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
-        walls_task *t;
-        struct walls_result r;
-        ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
-        ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
-        ck_assert_int_eq(r.status, WALLS_OK);
-        pid_t pid;
-        ck_assert_uint_eq(r.out_len, sizeof pid);
-        memcpy(&pid, r.out, sizeof pid);
-        walls_task_free(t);
+        pid_t pid = pid_from(pool, t_pid);
         char v[128];
         ck_assert(status_field(pid, "NoNewPrivs", v, sizeof v));
         ck_assert_str_eq(v, "1");

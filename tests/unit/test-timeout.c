@@ -278,19 +278,17 @@ START_TEST(test_timeout_queued_behind)
 }
 END_TEST
 
-/* The pid of the only worker process of a one-worker pool. */
-static pid_t worker_pid(walls_pool *pool)
+/* A one-worker process (which 0) or hybrid (1) pool whose worker is
+ * stopped (SIGSTOP), its pid in *pid, and a task of ms milliseconds with
+ * a limit of limit_ms submitted to it. */
+static walls_pool *stopped_worker(int which, pid_t *pid, int ms, int64_t limit_ms, walls_task **t)
 {
-    walls_task *t;
-    struct walls_result r;
-    ck_assert_int_eq(walls_submit(pool, t_pid, NULL, 0, &t), 0);
-    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
-    ck_assert_int_eq(r.status, WALLS_OK);
-    pid_t pid;
-    ck_assert_uint_eq(r.out_len, sizeof pid);
-    memcpy(&pid, r.out, sizeof pid);
-    walls_task_free(t);
-    return pid;
+    walls_pool *pool = one_worker(1 + which);
+    *pid = pid_from(pool, t_pid);
+    ck_assert_int_eq(kill(*pid, SIGSTOP), 0);
+    struct walls_task_opts to = {.timeout_ms = limit_ms};
+    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &ms, sizeof ms, &to, t), 0);
+    return pool;
 }
 
 START_TEST(test_timeout_never_started)
@@ -300,19 +298,15 @@ START_TEST(test_timeout_never_started)
      * the worker is replaced and the task runs on the new one, whole.
      * (It ended WALLS_TIMEOUT, its function never entered, when every kill
      * the engine asked for was taken for a protocol break.) */
-    walls_pool *pool = one_worker(1 + _i);
-    pid_t stopped = worker_pid(pool);
-    ck_assert_int_eq(kill(stopped, SIGSTOP), 0);
-    struct walls_task_opts to = {.timeout_ms = 100};
-    int ms = 1;
+    pid_t stopped;
     walls_task *t;
     struct walls_result r;
-    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &ms, sizeof ms, &to, &t), 0);
+    walls_pool *pool = stopped_worker(_i, &stopped, 1, 100, &t);
     ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
     ck_assert_msg(r.status == WALLS_OK, "status %s (code %d), attempts %u",
                   walls_status_name(r.status), r.code, r.attempts);
     ck_assert_uint_eq(r.attempts, 1);
-    ck_assert_int_ne(worker_pid(pool), stopped);
+    ck_assert_int_ne(pid_from(pool, t_pid), stopped);
     kill(stopped, SIGCONT); /* killed by now, unless something is wrong */
     walls_task_free(t);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
@@ -325,21 +319,17 @@ START_TEST(test_timeout_started_late)
      * half its limit later: the task starts then, and its limit counts
      * from then. It runs for 0.7 of its limit: past the limit counted from
      * the dispatch, well within the one counted from its start. */
-    walls_pool *pool = one_worker(1 + _i);
-    pid_t worker = worker_pid(pool);
-    ck_assert_int_eq(kill(worker, SIGSTOP), 0);
-    struct walls_task_opts to = {.timeout_ms = 1000};
-    int ms = 700;
+    pid_t worker;
     walls_task *t;
     struct walls_result r;
-    ck_assert_int_eq(walls_submit_ex(pool, t_sleep_ms, &ms, sizeof ms, &to, &t), 0);
+    walls_pool *pool = stopped_worker(_i, &worker, 700, 1000, &t);
     struct timespec half = {0, 500000000};
     nanosleep(&half, NULL);
     ck_assert_int_eq(kill(worker, SIGCONT), 0);
     ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
     ck_assert_msg(r.status == WALLS_OK, "status %s (code %d), attempts %u",
                   walls_status_name(r.status), r.code, r.attempts);
-    ck_assert_int_eq(worker_pid(pool), worker);
+    ck_assert_int_eq(pid_from(pool, t_pid), worker);
     walls_task_free(t);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }

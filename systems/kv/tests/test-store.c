@@ -30,11 +30,13 @@
 static walls_pool *pool;
 static struct kv_store st;
 
-static void setup(void)
+/* A one-process pool whose shared region holds a store with heaps of
+ * heap bytes a stripe. */
+static void make_store(size_t heap)
 {
     struct walls_pool_opts o = {.placement = WALLS_PROCESSES,
                                 .processes = 1,
-                                .shared_size = kv_region_size(4, HEAP, false),
+                                .shared_size = kv_region_size(4, heap, false),
                                 .locks = KV_LOCKS};
     ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
     void *base;
@@ -45,6 +47,11 @@ static void setup(void)
     ck_assert_uint_ge(n, KV_LOCKS);
     kv_store_format(&st, base, size, 4, 0, 0, false);
     st.locks = locks;
+}
+
+static void setup(void)
+{
+    make_store(HEAP);
 }
 
 static void teardown(void)
@@ -185,18 +192,7 @@ END_TEST
 
 static void setup_heap(void)
 {
-    struct walls_pool_opts o = {.placement = WALLS_PROCESSES,
-                                .processes = 1,
-                                .shared_size = kv_region_size(4, BIG_HEAP, false),
-                                .locks = KV_LOCKS};
-    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
-    void *base;
-    size_t size, n;
-    walls_lock *locks;
-    ck_assert_int_eq(walls_pool_shared(pool, &base, &size), 0);
-    ck_assert_int_eq(walls_pool_locks(pool, &locks, &n), 0);
-    kv_store_format(&st, base, size, 4, 0, 0, false);
-    st.locks = locks;
+    make_store(BIG_HEAP);
 }
 
 /* What a rollback must give back of a stripe's heap: its words, and the
