@@ -72,8 +72,8 @@ unsigned kv_gc(struct kv_txn *t, unsigned stripe, unsigned budget);
 /* Frees up to KV_GC_BUDGET elements of each stripe's garbage, each in a
  * transaction of its own (a backend after each task, the replay of the
  * append-only file after each command). The garbage words are looked at
- * without the lock, as hints. */
-void kv_collect(struct kv_store *st);
+ * without the lock, as hints. Returns whether it freed anything. */
+bool kv_collect(struct kv_store *st);
 #define KV_LAZY_MIN 64   /* elements of a collection freed at once when deleted */
 #define KV_GC_BUDGET 2048 /* elements freed a stripe after each task */
 bool kv_room_for_write(struct kv_ctx *c);

@@ -1410,6 +1410,11 @@ int kv_run(struct kv_ctx *c)
         return 0;
     }
     if (k->flags & KV_CMD_DENYOOM) {
+        /* Deleted collections not freed yet go before any live key is
+         * evicted, or the write refused: a bounded amount, though. */
+        for (unsigned round = 0; round < 256 && kv_over_maxmemory(c->st) && kv_collect(c->st);
+             round++) {
+        }
         kv_evict_before(c);
         if (kv_over_maxmemory(c->st)) {
             kv_reply_error(c->out, "OOM command not allowed when used memory > 'maxmemory'.");

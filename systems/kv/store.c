@@ -629,9 +629,16 @@ static bool coalesce_large(struct kv_txn *t, struct kv_stripe *s)
             for (unsigned w = 0; w < 3; w++)
                 kv_put(t, &head[w], head[w]);
         }
-        /* The list again: the merged runs, then the blocks t freed. */
-        if (at_bump)
+        /* The list again: the merged runs, then the blocks t freed. A run
+         * that ends at the bump goes back to it: memory past the bump is
+         * written without the log, so its first header, on the list when
+         * t began, is logged unchanged first (its others were above). */
+        if (at_bump) {
+            uint64_t *head = kv_at(st, v[runs - 1]);
+            for (unsigned w = 0; w < 3; w++)
+                kv_put(t, &head[w], head[w]);
             kv_put(t, &s->bump, v[--runs]);
+        }
         uint64_t list = 0;
         for (size_t i = nkept; i-- > 0;) {
             kv_put(t, &((uint64_t *)kv_at(st, keep[i]))[2], list);

@@ -154,8 +154,9 @@ static bool drain_dict(struct kv_txn *t, unsigned stripe, struct kv_dict *d, uin
     return true;
 }
 
-void kv_collect(struct kv_store *st)
+bool kv_collect(struct kv_store *st)
 {
+    bool freed = false;
     for (unsigned i = 0; i < KV_STRIPES; i++) {
         if (!__atomic_load_n(&kv_stripe_of(st, i)->garbage, __ATOMIC_RELAXED))
             continue;
@@ -163,12 +164,15 @@ void kv_collect(struct kv_store *st)
         int err;
         if (kv_txn_begin(&t, st, (uint64_t)1 << i, NULL, &err) != 0)
             continue;
-        kv_gc(&t, i, KV_GC_BUDGET);
-        if (t.full)
+        unsigned n = kv_gc(&t, i, KV_GC_BUDGET);
+        if (t.full) {
             kv_txn_abort(&t);
-        else
+        } else {
             kv_txn_commit(&t);
+            freed |= n > 0;
+        }
     }
+    return freed;
 }
 
 unsigned kv_gc(struct kv_txn *t, unsigned stripe, unsigned budget)

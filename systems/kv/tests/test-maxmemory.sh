@@ -120,6 +120,33 @@ done
 [ "$last" -gt "$first" ] || fail "allkeys-lru kept $first of the first keys and $last of the last"
 stop
 
+# A large list deleted is freed in pieces after its DEL; a write over the
+# limit meanwhile frees what is pending before it evicts a live key.
+start --maxmemory 16mb --maxmemory-policy allkeys-lru
+big=$(head -c 100 /dev/zero | tr '\0' l)
+i=0
+while [ $i -lt 10 ]; do
+    # shellcheck disable=SC2046
+    cli rpush biglist $(yes "$big" | head -n 5000) > /dev/null || fail "RPUSH to the big list"
+    i=$((i + 1))
+done
+j=0
+while [ $j -lt 100 ]; do
+    cli set "live:$j" v > /dev/null
+    j=$((j + 1))
+done
+[ "$(cli del biglist)" -eq 1 ] || fail "DEL of the big list"
+chunk=$(head -c 1000000 /dev/zero | tr '\0' n)
+j=0
+while [ $j -lt 13 ]; do
+    printf '%s' "$chunk" | cli -x set "new:$j" > /dev/null || fail "SET new:$j"
+    j=$((j + 1))
+done
+evicted=$(info stats evicted_keys)
+[ "$evicted" -eq 0 ] || fail "$evicted live keys evicted while a deleted list was pending"
+[ "$(cli dbsize)" -eq 113 ] || fail "dbsize $(cli dbsize), not 113"
+stop
+
 # Without --maxmemory a value is still bounded by its stripe's heap (256
 # MiB): one larger is refused with an OOM error that says so, not one
 # that names maxmemory, and the server goes on.

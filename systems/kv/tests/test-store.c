@@ -312,6 +312,34 @@ START_TEST(undone_merge_leaves_lists_whole)
 }
 END_TEST
 
+START_TEST(undone_return_to_bump)
+{
+    /* The last block freed ends at the bump: a block too large for it and
+     * for the bump alone gives it back to the bump and is taken from
+     * there, its header and bytes written over the freed block's. Undone,
+     * the freed block is on the list whole again and can be taken. */
+    uint64_t b[6];
+    for (int i = 0; i < 6; i++)
+        b[i] = alloc_committed(MIB + MIB / 5);
+    free_committed(b[5]);
+    struct heap_view before = view_heap();
+    struct kv_txn t;
+    begin(&t);
+    uint64_t off = kv_alloc(&t, STRIPE, MIB + MIB / 2);
+    ck_assert_uint_eq(off, b[5]);
+    memset(kv_at(&st, off), 0xab, MIB + MIB / 2);
+    kv_txn_abort(&t);
+    struct heap_view after = view_heap();
+    ck_assert_mem_eq(&after, &before, sizeof before);
+    uint64_t again = alloc_committed(MIB + MIB / 10);
+    ck_assert_uint_eq(again, b[5]);
+    free_committed(again);
+    for (int i = 0; i < 5; i++)
+        free_committed(b[i]);
+    ck_assert_uint_eq(kv_stripe_of(&st, STRIPE)->used, 0);
+}
+END_TEST
+
 START_TEST(grown_in_place)
 {
     /* A block grows into the bump, or into the free block after it (cut
@@ -361,6 +389,7 @@ static Suite *store_suite(void)
     tcase_set_timeout(heap, 60);
     tcase_add_test(heap, grown_values_fit);
     tcase_add_test(heap, undone_merge_leaves_lists_whole);
+    tcase_add_test(heap, undone_return_to_bump);
     tcase_add_test(heap, grown_in_place);
     suite_add_tcase(s, heap);
     return s;
