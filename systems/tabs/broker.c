@@ -958,11 +958,10 @@ static const char *records(struct broker *b, struct tab *t, const uint8_t *p, si
                 break;
             memcpy(t->last_log, s, len);
             t->last_log[len] = '\0';
-            /* Control bytes, NUL among them, become spaces: the line is
-             * shown whole, on one line. */
-            for (uint32_t i = 0; i < len; i++)
-                if ((unsigned char)t->last_log[i] < 0x20 || t->last_log[i] == 0x7f)
-                    t->last_log[i] = ' ';
+            /* Control bytes (NUL, C1 and bidirectional marks among them)
+             * become spaces: the line is shown whole, on one line, as
+             * written. */
+            text_clean(t->last_log, len);
             if (!b->opts.quiet)
                 fprintf(stderr, "[%s] %s\n", t->name, t->last_log);
             break;
@@ -1049,9 +1048,7 @@ static void finished(struct broker *b, struct tab *t)
             t->received += t->batch_msgs; /* else some never ran */
         bad = records(b, t, res.out, res.out_len, 1, &posts, &state, &detail, &detail_len);
         snprintf(why, sizeof why, "%.*s", (int)detail_len, detail);
-        for (char *c = why; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = ' ';
+        text_clean(why, strlen(why));
         walls_task_free(task);
         if (bad) {
             snprintf(why, sizeof why, "broke the broker's protocol: %s", bad);

@@ -106,6 +106,10 @@ int wire_value_check(const uint8_t *p, size_t n);
 size_t wire_value_json(const uint8_t *p, size_t n, char *out, size_t cap);
 /* Appends s as a JSON string literal. */
 size_t json_str(char *out, size_t cap, size_t at, const char *s, size_t n);
+/* Makes s[0, n) fit to show on one terminal line, in place: control bytes,
+ * C1 controls, bidirectional formatting marks and bytes that are not
+ * well-formed UTF-8 become spaces, byte for byte. */
+void text_clean(char *s, size_t n);
 
 /* The task every tab runs (tab.c): one batch of events in, records out. */
 int tab_task(struct walls_call *call);

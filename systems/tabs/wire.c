@@ -176,6 +176,27 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+void text_clean(char *s, size_t n)
+{
+    unsigned char *p = (unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t len = p[i] < 0x80 ? 1 : utf8_len(p + i, n - i);
+        uint32_t cp = len == 2   ? (uint32_t)(p[i] & 0x1f) << 6 | (p[i + 1] & 0x3f)
+                      : len == 3 ? (uint32_t)(p[i] & 0x0f) << 12 | (uint32_t)(p[i + 1] & 0x3f) << 6 |
+                                       (p[i + 2] & 0x3f)
+                                 : p[i];
+        int bad = len == 0 || (len == 1 && (cp < 0x20 || cp == 0x7f)) ||
+                   (len == 2 && cp <= 0x9f) /* C1 controls */ ||
+                   (len == 3 && ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
+                                 cp == 0x200e || cp == 0x200f || cp == 0x061c));
+        if (len == 0)
+            len = 1;
+        if (bad)
+            memset(p + i, ' ', len);
+        i += len;
+    }
+}
+
 size_t json_str(char *out, size_t cap, size_t at, const char *s, size_t n)
 {
     at = put(out, cap, at, "\"", 1);

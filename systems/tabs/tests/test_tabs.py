@@ -226,6 +226,7 @@ item("api/quota.lua", ("error",), r"storage quota exceeded")
 item("api/unknown-target.lua", ("ok",), r"^$", result={"posted": True})
 item("api/arg-name.lua", ("error",), r"^bad argument #1 to 'tab\.set_timeout'")
 item("api/nul-error.lua", ("error",), r"^before after$")
+item("api/ctl-error.lua", ("error",), r"ctl-error\.lua:4: a   b  c d$")
 item("api/utf8.lua", ("ok",), r"^$", result={"s": "h\u00e9llo \u2713 \U0001F600 bad\ufffdend"})
 item("api/cut-utf8.lua", ("ok",), r"^$", result={"truncated": True, "bytes": 4104})
 item("api/echo-types.lua", ("ok",), r"^$",
