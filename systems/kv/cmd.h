@@ -71,8 +71,8 @@ bool kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e, uint64_t
 unsigned kv_gc(struct kv_txn *t, unsigned stripe, unsigned budget);
 /* Frees up to KV_GC_BUDGET elements of each stripe's garbage, each in a
  * transaction of its own (a backend after each task, the replay of the
- * append-only file after each command). The garbage words are looked at
- * without the lock, as hints. Returns whether it freed anything. */
+ * append-only file after each command): one load when there is none (the
+ * header's garbage_stripes). Returns whether it freed anything. */
 bool kv_collect(struct kv_store *st);
 #define KV_LAZY_MIN 64   /* elements of a collection freed at once when deleted */
 #define KV_GC_BUDGET 2048 /* elements freed a stripe after each task */

@@ -164,6 +164,10 @@ struct kv_header {
     uint64_t keyspace_hits;
     uint64_t keyspace_misses;
     uint64_t recoveries;    /* transactions rolled back after a death */
+    /* A bit a stripe that may hold garbage (kv_collect): set (atomic or)
+     * under the stripe's lock as garbage is added, cleared under it once
+     * none is left; a hint, outside the log: one too many costs a look. */
+    uint64_t garbage_stripes;
     /* The append-only file's ring (see aof.c): records of committed
      * commands, in the order their stripes' locks made them, on their way
      * to the file. Positions count bytes since start, never wrap. */

@@ -106,6 +106,7 @@ bool kv_free_value(struct kv_ctx *c, unsigned stripe, struct kv_ent *e, uint64_t
         kv_put(&c->txn, &e->hash, 0);
         kv_put(&c->txn, &s->garbage, off);
         kv_put(&c->txn, &s->ngarbage, s->ngarbage + 1);
+        __atomic_fetch_or(&c->st->hdr->garbage_stripes, (uint64_t)1 << stripe, __ATOMIC_RELAXED);
         return true;
     }
     if (e->type == KV_LIST) {
@@ -157,20 +158,27 @@ static bool drain_dict(struct kv_txn *t, unsigned stripe, struct kv_dict *d, uin
 bool kv_collect(struct kv_store *st)
 {
     bool freed = false;
-    for (unsigned i = 0; i < KV_STRIPES; i++) {
-        if (!__atomic_load_n(&kv_stripe_of(st, i)->garbage, __ATOMIC_RELAXED))
-            continue;
+    uint64_t stripes = __atomic_load_n(&st->hdr->garbage_stripes, __ATOMIC_RELAXED);
+    while (stripes) {
+        unsigned i = (unsigned)__builtin_ctzll(stripes);
+        stripes &= stripes - 1;
         struct kv_txn t;
         int err;
         if (kv_txn_begin(&t, st, (uint64_t)1 << i, NULL, &err) != 0)
             continue;
+        /* None there as the lock was taken: the bit goes, under the lock
+         * (whoever adds garbage holds it too), in a transaction that
+         * changes nothing, which no rollback undoes. A transaction that
+         * freed the last of it leaves the bit to the next look. */
+        if (!kv_stripe_of(st, i)->garbage)
+            __atomic_fetch_and(&st->hdr->garbage_stripes, ~((uint64_t)1 << i), __ATOMIC_RELAXED);
         unsigned n = kv_gc(&t, i, KV_GC_BUDGET);
         if (t.full) {
             kv_txn_abort(&t);
-        } else {
-            kv_txn_commit(&t);
-            freed |= n > 0;
+            continue;
         }
+        kv_txn_commit(&t);
+        freed |= n > 0;
     }
     return freed;
 }
