@@ -371,6 +371,10 @@ static int check_headers(struct conn *c)
          * chunked applied more than once, in one line or over several, is
          * malformed (RFC 9112, 6.1). */
         if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            /* HTTP/1.0 has no transfer codings: such a message's framing
+             * is faulty, and its connection closes (RFC 9112, 6.1). */
+            if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+                return 400;
             if (++codings > 1 || chunked_count(value) > 1)
                 return 400;
             if (strcasecmp(value, "chunked") != 0)
@@ -856,6 +860,15 @@ static void log_access(struct conn *c)
                      c->headers_done ? conn_header(c, "User-Agent") : NULL);
 }
 
+void conn_cut_off(struct conn *c)
+{
+    uint64_t unsent = (uint64_t)(c->out.len - c->out_sent) +
+                      (c->file_fd >= 0 && c->file_left > 0 ? (uint64_t)c->file_left : 0);
+    c->sent_bytes = c->sent_bytes > unsent ? c->sent_bytes - unsent : 0;
+    log_access(c);
+    conn_close(c);
+}
+
 void conn_client_left(struct conn *c)
 {
     c->status = 499; /* nginx's word for a client that closed its request */
@@ -889,7 +902,7 @@ static bool flush(struct conn *c)
         if (n < 0 && errno == EAGAIN)
             return blocked(c, progress);
         if (n <= 0) {
-            conn_close(c);
+            conn_cut_off(c);
             return false;
         }
         c->out_sent += (size_t)n;
@@ -902,7 +915,7 @@ static bool flush(struct conn *c)
         if (n < 0 && errno == EAGAIN)
             return blocked(c, progress);
         if (n <= 0) {
-            conn_close(c);
+            conn_cut_off(c);
             return false;
         }
         c->file_left -= n;

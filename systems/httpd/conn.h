@@ -135,6 +135,10 @@ void conn_drive(struct conn *c);
 void conn_close(struct conn *c);
 /* The client left before its handler started: no response; logged 499. */
 void conn_client_left(struct conn *c);
+/* The response could not go out whole (the client left, or took nothing
+ * more within the timeout): logged, with the body bytes that went, and
+ * counted, then closed. */
+void conn_cut_off(struct conn *c);
 /* Frees the loop's closed connections. */
 void conn_reap(struct loop *l);
 /* Frees the connection now (the loop's end). */

@@ -197,6 +197,23 @@ struct route *httpd_route_new(struct server *srv, const char *prefix, size_t len
                    sizeof srv->routes[0].prefix - 1);
         return NULL;
     }
+    /* Requests are matched on their path decoded and normalized: a prefix
+     * written any other way would match nothing a client means by it. */
+    if (memchr(prefix, '%', len) || memchr(prefix, '?', len) || memchr(prefix, '#', len) ||
+        memchr(prefix, '\0', len)) {
+        httpd_fail("route prefix %.*s: write the path as requests are matched, decoded "
+                   "(no %%, ? or #)", (int)len, prefix);
+        return NULL;
+    }
+    char given[sizeof srv->routes[0].prefix], norm[sizeof srv->routes[0].prefix + 2];
+    memcpy(given, prefix, len);
+    given[len] = '\0';
+    bool normal = httpd_normalize_path(given, len, norm) == 0;
+    if (!normal || strcmp(norm, given) != 0) {
+        httpd_fail("route prefix %s: not a normalized path (no //, /./ or /..)%s%s", given,
+                   normal ? ": write " : "", normal ? norm : "");
+        return NULL;
+    }
     /* /_status and /_status.html are answered before any route. */
     if (len >= 8 && memcmp(prefix, "/_status", 8) == 0) {
         httpd_fail("route prefix %.*s: /_status is the server's own", (int)len, prefix);

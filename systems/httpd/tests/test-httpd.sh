@@ -459,6 +459,13 @@ expect "... and one with two is 400" "HTTP/1.1 400 Bad Request" \
     "$(printf 'GET /13.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' | "$RAW" "$PORT" | first_line)"
 expect "an HTTP/1.0 request needs no Host" "HTTP/1.1 200 OK" \
     "$(printf 'GET /13.txt HTTP/1.0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+# HTTP/1.0 has no transfer codings: a chunked body there is badly framed
+# (RFC 9112, 6.1), refused, and the request after it never read.
+printf 'POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /13.txt HTTP/1.0\r\n\r\n' |
+    "$RAW" "$PORT" > "$WORK/te10"
+expect "Transfer-Encoding in an HTTP/1.0 request is 400" "HTTP/1.1 400 Bad Request" \
+    "$(first_line < "$WORK/te10")"
+expect "... and the connection closes" 1 "$(grep -c '^HTTP/1' "$WORK/te10")"
 expect "HTTP/2.0 in a request line is 505" "HTTP/1.1 505 HTTP Version Not Supported" \
     "$(printf 'GET /13.txt HTTP/2.0\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
 expect "a request target in absolute form is served" "thirteen byte" \
@@ -577,6 +584,17 @@ rm -f "$WORK/www/twelve.bin" "$WORK/twelve.got"
 curl -s -v -o /dev/null -o /dev/null "$URL/hello" "$URL/dyn?n=1" 2> "$WORK/reuse"
 contains "keep-alive: curl reuses the connection" "Re-using existing connection" "$WORK/reuse"
 contains "the access log has combined-format lines" '"GET /hello HTTP/1.1" 200 6 "-" "curl/' "$WORK/access.log"
+# A response the client gives up on part way (30 MB at 1 MB/s for 1 s) is
+# logged too, with the status sent and the body bytes that went, as nginx
+# logs it.
+curl -s --limit-rate 1M -m 1 -o /dev/null "$URL/large.dat?cut"
+sleep 0.3
+cut=$(grep '"GET /large.dat?cut HTTP/1.1" 200 ' "$WORK/access.log" | awk '{print $10}')
+if [ -n "$cut" ] && [ "$cut" -lt 30000000 ]; then
+    pass "a response cut off is logged, with $cut of its 30000000 bytes"
+else
+    fail "a response cut off: access log line [$(grep 'large.dat?cut' "$WORK/access.log")]"
+fi
 
 # ---- a bounded load run ----
 wrk -t2 -c16 -d2s "$URL/hello" > "$WORK/wrk" 2>&1
@@ -793,6 +811,13 @@ bad_flag "a text past the limit" "text longer than 2047 bytes" \
 bad_flag "a return and a route on one prefix" "given twice" \
     --return /a=200 --route "/a=$R:hello"
 bad_flag "a prefix of 256 bytes" "longer than 255 bytes" --return "/$(head -c 255 /dev/zero | tr '\0' a)=200"
+# Requests are matched decoded and normalized: a prefix written otherwise
+# would never match.
+bad_flag "a prefix with //" "not a normalized path (no //, /./ or /..): write /x" --route "//x=$R:hello"
+bad_flag "a prefix with /../" "write /z" --route "/y/../z=$R:hello"
+bad_flag "a prefix with /." "write /a/" --return "/a/.=200"
+bad_flag "a percent-encoded prefix" "decoded (no %, ? or #)" --route "/q%2e=$R:hello"
+bad_flag "a prefix with a query" "decoded (no %, ? or #)" --return "/a?b=200"
 "$SERVER" --listen 127.0.0.1:0 --return /a=99 -t 2> "$WORK/bad"
 expect "-t after the mistake still gives a check's status" 1 $?
 "$SERVER" --bogus -t 2> "$WORK/bad"
