@@ -275,6 +275,28 @@ START_TEST(grown_values_fit)
 }
 END_TEST
 
+/* Six blocks of 1.2 MiB, filling most of the heap. */
+static void six_blocks(uint64_t b[6])
+{
+    for (int i = 0; i < 6; i++)
+        b[i] = alloc_committed(MIB + MIB / 5);
+}
+
+/* A block of len bytes taken and filled in a transaction then undone: the
+ * heap must be as before. Returns where the block was. */
+static uint64_t taken_and_undone(size_t len, const struct heap_view *before)
+{
+    struct kv_txn t;
+    begin(&t);
+    uint64_t off = kv_alloc(&t, STRIPE, len);
+    ck_assert_uint_ne(off, 0);
+    memset(kv_at(&st, off), 0xab, len);
+    kv_txn_abort(&t);
+    struct heap_view after = view_heap();
+    ck_assert_mem_eq(&after, before, sizeof after);
+    return off;
+}
+
 START_TEST(undone_merge_leaves_lists_whole)
 {
     /* Six blocks, the first two and the fourth freed: a block larger than
@@ -282,29 +304,17 @@ START_TEST(undone_merge_leaves_lists_whole)
      * Undone after its bytes were written over the second's header, the
      * heap is as it was, list and all; committed, it holds. */
     uint64_t b[6];
-    for (int i = 0; i < 6; i++)
-        b[i] = alloc_committed(MIB + MIB / 5);
+    six_blocks(b);
     free_committed(b[0]);
     free_committed(b[1]);
     free_committed(b[3]);
     struct heap_view before = view_heap();
     ck_assert_uint_eq(before.n, 3);
-    for (int commit = 0; commit < 2; commit++) {
-        struct kv_txn t;
-        begin(&t);
-        uint64_t off = kv_alloc(&t, STRIPE, 2 * MIB + MIB / 5);
-        ck_assert_uint_ne(off, 0);
-        ck_assert_uint_lt(off, b[2]); /* cut from the merged first two */
-        memset(kv_at(&st, off), 0xab, 2 * MIB + MIB / 5);
-        if (!commit) {
-            kv_txn_abort(&t);
-            struct heap_view after = view_heap();
-            ck_assert_mem_eq(&after, &before, sizeof before);
-        } else {
-            kv_txn_commit(&t);
-            free_committed(off);
-        }
-    }
+    /* Cut from the merged first two. */
+    ck_assert_uint_lt(taken_and_undone(2 * MIB + MIB / 5, &before), b[2]);
+    uint64_t off = alloc_committed(2 * MIB + MIB / 5);
+    ck_assert_uint_lt(off, b[2]);
+    free_committed(off);
     for (int i = 2; i < 6; i++)
         if (i != 3)
             free_committed(b[i]);
@@ -319,18 +329,10 @@ START_TEST(undone_return_to_bump)
      * there, its header and bytes written over the freed block's. Undone,
      * the freed block is on the list whole again and can be taken. */
     uint64_t b[6];
-    for (int i = 0; i < 6; i++)
-        b[i] = alloc_committed(MIB + MIB / 5);
+    six_blocks(b);
     free_committed(b[5]);
     struct heap_view before = view_heap();
-    struct kv_txn t;
-    begin(&t);
-    uint64_t off = kv_alloc(&t, STRIPE, MIB + MIB / 2);
-    ck_assert_uint_eq(off, b[5]);
-    memset(kv_at(&st, off), 0xab, MIB + MIB / 2);
-    kv_txn_abort(&t);
-    struct heap_view after = view_heap();
-    ck_assert_mem_eq(&after, &before, sizeof before);
+    ck_assert_uint_eq(taken_and_undone(MIB + MIB / 2, &before), b[5]);
     uint64_t again = alloc_committed(MIB + MIB / 10);
     ck_assert_uint_eq(again, b[5]);
     free_committed(again);
