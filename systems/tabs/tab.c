@@ -738,8 +738,21 @@ static int run_chunk(lua_State *L)
     const struct rbuf *r = lua_touserdata(L, 1);
     char chunk[TAB_NAME_MAX + 8];
     snprintf(chunk, sizeof chunk, "@%s.lua", tab->name);
-    int rc = luaL_loadbufferx(L, (const char *)r->p, r->len, chunk,
-                              tab->flags & LOAD_UNSAFE ? "bt" : "t");
+    /* As the lua command loads a file: a UTF-8 byte order mark, then a
+     * first line starting with # (#!/usr/bin/env lua), are skipped; the
+     * line's end stays, so line numbers are the file's. */
+    const char *src = (const char *)r->p;
+    size_t len = r->len;
+    if (len >= 3 && memcmp(src, "\xef\xbb\xbf", 3) == 0) {
+        src += 3;
+        len -= 3;
+    }
+    if (len > 0 && src[0] == '#') {
+        const char *nl = memchr(src, '\n', len);
+        len = nl ? len - (size_t)(nl - src) : 0;
+        src = nl ? nl : src + len;
+    }
+    int rc = luaL_loadbufferx(L, src, len, chunk, tab->flags & LOAD_UNSAFE ? "bt" : "t");
     if (rc != LUA_OK) {
         tab->load_nomem = rc == LUA_ERRMEM;
         return lua_error(L);

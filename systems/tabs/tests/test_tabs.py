@@ -229,6 +229,8 @@ item("api/nul-error.lua", ("error",), r"^before after$")
 item("api/ctl-error.lua", ("error",), r"ctl-error\.lua:4: a   b  c d$")
 item("api/utf8.lua", ("ok",), r"^$", result={"s": "h\u00e9llo \u2713 \U0001F600 bad\ufffdend"})
 item("api/cut-utf8.lua", ("ok",), r"^$", result={"truncated": True, "bytes": 4104})
+item("api/shebang.lua", ("ok",), r"^$", result={"where": "shebang.lua:4: here"})
+item("api/bom.lua", ("ok",), r"^$", result={"bom": True})
 item("api/echo-types.lua", ("ok",), r"^$",
      result={"int": 42, "float": 0.25, "yes": True, "no": False, "str": "a\"b\n",
              "big": 9223372036854775807, "neg": -7, "type1": "integer", "type2": "float"})
