@@ -122,7 +122,7 @@ uint64_t walls__engine_percentile(const struct walls__pool *pool, unsigned pct)
 static void pending_unlink(struct walls__pool *pool, struct walls__task *task)
 {
     list_unlink(&pool->pending, task);
-    walls__store_relaxed(&pool->npending, pool->npending - 1);
+    pool->npending--;
 }
 
 /* The result's bytes are copied from out, or taken with adopt: a malloc'd
@@ -280,7 +280,7 @@ void walls__engine_requeue_front(struct walls__pool *pool, struct walls__task *t
     else
         pool->pending.tail = task;
     pool->pending.head = task;
-    walls__store_relaxed(&pool->npending, pool->npending + 1);
+    pool->npending++;
 }
 
 void walls__engine_break(struct walls__pool *pool)
@@ -736,7 +736,7 @@ void walls__engine_queue_many(struct walls__pool *pool, struct walls__task *cons
         list_append(&pool->pending, tasks[i]);
     }
     pool->submitted += n;
-    walls__store_relaxed(&pool->npending, pool->npending + n);
+    pool->npending += n;
     dispatch_at(pool, tasks[0]->submit_ns);
     if (walls__engine_wants_refill(pool))
         walls__engine_arm(pool, walls__engine_armed(pool) | WALLS__ARM_REFILL);

@@ -273,7 +273,10 @@ struct walls__pool {
     struct walls__arena arena;  /* [lock] */
     /* The queue and the rings [lock]: */
     struct walls__task_list pending; /* submitted, not yet in any ring */
-    uint64_t npending;          /* stored atomically: thread workers read it unlocked */
+    uint64_t npending;          /* [lock] tasks on the pending list */
+    uint64_t pending_seen;      /* [atomic] npending as the lock was last let go: what
+                                 * thread workers read unlocked, free of the counts a
+                                 * dispatch passes through while it holds the lock */
     uint64_t in_rings;          /* [lock; atomic reads] tasks in rings, not done */
     unsigned next_lane;         /* where the next dispatch starts looking */
     /* Balance between lanes [lock] (dispatch.c): */
@@ -342,6 +345,8 @@ static inline void walls__pool_unlock(struct walls__pool *pool)
 {
     bool owed = pool->wake_owed;
     pool->wake_owed = false;
+    if (pool->pending_seen != pool->npending)
+        __atomic_store_n(&pool->pending_seen, pool->npending, __ATOMIC_RELAXED);
 #ifndef NDEBUG
     pool->held = false;
 #endif

@@ -28,6 +28,11 @@
 struct thread_lane {
     pthread_t thread;
     bool started;
+    /* Its thread's own, read and written by it alone: its ring ran dry
+     * while other rings held tasks waiting (watching), and how far each
+     * other lane's worker had got then (seen[i]: that ring's head). */
+    bool watching;
+    uint32_t *seen;
 };
 
 struct threads {
@@ -75,28 +80,68 @@ static void thread_io_unmap(void *ctx, void *p, uint64_t len)
     (void)ctx, (void)p, (void)len;
 }
 
-/* Whether this lane, just run dry, could be given anything: tasks queued
- * in the pool, or tasks waiting behind a running one in another lane's
- * ring. The refill flag stays armed while the engine thinks that may be
- * so; asking the rings themselves spares the pool's lock when the other
- * lanes have caught up since. The words are read without the lock, as
- * hints: seeing work that is gone costs one needless visit, and work
- * queued after this look is dispatched by whoever queues it. */
-static bool worth_refill(const struct walls__pool *pool, const struct walls__lane *self)
+/* When a lane that ran dry looks at the other rings (worth_refill). */
+enum refill_look {
+    LOOK_FIRST, /* the ring just ran dry: note how far the others are */
+    LOOK_AGAIN, /* spinning since: has a waiting ring's worker moved on? */
+    LOOK_LAST,  /* about to sleep */
+};
+
+/* Whether this lane, run dry, should come for the pool's lock to be given
+ * something: tasks queued in the pool, or tasks waiting behind a running
+ * one in another lane's ring. The refill flag stays armed while the engine
+ * thinks that may be so; asking the rings themselves spares the lock when
+ * the other lanes have caught up since. Tasks in another ring are worth
+ * moving only while the task ahead of them holds them up: a ring whose
+ * worker finishes tasks as fast as this thread looks empties itself, and
+ * coming for the lock each time would only fight the submitting thread
+ * for it. So the first look notes how far each other worker had got; a
+ * lane still waiting at a later look in the spin, its worker not having
+ * taken one more, is worth the visit; and so is any waiting lane before
+ * this thread sleeps, since a sleeper looks no more. The words are read
+ * without the lock, as hints: seeing work that is gone costs one needless
+ * visit, and work queued after this look is dispatched by whoever queues
+ * it. The pool's queue is read as it was when the lock was last let go
+ * (pending_seen), not as a dispatch under way counts it. */
+static bool worth_refill(const struct walls__pool *pool, const struct walls__lane *self,
+                         enum refill_look look)
 {
-    if (walls__load_relaxed(&pool->npending))
+    struct thread_lane *me = self->backend;
+    if (walls__load_relaxed(&pool->pending_seen))
         return true;
+    bool waiting = false;
     for (unsigned i = 0; i < pool->nlanes; i++) {
         const struct walls__lane *lane = &pool->lanes[i];
         if (lane == self || !lane->mb)
             continue;
         /* Published, minus finished, minus the one that may be running. */
-        uint32_t queued = walls__load_relaxed(&lane->mb->rq.tail) -
-                          walls__load_relaxed(&lane->mb->rq.head);
-        if (queued >= 2)
+        uint32_t head = walls__load_relaxed(&lane->mb->rq.head);
+        uint32_t queued = walls__load_relaxed(&lane->mb->rq.tail) - head;
+        if (queued < 2)
+            continue;
+        if (look == LOOK_LAST || (look == LOOK_AGAIN && me->seen[i] == head))
             return true;
+        me->seen[i] = head;
+        waiting = true;
     }
+    me->watching = waiting;
     return false;
+}
+
+/* Takes the lane's completions and deals what waits, under the lock. */
+static void refill(struct walls__pool *pool, struct walls__lane *lane)
+{
+    struct thread_lane *me = lane->backend;
+    me->watching = false;
+    walls__pool_lock(pool);
+    walls__engine_harvest(pool, lane);
+    walls__engine_dispatch(pool);
+    if (pool->want_clock) {
+        pool->want_clock = false;
+        threads_timed(pool);
+    }
+    walls__pool_unlock(pool);
+    walls__engine_signal(pool);
 }
 
 static void thread_published(void *ctx, bool more, uint32_t slot)
@@ -110,17 +155,29 @@ static void thread_published(void *ctx, bool more, uint32_t slot)
     if (walls__load_relaxed(&pool->any_waiters) == 0 &&
         !walls__load_relaxed(&lane->mb->ring_want[slot]) &&
         !walls__load_relaxed(&pool->doorbells_armed) &&
-        !(!more && walls__load_relaxed(&pool->refill_armed) && worth_refill(pool, lane)))
+        !(!more && walls__load_relaxed(&pool->refill_armed) &&
+          worth_refill(pool, lane, LOOK_FIRST)))
         return;
-    walls__pool_lock(pool);
-    walls__engine_harvest(pool, lane);
-    walls__engine_dispatch(pool);
-    if (pool->want_clock) {
-        pool->want_clock = false;
-        threads_timed(pool);
+    refill(pool, lane);
+}
+
+/* Spinning for a request after the ring ran dry: looks again whether the
+ * tasks waiting in other rings are held up (worth_refill). */
+static void thread_idle(void *ctx, bool last)
+{
+    struct walls__lane *lane = ctx;
+    struct thread_lane *me = lane->backend;
+    if (!me->watching)
+        return;
+    struct walls__pool *pool = lane->pool;
+    if (!walls__load_relaxed(&pool->refill_armed)) {
+        me->watching = false;
+        return;
     }
-    walls__pool_unlock(pool);
-    walls__engine_signal(pool);
+    if (worth_refill(pool, lane, last ? LOOK_LAST : LOOK_AGAIN))
+        refill(pool, lane);
+    else if (last)
+        me->watching = false;
 }
 
 static void *thread_main(void *arg)
@@ -134,6 +191,7 @@ static void *thread_main(void *arg)
     struct walls__worker_hooks hooks = {
         .resolve = raw_resolve,
         .published = thread_published,
+        .idle = thread_idle,
         .io_map = thread_io_map,
         .io_unmap = thread_io_unmap,
         .ctx = lane,
@@ -229,6 +287,8 @@ static void threads_stop(struct walls__pool *pool, bool cancel)
     walls__pool_unlock(pool);
     for (unsigned i = 0; i < pool->nlanes; i++)
         walls__engine_lane_private_free(&pool->lanes[i]);
+    for (unsigned i = 0; i < pool->nlanes; i++)
+        free(t->lanes[i].seen);
     free(t->lanes);
     free(t);
     pool->backend_state = NULL;
@@ -248,6 +308,10 @@ static int threads_start(struct walls__pool *pool)
     for (unsigned i = 0; i < pool->nlanes && rc == 0; i++) {
         struct walls__lane *lane = &pool->lanes[i];
         lane->backend = &t->lanes[i];
+        if (!(t->lanes[i].seen = calloc(pool->nlanes, sizeof *t->lanes[i].seen))) {
+            rc = -ENOMEM;
+            break;
+        }
         if ((rc = walls__engine_lane_private(lane)) != 0)
             break;
         rc = walls__thread_start(&t->lanes[i].thread, thread_main, lane);

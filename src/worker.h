@@ -23,6 +23,9 @@ struct walls__worker_hooks {
      * in the ring; slot: the ring slot of the request it completed (whose
      * mb->ring_want says whether somebody sleeps until it finishes). */
     void (*published)(void *ctx, bool more, uint32_t slot);
+    /* Called while the worker spins for its next request, after each turn
+     * of the spin (last: it is about to sleep); NULL: nothing to do. */
+    void (*idle)(void *ctx, bool last);
     /* Large inputs and outputs (WALLS__REQ_TASK_IO): the len bytes at `at`
      * (struct walls__io), readable, or writable when out; NULL with *err
      * set when they cannot be had. Each is given back with io_unmap once

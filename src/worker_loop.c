@@ -45,7 +45,7 @@ int64_t walls__worker_spin_next(int64_t window, int64_t idle_ns)
 }
 
 static uint32_t wait_for_request(struct walls__mailbox *mb, uint32_t head, bool shared,
-                                 int64_t *window)
+                                 int64_t *window, const struct walls__worker_hooks *hooks)
 {
     /* Acquire: the slot contents are visible once the tail is. */
     uint32_t tail = walls__load_acquire(&mb->rq.tail);
@@ -62,12 +62,16 @@ static uint32_t wait_for_request(struct walls__mailbox *mb, uint32_t head, bool 
                 return tail;
             }
         }
+        if (hooks->idle)
+            hooks->idle(hooks->ctx, false);
         if (now - start >= *window)
             break;
         /* With more runnable threads than CPUs, let the producer run. */
         sched_yield();
         now = walls__now_ns();
     } while (now - start < *window);
+    if (hooks->idle)
+        hooks->idle(hooks->ctx, true);
     for (;;) {
         /* Seq-cst add: the host reads this count after its full fence, so
          * either it sees us counted or we see its new tail below. */
@@ -242,7 +246,7 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
     uint32_t ctail = walls__load_relaxed(&mb->cq.tail);
     int64_t spin_window = WALLS__WORKER_SPIN_NS;
     for (;;) {
-        uint32_t tail = wait_for_request(mb, head, shared, &spin_window);
+        uint32_t tail = wait_for_request(mb, head, shared, &spin_window, hooks);
         while (head != tail) {
             struct walls__req *req = &mb->rq_slots[head & MASK];
             struct walls__cqe *cqe = &mb->cq_slots[ctail & MASK];
@@ -285,6 +289,12 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
              * before the host can see the new tail. */
             walls__store_release(&mb->rq.head, head);
             walls__store_release(&mb->cq.tail, ctail);
+            /* Caught up with the tail read last: look again, so that a
+             * ring the host kept filling is not reported dry (which asks
+             * it for a refill: a thread's visit to the pool's lock, a
+             * process's doorbell). Acquire, as in wait_for_request(). */
+            if (head == tail)
+                tail = walls__load_acquire(&mb->rq.tail);
             hooks->published(hooks->ctx, head != tail, (head - 1) & MASK);
             if (stop)
                 return;
