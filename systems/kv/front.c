@@ -148,6 +148,7 @@ static void conn_free(struct conn *c)
     free(c->cmd_end);
     free(c->cmd_write);
     free(c->queued_cmds.p);
+    kv_client_fini(&c->client);
     free(c);
 }
 
@@ -342,6 +343,22 @@ static int transaction(struct conn *c, size_t len)
     return conn_send(c, reply, strlen(reply)) ? 0 : -1;
 }
 
+/* A CLIENT or HELLO just parsed (len bytes at in.off), with no batch
+ * ahead of it: answered here, by the thread that owns the connection.
+ * Inside a MULTI it is refused, and fails the EXEC. false: the connection
+ * was closed. */
+static bool connection_cmd(struct conn *c, size_t len)
+{
+    struct kv_out out = {0};
+    kv_client_cmd(&c->client, c->parser.argv, c->parser.argc, c->in_multi, &out);
+    if (c->in_multi)
+        c->multi_failed = true;
+    c->in.off += len;
+    bool ok = out.failed ? conn_error(c, "ERR out of memory") : conn_send(c, out.p, out.len);
+    free(out.p);
+    return ok;
+}
+
 /* Parses what is buffered and queues the complete commands as the
  * connection's next batch. false: the connection was closed (and may be
  * freed). */
@@ -380,6 +397,15 @@ static bool conn_serve(struct conn *c)
             continue;
         }
         const struct resp_arg *name = c->parser.argc ? &c->parser.argv[0] : NULL;
+        if (name && kv_is_client_cmd(name)) {
+            /* The connection's own: answered in order, after what is ahead. */
+            if (c->ncmds > 0)
+                break;
+            if (!connection_cmd(c, (size_t)n))
+                return false;
+            pos = c->in.off;
+            continue;
+        }
         if (name && (c->in_multi || kv_is_multi(name) || kv_is_exec(name) || kv_is_discard(name))) {
             /* A transaction's words are the front's: they wait for what is
              * ahead of them, then are answered here, in order. */
@@ -944,7 +970,8 @@ static void accept_all(struct front *l)
         struct epoll_event ev = {.events = c->events, .data.ptr = c};
         epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
         __atomic_fetch_add(&info->clients, 1, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&info->connections, 1, __ATOMIC_RELAXED);
+        kv_client_init(&c->client,
+                       __atomic_add_fetch(&info->connections, 1, __ATOMIC_RELAXED), fd);
     }
 }
 

@@ -79,6 +79,7 @@ struct conn {
                               * command it sent still runs and is answered, then the
                               * connection closes */
     bool dead;
+    struct kv_client client;  /* what CLIENT and HELLO read and set */
     struct conn *prev, *next;
 };
 

@@ -114,6 +114,22 @@ int kv_exec(struct kv_ctx *c, struct resp_parser *parser, const char *p, size_t 
 bool kv_is_multi(const struct resp_arg *name);
 bool kv_is_exec(const struct resp_arg *name);
 bool kv_is_discard(const struct resp_arg *name);
+/* A connection as CLIENT and HELLO see it (client.c): the front's. */
+struct kv_client {
+    uint64_t id;     /* CLIENT ID: 1, 2, ... in the order connections came */
+    char *name;      /* CLIENT SETNAME's, not NUL-terminated; NULL: none */
+    size_t name_len;
+    int64_t born_ms; /* CLOCK_MONOTONIC */
+    int fd;
+};
+void kv_client_init(struct kv_client *cl, uint64_t id, int fd);
+void kv_client_fini(struct kv_client *cl);
+/* Whether a command name is CLIENT or HELLO: the front answers them. */
+bool kv_is_client_cmd(const struct resp_arg *name);
+/* Answers CLIENT or HELLO (argv[0]) into out, as redis-server 7.0 does;
+ * inside a MULTI (in_multi) with an error, since they cannot be queued. */
+void kv_client_cmd(struct kv_client *cl, const struct resp_arg *argv, size_t argc, bool in_multi,
+                   struct kv_out *out);
 /* Whether a command may grow the table: refused over --maxmemory. */
 bool kv_is_denyoom(const struct resp_arg *name);
 /* "" if argv can be queued in a MULTI, else the error Redis gives. */

@@ -502,26 +502,49 @@ static void command_info(struct kv_ctx *c, const struct kv_command *k)
     kv_reply_array(c->out, 0); /* subcommands */
 }
 
+/* The commands the fronts answer (transactions, the connection's own):
+ * no backend runs them, but COMMAND lists them with the others. */
+static const struct kv_command front_commands[] = {
+    {"multi", 1, 0, 0, 0, 0, NULL, NULL},  {"exec", 1, 0, 0, 0, 0, NULL, NULL},
+    {"discard", 1, 0, 0, 0, 0, NULL, NULL}, {"client", -2, 0, 0, 0, 0, NULL, NULL},
+    {"hello", -1, 0, 0, 0, 0, NULL, NULL},
+};
+#define NFRONT (sizeof front_commands / sizeof front_commands[0])
+
+static const struct kv_command *any_command(const struct resp_arg *name)
+{
+    const struct kv_command *k = kv_command_find(name);
+    for (size_t i = 0; !k && i < NFRONT; i++)
+        if (kv_arg_is(name, front_commands[i].name))
+            k = &front_commands[i];
+    return k;
+}
+
+static void every_command(struct kv_ctx *c)
+{
+    kv_reply_array(c->out, (long long)(kv_ncommands + NFRONT));
+    for (size_t i = 0; i < kv_ncommands; i++)
+        command_info(c, &kv_commands[i]);
+    for (size_t i = 0; i < NFRONT; i++)
+        command_info(c, &front_commands[i]);
+}
+
 void kv_cmd_command(struct kv_ctx *c)
 {
     if (c->argc == 1) {
-        kv_reply_array(c->out, (long long)kv_ncommands);
-        for (size_t i = 0; i < kv_ncommands; i++)
-            command_info(c, &kv_commands[i]);
+        every_command(c);
     } else if (kv_arg_is(&c->argv[1], "count")) {
         if (c->argc != 2)
             kv_reply_error(c->out, "ERR wrong number of arguments for 'command|count' command");
         else
-            kv_reply_int(c->out, (long long)kv_ncommands);
+            kv_reply_int(c->out, (long long)(kv_ncommands + NFRONT));
     } else if (kv_arg_is(&c->argv[1], "info") && c->argc == 2) {
         /* As Redis 7: no names, every command. */
-        kv_reply_array(c->out, (long long)kv_ncommands);
-        for (size_t i = 0; i < kv_ncommands; i++)
-            command_info(c, &kv_commands[i]);
+        every_command(c);
     } else if (kv_arg_is(&c->argv[1], "info")) {
         kv_reply_array(c->out, (long long)c->argc - 2);
         for (size_t i = 2; i < c->argc; i++) {
-            const struct kv_command *k = kv_command_find(&c->argv[i]);
+            const struct kv_command *k = any_command(&c->argv[i]);
             if (k)
                 command_info(c, k);
             else

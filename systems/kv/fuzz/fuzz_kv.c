@@ -3,6 +3,9 @@
  * parser, then every command it yields run against a real table, as a
  * backend runs it (each in its own transaction, committed or aborted).
  *
+ * CLIENT and HELLO are answered as a front answers them, on one
+ * connection of the run's.
+ *
  * Then, when the input is RESP arrays, the same commands run once more as
  * one EXEC (one transaction over all their stripes).
  *
@@ -51,6 +54,15 @@ static void run_one(void)
 {
     out.len = 0;
     out.failed = false;
+    if (parser.argc > 0 && kv_is_client_cmd(&parser.argv[0])) {
+        /* CLIENT and HELLO, as a front answers them, for one connection
+         * that lives as long as the run (no socket: fd -1). */
+        static struct kv_client client = {.id = 1, .fd = -1};
+        kv_client_cmd(&client, parser.argv, parser.argc, parser.argc % 7 == 0, &out);
+        if (!out.failed && (out.len == 0 || !strchr("+-:$*", out.p[0])))
+            abort();
+        return;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct kv_ctx c = {.st = &st,

@@ -215,10 +215,52 @@ case $got in
 esac
 expect "CONFIG SET changed nothing" "$(printf '1) "maxmemory"\n2) "0"')" "$(cli CONFIG GET maxmemory)"
 
+# HELP and subcommand names are looked up whole: "HELP\x00" is no HELP.
+# (redis-server 7.0 finds some such names through its case-blind hash
+# table, by chance: it answers CONFIG "HELP\x00" with its help, CONFIG
+# "GET\x00" with an error.)
+got=$(printf 'CONFIG "HELP\\x00"\n' | redis-cli -p "$PORT" --no-raw 2>&1)
+expect 'CONFIG "HELP\x00" is an unknown subcommand' \
+    "(error) ERR unknown subcommand 'HELP'. Try CONFIG HELP." "$got"
+
+# The connection's own commands. HELLO answers Redis's map as a flat
+# array (RESP2), its id that of CLIENT ID on the same connection; HELLO 3
+# is refused (RESP2 only), as client libraries expect of a server that
+# cannot switch; CLIENT and HELLO inside a MULTI are refused, and the
+# EXEC with them (Redis would queue them).
+printf 'HELLO 2 SETNAME first\nCLIENT ID\nCLIENT GETNAME\nCLIENT INFO\nHELLO 3\n' |
+    redis-cli -p "$PORT" --no-raw > "$WORK/hello" 2>&1
+id=$(sed -n 's/^ 8) (integer) \([0-9][0-9]*\)$/\1/p' "$WORK/hello")
+expect "HELLO 2's fields (but the id, line 8)" \
+    '"server" "redis" "version" "7.0.15" "proto" (integer) 2 "id" "mode" "standalone" "role" "master" "modules" (empty array)' \
+    "$(sed -e '8d' -e '15,$d' -e 's/^ *[0-9]*) //' "$WORK/hello" | paste -sd ' ' -)"
+expect "CLIENT ID is HELLO's id" "(integer) ${id:-none}" "$(sed -n 15p "$WORK/hello")"
+expect "HELLO's SETNAME names the connection" '"first"' "$(sed -n 16p "$WORK/hello")"
+case $(sed -n 17p "$WORK/hello") in
+"id=$id addr=127.0.0.1:"*" laddr=127.0.0.1:$PORT "*" name=first "*" db=0 "*)
+    pass "CLIENT INFO describes the connection" ;;
+*) fail "CLIENT INFO describes the connection: got [$(sed -n 17p "$WORK/hello")]" ;;
+esac
+expect "HELLO 3 is refused" "(error) NOPROTO unsupported protocol version" "$(sed -n 18p "$WORK/hello")"
+other=$(cli CLIENT ID)
+if [ "$other" != "(integer) ${id:-none}" ] && [ -n "$id" ]; then
+    pass "another connection has another id ($other, $id)"
+else
+    fail "another connection has another id: got [$other] and [$id]"
+fi
+printf 'MULTI\nCLIENT GETNAME\nSET inmulti 1\nEXEC\nEXISTS inmulti\n' |
+    redis-cli -p "$PORT" --no-raw > "$WORK/multi-client" 2>&1
+expect "CLIENT inside a MULTI fails it" \
+    "$(printf '%s\n' OK '(error) ERR walls-kv runs CLIENT at once, never inside MULTI' QUEUED \
+        '(error) EXECABORT Transaction discarded because of previous errors.' '(integer) 0')" \
+    "$(cat "$WORK/multi-client")"
+got=$(cli COMMAND INFO client hello multi exec discard | grep -c '^[1-5]) *1) "')
+expect "COMMAND INFO knows the commands the front answers" 5 "$got"
+
 # CONFIG HELP and COMMAND HELP: Redis's shape (status lines, not bulk
 # strings, the first naming the command, HELP last) in walls-kv's words,
 # naming only subcommands it runs.
-for name in CONFIG COMMAND; do
+for name in CONFIG COMMAND CLIENT; do
     cli $name HELP | sed 's/^ *[0-9]*) //' > "$WORK/help"
     expect "$name HELP's first line" \
         "$name <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" "$(sed -n 1p "$WORK/help")"
@@ -794,7 +836,8 @@ expect "40 pipelining clients at once each get their own replies, in order" "bad
 # ---- a client library ------------------------------------------------------
 
 # redis-py (Debian python3-redis), unmodified: its replies parsed into
-# Python values, a pipeline, SCAN's iterator, an error raised as one.
+# Python values, a pipeline, SCAN's iterator, an error raised as one, a
+# connection named as it opens.
 PY=
 for p in python3 /usr/bin/python3; do
     if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import redis' 2>/dev/null; then
@@ -806,7 +849,8 @@ if [ -n "$PY" ]; then
     got=$("$PY" - "$PORT" <<'PYEOF' 2>&1
 import sys
 import redis
-r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]))
+# client_name: each connection it opens starts with CLIENT SETNAME.
+r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]), client_name='walls-test')
 r.flushall()
 out = [r.ping(), r.set('py:a', '1'), r.incr('py:a'), r.mget('py:a', 'py:none'),
        r.rpush('py:l', 1, 2, 3), r.lrange('py:l', 0, -1), r.lpop('py:l', 2),
@@ -828,10 +872,12 @@ t.set('py:t', 1)
 t.incr('py:t')
 t.lpush('py:t', 'x')
 out.append([x if not isinstance(x, Exception) else 'error' for x in t.execute(raise_on_error=False)])
+out.append(r.client_getname())
+out.append(r.client_id() > 0)
 print(out)
 PYEOF
 )
-    expect "redis-py drives it" "[True, True, 2, [b'2', None], 3, [b'1', b'2', b'3'], [b'1', b'2'], 2, [(b'f', b'v'), (b'g', b'w')], 2, [b'x', b'y'], True, 100, b'hash', 500, 500, 'WRONGTYPE Operation against a key holding the wrong kind of value', 504, [True, 2, 'error']]" "$got"
+    expect "redis-py drives it" "[True, True, 2, [b'2', None], 3, [b'1', b'2', b'3'], [b'1', b'2'], 2, [(b'f', b'v'), (b'g', b'w')], 2, [b'x', b'y'], True, 100, b'hash', 500, 500, 'WRONGTYPE Operation against a key holding the wrong kind of value', 504, [True, 2, 'error'], 'walls-test', True]" "$got"
 else
     echo "skip: redis-py (python3-redis) is not installed"
 fi
