@@ -199,6 +199,9 @@ void handler_done(struct conn *c, walls_task *task)
         conn_client_left(c);
         return;
     }
+    /* The request line, quoted in the error log as in the access log. */
+    char shown[4 * sizeof c->line];
+    httpd_log_escape(c->line, shown, sizeof shown);
     switch (res.status) {
     case WALLS_OK:
         if (!respond_from(c, res.out, res.out_len)) {
@@ -209,12 +212,12 @@ void handler_done(struct conn *c, walls_task *task)
         break;
     case WALLS_FAILED:
         httpd_log_error(srv, "route %s: %s returned %d for \"%s\"", r->prefix, r->function,
-                        res.code, c->line);
+                        res.code, shown);
         conn_respond_error(c, 500);
         break;
     case WALLS_CRASHED:
         httpd_log_error(srv, "route %s: %s crashed %s for \"%s\"", r->prefix, r->function,
-                        signal_name(res.code), c->line);
+                        signal_name(res.code), shown);
         conn_respond_error(c, 502);
         break;
     case WALLS_TIMEOUT:
@@ -223,14 +226,14 @@ void handler_done(struct conn *c, walls_task *task)
         if (r->placement == WALLS_THREADS)
             httpd_count(&r->overran, 1);
         httpd_log_error(srv, "route %s: %s timed out after %lld ms for \"%s\"; %s", r->prefix,
-                        r->function, (long long)r->timeout_ms, c->line,
+                        r->function, (long long)r->timeout_ms, shown,
                         r->placement == WALLS_THREADS ? "its thread still runs it"
                                                       : "its worker was killed");
         conn_respond_error(c, 504);
         break;
     case WALLS_VIOLATION:
         httpd_log_error(srv, "route %s: %s stopped by the sandbox calling %s for \"%s\"",
-                        r->prefix, r->function, walls_syscall_name(res.code), c->line);
+                        r->prefix, r->function, walls_syscall_name(res.code), shown);
         conn_respond_error(c, 502);
         break;
     case WALLS_BROKEN: {
@@ -246,7 +249,7 @@ void handler_done(struct conn *c, walls_task *task)
         break;
     default:
         httpd_log_error(srv, "route %s: %s ended %s (code %d) for \"%s\"", r->prefix, r->function,
-                        walls_status_name(res.status), res.code, c->line);
+                        walls_status_name(res.status), res.code, shown);
         conn_respond_error(c, 502);
         break;
     }

@@ -189,6 +189,10 @@ void httpd_log_error(struct server *srv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void httpd_log_notice(struct server *srv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* s as a quoted log field writes it, for "%s" in an error line: quotes,
+ * backslashes, control and non-ASCII bytes as \xHH, cut with "..." to fit
+ * len bytes (at least 8). Returns buf. */
+const char *httpd_log_escape(const char *s, char *buf, size_t len);
 /* SIGUSR1: the access and error logs given by path opened again (after
  * they were moved away), each swapped in whole under the log lock. */
 void httpd_logs_reopen(struct server *srv);

@@ -54,6 +54,31 @@ void httpd_log_notice(struct server *srv, const char *fmt, ...)
     va_end(ap);
 }
 
+static bool needs_escape(unsigned char ch)
+{
+    return ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f;
+}
+
+const char *httpd_log_escape(const char *s, char *buf, size_t len)
+{
+    size_t at = 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        size_t need = needs_escape(ch) ? 4 : 1;
+        if (at + need + 4 > len) { /* room for "..." and the NUL */
+            memcpy(buf + at, "...", 4);
+            return buf;
+        }
+        if (need == 4)
+            snprintf(buf + at, 5, "\\x%02X", ch);
+        else
+            buf[at] = (char)ch;
+        at += need;
+    }
+    buf[at] = '\0';
+    return buf;
+}
+
 /* A quoted field: quotes and control bytes escaped as \xHH. */
 static void quoted(FILE *f, const char *s)
 {
@@ -62,7 +87,7 @@ static void quoted(FILE *f, const char *s)
         s = "-";
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f)
+        if (needs_escape(ch))
             fprintf(f, "\\x%02X", ch);
         else
             fputc(ch, f);

@@ -237,6 +237,14 @@ expect "a sandbox stop is 502" 502 "$(code "$URL/open")"
 contains "the log names the refused call" "stopped by the sandbox calling \(openat\|readlink\)" "$ERR"
 expect "a handler error is 500" 500 "$(code "$URL/fail")"
 contains "the log names the error" "fail returned 1" "$ERR"
+# The request line in an error line is quoted as in the access log: a
+# quote or a high byte in it cannot end the field or the line early.
+printf 'GET /fail?a"b\\\377 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+    "$RAW" "$PORT" 2000 > "$WORK/quote"
+expect "a request line with a quote and a high byte to a failing handler" 500 \
+    "$(sed -n '1s/^HTTP\/1.1 \([0-9]*\).*/\1/p' "$WORK/quote")"
+contains "... its error line escapes them" \
+    'fail returned 1 for "GET /fail?a\\x22b\\x5C\\xFF HTTP/1.1"$' "$ERR"
 
 # Crashes at the same time as good requests: only the crashing ones fail.
 curl -s -o /dev/null -w '%{http_code}\n' -Z --parallel-max 16 \
