@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +43,7 @@ struct threads {
     bool timer_started;
     bool timer_stop;
     uint32_t timer_word; /* [atomic] bumped to wake it */
+    uint32_t ended;      /* [atomic] lane threads whose loop returned, bumped by each */
 };
 
 static struct threads *state_of(struct walls__pool *pool)
@@ -198,7 +200,44 @@ static void *thread_main(void *arg)
         .arena = a->base || a->locks || a->shared ? &view : NULL,
     };
     walls__worker_loop(lane->mb, &hooks, false);
+    /* Seq-cst: after everything this thread did; threads_stop() sleeps on
+     * it. The pool's state outlives every lane thread. */
+    struct threads *t = state_of(lane->pool);
+    walls__fetch_add(&t->ended, 1);
+    walls__futex_wake(&t->ended, INT_MAX, false);
     return NULL;
+}
+
+/* Joins the lane threads as they end, not in lane order: while one still
+ * runs a task that timed out, those that ended are joined already, so a
+ * program that exits meanwhile (its destroy left to another thread) leaves
+ * no ended thread unjoined. Sleeps on `ended` in between; a thread that
+ * said it ended may not have quite gone yet, so that sleep is short while
+ * such a thread is not joined. */
+static void join_lanes(struct walls__pool *pool)
+{
+    struct threads *t = state_of(pool);
+    unsigned left = 0, joined = 0;
+    for (unsigned i = 0; i < pool->nlanes; i++)
+        left += t->lanes[i].started;
+    while (left > 0) {
+        uint32_t ended = walls__load_acquire(&t->ended);
+        bool all_going = ended - joined >= left;
+        for (unsigned i = 0; i < pool->nlanes; i++) {
+            if (!t->lanes[i].started)
+                continue;
+            /* Every one left has ended its loop: a join is brief. */
+            if (all_going)
+                pthread_join(t->lanes[i].thread, NULL);
+            else if (pthread_tryjoin_np(t->lanes[i].thread, NULL) != 0)
+                continue;
+            t->lanes[i].started = false;
+            left--;
+            joined++;
+        }
+        if (left > 0 && !all_going)
+            walls__futex_wait(&t->ended, ended, ended != joined ? 1000000 : -1, false);
+    }
 }
 
 /* Ends overrun tasks at their deadlines, sleeping until the next one (or a
@@ -270,11 +309,7 @@ static void threads_stop(struct walls__pool *pool, bool cancel)
             usleep(1000);
         }
     }
-    for (unsigned i = 0; i < pool->nlanes; i++) {
-        if (t->lanes[i].started)
-            pthread_join(t->lanes[i].thread, NULL);
-        t->lanes[i].started = false;
-    }
+    join_lanes(pool);
     /* Other callers harvest under the lock, and skip lanes not live. The
      * last harvest consumes what the threads said on their way out (a task
      * that had timed out, the stop), and gives back what it held. */
