@@ -22,7 +22,8 @@
  *    it touches anything: a parent's handle in a child of fork(), a
  *    child's sent back to its parent, or the program's given to a task in
  *    a worker process (each handle carries a 7-bit number of the process
- *    that made it, unlike its parent's and its ancestors'). Two children
+ *    that made it, unlike those of all its ancestors, however far up, as
+ *    long as fewer than 128 generations of processes use walls). Two children
  *    of one process may share that number: a handle passed from one to
  *    the other may name the receiver's own pool or task. Pass handles
  *    between processes only up and down the fork tree.

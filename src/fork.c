@@ -8,8 +8,8 @@
  * a child's calls on inherited handles are refused at once (-EPERM) and
  * its parent is left alone.
  *
- * Handles carry their process's epoch too (walls__epoch: 7 bits, never
- * an ancestor's), so that a handle made by another process after the
+ * Handles carry their process's epoch too (walls__epoch: 7 bits, none
+ * of its ancestors', however many, up to 127 generations), so that a handle made by another process after the
  * fork (a child's sent to its parent, the program's given to a worker's
  * task) names none of this process's entries, and is refused as well.
  *
@@ -97,10 +97,18 @@ bool walls__self_exact(void)
     return wiped;
 }
 
-/* This process's epoch (mine) and its ancestors', nearest first, in
- * memory a fork() copies: a child finds its parent's there, and its
- * parent's slot in self_page wiped. */
-static uint32_t mine, ancestors[3];
+/* This process's epoch (mine) and the set of every ancestor's (bit e of
+ * word e / 64), in memory a fork() copies: a child finds its parent's
+ * there, and its parent's slot in self_page wiped. With 127 epochs, a
+ * chain of up to 127 processes that use walls has no two alike; only past
+ * that (the set full) does a process take one an ancestor has. */
+static uint32_t mine;
+static uint64_t ancestors[2];
+
+static bool in_set(const uint64_t set[2], uint32_t e)
+{
+    return (set[e / 64] >> (e % 64)) & 1u;
+}
 
 static uint32_t learn_epoch(void)
 {
@@ -109,22 +117,20 @@ static uint32_t learn_epoch(void)
                            : walls__load_relaxed(&mine);
     if (e)
         return e;
-    /* From the pid (siblings differ most likely), then past every
-     * ancestor's. Every thread that gets here computes the same value from
-     * the same inherited ones; the one that publishes it first records it
-     * for this process's own children. */
-    uint32_t avoid[4];
-    avoid[0] = walls__load_relaxed(&mine);
-    for (int i = 0; i < 3; i++)
-        avoid[i + 1] = walls__load_relaxed(&ancestors[i]);
-    e = (uint32_t)pid % 127u + 1u;
-    for (bool clash = true; clash;) {
-        clash = false;
-        for (int i = 0; i < 4; i++)
-            if (avoid[i] == e) {
-                e = e % 127u + 1u;
-                clash = true;
-            }
+    /* From the pid (siblings differ most likely), then the next one that
+     * no ancestor has. Every thread that gets here computes the same value
+     * from the same inherited ones; the one that publishes it first
+     * records it for this process's own children. */
+    uint32_t parent = walls__load_relaxed(&mine);
+    uint64_t avoid[2] = {walls__load_relaxed(&ancestors[0]), walls__load_relaxed(&ancestors[1])};
+    if (parent >= 1 && parent <= 127)
+        avoid[parent / 64] |= (uint64_t)1 << (parent % 64);
+    uint32_t first = (uint32_t)pid % 127u + 1u;
+    e = first;
+    while (in_set(avoid, e)) {
+        e = e % 127u + 1u;
+        if (e == first)
+            break; /* every epoch is an ancestor's: take the pid's */
     }
     uint32_t none = 0;
     if (!self_page) {
@@ -134,9 +140,8 @@ static uint32_t learn_epoch(void)
     }
     if (__atomic_compare_exchange_n((uint32_t *)&self_page[1], &none, e, false,
                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        for (int i = 2; i > 0; i--)
-            walls__store_relaxed(&ancestors[i], avoid[i]);
         walls__store_relaxed(&ancestors[0], avoid[0]);
+        walls__store_relaxed(&ancestors[1], avoid[1]);
         walls__store_relaxed(&mine, e);
         return e;
     }
@@ -149,23 +154,22 @@ uint32_t walls__epoch(void)
     return e ? e : learn_epoch();
 }
 
-void walls__epoch_chain(uint32_t chain[4])
+void walls__epoch_lineage(uint32_t *epoch, uint64_t ancestry[2])
 {
-    chain[0] = walls__epoch();
-    for (int i = 0; i < 3; i++)
-        chain[i + 1] = walls__load_relaxed(&ancestors[i]);
+    *epoch = walls__epoch();
+    ancestry[0] = walls__load_relaxed(&ancestors[0]);
+    ancestry[1] = walls__load_relaxed(&ancestors[1]);
 }
 
 /* Before this process learned an epoch of its own (the fork server's
- * constructor): it then avoids the chain's, and so do its children. */
-void walls__epoch_adopt(const uint32_t chain[4])
+ * constructor): it then avoids the lineage's, and so do its children. */
+void walls__epoch_adopt(uint32_t epoch, const uint64_t ancestry[2])
 {
-    for (int i = 0; i < 4; i++)
-        if (chain[i] > 127)
-            return;
-    walls__store_relaxed(&mine, chain[0]);
-    for (int i = 0; i < 3; i++)
-        walls__store_relaxed(&ancestors[i], chain[i + 1]);
+    if (epoch < 1 || epoch > 127 || (ancestry[0] & 1u))
+        return; /* not a lineage this library writes */
+    walls__store_relaxed(&mine, epoch);
+    walls__store_relaxed(&ancestors[0], ancestry[0]);
+    walls__store_relaxed(&ancestors[1], ancestry[1]);
 }
 
 pid_t walls__self(void)

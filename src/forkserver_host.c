@@ -73,11 +73,13 @@ static char **exec_env(int fd, char **mine)
         n++;
     char **envp = calloc(n + 2, sizeof *envp);
     /* The control socket's number, then the epochs the fork server and
-     * its workers must avoid (ours and our ancestors'): with them a
+     * its workers must avoid (ours, then the set of our ancestors', in
+     * hexadecimal): with them a
      * handle of ours given to a task is never taken for the worker's. */
-    enum { ROOM = sizeof WALLS__FORKSERVER_ENV + 64 };
-    uint32_t chain[4];
-    walls__epoch_chain(chain);
+    enum { ROOM = sizeof WALLS__FORKSERVER_ENV + 80 };
+    uint32_t epoch;
+    uint64_t ancestry[2];
+    walls__epoch_lineage(&epoch, ancestry);
     *mine = malloc(ROOM);
     if (!envp || !*mine) {
         free(envp);
@@ -88,8 +90,8 @@ static char **exec_env(int fd, char **mine)
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], WALLS__FORKSERVER_ENV "=", sizeof WALLS__FORKSERVER_ENV) != 0)
             envp[k++] = environ[i];
-    snprintf(*mine, ROOM, WALLS__FORKSERVER_ENV "=%d,%u,%u,%u,%u", fd, chain[0], chain[1],
-             chain[2], chain[3]);
+    snprintf(*mine, ROOM, WALLS__FORKSERVER_ENV "=%d,%u,%llx,%llx", fd, epoch,
+             (unsigned long long)ancestry[0], (unsigned long long)ancestry[1]);
     envp[k] = *mine;
     return envp;
 }

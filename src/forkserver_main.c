@@ -398,16 +398,26 @@ __attribute__((constructor(101))) static void forkserver_ctor(void)
     const char *value = getenv(WALLS__FORKSERVER_ENV);
     if (!value)
         return;
-    /* "fd,e0,e1,e2,e3": the control socket, and the program's epochs,
-     * which this process must avoid as a forked one would. */
+    /* "fd,epoch,a0,a1": the control socket, the program's epoch and the
+     * set of its ancestors' (hexadecimal words), which this process must
+     * avoid as a forked one would. */
     char *end;
     int fd = (int)strtol(value, &end, 10);
-    uint32_t chain[4];
-    int got = 0;
-    while (got < 4 && *end == ',')
-        chain[got++] = (uint32_t)strtoul(end + 1, &end, 10);
-    if (got == 4 && *end == '\0')
-        walls__epoch_adopt(chain);
+    uint32_t epoch = 0;
+    uint64_t ancestry[2] = {0, 0};
+    bool whole = false;
+    if (*end == ',') {
+        epoch = (uint32_t)strtoul(end + 1, &end, 10);
+        if (*end == ',') {
+            ancestry[0] = strtoull(end + 1, &end, 16);
+            if (*end == ',') {
+                ancestry[1] = strtoull(end + 1, &end, 16);
+                whole = *end == '\0';
+            }
+        }
+    }
+    if (whole)
+        walls__epoch_adopt(epoch, ancestry);
     unsetenv(WALLS__FORKSERVER_ENV);
     int low = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (low < 0)

@@ -40,17 +40,17 @@ int walls__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* fork.c: this process's id, cheap: a page that a fork() wipes, so that a
  * child sees 0 there and learns its own. Pools carry their owner's. */
 pid_t walls__self(void);
-/* This process's handle epoch (1-127, in every handle it makes): never
- * its parent's or its three nearest ancestors', and most likely not a
- * sibling's, so that a handle another process made (a worker given its
- * host's, a parent given its child's) is told apart from any of this
- * process's own. Learned once per process, as walls__self(). */
+/* This process's handle epoch (1-127, in every handle it makes): none of
+ * its ancestors' (while fewer than 127 generations use walls), and most
+ * likely not a sibling's, so that a handle another process made (a worker
+ * given its host's, a descendant's passed up) is told apart from any of
+ * this process's own. Learned once per process, as walls__self(). */
 uint32_t walls__epoch(void);
-/* The epochs a child of this process must avoid: this process's and its
- * three nearest ancestors' (a re-executed fork server is told them, and
- * takes them as a forked child would find them). */
-void walls__epoch_chain(uint32_t chain[4]);
-void walls__epoch_adopt(const uint32_t chain[4]);
+/* What a child of this process must avoid: this process's epoch and the
+ * set of its ancestors' (bit e of ancestry[e / 64]). A re-executed fork
+ * server is told them, and adopts them as a forked child finds them. */
+void walls__epoch_lineage(uint32_t *epoch, uint64_t ancestry[2]);
+void walls__epoch_adopt(uint32_t epoch, const uint64_t ancestry[2]);
 /* Whether walls__self() is right in every child, raw clone() included
  * (the kernel wipes its page); else only across fork(). */
 bool walls__self_exact(void);

@@ -2,7 +2,8 @@
  * test-fork.c - fork() in a program that has pools: the child's calls on
  * its parent's pools and tasks are refused with -EPERM and say why, a pool
  * of its own works, and the parent's pool carries on untouched; in every
- * placement (_i = 0 threads, 1 processes, 2 hybrid).
+ * placement (_i = 0 threads, 1 processes, 2 hybrid). Handles passed up
+ * the fork tree, from a child or from far below, are refused as well.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -312,6 +313,101 @@ START_TEST(test_parent_given_child_handle)
 }
 END_TEST
 
+/* A child's exit status, waited for (128 + signal when killed). */
+static int exit_status(pid_t pid)
+{
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Makes and destroys a pool: the calling process has its handle number
+ * from then on. */
+static void learn_epoch(void)
+{
+    struct walls_pool_opts o = {.placement = WALLS_THREADS, .threads = 1};
+    walls_pool *p;
+    if (walls_pool_create(&p, &o) != 0)
+        _exit(90);
+    walls_pool_destroy(p, 0);
+}
+
+/* Handles made far down the fork tree and passed up to the program are
+ * refused too: no descendant, however deep, has the program's number.
+ * Five generations down (each using walls), 500 children each make a pool
+ * and send its handle up; the program's calls on every one of them must
+ * be -EPERM. Numbers that avoided only the nearest ancestors' let about
+ * four of the 500 have the program's, whose handles then read as its own
+ * destroyed pools (-EBADF), or as a live one of its pools. */
+START_TEST(test_deep_descendant_handles)
+{
+#if defined(__SANITIZE_THREAD__)
+    return; /* the descendants start threads (see above) */
+#endif
+    enum { DEPTH = 5, CHILDREN = 500 };
+    learn_epoch();
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t top = fork();
+    if (top == 0) {
+        close(fds[0]);
+        for (int depth = 1; depth < DEPTH; depth++) {
+            learn_epoch();
+            pid_t c = fork();
+            if (c < 0)
+                _exit(91);
+            if (c > 0)
+                _exit(exit_status(c) == 0 ? 0 : 92);
+        }
+        learn_epoch();
+        for (int i = 0; i < CHILDREN; i++) {
+            int pp[2];
+            if (pipe(pp) != 0)
+                _exit(93);
+            pid_t c = fork();
+            if (c == 0) {
+                struct walls_pool_opts o = {.placement = WALLS_THREADS, .threads = 1};
+                walls_pool *q = NULL;
+                if (walls_pool_create(&q, &o) != 0)
+                    _exit(94);
+                ssize_t w = write(pp[1], &q, sizeof q);
+                walls_pool_destroy(q, 0);
+                _exit(w == sizeof q ? 0 : 95);
+            }
+            walls_pool *q = NULL;
+            ssize_t got = c > 0 ? read(pp[0], &q, sizeof q) : -1;
+            close(pp[0]);
+            close(pp[1]);
+            if (c < 0 || exit_status(c) != 0 || got != sizeof q ||
+                write(fds[1], &q, sizeof q) != sizeof q)
+                _exit(96);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    /* The program's own pool, live while it tries the others' handles. */
+    struct walls_pool_opts o = {.placement = WALLS_THREADS, .threads = 1};
+    walls_pool *own;
+    ck_assert_int_eq(walls_pool_create(&own, &o), 0);
+    int refused = 0, n = 0;
+    walls_pool *q;
+    while (read(fds[0], &q, sizeof q) == sizeof q) {
+        walls_task *t = NULL;
+        int rc = walls_submit(q, t_sleep_ms, NULL, 0, &t);
+        ck_assert_msg(rc == -EPERM, "a descendant's pool handle %p: walls_submit gave %d (%s)",
+                      (void *)q, rc, walls_last_error());
+        refused += rc == -EPERM;
+        n++;
+    }
+    close(fds[0]);
+    ck_assert_int_eq(reap_child(top), 0);
+    ck_assert_int_eq(n, CHILDREN);
+    ck_assert_int_eq(refused, CHILDREN);
+    ck_assert_int_eq(walls_pool_destroy(own, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fork");
@@ -321,6 +417,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_worker_given_host_handles, 0, 2);
     tcase_add_test(tc, test_reexec_worker_given_host_handles);
     tcase_add_test(tc, test_parent_given_child_handle);
+    tcase_add_test(tc, test_deep_descendant_handles);
     suite_add_tcase(s, tc);
     return s;
 }
