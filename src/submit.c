@@ -60,10 +60,9 @@ static int take_buffers(struct walls__pool *pool, struct walls__task *task,
 
 /* Checks what walls_submit_ex() was given that needs no pool: 0 or
  * -EINVAL/-E2BIG with the reason kept. */
-static int check_submit(walls_fn *fn, const void *in, size_t in_len,
+static int check_submit(const char *call, walls_fn *fn, const void *in, size_t in_len,
                         const struct walls_task_opts *opts, walls_task **out_task)
 {
-    static const char call[] = "walls_submit";
     if (!fn || !out_task || (in_len > 0 && !in))
         return walls__fail(-EINVAL, "%s: %s", call,
                            !fn         ? "fn is NULL"
@@ -99,11 +98,6 @@ static int64_t limit_of(const struct walls__pool *pool, const struct walls_task_
     return pool->default_limit_ns;
 }
 
-int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
-                 walls_task **out_task)
-{
-    return walls_submit_ex(handle, fn, in, in_len, NULL, out_task);
-}
 
 /* A new task of pool holding a copy of in; NULL (the reason kept) when
  * memory runs out. */
@@ -178,15 +172,16 @@ static void stamp(struct walls__pool *pool, struct walls__task *task,
     }
 }
 
-int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
-                    const struct walls_task_opts *opts, walls_task **out_task)
+/* walls_submit() and walls_submit_ex(), each named as itself in what it
+ * says of a failure. */
+static int submit_as(const char *call, walls_pool *handle, walls_fn *fn, const void *in,
+                     size_t in_len, const struct walls_task_opts *opts, walls_task **out_task)
 {
-    static const char call[] = "walls_submit";
     int rc;
     struct walls__pool *pool = walls__pool_from(handle, call, &rc);
     if (!pool)
         return rc;
-    if ((rc = check_submit(fn, in, in_len, opts, out_task)) != 0)
+    if ((rc = check_submit(call, fn, in, in_len, opts, out_task)) != 0)
         return rc;
     struct walls__task *task = task_with_input(pool, in, in_len, call);
     if (!task)
@@ -207,6 +202,18 @@ int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_
     walls__api_clock(pool);
     walls__pool_unlock(pool);
     return 0;
+}
+
+int walls_submit(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
+                 walls_task **out_task)
+{
+    return submit_as("walls_submit", handle, fn, in, in_len, NULL, out_task);
+}
+
+int walls_submit_ex(walls_pool *handle, walls_fn *fn, const void *in, size_t in_len,
+                    const struct walls_task_opts *opts, walls_task **out_task)
+{
+    return submit_as("walls_submit_ex", handle, fn, in, in_len, opts, out_task);
 }
 
 int walls_submit_batch(walls_pool *handle, walls_fn *fn, const struct walls_input *in, size_t n,

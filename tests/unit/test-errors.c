@@ -63,7 +63,9 @@ START_TEST(test_last_error)
     expect_error(walls_submit(pool, t_echo, big, WALLS_IO_MAX + 1, &t), -E2BIG,
                  "in_len 1073741825 is over WALLS_IO_MAX");
     struct walls_task_opts to = {.timeout_ms = -3};
-    expect_error(walls_submit_ex(pool, t_echo, NULL, 0, &to, &t), -EINVAL, "timeout_ms -3");
+    expect_error(walls_submit_ex(pool, t_echo, NULL, 0, &to, &t), -EINVAL,
+                 "walls_submit_ex: opts.timeout_ms -3");
+    expect_error(walls_submit(pool, NULL, NULL, 0, &t), -EINVAL, "walls_submit: fn is NULL");
     expect_error(walls_pool_collect(pool, &t, 1, &(size_t){0}), -ENOTCONN, "walls_pool_fd()");
     walls_buf b;
     expect_error(walls_arena_alloc(pool, 64, &b), -EINVAL, "no arena");
