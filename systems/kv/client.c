@@ -190,36 +190,41 @@ static void client(struct kv_client *cl, const struct resp_arg *argv, size_t arg
     }
 }
 
-/* HELLO [protover [AUTH username password] [SETNAME clientname]]. The
- * server has no passwords: the default user is let in with any, as Redis's
- * is while it has none; any other user is refused. */
+/* HELLO [protover [AUTH username password] [SETNAME clientname]], each
+ * option acted on as it is read, as Redis does: an AUTH that fails ends
+ * the command there, a SETNAME before a bad option stays. The server has
+ * no passwords: the user "default" (as spelt: user names are
+ * case-sensitive) is let in with any, as Redis lets in its password-less
+ * default user; any other user is refused. Protocol 3 is a version Redis
+ * knows, so its options are read first; then it is refused, RESP2 being
+ * all walls-kv speaks. */
 static void hello(struct kv_client *cl, const struct resp_arg *argv, size_t argc,
                   struct kv_out *out)
 {
+    long long ver = 2;
     if (argc >= 2) {
-        long long ver;
         if (!kv_arg_ll(&argv[1], &ver)) {
             kv_reply_error(out, "ERR Protocol version is not an integer or out of range");
             return;
         }
-        if (ver != 2) {
+        if (ver < 2 || ver > 3) {
             kv_reply_error(out, "NOPROTO unsupported protocol version");
             return;
         }
     }
-    const struct resp_arg *user = NULL, *name = NULL;
     for (size_t j = 2; j < argc; j++) {
         size_t more = argc - 1 - j;
         if (kv_opt_is(&argv[j], "auth") && more >= 2) {
-            user = &argv[j + 1];
-            j += 2;
-        } else if (kv_opt_is(&argv[j], "setname") && more >= 1) {
-            name = &argv[j + 1];
-            if (!name_ok(name)) {
-                kv_reply_error(out, "ERR Client names cannot contain spaces, newlines or "
-                                    "special characters.");
+            const struct resp_arg *user = &argv[j + 1];
+            if (user->len != 7 || memcmp(user->p, "default", 7) != 0) {
+                kv_reply_error(out,
+                               "WRONGPASS invalid username-password pair or user is disabled.");
                 return;
             }
+            j += 2;
+        } else if (kv_opt_is(&argv[j], "setname") && more >= 1) {
+            if (!set_name(cl, &argv[j + 1], out))
+                return;
             j++;
         } else {
             kv_reply_error(out, "ERR Syntax error in HELLO option '%.*s'",
@@ -227,12 +232,10 @@ static void hello(struct kv_client *cl, const struct resp_arg *argv, size_t argc
             return;
         }
     }
-    if (user && !kv_arg_is(user, "default")) {
-        kv_reply_error(out, "WRONGPASS invalid username-password pair or user is disabled.");
+    if (ver == 3) {
+        kv_reply_error(out, "NOPROTO unsupported protocol version");
         return;
     }
-    if (name && !set_name(cl, name, out))
-        return;
     /* RESP2: the map as a flat array of names and values. */
     kv_reply_array(out, 14);
     kv_reply_bulk(out, "server", 6);

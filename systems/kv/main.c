@@ -250,7 +250,13 @@ static int start_pool(struct server *srv)
     srv->st.locks = locks;
     struct kv_info *in = kv_info_of(&srv->st);
     snprintf(in->bind, sizeof in->bind, "%s", srv->set.bind);
-    snprintf(in->dir, sizeof in->dir, "%s", srv->set.dir);
+    /* CONFIG GET dir says where the files go, as an absolute path (Redis
+     * reports its working directory, which --dir sets); as given when it
+     * cannot be resolved or is too long. */
+    char *abs = realpath(srv->set.dir, NULL);
+    snprintf(in->dir, sizeof in->dir, "%s",
+             abs && strlen(abs) < sizeof in->dir ? abs : srv->set.dir);
+    free(abs);
     snprintf(in->appendfsync, sizeof in->appendfsync, "%s", srv->set.appendfsync);
     snprintf(in->policy, sizeof in->policy, "%s",
              srv->set.policy ? "allkeys-lru" : "noeviction");

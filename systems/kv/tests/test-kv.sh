@@ -283,6 +283,9 @@ done
 expect "INFO replication names a master" "role:master" \
     "$(cli INFO replication | tr -d '\r' | grep '^role:')"
 expect "CONFIG GET timeout" "$(printf '1) "timeout"\n2) "0"')" "$(cli CONFIG GET timeout)"
+# dir as Redis reports it: absolute (here the default, where it started).
+expect "CONFIG GET dir is absolute" "$(printf '1) "dir"\n2) "%s"' "$(pwd -P)")" \
+    "$(cli CONFIG GET dir)"
 
 # INFO's section names end at a NUL byte, as Redis's strcasecmp reads them.
 got=$(printf 'INFO "clients\\x00x"\n' | redis-cli -p "$PORT" --no-raw 2>&1 | sed -n 1p | tr -d '\r')
