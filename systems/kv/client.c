@@ -190,6 +190,14 @@ static void client(struct kv_client *cl, const struct resp_arg *argv, size_t arg
     }
 }
 
+/* A name of HELLO's map, and its value when it is a string. */
+static void field(struct kv_out *out, const char *name, const char *value)
+{
+    kv_reply_bulk(out, name, strlen(name));
+    if (value)
+        kv_reply_bulk(out, value, strlen(value));
+}
+
 /* HELLO [protover [AUTH username password] [SETNAME clientname]], each
  * option acted on as it is read, as Redis does: an AUTH that fails ends
  * the command there, a SETNAME before a bad option stays. The server has
@@ -238,19 +246,15 @@ static void hello(struct kv_client *cl, const struct resp_arg *argv, size_t argc
     }
     /* RESP2: the map as a flat array of names and values. */
     kv_reply_array(out, 14);
-    kv_reply_bulk(out, "server", 6);
-    kv_reply_bulk(out, "redis", 5);
-    kv_reply_bulk(out, "version", 7);
-    kv_reply_bulk(out, "7.0.15", 6);
-    kv_reply_bulk(out, "proto", 5);
+    field(out, "server", "redis");
+    field(out, "version", "7.0.15");
+    field(out, "proto", NULL);
     kv_reply_int(out, 2);
-    kv_reply_bulk(out, "id", 2);
+    field(out, "id", NULL);
     kv_reply_int(out, (long long)cl->id);
-    kv_reply_bulk(out, "mode", 4);
-    kv_reply_bulk(out, "standalone", 10);
-    kv_reply_bulk(out, "role", 4);
-    kv_reply_bulk(out, "master", 6);
-    kv_reply_bulk(out, "modules", 7);
+    field(out, "mode", "standalone");
+    field(out, "role", "master");
+    field(out, "modules", NULL);
     kv_reply_array(out, 0);
 }
 
