@@ -8,10 +8,11 @@
  * a child's calls on inherited handles are refused at once (-EPERM) and
  * its parent is left alone.
  *
- * Handles carry their process's epoch too (walls__epoch: 7 bits, none
- * of its ancestors', however many, up to 127 generations), so that a handle made by another process after the
- * fork (a child's sent to its parent, the program's given to a worker's
- * task) names none of this process's entries, and is refused as well.
+ * Handles carry their process's epoch too (walls__epoch: 7 bits, none of
+ * its ancestors', up to 127 generations), so that a handle made by another
+ * process after the fork (a descendant's sent up, the program's given to
+ * a worker's task) names none of this process's entries, and is refused
+ * as well.
  *
  * The check must be cheap (it sits on submit and wait): the process's id
  * is kept in a page marked MADV_WIPEONFORK, which any fork gives the child

@@ -73,9 +73,9 @@ static char **exec_env(int fd, char **mine)
         n++;
     char **envp = calloc(n + 2, sizeof *envp);
     /* The control socket's number, then the epochs the fork server and
-     * its workers must avoid (ours, then the set of our ancestors', in
-     * hexadecimal): with them a
-     * handle of ours given to a task is never taken for the worker's. */
+     * its workers must avoid (ours, then the set of our ancestors' in
+     * hexadecimal): with them a handle of ours given to a task is never
+     * taken for the worker's. */
     enum { ROOM = sizeof WALLS__FORKSERVER_ENV + 80 };
     uint32_t epoch;
     uint64_t ancestry[2];

@@ -98,7 +98,6 @@ static int64_t limit_of(const struct walls__pool *pool, const struct walls_task_
     return pool->default_limit_ns;
 }
 
-
 /* A new task of pool holding a copy of in; NULL (the reason kept) when
  * memory runs out. */
 static struct walls__task *task_with_input(struct walls__pool *pool, const void *in,

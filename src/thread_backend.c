@@ -320,10 +320,10 @@ static void threads_stop(struct walls__pool *pool, bool cancel)
         pool->lanes[i].open = false;
     }
     walls__pool_unlock(pool);
-    for (unsigned i = 0; i < pool->nlanes; i++)
+    for (unsigned i = 0; i < pool->nlanes; i++) {
         walls__engine_lane_private_free(&pool->lanes[i]);
-    for (unsigned i = 0; i < pool->nlanes; i++)
         free(t->lanes[i].seen);
+    }
     free(t->lanes);
     free(t);
     pool->backend_state = NULL;
