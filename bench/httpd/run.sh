@@ -16,7 +16,8 @@
 #   b. dynamic: /dyn?n=K ({"n":K,"sq":K*K}) on threads, processes and
 #      hybrid, beside nginx + the same handler as a FastCGI application
 #   c. one request in a hundred crashes its handler (processes, and nginx +
-#      FastCGI): statuses, throughput and p99 beside run b
+#      FastCGI): statuses, throughput and p99 beside run b; and on walls,
+#      RUNS pairs of the same scripted requests without and with crashes
 #   d. a route whose handler sleeps past its 1 s limit (504s) while /dyn
 #      keeps its throughput: /dyn alone and beside it, alternated, RUNS
 #      pairs
@@ -55,14 +56,18 @@ printf 'thirteen byte' > "$WORK/www/13.txt"
 cc -O2 -o "$WORK/fcgi_dyn" "$TOP/bench/httpd/fcgi_dyn.c" -lfcgi
 
 # The wrk script of run c: one request in a hundred asks for a crash;
-# statuses counted over all threads.
+# statuses counted over all threads. same.lua sends the same requests
+# without the crashes: a script's request() and response() cost wrk up
+# to a fifth of its speed here, so run c is also compared with it (run
+# c's crashes alone), besides plain run b.
 cat > "$WORK/crash.lua" <<'LUA'
 local counter, threads = 0, {}
+local every = 100
 function setup(thread) table.insert(threads, thread) end
 function init(args) codes = {} end
 function request()
     counter = counter + 1
-    if counter % 100 == 0 then return wrk.format("GET", "/dyn?n=7&crash=1") end
+    if every > 0 and counter % every == 0 then return wrk.format("GET", "/dyn?n=7&crash=1") end
     return wrk.format("GET", "/dyn?n=" .. counter % 1000)
 end
 function response(status) codes[status] = (codes[status] or 0) + 1 end
@@ -76,6 +81,7 @@ function done(summary, latency, requests)
     print(line)
 end
 LUA
+sed 's/^local every = 100$/local every = 0/' "$WORK/crash.lua" > "$WORK/same.lua"
 
 free_port() {
     # A port the kernel hands out, released again for the server to take.
@@ -219,6 +225,21 @@ start_walls --route "/dyn=$PLUGIN:dyn:processes" --restart-limit 100000
 r=$(wrk_median "$WURL/" -s "$WORK/crash.lua")
 show "walls-httpd: dyn on processes, 1% crashing" "$r"
 echo "     statuses: ${r#*|}"
+# The crashes alone: pairs in one sitting on this server, the same
+# scripted requests without and with the crashing ones.
+: > "$WORK/pairs"
+i=0
+while [ $i -lt "$RUNS" ]; do
+    same=$(wrk_once "$WURL/" -s "$WORK/same.lua")
+    crash=$(wrk_once "$WURL/" -s "$WORK/crash.lua")
+    a=${same%% *}
+    b=${crash%% *}
+    r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+    echo "     pair $((i + 1)): the same requests without crashes $a req/s, with $b req/s: ${r}x"
+    echo "$r" >> "$WORK/pairs"
+    i=$((i + 1))
+done
+echo "     with / without the crashes, median of $RUNS pairs: $(sort -n "$WORK/pairs" | sed -n "$(( (RUNS + 1) / 2 ))p")x"
 stop_walls
 echo
 echo "d. a route whose handler overruns its 1 s limit, beside /dyn (processes)"
