@@ -60,7 +60,7 @@ awk 'length > 100 { bad = 1 } END { exit bad }' "$tmp/table.txt" ||
     fail "the table is wider than 100 columns"
 
 # 3. Bad options: usage on stderr, status 2.
-for bad in --bogus "--only 9" "--only 1,,2" "--only" "--html"; do
+for bad in --bogus "--only 9" "--only 1,,2" "--only" "--html" "--quick --full" "--full --only 1 --quick"; do
     # shellcheck disable=SC2086
     "$walls" bench $bad >"$tmp/bad.out" 2>"$tmp/bad.err"
     status=$?
@@ -68,6 +68,15 @@ for bad in --bogus "--only 9" "--only 1,,2" "--only" "--html"; do
     grep -q usage "$tmp/bad.err" || fail "'walls bench $bad' printed no usage on stderr"
     [ -s "$tmp/bad.out" ] && fail "'walls bench $bad' wrote to stdout"
 done
+
+# 3b. An --html file that cannot be written: status 1 before any row ran.
+"$walls" bench --only 1 --html "$tmp/no/such/dir/report.html" >"$tmp/bad.out" 2>"$tmp/bad.err"
+status=$?
+[ "$status" -eq 1 ] || fail "an unwritable --html file: exited $status, not 1"
+grep -q "cannot write $tmp/no/such/dir/report.html" "$tmp/bad.err" ||
+    fail "an unwritable --html file: no reason given ($(cat "$tmp/bad.err"))"
+grep -q 'row 1/8' "$tmp/bad.err" && fail "an unwritable --html file: the rows ran first"
+[ -s "$tmp/bad.out" ] && fail "an unwritable --html file: a table was printed"
 
 # 4. --help goes to stdout with status 0.
 "$walls" bench --help >"$tmp/help.txt" 2>&1 || fail "--help exited $?"

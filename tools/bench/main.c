@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include "bench.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,12 +95,17 @@ static int parse_options(int argc, char **argv, struct bench *b, bool *sel)
 {
     for (int i = 0; i < NROWS; i++)
         sel[i] = true;
+    bool quick = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--quick") == 0) {
-            b->full = false;
-        } else if (strcmp(a, "--full") == 0) {
-            b->full = true;
+        if (strcmp(a, "--quick") == 0 || strcmp(a, "--full") == 0) {
+            quick |= a[2] == 'q';
+            b->full |= a[2] == 'f';
+            if (quick && b->full) {
+                fprintf(stderr, "walls bench: --quick and --full: give one of them\n");
+                usage(stderr);
+                return 2;
+            }
         } else if (strcmp(a, "--json") == 0) {
             b->json = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -217,6 +223,13 @@ int walls_bench_main(int argc, char **argv)
         rows[i].def = table[i];
         rows[i].selected = sel[i];
     }
+    /* Opened now: a path that cannot be written fails before the rows run,
+     * not after minutes of measuring. */
+    FILE *html = NULL;
+    if (b->html && !(html = fopen(b->html, "we"))) {
+        fprintf(stderr, "walls bench: cannot write %s: %s\n", b->html, strerror(errno));
+        return 1;
+    }
 
     /* Crashes here are on purpose: no core files, here or in workers. */
     struct rlimit rl;
@@ -242,8 +255,8 @@ int walls_bench_main(int argc, char **argv)
     else
         print_table(stdout, b, rows, NROWS);
     fflush(stdout);
-    if (b->html) {
-        rc = write_html(b->html, b, rows, NROWS);
+    if (html) {
+        rc = write_html(html, b, rows, NROWS);
         if (rc != 0) {
             fprintf(stderr, "walls bench: cannot write %s: %s\n", b->html, strerror(-rc));
             status = 1;

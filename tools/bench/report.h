@@ -16,6 +16,8 @@ void print_table(FILE *f, const struct bench *b, const struct row *rows, int nro
 void print_json(FILE *f, const struct bench *b, const struct row *rows, int nrows);
 
 /* A self-contained HTML report with charts; 0 or a negative errno. */
-int write_html(const char *path, const struct bench *b, const struct row *rows, int nrows);
+/* Writes the page to f, opened before the rows ran, and closes it; 0 or
+ * -errno. */
+int write_html(FILE *f, const struct bench *b, const struct row *rows, int nrows);
 
 #endif

@@ -129,11 +129,8 @@ static void print_section(FILE *f, const struct bench *b, const struct row *r)
             r->seconds);
 }
 
-int write_html(const char *path, const struct bench *b, const struct row *rows, int nrows)
+int write_html(FILE *f, const struct bench *b, const struct row *rows, int nrows)
 {
-    FILE *f = fopen(path, "we");
-    if (!f)
-        return -errno;
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                "<title>walls bench</title>\n<style>\n%s</style></head><body>\n", style);
     print_header(f, b);
