@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,6 +135,14 @@ static int parse_args(int argc, char **argv, struct kv_settings *set)
             set->quiet = true;
             continue;
         }
+        static const char *const valued[] = {
+            "--port", "--bind", "--backends", "--threads", "--appendonly", "--appendfsync",
+            "--dir", "--maxmemory", "--maxmemory-policy", "--maxclients"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
+            known |= strcmp(flag, valued[k]) == 0;
+        if (!known)
+            return fail("unknown option %s (see --help)", flag);
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         unsigned long long n;
         if (!val)
@@ -185,6 +194,13 @@ static int parse_args(int argc, char **argv, struct kv_settings *set)
             return fail("unknown option %s (see --help)", flag);
         }
     }
+    /* As redis-server, which changes into it at start: a directory that
+     * is not there is an error now, not when the first file is written. */
+    struct stat dir;
+    if (stat(set->dir, &dir) != 0)
+        return fail("--dir %s: %s", set->dir, strerror(errno));
+    if (!S_ISDIR(dir.st_mode))
+        return fail("--dir %s: not a directory", set->dir);
     /* Each stripe's heap: room for its share of maxmemory four times over
      * (the allocator's classes waste up to half), and at least 256 MiB.
      * Address space only: memory is taken as it is written. */

@@ -180,6 +180,38 @@ fi
 
 # ---- walls-kv -----------------------------------------------------------------
 
+# Bad command lines: status 2 and the flag named on stderr, before
+# anything starts. "file" is a regular file, not a directory. Each starts
+# with --port 0: a server that started after all listens on a free port
+# until the timeout stops it.
+: > "$WORK/file"
+while IFS='|' read -r args words; do
+    rc=0
+    # shellcheck disable=SC2086
+    timeout 5 "$BIN" --port 0 $args > "$WORK/bad.out" 2> "$WORK/bad.err" || rc=$?
+    if [ "$rc" != 2 ] || ! grep -qF -- "$words" "$WORK/bad.err" || [ -s "$WORK/bad.out" ]; then
+        fail "walls-kv $args: status $rc, stderr [$(cat "$WORK/bad.err")]; wanted 2 and [$words]"
+    else
+        pass "walls-kv $args: status 2, $words"
+    fi
+done <<EOF_BAD
+--port 70000|--port 70000: not a port
+--port abc|--port abc: not a port
+--port|--port needs a value
+--bogus|unknown option --bogus
+--bogus 1|unknown option --bogus
+--backends 0|--backends 0: give 1 to 256
+--threads 65|--threads 65: give 1 to 64
+--appendonly maybe|--appendonly maybe: yes or no
+--appendfsync sometimes|--appendfsync sometimes: always, everysec or no
+--maxmemory 12zb|--maxmemory 12zb: bytes
+--maxmemory-policy volatile-lru|--maxmemory-policy volatile-lru: noeviction or allkeys-lru
+--maxclients 0|--maxclients 0: give 1 to 100000
+--bind 999.1.1.1|--bind 999.1.1.1: not an IPv4 address
+--dir $WORK/none|--dir $WORK/none: No such file or directory
+--dir $WORK/file|--dir $WORK/file: not a directory
+EOF_BAD
+
 "$BIN" --port 0 --quiet > "$WORK/stdout" 2> "$WORK/stderr" &
 PID=$!
 PORT=
