@@ -376,8 +376,9 @@ typedef int walls_fn(struct walls_call *call);
  * task that ends a one-thread worker's thread while threads it started run
  * on is still running: it ends as they end, or at its time limit. A LOST
  * task's code is 0. On threads it ends a thread of the program: its task ends only
- * at its time limit and the pool runs one thread short; a task on threads
- * must not end its thread.
+ * at its time limit and the pool runs one thread short (its destroy joins
+ * that thread and returns as usual); a task on threads must not end its
+ * thread.
  */
 enum walls_status {
     WALLS_OK,        /* fn returned 0; code = 0 */

@@ -182,6 +182,18 @@ static void thread_idle(void *ctx, bool last)
         me->watching = false;
 }
 
+/* Counts a lane thread out, however it ends: its loop returned, or a task
+ * ended the thread (pthread_exit(), which walls.h forbids and describes).
+ * Seq-cst: after everything the thread did; join_lanes() sleeps on it. The
+ * pool's state outlives every lane thread. */
+static void lane_thread_gone(void *arg)
+{
+    struct walls__lane *lane = arg;
+    struct threads *t = state_of(lane->pool);
+    walls__fetch_add(&t->ended, 1);
+    walls__futex_wake(&t->ended, INT_MAX, false);
+}
+
 static void *thread_main(void *arg)
 {
     struct walls__lane *lane = arg;
@@ -199,12 +211,9 @@ static void *thread_main(void *arg)
         .ctx = lane,
         .arena = a->base || a->locks || a->shared ? &view : NULL,
     };
+    pthread_cleanup_push(lane_thread_gone, lane);
     walls__worker_loop(lane->mb, &hooks, false);
-    /* Seq-cst: after everything this thread did; threads_stop() sleeps on
-     * it. The pool's state outlives every lane thread. */
-    struct threads *t = state_of(lane->pool);
-    walls__fetch_add(&t->ended, 1);
-    walls__futex_wake(&t->ended, INT_MAX, false);
+    pthread_cleanup_pop(1);
     return NULL;
 }
 
@@ -235,8 +244,10 @@ static void join_lanes(struct walls__pool *pool)
             left--;
             joined++;
         }
+        /* Never for ever: a thread gone without being counted would hold
+         * the destroy; the next try joins it. */
         if (left > 0 && !all_going)
-            walls__futex_wait(&t->ended, ended, ended != joined ? 1000000 : -1, false);
+            walls__futex_wait(&t->ended, ended, ended != joined ? 1000000 : 100000000, false);
     }
 }
 

@@ -2,8 +2,8 @@
  * test-destroy.c - destroying a pool: WALLS_CANCEL with tasks running and
  * queued, another thread submitting while destroy runs (refused with
  * -ESHUTDOWN or -EBADF, never anything else), and a task destroying its
- * own pool (-EDEADLK), and a program that exits while a destroy waits
- * for a thread past its limit.
+ * own pool (-EDEADLK), a program that exits while a destroy waits for a
+ * thread past its limit, and a destroy after a task ended its thread.
  *
  * Loop tests run once per placement: _i = 0 threads, 1 processes.
  */
@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -180,6 +181,58 @@ START_TEST(test_exit_while_destroy_waits)
 }
 END_TEST
 
+static int t_end_thread(struct walls_call *call)
+{
+    (void)call;
+    pthread_exit(NULL);
+}
+
+static void *destroy_and_say(void *pool)
+{
+    static int rc;
+    rc = walls_pool_destroy(pool, WALLS_CANCEL);
+    return &rc;
+}
+
+/* A task that ends its own thread (walls.h: it ends at its time limit and
+ * the pool runs one thread short) must not keep the destroy from
+ * returning: that thread never says it ended its loop, and the destroy
+ * used to sleep for ever waiting for it to, once the other lane's thread
+ * had said so but was not yet joinable. */
+START_TEST(test_destroy_after_task_ended_thread)
+{
+    for (int round = 0; round < 8; round++) {
+        struct walls_pool_opts o = {.placement = WALLS_THREADS, .threads = 2,
+                                    .task_timeout_ms = 100};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t, *k[4];
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, t_end_thread, NULL, 0, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 5000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_TIMEOUT);
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(walls_submit(pool, t_echo, NULL, 0, &k[i]), 0);
+        ck_assert_int_eq(walls_wait_all(k, 4, 5000), 0);
+        for (int i = 0; i < 4; i++)
+            walls_task_free(k[i]);
+        /* The other lane's worker asleep: woken by the stop, it says it
+         * ended its loop while the destroy, woken by that, looks. */
+        usleep(20000);
+        pthread_t d;
+        ck_assert_int_eq(pthread_create(&d, NULL, destroy_and_say, pool), 0);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        void *rc;
+        if (pthread_timedjoin_np(d, &rc, &until) != 0)
+            ck_abort_msg("round %d: walls_pool_destroy still waiting after 10 s", round);
+        ck_assert_int_eq(*(int *)rc, 0);
+        walls_task_free(t);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("destroy");
@@ -190,6 +243,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_submit_while_destroying, 0, 2);
     tcase_add_test(tc, test_destroy_from_worker);
     tcase_add_exit_test(tc, test_exit_while_destroy_waits, 0);
+    tcase_add_test(tc, test_destroy_after_task_ended_thread);
     suite_add_tcase(s, tc);
     return s;
 }
