@@ -116,6 +116,12 @@ wrk_once() {
     RUNS=$runs
 }
 
+# ratio FIRST SECOND: the second wrk result's requests a second over the
+# first's, as 0.000.
+ratio() {
+    awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }'
+}
+
 # wait_up URL: until the server answers (at most 5 s).
 wait_up() {
     for _ in $(seq 1 100); do
@@ -232,10 +238,8 @@ i=0
 while [ $i -lt "$RUNS" ]; do
     same=$(wrk_once "$WURL/" -s "$WORK/same.lua")
     crash=$(wrk_once "$WURL/" -s "$WORK/crash.lua")
-    a=${same%% *}
-    b=${crash%% *}
-    r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
-    echo "     pair $((i + 1)): the same requests without crashes $a req/s, with $b req/s: ${r}x"
+    r=$(ratio "$same" "$crash")
+    echo "     pair $((i + 1)): the same requests without crashes ${same%% *} req/s, with ${crash%% *} req/s: ${r}x"
     echo "$r" >> "$WORK/pairs"
     i=$((i + 1))
 done
@@ -275,10 +279,8 @@ while [ $i -lt "$RUNS" ]; do
     beside=$(wrk_once "$WURL/dyn?n=12")
     wait "$NAPPER" || true
     sed -n 's/^statuses: *//p' "$WORK/nap.out" >> "$WORK/naps"
-    a=${alone%% *}
-    b=${beside%% *}
-    r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
-    echo "     pair $((i + 1)): /dyn alone $a req/s, beside the overrunning /nap $b req/s: ${r}x"
+    r=$(ratio "$alone" "$beside")
+    echo "     pair $((i + 1)): /dyn alone ${alone%% *} req/s, beside the overrunning /nap ${beside%% *} req/s: ${r}x"
     echo "$r $beside" >> "$WORK/pairs"
     i=$((i + 1))
 done
