@@ -347,7 +347,10 @@ START_TEST(test_timeouts_are_no_crash_loop)
     ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
     enum { N = 300 };
     static walls_task *t[N];
-    int us = 50000;
+    /* Each is killed about a millisecond into its spin; the spin is long
+     * so that a timekeeper held off the CPUs for a while by a loaded
+     * machine still kills it before it ends. */
+    int us = 500000;
     for (int k = 0; k < N; k++)
         ck_assert_int_eq(walls_submit(pool, spin_us, &us, sizeof us, &t[k]), 0);
     for (int k = 0; k < N; k++) {
