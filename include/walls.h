@@ -544,8 +544,8 @@ WALLS_API int walls_pool_destroy(walls_pool *pool, unsigned flags);
  * starts the missing workers again. Resetting a pool that is not broken
  * does nothing. A pool whose fork server died (killed from outside) is
  * broken for good: destroy it and create another.
- * Returns 0, or -EINVAL (NULL), -EBADF (destroyed pool), -ECHILD (its fork
- * server is gone).
+ * Returns 0, or -EINVAL (NULL), -EBADF (destroyed pool, or one another
+ * thread is destroying), -ECHILD (its fork server is gone).
  */
 WALLS_API int walls_pool_reset(walls_pool *pool);
 

@@ -237,6 +237,12 @@ int walls_pool_reset(walls_pool *handle)
     struct walls__pool *pool = walls__pool_enter(handle, "walls_pool_reset", &rc);
     if (!pool)
         return rc;
+    /* Being destroyed: its workers are stopping and its backend's state
+     * goes (not to be started again). */
+    if (pool->state != WALLS__POOL_ALIVE) {
+        walls__pool_unlock(pool);
+        return walls__fail(-EBADF, "walls_pool_reset: the pool is being destroyed");
+    }
     rc = 0;
     if (pool->broken && pool->backend->reset && (rc = pool->backend->reset(pool)) == 0)
         pool->broken = false;

@@ -125,9 +125,12 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Frees the backend state: every process's mailboxes and descriptors. */
+/* Frees the backend state: every process's mailboxes and descriptors.
+ * Under the lock: other threads' calls on a pool being destroyed (stats,
+ * waits, collects) look at the lanes until it is dead. */
 static void close_all(struct walls__pool *pool)
 {
+    walls__pool_lock(pool);
     struct walls__procs *ps = walls__procs_of(pool);
     for (unsigned i = 0; ps->procs && i < pool->nprocs; i++) {
         struct walls__proc *proc = &ps->procs[i];
@@ -157,6 +160,7 @@ static void close_all(struct walls__pool *pool)
     walls__throttle_fini(&ps->restarts);
     free(ps);
     pool->backend_state = NULL;
+    walls__pool_unlock(pool);
 }
 
 /* ---- starting and stopping ------------------------------------------------------------- */

@@ -3,7 +3,8 @@
  * queued, another thread submitting while destroy runs (refused with
  * -ESHUTDOWN or -EBADF, never anything else), and a task destroying its
  * own pool (-EDEADLK), a program that exits while a destroy waits for a
- * thread past its limit, and a destroy after a task ended its thread.
+ * thread past its limit, a destroy after a task ended its thread, and a
+ * reset racing a destroy.
  *
  * Loop tests run once per placement: _i = 0 threads, 1 processes.
  */
@@ -233,6 +234,57 @@ START_TEST(test_destroy_after_task_ended_thread)
 }
 END_TEST
 
+struct late_reset {
+    walls_pool *pool;
+    unsigned delay_us;
+    int rc;
+};
+
+static void *reset_late(void *arg)
+{
+    struct late_reset *r = arg;
+    usleep(r->delay_us);
+    r->rc = walls_pool_reset(r->pool);
+    return NULL;
+}
+
+/* walls_pool_reset() of a broken pool while another thread destroys it:
+ * 0 (it came first) or -EBADF, never a crash. The destroy used to free the
+ * process backend's state while a reset could still reach it, and a reset
+ * that came in between restarted workers of a pool being destroyed.
+ * _i = 0 processes, 1 hybrid. */
+START_TEST(test_reset_while_destroying)
+{
+    unsigned seed = 7;
+    int late = 0;
+    for (int round = 0; round < 20; round++) {
+        struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES,
+                                    .processes = 2, .threads = _i ? 2 : 0,
+                                    .restart_limit = 1, .restart_window_ms = 60000};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+        walls_task *t[8];
+        for (int i = 0; i < 8; i++)
+            ck_assert_int_eq(walls_submit(pool, t_segv, NULL, 0, &t[i]), 0);
+        ck_assert_int_eq(walls_wait_all(t, 8, 20000), 0);
+        struct walls_stats st;
+        ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+        ck_assert_msg(st.broken, "round %d: the pool did not break", round);
+        struct late_reset r = {pool, rand_r(&seed) % 3000u, 1};
+        pthread_t h;
+        ck_assert_int_eq(pthread_create(&h, NULL, reset_late, &r), 0);
+        ck_assert_int_eq(walls_pool_destroy(pool, WALLS_CANCEL), 0);
+        pthread_join(h, NULL);
+        ck_assert_msg(r.rc == 0 || r.rc == -EBADF, "round %d: reset said %d", round, r.rc);
+        late += r.rc == -EBADF;
+        for (int i = 0; i < 8; i++)
+            walls_task_free(t[i]);
+    }
+    /* Most resets come during or after the destroy. */
+    ck_assert_int_gt(late, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("destroy");
@@ -244,6 +296,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_destroy_from_worker);
     tcase_add_exit_test(tc, test_exit_while_destroy_waits, 0);
     tcase_add_test(tc, test_destroy_after_task_ended_thread);
+    tcase_add_loop_test(tc, test_reset_while_destroying, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
