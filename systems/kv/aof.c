@@ -105,6 +105,7 @@ int kv_aof_replay(struct server *srv, const char *path)
                            .argc = parser.argc,
                            .out = &out,
                            .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                           .loading = true,
                            .lazy = true};
         int r = kv_run(&c);
         if (c.in_txn) {

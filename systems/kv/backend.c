@@ -37,9 +37,10 @@ static int64_t realtime_ms(void)
 static int record(struct kv_ctx *c)
 {
     const struct kv_command *k = c->exec ? NULL : kv_command_find(&c->argv[0]);
-    if (!c->exec && (!k || !(k->flags & KV_CMD_WRITE)))
-        return 0; /* a read that deleted an expired key: replaying it does the same */
-    if (!c->aof_written)
+    /* A read that deleted expired keys records their DELs alone (put
+     * there as it met them); a write its own words after them. */
+    bool write = c->exec || (k && (k->flags & KV_CMD_WRITE));
+    if (write && !c->aof_written)
         kv_aof_words(c, (int)c->argc, c->argv);
     if (c->aof->failed)
         return -1;

@@ -260,10 +260,14 @@ struct kv_ent *kv_lookup(struct kv_ctx *c, const struct resp_arg *key, struct kv
     if (!f->off)
         return NULL;
     struct kv_ent *e = kv_at(c->st, f->off);
-    if (e->expire_ms && e->expire_ms <= c->now_ms) {
+    if (e->expire_ms && e->expire_ms <= c->now_ms && !c->loading) {
         kv_drop(c, f->stripe, f->link, f->off);
         __atomic_fetch_add(&c->st->hdr->expired, 1, __ATOMIC_RELAXED);
         f->off = 0;
+        /* In the file before the command's own record, as Redis
+         * propagates an expiry: a replay expires nothing itself. */
+        struct resp_arg w[2] = {word("DEL"), *key};
+        kv_aof_words(c, 2, w);
         return NULL;
     }
     e->lru = (uint64_t)c->now_ms; /* not logged: a hint for eviction only */
@@ -752,7 +756,7 @@ static int expire_generic(struct kv_ctx *c, bool ms, bool at, const char *name)
     }
     char num[24];
     struct resp_arg w[3] = {word("DEL"), c->argv[1]};
-    if (when <= c->now_ms) {
+    if (when <= c->now_ms && !c->loading) {
         kv_drop(c, f.stripe, f.link, f.off);
         kv_aof_words(c, 2, w);
     } else {

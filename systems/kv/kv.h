@@ -88,6 +88,12 @@ struct kv_ctx {
     size_t argc;
     struct kv_out *out;
     int64_t now_ms;              /* CLOCK_REALTIME */
+    /* Replaying the append-only file: nothing expires (as Redis, which
+     * expires nothing while it loads). A key's expiry that passed while
+     * the server was down then takes effect after the load, and one that
+     * a command met while the server ran is in the file as the DEL that
+     * command recorded. */
+    bool loading;
     /* The append-only file: what the command's record says (NULL: none
      * kept). Evictions put their DELs here; a command whose effect its
      * own words do not fix (relative times, random picks) writes its
