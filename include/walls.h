@@ -428,7 +428,13 @@ struct walls_result {
  * fork server itself: by forking if the program is still single-threaded,
  * otherwise by re-executing the program (/proc/self/exe) in fork-server
  * mode, before main() runs; task functions are then located by (module,
- * offset) and work all the same.
+ * offset) and work all the same. A re-executed fork server first loads
+ * every shared library the program has loaded by then (dlopen() included,
+ * by path; their constructors run in it), as a forked one would hold
+ * them: sandboxed workers, which cannot open a library, find their task
+ * functions there. A fork server that died and is started again this way
+ * (the program has threads by then) so still holds the program's
+ * plugins.
  *
  * Re-executing needs libwalls linked into the program (statically or as a
  * shared library it was linked against): a program that loads libwalls

@@ -73,6 +73,9 @@ int walls__forkserver_open_pool(int *sock);
 /* The environment variable that makes a re-executed program the fork
  * server: its value is the control socket's descriptor. */
 #define WALLS__FORKSERVER_ENV "WALLS__FORKSERVER_FD"
+/* The shared libraries a re-executed fork server loads before it serves:
+ * those the program had loaded, by path, one a line. */
+#define WALLS__FORKSERVER_LIBS_ENV "WALLS__FORKSERVER_LIBS"
 
 /* The fork server's loop, on control socket ctl. Never returns. */
 _Noreturn void walls__forkserver_main(int ctl);

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <link.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -64,14 +65,63 @@ static void reap(int pidfd)
     }
 }
 
+struct lib_list {
+    char *text; /* "NAME=" then one path a line */
+    size_t len, cap;
+};
+
+static int add_lib(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct lib_list *l = arg;
+    const char *path = info->dlpi_name;
+    /* The program itself (no name) and the vDSO (no path) are not loaded
+     * from files. */
+    if (!path || path[0] != '/' || strchr(path, '\n'))
+        return 0;
+    size_t n = strlen(path);
+    if (l->len + n + 2 > l->cap) {
+        size_t cap = 2 * l->cap + n + 2;
+        char *grown = realloc(l->text, cap);
+        if (!grown)
+            return 1;
+        l->text = grown;
+        l->cap = cap;
+    }
+    memcpy(l->text + l->len, path, n);
+    l->len += n;
+    l->text[l->len++] = '\n';
+    l->text[l->len] = '\0';
+    return 0;
+}
+
+/* "WALLS__FORKSERVER_LIBS=" and the path of every library loaded here: a
+ * re-executed fork server loads them before it serves (those its program
+ * needs are loaded already), as a forked one would have them; a sandboxed
+ * worker cannot open a library itself. NULL when memory runs out. */
+static char *loaded_libs(void)
+{
+    static const char name[] = WALLS__FORKSERVER_LIBS_ENV "=";
+    struct lib_list l = {malloc(256), sizeof name - 1, 256};
+    if (!l.text)
+        return NULL;
+    memcpy(l.text, name, sizeof name);
+    if (dl_iterate_phdr(add_lib, &l) != 0) {
+        free(l.text);
+        return NULL;
+    }
+    return l.text;
+}
+
 /* The environment for a re-executed fork server: ours, plus where its
- * control socket is. *mine is the one string allocated here. */
+ * control socket is and the libraries to load. mine[0] and mine[1] are
+ * the strings allocated here. */
 static char **exec_env(int fd, char **mine)
 {
     size_t n = 0;
     while (environ && environ[n])
         n++;
-    char **envp = calloc(n + 2, sizeof *envp);
+    char **envp = calloc(n + 3, sizeof *envp);
     /* The control socket's number, then the epochs the fork server and
      * its workers must avoid (ours, then the set of our ancestors' in
      * hexadecimal): with them a handle of ours given to a task is never
@@ -80,19 +130,25 @@ static char **exec_env(int fd, char **mine)
     uint32_t epoch;
     uint64_t ancestry[2];
     walls__epoch_lineage(&epoch, ancestry);
-    *mine = malloc(ROOM);
-    if (!envp || !*mine) {
+    mine[0] = malloc(ROOM);
+    mine[1] = loaded_libs();
+    if (!envp || !mine[0] || !mine[1]) {
         free(envp);
-        free(*mine);
+        free(mine[0]);
+        free(mine[1]);
+        mine[0] = mine[1] = NULL;
         return NULL;
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], WALLS__FORKSERVER_ENV "=", sizeof WALLS__FORKSERVER_ENV) != 0)
+        if (strncmp(environ[i], WALLS__FORKSERVER_ENV "=", sizeof WALLS__FORKSERVER_ENV) != 0 &&
+            strncmp(environ[i], WALLS__FORKSERVER_LIBS_ENV "=",
+                    sizeof WALLS__FORKSERVER_LIBS_ENV) != 0)
             envp[k++] = environ[i];
-    snprintf(*mine, ROOM, WALLS__FORKSERVER_ENV "=%d,%u,%llx,%llx", fd, epoch,
+    snprintf(mine[0], ROOM, WALLS__FORKSERVER_ENV "=%d,%u,%llx,%llx", fd, epoch,
              (unsigned long long)ancestry[0], (unsigned long long)ancestry[1]);
-    envp[k] = *mine;
+    envp[k++] = mine[0];
+    envp[k] = mine[1];
     return envp;
 }
 
@@ -144,13 +200,13 @@ static int start_locked(void)
         return moved;
     struct walls__fs_start start = {.ctl = sv[1]};
     bool single = thread_count() == 1;
-    char *mine = NULL;
+    char *mine[2] = {NULL, NULL};
     int pidfd = -1, rc = 0;
     if (!single) {
         static char name[] = "walls-forkserver";
         static char *argv[] = {name, NULL};
         start.argv = argv;
-        start.envp = exec_env(sv[1], &mine);
+        start.envp = exec_env(sv[1], mine);
         if (!start.envp) {
             close(sv[0]);
             close(sv[1]);
@@ -171,7 +227,8 @@ static int start_locked(void)
             walls__forkserver_fork_child(&start);
         walls__forkserver_exec_child(&start);
     }
-    free(mine);
+    free(mine[0]);
+    free(mine[1]);
     free(start.envp);
     close(sv[1]);
     if (pid < 0) {

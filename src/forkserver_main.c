@@ -419,6 +419,22 @@ __attribute__((constructor(101))) static void forkserver_ctor(void)
     if (whole)
         walls__epoch_adopt(epoch, ancestry);
     unsetenv(WALLS__FORKSERVER_ENV);
+    /* The libraries the program had loaded: a sandboxed worker could not
+     * load one itself. Those already here (the program's own) are only
+     * counted again; one that cannot be loaded is left to the workers. */
+    const char *libs = getenv(WALLS__FORKSERVER_LIBS_ENV);
+    if (libs) {
+        char *copy = strdup(libs);
+        for (char *line = copy, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            if (line[0] == '/' && !dlopen(line, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD))
+                dlopen(line, RTLD_NOW | RTLD_LOCAL);
+        }
+        free(copy);
+        unsetenv(WALLS__FORKSERVER_LIBS_ENV);
+    }
     int low = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (low < 0)
         _exit(EBADF);

@@ -7,13 +7,15 @@
  * another library loaded in its place (at the same address, as the
  * loader likes to) runs its own code; a library replaced at its path and
  * loaded again is refused with -ESTALE by a pool whose workers loaded
- * the old one, and runs in a new pool.
+ * the old one, and runs in a new pool. A library loaded before a
+ * re-executed fork server started is in it, for sandboxed workers too.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -185,6 +187,59 @@ START_TEST(test_unloaded_libraries)
 }
 END_TEST
 
+static void *idle_thread(void *fd)
+{
+    char c;
+    ssize_t n = read(*(int *)fd, &c, 1);
+    (void)n;
+    return NULL;
+}
+
+/* A library the program loaded before its first process pool, while it
+ * already ran threads: the fork server is then the program re-executed,
+ * which loads that library too before it serves, so a sandboxed worker
+ * (which cannot open() it) runs its functions. Before, the re-executed
+ * fork server had only the program's own libraries, and the call ended
+ * as WALLS_VIOLATION (openat). */
+START_TEST(test_loaded_before_a_reexecuted_server)
+{
+    unsigned layers = 0;
+    char why[256];
+    if (walls_sandbox_probe(&layers, why, sizeof why) < 0 || !(layers & WALLS_LAYER_SECCOMP)) {
+        printf("skipped: no seccomp sandbox here (%s)\n", why);
+        return;
+    }
+    int wake[2];
+    ck_assert_int_eq(pipe(wake), 0);
+    pthread_t other;
+    ck_assert_int_eq(pthread_create(&other, NULL, idle_thread, &wake[0]), 0);
+    void *lib = dlopen(PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(lib != NULL, "dlopen: %s", dlerror());
+    walls_fn *triple = (walls_fn *)(uintptr_t)dlsym(lib, "plugin_triple");
+    ck_assert_ptr_nonnull((void *)(uintptr_t)triple);
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .sandbox = WALLS_SANDBOX_SECCOMP};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    int v = 5;
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, triple, &v, sizeof v, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "ended %s, code %d (%s)", walls_status_name(r.status),
+                  r.code, r.status == WALLS_VIOLATION ? walls_syscall_name(r.code) : "");
+    ck_assert_uint_eq(r.out_len, sizeof v);
+    memcpy(&v, r.out, sizeof v);
+    ck_assert_int_eq(v, 16);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(write(wake[1], "x", 1), 1);
+    pthread_join(other, NULL);
+    close(wake[0]);
+    close(wake[1]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("modules");
@@ -194,6 +249,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_dlopen_after_start);
     tcase_add_test(tc, test_worker_descriptors);
     tcase_add_test(tc, test_unloaded_libraries);
+    tcase_add_test(tc, test_loaded_before_a_reexecuted_server);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -639,8 +639,12 @@ expect "after the reset the route serves again" 200 "$(code "$URL/crash")"
 stop QUIT
 
 # ---- the fork server killed: new pools, then served again ----
-start forkserver --route "/dyn=$R:dyn:processes" --workers 1
+# The new fork server is the program re-executed (it has threads by
+# then): it loads the plugin too, which a strict route's sandboxed
+# workers cannot open themselves.
+start forkserver --route "/dyn=$R:dyn:processes" --route "/sdyn=$R:dyn:strict" --workers 1
 expect "before the fork server dies" 200 "$(code "$URL/dyn?n=2")"
+expect "before the fork server dies, strict" 200 "$(code "$URL/sdyn?n=2")"
 FS=$(pgrep -P "$PID" -f walls-forkserver)
 [ -n "$FS" ] && kill -KILL $FS
 got=
@@ -651,7 +655,8 @@ for _ in $(seq 1 40); do
     sleep 0.1
 done
 expect "after the fork server died the route serves again (503 meanwhile)" 200 "$got"
-expect "... saying so once" 1 "$(grep -c 'making new pools' "$WORK/forkserver.err")"
+expect "... saying so once" 1 "$(grep -c 'route /dyn: .*making new pools' "$WORK/forkserver.err")"
+expect "... and the strict route too" 200 "$(code "$URL/sdyn?n=3")"
 stop TERM
 
 # ---- the configuration file ----
