@@ -349,6 +349,17 @@ static unsigned chunked_count(const char *v)
     return n;
 }
 
+/* Whether the last element of a Transfer-Encoding list is "chunked". */
+static bool chunked_last(const char *v)
+{
+    const char *last = strrchr(v, ',');
+    last = last ? last + 1 : v;
+    while (*last == ' ' || *last == '\t')
+        last++;
+    size_t n = strcspn(last, " \t;");
+    return n == 7 && strncasecmp(last, "chunked", 7) == 0;
+}
+
 static int check_headers(struct conn *c)
 {
     unsigned hosts = 0, codings = 0;
@@ -376,6 +387,11 @@ static int check_headers(struct conn *c)
             if (c->parser.http_major == 1 && c->parser.http_minor == 0)
                 return 400;
             if (++codings > 1 || chunked_count(value) > 1)
+                return 400;
+            /* With chunked not the last coding, a request's length cannot
+             * be known: 400, and closed (RFC 9112, 6.3). Chunked last
+             * after one this server does not decode: 501 (6.1). */
+            if (!chunked_last(value))
                 return 400;
             if (strcasecmp(value, "chunked") != 0)
                 return 501;

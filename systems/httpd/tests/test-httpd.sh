@@ -359,6 +359,10 @@ expect "chunked twice on one line is malformed" "HTTP/1.1 400 Bad Request" \
     "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, Chunked\r\n\r\n1\r\na\r\n0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
 expect "another coding before chunked is not decoded: 501" "HTTP/1.1 501 Not Implemented" \
     "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\na\r\n0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+for te in 'chunked, gzip' 'gzip' 'chunked;q=1, identity'; do
+    expect "chunked not the last coding ($te): the length is unknown, 400" "HTTP/1.1 400 Bad Request" \
+        "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n1\r\na\r\n0\r\n\r\n' "$te" | "$RAW" "$PORT" | first_line)"
+done
 for method in get G3T 'GE(T'; do
     expect "a method of other characters ($method) is 400" "HTTP/1.1 400 Bad Request" \
         "$(printf '%s /13.txt HTTP/1.1\r\nHost: x\r\n\r\n' "$method" | "$RAW" "$PORT" | first_line)"
