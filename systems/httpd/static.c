@@ -218,8 +218,12 @@ static int parse_range(const char *v, off_t size, off_t *from, off_t *to)
         long long n = strtoll(s + 1, &end, 10);
         if (end == s + 1 || *end || n < 0)
             return -1;
-        if (size == 0 || n == 0)
+        if (n == 0)
             return -2; /* "bytes=-0": no byte satisfies it */
+        /* Satisfiable by RFC 9110 14.1.1 even on an empty file, which has
+         * no byte to send: the whole of it, 200 (as nginx answers). */
+        if (size == 0)
+            return -1;
         *from = n >= size ? 0 : size - n;
         *to = size - 1;
         return 0;

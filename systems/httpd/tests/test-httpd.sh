@@ -327,6 +327,11 @@ expect "If-Range with the file's date keeps the range" "206 irte" \
 expect "If-Range with another date gives the whole file" "200 thirteen byte" \
     "$(code -r 2-5 -H 'If-Range: Sat, 01 Jan 2000 00:00:00 GMT' "$URL/13.txt") $(cat "$WORK/body")"
 expect "Range bytes=-0 is not satisfiable" 416 "$(code -H 'Range: bytes=-0' "$URL/13.txt")"
+: > "$WORK/www/empty.txt"
+expect "a suffix range of an empty file is satisfiable: the whole of it" "200 0" \
+    "$(code -H 'Range: bytes=-5' "$URL/empty.txt") $(wc -c < "$WORK/body")"
+expect "a range from 0 of an empty file is not" 416 "$(code -r 0-4 "$URL/empty.txt")"
+rm -f "$WORK/www/empty.txt"
 expect "Range with a sign is not a range" 200 "$(code -H 'Range: bytes=+1-2' "$URL/13.txt")"
 expect "the range unit is compared without case" "206 irte" \
     "$(code -H 'Range: Bytes=2-5' "$URL/13.txt") $(cat "$WORK/body")"
