@@ -65,6 +65,8 @@ static void reap(int pidfd)
     }
 }
 
+#define LIBS_MAX (64u << 10)
+
 struct lib_list {
     char *text; /* "NAME=" then one path a line */
     size_t len, cap;
@@ -80,6 +82,10 @@ static int add_lib(struct dl_phdr_info *info, size_t size, void *arg)
     if (!path || path[0] != '/' || strchr(path, '\n'))
         return 0;
     size_t n = strlen(path);
+    /* One environment string stays well under the kernel's 128 KiB: the
+     * libraries past that are left to the workers, as before. */
+    if (l->len + n + 2 > LIBS_MAX)
+        return 0;
     if (l->len + n + 2 > l->cap) {
         size_t cap = 2 * l->cap + n + 2;
         char *grown = realloc(l->text, cap);
