@@ -420,7 +420,7 @@ __attribute__((constructor(101))) static void forkserver_ctor(void)
         walls__epoch_adopt(epoch, ancestry);
     unsetenv(WALLS__FORKSERVER_ENV);
     /* The libraries the program had loaded: a sandboxed worker could not
-     * load one itself. Those already here (the program's own) are only
+     * load one itself. One already here (the program's own) is only
      * counted again; one that cannot be loaded is left to the workers. */
     const char *libs = getenv(WALLS__FORKSERVER_LIBS_ENV);
     if (libs) {
@@ -429,7 +429,7 @@ __attribute__((constructor(101))) static void forkserver_ctor(void)
             next = strchr(line, '\n');
             if (next)
                 *next++ = '\0';
-            if (line[0] == '/' && !dlopen(line, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD))
+            if (line[0] == '/')
                 dlopen(line, RTLD_NOW | RTLD_LOCAL);
         }
         free(copy);
