@@ -432,7 +432,10 @@ struct walls_result {
  * every shared library the program has loaded by then (dlopen() included,
  * by path; their constructors run in it), as a forked one would hold
  * them: sandboxed workers, which cannot open a library, find their task
- * functions there. A fork server that died and is started again this way
+ * functions there. A constructor that starts a thread leaves that thread
+ * running in the fork server; each worker still holds only the thread that
+ * forked it, so a lock the other thread held at that moment stays held in
+ * the worker (the C library's allocator is made safe by fork() itself). A fork server that died and is started again this way
  * (the program has threads by then) so still holds the program's
  * plugins.
  *

@@ -29,6 +29,9 @@
 #ifndef PLUGIN_PATH
 #error "PLUGIN_PATH must name the test plugin"
 #endif
+#ifndef PLUGIN_THREAD_PATH
+#error "PLUGIN_THREAD_PATH must name the test plugin with a thread"
+#endif
 
 START_TEST(test_dlopen_after_start)
 {
@@ -240,6 +243,49 @@ START_TEST(test_loaded_before_a_reexecuted_server)
 }
 END_TEST
 
+/* A library whose constructor starts a thread that never ends, loaded
+ * before the first process pool: the re-executed fork server loads it too,
+ * so it forks its workers while that thread runs (and allocates). Each
+ * worker holds the forking thread alone and must still allocate and run
+ * the library's function; the fork server still goes away with the pool. */
+START_TEST(test_library_with_a_thread_in_the_server)
+{
+    void *lib = dlopen(PLUGIN_THREAD_PATH, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(lib != NULL, "dlopen: %s", dlerror());
+    walls_fn *triple = (walls_fn *)(uintptr_t)dlsym(lib, "plugin_thread_triple");
+    ck_assert_ptr_nonnull((void *)(uintptr_t)triple);
+    unsigned layers = 0;
+    char why[256];
+    bool seccomp = walls_sandbox_probe(&layers, why, sizeof why) == 0 &&
+                   (layers & WALLS_LAYER_SECCOMP);
+    /* Every task in a new worker: 60 forks beside the churning thread. */
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 2,
+                                .recycle_after = 1,
+                                .sandbox = seccomp ? WALLS_SANDBOX_SECCOMP : WALLS_SANDBOX_NONE};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    for (int i = 0; i < 60; i++) {
+        walls_task *t;
+        struct walls_result r;
+        ck_assert_int_eq(walls_submit(pool, triple, &i, sizeof i, &t), 0);
+        ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+        ck_assert_msg(r.status == WALLS_OK, "task %d ended %s, code %d", i,
+                      walls_status_name(r.status), r.code);
+        int v;
+        ck_assert_uint_eq(r.out_len, sizeof v);
+        memcpy(&v, r.out, sizeof v);
+        ck_assert_int_eq(v, 3 * i + 1);
+        walls_task_free(t);
+    }
+    struct walls_stats st;
+    ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
+    ck_assert_uint_ge(st.recycled, 50);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    ck_assert_int_eq(wait_no_children(5000), 0);
+    /* Not closed: its thread runs its code until this process ends. */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("modules");
@@ -250,6 +296,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_worker_descriptors);
     tcase_add_test(tc, test_unloaded_libraries);
     tcase_add_test(tc, test_loaded_before_a_reexecuted_server);
+    tcase_add_test(tc, test_library_with_a_thread_in_the_server);
     suite_add_tcase(s, tc);
     return s;
 }
