@@ -1071,7 +1071,15 @@ static void finished(struct broker *b, struct tab *t)
                      (long long)b->opts.timeout_ms);
             stop(t, OUT_UNRESPONSIVE, lim);
         } else if (state == END_NOSTATE) {
-            stop(t, OUT_CRASHED, "its process was replaced");
+            /* The tab's process died between the poll that last watched
+             * it and this batch, which its replacement ran: a kill from
+             * outside while the tab was idle, as the poll would have said. */
+            struct pollfd dead = {t->pidfd, POLLIN, 0};
+            if (t->pidfd >= 0 && poll(&dead, 1, 0) == 1)
+                stop(t, OUT_CRASHED,
+                     "its process died while the tab was idle (killed from outside)");
+            else
+                stop(t, OUT_CRASHED, "its process was replaced");
         }
         return;
     }
