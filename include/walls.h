@@ -571,7 +571,10 @@ WALLS_API int walls_pool_reset(walls_pool *pool);
  * every finished task the descriptor is quiet again (but for a worker that
  * rang too late, see walls_pool_collect). A worker can write it for
  * nothing, a wake-up with nothing to collect; under WALLS_SANDBOX_SECCOMP
- * and STRICT it cannot read it or change its flags.
+ * and STRICT it cannot read it or change its flags. Under the other levels
+ * a process task that clears O_NONBLOCK on its descriptors clears it on
+ * this one too (they share it): the pool never reads it in a way that
+ * could wait, but a read of the program's own would.
  * Returns the descriptor, or -EINVAL (NULL), -EBADF (destroyed pool).
  */
 WALLS_API int walls_pool_fd(walls_pool *pool);

@@ -22,9 +22,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -447,6 +449,28 @@ static void wait_for_rings(struct walls__lane *lane)
     }
 }
 
+void walls__eventfd_take(int fd)
+{
+    static int nowait = 1; /* RWF_NOWAIT works on eventfds (Linux 5.12 on) */
+    uint64_t count;
+    struct iovec iov = {&count, sizeof count};
+    if (__atomic_load_n(&nowait, __ATOMIC_RELAXED)) {
+        ssize_t rd;
+        do
+            rd = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+        while (rd < 0 && errno == EINTR);
+        if (rd >= 0 || errno == EAGAIN || errno == EBADF)
+            return;
+        __atomic_store_n(&nowait, 0, __ATOMIC_RELAXED);
+    }
+    /* Readable now stays readable until this read: no worker reads. */
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+        ssize_t rd = read(fd, &count, sizeof count);
+        (void)rd;
+    }
+}
+
 void walls__engine_settle_bells(struct walls__pool *pool)
 {
     WALLS__LOCKED(pool);
@@ -459,9 +483,7 @@ void walls__engine_settle_bells(struct walls__pool *pool)
     }
     /* Every ring for what was taken has landed: reset, and take what rang
      * since (its ring may be among those just reset). */
-    uint64_t count;
-    ssize_t rd = read(pool->event_fd, &count, sizeof count);
-    (void)rd;
+    walls__eventfd_take(pool->event_fd);
     pool->fd_raised = false;
     walls__engine_harvest_all(pool);
 }

@@ -79,4 +79,10 @@ void walls__sandbox_at_fork(enum walls__fork_phase phase);
 /* sizing.c */
 int walls__cpu_count_source(const char **source);
 
+/* Resets an eventfd that worker processes share with the host (the pool's
+ * bell, a worker's doorbell), never sleeping: its file description is the
+ * workers' too, and a task that cleared O_NONBLOCK on it ("its" descriptors)
+ * must not make the host's read wait. Only the host reads these. */
+void walls__eventfd_take(int fd);
+
 #endif

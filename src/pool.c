@@ -307,9 +307,7 @@ int walls_pool_collect(walls_pool *handle, walls_task **tasks, size_t max, size_
     }
     /* Reset the descriptor first: a completion after this makes it
      * readable again, and one before it is on the list we take. */
-    uint64_t count;
-    ssize_t rd = read(pool->event_fd, &count, sizeof count);
-    (void)rd;
+    walls__eventfd_take(pool->event_fd);
     pool->fd_raised = false;
     walls__api_harvest(pool);
     take_collected(pool, tasks, max, n);

@@ -197,9 +197,7 @@ static void *supervisor_main(void *arg)
                 on_refused(pool, &ps->procs[tag - WALLS__TAG_NOTIFY]);
             } else if (tag >= WALLS__TAG_DOORBELL && tag - WALLS__TAG_DOORBELL < pool->nprocs) {
                 struct walls__proc *proc = &ps->procs[tag - WALLS__TAG_DOORBELL];
-                uint64_t v;
-                ssize_t rc = read(proc->doorbell, &v, sizeof v);
-                (void)rc;
+                walls__eventfd_take(proc->doorbell);
                 walls__proc_event(pool, proc, WALLS__EV_READY, NULL);
             }
         }

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -210,6 +211,64 @@ START_TEST(test_flooded_bell)
 }
 END_TEST
 
+/* A task that makes "its" descriptors blocking (as code written for a
+ * process of its own may) clears O_NONBLOCK on the pool's descriptor and
+ * its doorbell too: the worker shares their file descriptions with the
+ * host. A collect with nothing to take must still return at once; before,
+ * it slept in read() for ever. SIGALRM ends this test if it sleeps. */
+static int t_make_blocking(struct walls_call *c)
+{
+    (void)c;
+    for (int fd = 3; fd < 64; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            fcntl(fd, F_SETFL, 0);
+    return 0;
+}
+
+START_TEST(test_descriptors_made_blocking)
+{
+    walls_pool *pool = make_pool(_i ? WALLS_HYBRID : WALLS_PROCESSES, 2);
+    int fd = walls_pool_fd(pool);
+    walls_task *t[8], *got[8];
+    size_t n, total = 0;
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(walls_submit(pool, i % 2 ? t_echo : t_make_blocking, &i, sizeof i, &t[i]),
+                         0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    alarm(20);
+    for (int turns = 0; total < 8 && turns < 1000; turns++) {
+        ck_assert_int_eq(poll(&p, 1, 10000), 1);
+        ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), 0);
+        total += n;
+    }
+    ck_assert_uint_eq(total, 8);
+    ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0); /* the task did clear it */
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), 0);
+        ck_assert_uint_eq(n, 0);
+    }
+    /* The workers' doorbells too: the pool still runs tasks. */
+    for (int i = 0; i < 8; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 0, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t[i]);
+        ck_assert_int_eq(walls_submit(pool, t_echo, &i, sizeof i, &t[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[i], 10000, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t[i]);
+    }
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), 0);
+    ck_assert_int_eq(walls_pool_collect(pool, got, 8, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    alarm(0);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 /* Arming the descriptor races the first completions: a task submitted
  * just before walls_pool_fd(), whose completion nobody has taken yet, is
  * reported whether it finished before the call, during it or after. (A
@@ -321,6 +380,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_drained_stays_quiet, 0, 2);
     tcase_add_test(tc, test_sandboxed_rings);
     tcase_add_loop_test(tc, test_flooded_bell, 0, 2);
+    tcase_add_loop_test(tc, test_descriptors_made_blocking, 0, 2);
     tcase_add_loop_test(tc, test_armed_mid_flight, 0, 3);
     tcase_add_loop_test(tc, test_no_lost_wakeup, 0, 3);
     suite_add_tcase(s, tc);
