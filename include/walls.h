@@ -156,8 +156,12 @@ struct walls_pool_opts {
      * arena and the shared region), enforced by setting RLIMIT_AS to that
      * start size plus this (or to this alone where /proc cannot be read);
      * 0 = none. Thread stacks of hybrid workers count against it. A task
-     * that hits it sees allocations fail; if it then dies, it ends as
-     * WALLS_CRASHED (or as it died) with WALLS_RESULT_MEMORY set. */
+     * that hits it sees allocations fail; if it then dies of a fault with
+     * its address space within 1 MiB of the limit, it ends as
+     * WALLS_CRASHED (or as it died) with WALLS_RESULT_MEMORY set. An
+     * allocation larger than that room fails further from the limit: a
+     * death after it carries no flag (the worker cannot tell it from any
+     * other crash). */
     size_t worker_memory_limit;
     /* Sandbox of process and hybrid workers: WALLS_SANDBOX_*. */
     unsigned sandbox;
@@ -407,7 +411,7 @@ struct walls_result {
 };
 
 /* Result flags. */
-#define WALLS_RESULT_MEMORY (1u << 0) /* its worker had reached worker_memory_limit when it died */
+#define WALLS_RESULT_MEMORY (1u << 0) /* its worker was within 1 MiB of worker_memory_limit when it died */
 /* WALLS_VIOLATION through another system-call ABI than the program's own
  * (on x86-64: int 0x80, or an x32 call): code is the call's number in that
  * ABI (x32 numbers keep their 0x40000000 bit), not one walls_syscall_name()

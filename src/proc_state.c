@@ -337,7 +337,8 @@ static void settle_lane(struct walls__pool *pool, struct walls__proc *proc,
                         struct walls__lane *lane, enum walls_status died, int died_code)
 {
     walls__engine_harvest(pool, lane);
-    bool memory = walls__load_relaxed(&lane->mb->memory_hit) != 0;
+    /* The worker's word, believed only where there is a limit to reach. */
+    bool memory = pool->memory_limit && walls__load_relaxed(&lane->mb->memory_hit) != 0;
     /* A lane takes requests in ring order, one at a time: the first task
      * it had not finished is the one it died in (unless it never took
      * it). The slot states are the worker's word and count only for the

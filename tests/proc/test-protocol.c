@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -143,6 +144,35 @@ START_TEST(test_untaken_believed_once)
 }
 END_TEST
 
+/* Says, in its mailbox, that it died at its memory limit, and crashes:
+ * in a pool with no limit the word is not believed. Before, the task
+ * ended with WALLS_RESULT_MEMORY set. */
+static int hostile_memory_word(struct walls_call *call)
+{
+    (void)call;
+    struct walls__mailbox *mb = worker_mailbox();
+    if (!mb)
+        return 1;
+    __atomic_store_n(&mb->memory_hit, 1u, __ATOMIC_RELAXED);
+    raise(SIGSEGV);
+    return 0;
+}
+
+START_TEST(test_memory_word_without_a_limit)
+{
+    walls_pool *pool = proc_pool(1);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(pool, hostile_memory_word, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_CRASHED && r.code == SIGSEGV, "%s/%d",
+                  walls_status_name(r.status), r.code);
+    ck_assert_uint_eq(r.flags & WALLS_RESULT_MEMORY, 0);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("protocol");
@@ -150,6 +180,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_protocol_breakers_are_killed);
     tcase_add_loop_test(tc, test_untaken_believed_once, 0, 2);
+    tcase_add_test(tc, test_memory_word_without_a_limit);
     suite_add_tcase(s, tc);
     return s;
 }
