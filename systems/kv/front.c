@@ -132,6 +132,9 @@ static void conn_want(struct conn *c, bool out)
     epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/* Lets go of a dead connection: out of the loop's list now, its memory at
+ * the end of the turn (bury()), since a later event of the same
+ * epoll_wait() may still point at it (and finds it dead). */
 static void conn_free(struct conn *c)
 {
     struct server *srv = c->loop->srv;
@@ -141,15 +144,26 @@ static void conn_free(struct conn *c)
         c->loop->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    c->prev = c->next = NULL;
     slot_give(srv, c->slot);
-    resp_parser_fini(&c->parser);
-    free(c->in.p);
-    free(c->out.p);
-    free(c->cmd_end);
-    free(c->cmd_write);
-    free(c->queued_cmds.p);
-    kv_client_fini(&c->client);
-    free(c);
+    c->grave_next = c->loop->graves;
+    c->loop->graves = c;
+}
+
+static void bury(struct front *l)
+{
+    while (l->graves) {
+        struct conn *c = l->graves;
+        l->graves = c->grave_next;
+        resp_parser_fini(&c->parser);
+        free(c->in.p);
+        free(c->out.p);
+        free(c->cmd_end);
+        free(c->cmd_write);
+        free(c->queued_cmds.p);
+        kv_client_fini(&c->client);
+        free(c);
+    }
 }
 
 static void conn_close(struct conn *c)
@@ -1000,6 +1014,7 @@ static void *front_main(void *arg)
             /* At once: a batch still out is not waited for (its backend
              * may never answer); the pool's destruction cancels it. */
             if (!busy || stop > 1) {
+                bury(l);
                 __atomic_fetch_add(&srv->fronts_done, 1, __ATOMIC_RELEASE);
                 return NULL;
             }
@@ -1035,6 +1050,7 @@ static void *front_main(void *arg)
             drain_inbox(l);
         }
         flush_ready(l);
+        bury(l);
     }
 }
 

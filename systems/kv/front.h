@@ -81,6 +81,7 @@ struct conn {
     bool dead;
     struct kv_client client;  /* what CLIENT and HELLO read and set */
     struct conn *prev, *next;
+    struct conn *grave_next;  /* freed at the end of the loop's turn */
 };
 
 /* A task and the connections whose batches it carries (all of one loop). */
@@ -124,6 +125,9 @@ struct front {
     pthread_t thread;
     int epfd, wake_fd;
     struct conn *conns;
+    /* Connections let go of during this turn: freed at its end, since an
+     * event of the same epoll_wait() may still point at one. */
+    struct conn *graves;
     pthread_mutex_t inbox_lock;
     struct group *inbox;     /* finished tasks of its connections, collected elsewhere */
     /* appendfsync always: finished batches whose records are not synced. */
