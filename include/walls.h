@@ -362,7 +362,15 @@ typedef int walls_fn(struct walls_call *call);
  * CRASHED with the signal of its own fault, and a task that did not fault
  * ends WALLS_LOST (even when it was an instant from faulting itself: the
  * first fault stops the other threads). Worker processes use the signal
- * SIGRTMIN for this; a task must not use it. What no thread records (a
+ * SIGRTMIN for this; a task must not use it.
+ *
+ * What a task leaves in its worker process (globals, descriptors, signal
+ * handlers, armed timers) is there for the tasks that run in it after it.
+ * Worker processes start with SIGALRM, SIGVTALRM and SIGPROF ignored, so
+ * that a timer a task left armed (alarm(), setitimer()) does not kill a
+ * later task; a task that sets a handler for one of them, or counts on
+ * its default action, must put things back before it returns. Bound a
+ * task's time with timeout_ms, not alarm(). What no thread records (a
  * fault in a thread the task started, _exit()) is shared: every task
  * running in the process ends with it. The threads of a hybrid worker
  * share its memory: a task that writes where it may not (past out_cap,

@@ -121,6 +121,12 @@ _Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* A timer a task leaves armed (alarm(), setitimer()) would otherwise
+     * fire in a later task of this worker and kill it: their signals are
+     * ignored unless a task sets a handler of its own (walls.h). */
+    signal(SIGALRM, SIG_IGN);
+    signal(SIGVTALRM, SIG_IGN);
+    signal(SIGPROF, SIG_IGN);
     /* Die with the fork server, and catch the race where it died before
      * the request took effect. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)

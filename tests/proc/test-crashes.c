@@ -4,12 +4,15 @@
  * overflow, SIGKILL) each end with their own cause while the rest succeed;
  * a worker killed from outside is replaced; tasks queued behind a crash in
  * one worker's ring run on its replacement; a task that signals its
- * process group kills its own worker only.
+ * process group kills its own worker only; a timer a task leaves armed
+ * does not kill the next task of its worker.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -181,6 +184,58 @@ START_TEST(test_queued_behind_crash_survive)
 }
 END_TEST
 
+/* Leaves a timer armed and returns: alarm() (_i = 0), or a 50 ms
+ * interval timer of real, virtual or profiling time. */
+static int t_leave_timer(struct walls_call *call)
+{
+    int which;
+    memcpy(&which, call->in, sizeof which);
+    if (which == 0) {
+        alarm(1);
+        return 0;
+    }
+    static const int kinds[] = {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF};
+    struct itimerval it = {{0, 50000}, {0, 50000}};
+    return setitimer(kinds[which - 1], &it, NULL) == 0 ? 0 : 1;
+}
+
+/* Runs 1.2 s of the clock, half of it on the CPU. */
+static int t_run_a_while(struct walls_call *call)
+{
+    (void)call;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < 600);
+    struct timespec rest = {0, 600000000};
+    while (nanosleep(&rest, &rest) != 0)
+        ;
+    return 0;
+}
+
+/* A timer one task leaves armed must not kill the next task of its
+ * worker. Before, the next one ended WALLS_KILLED by SIGALRM (or
+ * SIGVTALRM, SIGPROF). */
+START_TEST(test_timer_left_armed)
+{
+    walls_pool *pool = proc_pool(1);
+    walls_task *a, *b;
+    struct walls_result r;
+    int which = _i;
+    ck_assert_int_eq(walls_submit(pool, t_leave_timer, &which, sizeof which, &a), 0);
+    ck_assert_int_eq(walls_submit(pool, t_run_a_while, NULL, 0, &b), 0);
+    ck_assert_int_eq(walls_wait(a, 20000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    ck_assert_int_eq(walls_wait(b, 20000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "timer %d: the next task ended %s, code %d", which,
+                  walls_status_name(r.status), r.code);
+    walls_task_free(a);
+    walls_task_free(b);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("crashes");
@@ -190,6 +245,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_outside_kill_and_replacement);
     tcase_add_test(tc, test_queued_behind_crash_survive);
     tcase_add_loop_test(tc, test_group_signal_stays_inside, 0, 2);
+    tcase_add_loop_test(tc, test_timer_left_armed, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }
