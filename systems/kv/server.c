@@ -316,6 +316,9 @@ void kv_cmd_info(struct kv_ctx *c)
     /* No replicas: what clients that look for a master read there. */
     if (wants(c, "replication"))
         LINE("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    /* Not a cluster: what cluster-aware clients look for. */
+    if (wants(c, "cluster"))
+        LINE("# Cluster\r\ncluster_enabled:0\r\n\r\n");
     if (wants(c, "keyspace")) {
         uint64_t keys = 0, expires = 0;
         for (unsigned i = 0; i < KV_STRIPES; i++) {
@@ -410,8 +413,15 @@ void kv_cmd_config(struct kv_ctx *c)
         return;
     }
     if (!kv_arg_is(&c->argv[1], "get")) {
-        if (kv_arg_is(&c->argv[1], "set") || kv_arg_is(&c->argv[1], "resetstat") ||
-            kv_arg_is(&c->argv[1], "rewrite"))
+        /* Their arity first, as Redis checks it before it runs them. */
+        if (kv_arg_is(&c->argv[1], "set") && c->argc < 4)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'config|set' command");
+        else if (kv_arg_is(&c->argv[1], "resetstat") && c->argc != 2)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'config|resetstat' command");
+        else if (kv_arg_is(&c->argv[1], "rewrite") && c->argc != 2)
+            kv_reply_error(c->out, "ERR wrong number of arguments for 'config|rewrite' command");
+        else if (kv_arg_is(&c->argv[1], "set") || kv_arg_is(&c->argv[1], "resetstat") ||
+                 kv_arg_is(&c->argv[1], "rewrite"))
             kv_reply_error(c->out, "ERR CONFIG %.*s is not supported by walls-kv: settings are "
                                    "fixed at start",
                            (int)c->argv[1].len, c->argv[1].p);
