@@ -628,8 +628,10 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
  *
  * Tasks are dealt to workers in submission order. A task that has
  * not started may move to another worker of the pool: none waits behind a
- * running task while another worker of its pool idles (the host decides
- * where a task runs and believes one result for it; docs/design.md).
+ * running task, nor on a worker that leaves it unstarted (one stopped, or
+ * starved of the CPU, for 100 us or more), while another worker of its
+ * pool idles (the host decides where a task runs and believes one result
+ * for it; docs/design.md).
  *
  * Errors: -EINVAL (pool, fn or task NULL; in NULL with in_len > 0);
  * -E2BIG (in_len above WALLS_IO_MAX); -EBADF (destroyed pool);

@@ -17,7 +17,10 @@
  * longest backlog, or all of it when the task ahead of it has run
  * WALLS__LONG_TASK_NS or more; and, for lanes that went idle earlier and sleep,
  * on the engine's clock (walls__engine_balance), every BALANCE_TICK_NS
- * while tasks wait behind a task that runs long.
+ * while tasks wait behind a task that runs long. A first task that its
+ * worker has still not started after WALLS__LONG_TASK_NS (a stopped
+ * worker, or one starved of the CPU) moves as well, so that no task waits
+ * on a worker that does not take it while another idles.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,17 +43,22 @@ static bool live_task(const struct walls__inflight *e)
 }
 
 /* What waits in a lane's ring: the first live task (the one its worker
- * runs, or is about to), how many live tasks wait behind it, and whether
- * the first has run WALLS__LONG_TASK_NS or more. */
+ * runs, or is about to), how many live tasks could move (those behind it,
+ * and itself while its worker has not started it), whether the first has
+ * been the first for WALLS__LONG_TASK_NS or more, and whether it is still
+ * unstarted then (its worker stopped, or starved of the CPU: it moves too,
+ * by the same exchange as the others, which its worker may yet win). */
 struct backlog {
     uint32_t runner;
     unsigned movable;
     bool long_runner;
+    bool unstarted;
+    bool stalled;
 };
 
 static struct backlog backlog_of(const struct walls__lane *lane, int64_t now)
 {
-    struct backlog b = {0, 0, false};
+    struct backlog b = {0, 0, false, false, false};
     if (!lane->live || lane->broke || lane->stuck)
         return b;
     uint32_t s = lane->oldest;
@@ -64,6 +72,9 @@ static struct backlog backlog_of(const struct walls__lane *lane, int64_t now)
     /* It cannot have started before it was dispatched, nor before the
      * request ahead of it was retired. */
     b.long_runner = walls__engine_runs_long(lane, now);
+    b.unstarted = walls__load_relaxed(&lane->mb->rq_slots[s & MASK].state) == WALLS__SLOT_QUEUED;
+    b.stalled = b.long_runner && b.unstarted;
+    b.movable += b.stalled;
     return b;
 }
 
@@ -121,7 +132,7 @@ void walls__engine_rebalance(struct walls__pool *pool, int64_t now)
         if (!idle(lane))
             continue;
         struct walls__lane *victim = NULL;
-        struct backlog best = {0, 0, false};
+        struct backlog best = {0, 0, false, false, false};
         for (unsigned k = 0; k < pool->nlanes; k++) {
             struct backlog b = backlog_of(&pool->lanes[k], now);
             if (k != i && b.movable > best.movable && (b.long_runner || lane->ran_dry)) {
@@ -135,7 +146,8 @@ void walls__engine_rebalance(struct walls__pool *pool, int64_t now)
         if (lane->quota && want > *lane->quota)
             want = *lane->quota;
         struct walls__task *moved[WALLS__RING_SLOTS];
-        unsigned n = walls__engine_take_back(pool, victim, best.runner, want, moved);
+        unsigned n = walls__engine_take_back(pool, victim, best.stalled ? best.runner - 1 : best.runner,
+                                             want, moved);
         for (unsigned m = 0; m < n; m++) {
             struct walls__task *task = moved[m];
             int rc = walls__engine_deal(pool, lane, task, now);
@@ -163,9 +175,11 @@ static bool waiting_beside_idle(const struct walls__pool *pool, int64_t now)
         idling = idle(&pool->lanes[i]);
     if (!idling)
         return false;
-    for (unsigned i = 0; i < pool->nlanes; i++)
-        if (backlog_of(&pool->lanes[i], now).movable > 0)
+    for (unsigned i = 0; i < pool->nlanes; i++) {
+        struct backlog b = backlog_of(&pool->lanes[i], now);
+        if (b.movable > 0 || b.unstarted)
             return true;
+    }
     return false;
 }
 

@@ -10,6 +10,8 @@
  *    pool warmed up on tiny tasks: the short ones behind the long one move
  *    to the other worker even though it sleeps by then (the engine's
  *    clock, not a worker running dry, moves them).
+ *  - A worker stopped by an operator while idle: what is dealt to it, its
+ *    first task included, moves to the other worker.
  *  - A hostile worker that turns the slots the host took back from it
  *    into queued ones again: the host believes one run of each task, the
  *    one in the lane it moved to; the liar is killed, and the pool serves.
@@ -19,6 +21,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,6 +159,58 @@ START_TEST(test_hostile_requeue)
 }
 END_TEST
 
+/* Its worker's pid, after 5 ms: two at once run in two workers. */
+static int slow_pid(struct walls_call *call)
+{
+    usleep(5000);
+    return t_pid(call);
+}
+
+/* A worker stopped by an operator (SIGSTOP) while idle: the tasks dealt
+ * to it, the first one included, which it never starts, move to the other
+ * worker; before, the first waited until the worker was continued.
+ * _i = 0 processes, 1 hybrid (two processes of one thread). */
+START_TEST(test_stopped_worker)
+{
+    struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES,
+                                .processes = 2, .threads = 1};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), 0);
+    pid_t first = pid_from(pool, t_pid), other = first;
+    for (int k = 0; k < 200 && other == first; k++) {
+        walls_task *t[2];
+        for (int j = 0; j < 2; j++)
+            ck_assert_int_eq(walls_submit(pool, slow_pid, NULL, 0, &t[j]), 0);
+        for (int j = 0; j < 2; j++) {
+            struct walls_result r;
+            ck_assert_int_eq(walls_wait(t[j], 10000, &r), 0);
+            pid_t p;
+            memcpy(&p, r.out, sizeof p);
+            if (p != first)
+                other = p;
+            walls_task_free(t[j]);
+        }
+    }
+    ck_assert_msg(other != first, "the pool showed one worker only");
+    ck_assert_int_eq(kill(first, SIGSTOP), 0);
+    usleep(20000);
+    walls_task *t[6];
+    for (int k = 0; k < 6; k++)
+        t[k] = submit_nap(pool, 20, k);
+    for (int k = 0; k < 6; k++)
+        expect_answer(t[k], 3000, k);
+    ck_assert_int_eq(kill(first, SIGCONT), 0);
+    for (int k = 0; k < 6; k++)
+        walls_task_free(t[k]);
+    for (int k = 0; k < 4; k++) {
+        walls_task *u = submit_nap(pool, 0, 100 + k);
+        expect_answer(u, 5000, 100 + k);
+        walls_task_free(u);
+    }
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("balance");
@@ -164,6 +219,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_short_ones_pass_a_long_one, 0, 3);
     tcase_add_loop_test(tc, test_stuck_behind_a_sleeping_worker, 0, 3);
     tcase_add_test(tc, test_hostile_requeue);
+    tcase_add_loop_test(tc, test_stopped_worker, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
