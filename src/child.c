@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -143,6 +146,60 @@ _Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent)
     _exit(walls__worker_process_main(3, 4, nfds - 2));
 }
 
+/* A fork server forked from the host holds the host's mappings of every
+ * pool's shared memory, read-write: arenas, shared regions, lock words,
+ * mailboxes, I/O windows (all memfds named "walls-..."). Every worker
+ * forked from it would hold them too, and a task, sandboxed or not, could
+ * write another pool's arena through them; and the memory would outlive
+ * its pool. They go before anything is served; 0, or -1 when the map of
+ * this process cannot be read (the fork server then does not start). */
+static int drop_host_mappings(void)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    for (ssize_t n = 1; text && n > 0;) {
+        if (cap - len < 4096) {
+            char *grown = realloc(text, cap * 2);
+            if (!grown) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = grown;
+            cap *= 2;
+        }
+        n = read(fd, text + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            n = 1;
+        else if (n < 0) {
+            free(text);
+            text = NULL;
+        } else
+            len += (size_t)n;
+    }
+    close(fd);
+    if (!text)
+        return -1;
+    text[len] = '\0';
+    /* Whole first: unmapping changes the file being read. */
+    for (char *line = text, *end; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end)
+            end = line + strlen(line) - 1;
+        unsigned long lo, hi;
+        char *path = strstr(line, " /memfd:walls-");
+        if (path && path < end && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi > lo)
+            munmap((void *)lo, hi - lo);
+        if (!end[1])
+            break;
+    }
+    free(text);
+    return 0;
+}
+
 _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start)
 {
     walls__fork_reset();
@@ -161,6 +218,8 @@ _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start)
         if (flags >= 0 && (flags & FD_CLOEXEC))
             close(fd);
     }
+    if (drop_host_mappings() != 0)
+        _exit(EACCES);
     walls__forkserver_main(3);
 }
 

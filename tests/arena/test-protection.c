@@ -3,7 +3,8 @@
  * write past its own output onto another buffer, make an input writable
  * (refused under the sandboxes) or reopen the arena writable through /proc
  * (refused under SECCOMP and STRICT; as root it works under LIMITS, which
- * confines resources, not malice, and the test keeps that limit honest).
+ * confines resources, not malice, and the test keeps that limit honest);
+ * nor can a task of one pool write another pool's arena or shared region.
  *
  * Loop tests run once per placement (placements.h); a few cases make sense
  * in only some of them, and the test says so where it returns early.
@@ -193,6 +194,49 @@ START_TEST(test_reopen_arena_writable)
 }
 END_TEST
 
+/* Writes a '!' at each of the two host addresses it is given. */
+static int t_poke_host(struct walls_call *call)
+{
+    char *at[2];
+    memcpy(at, call->in, sizeof at);
+    at[0][0] = '!';
+    at[1][0] = '!';
+    return 0;
+}
+
+/* Another pool's arena and shared region, mapped by the host before the
+ * first worker process existed: a task of a pool that names none of it
+ * writes at their host addresses, and changes nothing. Before, the fork
+ * server (forked from the host after the first pool mapped them) held the
+ * host's read-write mappings, and so did every worker forked from it, at
+ * every sandbox level. */
+START_TEST(test_other_pool_memory)
+{
+    if (_i == P_THREADS) {
+        printf("threads share the program's memory: nothing to test\n");
+        return;
+    }
+    struct walls_pool_opts oa = {.placement = WALLS_PROCESSES, .processes = 1,
+                                 .arena_size = 1u << 20, .shared_size = 4096};
+    walls_pool *a;
+    ck_assert_int_eq(walls_pool_create(&a, &oa), 0);
+    walls_pool *b = placement_pool(_i, (struct walls_pool_opts){0});
+    walls_buf buf;
+    ck_assert_int_eq(walls_arena_alloc(a, 4096, &buf), 0);
+    char *at[2] = {ptr_of(a, buf), NULL};
+    size_t size;
+    ck_assert_int_eq(walls_pool_shared(a, (void **)&at[1], &size), 0);
+    strcpy(at[0], "arena");
+    strcpy(at[1], "shared");
+    struct walls_result r = run(b, t_poke_host, at, sizeof at, NULL);
+    ck_assert_msg(strcmp(at[0], "arena") == 0 && strcmp(at[1], "shared") == 0,
+                  "%s: a task of another pool wrote \"%s\" and \"%s\" (it ended %s)",
+                  placement_names[_i], at[0], at[1], walls_status_name(r.status));
+    ck_assert_int_eq(walls_pool_destroy(b, 0), 0);
+    ck_assert_int_eq(walls_pool_destroy(a, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("arena protection");
@@ -201,6 +245,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_mprotect_input, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_reopen_arena_writable, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_write_beside_output, 0, NPLACEMENTS);
+    tcase_add_loop_test(tc, test_other_pool_memory, 0, NPLACEMENTS);
     suite_add_tcase(s, tc);
     return s;
 }
