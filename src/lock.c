@@ -4,7 +4,9 @@
  * The lock word holds the holder's token shifted left by one, and a
  * "somebody sleeps" bit: 0 is free. The holding thread is noted beside it,
  * so that only the holder may let go. A token names a process (the host is
- * 1; each worker process gets a fresh one from its pool when it starts), so
+ * 1, for the locks of its own pools even when it is also a worker of
+ * another pool; each worker process gets a fresh one from its pool when
+ * it starts), so
  * when the supervisor reaps a worker it can find and release every lock
  * that worker held, marking it so that the next holder hears of the death.
  * Waiters sleep on the word with a shared futex, since holders and waiters
@@ -28,7 +30,8 @@ struct lock_impl {
     uint32_t magic; /* written by the host once */
     uint32_t died;  /* its last holder died holding it */
     uint32_t tid;   /* the holding thread, within its process */
-    uint32_t pad[12];
+    uint32_t host;  /* the pool's host process, written by it once */
+    uint32_t pad[11];
 };
 
 _Static_assert(sizeof(struct lock_impl) == sizeof(walls_lock), "lock layout");
@@ -56,16 +59,34 @@ static uint32_t my_tid(void)
     return tid_cached;
 }
 
+static uint32_t token_pid; /* the worker process my_token was given to */
+
 void walls__locks_set_token(uint32_t token)
 {
     my_token = token;
+    token_pid = (uint32_t)getpid();
+}
+
+/* The caller's token for a lock: 1 in the process that made its pool,
+ * whatever token that process holds as a worker of another pool (a task
+ * that made a pool of its own is both), whose numbers its own workers'
+ * tokens repeat. A process that is no worker is the host of every pool it
+ * can reach, and asks nothing. */
+static uint32_t token_for(const struct lock_impl *l)
+{
+    if (my_token == 1)
+        return 1;
+    return walls__load_relaxed(&l->host) == token_pid ? 1u : my_token;
 }
 
 void walls__locks_init(walls_lock *locks, unsigned n)
 {
     memset(locks, 0, (size_t)n * sizeof *locks);
-    for (unsigned i = 0; i < n; i++)
+    uint32_t pid = (uint32_t)getpid();
+    for (unsigned i = 0; i < n; i++) {
         ((struct lock_impl *)&locks[i])->magic = LOCK_MAGIC;
+        ((struct lock_impl *)&locks[i])->host = pid;
+    }
 }
 
 void walls__locks_recover(walls_lock *locks, unsigned n, uint32_t token)
@@ -92,7 +113,7 @@ WALLS_API int walls_lock_acquire(walls_lock *lock, int64_t timeout_ms)
     struct lock_impl *l = (struct lock_impl *)lock;
     if (walls__load_relaxed(&l->magic) != LOCK_MAGIC)
         return walls__fail(-EINVAL, "walls_lock_acquire: not a lock of walls_pool_locks()");
-    uint32_t me = my_token << 1;
+    uint32_t me = token_for(l) << 1;
     int64_t deadline = timeout_ms < 0 || timeout_ms > INT64_MAX / 4000000
                            ? INT64_MAX
                            : walls__now_ns() + timeout_ms * 1000000;
@@ -127,7 +148,7 @@ WALLS_API int walls_lock_release(walls_lock *lock)
     if (walls__load_relaxed(&l->magic) != LOCK_MAGIC)
         return walls__fail(-EINVAL, "walls_lock_release: not a lock of walls_pool_locks()");
     uint32_t v = walls__load_relaxed(&l->word);
-    if (!v || v >> 1 != my_token || walls__load_relaxed(&l->tid) != my_tid())
+    if (!v || v >> 1 != token_for(l) || walls__load_relaxed(&l->tid) != my_tid())
         return walls__fail(-EPERM, "walls_lock_release: this thread does not hold the lock");
     walls__store_relaxed(&l->tid, 0u);
     /* Release: what the holder wrote is seen by the next one. */

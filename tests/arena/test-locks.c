@@ -2,7 +2,8 @@
  * test-locks.c - locks that survive their holder: a task holding a lock
  * is killed (its time limit) and the next holder, the host or a task, is
  * told (-EOWNERDEAD) and the lock is healthy after; one writer and three
- * readers never see a torn update.
+ * readers never see a torn update; the host of a pool made inside a task
+ * keeps its lock when one of that pool's workers dies.
  *
  * Loop tests run once per placement (placements.h); a few cases make sense
  * in only some of them, and the test says so where it returns early.
@@ -11,6 +12,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <time.h>
 #include <sys/wait.h>
@@ -209,6 +211,78 @@ START_TEST(test_lock_release_by_others)
 }
 END_TEST
 
+static int t_crash(struct walls_call *call)
+{
+    (void)call;
+    raise(SIGSEGV);
+    return 0;
+}
+
+/* Takes lock 0 for at most 300 ms: its result, the lock let go again. */
+static int t_try_lock(struct walls_call *call)
+{
+    int rc = walls_lock_acquire(&call->locks[0], 300);
+    if (rc == 0 || rc == -EOWNERDEAD)
+        walls_lock_release(&call->locks[0]);
+    return -rc;
+}
+
+/* A task that makes a pool of its own with a lock, holds it as that
+ * pool's host, and lets one of its workers die: the lock stays its own.
+ * Answers 0, or what went wrong (1xx: a call of its own; 2xx: the other
+ * worker took the lock). */
+static int t_nested_host(struct walls_call *call)
+{
+    (void)call;
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1, .locks = 1};
+    walls_pool *inner;
+    if (walls_pool_create(&inner, &o) != 0)
+        return 101;
+    walls_lock *locks;
+    size_t n;
+    int answer = 0;
+    if (walls_pool_locks(inner, &locks, &n) != 0 || walls_lock_acquire(&locks[0], 0) != 0)
+        answer = 102;
+    walls_task *t;
+    struct walls_result r;
+    if (!answer && (walls_submit(inner, t_crash, NULL, 0, &t) != 0 || walls_wait(t, 20000, &r) != 0))
+        answer = 103;
+    else if (!answer)
+        walls_task_free(t);
+    if (!answer && (walls_submit(inner, t_try_lock, NULL, 0, &t) != 0 || walls_wait(t, 20000, &r) != 0))
+        answer = 104;
+    else if (!answer) {
+        if (r.status != WALLS_FAILED || r.code != ETIMEDOUT)
+            answer = 200 + (r.code > 0 && r.code < 50 ? r.code : 49);
+        walls_task_free(t);
+    }
+    if (!answer && walls_lock_release(&locks[0]) != 0)
+        answer = 105;
+    walls_pool_destroy(inner, 0);
+    return answer;
+}
+
+/* The host of a pool made inside a task holds its locks with the host's
+ * token, not with the one it holds as a worker of the outer pool, which
+ * the inner pool gives its own first worker too: when that worker died,
+ * the lock its host held was let go as the worker's (the next taker got
+ * -EOWNERDEAD while the host still held it, and the host's release
+ * failed with -EPERM). */
+START_TEST(test_lock_of_a_pool_made_in_a_task)
+{
+    walls_pool *outer = proc_pool(1);
+    walls_task *t;
+    struct walls_result r;
+    ck_assert_int_eq(walls_submit(outer, t_nested_host, NULL, 0, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 60000, &r), 0);
+    ck_assert_msg(r.status == WALLS_OK, "the task ended %s, code %d (1xx: its own call failed; "
+                  "200 + errno: the inner task's acquire answered that, not ETIMEDOUT)",
+                  walls_status_name(r.status), r.code);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(outer, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("arena locks");
@@ -216,6 +290,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_lock_holder_killed, 0, NPLACEMENTS);
     tcase_add_loop_test(tc, test_lock_excludes, 0, NPLACEMENTS);
     tcase_add_test(tc, test_lock_release_by_others);
+    tcase_add_test(tc, test_lock_of_a_pool_made_in_a_task);
     suite_add_tcase(s, tc);
     return s;
 }
