@@ -1026,6 +1026,11 @@ static void finished(struct broker *b, struct tab *t)
         int state = END_OK;
         const char *detail = "";
         uint32_t detail_len = 0;
+        /* Whether the process that held the tab had died: asked before
+         * the records are applied, since they move the watch to the
+         * process that ran this batch (a replacement, if it had). */
+        struct pollfd old = {t->pidfd, POLLIN, 0};
+        int old_gone = t->pidfd >= 0 && poll(&old, 1, 0) == 1;
         const char *bad = records(b, t, res.out, res.out_len, 0, &posts, &state, &detail,
                                   &detail_len);
         if (bad) {
@@ -1074,8 +1079,7 @@ static void finished(struct broker *b, struct tab *t)
             /* The tab's process died between the poll that last watched
              * it and this batch, which its replacement ran: a kill from
              * outside while the tab was idle, as the poll would have said. */
-            struct pollfd dead = {t->pidfd, POLLIN, 0};
-            if (t->pidfd >= 0 && poll(&dead, 1, 0) == 1)
+            if (old_gone)
                 stop(t, OUT_CRASHED,
                      "its process died while the tab was idle (killed from outside)");
             else

@@ -17,6 +17,7 @@ import tempfile
 import time
 
 BIN, TESTS = sys.argv[1], sys.argv[2]
+KILL_SHIM = sys.argv[3] if len(sys.argv) > 3 else None
 GOOD = sorted(os.path.join(TESTS, "good", f) for f in os.listdir(os.path.join(TESTS, "good"))
               if f.endswith(".lua"))
 EXPECTED = json.load(open(os.path.join(TESTS, "good", "expected.json")))
@@ -418,6 +419,21 @@ leftovers("idle kill")
 t = tabs_of(subprocess.CompletedProcess(p.args, p.returncode, out, ""), "idle kill").get("idle", {})
 if t.get("outcome") != "crashed" or "killed from outside" not in t.get("detail", ""):
     fail(f"idle kill: {t}")
+# The same kill landing after the broker's poll, just before it sends the
+# tab's next batch (kill_shim.c kills the tab's process inside the second
+# walls_submit_ex(), the timer's batch): the batch runs in a replacement,
+# which holds no tab, and the tab still ends as killed from outside.
+# Before, it ended as "its process was replaced". Not under the
+# sanitizers, whose runtimes must come first in a preloaded program.
+if KILL_SHIM and not SANITIZED:
+    env = dict(os.environ, LD_PRELOAD=KILL_SHIM, WALLS_TABS_TEST_KILL_AT="2")
+    r = subprocess.run([BIN, "run", "--json", "--quiet", "--deadline-ms", "30000",
+                        os.path.join(TESTS, "api/soon.lua")], capture_output=True, text=True,
+                       env=env, timeout=60)
+    leftovers("kill before a batch")
+    t = tabs_of(r, "kill before a batch").get("soon", {})
+    if t.get("outcome") != "crashed" or "killed from outside" not in t.get("detail", ""):
+        fail(f"kill before a batch: {t}")
 # SIGTERM mid-run: the report still comes, and nothing is left.
 p = subprocess.Popen([BIN, "run", "--json", "--quiet", os.path.join(TESTS, "hostile/loop.lua")],
                      stdout=subprocess.PIPE, text=True)
