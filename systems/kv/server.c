@@ -416,6 +416,8 @@ void kv_cmd_config(struct kv_ctx *c)
         /* Their arity first, as Redis checks it before it runs them. */
         if (kv_arg_is(&c->argv[1], "set") && c->argc < 4)
             kv_reply_error(c->out, "ERR wrong number of arguments for 'config|set' command");
+        else if (kv_arg_is(&c->argv[1], "set") && c->argc % 2)
+            kv_reply_error(c->out, "ERR syntax error"); /* a name without its value */
         else if (kv_arg_is(&c->argv[1], "resetstat") && c->argc != 2)
             kv_reply_error(c->out, "ERR wrong number of arguments for 'config|resetstat' command");
         else if (kv_arg_is(&c->argv[1], "rewrite") && c->argc != 2)
