@@ -370,7 +370,10 @@ typedef int walls_fn(struct walls_call *call);
  * that a timer a task left armed (alarm(), setitimer()) does not kill a
  * later task; a task that sets a handler for one of them, or counts on
  * its default action, must put things back before it returns. Bound a
- * task's time with timeout_ms, not alarm(). What no thread records (a
+ * task's time with timeout_ms, not alarm(). Ignored signals stay ignored
+ * across execve(): a task that runs a program which counts on their
+ * default action (a watchdog alarm) must set them back to SIG_DFL in the
+ * child first (posix_spawnattr_setsigdefault(), say). What no thread records (a
  * fault in a thread the task started, _exit()) is shared: every task
  * running in the process ends with it. The threads of a hybrid worker
  * share its memory: a task that writes where it may not (past out_cap,
@@ -446,8 +449,10 @@ struct walls_result {
  * them: sandboxed workers, which cannot open a library, find their task
  * functions there. A constructor that starts a thread leaves that thread
  * running in the fork server; each worker still holds only the thread that
- * forked it, so a lock the other thread held at that moment stays held in
- * the worker (the C library's allocator is made safe by fork() itself). A fork server that died and is started again this way
+ * forked it. Such a fork server forks with fork() rather than a bare
+ * _Fork(), so the C library's allocator and stdio locks are free in the
+ * worker, but a lock of the library's own that the other thread held at
+ * that moment stays held there for ever. A fork server that died and is started again this way
  * (the program has threads by then) so still holds the program's
  * plugins.
  *

@@ -67,6 +67,11 @@ static int64_t spin_until; /* poll without sleeping until then */
  * the polling takes a CPU from the dying worker's teardown and the host's
  * own turn. */
 static bool spin_cpus;
+/* Other threads run here (a library's constructor started them, in a
+ * re-executed fork server): children are forked with fork(), which takes
+ * the C library's allocator and stdio locks across it, so that no child
+ * finds one held for ever by a thread it does not have. */
+static bool threaded;
 static size_t npools;
 static struct served_child *children;
 static size_t nchildren, children_cap;
@@ -136,7 +141,7 @@ static void spare_make(void)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return;
     pid_t self = getpid();
-    pid_t pid = _Fork();
+    pid_t pid = threaded ? fork() : _Fork();
     if (pid == 0)
         spare_main(sv[1], self);
     close(sv[1]);
@@ -228,7 +233,7 @@ static void spawn_worker(int pool, const struct walls__msg *req, const int *fds,
     pid_t pid = spare_take(req, fds, nfds, &pidfd);
     if (pid < 0) {
         pid_t self = getpid();
-        pid = _Fork();
+        pid = threaded ? fork() : _Fork();
         if (pid == 0)
             walls__worker_child(fds, nfds, self);
         if (pid < 0) {
@@ -269,6 +274,22 @@ static _Noreturn void shut_down(void)
     _exit(0);
 }
 
+/* Threads of this process, from /proc/self/status; 1 if it cannot say. */
+static long thread_count(void)
+{
+    char text[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    text[n] = '\0';
+    const char *at = strstr(text, "\nThreads:");
+    return at ? strtol(at + 9, NULL, 10) : 1;
+}
+
 _Noreturn void walls__forkserver_main(int ctl)
 {
     walls__set_title("walls-forkserver");
@@ -286,6 +307,7 @@ _Noreturn void walls__forkserver_main(int ctl)
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);
+    threaded = thread_count() > 1;
     /* Terminal signals are for the program; it decides what its workers do. */
     setpgid(0, 0);
     sigset_t chld;

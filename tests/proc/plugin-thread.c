@@ -5,6 +5,7 @@
  * the thread may hold the allocator's locks.
  */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,7 +24,10 @@ static void *churn(void *arg)
         if (p)
             memset(p, (int)i, 64);
         free(p);
-        if (i % 64 == 0) {
+        /* The allocator's lock held a while, now and then. */
+        if (i % 64 == 0)
+            malloc_trim(0);
+        if (i % 4096 == 0) {
             struct timespec ts = {0, 20000};
             nanosleep(&ts, NULL);
         }
