@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -32,6 +33,37 @@
 /* The plugins loaded at start, which the fork server has mapped. */
 static char *start_plugins[HTTPD_ROUTES_MAX];
 static unsigned nstart_plugins;
+
+/* Which file each plugin path named when it was first loaded. The dynamic
+ * loader hands back the library already loaded under a path, and workers
+ * forked from the fork server hold the one it had: a file replaced at its
+ * path (a deploy) cannot be loaded beside the old one, and a reload that
+ * met it would keep running the old code while saying it had reloaded. */
+struct plugin_file {
+    char path[PATH_MAX];
+    dev_t dev;
+    ino_t ino;
+};
+static struct plugin_file plugin_files[HTTPD_ROUTES_MAX];
+static unsigned nplugin_files;
+
+/* Whether path names another file than when it was first loaded. */
+static bool plugin_replaced(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return false; /* dlopen() says why */
+    for (unsigned i = 0; i < nplugin_files; i++)
+        if (strcmp(plugin_files[i].path, path) == 0)
+            return plugin_files[i].dev != st.st_dev || plugin_files[i].ino != st.st_ino;
+    if (nplugin_files < HTTPD_ROUTES_MAX) {
+        struct plugin_file *f = &plugin_files[nplugin_files++];
+        snprintf(f->path, sizeof f->path, "%s", path);
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+    }
+    return false;
+}
 
 /* Loads each route's plugin and finds its function; a failure names the
  * configuration file's line of the route when it has one. With reloading,
@@ -51,6 +83,12 @@ static int load_plugins(struct server *srv, bool reloading)
         if (reloading && r->sandbox == WALLS_SANDBOX_STRICT && !known) {
             rc = httpd_fail("route %s: strict, and %s was not loaded at start: its "
                             "sandboxed workers could not load it (restart the server)",
+                            r->prefix, r->plugin);
+            break;
+        }
+        if (plugin_replaced(r->plugin)) {
+            rc = httpd_fail("route %s: %s was replaced since it was loaded; the old one "
+                            "stays loaded, so the new one takes a restart",
                             r->prefix, r->plugin);
             break;
         }

@@ -759,6 +759,16 @@ kill -HUP "$PID"
 for _ in $(seq 1 40); do [ "$(grep -c 'reloaded: ' "$WORK/reload.err")" -ge 3 ] && break; sleep 0.05; done
 expect "... on a plugin loaded at start it is taken, and serves" "200 hello" \
     "$(code "$URL/v") $(cat "$WORK/body")"
+# A plugin replaced at its path (a new file renamed over it): the loader
+# keeps the one it has under that path, so the reload is refused and says
+# why, rather than reload and keep running the old code.
+cp "$WORK/conf/plugin.so" "$WORK/conf/plugin.new" && mv "$WORK/conf/plugin.new" "$WORK/conf/plugin.so"
+printf 'route /v=plugin.so:hello:processes\n' > "$WORK/conf/reload.conf"
+kill -HUP "$PID"
+for _ in $(seq 1 40); do grep -q "was replaced" "$WORK/reload.err" && break; sleep 0.05; done
+contains "a reload onto a plugin replaced at its path is refused" \
+    "plugin.so was replaced since it was loaded" "$WORK/reload.err"
+expect "... and the routes in force keep serving" "200 hello" "$(code "$URL/v") $(cat "$WORK/body")"
 stop TERM
 
 # ---- SIGUSR1 opens the logs again (after a rotation) ----
