@@ -196,6 +196,9 @@ const char *httpd_log_escape(const char *s, char *buf, size_t len);
 /* SIGUSR1: the access and error logs given by path opened again (after
  * they were moved away), each swapped in whole under the log lock. */
 void httpd_logs_reopen(struct server *srv);
+/* A log file opened for appending, never waiting to open it (a FIFO with
+ * no reader is refused, ENXIO, rather than wait for one); NULL and errno. */
+FILE *httpd_log_open(const char *path);
 /* One line of the combined format. */
 void httpd_log_access(struct server *srv, const char *peer, const char *request_line,
                       int status, uint64_t bytes, const char *referer, const char *agent);

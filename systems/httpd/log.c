@@ -4,10 +4,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "httpd.h"
 
@@ -113,16 +115,38 @@ void httpd_log_access(struct server *srv, const char *peer, const char *request_
     pthread_mutex_unlock(&srv->log_lock);
 }
 
+FILE *httpd_log_open(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (fd < 0)
+        return NULL;
+    /* Written as any log is: the flag was for the open alone. */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "a");
+    if (!f) {
+        int err = errno;
+        close(fd);
+        errno = err;
+    }
+    return f;
+}
+
 /* Opens the log at path again (it was moved away) and swaps it in under
  * the log lock; on failure the old one stays, and says why. */
 static void reopen_log(struct server *srv, FILE **log, const char *path)
 {
     if (!*path)
         return;
-    FILE *f = fopen(path, "ae");
+    FILE *f = httpd_log_open(path);
     if (!f) {
         httpd_log_error(srv, "cannot open log %s again: %s; writing on to the old one", path,
-                        strerror(errno));
+                        errno == ENXIO ? "a FIFO that nothing reads" : strerror(errno));
         return;
     }
     setvbuf(f, NULL, _IOLBF, 0);

@@ -319,9 +319,10 @@ static int open_log(FILE **to, char *saved, const char *path)
 {
     if (strlen(path) >= PATH_MAX)
         return httpd_fail("log %.40s...: the path is too long", path);
-    FILE *f = fopen(path, "ae");
+    FILE *f = httpd_log_open(path);
     if (!f)
-        return httpd_fail("cannot open log %s: %s", path, strerror(errno));
+        return httpd_fail("cannot open log %s: %s", path,
+                          errno == ENXIO ? "a FIFO that nothing reads" : strerror(errno));
     setvbuf(f, NULL, _IOLBF, 0);
     if (*to && *to != stderr)
         fclose(*to);

@@ -784,7 +784,30 @@ contains "the moved access log has the request before" "hello?before" "$WORK/acc
 contains "the access log at its path again has the one after" "hello?after" "$WORK/acc.log"
 contains "the error log is opened again too" "logs opened again" "$WORK/logs.err"
 mv "$WORK/logs.err" "$WORK/logs.err.2"
-stop TERM
+# A FIFO left at the log's path, that nothing reads: opening it must not
+# wait for a reader (the thread that opens it takes the signals too; it
+# slept in open() for ever, and SIGTERM went unheeded).
+mv "$WORK/acc.log" "$WORK/acc.log.2"
+mkfifo "$WORK/acc.log"
+kill -USR1 "$PID"
+# (The refusal goes to the error log in use then, the one moved away.)
+for _ in $(seq 1 40); do grep -q "a FIFO that nothing reads" "$WORK/logs.err.2" && break; sleep 0.05; done
+if grep -q "cannot open log $WORK/acc.log again: a FIFO that nothing reads" "$WORK/logs.err.2"; then
+    pass "a FIFO nobody reads at the log's path is refused at once, the old log kept"
+    expect "... and requests are still answered" 200 "$(code "$URL/hello?fifo")"
+    stop TERM
+else
+    fail "SIGUSR1 with a FIFO at the log's path: no refusal within 2 s"
+    kill -KILL "$PID"
+    wait "$PID"
+    PID=
+fi
+rm -f "$WORK/acc.log"
+mkfifo "$WORK/fifo"
+timeout 10 "$SERVER" -t --listen 127.0.0.1:0 --access-log "$WORK/fifo" 2> "$WORK/bad"
+expect "-t refuses a FIFO nobody reads as a log, at once" 1 $?
+contains "... saying so" "a FIFO that nothing reads" "$WORK/bad"
+rm -f "$WORK/fifo"
 
 # bad_conf NAME CONTENT WHAT NEEDLE: -t refuses the file, saying NEEDLE.
 bad_conf() {
