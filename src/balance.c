@@ -146,8 +146,8 @@ void walls__engine_rebalance(struct walls__pool *pool, int64_t now)
         if (lane->quota && want > *lane->quota)
             want = *lane->quota;
         struct walls__task *moved[WALLS__RING_SLOTS];
-        unsigned n = walls__engine_take_back(pool, victim, best.stalled ? best.runner - 1 : best.runner,
-                                             want, moved);
+        uint32_t after = best.stalled ? best.runner - 1 : best.runner;
+        unsigned n = walls__engine_take_back(pool, victim, after, want, moved);
         for (unsigned m = 0; m < n; m++) {
             struct walls__task *task = moved[m];
             int rc = walls__engine_deal(pool, lane, task, now);
