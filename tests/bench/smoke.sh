@@ -78,6 +78,42 @@ grep -q "cannot write $tmp/no/such/dir/report.html" "$tmp/bad.err" ||
 grep -q 'row 1/8' "$tmp/bad.err" && fail "an unwritable --html file: the rows ran first"
 [ -s "$tmp/bad.out" ] && fail "an unwritable --html file: a table was printed"
 
+# 3c. An --html path that is a FIFO nothing reads: refused at once, status
+# 1 (it was waited on for ever).
+mkfifo "$tmp/fifo"
+timeout 20 "$walls" bench --only 1 --html "$tmp/fifo" >"$tmp/bad.out" 2>"$tmp/bad.err"
+status=$?
+[ "$status" -eq 1 ] || fail "an --html FIFO nothing reads: exited $status, not 1"
+grep -q "a FIFO that nothing reads" "$tmp/bad.err" ||
+    fail "an --html FIFO nothing reads: no reason given ($(cat "$tmp/bad.err"))"
+
+# 3d. Results that cannot be written to standard output (a full disk):
+# status 1 and the reason, not a quiet 0; the HTML report's reason is the
+# write's own (ENOSPC), not a general I/O error.
+if [ -w /dev/full ]; then
+    "$walls" bench --quick --only 1 --json >/dev/full 2>"$tmp/bad.err"
+    status=$?
+    [ "$status" -eq 1 ] || fail "JSON to a full device: exited $status, not 1"
+    grep -q "cannot write the JSON to standard output: No space left" "$tmp/bad.err" ||
+        fail "JSON to a full device: no reason given ($(tail -n 1 "$tmp/bad.err"))"
+    "$walls" bench --quick --only 1 --html /dev/full >/dev/null 2>"$tmp/bad.err"
+    status=$?
+    [ "$status" -eq 1 ] || fail "an HTML report to a full device: exited $status, not 1"
+    grep -q "cannot write /dev/full: No space left" "$tmp/bad.err" ||
+        fail "an HTML report to a full device: wrong reason ($(tail -n 1 "$tmp/bad.err"))"
+fi
+
+# 3e. A measurement that cannot be made (too few descriptors for a pipe or
+# a process pool) makes its row's verdict "error" and the status 1, not a
+# verdict drawn from the figures that were made.
+(ulimit -n 6 && exec "$walls" bench --quick --only 2 --json) >"$tmp/few.json" 2>/dev/null
+status=$?
+[ "$status" -eq 1 ] || fail "a row with a failed measurement: exited $status, not 1"
+grep -q '"verdict": "error"' "$tmp/few.json" ||
+    fail "a row with a failed measurement: its verdict is not error"
+grep -q 'a measurement could not be made' "$tmp/few.json" ||
+    fail "a row with a failed measurement: the reason does not say so"
+
 # 4. --help goes to stdout with status 0.
 "$walls" bench --help >"$tmp/help.txt" 2>&1 || fail "--help exited $?"
 grep -q -- '--only' "$tmp/help.txt" || fail "--help does not list --only"

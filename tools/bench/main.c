@@ -20,11 +20,13 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "report.h"
 #include "row.h"
@@ -210,6 +212,23 @@ static int run_rows(const struct bench *b, struct row *rows)
     return status;
 }
 
+/* The HTML report's file, created or emptied, never waiting to open it (a
+ * FIFO that nothing reads fails with ENXIO); NULL and errno. */
+static FILE *open_report(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (fd < 0)
+        return NULL;
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        int err = errno;
+        close(fd);
+        errno = err;
+    }
+    return f;
+}
+
 int walls_bench_main(int argc, char **argv)
 {
     static struct bench bench;
@@ -226,8 +245,9 @@ int walls_bench_main(int argc, char **argv)
     /* Opened now: a path that cannot be written fails before the rows run,
      * not after minutes of measuring. */
     FILE *html = NULL;
-    if (b->html && !(html = fopen(b->html, "we"))) {
-        fprintf(stderr, "walls bench: cannot write %s: %s\n", b->html, strerror(errno));
+    if (b->html && !(html = open_report(b->html))) {
+        fprintf(stderr, "walls bench: cannot write %s: %s\n", b->html,
+                errno == ENXIO ? "a FIFO that nothing reads" : strerror(errno));
         return 1;
     }
 
@@ -254,7 +274,14 @@ int walls_bench_main(int argc, char **argv)
         print_json(stdout, b, rows, NROWS);
     else
         print_table(stdout, b, rows, NROWS);
-    fflush(stdout);
+    /* Results that never reached their file (a full disk, a closed
+     * stream) are a failed run, not a quiet one. */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "walls bench: cannot write the %s to standard output: %s\n",
+                b->json ? "JSON" : "table", strerror(errno ? errno : EIO));
+        status = 1;
+    }
     if (html) {
         rc = write_html(html, b, rows, NROWS);
         if (rc != 0) {

@@ -139,7 +139,9 @@ int write_html(FILE *f, const struct bench *b, const struct row *rows, int nrows
         if (rows[i].selected)
             print_section(f, b, &rows[i]);
     fputs("</body></html>\n", f);
-    int rc = ferror(f) ? -EIO : 0;
+    /* The reason a write failed: a flush now fails again the same way. */
+    errno = 0;
+    int rc = fflush(f) != 0 || ferror(f) ? -(errno ? errno : EIO) : 0;
     if (fclose(f) != 0 && rc == 0)
         rc = -errno;
     return rc;

@@ -129,6 +129,19 @@ struct figure *row_text(struct row *r, int indent, const char *name, const char 
     return f;
 }
 
+struct figure *row_failure(struct row *r, int indent, const char *name, const char *label,
+                           const char *fmt, ...)
+{
+    char text[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (!r->failed[0])
+        snprintf(r->failed, sizeof r->failed, "%.63s: %.120s", label, text);
+    return row_text(r, indent, name, label, "%s", text);
+}
+
 void row_verdict(struct row *r, enum verdict v, const char *fmt, ...)
 {
     r->verdict = v;
@@ -155,6 +168,12 @@ void row_basis(struct row *r, const char *name)
 
 void row_finish(struct row *r)
 {
+    /* A verdict drawn from the figures that were made would pass off a
+     * failed measurement as a finding. */
+    if (r->failed[0] && r->verdict != V_ERROR && r->verdict != V_NOT_RUN) {
+        row_verdict(r, V_ERROR, "a measurement could not be made (%s)", r->failed);
+        return;
+    }
     if (r->verdict != V_HOLDS && r->verdict != V_FAILS)
         return;
     const char *sep = "; noisy: ";

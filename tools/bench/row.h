@@ -72,6 +72,7 @@ struct row {
     struct line lines[MAX_LINES];
     int nlines;
     double seconds;
+    char failed[192]; /* the first measurement that could not be made: "label: why" */
 };
 
 /*
@@ -117,6 +118,11 @@ void row_summary_line(struct row *r, int indent, const char *prefix, struct summ
 /* A measured text and its line "label: text". */
 struct figure *row_text(struct row *r, int indent, const char *name, const char *label,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A measurement that could not be made, as row_text() shows it: the row's
+ * verdict becomes "error" (row_finish), whatever the others found. */
+struct figure *row_failure(struct row *r, int indent, const char *name, const char *label,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 void row_verdict(struct row *r, enum verdict v, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

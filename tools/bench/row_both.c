@@ -59,7 +59,7 @@ static int mixed_figure(const struct bench *b, struct row *r, enum walls_placeme
     if (rc == 0)
         row_time(r, 0, name, label, *s);
     else
-        row_text(r, 0, name, label, "failed: %s", walls_strerror(rc));
+        row_failure(r, 0, name, label, "failed: %s", walls_strerror(rc));
     return rc;
 }
 

@@ -107,7 +107,7 @@ static bool crash_threads(const struct bench *b, struct row *r, int n)
         sig = tc.signal;
     }
     if (err != 0) {
-        row_text(r, 0, "threads_outcome", "threads", "failed: %s", strerror(-err));
+        row_failure(r, 0, "threads_outcome", "threads", "failed: %s", strerror(-err));
         return false;
     }
     struct summary s = summarize(done, n);
@@ -136,7 +136,7 @@ static void run(const struct bench *b, struct row *r)
     walls_pool *pool;
     int rc = pool_open(&pool, WALLS_PROCESSES, 0, 0, 0);
     if (rc != 0) {
-        row_text(r, 0, "processes_outcome", "processes", "pool failed: %s", walls_strerror(rc));
+        row_failure(r, 0, "processes_outcome", "processes", "pool failed: %s", walls_strerror(rc));
         row_verdict(r, V_ERROR, "no process pool: %s", errno_name(rc));
         return;
     }
@@ -165,7 +165,7 @@ static void run(const struct bench *b, struct row *r)
     walls_pool_stats(pool, &st);
     walls_pool_destroy(pool, 0);
     if (rc != 0) {
-        row_text(r, 0, "processes_outcome", "processes", "failed: %s", walls_strerror(rc));
+        row_failure(r, 0, "processes_outcome", "processes", "failed: %s", walls_strerror(rc));
         row_verdict(r, V_ERROR, "process batch failed: %s", errno_name(rc));
         return;
     }

@@ -123,7 +123,7 @@ static bool fork_big(const struct bench *b, struct row *r, struct summary *big)
         row_value(r, "rss_during_fork_1gib", "resident set during 1 GiB forks", "KiB",
                   one_value((double)rss));
     if (rc != 0) {
-        row_text(r, 0, name, label, "fork failed: %s", strerror(-rc));
+        row_failure(r, 0, name, label, "fork failed: %s", strerror(-rc));
         return false;
     }
     row_time(r, 0, name, label, *big);
@@ -171,12 +171,12 @@ static void run(const struct bench *b, struct row *r)
     if ((rc = sample(time_spawn, reps(b, 60, 300), &spn)) == 0)
         row_time(r, 0, "posix_spawn_true", "posix_spawn /bin/true", spn);
     else
-        row_text(r, 0, "posix_spawn_true", "posix_spawn /bin/true", "failed: %s", strerror(-rc));
+        row_failure(r, 0, "posix_spawn_true", "posix_spawn /bin/true", "failed: %s", strerror(-rc));
     if ((rc = sample(time_pool_start, reps(b, 15, 60), &wst)) == 0)
         row_time(r, 0, "walls_process_pool_1", "walls 1-process pool up+down", wst);
     else
-        row_text(r, 0, "walls_process_pool_1", "walls 1-process pool up+down", "failed: %s",
-                 walls_strerror(rc));
+        row_failure(r, 0, "walls_process_pool_1", "walls 1-process pool up+down", "failed: %s",
+                    walls_strerror(rc));
     verdict(r, thr, frk, have_big, big);
 }
 

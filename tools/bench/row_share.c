@@ -44,7 +44,7 @@ static struct summary share_figure(struct row *r, const char *name, const char *
         sum = summarize(v, n);
         row_time(r, 0, name, label, sum);
     } else {
-        row_text(r, 0, name, label, "failed: %s", walls_strerror(rc));
+        row_failure(r, 0, name, label, "failed: %s", walls_strerror(rc));
     }
     return sum;
 }
@@ -141,7 +141,7 @@ static void run(const struct bench *b, struct row *r)
         row_value(r, "pipe_copy_rate", "pipe copy rate", "B/s", one_value(bps));
         row_line(r, 1, "= %.2f GB/s through pipes", bps / 1e9);
     } else {
-        row_text(r, 0, "processes_pipe_copy", label, "failed: %s", strerror(-prc));
+        row_failure(r, 0, "processes_pipe_copy", label, "failed: %s", strerror(-prc));
     }
     free(buf);
 

@@ -41,7 +41,7 @@ static void walls_trips(struct row *r, enum walls_placement placement, int n, co
     if (*rc == 0)
         row_time(r, 0, name, label, *s);
     else
-        row_text(r, 0, name, label, "failed: %s", walls_strerror(*rc));
+        row_failure(r, 0, name, label, "failed: %s", walls_strerror(*rc));
 }
 
 /* The fastest channel between threads against the fastest between processes. */
@@ -88,7 +88,7 @@ static void run(const struct bench *b, struct row *r)
         if (rc == 0)
             row_time(r, 0, channels[k].name, channels[k].label, s[k]);
         else
-            row_text(r, 0, channels[k].name, channels[k].label, "failed: %s", strerror(-rc));
+            row_failure(r, 0, channels[k].name, channels[k].label, "failed: %s", strerror(-rc));
     }
     int n = reps(b, 2000, 10000), rct, rcp;
     struct summary wt, wp;

@@ -99,9 +99,9 @@ static void sandbox_cost(const struct bench *b, struct row *r)
             struct summary s;
             int rc = sandbox_round(levels[l], trips, tasks, &s, &tput[l][k]);
             if (rc != 0) {
-                row_text(r, 0, l ? "strict_cost" : "plain_cost",
-                         l ? "strict-sandboxed processes" : "unsandboxed processes",
-                         "failed: %s", walls_strerror(rc));
+                row_failure(r, 0, l ? "strict_cost" : "plain_cost",
+                            l ? "strict-sandboxed processes" : "unsandboxed processes",
+                            "failed: %s", walls_strerror(rc));
                 return;
             }
             rt_med[l][k] = s.med;
@@ -136,8 +136,8 @@ static bool probe_line(struct row *r, const char *name, const char *label, int r
         row_text(r, 0, name, label, "%s", buf);
         return true;
     }
-    row_text(r, 0, name, label, "failed: %s",
-             rc ? walls_strerror(rc) : walls_status_name(res->status));
+    row_failure(r, 0, name, label, "failed: %s",
+                rc ? walls_strerror(rc) : walls_status_name(res->status));
     return false;
 }
 
@@ -162,8 +162,8 @@ static void run(const struct bench *b, struct row *r)
         return;
     }
     if (rc != 0) {
-        row_text(r, 0, "sandboxed_process_probe", "sandboxed process", "failed: %s",
-                 walls_strerror(rc));
+        row_failure(r, 0, "sandboxed_process_probe", "sandboxed process", "failed: %s",
+                    walls_strerror(rc));
         row_verdict(r, V_ERROR, "sandboxed pool: %s", errno_name(rc));
         return;
     }
