@@ -166,14 +166,22 @@ int httpd_config_load(struct server *srv, const char *path)
     bool has_handler = false, tuned = false;
     int rc = 0, lineno = 0, block_line = 0;
     struct seen top = {0}, inner = {0};
-    while (!rc && fgets(line, sizeof line, f)) {
+    char *text = NULL;
+    size_t text_cap = 0;
+    ssize_t got;
+    while (!rc && (got = getline(&text, &text_cap, f)) >= 0) {
         lineno++;
         snprintf(where, sizeof where, "%s:%d", path, lineno);
         httpd_where = where;
-        if (!strchr(line, '\n') && !feof(f)) {
-            rc = httpd_fail("line too long");
+        if (memchr(text, '\0', (size_t)got)) {
+            rc = httpd_fail("a NUL byte in the line");
             break;
         }
+        if ((size_t)got >= sizeof line) {
+            rc = httpd_fail("line too long (%zu bytes at most)", sizeof line - 1);
+            break;
+        }
+        memcpy(line, text, (size_t)got + 1);
         char *tok[4];
         int n = words(line, tok, 4);
         if (n < 0) {
@@ -242,8 +250,9 @@ int httpd_config_load(struct server *srv, const char *path)
         rc = httpd_fail("route %s is not closed with }", block->prefix);
     }
     if (!rc && ferror(f))
-        rc = httpd_fail("cannot read the configuration file: %s", strerror(errno));
+        rc = httpd_fail("cannot read the configuration file %s: %s", path, strerror(errno));
     httpd_where = NULL;
+    free(text);
     fclose(f);
     return rc;
 }

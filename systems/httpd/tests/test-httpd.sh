@@ -842,6 +842,11 @@ bad_conf bad12.conf 'listen 127.0.0.1:0\nroute /a {\n    handler plugin.so:nosuc
     "a function the plugin lacks" "bad12.conf:2: route /a: .* has no function nosuch"
 bad_conf bad13.conf 'listen 127.0.0.1:0\nroot plugin.so\n' \
     "a root that is a file" "bad13.conf:2: root .*plugin.so: not a directory"
+bad_conf bad14.conf 'listen 127.0.0.1:0\nworkers 2\000junk\n' \
+    "a NUL byte in a line (it was called too long)" "bad14.conf:2: a NUL byte in the line"
+"$SERVER" -t -c "$WORK/conf" 2> "$WORK/bad"
+expect "-t refuses a directory as the configuration file" 1 $?
+contains "... naming it" "cannot read the configuration file $WORK/conf: Is a directory" "$WORK/bad"
 # bad_flag WHAT NEEDLE ARGS...: -t refuses the command line, saying NEEDLE.
 bad_flag() {
     what=$1 needle=$2
