@@ -255,6 +255,8 @@ static bool wants_route(struct conn *c)
     return r && !r->ret_status; /* a fixed response takes no body */
 }
 
+static void request_line(struct conn *c);
+
 /* "GET http://host/path HTTP/1.1" (the absolute form, RFC 9112, 3.2.2):
  * the server answers for any host, so the path is what counts. */
 static void origin_form(struct conn *c)
@@ -424,6 +426,8 @@ static int on_headers_complete(http_parser *p)
         return refuse(c, 500);
     c->url.len--; /* the NUL stays after it */
     c->headers_done = true;
+    /* The access log's request line is the one received, target as sent. */
+    request_line(c);
     origin_form(c);
     if (p->http_major != 1)
         return refuse(c, 505);
@@ -737,7 +741,8 @@ static void request_line(struct conn *c)
 
 static void handle_request(struct conn *c)
 {
-    request_line(c);
+    if (!c->line[0])
+        request_line(c);
     c->start_ns = now_ns();
     c->deadline_ms = 0; /* all of it is in */
     const char *url = c->url.p;

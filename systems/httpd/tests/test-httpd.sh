@@ -487,6 +487,9 @@ expect "HTTP/2.0 in a request line is 505" "HTTP/1.1 505 HTTP Version Not Suppor
     "$(printf 'GET /13.txt HTTP/2.0\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
 expect "a request target in absolute form is served" "thirteen byte" \
     "$(printf 'GET http://x/13.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | "$RAW" "$PORT" | tail -c 13)"
+for _ in $(seq 1 40); do grep -q 'GET http://x/13.txt' "$WORK/access.log" && break; sleep 0.05; done
+contains "... and logged with its request line as received" '"GET http://x/13.txt HTTP/1.1" 200' \
+    "$WORK/access.log"
 expect "a chunk larger than the body limit is 413 at once" "HTTP/1.1 413 Content Too Large" \
     "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\n' | "$RAW" "$PORT" | first_line)"
 expect "a body that stops coming gets 408" "HTTP/1.1 408 Request Timeout" \
