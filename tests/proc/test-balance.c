@@ -113,6 +113,17 @@ static int hostile_requeue(struct walls_call *call)
     return 0;
 }
 
+/* n naps of no time, one after another, each answering its id from
+ * first on: the pool serves. */
+static void serves_on(walls_pool *pool, int n, int first)
+{
+    for (int k = 0; k < n; k++) {
+        walls_task *t = submit_nap(pool, 0, first + k);
+        expect_answer(t, 5000, first + k);
+        walls_task_free(t);
+    }
+}
+
 START_TEST(test_hostile_requeue)
 {
     walls_pool *pool = proc_pool(2);
@@ -150,11 +161,7 @@ START_TEST(test_hostile_requeue)
         ck_assert_int_eq(walls_pool_stats(pool, &st), 0);
     }
     ck_assert_uint_ge(st.restarts, 1);
-    for (int k = 0; k < 10; k++) {
-        walls_task *t = submit_nap(pool, 0, 2000 + k);
-        expect_answer(t, 5000, 2000 + k);
-        walls_task_free(t);
-    }
+    serves_on(pool, 10, 2000);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
 END_TEST
@@ -202,11 +209,7 @@ START_TEST(test_stopped_worker)
     ck_assert_int_eq(kill(first, SIGCONT), 0);
     for (int k = 0; k < 6; k++)
         walls_task_free(t[k]);
-    for (int k = 0; k < 4; k++) {
-        walls_task *u = submit_nap(pool, 0, 100 + k);
-        expect_answer(u, 5000, 100 + k);
-        walls_task_free(u);
-    }
+    serves_on(pool, 4, 100);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
 END_TEST
