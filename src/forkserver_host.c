@@ -27,6 +27,7 @@
 #include "forkserver.h"
 #include "futex.h"
 #include "internal.h"
+#include "module.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -224,6 +225,9 @@ static int start_locked(void)
      * task's exit() in a worker would write it a second time. */
     if (single)
         fflush(NULL);
+    /* Forked, it holds what this process maps; re-executed, it loads the
+     * same libraries by their paths before it serves. */
+    walls__module_note_server_start();
     /* A fork with a pidfd and no exit signal. Signals stay blocked until
      * the child has set its own mask (fork mode) or called execve. */
     int clone_errno = 0;

@@ -8,11 +8,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "mailbox.h"
 #include "module.h"
@@ -72,6 +75,124 @@ static uint64_t loader_unloads(void)
     return subs;
 }
 
+/* ---- which file a loaded library is ---------------------------------------------- */
+
+/* The libraries this process had mapped when its fork server last
+ * started: the fork server (forked from it, or re-executed and loading
+ * them by their paths), and every worker forked from it, hold those under
+ * their paths, and a worker finds a library by its path among those it
+ * holds before it loads one. */
+struct held {
+    char *path;
+    uint64_t dev, ino;
+};
+static struct held *held;
+static size_t nheld;
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Calls each(lo, hi, dev, ino, path) for every file mapping of this
+ * process (path without " (deleted)"), until it returns true. -1 if the
+ * map cannot be read. */
+static int each_mapping(bool (*each)(uintptr_t lo, uintptr_t hi, uint64_t dev, uint64_t ino,
+                                     const char *path, void *arg),
+                        void *arg)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return -1;
+    char line[PATH_MAX + 128];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, off, ino;
+        unsigned maj, min;
+        int at = 0;
+        if (sscanf(line, "%lx-%lx %*s %lx %x:%x %lu %n", &lo, &hi, &off, &maj, &min, &ino, &at) <
+                6 ||
+            !ino || line[at] != '/')
+            continue;
+        char *path = line + at;
+        path[strcspn(path, "\n")] = '\0';
+        size_t n = strlen(path);
+        if (n > 10 && strcmp(path + n - 10, " (deleted)") == 0)
+            path[n - 10] = '\0';
+        if (each(lo, hi, (uint64_t)makedev(maj, min), ino, path, arg))
+            break;
+    }
+    fclose(f);
+    return 0;
+}
+
+static bool note_held(uintptr_t lo, uintptr_t hi, uint64_t dev, uint64_t ino, const char *path,
+                      void *arg)
+{
+    (void)lo, (void)hi, (void)arg;
+    if (nheld && strcmp(held[nheld - 1].path, path) == 0)
+        return false; /* the same library's next segment */
+    struct held *grown = realloc(held, (nheld + 1) * sizeof *held);
+    if (!grown)
+        return true;
+    held = grown;
+    if (!(held[nheld].path = strdup(path)))
+        return true;
+    held[nheld].dev = dev;
+    held[nheld].ino = ino;
+    nheld++;
+    return false;
+}
+
+void walls__module_note_server_start(void)
+{
+    pthread_mutex_lock(&held_lock);
+    for (size_t i = 0; i < nheld; i++)
+        free(held[i].path);
+    nheld = 0;
+    each_mapping(note_held, NULL);
+    pthread_mutex_unlock(&held_lock);
+}
+
+struct identity {
+    uintptr_t addr;
+    uint64_t dev, ino;
+    bool found;
+};
+
+static bool find_identity(uintptr_t lo, uintptr_t hi, uint64_t dev, uint64_t ino,
+                          const char *path, void *arg)
+{
+    (void)path;
+    struct identity *id = arg;
+    if (id->addr < lo || id->addr >= hi)
+        return false;
+    id->dev = dev;
+    id->ino = ino;
+    id->found = true;
+    return true;
+}
+
+/* Whether the workers of a new pool would find another file under path
+ * than the one fn lies in here: the one the fork server holds under it,
+ * or else the one at path now (which a worker loads). A library replaced
+ * at its path and loaded again, while the old one stays in the fork
+ * server or the new file is not the one loaded here, would otherwise run
+ * the other file's code at fn's offset. */
+static bool other_file(walls_fn *fn, const char *path, const struct stat *st)
+{
+    struct identity id = {.addr = (uintptr_t)fn};
+    if (each_mapping(find_identity, &id) != 0 || !id.found)
+        return false; /* not known: believed, as before */
+    pthread_mutex_lock(&held_lock);
+    bool in_server = false, same = false;
+    for (size_t i = 0; i < nheld && !in_server; i++) {
+        if (strcmp(held[i].path, path) != 0)
+            continue;
+        in_server = true;
+        same = held[i].dev == id.dev && held[i].ino == id.ino;
+    }
+    pthread_mutex_unlock(&held_lock);
+    if (in_server)
+        return !same;
+    return st->st_ino && ((uint64_t)st->st_dev != id.dev || (uint64_t)st->st_ino != id.ino);
+}
+
 int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[WALLS__FN_CACHE],
                          walls_fn *fn, uint16_t *module, uint64_t *offset)
 {
@@ -121,6 +242,8 @@ int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[
     if (m == pool->nmodules) {
         if (m == WALLS__MAX_MODULES)
             return -ENOMEM;
+        if (path[0] && other_file(fn, path, &st))
+            return -ESTALE;
         char *copy = strdup(path);
         if (!copy)
             return -ENOMEM;

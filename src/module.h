@@ -34,6 +34,11 @@ struct walls__fn_cache {
 int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[WALLS__FN_CACHE],
                          walls_fn *fn, uint16_t *module, uint64_t *offset);
 
+/* Notes which file each library this process maps is, as a fork server
+ * about to start (forked from it, or re-executed and loading the same
+ * libraries) will hold them. */
+void walls__module_note_server_start(void);
+
 /* Where the module at path ("" for the main program) is loaded in this
  * process, loading it if it is not: 0, or -ENOENT. Exported for
  * libwalls-mpi (relay.h). */

@@ -143,8 +143,12 @@ static int admit(struct walls__pool *pool, walls_pool *handle, walls_fn *fn, siz
                                            "a function of the program or of a shared library)"
                            : rc == -ENAMETOOLONG ? "the path of fn's module does not fit a ring slot"
                            : rc == -ESTALE ? "fn's library was replaced at its path and loaded "
-                                             "again since this pool's workers loaded it there: "
-                                             "make a new pool for the new library"
+                                             "again, and the workers would find another file "
+                                             "under that path: the old one, if this pool's "
+                                             "workers or the fork server loaded it (a new "
+                                             "pool, or a fork server started after "
+                                             "walls_fini(), runs the new one), or a newer one "
+                                             "on disk"
                                            : "no memory to record fn's module");
     return 0;
 }

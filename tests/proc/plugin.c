@@ -12,6 +12,20 @@
 __attribute__((visibility("default"))) int plugin_triple(struct walls_call *call);
 __attribute__((visibility("default"))) int plugin_where(struct walls_call *call);
 
+#ifdef PLUGIN_SHIFTED
+/* Built a second time with this first: every function after it moves. */
+__attribute__((visibility("default"))) int plugin_pad(struct walls_call *call);
+int plugin_pad(struct walls_call *call)
+{
+    static const char text[] = "the shifted build's pad, which moves the functions after it";
+    size_t n = sizeof text - 1 < call->out_cap ? sizeof text - 1 : call->out_cap;
+    for (size_t i = 0; i < n; i++)
+        ((char *)call->out)[i] = text[i];
+    call->out_len = n;
+    return call->in_len ? 7 : 0;
+}
+#endif
+
 int plugin_triple(struct walls_call *call)
 {
     int v;

@@ -29,6 +29,9 @@
 #ifndef PLUGIN_PATH
 #error "PLUGIN_PATH must name the test plugin"
 #endif
+#ifndef PLUGIN_SHIFTED_PATH
+#error "PLUGIN_SHIFTED_PATH must name the test plugin built with its functions moved"
+#endif
 #ifndef PLUGIN_THREAD_PATH
 #error "PLUGIN_THREAD_PATH must name the test plugin with a thread"
 #endif
@@ -81,13 +84,14 @@ START_TEST(test_worker_descriptors)
 }
 END_TEST
 
-/* Copies the test plugin to path (a new file: a new inode), through a
- * temporary name and a rename, as a package manager replaces a library. */
-static void copy_plugin(const char *path)
+/* Copies from (a build of the test plugin) to path (a new file: a new
+ * inode), through a temporary name and a rename, as a package manager
+ * replaces a library. */
+static void copy_build(const char *from, const char *path)
 {
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s.new", path);
-    int in = open(PLUGIN_PATH, O_RDONLY | O_CLOEXEC);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
     int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
     ck_assert(in >= 0 && out >= 0);
     char buf[65536];
@@ -98,6 +102,11 @@ static void copy_plugin(const char *path)
     close(in);
     close(out);
     ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+static void copy_plugin(const char *path)
+{
+    copy_build(PLUGIN_PATH, path);
 }
 
 /* Runs where (plugin_where) on pool: the path the worker runs it from, or
@@ -143,8 +152,9 @@ static void dir_remove(void)
     if (!dir_made)
         return;
     char path[256];
-    for (unsigned i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s.so", dir, i ? "two" : "one");
+    static const char *const names[] = {"one", "two", "three"};
+    for (unsigned i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s.so", dir, names[i]);
         unlink(path);
     }
     rmdir(dir);
@@ -187,6 +197,34 @@ START_TEST(test_unloaded_libraries)
     ck_assert_int_eq(walls_pool_destroy(fresh, 0), 0);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     dlclose(lib);
+}
+END_TEST
+
+/* A library loaded before the fork server was forked, then unloaded,
+ * replaced at its path by another build (its functions at other offsets)
+ * and loaded again: the fork server, and so every worker forked from it,
+ * still holds the old one under that path, and finds it there first. A
+ * new pool refuses the new one's functions (-ESTALE) rather than run the
+ * old file's bytes at the new one's offsets; before, the worker ran
+ * whatever code of the old library lay there. */
+START_TEST(test_replaced_under_a_forked_server)
+{
+    ck_assert_msg(dir_made, "mkdtemp under /tmp failed");
+    char three[256], got[512];
+    snprintf(three, sizeof three, "%s/three.so", dir);
+    copy_plugin(three);
+    walls_fn *where;
+    void *lib = load(three, &where);
+    ck_assert_int_eq(walls_init(), 0);
+    ck_assert_int_eq(dlclose(lib), 0);
+    ck_assert_ptr_null(dlopen(three, RTLD_NOW | RTLD_NOLOAD));
+    copy_build(PLUGIN_SHIFTED_PATH, three);
+    lib = load(three, &where);
+    walls_pool *pool = proc_pool(1);
+    ck_assert_int_eq(where_on(pool, where, got, sizeof got), -ESTALE);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    dlclose(lib);
+    walls_fini();
 }
 END_TEST
 
@@ -301,6 +339,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_dlopen_after_start);
     tcase_add_test(tc, test_worker_descriptors);
     tcase_add_test(tc, test_unloaded_libraries);
+    tcase_add_test(tc, test_replaced_under_a_forked_server);
     tcase_add_test(tc, test_loaded_before_a_reexecuted_server);
     tcase_add_test(tc, test_library_with_a_thread_in_the_server);
     suite_add_tcase(s, tc);
