@@ -646,10 +646,10 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
  * -ESTALE (process placement: fn's library was replaced at its path and
  * loaded again, and the workers would find another file under that path:
  * the old one, which this pool's workers loaded (a new pool runs the new
- * one) or the fork server holds (it was forked from the program while the
+ * one) or the fork server holds (it started while the
  * old one was loaded: a fork server started after walls_fini(), or after
- * the last process pool went, runs the new one), or a newer file on
- * disk); -EAGAIN (opts.max_queued tasks wait already).
+ * the last process pool went, runs the new one)); -EAGAIN
+ * (opts.max_queued tasks wait already).
  */
 WALLS_API int walls_submit(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
                            walls_task **task);

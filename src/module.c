@@ -168,29 +168,28 @@ static bool find_identity(uintptr_t lo, uintptr_t hi, uint64_t dev, uint64_t ino
     return true;
 }
 
-/* Whether the workers of a new pool would find another file under path
- * than the one fn lies in here: the one the fork server holds under it,
- * or else the one at path now (which a worker loads). A library replaced
- * at its path and loaded again, while the old one stays in the fork
- * server or the new file is not the one loaded here, would otherwise run
- * the other file's code at fn's offset. */
-static bool other_file(walls_fn *fn, const char *path, const struct stat *st)
+/* Whether the fork server, and so every worker of a new pool, holds
+ * another file under path than the one fn lies in here: a library
+ * replaced at its path and loaded again while the old one stays in the
+ * fork server would otherwise run the old file's code at fn's offset.
+ * Both sides are read from /proc/self/maps, never beside stat(), whose
+ * device and inode differ from the mapping's on some file systems
+ * (overlayfs). */
+static bool other_file(walls_fn *fn, const char *path)
 {
+    pthread_mutex_lock(&held_lock);
+    size_t i;
+    for (i = 0; i < nheld && strcmp(held[i].path, path) != 0; i++) {
+    }
+    bool in_server = i < nheld;
+    uint64_t dev = in_server ? held[i].dev : 0, ino = in_server ? held[i].ino : 0;
+    pthread_mutex_unlock(&held_lock);
+    if (!in_server)
+        return false; /* a worker loads it from path */
     struct identity id = {.addr = (uintptr_t)fn};
     if (each_mapping(find_identity, &id) != 0 || !id.found)
         return false; /* not known: believed, as before */
-    pthread_mutex_lock(&held_lock);
-    bool in_server = false, same = false;
-    for (size_t i = 0; i < nheld && !in_server; i++) {
-        if (strcmp(held[i].path, path) != 0)
-            continue;
-        in_server = true;
-        same = held[i].dev == id.dev && held[i].ino == id.ino;
-    }
-    pthread_mutex_unlock(&held_lock);
-    if (in_server)
-        return !same;
-    return st->st_ino && ((uint64_t)st->st_dev != id.dev || (uint64_t)st->st_ino != id.ino);
+    return id.dev != dev || id.ino != ino;
 }
 
 int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[WALLS__FN_CACHE],
@@ -242,7 +241,7 @@ int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[
     if (m == pool->nmodules) {
         if (m == WALLS__MAX_MODULES)
             return -ENOMEM;
-        if (path[0] && other_file(fn, path, &st))
+        if (path[0] && other_file(fn, path))
             return -ESTALE;
         char *copy = strdup(path);
         if (!copy)

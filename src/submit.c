@@ -147,8 +147,7 @@ static int admit(struct walls__pool *pool, walls_pool *handle, walls_fn *fn, siz
                                              "under that path: the old one, if this pool's "
                                              "workers or the fork server loaded it (a new "
                                              "pool, or a fork server started after "
-                                             "walls_fini(), runs the new one), or a newer one "
-                                             "on disk"
+                                             "walls_fini(), runs the new one)"
                                            : "no memory to record fn's module");
     return 0;
 }
