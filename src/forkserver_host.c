@@ -45,7 +45,7 @@ static struct {
     pid_t pid;
 } fs = {.lock = PTHREAD_MUTEX_INITIALIZER, .ctl = -1, .pidfd = -1};
 
-static int thread_count(void)
+int walls__thread_count(void)
 {
     FILE *f = fopen("/proc/self/status", "re");
     if (!f)
@@ -206,7 +206,7 @@ static int start_locked(void)
     if (moved)
         return moved;
     struct walls__fs_start start = {.ctl = sv[1]};
-    bool single = thread_count() == 1;
+    bool single = walls__thread_count() == 1;
     char *mine[2] = {NULL, NULL};
     int pidfd = -1, rc = 0;
     if (!single) {

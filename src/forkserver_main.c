@@ -274,22 +274,6 @@ static _Noreturn void shut_down(void)
     _exit(0);
 }
 
-/* Threads of this process, from /proc/self/status; 1 if it cannot say. */
-static long thread_count(void)
-{
-    char text[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 1;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return 1;
-    text[n] = '\0';
-    const char *at = strstr(text, "\nThreads:");
-    return at ? strtol(at + 9, NULL, 10) : 1;
-}
-
 _Noreturn void walls__forkserver_main(int ctl)
 {
     walls__set_title("walls-forkserver");
@@ -307,7 +291,7 @@ _Noreturn void walls__forkserver_main(int ctl)
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);
-    threaded = thread_count() > 1;
+    threaded = walls__thread_count() > 1;
     /* Terminal signals are for the program; it decides what its workers do. */
     setpgid(0, 0);
     sigset_t chld;

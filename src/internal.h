@@ -79,6 +79,9 @@ void walls__sandbox_at_fork(enum walls__fork_phase phase);
 /* sizing.c */
 int walls__cpu_count_source(const char **source);
 
+/* Threads of this process (/proc/self/status), or -1 if it cannot say. */
+int walls__thread_count(void);
+
 /* Resets an eventfd that worker processes share with the host (the pool's
  * bell, a worker's doorbell), never sleeping: its file description is the
  * workers' too, and a task that cleared O_NONBLOCK on it ("its" descriptors)
