@@ -398,8 +398,11 @@ typedef int walls_fn(struct walls_call *call);
 enum walls_status {
     WALLS_OK,        /* fn returned 0; code = 0 */
     WALLS_FAILED,    /* fn returned non-zero; code = that value (or a negative errno:
-                      * -ENOENT, fn not found in the worker; -ENOMEM, no memory
-                      * in the host for its output) */
+                      * -ENOENT, fn not found in the worker; -ESTALE, the worker
+                      * found another build of fn's library under its path (the
+                      * file was replaced after the program loaded it: the ELF
+                      * build-ids differ); -ENOMEM, no memory in the host for
+                      * its output) */
     WALLS_CRASHED,   /* killed by a signal it raised; code = signal */
     WALLS_EXITED,    /* called exit(); code = exit status */
     WALLS_TIMEOUT,   /* overran its time limit */
@@ -649,7 +652,9 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
  * one) or the fork server holds (it started while the
  * old one was loaded: a fork server started after walls_fini(), or after
  * the last process pool went, runs the new one)); -EAGAIN
- * (opts.max_queued tasks wait already).
+ * (opts.max_queued tasks wait already). A library replaced on disk after
+ * the program loaded it, before a worker loaded it by its path, is caught
+ * by the worker instead: the task ends WALLS_FAILED with code -ESTALE.
  */
 WALLS_API int walls_submit(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
                            walls_task **task);

@@ -631,9 +631,20 @@ static int push_task(struct walls__pool *pool, struct walls__lane *lane, struct 
                      int64_t now)
 {
     while (modules_needed(lane, task)) {
-        const char *path = pool->modules[lane->modules_sent].path;
-        ring_push(lane, WALLS__REQ_MODULE, (uint16_t)lane->modules_sent, 0, NULL, path,
-                  (uint32_t)strlen(path), 0, NULL);
+        /* Its path, then a NUL and its build-id when they fit (module.c
+         * keeps paths shorter than a slot): a worker that finds another
+         * object under the path refuses its functions. */
+        const struct walls__module *m = &pool->modules[lane->modules_sent];
+        unsigned char def[WALLS__SLOT_DATA];
+        size_t len = strlen(m->path);
+        memcpy(def, m->path, len);
+        if (m->build_id_len && len + 1 + m->build_id_len <= sizeof def) {
+            def[len] = '\0';
+            memcpy(def + len + 1, m->build_id, m->build_id_len);
+            len += 1 + m->build_id_len;
+        }
+        ring_push(lane, WALLS__REQ_MODULE, (uint16_t)lane->modules_sent, 0, NULL, def,
+                  (uint32_t)len, 0, NULL);
         lane->modules_sent++;
     }
     task->dispatch_ns = now;

@@ -20,6 +20,39 @@
 #include "mailbox.h"
 #include "module.h"
 
+/* The object's GNU build-id, from its loaded PT_NOTE segments: its length,
+ * or 0 when it has none (or one longer than WALLS__BUILD_ID_MAX). */
+static size_t build_id_of(const struct dl_phdr_info *info, unsigned char id[WALLS__BUILD_ID_MAX])
+{
+    for (size_t i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        size_t align = ph->p_align == 8 ? 8 : 4;
+        const unsigned char *at =
+            (const unsigned char *)(uintptr_t)(info->dlpi_addr + ph->p_vaddr);
+        size_t left = ph->p_memsz;
+        while (left >= sizeof(ElfW(Nhdr))) {
+            ElfW(Nhdr) nh;
+            memcpy(&nh, at, sizeof nh);
+            size_t name = (nh.n_namesz + align - 1) & ~(align - 1);
+            size_t desc = (nh.n_descsz + align - 1) & ~(align - 1);
+            if (name > left - sizeof nh || desc > left - sizeof nh - name)
+                break;
+            if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+                memcmp(at + sizeof nh, "GNU", 4) == 0) {
+                if (nh.n_descsz == 0 || nh.n_descsz > WALLS__BUILD_ID_MAX)
+                    return 0;
+                memcpy(id, at + sizeof nh + name, nh.n_descsz);
+                return nh.n_descsz;
+            }
+            at += sizeof nh + name + desc;
+            left -= sizeof nh + name + desc;
+        }
+    }
+    return 0;
+}
+
 struct object_search {
     uintptr_t addr;
     bool first;        /* the next object reported is the first one */
@@ -27,6 +60,8 @@ struct object_search {
     bool too_long;     /* its name does not fit in path */
     uintptr_t base;    /* its load bias: segment addresses are base + p_vaddr */
     char path[PATH_MAX]; /* "" for the main program */
+    unsigned char build_id[WALLS__BUILD_ID_MAX];
+    size_t build_id_len;
 };
 
 static int find_object(struct dl_phdr_info *info, size_t size, void *data)
@@ -49,6 +84,7 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *data)
         s->too_long = len >= sizeof s->path;
         if (!s->too_long)
             memcpy(s->path, name, len + 1);
+        s->build_id_len = build_id_of(info, s->build_id);
         return 1;
     }
     return 0;
@@ -249,6 +285,8 @@ int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[
         pool->modules[m].path = copy;
         pool->modules[m].dev = (uint64_t)st.st_dev;
         pool->modules[m].ino = (uint64_t)st.st_ino;
+        memcpy(pool->modules[m].build_id, search.build_id, search.build_id_len);
+        pool->modules[m].build_id_len = (uint8_t)search.build_id_len;
         pool->nmodules++;
     }
     c->fn = fn;
@@ -261,56 +299,66 @@ int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[
 }
 
 
-static int main_program_base(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    /* The first object reported is the main program. */
-    *(uintptr_t *)data = (uintptr_t)info->dlpi_addr;
-    return 1;
-}
-
 struct name_search {
-    const char *path;
+    const char *path;  /* "" for the main program */
+    uintptr_t base;    /* when not 0: the object loaded there */
     bool first;
     bool found;
-    uintptr_t base;
+    uintptr_t found_base;
+    unsigned char build_id[WALLS__BUILD_ID_MAX];
+    size_t build_id_len;
 };
 
 static int find_by_name(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     struct name_search *s = data;
+    /* The first object reported is the main program. */
     bool main_program = s->first;
     s->first = false;
-    if (main_program || !info->dlpi_name || strcmp(info->dlpi_name, s->path) != 0)
+    if (s->path[0] == '\0' ? !main_program
+                           : main_program || !info->dlpi_name ||
+                                 strcmp(info->dlpi_name, s->path) != 0 ||
+                                 (s->base && (uintptr_t)info->dlpi_addr != s->base))
         return 0;
     s->found = true;
-    s->base = (uintptr_t)info->dlpi_addr;
+    s->found_base = (uintptr_t)info->dlpi_addr;
+    s->build_id_len = build_id_of(info, s->build_id);
     return 1;
+}
+
+int walls__module_find(const char *path, uintptr_t *base, unsigned char id[WALLS__BUILD_ID_MAX],
+                       size_t *id_len)
+{
+    /* The main program, or a library loaded already under that name (a
+     * worker forked after the host loaded it: the usual case): found
+     * without dlopen(), whose search costs a new worker far more (every
+     * object's names, and the file's identity when no name matches). */
+    struct name_search search = {.path = path, .first = true};
+    dl_iterate_phdr(find_by_name, &search);
+    if (!search.found && path[0] != '\0') {
+        void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+        if (!handle)
+            handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        struct link_map *lm = NULL;
+        if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
+            return -ENOENT;
+        /* The handle stays open. Its build-id from the object at its base
+         * (the loader may name it otherwise than path). */
+        search = (struct name_search){.path = lm->l_name, .base = (uintptr_t)lm->l_addr,
+                                      .first = true};
+        dl_iterate_phdr(find_by_name, &search);
+        search.found_base = (uintptr_t)lm->l_addr;
+    }
+    *base = search.found_base;
+    if (id && id_len) {
+        *id_len = search.build_id_len;
+        memcpy(id, search.build_id, search.build_id_len);
+    }
+    return 0;
 }
 
 int walls__module_base(const char *path, uintptr_t *base)
 {
-    if (path[0] == '\0') {
-        dl_iterate_phdr(main_program_base, base);
-        return 0;
-    }
-    /* Loaded already under that name (a worker forked after the host
-     * loaded it: the usual case): its base, without dlopen(), whose search
-     * costs a new worker far more (every object's names, and the file's
-     * identity when no name matches). */
-    struct name_search search = {.path = path, .first = true};
-    dl_iterate_phdr(find_by_name, &search);
-    if (search.found) {
-        *base = search.base;
-        return 0;
-    }
-    void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-    if (!handle)
-        handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    struct link_map *lm = NULL;
-    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
-        return -ENOENT;
-    *base = (uintptr_t)lm->l_addr; /* the handle stays open */
-    return 0;
+    return walls__module_find(path, base, NULL, NULL);
 }

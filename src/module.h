@@ -45,4 +45,9 @@ void walls__module_note_server_start(void);
 __attribute__((visibility("default"))) int walls__module_base(const char *path,
                                                               uintptr_t *base);
 
+/* walls__module_base(), and the build-id of the object found there (len
+ * 0 when it has none, or a longer one than WALLS__BUILD_ID_MAX). */
+int walls__module_find(const char *path, uintptr_t *base,
+                       unsigned char id[WALLS__BUILD_ID_MAX], size_t *id_len);
+
 #endif

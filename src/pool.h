@@ -43,6 +43,9 @@
 #define WALLS__MAX_LANES 64u         /* threads per hybrid process */
 #define WALLS__IO_THREADS_PER_CPU 4u /* IO-bound: threads per CPU, or per hybrid process */
 #define WALLS__MAX_MODULES 256u
+/* An ELF build-id (NT_GNU_BUILD_ID) kept at most this long; a longer one
+ * is not kept (its object is then known by its path alone). */
+#define WALLS__BUILD_ID_MAX 32u
 #define WALLS__TASK_SMALL 64u /* input and output bytes kept inside the task */
 #define WALLS__IO_DEPTH 8u    /* large-I/O windows of a lane at most (io.c) */
 
@@ -267,6 +270,11 @@ struct walls__pool {
     struct walls__module {
         char *path;             /* "" for the main program */
         uint64_t dev, ino;      /* the file at path when it was added */
+        /* The build-id of the object fn lay in here (id_len 0: none), sent
+         * with the path: a worker that loads another file under it says
+         * so instead of running it. */
+        unsigned char build_id[WALLS__BUILD_ID_MAX];
+        uint8_t build_id_len;
     } modules[WALLS__MAX_MODULES];
     unsigned nmodules;
     uint64_t dl_subs;           /* the loader's count of unloads when the fn cache was valid */

@@ -17,8 +17,10 @@ struct walls__worker_hooks {
     /* Locates the function for (module, offset); NULL with *err set when it
      * cannot. */
     walls_fn *(*resolve)(void *ctx, uint16_t module, uint64_t offset, int *err);
-    /* Records the path of module number `module`. Returns 0 or -errno. */
-    int (*define_module)(void *ctx, uint16_t module, const char *path);
+    /* Records the path of module number `module`, and the build-id the
+     * host found there (id_len 0: none known). Returns 0 or -errno. */
+    int (*define_module)(void *ctx, uint16_t module, const char *path, const unsigned char *id,
+                         size_t id_len);
     /* Called after each published completion; more: requests are waiting
      * in the ring; slot: the ring slot of the request it completed (whose
      * mb->ring_want says whether somebody sleeps until it finishes). */
@@ -72,7 +74,8 @@ int walls__worker_process_main(int mailbox_fd, int doorbell_fd, int extra);
 
 /* Process workers: locate and record modules (worker side). */
 walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int *err);
-int walls__module_define(void *ctx, uint16_t module, const char *path);
+int walls__module_define(void *ctx, uint16_t module, const char *path, const unsigned char *id,
+                         size_t id_len);
 
 /* Process workers (worker_faults.c): catch this process's faults for its
  * lanes' mailboxes mbs[0..n) (lane 0's also holds the settings), and have

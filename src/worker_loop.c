@@ -262,12 +262,18 @@ void walls__worker_loop(struct walls__mailbox *mb, const struct walls__worker_ho
                 run_task(mb, req, cqe, hooks);
                 break;
             case WALLS__REQ_MODULE: {
+                /* The path, then a NUL and the object's build-id when
+                 * the host knows it. */
                 char path[WALLS__SLOT_DATA];
                 uint32_t n = req->in_len < WALLS__SLOT_DATA ? req->in_len : WALLS__SLOT_DATA - 1;
                 memcpy(path, req->data, n);
                 path[n] = '\0';
+                size_t len = strlen(path);
+                const unsigned char *id = len < n ? req->data + len + 1 : NULL;
+                size_t id_len = len < n ? n - len - 1 : 0;
                 cqe->kind = WALLS__CQE_ACK;
-                cqe->code = hooks->define_module ? hooks->define_module(hooks->ctx, req->module, path)
+                cqe->code = hooks->define_module ? hooks->define_module(hooks->ctx, req->module,
+                                                                        path, id, id_len)
                                                  : 0;
                 break;
             }

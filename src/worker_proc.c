@@ -38,6 +38,8 @@ struct module_slot {
     char *path;
     uintptr_t base;
     bool resolved;
+    unsigned char build_id[WALLS__BUILD_ID_MAX]; /* the host's (build_id_len 0: unknown) */
+    size_t build_id_len;
 };
 
 struct proc_ctx {
@@ -57,10 +59,11 @@ static struct proc_ctx *lane_ctx(unsigned lane)
     return ctx[lane];
 }
 
-int walls__module_define(void *ctx, uint16_t module, const char *path)
+int walls__module_define(void *ctx, uint16_t module, const char *path, const unsigned char *id,
+                         size_t id_len)
 {
     struct proc_ctx *pc = ctx;
-    if (module >= WALLS__MAX_MODULES)
+    if (module >= WALLS__MAX_MODULES || id_len > WALLS__BUILD_ID_MAX)
         return -EINVAL;
     struct module_slot *slot = &pc->modules[module];
     char *copy = strdup(path);
@@ -69,6 +72,9 @@ int walls__module_define(void *ctx, uint16_t module, const char *path)
     free(slot->path);
     slot->path = copy;
     slot->resolved = false;
+    if (id_len)
+        memcpy(slot->build_id, id, id_len);
+    slot->build_id_len = id_len;
     return 0;
 }
 
@@ -81,7 +87,15 @@ walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int
     }
     struct module_slot *slot = &pc->modules[module];
     if (!slot->resolved) {
-        int rc = walls__module_base(slot->path, &slot->base);
+        unsigned char id[WALLS__BUILD_ID_MAX];
+        size_t id_len = 0;
+        int rc = walls__module_find(slot->path, &slot->base, id, &id_len);
+        /* Another build than the host's under that path (the file was
+         * replaced after the host loaded it): its code at the host's
+         * offsets is not the function asked for. */
+        if (rc == 0 && slot->build_id_len &&
+            (id_len != slot->build_id_len || memcmp(id, slot->build_id, id_len) != 0))
+            rc = -ESTALE;
         if (rc) {
             *err = rc;
             return NULL;

@@ -152,8 +152,8 @@ static void dir_remove(void)
     if (!dir_made)
         return;
     char path[256];
-    static const char *const names[] = {"one", "two", "three"};
-    for (unsigned i = 0; i < 3; i++) {
+    static const char *const names[] = {"one", "two", "three", "four"};
+    for (unsigned i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/%s.so", dir, names[i]);
         unlink(path);
     }
@@ -222,6 +222,52 @@ START_TEST(test_replaced_under_a_forked_server)
     lib = load(three, &where);
     walls_pool *pool = proc_pool(1);
     ck_assert_int_eq(where_on(pool, where, got, sizeof got), -ESTALE);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    dlclose(lib);
+    walls_fini();
+}
+END_TEST
+
+/* A library replaced on disk after this process loaded it, before a
+ * pool's workers load it by its path (the fork server started without
+ * it): a worker would load the new file and run its code at the old one's
+ * offsets. The worker compares the build-id of what it loaded with the
+ * host's and refuses the task (WALLS_FAILED, -ESTALE); before, it ran the
+ * new build's bytes at plugin_where's old offset. The build of the test
+ * plugin that is still where the test loaded it runs as it should. */
+START_TEST(test_replaced_after_loading)
+{
+    ck_assert_msg(dir_made, "mkdtemp under /tmp failed");
+    char four[256], got[512];
+    snprintf(four, sizeof four, "%s/four.so", dir);
+    copy_plugin(four);
+    ck_assert_int_eq(walls_init(), 0); /* the fork server, without four.so */
+    walls_fn *where;
+    void *lib = load(four, &where);
+    copy_build(PLUGIN_SHIFTED_PATH, four);
+    for (unsigned placement = 0; placement < 2; placement++) {
+        struct walls_pool_opts opts = {.placement = placement ? WALLS_HYBRID : WALLS_PROCESSES,
+                                       .processes = 1,
+                                       .threads = placement ? 2 : 0};
+        walls_pool *pool;
+        ck_assert_int_eq(walls_pool_create(&pool, &opts), 0);
+        for (int round = 0; round < 2; round++) {
+            walls_task *t;
+            ck_assert_int_eq(walls_submit(pool, where, NULL, 0, &t), 0);
+            struct walls_result r;
+            ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
+            ck_assert_msg(r.status == WALLS_FAILED && r.code == -ESTALE,
+                          "placement %u: %s %d (%.*s)", placement, walls_status_name(r.status),
+                          r.code, (int)r.out_len, r.out ? (const char *)r.out : "");
+            walls_task_free(t);
+        }
+        ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+    }
+    /* The file the program loaded, back at its path: it runs. */
+    copy_plugin(four);
+    walls_pool *pool = proc_pool(1);
+    ck_assert_int_eq(where_on(pool, where, got, sizeof got), 0);
+    ck_assert_str_eq(got, four);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     dlclose(lib);
     walls_fini();
@@ -340,6 +386,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_worker_descriptors);
     tcase_add_test(tc, test_unloaded_libraries);
     tcase_add_test(tc, test_replaced_under_a_forked_server);
+    tcase_add_test(tc, test_replaced_after_loading);
     tcase_add_test(tc, test_loaded_before_a_reexecuted_server);
     tcase_add_test(tc, test_library_with_a_thread_in_the_server);
     suite_add_tcase(s, tc);
