@@ -787,6 +787,20 @@ static bool unknown_method(const char *p, const char *end)
     return p > start && (p == end || *p == ' ');
 }
 
+/* The request line as the client sent it (from p, leading empty lines
+ * skipped, up to its end or end), for the access log of a request the
+ * parser refused before it got to the target: an unknown method. */
+static void raw_request_line(struct conn *c, const char *p, const char *end)
+{
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    size_t n = 0;
+    while (p + n < end && p[n] != '\r' && p[n] != '\n' && n < sizeof c->line - 1)
+        n++;
+    memcpy(c->line, p, n);
+    c->line[n] = '\0';
+}
+
 /* Parses what was read. Returns true when it acted on a request (the
  * state changed), false when it needs more bytes. */
 static bool parse_some(struct conn *c)
@@ -797,8 +811,10 @@ static bool parse_some(struct conn *c)
     c->scan_from = c->in.p + c->in_off;
     size_t n = http_parser_execute(&c->parser, &settings, c->in.p + c->in_off, avail);
     enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-    if (err == HPE_INVALID_METHOD && unknown_method(c->scan_from, c->in.p + c->in.len))
+    if (err == HPE_INVALID_METHOD && unknown_method(c->scan_from, c->in.p + c->in.len)) {
         c->error_status = 501;
+        raw_request_line(c, c->scan_from, c->in.p + c->in.len);
+    }
     if (err == HPE_OK || err == HPE_PAUSED) {
         int bad = scan_framing(c, c->scan_from, c->in.p + c->in_off + n);
         if (bad) {

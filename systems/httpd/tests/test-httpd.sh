@@ -358,6 +358,9 @@ for method in FOO QUERY GETX X_CUSTOM-M; do
 done
 expect "... on a route too" "HTTP/1.1 501 Not Implemented" \
     "$(printf 'BREW /hello HTTP/1.1\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+for _ in $(seq 1 200); do grep -q 'BREW /hello' "$WORK/access.log" && break; sleep 0.05; done
+contains "... and logged with its request line, not \"-\"" '"BREW /hello HTTP/1.1" 501 ' \
+    "$WORK/access.log"
 expect "chunked twice on two lines is malformed" "HTTP/1.1 400 Bad Request" \
     "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
 expect "chunked twice on one line is malformed" "HTTP/1.1 400 Bad Request" \
