@@ -29,6 +29,7 @@
 #define CLONE_PIDFD 0x00001000
 #endif
 #include "internal.h"
+#include "module.h"
 #include "worker.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -155,35 +156,9 @@ _Noreturn void walls__worker_child(const int *fds, int nfds, pid_t parent)
  * this process cannot be read (the fork server then does not start). */
 static int drop_host_mappings(void)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t cap = 1 << 16, len = 0;
-    char *text = malloc(cap);
-    for (ssize_t n = 1; text && n > 0;) {
-        if (cap - len < 4096) {
-            char *grown = realloc(text, cap * 2);
-            if (!grown) {
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = grown;
-            cap *= 2;
-        }
-        n = read(fd, text + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            n = 1;
-        else if (n < 0) {
-            free(text);
-            text = NULL;
-        } else
-            len += (size_t)n;
-    }
-    close(fd);
+    char *text = walls__maps_text();
     if (!text)
         return -1;
-    text[len] = '\0';
     /* Whole first: unmapping changes the file being read. */
     for (char *line = text, *end; *line; line = end + 1) {
         end = strchr(line, '\n');

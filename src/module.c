@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <link.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "mailbox.h"
 #include "module.h"
@@ -126,6 +128,40 @@ static struct held *held;
 static size_t nheld;
 static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
 
+char *walls__maps_text(void)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    for (ssize_t n = 1; text && n > 0;) {
+        if (cap - len < 4096) {
+            char *grown = realloc(text, cap * 2);
+            if (!grown) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = grown;
+            cap *= 2;
+        }
+        n = read(fd, text + len, cap - len - 1);
+        if (n < 0 && errno == EINTR) {
+            n = 1;
+        } else if (n < 0) {
+            free(text);
+            text = NULL;
+        } else {
+            len += (size_t)n;
+        }
+    }
+    close(fd);
+    if (text)
+        text[len] = '\0';
+    return text;
+}
+
 /* Calls each(lo, hi, dev, ino, path) for every file mapping of this
  * process (path without " (deleted)"), until it returns true. -1 if the
  * map cannot be read. */
@@ -133,11 +169,13 @@ static int each_mapping(bool (*each)(uintptr_t lo, uintptr_t hi, uint64_t dev, u
                                      const char *path, void *arg),
                         void *arg)
 {
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (!f)
+    char *text = walls__maps_text();
+    if (!text)
         return -1;
-    char line[PATH_MAX + 128];
-    while (fgets(line, sizeof line, f)) {
+    for (char *line = text, *next; *line; line = next) {
+        next = line + strcspn(line, "\n");
+        if (*next)
+            *next++ = '\0';
         unsigned long lo, hi, off, ino;
         unsigned maj, min;
         int at = 0;
@@ -146,14 +184,13 @@ static int each_mapping(bool (*each)(uintptr_t lo, uintptr_t hi, uint64_t dev, u
             !ino || line[at] != '/')
             continue;
         char *path = line + at;
-        path[strcspn(path, "\n")] = '\0';
         size_t n = strlen(path);
         if (n > 10 && strcmp(path + n - 10, " (deleted)") == 0)
             path[n - 10] = '\0';
         if (each(lo, hi, (uint64_t)makedev(maj, min), ino, path, arg))
             break;
     }
-    fclose(f);
+    free(text);
     return 0;
 }
 

@@ -34,6 +34,11 @@ struct walls__fn_cache {
 int walls__module_locate(struct walls__pool *pool, struct walls__fn_cache cache[WALLS__FN_CACHE],
                          walls_fn *fn, uint16_t *module, uint64_t *offset);
 
+/* This process's /proc/self/maps, read whole (a caller that changes its
+ * mappings while it reads would change the file under it): malloc'd,
+ * NUL-terminated, or NULL when it cannot be read. */
+char *walls__maps_text(void);
+
 /* Notes which file each library this process maps is, as a fork server
  * about to start (forked from it, or re-executed and loading the same
  * libraries) will hold them. */
