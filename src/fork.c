@@ -25,7 +25,9 @@
  * that a child may make pools of its own, and make the child forget its
  * parent's fork server and close its copy of the fork server's control
  * socket: a child that outlives its parent must not keep the parent's
- * workers alive.
+ * workers alive. (A child made without fork(), which these handlers never
+ * see, keeps its copy; the fork server also watches the program's pidfd,
+ * and ends when the program does.)
  */
 #define _GNU_SOURCE
 #include <pthread.h>

@@ -303,20 +303,30 @@ _Noreturn void walls__forkserver_main(int ctl)
         _exit(errno);
     /* The affinity mask and the cgroup quota, as a pool counts them. */
     spin_cpus = walls__cpu_count_source(NULL) >= WALLS__RESTART_SPIN_MIN_CPUS;
+    /* The program (this process's parent): when it ends, so does this
+     * process, with every worker, even while another process still holds
+     * the control socket (a child the program made with a raw clone() or
+     * fork system call, which the fork handlers that close it in a child
+     * never saw). Without pidfds, the socket alone says so. */
+    int host_fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
+    if (host_fd >= 0)
+        fcntl(host_fd, F_SETFD, FD_CLOEXEC);
     struct walls__msg hello = {.type = WALLS__MSG_HELLO, .pid = getpid()};
     if (walls__msg_send(ctl, &hello, NULL, 0) != 0)
         _exit(EPIPE);
     struct pollfd *pfds = NULL;
+    enum { FIRST_POOL = 3 };
     for (;;) {
-        size_t n = 2 + npools;
+        size_t n = FIRST_POOL + npools;
         struct pollfd *grown = realloc(pfds, n * sizeof *pfds);
         if (!grown)
             shut_down();
         pfds = grown;
         pfds[0] = (struct pollfd){.fd = ctl, .events = POLLIN};
         pfds[1] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+        pfds[2] = (struct pollfd){.fd = host_fd, .events = POLLIN}; /* -1: ignored */
         for (size_t i = 0; i < npools; i++)
-            pfds[2 + i] = (struct pollfd){.fd = pools[i].sock, .events = POLLIN};
+            pfds[FIRST_POOL + i] = (struct pollfd){.fd = pools[i].sock, .events = POLLIN};
         /* Right after a death the host answers with a spawn request: poll
          * for it rather than sleep through a wake-up. */
         int ready = poll(pfds, n, 0);
@@ -334,6 +344,8 @@ _Noreturn void walls__forkserver_main(int ctl)
             ready = poll(pfds, n, -1);
         if (ready < 0)
             continue;
+        if (pfds[2].revents)
+            shut_down(); /* the program is gone */
         if (pfds[1].revents) {
             struct signalfd_siginfo ssi;
             while (read(sigfd, &ssi, sizeof ssi) > 0) {
@@ -341,7 +353,7 @@ _Noreturn void walls__forkserver_main(int ctl)
             reap_children();
         }
         for (size_t i = 0; i < npools; i++) {
-            if (!pfds[2 + i].revents || pools[i].sock < 0)
+            if (!pfds[FIRST_POOL + i].revents || pools[i].sock < 0)
                 continue;
             struct walls__msg msg;
             int fds[WALLS__MSG_MAX_FDS], nfds = WALLS__MSG_MAX_FDS;

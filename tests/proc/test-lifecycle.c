@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -183,6 +184,77 @@ static bool ends_within(pid_t pid, int ms)
         usleep(10000);
     return process_ended(pid);
 }
+
+/* Reports its worker's pid and its parent's: the fork server's. */
+static int t_pids(struct walls_call *call)
+{
+    pid_t pids[2] = {getpid(), getppid()};
+    memcpy(call->out, pids, sizeof pids);
+    call->out_len = sizeof pids;
+    return 0;
+}
+
+/* A child the program makes with the fork system call itself, which runs
+ * no fork handlers, holds a copy of the fork server's control socket.
+ * When the program dies, its fork server and workers go all the same,
+ * not once that child ends: before, they lived on as long as it did. _i:
+ * 0 processes, 1 hybrid. */
+START_TEST(test_raw_fork_child_outliving_the_program)
+{
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int link[2];
+    ck_assert_int_eq(pipe(link), 0);
+    pid_t program = fork();
+    ck_assert_int_ge(program, 0);
+    if (program == 0) {
+        close(link[0]);
+        struct walls_pool_opts o = {.placement = _i ? WALLS_HYBRID : WALLS_PROCESSES,
+                                    .processes = 2,
+                                    .threads = _i ? 2 : 0};
+        walls_pool *pool;
+        walls_task *t;
+        struct walls_result r;
+        if (walls_pool_create(&pool, &o) != 0 || walls_submit(pool, t_pids, NULL, 0, &t) ||
+            walls_wait(t, 20000, &r) != 0 || r.status != WALLS_OK || r.out_len != 2 * sizeof(pid_t))
+            _exit(4);
+        pid_t report[3];
+        memcpy(report, r.out, 2 * sizeof(pid_t));
+        pid_t raw = (pid_t)syscall(SYS_fork);
+        if (raw == 0) {
+            sleep(20);
+            _exit(0);
+        }
+        report[2] = raw;
+        if (write(link[1], report, sizeof report) != (ssize_t)sizeof report)
+            _exit(5);
+        raise(SIGKILL);
+        _exit(6);
+    }
+    close(link[1]);
+    pid_t got[3] = {0, 0, 0};
+    ssize_t n = read(link[0], got, sizeof got);
+    close(link[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(program, &status, 0), program);
+    ck_assert_msg(n == (ssize_t)sizeof got, "the program ended %#x before it reported", status);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    bool server_gone = ends_within(got[1], 5000), worker_gone = ends_within(got[0], 5000);
+    bool raw_alive = !process_ended(got[2]);
+    kill(got[2], SIGKILL);
+    /* Orphans of the program are this process's children now: reaped. */
+    int left = -1;
+    for (int i = 0; i < 500 && left != 0; i++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
+        if ((left = count_children()) != 0)
+            usleep(10000);
+    }
+    ck_assert_int_eq(left, 0);
+    ck_assert_msg(raw_alive, "the raw child %d ended early", (int)got[2]);
+    ck_assert_msg(server_gone, "the fork server %d outlived the program", (int)got[1]);
+    ck_assert_msg(worker_gone, "the worker %d outlived the program", (int)got[0]);
+}
+END_TEST
 
 /* What a task started goes with its worker: when the pool stops it, and
  * when it dies of its task; not before. */
@@ -465,6 +537,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_many_pools_at_once);
     tcase_add_test(tc, test_worker_start_failure);
     tcase_add_test(tc, test_task_children_go_with_worker);
+    tcase_add_loop_test(tc, test_raw_fork_child_outliving_the_program, 0, 2);
     tcase_add_test(tc, test_buffered_output_written_once);
     tcase_add_test(tc, test_pool_after_fork_server_killed);
     tcase_add_loop_test(tc, test_start_through_signals, 0, 2);
