@@ -119,7 +119,8 @@ struct walls_pool_opts {
     enum walls_placement placement;
     enum walls_workload workload;
     unsigned needs;           /* WALLS_NEED_* */
-    unsigned processes;       /* process workers; 0 = auto; at most 256; unused by THREADS */
+    unsigned processes;       /* process workers; 0 = auto; at most 256 (checked in every
+                               * placement); unused by THREADS otherwise */
     unsigned threads;         /* threads (THREADS, at most 1024) or per process (HYBRID, at
                                * most 64); 0 = auto */
     int64_t task_timeout_ms;  /* default per-task limit from when it starts running; 0 = none */
