@@ -930,10 +930,13 @@ static void cmd_dbsize(struct kv_ctx *c)
         kv_reply_int(c->out, n);
 }
 
-/* SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is the
- * stripe in its high bits and the next bucket below: a dictionary only
- * ever doubles, and bucket b of a table spreads over b and b + size of
- * the next, so walking buckets upward misses nothing present all along. */
+/* SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is the next
+ * bucket times KV_STRIPES plus the stripe: no larger than Redis's for a
+ * table of the same size (clients that hold a cursor as a double or a
+ * signed 64-bit number lose nothing), and 0 only at the start and the
+ * end. A dictionary only ever doubles, and bucket b of a table spreads
+ * over b and b + size of the next, so walking buckets upward misses
+ * nothing present all along. */
 struct scan_walk {
     struct kv_ctx *c;
     const struct resp_arg *pattern, *type;
@@ -1017,8 +1020,8 @@ static void cmd_scan(struct kv_ctx *c)
     }
     if (w.pattern && w.pattern->len == 1 && w.pattern->p[0] == '*')
         w.pattern = NULL;
-    unsigned stripe = (unsigned)(cursor >> 58);
-    uint64_t bucket = cursor & (((uint64_t)1 << 58) - 1);
+    unsigned stripe = (unsigned)(cursor % KV_STRIPES);
+    uint64_t bucket = cursor / KV_STRIPES;
     long long visited = 0;
     while (stripe < KV_STRIPES && visited < count) {
         struct kv_txn t;
@@ -1052,7 +1055,8 @@ static void cmd_scan(struct kv_ctx *c)
             bucket = 0;
         }
     }
-    unsigned long long next = stripe >= KV_STRIPES ? 0 : ((unsigned long long)stripe << 58 | bucket);
+    unsigned long long next =
+        stripe >= KV_STRIPES ? 0 : (unsigned long long)bucket * KV_STRIPES + stripe;
     char num[24];
     int len = snprintf(num, sizeof num, "%llu", next);
     kv_reply_array(c->out, 2);
