@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -916,13 +917,37 @@ void conn_client_left(struct conn *c)
 /* Sends what it can of the response. Returns true once all is sent; false
  * when the socket is full (then watched for writing) or the connection
  * ended. */
+/* Bytes of the response in the socket that the client has not
+ * acknowledged yet; -1 when the kernel does not say. */
+static int unacked(const struct conn *c)
+{
+    int n = 0;
+    return ioctl(c->fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
 /* The socket is full: the client must take more within the timeout
  * (counted from the last bytes it took), or the connection is closed. */
 static bool blocked(struct conn *c, bool progress)
 {
-    if (progress || !c->deadline_ms)
+    if (progress || !c->deadline_ms) {
         c->deadline_ms = deadline_from_now(c);
+        c->unacked_mark = unacked(c);
+    }
     return false; /* until the event that says there is room */
+}
+
+bool conn_still_taking(struct conn *c)
+{
+    /* The kernel says there is room again only once about half of a
+     * send buffer of several megabytes has gone: a client reading slowly
+     * but all along can take longer than the timeout to get there. What
+     * it acknowledged since the mark is what it took. */
+    int now = unacked(c);
+    if (now < 0 || c->unacked_mark < 0 || now >= c->unacked_mark)
+        return false;
+    c->unacked_mark = now;
+    c->deadline_ms = deadline_from_now(c);
+    return true;
 }
 
 static bool flush(struct conn *c)

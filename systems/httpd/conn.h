@@ -73,6 +73,8 @@ struct conn {
     unsigned ntrailers;
     int64_t deadline_ms; /* READING: headers, or the body's next bytes, not in by then:
                           * 408; WRITING: the client took nothing since: closed */
+    int unacked_mark;    /* WRITING: bytes the socket held unacknowledged when the
+                          * deadline was set (-1: unknown) */
     /* The response. */
     struct buf out;
     size_t out_sent;
@@ -139,6 +141,9 @@ void conn_client_left(struct conn *c);
  * more within the timeout): logged, with the body bytes that went, and
  * counted, then closed. */
 void conn_cut_off(struct conn *c);
+/* At a WRITING deadline: whether the client took bytes since it was set
+ * (then it is set again), though the socket has not said it has room. */
+bool conn_still_taking(struct conn *c);
 /* Frees the loop's closed connections. */
 void conn_reap(struct loop *l);
 /* Frees the connection now (the loop's end). */

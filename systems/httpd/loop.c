@@ -211,7 +211,8 @@ static void sweep(struct loop *l, int64_t now)
             conn_close(c);
         /* A client that stopped taking its response, or one that a
          * lingering close waited for long enough (or the server stops). */
-        else if (c->state == WRITING && c->deadline_ms && now >= c->deadline_ms)
+        else if (c->state == WRITING && c->deadline_ms && now >= c->deadline_ms &&
+                 !conn_still_taking(c))
             conn_cut_off(c); /* logged with what it took */
         else if (c->state == LINGERING && c->deadline_ms && now >= c->deadline_ms)
             conn_close(c);
