@@ -84,7 +84,9 @@ int walls_mpi_pool_create(walls_pool **pool, MPI_Comm comm, const struct walls_p
  * crash inside its task: WALLS_PROCESSES or WALLS_HYBRID (WALLS_AUTO
  * chooses as if WALLS_NEED_CRASH_ISOLATION were among its needs, and a
  * rank given WALLS_THREADS by rank 0 runs processes instead). Its
- * max_output is rank 0's, whatever local says. The rank sleeps between
+ * max_output is rank 0's, whatever local says, and so are time limits:
+ * local's task_timeout_ms is not used (a task rank 0 gave no limit runs
+ * as long as it takes; one with a limit is stopped when rank 0 asks). The rank sleeps between
  * messages (up to 1 ms, as rank 0's own relay does): MPI gives nothing
  * to wait on without spinning.
  *

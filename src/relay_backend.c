@@ -502,8 +502,10 @@ int walls__relay_check(const struct walls_pool_opts *opts)
     if (opts)
         o = *opts;
     /* The peers apply the sandbox, on their kernels: here the options are
-     * checked, not what this kernel would refuse. */
-    if (!o.sandbox_fallback)
+     * checked, not what this kernel would refuse. (Only with a sandbox:
+     * placement WALLS_THREADS, which the peers run as processes, takes no
+     * fallback.) */
+    if (!o.sandbox_fallback && o.sandbox != WALLS_SANDBOX_NONE)
         o.sandbox_fallback = WALLS_SANDBOX_FALLBACK;
     struct walls__plan plan;
     int rc = walls__plan_pool(&o, &plan);

@@ -654,7 +654,9 @@ static void run_task(struct server *s, const unsigned char *p, size_t len)
     }
     walls_task *task = NULL;
     if (fn) {
-        struct walls_task_opts to = {.user = (void *)(uintptr_t)(m.lane + 1u)};
+        /* No limit of this rank's own: rank 0 holds every task's, its
+         * pool's or the task's (none included), and asks for the stop. */
+        struct walls_task_opts to = {.timeout_ms = -1, .user = (void *)(uintptr_t)(m.lane + 1u)};
         rc = walls_submit_ex(s->pool, fn, m.in_len ? p + sizeof m : NULL, (size_t)m.in_len, &to,
                              &task);
     }
@@ -722,6 +724,7 @@ static int serve_opts(const struct walls_pool_opts *local, const struct hello *h
     if (o->placement == WALLS_AUTO)
         o->needs |= WALLS_NEED_CRASH_ISOLATION;
     o->max_output = hello->opts.max_output;
+    o->task_timeout_ms = 0; /* unused: run_task() gives none (rank 0's hold) */
     return 0;
 }
 

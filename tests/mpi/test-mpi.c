@@ -7,7 +7,8 @@
  * program exits 0 when all passed, 1 otherwise, with a line on stderr
  * naming each failed assertion and both sides of it.
  *
- *   mpirun -np 3 test-mpi correct|crash|timeout|cancel|destroy|args|victim|silent|fair
+ *   mpirun -np 3 test-mpi correct|crash|timeout|cancel|destroy|args|victim|silent|fair|
+ *                         limits|limits-own|threads
  *   mpirun -np 1 test-mpi mismatch : -np 2 test-mpi-other mismatch
  *
  * Checks, each a subcommand (run-mpi-tests.sh runs them all):
@@ -31,6 +32,10 @@
  *  victim    a long job for run-mpi-tests.sh to kill a serving rank in.
  *  fair      20 short tasks behind a 3 s one finish on the other rank
  *            while it runs.
+ *  limits    the serving ranks keep no limit of their own (NULL options):
+ *            tasks of timeout -1 and 5000 ms outlive the pool's 1 s limit;
+ *  limits-own  the same with the ranks' own 300 ms limit;
+ *  threads   a pool of placement WALLS_THREADS runs on the ranks' processes.
  *  silent    a serving rank stopped (SIGSTOP) by run-mpi-tests.sh: its
  *            limited tasks end as timeout within the grace, the rest run
  *            on the other rank.
@@ -1313,6 +1318,71 @@ static void root_silent(void)
 
 /* ---- main ---- */
 
+/* ---- limits: the serving ranks keep none of their own ---- */
+
+/* Rank 0's pool has a 1 s limit; the serving ranks pass NULL (rank 0's
+ * options) or their own options with a 300 ms limit. A task rank 0 gave
+ * no limit, or a longer one, sleeping 1.5 s, ends ok; one of the pool's
+ * 1 s limit ends as a timeout. Before, each rank held the pool's limit
+ * (or its own) in its own pool and killed every one of them. */
+static void root_limits(void)
+{
+    struct walls_pool_opts opts = {.placement = WALLS_PROCESSES, .task_timeout_ms = 1000};
+    walls_pool *pool = create_pool(&opts);
+    if (!pool)
+        return;
+    struct walls_task_opts none = {.timeout_ms = -1}, longer = {.timeout_ms = 5000};
+    struct spec specs[3];
+    walls_task *t[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++)
+        specs[i] = (struct spec){.k = 300 + (uint64_t)i, .sleep_ms = 1500, .out_size = 16};
+    if (expect_rc(submit_spec(pool, &specs[0], &none, &t[0]), 0, "walls_submit_ex(timeout -1)") &&
+        expect_rc(submit_spec(pool, &specs[1], &longer, &t[1]), 0,
+                  "walls_submit_ex(timeout 5000)") &&
+        expect_rc(submit_spec(pool, &specs[2], NULL, &t[2]), 0, "walls_submit")) {
+        static const char *const what[3] = {"timeout -1", "timeout 5000", "the pool's 1000 ms"};
+        for (int i = 0; i < 3; i++) {
+            struct walls_result r;
+            if (!wait_result(t[i], 30000, &r, what[i]))
+                continue;
+            int bad = 0;
+            if (i < 2)
+                expect_ok(&specs[i], &r, (size_t)i, &bad);
+            else if (r.status != WALLS_TIMEOUT)
+                fail("a 1.5 s task under the pool's 1 s limit ended %s code %d",
+                     walls_status_name(r.status), r.code);
+            if (i < 2 && !bad)
+                ok("a 1.5 s task of %s ended ok", what[i]);
+            else if (i == 2 && r.status == WALLS_TIMEOUT)
+                ok("a 1.5 s task under the pool's 1 s limit ended timeout");
+        }
+    }
+    free_tasks(t, 3);
+    destroy_pool(pool, 0);
+}
+
+/* Placement WALLS_THREADS on rank 0: the ranks run processes. Before, the
+ * pool was refused for a sandbox_fallback the program never set. */
+static void root_threads(void)
+{
+    struct walls_pool_opts opts = {.placement = WALLS_THREADS, .threads = 2};
+    walls_pool *pool = create_pool(&opts);
+    if (!pool)
+        return;
+    struct spec specs[4];
+    walls_task *t[4] = {NULL};
+    size_t n = 0;
+    for (; n < 4; n++) {
+        specs[n] = (struct spec){.k = 400 + n, .payload = 64, .out_size = 32};
+        if (!expect_rc(submit_spec(pool, &specs[n], NULL, &t[n]), 0, "walls_submit"))
+            break;
+    }
+    if (n == 4 && wait_all_ok(t, specs, n, 30000) == 0)
+        ok("a pool of placement WALLS_THREADS ran 4 tasks on the ranks' processes");
+    free_tasks(t, n);
+    destroy_pool(pool, 0);
+}
+
 struct check {
     const char *name;
     void (*root)(void);
@@ -1320,6 +1390,7 @@ struct check {
     int serves;            /* calls of walls_mpi_serve on a serving rank */
     int serve_want;        /* what each must return */
     bool local;            /* serve with local_opts (else NULL: rank 0's) */
+    const struct walls_pool_opts *own; /* when not NULL: serve with these */
 };
 
 /* What serving ranks ask for when a check gives them their own options:
@@ -1328,17 +1399,24 @@ struct check {
 static const struct walls_pool_opts local_opts = {
     .placement = WALLS_PROCESSES, .processes = 1, .task_timeout_ms = 60000};
 
+/* Serving ranks with a short limit of their own, which must not hold. */
+static const struct walls_pool_opts short_limit_opts = {
+    .placement = WALLS_PROCESSES, .processes = 1, .task_timeout_ms = 300};
+
 static const struct check checks[] = {
-    {"correct", root_correct, NULL, 1, 0, false},
-    {"crash", root_crash, NULL, 1, 0, true},
-    {"timeout", root_timeout, NULL, 1, 0, true},
-    {"cancel", root_cancel, NULL, 1, 0, false},
-    {"destroy", root_destroy, NULL, 2, 0, true},
-    {"mismatch", root_mismatch, NULL, 1, -ENOEXEC, false},
-    {"args", root_args, serve_args, 0, 0, false},
-    {"victim", root_victim, NULL, 1, 0, false},
-    {"silent", root_silent, NULL, 1, 0, false},
-    {"fair", root_fair, NULL, 1, 0, false},
+    {"correct", root_correct, NULL, 1, 0, false, NULL},
+    {"crash", root_crash, NULL, 1, 0, true, NULL},
+    {"timeout", root_timeout, NULL, 1, 0, true, NULL},
+    {"cancel", root_cancel, NULL, 1, 0, false, NULL},
+    {"destroy", root_destroy, NULL, 2, 0, true, NULL},
+    {"mismatch", root_mismatch, NULL, 1, -ENOEXEC, false, NULL},
+    {"args", root_args, serve_args, 0, 0, false, NULL},
+    {"victim", root_victim, NULL, 1, 0, false, NULL},
+    {"silent", root_silent, NULL, 1, 0, false, NULL},
+    {"fair", root_fair, NULL, 1, 0, false, NULL},
+    {"limits", root_limits, NULL, 1, 0, false, NULL},
+    {"limits-own", root_limits, NULL, 1, 0, false, &short_limit_opts},
+    {"threads", root_threads, NULL, 1, 0, false, NULL},
 };
 
 static void write_pid(void)
@@ -1360,7 +1438,7 @@ static void serve(const struct check *c)
      * own, whose default max_output rank 0's 8 MiB must override. */
     bool local = c->local || (strcmp(c->name, "correct") == 0 && my_rank == 2);
     for (int i = 0; i < c->serves; i++) {
-        int rc = walls_mpi_serve(MPI_COMM_WORLD, local ? &local_opts : NULL);
+        int rc = walls_mpi_serve(MPI_COMM_WORLD, c->own ? c->own : local ? &local_opts : NULL);
         char what[64];
         snprintf(what, sizeof what, "walls_mpi_serve (call %d of %d)", i + 1, c->serves);
         if (!expect_rc(rc, c->serve_want, what))
