@@ -63,8 +63,15 @@ extern "C" {
  * waiting end as WALLS_BROKEN. A task without a time limit waits for its
  * rank as long as it takes.
  *
+ * One pool per communicator at a time: its ranks serve it until it is
+ * destroyed (another pool at once takes another communicator, a
+ * MPI_Comm_dup() of this one for instance).
+ *
  * Errors: -EINVAL (pool or opts invalid, comm MPI_COMM_NULL, this is not
- * rank 0, or comm has a single rank); -ENOTSUP (arena, locks or shared
+ * rank 0, or comm has a single rank); -EBUSY (a pool of this process on
+ * comm is alive); -ENOENT (a sandbox_read_paths entry does not exist
+ * here: paths are checked on rank 0's file system, as a pool of this
+ * machine checks them); -ENOTSUP (arena, locks or shared
  * region asked for; MPI not initialised, or below MPI_THREAD_MULTIPLE);
  * -ENOEXEC (a rank runs another executable, or another version of walls);
  * -ECHILD (a rank could not create its pool: walls_last_error() names the

@@ -23,8 +23,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -308,7 +310,46 @@ struct hub {
     struct link link;
     int size;
     bool live; /* GO was sent: closing stops the ranks */
+    MPI_Comm user; /* the communicator the program gave */
+    struct hub *next_busy;
 };
+
+/* The hubs alive in this process, by the program's communicator: a second
+ * pool on one whose ranks serve a pool already would wait for ever in the
+ * collective calls below, which they do not make while they serve. */
+static struct hub *busy;
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool comm_busy(MPI_Comm comm)
+{
+    bool found = false;
+    pthread_mutex_lock(&busy_lock);
+    for (struct hub *h = busy; h && !found; h = h->next_busy) {
+        int same = MPI_UNEQUAL;
+        found = MPI_Comm_compare(h->user, comm, &same) == MPI_SUCCESS && same == MPI_IDENT;
+    }
+    pthread_mutex_unlock(&busy_lock);
+    return found;
+}
+
+static void busy_add(struct hub *h)
+{
+    pthread_mutex_lock(&busy_lock);
+    h->next_busy = busy;
+    busy = h;
+    pthread_mutex_unlock(&busy_lock);
+}
+
+static void busy_remove(struct hub *h)
+{
+    pthread_mutex_lock(&busy_lock);
+    for (struct hub **at = &busy; *at; at = &(*at)->next_busy)
+        if (*at == h) {
+            *at = h->next_busy;
+            break;
+        }
+    pthread_mutex_unlock(&busy_lock);
+}
 
 static int hub_module(void *ctx, unsigned peer, uint16_t module, const char *path)
 {
@@ -396,6 +437,7 @@ static void hub_end(struct hub *h, int err, const char *text)
         drop_sends(&h->link); /* a silent rank may never take them */
     else
         flush_sends(&h->link);
+    busy_remove(h);
     free(h->link.rbuf);
     MPI_Comm_free(&h->link.comm);
     free(h);
@@ -485,6 +527,11 @@ int walls_mpi_pool_create(walls_pool **out, MPI_Comm comm, const struct walls_po
                     call, rank);
     if (size < 2)
         return fail(-EINVAL, "%s: the communicator has one rank: no rank would serve", call);
+    if (comm_busy(comm))
+        return fail(-EBUSY, "%s: a pool on this communicator is alive: its ranks serve it until "
+                            "it is destroyed (a second pool at once needs another "
+                            "communicator, MPI_Comm_dup() of this one for instance)",
+                    call);
 
     /* From here on every rank hears how it ends, so that none waits. */
     MPI_Comm dup;
@@ -497,6 +544,8 @@ int walls_mpi_pool_create(walls_pool **out, MPI_Comm comm, const struct walls_po
     }
     h->size = size;
     h->link.comm = dup;
+    h->user = comm;
+    busy_add(h);
     int err = check_create(out, opts);
     char why[TEXT_MAX + 128] = "";
     if (err)
@@ -584,11 +633,14 @@ int walls_mpi_pool_create(walls_pool **out, MPI_Comm comm, const struct walls_po
 
 int walls_mpi_pool_rank_stats(walls_pool *pool, int rank, struct walls_stats *stats)
 {
-    if (rank < 1)
+    /* The pool is judged before the rank: a destroyed pool is -EBADF, and
+     * one of one machine -ENOTSUP, whatever rank is asked for. */
+    int rc = walls__relay_peer_stats(pool, rank < 1 ? UINT_MAX : (unsigned)rank - 1, stats);
+    if (rc == -EINVAL && stats && rank < 1)
         return fail(-EINVAL, "walls_mpi_pool_rank_stats: rank %d does not serve the pool (ranks "
                              "1 and up do)",
                     rank);
-    return walls__relay_peer_stats(pool, (unsigned)rank - 1, stats);
+    return rc;
 }
 
 /* ---- the other ranks -------------------------------------------------------------------- */

@@ -35,7 +35,8 @@
  *  limits    the serving ranks keep no limit of their own (NULL options):
  *            tasks of timeout -1 and 5000 ms outlive the pool's 1 s limit;
  *  limits-own  the same with the ranks' own 300 ms limit;
- *  threads   a pool of placement WALLS_THREADS runs on the ranks' processes.
+ *  threads   a pool of placement WALLS_THREADS runs on the ranks' processes;
+ *            a second pool on the same communicator meanwhile is -EBUSY.
  *  silent    a serving rank stopped (SIGSTOP) by run-mpi-tests.sh: its
  *            limited tasks end as timeout within the grace, the rest run
  *            on the other rank.
@@ -664,6 +665,18 @@ out:
     free(got);
     free(specs);
     free(seen);
+    /* The pool is judged before the rank: a destroyed one is -EBADF and one
+     * of this machine alone -ENOTSUP, for rank 0 too (before, -EINVAL). */
+    struct walls_stats after;
+    expect_rc(walls_mpi_pool_rank_stats(pool, 0, &after), -EBADF,
+              "walls_mpi_pool_rank_stats(destroyed pool, rank 0)");
+    walls_pool *local = NULL;
+    struct walls_pool_opts lo = {.placement = WALLS_THREADS, .threads = 1};
+    if (expect_rc(walls_pool_create(&local, &lo), 0, "walls_pool_create (threads)")) {
+        expect_rc(walls_mpi_pool_rank_stats(local, 0, &after), -ENOTSUP,
+                  "walls_mpi_pool_rank_stats(a pool of one machine, rank 0)");
+        expect_rc(walls_pool_destroy(local, 0), 0, "walls_pool_destroy (threads)");
+    }
 }
 
 /* ---- crash ---- */
@@ -1369,6 +1382,12 @@ static void root_threads(void)
     walls_pool *pool = create_pool(&opts);
     if (!pool)
         return;
+    /* A second pool on the communicator while this one is alive: refused
+     * at once (its ranks serve this one), where it used to wait for ever. */
+    walls_pool *second = NULL;
+    if (expect_rc(walls_mpi_pool_create(&second, MPI_COMM_WORLD, &opts), -EBUSY,
+                  "walls_mpi_pool_create on a communicator with a live pool"))
+        ok("a second pool on a busy communicator: -EBUSY, \"%s\"", walls_last_error());
     struct spec specs[4];
     walls_task *t[4] = {NULL};
     size_t n = 0;
