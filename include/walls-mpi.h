@@ -63,6 +63,14 @@ extern "C" {
  * waiting end as WALLS_BROKEN. A task without a time limit waits for its
  * rank as long as it takes.
  *
+ * A rank whose own pool breaks (a crash loop past restart_limit, or its
+ * fork server gone) ends the task it was given as WALLS_BROKEN and is
+ * given no more: the others take what waits, and once every rank is
+ * broken so is the pool (walls_pool_stats(): broken 1), its waiting tasks
+ * ending WALLS_BROKEN. walls_pool_reset() has every broken rank reset its
+ * pool and take tasks again, whether or not the whole pool broke; a rank
+ * whose pool cannot come back breaks again on its next task.
+ *
  * One pool per communicator at a time: its ranks serve it until it is
  * destroyed (another pool at once takes another communicator, a
  * MPI_Comm_dup() of this one for instance).

@@ -41,6 +41,9 @@ struct walls__backend {
     /* Brings a broken pool's workers back. Returns 0 or -ECHILD (it cannot:
      * the fork server is gone). Lock held. */
     int (*reset)(struct walls__pool *pool);
+    /* Whether reset is called for a pool that is not broken too: part of
+     * it may be (a pool across ranks, one of whose ranks broke). */
+    bool reset_unbroken;
     /* A task with a time limit was submitted: the timekeeper must look at
      * it. Lock held. */
     void (*timed)(struct walls__pool *pool);

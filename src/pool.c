@@ -244,7 +244,8 @@ int walls_pool_reset(walls_pool *handle)
         return walls__fail(-EBADF, "walls_pool_reset: the pool is being destroyed");
     }
     rc = 0;
-    if (pool->broken && pool->backend->reset && (rc = pool->backend->reset(pool)) == 0)
+    if ((pool->broken || pool->backend->reset_unbroken) && pool->backend->reset &&
+        (rc = pool->backend->reset(pool)) == 0)
         pool->broken = false;
     walls__pool_unlock(pool);
     if (rc)

@@ -66,6 +66,8 @@ struct walls__relay_ops {
     int (*task)(void *ctx, unsigned peer, const struct walls__relay_task *task);
     /* Asks peer to stop the task it runs for lane (request seq). */
     int (*cancel)(void *ctx, unsigned peer, unsigned lane, uint32_t seq);
+    /* Asks peer to bring its broken pool back (walls_pool_reset()). */
+    int (*reset)(void *ctx, unsigned peer);
     /* Moves messages along, and calls deliver(relay, result) for each
      * result that arrived. Returns how many things happened: 0 lets the
      * relay sleep a little. */

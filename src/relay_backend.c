@@ -44,7 +44,9 @@ struct relay_lane {
     uint32_t head;   /* next request to take: its worker side, as in worker_loop.c */
     uint32_t ctail;
     bool busy;       /* its task is out at its peer */
-    bool closed;     /* its peer went silent: it takes nothing more */
+    bool closed;     /* its peer went silent, or its pool broke: it takes nothing more */
+    bool broken;     /* closed for its peer's broken pool: a reset opens it again */
+    bool reopen;     /* opened again: the lock's round opens the engine's lane */
     uint32_t seq;    /* the busy task's request */
     bool out_window; /* its output goes to a large-I/O window */
     unsigned char *window;
@@ -67,6 +69,7 @@ struct relay_peer {
     uint64_t hist[WALLS__HIST_BUCKETS]; /* [lock] send to result */
     uint64_t counted;                   /* [lock] in hist */
     unsigned char modules[WALLS__MAX_MODULES]; /* told it about module m */
+    bool broken; /* [relay thread] its pool answered WALLS_BROKEN: given nothing */
 };
 
 struct relay {
@@ -82,8 +85,10 @@ struct relay {
     bool quit;          /* [atomic] */
     bool clock;         /* [atomic] the engine asked for its clock */
     bool published;     /* this round wrote completions */
-    bool lost;          /* this round closed a lane */
+    bool lost;          /* this round closed a lane, or opened one again */
     int64_t clock_at;   /* when the engine's clock runs next */
+    uint32_t reset_wanted; /* [atomic] bumped by walls_pool_reset() */
+    uint32_t reset_done;   /* [relay thread] the last one acted on */
 };
 
 static struct relay *relay_of(struct walls__pool *pool)
@@ -228,6 +233,20 @@ static void deliver(void *arg, const struct walls__relay_result *res)
         if (status == WALLS_CANCELLED)
             status = walls__load_relaxed(&rl->kill_status);
     }
+    if (status == WALLS_BROKEN && !peer->broken) {
+        /* The peer's own pool broke (it restarts no worker): it is given
+         * nothing more until walls_pool_reset(), what waits goes to the
+         * other peers, and with none left the pool breaks. Before, a
+         * peer that answered at once looked idle and took every task. */
+        peer->broken = true;
+        for (unsigned i = 0; i < r->pool->nlanes; i++) {
+            struct relay_lane *other = &r->lanes[i];
+            if (other->peer == res->peer && !other->closed) {
+                other->closed = other->broken = true;
+                r->lost = true;
+            }
+        }
+    }
     walls__fetch_add(&peer->completed, 1);
     walls__fetch_add(&peer->by_status[status], 1);
     walls__fetch_add(&peer->in_flight, (uint64_t)-1);
@@ -271,7 +290,7 @@ static bool kills(struct relay *r, int64_t now)
 static void lanes_round(struct relay *r)
 {
     struct walls__pool *pool = r->pool;
-    bool open;
+    bool open, reopened = false;
     for (unsigned i = 0; i < pool->nlanes; i++) {
         struct relay_lane *rl = &r->lanes[i];
         struct walls__lane *lane = &pool->lanes[i];
@@ -286,6 +305,13 @@ static void lanes_round(struct relay *r)
             rl->kill_done = false;
             walls__store_relaxed(&rl->kill_wanted, 0);
             lane->kill_reason = -1;
+        }
+        if (rl->reopen) {
+            rl->reopen = false;
+            if (pool->state == WALLS__POOL_ALIVE && lane->live && !lane->open) {
+                lane->open = true;
+                reopened = true;
+            }
         }
         if (rl->closed && lane->open) {
             /* Its peer is silent: what waits in its ring goes elsewhere. */
@@ -302,6 +328,8 @@ static void lanes_round(struct relay *r)
                 walls__engine_break(pool); /* no peer left to run what waits */
         }
     }
+    if (reopened)
+        walls__engine_dispatch(pool); /* what waited for a lane */
     uint64_t restarts = 0, recycled = 0;
     for (unsigned p = 0; p < r->npeers; p++) {
         restarts += walls__load_relaxed(&r->peers[p].restarts);
@@ -338,6 +366,26 @@ static void *relay_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     while (!walls__load_acquire(&r->quit)) {
         bool did = false;
+        uint32_t reset = walls__load_acquire(&r->reset_wanted);
+        if (reset != r->reset_done) {
+            /* walls_pool_reset(): each broken peer resets its pool, and
+             * its lanes take tasks again. */
+            r->reset_done = reset;
+            for (unsigned p = 0; p < r->npeers; p++) {
+                if (!r->peers[p].broken)
+                    continue;
+                r->peers[p].broken = false;
+                if (r->ops.reset)
+                    r->ops.reset(r->ctx, p);
+            }
+            for (unsigned i = 0; i < pool->nlanes; i++) {
+                struct relay_lane *rl = &r->lanes[i];
+                if (rl->broken) {
+                    rl->broken = rl->closed = false;
+                    rl->reopen = r->lost = true;
+                }
+            }
+        }
         for (unsigned i = 0; i < pool->nlanes; i++)
             did |= take(r, i);
         did |= r->ops.poll(r->ctx, deliver, r) > 0;
@@ -480,8 +528,18 @@ static bool relay_is_worker(struct walls__pool *pool)
     return r->started && pthread_equal(r->thread, pthread_self());
 }
 
+/* Lock held: walls_pool_reset(). The relay thread asks the broken peers
+ * to reset their pools and opens their lanes again. */
+static int relay_reset(struct walls__pool *pool)
+{
+    walls__fetch_add(&relay_of(pool)->reset_wanted, 1);
+    return 0;
+}
+
 static const struct walls__backend relay_backend = {
     .start = relay_start,
+    .reset = relay_reset,
+    .reset_unbroken = true,
     .stop = relay_stop,
     .locate = relay_locate,
     .stop_running = relay_stop_running,

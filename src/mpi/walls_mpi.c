@@ -53,6 +53,7 @@ enum tag {
     T_RESULT,
     T_STOP,
     T_STOPPED,
+    T_RESET,
 };
 
 #define MAGIC 0x77616c6c734d5049ull /* "wallsMPI" */
@@ -378,6 +379,13 @@ static int hub_cancel(void *ctx, unsigned peer, unsigned lane, uint32_t seq)
     return post(&h->link, (int)peer + 1, T_CANCEL, &m, sizeof m, NULL, 0);
 }
 
+static int hub_reset(void *ctx, unsigned peer)
+{
+    struct hub *h = ctx;
+    uint32_t none = 0;
+    return post(&h->link, (int)peer + 1, T_RESET, &none, sizeof none, NULL, 0);
+}
+
 static int hub_poll(void *ctx, walls__relay_deliver *deliver, void *relay)
 {
     struct hub *h = ctx;
@@ -452,6 +460,7 @@ static const struct walls__relay_ops hub_ops = {
     .module = hub_module,
     .task = hub_task,
     .cancel = hub_cancel,
+    .reset = hub_reset,
     .poll = hub_poll,
     .close = hub_close,
 };
@@ -829,6 +838,12 @@ static int serve_loop(struct server *s)
                     walls_cancel(s->slots[m.lane].task);
                 break;
             }
+            case T_RESET:
+                /* Rank 0's walls_pool_reset(), for this rank's broken
+                 * pool; one that cannot come back answers WALLS_BROKEN
+                 * again, and is given nothing more. */
+                walls_pool_reset(s->pool);
+                break;
             case T_STOP:
                 return 0;
             default:

@@ -8,7 +8,7 @@
  * naming each failed assertion and both sides of it.
  *
  *   mpirun -np 3 test-mpi correct|crash|timeout|cancel|destroy|args|victim|silent|fair|
- *                         limits|limits-own|threads
+ *                         limits|limits-own|threads|broken
  *   mpirun -np 1 test-mpi mismatch : -np 2 test-mpi-other mismatch
  *
  * Checks, each a subcommand (run-mpi-tests.sh runs them all):
@@ -37,6 +37,8 @@
  *  limits-own  the same with the ranks' own 300 ms limit;
  *  threads   a pool of placement WALLS_THREADS runs on the ranks' processes;
  *            a second pool on the same communicator meanwhile is -EBUSY.
+ *  broken    a rank whose own pool broke (a crash loop) takes no more tasks;
+ *            with both broken the pool is; walls_pool_reset() brings them back.
  *  silent    a serving rank stopped (SIGSTOP) by run-mpi-tests.sh: its
  *            limited tasks end as timeout within the grace, the rest run
  *            on the other rank.
@@ -1402,6 +1404,68 @@ static void root_threads(void)
     destroy_pool(pool, 0);
 }
 
+/* ---- broken: a rank whose own pool broke takes nothing more ---- */
+
+/* The ranks' pools (rank 0's options: a crash loop breaks them after 2
+ * restarts) break one after the other under tasks that crash: a rank that
+ * broke is given no more tasks, so every task before both broke crashed
+ * or ended broken, and then the pool is broken (its stats say so; before,
+ * a broken rank answered at once, looked idle and took every task left,
+ * and the pool never said it was broken). walls_pool_reset() brings both
+ * ranks back: tasks run again. */
+static void root_broken(void)
+{
+    struct walls_pool_opts opts = {.placement = WALLS_PROCESSES, .processes = 1,
+                                   .restart_limit = 2, .restart_window_ms = 600000};
+    walls_pool *pool = create_pool(&opts);
+    if (!pool)
+        return;
+    enum { N = 12 };
+    walls_task *t[N] = {NULL};
+    struct spec specs[N];
+    size_t n = 0;
+    for (; n < N; n++) {
+        specs[n] = (struct spec){.k = 500 + n, .crash = CRASH_RAISE};
+        if (!expect_rc(submit_spec(pool, &specs[n], NULL, &t[n]), 0, "walls_submit (crasher)"))
+            break;
+    }
+    unsigned crashed = 0, broken = 0, other = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct walls_result r;
+        if (!wait_result(t[i], 30000, &r, "a crashing task"))
+            continue;
+        if (r.status == WALLS_CRASHED)
+            crashed++;
+        else if (r.status == WALLS_BROKEN)
+            broken++;
+        else
+            other++;
+    }
+    free_tasks(t, n);
+    struct walls_stats st;
+    if (expect_rc(walls_pool_stats(pool, &st), 0, "walls_pool_stats") && other == 0 &&
+        st.broken == 1 && crashed >= 6 && crashed + broken == N)
+        ok("crashers on both ranks: %u crashed, %u broken, then the pool is broken", crashed,
+           broken);
+    else
+        fail("crashers: %u crashed, %u broken, %u other; stats.broken %u (expected at least 6 "
+             "crashed, 2 restarts a rank, the rest broken, then the pool broken)",
+             crashed, broken, other, st.broken);
+    if (expect_rc(walls_pool_reset(pool), 0, "walls_pool_reset") &&
+        expect_rc(walls_pool_stats(pool, &st), 0, "walls_pool_stats") && st.broken != 0)
+        fail("stats.broken is %u after walls_pool_reset", st.broken);
+    n = 0;
+    for (; n < 6; n++) {
+        specs[n] = (struct spec){.k = 600 + n, .payload = 32, .out_size = 16};
+        if (!expect_rc(submit_spec(pool, &specs[n], NULL, &t[n]), 0, "walls_submit (after reset)"))
+            break;
+    }
+    if (n == 6 && wait_all_ok(t, specs, n, 30000) == 0)
+        ok("after walls_pool_reset the ranks ran 6 tasks");
+    free_tasks(t, n);
+    destroy_pool(pool, failures ? WALLS_CANCEL : 0);
+}
+
 struct check {
     const char *name;
     void (*root)(void);
@@ -1436,6 +1500,7 @@ static const struct check checks[] = {
     {"limits", root_limits, NULL, 1, 0, false, NULL},
     {"limits-own", root_limits, NULL, 1, 0, false, &short_limit_opts},
     {"threads", root_threads, NULL, 1, 0, false, NULL},
+    {"broken", root_broken, NULL, 1, 0, false, NULL},
 };
 
 static void write_pid(void)
