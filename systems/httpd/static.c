@@ -304,21 +304,25 @@ static void redirect_to_directory(struct conn *c)
 void static_serve(struct conn *c, const char *path)
 {
     struct server *srv = c->loop->srv;
-    if (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD) {
-        conn_respond(c, 405, "text/plain", "Allow: GET, HEAD\r\n", "405 Method Not Allowed\n", 23);
-        return;
-    }
     int fd = -1;
     struct stat st;
     const char *type = NULL;
     int status =
         srv->root_fd < 0 ? 404 : httpd_static_open(srv, path, &fd, &st, &type);
+    /* What is not there (404, 403, or a directory named without its
+     * slash: 301) is said first, whatever the method, as nginx does; a
+     * file that is there takes GET and HEAD only. */
     if (status == 301) {
         redirect_to_directory(c);
         return;
     }
     if (status != 200) {
         conn_respond_error(c, status);
+        return;
+    }
+    if (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD) {
+        close(fd);
+        conn_respond(c, 405, "text/plain", "Allow: GET, HEAD\r\n", "405 Method Not Allowed\n", 23);
         return;
     }
     char last[64];
@@ -357,11 +361,15 @@ void static_serve(struct conn *c, const char *path)
     }
     off_t from = 0, to = st.st_size - 1;
     int status_code = 200;
-    const char *range = conn_header(c, "Range");
+    /* An empty file is sent whole whatever the range (RFC 9110 lets a
+     * server ignore Range): players ask for bytes=0- by default, which
+     * no byte of it satisfies; nginx answers 200 too. */
+    const char *range = st.st_size > 0 ? conn_header(c, "Range") : NULL;
     /* If-Range: the range only if the file is still the one the client
-     * has, by its date (this server sends no ETag); otherwise all of it. */
+     * has, by its date, in any of the three HTTP-date forms (this server
+     * sends no ETag: a tag is no match); otherwise all of it. */
     const char *if_range = range ? conn_header(c, "If-Range") : NULL;
-    if (if_range && strcmp(if_range, last) != 0)
+    if (if_range && httpd_parse_date(if_range) != st.st_mtime)
         range = NULL;
     if (range) {
         int r = parse_range(range, st.st_size, &from, &to);
