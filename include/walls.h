@@ -237,7 +237,11 @@ struct walls_pool_opts {
  *      hide or change the report. Arguments the kernel reads as an int are
  *      judged on their low 32 bits, as the kernel reads them. Starting a
  *      thread fails with EPERM instead. Needs libseccomp API level 6 and
- *      pidfd_getfd() (Linux 5.7): walls_sandbox_probe() says.
+ *      pidfd_getfd() (Linux 5.7): walls_sandbox_probe() says. The program
+ *      must be dumpable to take that report's descriptor from its workers:
+ *      one that changed its user (setuid() from root), which the kernel
+ *      leaves undumpable, gets -ECHILD from walls_pool_create() saying so
+ *      until it calls prctl(PR_SET_DUMPABLE, 1) (STRICT too).
  *      Task functions must be in the main program or a library loaded
  *      before the fork server started: loading one would need open().
  *  STRICT: SECCOMP plus new user, network, IPC, mount and UTS namespaces

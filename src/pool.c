@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -46,6 +47,16 @@ static int create_error(int rc, size_t memory_limit)
     case -ECHILD: case -ENOEXEC: case -ENOSYS: case -ENOENT:
         return walls__fail(rc, "walls_pool_create: %s", walls_strerror(rc));
     default:
+        /* A program that changed its user is left undumpable by the
+         * kernel, and may then not take the sandbox's descriptor from its
+         * own workers (pidfd_getfd): say so, and what to do. */
+        if (rc == -EPERM && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0)
+            return walls__fail(-ECHILD,
+                               "walls_pool_create: a worker could not start: this process is "
+                               "not dumpable (it changed its user or group, which clears the "
+                               "flag), so it may not take the sandbox's descriptor from its "
+                               "workers; once it has given up root for good, "
+                               "prctl(PR_SET_DUMPABLE, 1) lets it");
         return walls__fail(-ECHILD, "walls_pool_create: a worker could not start: %s",
                            walls_strerror(rc));
     }

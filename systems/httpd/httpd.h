@@ -82,6 +82,7 @@ struct server {
     char host[64];
     int port;               /* the bound one once listening */
     bool listening;         /* an address was given */
+    char user[64];          /* --user: who the server runs as once it listens ("": as started) */
     unsigned nloops;
     struct loop *loops;
     size_t max_header;      /* request line and headers, bytes */
@@ -166,6 +167,10 @@ struct route *httpd_route_for(struct server *srv, const char *path, size_t len);
 
 struct loop;
 /* Creates the loops' sockets and epolls (binding srv->port if 0); 0 or -errno. */
+/* Makes the loops and their listening sockets, once: before the server
+ * gives up root (--user), so that a privileged port can be bound. 0 or
+ * -errno. */
+int httpd_loops_bind(struct server *srv);
 int httpd_loops_open(struct server *srv);
 /* Runs them on threads; 0 or -errno. */
 int httpd_loops_start(struct server *srv);

@@ -381,8 +381,10 @@ static int listen_on(struct server *srv, int *out)
     return 0;
 }
 
-int httpd_loops_open(struct server *srv)
+int httpd_loops_bind(struct server *srv)
 {
+    if (srv->loops)
+        return 0;
     srv->loops = calloc(srv->nloops, sizeof *srv->loops);
     if (!srv->loops)
         return -ENOMEM;
@@ -396,14 +398,24 @@ int httpd_loops_open(struct server *srv)
         pthread_mutex_init(&l->inbox_lock, NULL);
     }
     for (unsigned i = 0; i < srv->nloops; i++) {
+        int rc = i == 0 ? port_free(srv) : 0;
+        if (rc || (rc = listen_on(srv, &srv->loops[i].listen_fd)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int httpd_loops_open(struct server *srv)
+{
+    int rc = httpd_loops_bind(srv);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < srv->nloops; i++) {
         struct loop *l = &srv->loops[i];
         l->ep = epoll_create1(EPOLL_CLOEXEC);
         l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (l->ep < 0 || l->wake_fd < 0)
             return -errno;
-        int rc = i == 0 ? port_free(srv) : 0;
-        if (rc || (rc = listen_on(srv, &l->listen_fd)) != 0)
-            return rc;
         struct epoll_event wake = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
         if (watch_listen(l) != 0 ||
             epoll_ctl(l->ep, EPOLL_CTL_ADD, l->wake_fd, &wake) != 0)

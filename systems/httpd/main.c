@@ -20,11 +20,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -425,6 +428,41 @@ static void serve(struct server *srv, const sigset_t *sigs)
     }
 }
 
+/* Gives up root for user (with its groups), for good. 0, or 2 with the
+ * reason on standard error. */
+static int become_user(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        httpd_fail("user %s: no such user", user);
+        return 2;
+    }
+    if (geteuid() == pw->pw_uid && getuid() == pw->pw_uid)
+        return 0; /* that user already */
+    if (geteuid() != 0) {
+        httpd_fail("--user %s: only root can become another user", user);
+        return 2;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        httpd_fail("--user %s: %s", user, strerror(errno));
+        return 2;
+    }
+    if (pw->pw_uid != 0 && setuid(0) == 0) {
+        httpd_fail("--user %s: root could be taken back", user);
+        return 2;
+    }
+    /* The change of user made this process undumpable, which would keep
+     * it from taking the sandbox's descriptor from its strict workers
+     * (pidfd_getfd): root is gone for good, so it may be dumpable again,
+     * as a server started by that user is. */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) {
+        httpd_fail("--user %s: prctl(PR_SET_DUMPABLE): %s", user, strerror(errno));
+        return 2;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct server srv;
@@ -450,6 +488,17 @@ int main(int argc, char **argv)
                srv.root);
         return 0;
     }
+    /* Listening first, while a privileged port may still be bound; then,
+     * with --user, this process gives up root before the fork server is
+     * forked from it, so that the loops, the fork server and every worker
+     * run as that user. */
+    if ((rc = httpd_loops_bind(&srv)) != 0) {
+        fprintf(stderr, "walls-httpd: cannot listen on %s:%d: %s\n", srv.host, srv.port,
+                strerror(-rc));
+        return 1;
+    }
+    if (srv.user[0] && (rc = become_user(srv.user)) != 0)
+        return rc;
     bool pools = false; /* a return route needs none */
     for (unsigned i = 0; i < srv.nroutes; i++)
         pools |= srv.routes[i].ret_status == 0;

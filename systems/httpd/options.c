@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,8 @@ void httpd_usage(FILE *to)
             "                           it is reset; default 100)\n"
             "  --access-log FILE        combined-format access log (default: none)\n"
             "  --error-log FILE         error log (default: standard error)\n"
+            "  --user NAME              once listening, run as NAME (and its groups): the\n"
+            "                           loops, the fork server and every worker; needs root\n"
             "  --help, --version\n");
 }
 
@@ -354,6 +357,12 @@ int httpd_option(struct server *srv, const char *name, const char *value)
         return open_log(&srv->access_log, srv->access_log_path, value);
     if (strcmp(name, "error-log") == 0)
         return open_log(&srv->error_log, srv->error_log_path, value);
+    if (strcmp(name, "user") == 0) {
+        if (strlen(value) >= sizeof srv->user || !getpwnam(value))
+            return httpd_fail("user %s: no such user", value);
+        strcpy(srv->user, value);
+        return 0;
+    }
     static const struct {
         const char *name;
         unsigned long long min, max;
@@ -409,6 +418,7 @@ int httpd_parse_args(struct server *srv, int argc, char **argv, bool *check_only
         {"restart-limit", required_argument, NULL, 0},
         {"access-log", required_argument, NULL, 0},
         {"error-log", required_argument, NULL, 0},
+        {"user", required_argument, NULL, 0},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},

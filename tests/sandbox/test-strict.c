@@ -9,11 +9,14 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,6 +229,39 @@ START_TEST(test_nothing_left_behind)
 }
 END_TEST
 
+/* A program that gave up root is left undumpable by the kernel, and may
+ * not take the sandbox's descriptor from its own workers (pidfd_getfd):
+ * the pool is refused with words that say why and what to do (before: "a
+ * worker could not start: not permitted"), and works once the program is
+ * dumpable again. As root only: another user has no root to give up. */
+START_TEST(test_after_giving_up_root)
+{
+    if (geteuid() != 0) {
+        printf("test_after_giving_up_root: not root, nothing to give up\n");
+        return;
+    }
+    ck_assert_int_eq(setgroups(0, NULL), 0);
+    ck_assert_int_eq(setgid(65534), 0);
+    ck_assert_int_eq(setuid(65534), 0);
+    ck_assert_int_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+    struct walls_pool_opts o = {.placement = WALLS_PROCESSES, .processes = 1,
+                                .sandbox = WALLS_SANDBOX_STRICT};
+    walls_pool *pool;
+    ck_assert_int_eq(walls_pool_create(&pool, &o), -ECHILD);
+    ck_assert_msg(strstr(walls_last_error(), "PR_SET_DUMPABLE"), "%s", walls_last_error());
+    ck_assert_int_eq(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), 0);
+    ck_assert_msg(walls_pool_create(&pool, &o) == 0, "%s", walls_last_error());
+    walls_task *t;
+    struct walls_result r;
+    int v[2] = {2, 3};
+    ck_assert_int_eq(walls_submit(pool, t_add, v, sizeof v, &t), 0);
+    ck_assert_int_eq(walls_wait(t, 30000, &r), 0);
+    ck_assert_int_eq(r.status, WALLS_OK);
+    walls_task_free(t);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("strict");
@@ -236,6 +272,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bell_not_reopened);
     tcase_add_test(tc, test_nothing_left_behind);
     tcase_add_test(tc, test_no_listener_left);
+    tcase_add_test(tc, test_after_giving_up_root);
     suite_add_tcase(s, tc);
     return s;
 }

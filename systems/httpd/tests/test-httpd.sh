@@ -1174,6 +1174,30 @@ sleep 0.5
 expect "... and it serves again once the clients leave" "200 hello" "$(code --max-time 5 "$URL/hello") $(cat "$WORK/body")"
 stop TERM
 
+# ---- --user: the server gives up root once it listens ----
+if [ "$(id -u)" = 0 ] && getent passwd nobody > /dev/null; then
+    printf 'root only\n' > "$WORK/www/root-only.txt"
+    chmod 600 "$WORK/www/root-only.txt"
+    start user --root "$WORK/www" --user nobody --route "/hello=$R:hello:processes" \
+        --route "/echo=$R:echo:strict"
+    uids=$(for p in $PID $(descendants "$PID"); do awk '/^Uid:/ {print $3}' /proc/"$p"/status; done |
+        sort -u | tr '\n' ' ')
+    expect "--user nobody: the server, its fork server and workers run as nobody" \
+        "$(id -u nobody) " "$uids"
+    expect "... a file only root may read is 403, as nginx's workers get" 403 \
+        "$(code "$URL/root-only.txt")"
+    expect "... a route on processes answers" "200 hello" "$(code "$URL/hello") $(cat "$WORK/body")"
+    expect "... and one on strict ones (the sandbox's descriptor taken as nobody)" "200 abc" \
+        "$(code -d abc "$URL/echo") $(cat "$WORK/body")"
+    stop TERM
+    rm -f "$WORK/www/root-only.txt"
+else
+    echo "skip: --user needs root and a user nobody"
+fi
+"$SERVER" --listen 127.0.0.1:0 --user no-such-user-here 2> "$WORK/bad"
+expect "--user with no such user is refused" 2 $?
+contains "... naming it" "no such user" "$WORK/bad"
+
 # ---- bad command lines ----
 "$SERVER" --listen 127.0.0.1:0 --route "/x=$R:nosuchfn" 2> "$WORK/bad"
 expect "an unknown function is refused" 2 $?
