@@ -722,6 +722,11 @@ void conn_respond(struct conn *c, int status, const char *type, const char *extr
 
 void conn_respond_error(struct conn *c, int status)
 {
+    /* A request refused once its request line was in (the version read:
+     * the target is whole), a 408 for its headers say, is logged with
+     * that line, not "-". */
+    if (!c->line[0] && c->url.len && c->parser.http_major)
+        request_line(c);
     char body[128];
     int n = snprintf(body, sizeof body, "%d %s\n", status, httpd_reason(status));
     if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431)

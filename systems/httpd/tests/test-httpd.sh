@@ -418,8 +418,11 @@ expect "a chunked body over the limit is 413" 413 \
     "$(code -H 'Transfer-Encoding: chunked' --data-binary @"$WORK/huge.bin" "$URL/echo")"
 expect "headers slower than the limit get 408" "HTTP/1.1 408 Request Timeout" \
     "$(printf 'GET /hello HTTP/1.1\r\nHost: x\r\n' | "$RAW" "$PORT" 3000 | first_line)"
-printf 'GET /hello HTTP/1.1\r\nHost: x\r\n' | "$RAW" "$PORT" 3000 > /dev/null
+printf 'GET /hello?slow-headers HTTP/1.1\r\nHost: x\r\n' | "$RAW" "$PORT" 3000 > /dev/null
 expect "... and the connection is closed" 0 $?
+for _ in $(seq 1 100); do grep -q 'slow-headers' "$WORK/access.log" && break; sleep 0.05; done
+contains "... and logged with its request line, not \"-\"" \
+    '"GET /hello?slow-headers HTTP/1.1" 408 ' "$WORK/access.log"
 
 printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: t\r\nX-More: u\r\n\r\n' |
     "$RAW" "$PORT" > "$WORK/trailer"
