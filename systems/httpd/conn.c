@@ -903,10 +903,29 @@ static void log_access(struct conn *c)
                      c->headers_done ? conn_header(c, "User-Agent") : NULL);
 }
 
+static uint64_t unsent_bytes(const struct conn *c)
+{
+    return (uint64_t)(c->out.len - c->out_sent) +
+           (c->file_fd >= 0 && c->file_left > 0 ? (uint64_t)c->file_left : 0);
+}
+
+void conn_stalled(struct conn *c)
+{
+    /* Said in the error log, as nginx says a send timed out: the access
+     * log's status is the one the response began with. */
+    char shown[4 * sizeof c->line];
+    httpd_log_escape(c->line[0] ? c->line : "-", shown, sizeof shown);
+    httpd_log_notice(c->loop->srv,
+                     "%s: \"%s\": the client took nothing of its response for %d ms, %llu bytes "
+                     "unsent: closed",
+                     c->peer, shown, c->loop->srv->header_timeout_ms,
+                     (unsigned long long)unsent_bytes(c));
+    conn_cut_off(c);
+}
+
 void conn_cut_off(struct conn *c)
 {
-    uint64_t unsent = (uint64_t)(c->out.len - c->out_sent) +
-                      (c->file_fd >= 0 && c->file_left > 0 ? (uint64_t)c->file_left : 0);
+    uint64_t unsent = unsent_bytes(c);
     c->sent_bytes = c->sent_bytes > unsent ? c->sent_bytes - unsent : 0;
     log_access(c);
     conn_close(c);

@@ -141,6 +141,9 @@ void conn_client_left(struct conn *c);
  * more within the timeout): logged, with the body bytes that went, and
  * counted, then closed. */
 void conn_cut_off(struct conn *c);
+/* A client that took nothing of its response for the timeout: said in
+ * the error log, then cut off. */
+void conn_stalled(struct conn *c);
 /* At a WRITING deadline: whether the client took bytes since it was set
  * (then it is set again), though the socket has not said it has room. */
 bool conn_still_taking(struct conn *c);

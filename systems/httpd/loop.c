@@ -213,7 +213,7 @@ static void sweep(struct loop *l, int64_t now)
          * lingering close waited for long enough (or the server stops). */
         else if (c->state == WRITING && c->deadline_ms && now >= c->deadline_ms &&
                  !conn_still_taking(c))
-            conn_cut_off(c); /* logged with what it took */
+            conn_stalled(c); /* logged with what it took */
         else if (c->state == LINGERING && c->deadline_ms && now >= c->deadline_ms)
             conn_close(c);
         else if (c->state == LINGERING && httpd_stopping(srv))

@@ -546,6 +546,7 @@ print('closed early' if n < 30000000 else 'all %d bytes' % n)
 PYEOF
 )
 expect "a client that stops reading is closed" "closed early" "$got"
+contains "... and the error log says so" "took nothing of its response for 500 ms" "$ERR"
 # One that reads slowly but all along (2 MB/s, a small receive buffer)
 # gets all of it: the kernel says the socket has room only once about
 # half of its send buffer (megabytes) has gone, which takes it longer than
