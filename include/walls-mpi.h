@@ -69,7 +69,12 @@ extern "C" {
  * broken so is the pool (walls_pool_stats(): broken 1), its waiting tasks
  * ending WALLS_BROKEN. walls_pool_reset() has every broken rank reset its
  * pool and take tasks again, whether or not the whole pool broke; a rank
- * whose pool cannot come back breaks again on its next task.
+ * whose pool cannot come back breaks again on its next task. A rank given
+ * up for not answering does not come back: a reset with only such ranks
+ * is -ECHILD, and a pool left with no rank at all breaks again.
+ *
+ * The program may free comm while the pool lives (walls keeps a
+ * duplicate of its own).
  *
  * One pool per communicator at a time: its ranks serve it until it is
  * destroyed (another pool at once takes another communicator, a

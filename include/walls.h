@@ -579,7 +579,9 @@ WALLS_API int walls_pool_destroy(walls_pool *pool, unsigned flags);
  * does nothing. A pool whose fork server died (killed from outside) is
  * broken for good: destroy it and create another.
  * Returns 0, or -EINVAL (NULL), -EBADF (destroyed pool, or one another
- * thread is destroying), -ECHILD (its fork server is gone).
+ * thread is destroying), -ECHILD (its fork server is gone; for a pool
+ * across MPI ranks: every rank it gave up stopped answering, none broke
+ * in a way a reset mends).
  */
 WALLS_API int walls_pool_reset(walls_pool *pool);
 

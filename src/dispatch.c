@@ -638,7 +638,8 @@ static int push_task(struct walls__pool *pool, struct walls__lane *lane, struct 
         unsigned char def[WALLS__SLOT_DATA];
         size_t len = strlen(m->path);
         memcpy(def, m->path, len);
-        if (m->build_id_len && len + 1 + m->build_id_len <= sizeof def) {
+        /* Shorter than the slot: a worker keeps one byte of it for a NUL. */
+        if (m->build_id_len && len + 1 + m->build_id_len < sizeof def) {
             def[len] = '\0';
             memcpy(def + len + 1, m->build_id, m->build_id_len);
             len += 1 + m->build_id_len;

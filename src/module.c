@@ -37,19 +37,25 @@ static size_t build_id_of(const struct dl_phdr_info *info, unsigned char id[WALL
         while (left >= sizeof(ElfW(Nhdr))) {
             ElfW(Nhdr) nh;
             memcpy(&nh, at, sizeof nh);
-            size_t name = (nh.n_namesz + align - 1) & ~(align - 1);
-            size_t desc = (nh.n_descsz + align - 1) & ~(align - 1);
-            if (name > left - sizeof nh || desc > left - sizeof nh - name)
+            /* The descriptor starts at the header and name rounded up to
+             * the alignment, and the next note after it rounded up. */
+            if (nh.n_namesz > left - sizeof nh)
                 break;
+            size_t desc_at = (sizeof nh + nh.n_namesz + align - 1) & ~(align - 1);
+            if (desc_at > left || nh.n_descsz > left - desc_at)
+                break;
+            size_t next = (desc_at + nh.n_descsz + align - 1) & ~(align - 1);
             if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
                 memcmp(at + sizeof nh, "GNU", 4) == 0) {
                 if (nh.n_descsz == 0 || nh.n_descsz > WALLS__BUILD_ID_MAX)
                     return 0;
-                memcpy(id, at + sizeof nh + name, nh.n_descsz);
+                memcpy(id, at + desc_at, nh.n_descsz);
                 return nh.n_descsz;
             }
-            at += sizeof nh + name + desc;
-            left -= sizeof nh + name + desc;
+            if (next >= left)
+                break;
+            at += next;
+            left -= next;
         }
     }
     return 0;

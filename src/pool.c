@@ -259,7 +259,7 @@ int walls_pool_reset(walls_pool *handle)
         (rc = pool->backend->reset(pool)) == 0)
         pool->broken = false;
     walls__pool_unlock(pool);
-    if (rc)
+    if (rc && !pool->backend->reset_unbroken) /* that one says why itself */
         walls__fail(rc, "walls_pool_reset: the pool's fork server is gone; destroy the pool "
                         "and create another");
     return rc;

@@ -45,7 +45,9 @@ struct relay_lane {
     uint32_t ctail;
     bool busy;       /* its task is out at its peer */
     bool closed;     /* its peer went silent, or its pool broke: it takes nothing more */
+    /* [atomic: written by the relay thread, read by relay_reset()] */
     bool broken;     /* closed for its peer's broken pool: a reset opens it again */
+    bool silent;     /* closed for a peer that did not answer: never opened again */
     bool reopen;     /* opened again: the lock's round opens the engine's lane */
     uint32_t seq;    /* the busy task's request */
     bool out_window; /* its output goes to a large-I/O window */
@@ -89,6 +91,7 @@ struct relay {
     int64_t clock_at;   /* when the engine's clock runs next */
     uint32_t reset_wanted; /* [atomic] bumped by walls_pool_reset() */
     uint32_t reset_done;   /* [relay thread] the last one acted on */
+    bool reset_round;      /* [relay thread] the next lock's round follows a reset */
 };
 
 static struct relay *relay_of(struct walls__pool *pool)
@@ -242,7 +245,8 @@ static void deliver(void *arg, const struct walls__relay_result *res)
         for (unsigned i = 0; i < r->pool->nlanes; i++) {
             struct relay_lane *other = &r->lanes[i];
             if (other->peer == res->peer && !other->closed) {
-                other->closed = other->broken = true;
+                other->closed = true;
+                walls__store_relaxed(&other->broken, true);
                 r->lost = true;
             }
         }
@@ -279,6 +283,7 @@ static bool kills(struct relay *r, int64_t now)
             walls__fetch_add(&peer->in_flight, (uint64_t)-1);
             complete(r, i, WALLS__CQE_DONE, status, 0, 0, NULL, 0);
             rl->closed = true;
+            walls__store_relaxed(&rl->silent, true); /* a reset does not open it */
             r->lost = true;
             did = true;
         }
@@ -327,6 +332,17 @@ static void lanes_round(struct relay *r)
             if (!open)
                 walls__engine_break(pool); /* no peer left to run what waits */
         }
+    }
+    if (r->reset_round) {
+        /* After a reset, a pool none of whose lanes could open again (its
+         * ranks went silent meanwhile) is broken again, not left with
+         * tasks that no lane would take. */
+        r->reset_round = false;
+        bool any = false;
+        for (unsigned i = 0; i < pool->nlanes; i++)
+            any |= pool->lanes[i].open;
+        if (!any && pool->state == WALLS__POOL_ALIVE)
+            walls__engine_break(pool);
     }
     if (reopened)
         walls__engine_dispatch(pool); /* what waited for a lane */
@@ -380,11 +396,13 @@ static void *relay_main(void *arg)
             }
             for (unsigned i = 0; i < pool->nlanes; i++) {
                 struct relay_lane *rl = &r->lanes[i];
-                if (rl->broken) {
-                    rl->broken = rl->closed = false;
-                    rl->reopen = r->lost = true;
+                if (rl->broken && !rl->silent) {
+                    walls__store_relaxed(&rl->broken, false);
+                    rl->closed = false;
+                    rl->reopen = true;
                 }
             }
+            r->reset_round = r->lost = true;
         }
         for (unsigned i = 0; i < pool->nlanes; i++)
             did |= take(r, i);
@@ -532,7 +550,19 @@ static bool relay_is_worker(struct walls__pool *pool)
  * to reset their pools and opens their lanes again. */
 static int relay_reset(struct walls__pool *pool)
 {
-    walls__fetch_add(&relay_of(pool)->reset_wanted, 1);
+    struct relay *r = relay_of(pool);
+    bool any = false;
+    for (unsigned i = 0; i < pool->nlanes; i++)
+        any |= walls__load_relaxed(&r->lanes[i].broken) && !walls__load_relaxed(&r->lanes[i].silent);
+    if (!any) {
+        /* Nothing a reset can open: every closed lane's rank went silent. */
+        if (!pool->broken)
+            return 0;
+        return walls__fail(-ECHILD, "walls_pool_reset: no rank of the pool can come back: "
+                                    "each stopped answering; destroy the pool and create "
+                                    "another");
+    }
+    walls__fetch_add(&r->reset_wanted, 1);
     return 0;
 }
 
@@ -565,6 +595,12 @@ int walls__relay_check(const struct walls_pool_opts *opts)
      * fallback.) */
     if (!o.sandbox_fallback && o.sandbox != WALLS_SANDBOX_NONE)
         o.sandbox_fallback = WALLS_SANDBOX_FALLBACK;
+    /* The peers run WALLS_THREADS as processes: judged as such, a sandbox
+     * included. */
+    if (o.placement == WALLS_THREADS) {
+        o.placement = WALLS_PROCESSES;
+        o.processes = 0;
+    }
     struct walls__plan plan;
     int rc = walls__plan_pool(&o, &plan);
     if (rc == 0)

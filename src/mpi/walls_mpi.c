@@ -311,44 +311,58 @@ struct hub {
     struct link link;
     int size;
     bool live; /* GO was sent: closing stops the ranks */
-    MPI_Comm user; /* the communicator the program gave */
-    struct hub *next_busy;
+    MPI_Comm user;  /* the communicator the program gave, marked busy */
+    bool marked;    /* [busy_lock] it carries this hub as its attribute */
+    bool user_gone; /* [atomic] the program freed it: its mark went with it */
 };
 
-/* The hubs alive in this process, by the program's communicator: a second
- * pool on one whose ranks serve a pool already would wait for ever in the
- * collective calls below, which they do not make while they serve. */
-static struct hub *busy;
+/* A communicator whose pool is alive carries an attribute (the hub): a
+ * second pool on it would wait for ever in the collective calls below,
+ * which its ranks do not make while they serve the first. The attribute
+ * goes with the communicator if the program frees it first (its delete
+ * callback tells the hub so). [busy_lock] */
+static int busy_key = MPI_KEYVAL_INVALID;
 static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static bool comm_busy(MPI_Comm comm)
+static int busy_deleted(MPI_Comm comm, int key, void *value, void *extra)
 {
-    bool found = false;
+    (void)comm, (void)key, (void)extra;
+    /* Atomic: the program's MPI_Comm_free() calls this from its thread. */
+    __atomic_store_n(&((struct hub *)value)->user_gone, true, __ATOMIC_RELEASE);
+    return MPI_SUCCESS;
+}
+
+/* Marks comm busy with h, unless it is already: then false. */
+static bool busy_take(MPI_Comm comm, struct hub *h)
+{
     pthread_mutex_lock(&busy_lock);
-    for (struct hub *h = busy; h && !found; h = h->next_busy) {
-        int same = MPI_UNEQUAL;
-        found = MPI_Comm_compare(h->user, comm, &same) == MPI_SUCCESS && same == MPI_IDENT;
+    bool taken = false;
+    if (busy_key == MPI_KEYVAL_INVALID &&
+        MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, busy_deleted, &busy_key, NULL) !=
+            MPI_SUCCESS)
+        busy_key = MPI_KEYVAL_INVALID;
+    if (busy_key != MPI_KEYVAL_INVALID) {
+        void *value = NULL;
+        int flag = 0;
+        MPI_Comm_get_attr(comm, busy_key, &value, &flag);
+        if (!flag) {
+            h->user = comm;
+            h->marked = MPI_Comm_set_attr(comm, busy_key, h) == MPI_SUCCESS;
+        }
+        taken = !flag;
+    } else {
+        taken = true; /* no keyval: not checked */
     }
     pthread_mutex_unlock(&busy_lock);
-    return found;
+    return taken;
 }
 
-static void busy_add(struct hub *h)
+static void busy_release(struct hub *h)
 {
     pthread_mutex_lock(&busy_lock);
-    h->next_busy = busy;
-    busy = h;
-    pthread_mutex_unlock(&busy_lock);
-}
-
-static void busy_remove(struct hub *h)
-{
-    pthread_mutex_lock(&busy_lock);
-    for (struct hub **at = &busy; *at; at = &(*at)->next_busy)
-        if (*at == h) {
-            *at = h->next_busy;
-            break;
-        }
+    if (h->marked && !__atomic_load_n(&h->user_gone, __ATOMIC_ACQUIRE))
+        MPI_Comm_delete_attr(h->user, busy_key);
+    h->marked = false;
     pthread_mutex_unlock(&busy_lock);
 }
 
@@ -445,7 +459,7 @@ static void hub_end(struct hub *h, int err, const char *text)
         drop_sends(&h->link); /* a silent rank may never take them */
     else
         flush_sends(&h->link);
-    busy_remove(h);
+    busy_release(h);
     free(h->link.rbuf);
     MPI_Comm_free(&h->link.comm);
     free(h);
@@ -536,16 +550,18 @@ int walls_mpi_pool_create(walls_pool **out, MPI_Comm comm, const struct walls_po
                     call, rank);
     if (size < 2)
         return fail(-EINVAL, "%s: the communicator has one rank: no rank would serve", call);
-    if (comm_busy(comm))
+    struct hub *h = calloc(1, sizeof *h);
+    if (h && !busy_take(comm, h)) {
+        free(h);
         return fail(-EBUSY, "%s: a pool on this communicator is alive: its ranks serve it until "
                             "it is destroyed (a second pool at once needs another "
                             "communicator, MPI_Comm_dup() of this one for instance)",
                     call);
+    }
 
     /* From here on every rank hears how it ends, so that none waits. */
     MPI_Comm dup;
     MPI_Comm_dup(comm, &dup);
-    struct hub *h = calloc(1, sizeof *h);
     if (!h) {
         fprintf(stderr, "walls_mpi_pool_create: no memory to tell the ranks so\n");
         MPI_Abort(comm, 1);
@@ -553,8 +569,6 @@ int walls_mpi_pool_create(walls_pool **out, MPI_Comm comm, const struct walls_po
     }
     h->size = size;
     h->link.comm = dup;
-    h->user = comm;
-    busy_add(h);
     int err = check_create(out, opts);
     char why[TEXT_MAX + 128] = "";
     if (err)

@@ -136,6 +136,9 @@ static int on_message_begin(http_parser *p)
     c->nheaders = 0;
     c->in_value = false;
     c->headers_done = c->message_done = false;
+    /* The parser keeps the last request's version until it reads this
+     * one's: a version of 0 says none was read yet (conn_respond_error). */
+    p->http_major = p->http_minor = 0;
     return 0;
 }
 
@@ -968,6 +971,11 @@ bool conn_still_taking(struct conn *c)
      * it acknowledged since the mark is what it took. */
     int now = unacked(c);
     if (now < 0 || c->unacked_mark < 0 || now >= c->unacked_mark)
+        return false;
+    /* Some real progress, not a byte a timeout (a client that keeps a
+     * connection for ever so): 16 KiB, or half of what was left. */
+    int least = c->unacked_mark / 2 < 16384 ? c->unacked_mark / 2 : 16384;
+    if (c->unacked_mark - now < least)
         return false;
     c->unacked_mark = now;
     c->deadline_ms = deadline_from_now(c);

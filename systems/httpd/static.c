@@ -369,7 +369,8 @@ void static_serve(struct conn *c, const char *path)
      * has, by its date, in any of the three HTTP-date forms (this server
      * sends no ETag: a tag is no match); otherwise all of it. */
     const char *if_range = range ? conn_header(c, "If-Range") : NULL;
-    if (if_range && httpd_parse_date(if_range) != st.st_mtime)
+    time_t if_date = if_range ? httpd_parse_date(if_range) : (time_t)-1;
+    if (if_range && (if_date == (time_t)-1 || if_date != st.st_mtime))
         range = NULL;
     if (range) {
         int r = parse_range(range, st.st_size, &from, &to);

@@ -1390,6 +1390,7 @@ static void root_threads(void)
     if (expect_rc(walls_mpi_pool_create(&second, MPI_COMM_WORLD, &opts), -EBUSY,
                   "walls_mpi_pool_create on a communicator with a live pool"))
         ok("a second pool on a busy communicator: -EBUSY, \"%s\"", walls_last_error());
+
     struct spec specs[4];
     walls_task *t[4] = {NULL};
     size_t n = 0;
@@ -1454,14 +1455,29 @@ static void root_broken(void)
     if (expect_rc(walls_pool_reset(pool), 0, "walls_pool_reset") &&
         expect_rc(walls_pool_stats(pool, &st), 0, "walls_pool_stats") && st.broken != 0)
         fail("stats.broken is %u after walls_pool_reset", st.broken);
+    struct walls_stats before[3], after[3];
+    for (int rank = 1; rank <= 2; rank++)
+        before[rank] = rank_stats(pool, rank);
     n = 0;
     for (; n < 6; n++) {
-        specs[n] = (struct spec){.k = 600 + n, .payload = 32, .out_size = 16};
+        /* 200 ms each, one at a time a rank: both ranks take some. */
+        specs[n] = (struct spec){.k = 600 + n, .payload = 32, .out_size = 16, .sleep_ms = 200};
         if (!expect_rc(submit_spec(pool, &specs[n], NULL, &t[n]), 0, "walls_submit (after reset)"))
             break;
     }
-    if (n == 6 && wait_all_ok(t, specs, n, 30000) == 0)
-        ok("after walls_pool_reset the ranks ran 6 tasks");
+    if (n == 6 && wait_all_ok(t, specs, n, 30000) == 0) {
+        for (int rank = 1; rank <= 2; rank++)
+            after[rank] = rank_stats(pool, rank);
+        uint64_t d1 = after[1].by_status[WALLS_OK] - before[1].by_status[WALLS_OK];
+        uint64_t d2 = after[2].by_status[WALLS_OK] - before[2].by_status[WALLS_OK];
+        if (d1 == 0 || d2 == 0)
+            fail("after walls_pool_reset rank 1 ran %" PRIu64 " and rank 2 %" PRIu64
+                 " of 6 tasks: expected both back",
+                 d1, d2);
+        else
+            ok("after walls_pool_reset both ranks ran tasks again: %" PRIu64 " and %" PRIu64, d1,
+               d2);
+    }
     free_tasks(t, n);
     destroy_pool(pool, failures ? WALLS_CANCEL : 0);
 }
