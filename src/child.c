@@ -195,7 +195,7 @@ _Noreturn void walls__forkserver_fork_child(struct walls__fs_start *start)
     }
     if (drop_host_mappings() != 0)
         _exit(EACCES);
-    walls__forkserver_main(3);
+    walls__forkserver_main(3, start->host);
 }
 
 /* Raw system calls only, so that nothing between fork and execve depends

@@ -9,6 +9,7 @@
 /* What the host hands the child that becomes the fork server. */
 struct walls__fs_start {
     int ctl;          /* the fork server's end of the control socket */
+    pid_t host;       /* the program, which the fork server outlives not */
     char **argv;      /* exec mode: prepared before the clone */
     char **envp;
 };

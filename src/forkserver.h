@@ -78,6 +78,6 @@ int walls__forkserver_open_pool(int *sock);
 #define WALLS__FORKSERVER_LIBS_ENV "WALLS__FORKSERVER_LIBS"
 
 /* The fork server's loop, on control socket ctl. Never returns. */
-_Noreturn void walls__forkserver_main(int ctl);
+_Noreturn void walls__forkserver_main(int ctl, pid_t host);
 
 #endif

@@ -132,7 +132,7 @@ static char **exec_env(int fd, char **mine)
     /* The control socket's number, then the epochs the fork server and
      * its workers must avoid (ours, then the set of our ancestors' in
      * hexadecimal): with them a handle of ours given to a task is never
-     * taken for the worker's. */
+     * taken for the worker's; then our pid, which it watches. */
     enum { ROOM = sizeof WALLS__FORKSERVER_ENV + 80 };
     uint32_t epoch;
     uint64_t ancestry[2];
@@ -152,8 +152,8 @@ static char **exec_env(int fd, char **mine)
             strncmp(environ[i], WALLS__FORKSERVER_LIBS_ENV "=",
                     sizeof WALLS__FORKSERVER_LIBS_ENV) != 0)
             envp[k++] = environ[i];
-    snprintf(mine[0], ROOM, WALLS__FORKSERVER_ENV "=%d,%u,%llx,%llx", fd, epoch,
-             (unsigned long long)ancestry[0], (unsigned long long)ancestry[1]);
+    snprintf(mine[0], ROOM, WALLS__FORKSERVER_ENV "=%d,%u,%llx,%llx,%d", fd, epoch,
+             (unsigned long long)ancestry[0], (unsigned long long)ancestry[1], (int)getpid());
     envp[k++] = mine[0];
     envp[k] = mine[1];
     return envp;
@@ -205,7 +205,7 @@ static int start_locked(void)
     int moved = above_std(sv);
     if (moved)
         return moved;
-    struct walls__fs_start start = {.ctl = sv[1]};
+    struct walls__fs_start start = {.ctl = sv[1], .host = getpid()};
     bool single = walls__thread_count() == 1;
     char *mine[2] = {NULL, NULL};
     int pidfd = -1, rc = 0;

@@ -274,7 +274,7 @@ static _Noreturn void shut_down(void)
     _exit(0);
 }
 
-_Noreturn void walls__forkserver_main(int ctl)
+_Noreturn void walls__forkserver_main(int ctl, pid_t host)
 {
     walls__set_title("walls-forkserver");
     /* 0-2 taken, on /dev/null where the program had closed them: what
@@ -308,9 +308,13 @@ _Noreturn void walls__forkserver_main(int ctl)
      * the control socket (a child the program made with a raw clone() or
      * fork system call, which the fork handlers that close it in a child
      * never saw). Without pidfds, the socket alone says so. */
-    int host_fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
+    int host_fd = host > 0 ? (int)syscall(SYS_pidfd_open, host, 0) : -1;
     if (host_fd >= 0)
         fcntl(host_fd, F_SETFD, FD_CLOEXEC);
+    /* Gone before the pidfd was open (this process was handed to another
+     * parent, or the pid is another process's by now): gone. */
+    if (host > 0 && getppid() != host)
+        shut_down();
     struct walls__msg hello = {.type = WALLS__MSG_HELLO, .pid = getpid()};
     if (walls__msg_send(ctl, &hello, NULL, 0) != 0)
         _exit(EPIPE);
@@ -423,6 +427,7 @@ __attribute__((constructor(101))) static void forkserver_ctor(void)
     int fd = (int)strtol(value, &end, 10);
     uint32_t epoch = 0;
     uint64_t ancestry[2] = {0, 0};
+    pid_t host = 0;
     bool whole = false;
     if (*end == ',') {
         epoch = (uint32_t)strtoul(end + 1, &end, 10);
@@ -430,6 +435,8 @@ __attribute__((constructor(101))) static void forkserver_ctor(void)
             ancestry[0] = strtoull(end + 1, &end, 16);
             if (*end == ',') {
                 ancestry[1] = strtoull(end + 1, &end, 16);
+                if (*end == ',')
+                    host = (pid_t)strtol(end + 1, &end, 10);
                 whole = *end == '\0';
             }
         }
@@ -463,5 +470,5 @@ __attribute__((constructor(101))) static void forkserver_ctor(void)
     if (fd != 3)
         close(fd);
     close_range(4, ~0U, 0);
-    walls__forkserver_main(3);
+    walls__forkserver_main(3, host);
 }
