@@ -828,6 +828,24 @@ out:
     free_tasks(t, 2);
 }
 
+/* Checks that ranks 1 and 2 each finished some of the n tasks ok since
+ * before (their stats then); says how many each ran. */
+static void expect_both_ran(walls_pool *pool, const struct walls_stats before[3], size_t n,
+                            const char *what)
+{
+    struct walls_stats after[3];
+    for (int rank = 1; rank <= 2; rank++)
+        after[rank] = rank_stats(pool, rank);
+    uint64_t d1 = after[1].by_status[WALLS_OK] - before[1].by_status[WALLS_OK];
+    uint64_t d2 = after[2].by_status[WALLS_OK] - before[2].by_status[WALLS_OK];
+    if (d1 == 0 || d2 == 0)
+        fail("%s: rank 1 ran %" PRIu64 " and rank 2 ran %" PRIu64 " of %zu tasks: expected both "
+             "some",
+             what, d1, d2, n);
+    else
+        ok("%s: %zu tasks ok, rank 1 ran %" PRIu64 ", rank 2 ran %" PRIu64, what, n, d1, d2);
+}
+
 static void root_timeout(void)
 {
     struct walls_pool_opts opts = {.placement = WALLS_PROCESSES, .processes = 1,
@@ -870,18 +888,9 @@ static void root_timeout(void)
             break;
     }
     if (n == 10 && wait_all_ok(t, specs, n, 60000) == 0) {
+        expect_both_ran(pool, before, n, "after the timeouts, tasks of 100 ms");
         for (int rank = 1; rank <= 2; rank++)
             after[rank] = rank_stats(pool, rank);
-        uint64_t d1 = after[1].by_status[WALLS_OK] - before[1].by_status[WALLS_OK];
-        uint64_t d2 = after[2].by_status[WALLS_OK] - before[2].by_status[WALLS_OK];
-        if (d1 == 0 || d2 == 0)
-            fail("after the timeouts rank 1 ran %" PRIu64 " and rank 2 ran %" PRIu64
-                 " of 10 tasks: expected both some",
-                 d1, d2);
-        else
-            ok("after the timeouts 10 tasks of 100 ms ok: rank 1 ran %" PRIu64
-               ", rank 2 ran %" PRIu64,
-               d1, d2);
         uint64_t timeouts = after[1].by_status[WALLS_TIMEOUT] + after[2].by_status[WALLS_TIMEOUT];
         if (timeouts != 4)
             fail("the ranks count %" PRIu64 "+%" PRIu64 " timeouts, expected 4 in all",
@@ -1455,7 +1464,7 @@ static void root_broken(void)
     if (expect_rc(walls_pool_reset(pool), 0, "walls_pool_reset") &&
         expect_rc(walls_pool_stats(pool, &st), 0, "walls_pool_stats") && st.broken != 0)
         fail("stats.broken is %u after walls_pool_reset", st.broken);
-    struct walls_stats before[3], after[3];
+    struct walls_stats before[3];
     for (int rank = 1; rank <= 2; rank++)
         before[rank] = rank_stats(pool, rank);
     n = 0;
@@ -1465,19 +1474,8 @@ static void root_broken(void)
         if (!expect_rc(submit_spec(pool, &specs[n], NULL, &t[n]), 0, "walls_submit (after reset)"))
             break;
     }
-    if (n == 6 && wait_all_ok(t, specs, n, 30000) == 0) {
-        for (int rank = 1; rank <= 2; rank++)
-            after[rank] = rank_stats(pool, rank);
-        uint64_t d1 = after[1].by_status[WALLS_OK] - before[1].by_status[WALLS_OK];
-        uint64_t d2 = after[2].by_status[WALLS_OK] - before[2].by_status[WALLS_OK];
-        if (d1 == 0 || d2 == 0)
-            fail("after walls_pool_reset rank 1 ran %" PRIu64 " and rank 2 %" PRIu64
-                 " of 6 tasks: expected both back",
-                 d1, d2);
-        else
-            ok("after walls_pool_reset both ranks ran tasks again: %" PRIu64 " and %" PRIu64, d1,
-               d2);
-    }
+    if (n == 6 && wait_all_ok(t, specs, n, 30000) == 0)
+        expect_both_ran(pool, before, n, "after walls_pool_reset, both ranks back");
     free_tasks(t, n);
     destroy_pool(pool, failures ? WALLS_CANCEL : 0);
 }
