@@ -423,7 +423,9 @@ static void ring_push(struct walls__lane *lane, uint16_t kind, uint16_t module, 
         memcpy(req->data + head, data, len);
     walls__store_relaxed(&req->state, WALLS__SLOT_QUEUED);
     bool waited = task && (walls__load_relaxed(&task->flags) & WALLS__TASK_WAITED);
-    walls__store_relaxed(&lane->mb->ring_want[seq & MASK], (uint8_t)(waited ? WALLS__WANT_BELL : 0));
+    uint8_t want = (uint8_t)(waited ? WALLS__WANT_BELL : 0);
+    if (walls__load_relaxed(&lane->mb->ring_want[seq & MASK]) != want)
+        walls__store_relaxed(&lane->mb->ring_want[seq & MASK], want);
     e->task = task;
     e->tag = tag;
     e->start_ns = 0;
@@ -524,7 +526,13 @@ bool walls__engine_takes(const struct walls__lane *lane)
 static bool keeps_up(struct walls__lane *lane, int64_t now)
 {
     struct walls__mailbox *mb = lane->mb;
-    uint32_t done = walls__load_relaxed(&mb->cq.tail);
+    /* Its completion count is a line the worker writes after every task:
+     * while what it was last seen to have done leaves it a short backlog,
+     * seen lately, that count is trusted instead of read again (a stale
+     * count only overstates the backlog). */
+    uint32_t done = lane->seen_done;
+    if (lane->rq_tail - done >= PACK_BACKLOG / 2 || now - lane->seen_ns >= PACK_RECENT_NS / 2)
+        done = walls__load_relaxed(&mb->cq.tail);
     if (done != lane->seen_done) {
         /* Only a finished task shows the pace; a control request's
          * acknowledgement does not. */
@@ -567,7 +575,10 @@ static struct walls__lane *pick_lane(struct walls__pool *pool, const struct wall
 {
     /* next_lane is always a lane's index: no division on this path. */
     struct walls__lane *last = &pool->lanes[pool->next_lane];
-    consume(pool, last, now);
+    /* Its completions are taken once it is half full, in one go: taking
+     * each as it comes would read the worker's lines at every submit. */
+    if (ring_free(last) < WALLS__RING_SLOTS / 2)
+        consume(pool, last, now);
     if (walls__engine_takes(last) && !io_full(pool, last, task) &&
         ring_free(last) >= 1 + modules_needed(last, task) &&
         keeps_up(last, now))

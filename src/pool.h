@@ -282,9 +282,6 @@ struct walls__pool {
     /* The queue and the rings [lock]: */
     struct walls__task_list pending; /* submitted, not yet in any ring */
     uint64_t npending;          /* [lock] tasks on the pending list */
-    uint64_t pending_seen;      /* [atomic] npending as the lock was last let go: what
-                                 * thread workers read unlocked, free of the counts a
-                                 * dispatch passes through while it holds the lock */
     uint64_t in_rings;          /* [lock; atomic reads] tasks in rings, not done */
     unsigned next_lane;         /* where the next dispatch starts looking */
     /* Balance between lanes [lock] (dispatch.c): */
@@ -294,11 +291,20 @@ struct walls__pool {
     bool want_clock;            /* the engine asks for its clock (walls__engine_expire) to run:
                                  * the API layer tells the backend's timekeeper */
     bool attention;             /* some lane has attention set */
-    /* Completions, to host waiters: */
-    uint32_t done_seq;          /* [atomic] bumped at each completion; waiters sleep on it */
-    uint32_t done_waiters;      /* [atomic] threads asleep on done_seq */
-    uint32_t any_waiters;       /* [atomic] those of them woken by any bump of done_seq; the
+    /* What thread workers read without the lock after each task they
+     * finish: a cache line of its own, which a submit does not write, so
+     * that those reads do not pull away the line the submitting thread
+     * writes next. */
+    _Alignas(64) uint64_t pending_seen; /* [atomic] npending as the lock was last let go,
+                                 * free of the counts a dispatch passes through while
+                                 * it holds the lock */
+    uint32_t any_waiters;       /* [atomic] waiters woken by any bump of done_seq; the
                                  * others wait for tasks they marked WALLS__TASK_WAITED */
+    bool doorbells_armed;       /* [lock; atomic reads] workers report every completion */
+    bool refill_armed;          /* [lock; atomic reads] workers report a ring run dry */
+    /* Completions, to host waiters: */
+    _Alignas(64) uint32_t done_seq; /* [atomic] bumped at each completion; waiters sleep on it */
+    uint32_t done_waiters;      /* [atomic] threads asleep on done_seq */
     uint32_t wake_due;          /* [atomic] a marked task finished, or the pool changed, since
                                  * sleepers were last woken */
     bool wake_owed;             /* [lock] a marked task finished under this hold of the lock:
@@ -307,8 +313,6 @@ struct walls__pool {
     bool fd_raised;             /* the host wrote event_fd since it was last reset */
     struct walls__task_list collect; /* [lock] completed, not collected */
     bool fd_armed;              /* [lock; atomic reads] walls_pool_fd was called */
-    bool doorbells_armed;       /* [lock; atomic reads] workers report every completion */
-    bool refill_armed;          /* [lock; atomic reads] workers report a ring run dry */
     bool event_armed;           /* [lock] process workers ring event_fd themselves */
     /* Time limits [lock]: */
     bool timed_ever;            /* a task with a limit was submitted: workers report starts */
