@@ -1032,12 +1032,17 @@ static bool flush(struct conn *c)
 #define LINGER_IDLE_MS 2000
 #define LINGER_TOTAL_MS 10000
 
-static bool unread_input(const struct conn *c)
+bool conn_unread(const struct conn *c)
 {
-    if (c->in.len > c->in_off || (c->status >= 400 && !c->peer_closed))
+    if (c->in.len > c->in_off)
         return true;
     int pending = 0;
     return ioctl(c->fd, FIONREAD, &pending) == 0 && pending > 0;
+}
+
+static bool unread_input(const struct conn *c)
+{
+    return (c->status >= 400 && !c->peer_closed) || conn_unread(c);
 }
 
 static void discard(struct conn *c)

@@ -135,8 +135,11 @@ void conn_drive(struct conn *c);
 /* Ends the connection: the socket now, the memory at conn_reap (or, with
  * a task running, once the task ends). */
 void conn_close(struct conn *c);
-/* The client left before its handler started: no response; logged 499. */
+/* The client left before its response: none is sent; logged 499. */
 void conn_client_left(struct conn *c);
+/* Whether the client sent bytes not read yet: in the buffer or still in
+ * the socket (a request after the one being answered). */
+bool conn_unread(const struct conn *c);
 /* The response could not go out whole (the client left, or took nothing
  * more within the timeout): logged, with the body bytes that went, and
  * counted, then closed. */

@@ -194,7 +194,12 @@ void handler_done(struct conn *c, walls_task *task)
         conn_close(c);
         return;
     }
-    if (res.status == WALLS_CANCELLED && c->client_left) {
+    /* The client closed while its request waited (the task was
+     * cancelled) or ran (it finished anyway), and sent nothing after it:
+     * nothing is sent, and the log says 499, as nginx says of a client
+     * that closed before its response. One that sent more requests
+     * before its close (a half close) still wants their answers. */
+    if (c->client_left && (res.status == WALLS_CANCELLED || !conn_unread(c))) {
         walls_task_free(task);
         conn_client_left(c);
         return;
