@@ -128,9 +128,16 @@ static int admit(struct walls__pool *pool, walls_pool *handle, walls_fn *fn, siz
         return walls__fail(-EBADF, "%s: the pool was destroyed (stale handle)", call);
     if (pool->state != WALLS__POOL_ALIVE)
         return walls__fail(-ESHUTDOWN, "%s: the pool is being destroyed", call);
-    /* Waiting: the unfinished tasks beyond one per worker. */
+    /* Waiting: the unfinished tasks beyond one per worker. Completions
+     * are taken when ring slots are wanted, not as they come: before
+     * refusing, the finished tasks are counted out. */
+    uint64_t limit = (uint64_t)pool->max_queued + pool->nlanes;
     uint64_t unfinished = pool->submitted - pool->completed;
-    if (pool->max_queued && unfinished + n > (uint64_t)pool->max_queued + pool->nlanes)
+    if (pool->max_queued && unfinished + n > limit) {
+        walls__api_harvest(pool);
+        unfinished = pool->submitted - pool->completed;
+    }
+    if (pool->max_queued && unfinished + n > limit)
         return walls__fail(-EAGAIN,
                            "%s: %llu tasks unfinished on %u workers; %zu more would take the "
                            "waiting ones past opts.max_queued %u",

@@ -9,11 +9,14 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "walls.h"
@@ -129,6 +132,56 @@ START_TEST(test_eagain_past_max_queued)
 }
 END_TEST
 
+/* Creates the file its input names: a mark a test can see without taking
+ * the task's completion. */
+static int t_mark(struct walls_call *call)
+{
+    char path[256];
+    size_t n = call->in_len < sizeof path - 1 ? call->in_len : sizeof path - 1;
+    memcpy(path, call->in, n);
+    path[n] = '\0';
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return 1;
+    close(fd);
+    return 0;
+}
+
+/* A finished task does not wait, whether or not anyone took its completion
+ * yet: one worker, max_queued 1, and each task submitted once the one
+ * before it ran. Each of the eight fits (before, the fourth was refused:
+ * three finished tasks nobody had looked at counted as waiting). */
+START_TEST(test_finished_tasks_do_not_wait)
+{
+    walls_pool *pool = bounded_pool(_i, 1);
+    char dir[] = "/tmp/walls-bp-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    enum { N = 8 };
+    walls_task *t[N];
+    char path[N][64];
+    for (int k = 0; k < N; k++) {
+        snprintf(path[k], sizeof path[k], "%s/%d", dir, k);
+        ck_assert_msg(walls_submit(pool, t_mark, path[k], strlen(path[k]), &t[k]) == 0,
+                      "task %d refused: %s", k, walls_last_error());
+        /* It ran (the one before it has published its completion, which
+         * is left where it is). */
+        for (int w = 0; access(path[k], F_OK) != 0; w++) {
+            ck_assert_msg(w < 30000, "task %d never ran", k);
+            usleep(1000);
+        }
+    }
+    for (int k = 0; k < N; k++) {
+        struct walls_result r;
+        ck_assert_int_eq(walls_wait(t[k], -1, &r), 0);
+        ck_assert_int_eq(r.status, WALLS_OK);
+        walls_task_free(t[k]);
+        ck_assert_int_eq(unlink(path[k]), 0);
+    }
+    ck_assert_int_eq(rmdir(dir), 0);
+    ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
+}
+END_TEST
+
 START_TEST(test_unbounded)
 {
     walls_pool *pool = bounded_pool(_i, 0);
@@ -151,6 +204,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_eagain_past_max_queued, 0, 2);
     tcase_add_loop_test(tc, test_batch_that_never_fits, 0, 2);
     tcase_add_loop_test(tc, test_unbounded, 0, 2);
+    tcase_add_loop_test(tc, test_finished_tasks_do_not_wait, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
