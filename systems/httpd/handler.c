@@ -195,15 +195,17 @@ void handler_done(struct conn *c, walls_task *task)
         return;
     }
     /* The client closed while its request waited (the task was
-     * cancelled) or ran (it finished anyway), and sent nothing after it:
-     * nothing is sent, and the log says 499, as nginx says of a client
-     * that closed before its response. One that sent more requests
-     * before its close (a half close) still wants their answers. */
-    if (c->client_left && (res.status == WALLS_CANCELLED || !conn_unread(c))) {
+     * cancelled) or ran (it ended anyway), and sent nothing after it: no
+     * response goes, and the log says 499, as nginx says of a client that
+     * closed before its response; how the handler ended is still said
+     * and counted below. One that sent more requests before its close (a
+     * half close) still wants their answers. */
+    if (c->client_left && res.status == WALLS_CANCELLED) {
         walls_task_free(task);
         conn_client_left(c);
         return;
     }
+    bool gone = c->client_left && !conn_unread(c);
     /* The request line, quoted in the error log as in the access log. */
     char shown[4 * sizeof c->line];
     httpd_log_escape(c->line, shown, sizeof shown);
@@ -259,6 +261,9 @@ void handler_done(struct conn *c, walls_task *task)
         break;
     }
     walls_task_free(task); /* after its output was copied into the response */
-    conn_drive(c);
+    if (gone)
+        conn_client_left(c);
+    else
+        conn_drive(c);
 }
 
