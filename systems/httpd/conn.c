@@ -562,6 +562,9 @@ static void start_request(struct conn *c)
     c->status = 0;
     c->sent_bytes = 0;
     c->line[0] = '\0';
+    c->raw_len = 0;
+    c->raw[0] = '\0';
+    c->raw_done = false;
     /* The last request's target is not this one's: bytes the parser
      * refuses before a new request begins are logged as "-", not as the
      * last request again. */
@@ -782,32 +785,47 @@ static void handle_request(struct conn *c)
 }
 
 /* Whether the parser refused a method it does not know rather than a
- * malformed line: from p (where this parse began, perhaps inside the
- * method) to end, after blank lines, only the characters of a method
- * (upper-case letters, '-' and '_', as nginx takes them), up to a space or
- * to what has arrived. RFC 9110, 9.1: an unknown method is answered 501. */
-static bool unknown_method(const char *p, const char *end)
+ * malformed line: the line so far (p to end, after blank lines) has only
+ * the characters of a method (upper-case letters, '-' and '_', as nginx
+ * takes them), up to a space, or up to its end while more of the line may
+ * come. RFC 9110, 9.1: an unknown method is answered 501. */
+static bool unknown_method(const char *p, const char *end, bool more)
 {
     while (p < end && (*p == '\r' || *p == '\n'))
         p++;
     const char *start = p;
     while (p < end && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'))
         p++;
-    return p > start && (p == end || *p == ' ');
+    return p > start && (p == end ? more : *p == ' ');
 }
 
-/* The request line as the client sent it (from p, leading empty lines
- * skipped, up to its end or end), for the access log of a request the
- * parser refused before it got to the target: an unknown method. */
-static void raw_request_line(struct conn *c, const char *p, const char *end)
+/* Keeps the request line as it arrives, from p to end (bytes not seen
+ * before: the parser has taken the ones before p, and the buffer may have
+ * started over since), up to its end. */
+static void keep_raw(struct conn *c, const char *p, const char *end)
 {
-    while (p < end && (*p == '\r' || *p == '\n'))
-        p++;
-    size_t n = 0;
-    while (p + n < end && p[n] != '\r' && p[n] != '\n' && n < sizeof c->line - 1)
-        n++;
-    memcpy(c->line, p, n);
-    c->line[n] = '\0';
+    for (; p < end && !c->raw_done; p++) {
+        if (*p == '\r' || *p == '\n') {
+            c->raw_done = c->raw_len > 0; /* empty lines before a request are skipped */
+            continue;
+        }
+        if (c->raw_len < sizeof c->raw - 1)
+            c->raw[c->raw_len++] = *p;
+    }
+    c->raw[c->raw_len] = '\0';
+}
+
+/* A refused request's line for the access log: as parsed when its target
+ * was read, else as the client sent it (nginx logs the bytes too), else
+ * "-" (nothing of it came). */
+static void refused_line(struct conn *c)
+{
+    if (c->line[0])
+        return;
+    if (c->url.len)
+        request_line(c);
+    else
+        memcpy(c->line, c->raw, c->raw_len + 1);
 }
 
 /* Parses what was read. Returns true when it acted on a request (the
@@ -818,11 +836,14 @@ static bool parse_some(struct conn *c)
     if (avail == 0)
         return false;
     c->scan_from = c->in.p + c->in_off;
+    keep_raw(c, c->scan_from, c->in.p + c->in.len);
     size_t n = http_parser_execute(&c->parser, &settings, c->in.p + c->in_off, avail);
     enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-    if (err == HPE_INVALID_METHOD && unknown_method(c->scan_from, c->in.p + c->in.len)) {
+    /* Judged on the whole line so far: its method may have come in
+     * several reads. */
+    if (err == HPE_INVALID_METHOD && unknown_method(c->raw, c->raw + c->raw_len, !c->raw_done)) {
         c->error_status = 501;
-        raw_request_line(c, c->scan_from, c->in.p + c->in.len);
+        refused_line(c);
     }
     if (err == HPE_OK || err == HPE_PAUSED) {
         int bad = scan_framing(c, c->scan_from, c->in.p + c->in_off + n);
@@ -840,8 +861,7 @@ static bool parse_some(struct conn *c)
     }
     if (err != HPE_OK || c->parser.upgrade) {
         /* Refused, or an Upgrade (the parser stops after its headers). */
-        if (!c->line[0] && c->url.len)
-            request_line(c);
+        refused_line(c);
         c->keep_alive = false;
         c->close_after = true;
         conn_respond_error(c, err == HPE_OK || !c->error_status ? 400 : c->error_status);

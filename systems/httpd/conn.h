@@ -84,6 +84,10 @@ struct conn {
     int status;
     uint64_t sent_bytes;
     char line[512];   /* the request line, for the access log */
+    char raw[512];    /* the request line as it arrives, across reads (leading empty
+                       * lines skipped): logged for a request the parser refused */
+    unsigned raw_len;
+    bool raw_done;    /* its end arrived */
     struct route *route;
     walls_task *task;
     int64_t start_ns;  /* when the request was complete */

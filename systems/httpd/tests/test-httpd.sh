@@ -372,6 +372,27 @@ expect "... on a route too" "HTTP/1.1 501 Not Implemented" \
 for _ in $(seq 1 200); do grep -q 'BREW /hello' "$WORK/access.log" && break; sleep 0.05; done
 contains "... and logged with its request line, not \"-\"" '"BREW /hello HTTP/1.1" 501 ' \
     "$WORK/access.log"
+# A method that comes in two reads is judged, and logged, whole.
+got=$(python3 - "$PORT" <<'PYEOF'
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'PRO')
+time.sleep(0.3)
+s.sendall(b'XY /13.txt HTTP/1.1\r\nHost: x\r\n\r\n')
+s.settimeout(5)
+print(s.recv(4096).split(b'\r\n')[0].decode())
+s.close()
+PYEOF
+)
+expect "an unknown method sent in two parts is 501" "HTTP/1.1 501 Not Implemented" "$got"
+for _ in $(seq 1 200); do grep -q 'XY /13.txt HTTP/1.1" 501' "$WORK/access.log" && break; sleep 0.05; done
+contains "... logged with the whole line, not the last part" '"PROXY /13.txt HTTP/1.1" 501 ' \
+    "$WORK/access.log"
+expect "a malformed request line is 400" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'get /13.txt HTTP/1.1\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+for _ in $(seq 1 200); do grep -q '"get /13.txt' "$WORK/access.log" && break; sleep 0.05; done
+contains "... logged as the client sent it, not \"-\"" '"get /13.txt HTTP/1.1" 400 ' \
+    "$WORK/access.log"
 expect "chunked twice on two lines is malformed" "HTTP/1.1 400 Bad Request" \
     "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n' | "$RAW" "$PORT" | first_line)"
 expect "chunked twice on one line is malformed" "HTTP/1.1 400 Bad Request" \
@@ -478,11 +499,12 @@ expect "lines ended by LF alone are still read" "HTTP/1.1 200 OK" \
 expect "a trailer section over the header limit is 431" "HTTP/1.1 431 Request Header Fields Too Large" \
     "$( (printf 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: '
         head -c 3000 /dev/zero | tr '\0' a; printf '\r\n\r\n') | "$RAW" "$PORT" | first_line)"
-dashes=$(grep -c '"-" 400 ' "$WORK/access.log" || true)
+garbage=$(grep -c '"\\x01" 400 ' "$WORK/access.log" || true)
 printf 'GET /13.txt?logged-once HTTP/1.1\r\nHost: x\r\n\r\n\001\r\n\r\n' | "$RAW" "$PORT" > /dev/null
 sleep 0.2
-expect "garbage after a request is 400, not logged as that request again" "1 $((dashes + 1))" \
-    "$(grep -c 'logged-once' "$WORK/access.log") $(grep -c '"-" 400 ' "$WORK/access.log")"
+expect "garbage after a request is 400, logged as its bytes, not as that request again" \
+    "1 $((garbage + 1))" \
+    "$(grep -c 'logged-once' "$WORK/access.log") $(grep -c '"\\x01" 400 ' "$WORK/access.log")"
 expect "a blank before a header's colon is 400" "HTTP/1.1 400 Bad Request" \
     "$(printf 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc' | "$RAW" "$PORT" | first_line)"
 expect "a transfer coding other than chunked is 501" "HTTP/1.1 501 Not Implemented" \
