@@ -134,8 +134,12 @@ static int admit(struct walls__pool *pool, walls_pool *handle, walls_fn *fn, siz
     uint64_t limit = (uint64_t)pool->max_queued + pool->nlanes;
     uint64_t unfinished = pool->submitted - pool->completed;
     if (pool->max_queued && unfinished + n > limit) {
+        uint64_t was = pool->completed;
         walls__api_harvest(pool);
         unfinished = pool->submitted - pool->completed;
+        /* Who sleeps on any completion hears of these at the unlock. */
+        if (pool->completed != was)
+            pool->wake_owed = true;
     }
     if (pool->max_queued && unfinished + n > limit)
         return walls__fail(-EAGAIN,
