@@ -274,13 +274,18 @@ START_TEST(test_cancel_races_the_deadline)
     walls_pool *pool = make_pool(_i ? WALLS_HYBRID : WALLS_PROCESSES, 1);
     unsigned seed = 777;
     int cancelled = 0, timed_out = 0;
-    for (int k = 0; k < 80; k++) {
+    /* The cancels aim at a point that follows the race: later after each
+     * cancel that won, earlier after each that lost, so that both ends
+     * come however the machine's pace (a sanitizer, other tests beside)
+     * moves the deadline's kill; 80 rounds, and more until each end came
+     * five times. */
+    int aim = 20000;
+    for (int k = 0; k < 400 && (k < 80 || cancelled < 5 || timed_out < 5); k++) {
         int us = 400000;
         struct walls_task_opts to = {.timeout_ms = 20};
         walls_task *t;
         ck_assert_int_eq(walls_submit_ex(pool, spin_us, &us, sizeof us, &to, &t), 0);
-        /* From well before the deadline to after the kill should land. */
-        spin_here(10000 + (int)(rand_r(&seed) % 20000u));
+        spin_here(aim - 4000 + (int)(rand_r(&seed) % 8000u));
         int rc = walls_cancel(t);
         struct walls_result r;
         ck_assert_int_eq(walls_wait(t, 20000, &r), 0);
@@ -288,11 +293,13 @@ START_TEST(test_cancel_races_the_deadline)
             ck_assert_msg(r.status == WALLS_CANCELLED, "round %d: cancel said 0, the task ended %s",
                           k, walls_status_name(r.status));
             cancelled++;
+            aim = aim + 500 < 200000 ? aim + 500 : aim;
         } else {
             ck_assert_int_eq(rc, -EALREADY);
             ck_assert_msg(r.status == WALLS_TIMEOUT, "round %d: cancel said -EALREADY, the task "
                           "ended %s", k, walls_status_name(r.status));
             timed_out++;
+            aim = aim - 500 > 4000 ? aim - 500 : aim;
         }
         walls_task_free(t);
     }
