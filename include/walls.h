@@ -661,7 +661,9 @@ WALLS_API int walls_pool_explain(walls_pool *pool, char *buf, size_t len);
  * the last process pool went, runs the new one)); -EAGAIN
  * (opts.max_queued tasks wait already). A library replaced on disk after
  * the program loaded it, before a worker loaded it by its path, is caught
- * by the worker instead: the task ends WALLS_FAILED with code -ESTALE.
+ * by the worker instead: the task ends WALLS_FAILED with code -ESTALE
+ * (the worker reads the file's build-id without loading it: the other
+ * build's constructors do not run).
  */
 WALLS_API int walls_submit(walls_pool *pool, walls_fn *fn, const void *in, size_t in_len,
                            walls_task **task);

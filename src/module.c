@@ -22,6 +22,38 @@
 #include "mailbox.h"
 #include "module.h"
 
+/* The GNU build-id among the notes at at (left bytes, aligned to align):
+ * its length; 0 when it is empty or longer than WALLS__BUILD_ID_MAX; -1
+ * when these notes hold none. */
+static ssize_t notes_build_id(const unsigned char *at, size_t left, size_t align,
+                              unsigned char id[WALLS__BUILD_ID_MAX])
+{
+    while (left >= sizeof(ElfW(Nhdr))) {
+        ElfW(Nhdr) nh;
+        memcpy(&nh, at, sizeof nh);
+        /* The descriptor starts at the header and name rounded up to
+         * the alignment, and the next note after it rounded up. */
+        if (nh.n_namesz > left - sizeof nh)
+            break;
+        size_t desc_at = (sizeof nh + nh.n_namesz + align - 1) & ~(align - 1);
+        if (desc_at > left || nh.n_descsz > left - desc_at)
+            break;
+        size_t next = (desc_at + nh.n_descsz + align - 1) & ~(align - 1);
+        if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+            memcmp(at + sizeof nh, "GNU", 4) == 0) {
+            if (nh.n_descsz == 0 || nh.n_descsz > WALLS__BUILD_ID_MAX)
+                return 0;
+            memcpy(id, at + desc_at, nh.n_descsz);
+            return (ssize_t)nh.n_descsz;
+        }
+        if (next >= left)
+            break;
+        at += next;
+        left -= next;
+    }
+    return -1;
+}
+
 /* The object's GNU build-id, from its loaded PT_NOTE segments: its length,
  * or 0 when it has none (or one longer than WALLS__BUILD_ID_MAX). */
 static size_t build_id_of(const struct dl_phdr_info *info, unsigned char id[WALLS__BUILD_ID_MAX])
@@ -30,35 +62,51 @@ static size_t build_id_of(const struct dl_phdr_info *info, unsigned char id[WALL
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_NOTE)
             continue;
-        size_t align = ph->p_align == 8 ? 8 : 4;
-        const unsigned char *at =
-            (const unsigned char *)(uintptr_t)(info->dlpi_addr + ph->p_vaddr);
-        size_t left = ph->p_memsz;
-        while (left >= sizeof(ElfW(Nhdr))) {
-            ElfW(Nhdr) nh;
-            memcpy(&nh, at, sizeof nh);
-            /* The descriptor starts at the header and name rounded up to
-             * the alignment, and the next note after it rounded up. */
-            if (nh.n_namesz > left - sizeof nh)
-                break;
-            size_t desc_at = (sizeof nh + nh.n_namesz + align - 1) & ~(align - 1);
-            if (desc_at > left || nh.n_descsz > left - desc_at)
-                break;
-            size_t next = (desc_at + nh.n_descsz + align - 1) & ~(align - 1);
-            if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-                memcmp(at + sizeof nh, "GNU", 4) == 0) {
-                if (nh.n_descsz == 0 || nh.n_descsz > WALLS__BUILD_ID_MAX)
-                    return 0;
-                memcpy(id, at + desc_at, nh.n_descsz);
-                return nh.n_descsz;
-            }
-            if (next >= left)
-                break;
-            at += next;
-            left -= next;
-        }
+        ssize_t n = notes_build_id((const unsigned char *)(uintptr_t)(info->dlpi_addr + ph->p_vaddr),
+                                   ph->p_memsz, ph->p_align == 8 ? 8 : 4, id);
+        if (n >= 0)
+            return (size_t)n;
     }
     return 0;
+}
+
+/* The same of the file at path, read from its notes without loading it
+ * (whose constructors would run): 0 as well when it cannot be read or is
+ * no ELF object of this machine's kind. */
+static size_t file_build_id(const char *path, unsigned char id[WALLS__BUILD_ID_MAX])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t got = 0;
+    ElfW(Ehdr) eh;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
+        eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum > 512)
+        goto out;
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        ElfW(Phdr) ph;
+        if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (uint64_t)i * sizeof ph)) !=
+            (ssize_t)sizeof ph)
+            break;
+        /* Notes are small; a larger segment is no build-id's. */
+        if (ph.p_type != PT_NOTE || ph.p_filesz > 65536)
+            continue;
+        unsigned char *notes = malloc(ph.p_filesz ? ph.p_filesz : 1);
+        if (!notes)
+            break;
+        ssize_t n = -1;
+        if (pread(fd, notes, ph.p_filesz, (off_t)ph.p_offset) == (ssize_t)ph.p_filesz)
+            n = notes_build_id(notes, ph.p_filesz, ph.p_align == 8 ? 8 : 4, id);
+        free(notes);
+        if (n >= 0) {
+            got = (size_t)n;
+            break;
+        }
+    }
+out:
+    close(fd);
+    return got;
 }
 
 struct object_search {
@@ -370,8 +418,8 @@ static int find_by_name(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
-int walls__module_find(const char *path, uintptr_t *base, unsigned char id[WALLS__BUILD_ID_MAX],
-                       size_t *id_len)
+int walls__module_find(const char *path, uintptr_t *base, const unsigned char *want,
+                       size_t want_len, unsigned char id[WALLS__BUILD_ID_MAX], size_t *id_len)
 {
     /* The main program, or a library loaded already under that name (a
      * worker forked after the host loaded it: the usual case): found
@@ -381,6 +429,14 @@ int walls__module_find(const char *path, uintptr_t *base, unsigned char id[WALLS
     dl_iterate_phdr(find_by_name, &search);
     if (!search.found && path[0] != '\0') {
         void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+        if (!handle && want_len) {
+            /* Another build under the path is refused before it is
+             * loaded: its constructors do not run here. */
+            unsigned char file_id[WALLS__BUILD_ID_MAX];
+            size_t file_len = file_build_id(path, file_id);
+            if (file_len && (file_len != want_len || memcmp(file_id, want, want_len) != 0))
+                return -ESTALE;
+        }
         if (!handle)
             handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         struct link_map *lm = NULL;
@@ -403,5 +459,5 @@ int walls__module_find(const char *path, uintptr_t *base, unsigned char id[WALLS
 
 int walls__module_base(const char *path, uintptr_t *base)
 {
-    return walls__module_find(path, base, NULL, NULL);
+    return walls__module_find(path, base, NULL, 0, NULL, NULL);
 }

@@ -51,8 +51,10 @@ __attribute__((visibility("default"))) int walls__module_base(const char *path,
                                                               uintptr_t *base);
 
 /* walls__module_base(), and the build-id of the object found there (len
- * 0 when it has none, or a longer one than WALLS__BUILD_ID_MAX). */
-int walls__module_find(const char *path, uintptr_t *base,
-                       unsigned char id[WALLS__BUILD_ID_MAX], size_t *id_len);
+ * 0 when it has none, or a longer one than WALLS__BUILD_ID_MAX). With
+ * want_len above 0, a file not loaded yet whose build-id is not want's is
+ * not loaded: -ESTALE. */
+int walls__module_find(const char *path, uintptr_t *base, const unsigned char *want,
+                       size_t want_len, unsigned char id[WALLS__BUILD_ID_MAX], size_t *id_len);
 
 #endif

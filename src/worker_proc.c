@@ -89,7 +89,8 @@ walls_fn *walls__module_resolve(void *ctx, uint16_t module, uint64_t offset, int
     if (!slot->resolved) {
         unsigned char id[WALLS__BUILD_ID_MAX];
         size_t id_len = 0;
-        int rc = walls__module_find(slot->path, &slot->base, id, &id_len);
+        int rc = walls__module_find(slot->path, &slot->base, slot->build_id,
+                                    slot->build_id_len, id, &id_len);
         /* Another build than the host's under that path (the file was
          * replaced after the host loaded it): its code at the host's
          * offsets is not the function asked for. */

@@ -4,8 +4,11 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "walls.h"
 
@@ -13,6 +16,18 @@ __attribute__((visibility("default"))) int plugin_triple(struct walls_call *call
 __attribute__((visibility("default"))) int plugin_where(struct walls_call *call);
 
 #ifdef PLUGIN_SHIFTED
+/* Leaves a mark where WALLS_TEST_PLUGIN_MARK says when a process loads
+ * this build: a worker must not load it in place of the host's. */
+__attribute__((constructor)) static void mark_loaded(void)
+{
+    const char *mark = getenv("WALLS_TEST_PLUGIN_MARK");
+    if (mark) {
+        int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
 /* Built a second time with this first: every function after it moves. */
 __attribute__((visibility("default"))) int plugin_pad(struct walls_call *call);
 int plugin_pad(struct walls_call *call)

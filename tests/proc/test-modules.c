@@ -157,6 +157,8 @@ static void dir_remove(void)
         snprintf(path, sizeof path, "%s/%s.so", dir, names[i]);
         unlink(path);
     }
+    snprintf(path, sizeof path, "%s/loaded-by-a-worker", dir);
+    unlink(path);
     rmdir(dir);
 }
 
@@ -241,6 +243,10 @@ START_TEST(test_replaced_after_loading)
     char four[256], got[512];
     snprintf(four, sizeof four, "%s/four.so", dir);
     copy_plugin(four);
+    /* The other build marks any process that loads it. */
+    char mark[300];
+    snprintf(mark, sizeof mark, "%s/loaded-by-a-worker", dir);
+    setenv("WALLS_TEST_PLUGIN_MARK", mark, 1);
     ck_assert_int_eq(walls_init(), 0); /* the fork server, without four.so */
     walls_fn *where;
     void *lib = load(four, &where);
@@ -263,6 +269,8 @@ START_TEST(test_replaced_after_loading)
         }
         ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
     }
+    ck_assert_msg(access(mark, F_OK) != 0,
+                  "a worker loaded the other build (its constructor ran) before refusing it");
     /* The file the program loaded, back at its path: it runs. */
     copy_plugin(four);
     walls_pool *pool = proc_pool(1);
