@@ -45,8 +45,15 @@ TESTS=$SRC/systems/kv/tests
 WORK=$(mktemp -d /tmp/walls-kv-test.XXXXXX)
 PID=
 FAILED=0
+LAST="the start"
 
 cleanup() {
+    rc=$?
+    # A command that failed outside a check stops the script (set -e):
+    # say where, so that the failure is not a bare exit status.
+    if [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
+        echo "FAIL: stopped by a failed command (exit $rc) after the check: $LAST"
+    fi
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
         kill -QUIT "$PID" 2>/dev/null || true
         wait "$PID" 2>/dev/null || true
@@ -59,10 +66,12 @@ trap 'exit 1' INT TERM
 fail() {
     echo "FAIL: $*"
     FAILED=$((FAILED + 1))
+    LAST=$1
 }
 
 pass() {
     echo "ok: $*"
+    LAST=$1
 }
 
 # expect WHAT WANT GOT

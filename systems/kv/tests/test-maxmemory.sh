@@ -16,13 +16,21 @@ KV=$1
 command -v redis-cli >/dev/null 2>&1 || { echo "SKIP: redis-cli is not installed"; exit 77; }
 WORK=$(mktemp -d /tmp/walls-kv-maxmem.XXXXXX)
 PID=""
+FAILED=
 cleanup() {
+    rc=$?
+    # A command that failed outside a check stops the script (set -e):
+    # say so, so that the failure is not a bare exit status.
+    if [ "$rc" -ne 0 ] && [ -z "$FAILED" ]; then
+        echo "FAIL: stopped by a failed command (exit $rc); the last lines above show where"
+    fi
     [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
 fail() {
+    FAILED=1
     echo "FAIL: $*"
     exit 1
 }
