@@ -1052,12 +1052,35 @@ static bool flush(struct conn *c)
 #define LINGER_IDLE_MS 2000
 #define LINGER_TOTAL_MS 10000
 
-bool conn_unread(const struct conn *c)
+/* Whether the client sent bytes not read yet: in the buffer or still in
+ * the socket (a request after the one being answered). */
+static bool conn_unread(const struct conn *c)
 {
     if (c->in.len > c->in_off)
         return true;
     int pending = 0;
     return ioctl(c->fd, FIONREAD, &pending) == 0 && pending > 0;
+}
+
+/* Whether bytes in b (n of them) hold more than empty lines. */
+static bool not_blank(const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != '\r' && b[i] != '\n')
+            return true;
+    return false;
+}
+
+bool conn_unread_request(const struct conn *c)
+{
+    if (not_blank(c->in.p + c->in_off, c->in.len - c->in_off))
+        return true;
+    /* What waits in the socket, looked at without taking it: empty lines
+     * are no request (the parser skips them); past what is looked at, one
+     * is assumed. */
+    char peek[256];
+    ssize_t n = recv(c->fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 && ((size_t)n == sizeof peek || not_blank(peek, (size_t)n));
 }
 
 static bool unread_input(const struct conn *c)

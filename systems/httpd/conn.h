@@ -141,9 +141,9 @@ void conn_drive(struct conn *c);
 void conn_close(struct conn *c);
 /* The client left before its response: none is sent; logged 499. */
 void conn_client_left(struct conn *c);
-/* Whether the client sent bytes not read yet: in the buffer or still in
- * the socket (a request after the one being answered). */
-bool conn_unread(const struct conn *c);
+/* Whether the client sent the start of another request not read yet (in
+ * the buffer or still in the socket): bytes other than empty lines. */
+bool conn_unread_request(const struct conn *c);
 /* The response could not go out whole (the client left, or took nothing
  * more within the timeout): logged, with the body bytes that went, and
  * counted, then closed. */

@@ -205,7 +205,7 @@ void handler_done(struct conn *c, walls_task *task)
         conn_client_left(c);
         return;
     }
-    bool gone = c->client_left && !conn_unread(c);
+    bool gone = c->client_left && !conn_unread_request(c);
     /* The request line, quoted in the error log as in the access log. */
     char shown[4 * sizeof c->line];
     httpd_log_escape(c->line, shown, sizeof shown);

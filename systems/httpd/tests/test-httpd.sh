@@ -232,6 +232,33 @@ expect "... without waiting for them all" yes "$([ "$waited" -lt 3000 ] && echo 
 sleep 1
 dropped=$(grep -c '"GET /slow?ms=300 HTTP/1.1" 499 ' "$WORK/access.log" || true)
 expect "... every one logged 499, those that ran as well" 30 "$dropped"
+# A client that sends one request, then an empty line, and closes its side
+# while the handler runs: an empty line is no request, so no response goes.
+got=$(python3 - "$PORT" <<'PYEOF'
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'GET /slow?ms=301 HTTP/1.1\r\nHost: x\r\n\r\n')
+time.sleep(0.05)
+s.sendall(b'\r\n')
+s.shutdown(socket.SHUT_WR)
+s.settimeout(5)
+data = b''
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except socket.timeout:
+    data = b'(still open)'
+except ConnectionResetError:
+    pass  # closed with the empty line unread: a reset, no response
+print(len(data))
+PYEOF
+)
+expect "one request, an empty line and a half close while it runs: no response" 0 "$got"
+for _ in $(seq 1 100); do grep -q 'ms=301 HTTP/1.1" 499' "$WORK/access.log" && break; sleep 0.05; done
+contains "... logged 499" '"GET /slow?ms=301 HTTP/1.1" 499 ' "$WORK/access.log"
 expect "a sandbox stop is 502" 502 "$(code "$URL/open")"
 # The call is openat; under ThreadSanitizer its interceptor calls readlink first.
 contains "the log names the refused call" "stopped by the sandbox calling \(openat\|readlink\)" "$ERR"
