@@ -564,7 +564,8 @@ static void start_request(struct conn *c)
     c->line[0] = '\0';
     c->raw_len = 0;
     c->raw[0] = '\0';
-    c->raw_done = false;
+    c->raw_done = c->raw_nul = c->raw_waits = false;
+    c->raw_tail_len = 0;
     /* The last request's target is not this one's: bytes the parser
      * refuses before a new request begins are logged as "-", not as the
      * last request again. */
@@ -743,8 +744,52 @@ void conn_respond_error(struct conn *c, int status)
 
 /* ---- a request, start to end ---------------------------------------------------------- */
 
+/* Keeps the request line as it arrives, from p to end (bytes not seen
+ * before: the parser has taken the ones before p, and the buffer may have
+ * started over since), up to its end. */
+static void keep_raw(struct conn *c, const char *p, const char *end)
+{
+    for (; p < end && !c->raw_done; p++) {
+        if (*p == '\r' || *p == '\n') {
+            c->raw_done = c->raw_len > 0; /* empty lines before a request are skipped */
+            continue;
+        }
+        if (c->raw_len < sizeof c->raw - 1)
+            c->raw[c->raw_len++] = *p;
+        c->raw_nul = c->raw_nul || *p == '\0';
+        if (c->raw_tail_len == sizeof c->raw_tail) {
+            memmove(c->raw_tail, c->raw_tail + 1, sizeof c->raw_tail - 1);
+            c->raw_tail_len--;
+        }
+        c->raw_tail[c->raw_tail_len++] = *p;
+    }
+    c->raw[c->raw_len] = '\0';
+}
+
+/* Whether the whole line arrived, fits the buffer and holds no NUL: then
+ * it is logged as it came. */
+static bool raw_whole(const struct conn *c)
+{
+    return c->raw_done && c->raw_len < sizeof c->raw - 1 && !c->raw_nul;
+}
+
+/* Whether the line ends in " HTTP/" and a version of one digit each side
+ * of a dot: the parser takes any letters after the H. */
+static bool raw_version_ok(const struct conn *c)
+{
+    const char *t = c->raw_tail;
+    return c->raw_tail_len == sizeof c->raw_tail && memcmp(t, " HTTP/", 6) == 0 &&
+           t[6] >= '0' && t[6] <= '9' && t[7] == '.' && t[8] >= '0' && t[8] <= '9';
+}
+
 static void request_line(struct conn *c)
 {
+    /* As it came, as nginx logs it; rebuilt from the parsed parts when it
+     * did not come whole (the target cut short) or holds a NUL. */
+    if (raw_whole(c)) {
+        memcpy(c->line, c->raw, c->raw_len + 1);
+        return;
+    }
     snprintf(c->line, sizeof c->line, "%s %.*s HTTP/%u.%u",
              http_method_str((enum http_method)c->parser.method),
              (int)(c->url.len > 400 ? 400 : c->url.len), c->url.p ? c->url.p : "",
@@ -758,7 +803,8 @@ static void handle_request(struct conn *c)
     c->start_ns = now_ns();
     c->deadline_ms = 0; /* all of it is in */
     const char *url = c->url.p;
-    if (c->parser.upgrade || c->parser.method == HTTP_CONNECT || !url || url[0] != '/') {
+    if (c->parser.upgrade || c->parser.method == HTTP_CONNECT || !url || url[0] != '/' ||
+        !raw_version_ok(c)) {
         c->close_after = true;
         conn_respond_error(c, 400);
         return;
@@ -799,30 +845,14 @@ static bool unknown_method(const char *p, const char *end, bool more)
     return p > start && (p == end ? more : *p == ' ');
 }
 
-/* Keeps the request line as it arrives, from p to end (bytes not seen
- * before: the parser has taken the ones before p, and the buffer may have
- * started over since), up to its end. */
-static void keep_raw(struct conn *c, const char *p, const char *end)
-{
-    for (; p < end && !c->raw_done; p++) {
-        if (*p == '\r' || *p == '\n') {
-            c->raw_done = c->raw_len > 0; /* empty lines before a request are skipped */
-            continue;
-        }
-        if (c->raw_len < sizeof c->raw - 1)
-            c->raw[c->raw_len++] = *p;
-    }
-    c->raw[c->raw_len] = '\0';
-}
-
-/* A refused request's line for the access log: as parsed when its target
- * was read, else as the client sent it (nginx logs the bytes too), else
- * "-" (nothing of it came). */
+/* A refused request's line for the access log: as the client sent it
+ * (nginx logs the bytes too), else as parsed when its target was read and
+ * the line holds a NUL, else "-" (nothing of it came). */
 static void refused_line(struct conn *c)
 {
     if (c->line[0])
         return;
-    if (c->url.len)
+    if (c->url.len && c->raw_nul)
         request_line(c);
     else
         memcpy(c->line, c->raw, c->raw_len + 1);
@@ -837,10 +867,26 @@ static bool parse_some(struct conn *c)
         return false;
     c->scan_from = c->in.p + c->in_off;
     keep_raw(c, c->scan_from, c->in.p + c->in.len);
-    size_t n = http_parser_execute(&c->parser, &settings, c->in.p + c->in_off, avail);
-    enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-    /* Judged on the whole line so far: its method may have come in
-     * several reads. */
+    size_t n;
+    enum http_errno err;
+    if (c->raw_waits) {
+        /* The parser stopped at the method: the rest of the line only
+         * completes what is logged. */
+        n = avail;
+        err = HPE_INVALID_METHOD;
+    } else {
+        n = http_parser_execute(&c->parser, &settings, c->in.p + c->in_off, avail);
+        err = HTTP_PARSER_ERRNO(&c->parser);
+    }
+    /* An unknown method is judged, and answered, once its line is in
+     * (what the parser refused may be only its first letters), or once
+     * the line fills the buffer. */
+    if (err == HPE_INVALID_METHOD && !c->raw_done && c->raw_len < sizeof c->raw - 1 &&
+        unknown_method(c->raw, c->raw + c->raw_len, true)) {
+        c->raw_waits = true;
+        c->in.len = c->in_off = 0; /* kept in raw */
+        return false;
+    }
     if (err == HPE_INVALID_METHOD && unknown_method(c->raw, c->raw + c->raw_len, !c->raw_done)) {
         c->error_status = 501;
         refused_line(c);
@@ -957,6 +1003,7 @@ void conn_cut_off(struct conn *c)
 void conn_client_left(struct conn *c)
 {
     c->status = 499; /* nginx's word for a client that closed its request */
+    c->sent_bytes = 0; /* a response made for it never went */
     log_access(c);
     conn_close(c);
 }

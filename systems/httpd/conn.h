@@ -88,6 +88,11 @@ struct conn {
                        * lines skipped): logged for a request the parser refused */
     unsigned raw_len;
     bool raw_done;    /* its end arrived */
+    bool raw_nul;     /* it holds a NUL byte (raw stops short of the line there) */
+    bool raw_waits;   /* an unknown method refused by the parser: answered once the
+                       * line is in, so that it is judged, and logged, whole */
+    char raw_tail[9]; /* its last 9 bytes: " HTTP/1.1" in a well-formed line */
+    unsigned raw_tail_len;
     struct route *route;
     walls_task *task;
     int64_t start_ns;  /* when the request was complete */

@@ -258,7 +258,7 @@ PYEOF
 )
 expect "one request, an empty line and a half close while it runs: no response" 0 "$got"
 for _ in $(seq 1 100); do grep -q 'ms=301 HTTP/1.1" 499' "$WORK/access.log" && break; sleep 0.05; done
-contains "... logged 499" '"GET /slow?ms=301 HTTP/1.1" 499 ' "$WORK/access.log"
+contains "... logged 499, no bytes sent" '"GET /slow?ms=301 HTTP/1.1" 499 0 ' "$WORK/access.log"
 expect "a sandbox stop is 502" 502 "$(code "$URL/open")"
 # The call is openat; under ThreadSanitizer its interceptor calls readlink first.
 contains "the log names the refused call" "stopped by the sandbox calling \(openat\|readlink\)" "$ERR"
@@ -414,6 +414,29 @@ PYEOF
 expect "an unknown method sent in two parts is 501" "HTTP/1.1 501 Not Implemented" "$got"
 for _ in $(seq 1 200); do grep -q 'XY /13.txt HTTP/1.1" 501' "$WORK/access.log" && break; sleep 0.05; done
 contains "... logged with the whole line, not the last part" '"PROXY /13.txt HTTP/1.1" 501 ' \
+    "$WORK/access.log"
+# One the parser refuses at its second letter: answered once the line is in.
+got=$(python3 - "$PORT" <<'PYEOF'
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'BR')
+time.sleep(0.3)
+s.sendall(b'EW /13.txt?split HTTP/1.1\r\nHost: x\r\n\r\n')
+s.settimeout(5)
+print(s.recv(4096).split(b'\r\n')[0].decode())
+s.close()
+PYEOF
+)
+expect "an unknown method refused at its second letter, the rest sent later, is 501" \
+    "HTTP/1.1 501 Not Implemented" "$got"
+for _ in $(seq 1 200); do grep -q '?split HTTP/1.1" 501' "$WORK/access.log" && break; sleep 0.05; done
+contains "... logged whole" '"BREW /13.txt?split HTTP/1.1" 501 ' "$WORK/access.log"
+expect "a version that is not HTTP/ (HTTX/1.1) is 400" "HTTP/1.1 400 Bad Request" \
+    "$(printf 'GET /13.txt HTTX/1.1\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+long=$(head -c 450 /dev/zero | tr '\0' a)
+expect "a request with a 450-byte query" 200 "$(code "$URL/13.txt?q=${long}END")"
+for _ in $(seq 1 200); do grep -q 'END HTTP/1.1" 200' "$WORK/access.log" && break; sleep 0.05; done
+contains "... logged with all of its target" "\"GET /13.txt?q=${long}END HTTP/1.1\" 200 " \
     "$WORK/access.log"
 expect "a malformed request line is 400" "HTTP/1.1 400 Bad Request" \
     "$(printf 'get /13.txt HTTP/1.1\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
