@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -147,20 +148,48 @@ static int t_mark(struct walls_call *call)
     return 0;
 }
 
+/* The marks' directory, made and removed by this (parent) process around
+ * the suite: a test that fails part way leaves nothing in /tmp. */
+static char mark_dir[] = "/tmp/walls-bp-XXXXXX";
+static bool mark_dir_made;
+enum { N_MARKS = 8 };
+
+static void mark_path(char *buf, size_t len, int placement, int k)
+{
+    snprintf(buf, len, "%s/%d-%d", mark_dir, placement, k);
+}
+
+static void mark_dir_make(void)
+{
+    mark_dir_made = mkdtemp(mark_dir) != NULL;
+}
+
+static void mark_dir_remove(void)
+{
+    if (!mark_dir_made)
+        return;
+    char path[64];
+    for (int placement = 0; placement < 2; placement++)
+        for (int k = 0; k < N_MARKS; k++) {
+            mark_path(path, sizeof path, placement, k);
+            unlink(path);
+        }
+    rmdir(mark_dir);
+}
+
 /* A finished task does not wait, whether or not anyone took its completion
  * yet: one worker, max_queued 1, and each task submitted once the one
  * before it ran. Each of the eight fits (before, the fourth was refused:
  * three finished tasks nobody had looked at counted as waiting). */
 START_TEST(test_finished_tasks_do_not_wait)
 {
+    ck_assert_msg(mark_dir_made, "mkdtemp under /tmp failed");
     walls_pool *pool = bounded_pool(_i, 1);
-    char dir[] = "/tmp/walls-bp-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    enum { N = 8 };
+    enum { N = N_MARKS };
     walls_task *t[N];
     char path[N][64];
     for (int k = 0; k < N; k++) {
-        snprintf(path[k], sizeof path[k], "%s/%d", dir, k);
+        mark_path(path[k], sizeof path[k], _i, k);
         ck_assert_msg(walls_submit(pool, t_mark, path[k], strlen(path[k]), &t[k]) == 0,
                       "task %d refused: %s", k, walls_last_error());
         /* It ran (the one before it has published its completion, which
@@ -177,7 +206,6 @@ START_TEST(test_finished_tasks_do_not_wait)
         walls_task_free(t[k]);
         ck_assert_int_eq(unlink(path[k]), 0);
     }
-    ck_assert_int_eq(rmdir(dir), 0);
     ck_assert_int_eq(walls_pool_destroy(pool, 0), 0);
 }
 END_TEST
@@ -200,6 +228,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("backpressure");
     TCase *tc = tcase_create("both placements");
+    tcase_add_unchecked_fixture(tc, mark_dir_make, mark_dir_remove);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_eagain_past_max_queued, 0, 2);
     tcase_add_loop_test(tc, test_batch_that_never_fits, 0, 2);
