@@ -891,6 +891,13 @@ static bool parse_some(struct conn *c)
         c->error_status = 501;
         refused_line(c);
     }
+    /* Its line is in and ends in no HTTP/1.x version: refused now, not
+     * after its headers (an HTTP/0.9 line, which has no version and no
+     * headers, would wait for the header timeout). */
+    if (err == HPE_OK && c->raw_done && !c->headers_done && !raw_version_ok(c)) {
+        c->error_status = c->parser.http_major == 0 && c->parser.http_minor == 9 ? 505 : 400;
+        err = HPE_STRICT;
+    }
     if (err == HPE_OK || err == HPE_PAUSED) {
         int bad = scan_framing(c, c->scan_from, c->in.p + c->in_off + n);
         if (bad) {

@@ -433,6 +433,8 @@ for _ in $(seq 1 200); do grep -q '?split HTTP/1.1" 501' "$WORK/access.log" && b
 contains "... logged whole" '"BREW /13.txt?split HTTP/1.1" 501 ' "$WORK/access.log"
 expect "a version that is not HTTP/ (HTTX/1.1) is 400" "HTTP/1.1 400 Bad Request" \
     "$(printf 'GET /13.txt HTTX/1.1\r\nHost: x\r\n\r\n' | "$RAW" "$PORT" | first_line)"
+expect "an HTTP/0.9 request line (no version) is 505 at once" "HTTP/1.1 505 HTTP Version Not Supported" \
+    "$(printf 'GET /13.txt\r\n' | "$RAW" "$PORT" 1500 | first_line)"
 long=$(head -c 450 /dev/zero | tr '\0' a)
 expect "a request with a 450-byte query" 200 "$(code "$URL/13.txt?q=${long}END")"
 for _ in $(seq 1 200); do grep -q 'END HTTP/1.1" 200' "$WORK/access.log" && break; sleep 0.05; done
