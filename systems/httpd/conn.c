@@ -1106,16 +1106,6 @@ static bool flush(struct conn *c)
 #define LINGER_IDLE_MS 2000
 #define LINGER_TOTAL_MS 10000
 
-/* Whether the client sent bytes not read yet: in the buffer or still in
- * the socket (a request after the one being answered). */
-static bool conn_unread(const struct conn *c)
-{
-    if (c->in.len > c->in_off)
-        return true;
-    int pending = 0;
-    return ioctl(c->fd, FIONREAD, &pending) == 0 && pending > 0;
-}
-
 /* Whether bytes in b (n of them) hold more than empty lines. */
 static bool not_blank(const char *b, size_t n)
 {
@@ -1139,7 +1129,10 @@ bool conn_unread_request(const struct conn *c)
 
 static bool unread_input(const struct conn *c)
 {
-    return (c->status >= 400 && !c->peer_closed) || conn_unread(c);
+    if (c->in.len > c->in_off || (c->status >= 400 && !c->peer_closed))
+        return true;
+    int pending = 0;
+    return ioctl(c->fd, FIONREAD, &pending) == 0 && pending > 0;
 }
 
 static void discard(struct conn *c)
